@@ -1,0 +1,321 @@
+import type pg from 'pg';
+import type { EventObject } from 'xstate';
+import { LruCache } from './cache.js';
+import type { Clock } from './clock.js';
+import { Committer } from './committer.js';
+import { toOutbox } from './effects.js';
+import { ConcordError, ErrorCode } from './errors.js';
+import type { Logger } from './logger.js';
+import { Mailbox } from './mailbox.js';
+import { partitionOf } from './partition.js';
+import { assertRef, refKey, upgradeSnapshot, type ActorRef, type ActorTypeDefinition, type PersistedSnapshot, type Registry } from './registry.js';
+import { acceptedEventsOf, replay, step, type StepInput, type TimerRow } from './step.js';
+import { loadActor, lookupInbox, readJournal, type CommitRecord, type JournalEntry, type StoredActor } from './store.js';
+
+export interface SendOptions {
+  /** Dedupe key: a message id already applied to this actor is not applied again. */
+  messageId?: string;
+  /** The caller's tenant; an actor of another tenant answers ACTOR_NOT_FOUND. */
+  tenant?: string | null;
+  /** Deliver to a child actor (`kid`, `kid/grandkid`) instead of the root. */
+  targetPath?: string;
+}
+
+export interface SendResult {
+  ref: ActorRef;
+  version: number;
+  value: unknown;
+  status: string;
+  /** True when the message id had been applied before: this is the first answer again. */
+  duplicate: boolean;
+  /** The context after the transition (absent on a duplicate). */
+  context?: Record<string, unknown>;
+}
+
+export interface ActorView {
+  ref: ActorRef;
+  tenant: string | null;
+  version: number;
+  machineVersion: number;
+  value: unknown;
+  status: string;
+  context: Record<string, unknown>;
+  attrs: Record<string, unknown>;
+  timers: Array<{ key: string; event: string; dueAt: string; targetPath: string }>;
+  accepts: string[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** Points where a crash matters; tests make the process die (or fail) right there. */
+export interface HostHooks {
+  beforeCommit?(rec: CommitRecord): void | Promise<void>;
+  afterCommit?(rec: CommitRecord): void | Promise<void>;
+}
+
+export interface ActorHostOptions {
+  pool: pg.Pool;
+  registry: Registry;
+  clock: Clock;
+  log: Logger;
+  partitions: number;
+  cacheSize: number;
+  idleMs: number;
+  commitBatchMax: number;
+  commitConcurrency: number;
+  hooks?: HostHooks;
+  /** Told after every commit that wrote outbox rows or timers, so dispatchers wake at once. */
+  onCommitted?(rec: CommitRecord): void;
+}
+
+interface Entry extends StoredActor {
+  def: ActorTypeDefinition;
+}
+
+const MAX_CONFLICT_RETRIES = 50;
+
+/**
+ * The actor host: hydrate -> transition -> commit, one event at a time per actor.
+ *
+ * Every transition is one statement (see store.ts) that writes the snapshot under a version
+ * check together with the inbox, journal, outbox and timer rows; nothing leaves the process
+ * before it commits. A commit that finds the version moved on (another process) or the message
+ * id already applied reloads and answers accordingly.
+ */
+export class ActorHost {
+  readonly #mailbox = new Mailbox();
+  readonly #cache: LruCache<Entry>;
+  readonly #committer: Committer;
+  #closing = false;
+  readonly stats = { transitions: 0, duplicates: 0, rejected: 0, conflicts: 0, hydrations: 0 };
+
+  constructor(private readonly o: ActorHostOptions) {
+    this.#cache = new LruCache<Entry>(o.cacheSize, o.idleMs);
+    this.#committer = new Committer(o.pool, o.commitBatchMax, o.commitConcurrency);
+  }
+
+  get registry(): Registry {
+    return this.o.registry;
+  }
+
+  /** Applies `event` to the actor (creating it from its initial state if it does not exist). */
+  async send(ref: ActorRef, event: EventObject, opts: SendOptions = {}): Promise<SendResult> {
+    const def = this.o.registry.get(ref.type);
+    assertRef(ref);
+    if (typeof event?.type !== 'string' || event.type === '' || event.type.startsWith('xstate.')) {
+      throw new ConcordError(ErrorCode.InvalidEvent, 'an event needs a string `type` that does not start with "xstate."', { ref });
+    }
+    if (this.#closing) throw new ConcordError(ErrorCode.ShuttingDown, 'the runtime is shutting down');
+    return this.#mailbox.run(refKey(ref), () => this.#apply(def, ref, { kind: 'event', event, targetPath: opts.targetPath ?? '' }, opts));
+  }
+
+  /**
+   * Fires a due timer through the normal path (deduped by its key and due time). A timer that
+   * is no longer pending (cancelled, rescheduled, already fired) is a no-op and returns null.
+   */
+  async fireTimer(ref: ActorRef, key: string, dueAt: number): Promise<SendResult | null> {
+    const def = this.o.registry.get(ref.type);
+    return this.#mailbox.run(refKey(ref), async () => {
+      for (let fresh = false; ; fresh = true) {
+        const entry = await this.#load(def, ref, fresh);
+        const pending = entry?.timers.find((t) => t.key === key);
+        if (pending && pending.dueAt === dueAt) break;
+        if (fresh) return null;
+      }
+      return this.#apply(def, ref, { kind: 'timer', key }, { messageId: `timer:${key}@${dueAt}` });
+    });
+  }
+
+  async #apply(def: ActorTypeDefinition, ref: ActorRef, input: StepInput, opts: SendOptions): Promise<SendResult> {
+    const key = refKey(ref);
+    const messageId = opts.messageId ?? null;
+    for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
+      const fresh = attempt > 0;
+      const entry = await this.#load(def, ref, fresh);
+      if (entry && opts.tenant && entry.tenant && entry.tenant !== opts.tenant) {
+        throw new ConcordError(ErrorCode.ActorNotFound, `actor ${key} not found`, { ref });
+      }
+      const now = this.o.clock.now();
+      const machineInput = entry ? null : { id: ref.id, tenant: opts.tenant ?? null };
+      const out = step({
+        machine: def.machine,
+        snapshot: entry?.snapshot ?? null,
+        input: machineInput,
+        timers: entry?.timers ?? [],
+        deliver: input,
+        now,
+      });
+      if ('rejected' in out) {
+        if (messageId) {
+          const first = await lookupInbox(this.o.pool, ref, messageId);
+          if (first !== undefined) return this.#duplicate(ref, first);
+        }
+        if (!fresh && entry) continue; // the cached snapshot may be stale: decide on the stored one
+        this.stats.rejected++;
+        throw new ConcordError(
+          ErrorCode.EventRejected,
+          `${key} in state ${JSON.stringify(out.value)} does not accept '${(input as { event: EventObject }).event.type}'`,
+          { ref, value: out.value, status: entry?.status ?? null, accepts: out.accepts, event: (input as { event: EventObject }).event.type },
+        );
+      }
+      const version = (entry?.version ?? 0) + 1;
+      const projection = def.project(out.snapshot);
+      const tenant = entry?.tenant ?? projection.tenant ?? opts.tenant ?? null;
+      const prevTimers = new Map((entry?.timers ?? []).map((t) => [t.key, t]));
+      const nextKeys = new Set(out.timers.map((t) => t.key));
+      const result = { version, value: out.snapshot.value, status: projection.status };
+      const rec: CommitRecord = {
+        type: ref.type,
+        id: ref.id,
+        tenant,
+        expected: entry?.version ?? 0,
+        machineVersion: def.version,
+        value: out.snapshot.value,
+        status: projection.status,
+        attrs: projection.attrs ?? {},
+        snapshot: out.snapshot,
+        messageId,
+        result,
+        journal: { kind: out.applied.kind, targetPath: out.applied.targetPath, event: out.applied.event, input: machineInput },
+        partition: partitionOf(key, this.o.partitions),
+        outbox: toOutbox(out.effects, `${key}@${version}`),
+        timerDeletes: [...prevTimers.keys()].filter((k) => !nextKeys.has(k)),
+        timerUpserts: out.timers.filter((t) => prevTimers.get(t.key)?.dueAt !== t.dueAt || prevTimers.get(t.key)?.xstateId !== t.xstateId),
+        at: new Date(now).toISOString(),
+      };
+      await this.o.hooks?.beforeCommit?.(rec);
+      let committed: boolean;
+      try {
+        committed = await this.#committer.commit(rec);
+      } catch (err) {
+        this.#cache.delete(key);
+        throw new ConcordError(ErrorCode.CommitFailed, `commit of ${key} failed: ${(err as Error).message}`, { ref }, { cause: err });
+      }
+      if (!committed) {
+        this.stats.conflicts++;
+        this.#cache.delete(key);
+        if (messageId) {
+          const first = await lookupInbox(this.o.pool, ref, messageId);
+          if (first !== undefined) return this.#duplicate(ref, first);
+        }
+        continue;
+      }
+      this.stats.transitions++;
+      const at = new Date(now);
+      this.#cache.set(key, {
+        def,
+        tenant,
+        machineVersion: def.version,
+        version,
+        snapshot: out.snapshot,
+        status: projection.status,
+        attrs: projection.attrs ?? {},
+        timers: out.timers,
+        createdAt: entry?.createdAt ?? at,
+        updatedAt: at,
+      });
+      await this.o.hooks?.afterCommit?.(rec);
+      if (rec.outbox.length > 0 || rec.timerUpserts.length > 0) this.o.onCommitted?.(rec);
+      return { ref, version, value: out.snapshot.value, status: projection.status, duplicate: false, context: out.snapshot.context };
+    }
+    throw new ConcordError(ErrorCode.Conflict, `${key}: gave up after ${MAX_CONFLICT_RETRIES} conflicting writers`, { ref });
+  }
+
+  #duplicate(ref: ActorRef, first: unknown): SendResult {
+    this.stats.duplicates++;
+    const r = first as { version: number; value: unknown; status: string };
+    return { ref, version: r.version, value: r.value, status: r.status, duplicate: true };
+  }
+
+  async #load(def: ActorTypeDefinition, ref: ActorRef, fresh: boolean): Promise<Entry | null> {
+    const key = refKey(ref);
+    if (!fresh) {
+      const hit = this.#cache.get(key);
+      if (hit) return hit;
+    }
+    const stored = await loadActor(this.o.pool, ref);
+    if (!stored) {
+      this.#cache.delete(key);
+      return null;
+    }
+    this.stats.hydrations++;
+    const snapshot = upgradeSnapshot(def, ref, stored.snapshot, stored.machineVersion);
+    const entry: Entry = { ...stored, snapshot, def };
+    this.#cache.set(key, entry);
+    return entry;
+  }
+
+  /** The actor as stored now (always read from Postgres, so any process sees the latest). */
+  async get(ref: ActorRef, opts: { tenant?: string | null } = {}): Promise<ActorView> {
+    const def = this.o.registry.get(ref.type);
+    const stored = await loadActor(this.o.pool, ref);
+    if (!stored || (opts.tenant && stored.tenant && stored.tenant !== opts.tenant)) {
+      throw new ConcordError(ErrorCode.ActorNotFound, `actor ${refKey(ref)} not found`, { ref });
+    }
+    const snapshot = upgradeSnapshot(def, ref, stored.snapshot, stored.machineVersion);
+    return {
+      ref,
+      tenant: stored.tenant,
+      version: stored.version,
+      machineVersion: stored.machineVersion,
+      value: snapshot.value,
+      status: stored.status,
+      context: snapshot.context,
+      attrs: stored.attrs,
+      timers: stored.timers.map((t) => ({ key: t.key, event: t.event.type, dueAt: new Date(t.dueAt).toISOString(), targetPath: t.targetPath })),
+      accepts: acceptedEventsOf(def.machine, snapshot),
+      createdAt: stored.createdAt.toISOString(),
+      updatedAt: stored.updatedAt.toISOString(),
+    };
+  }
+
+  /** The journal of applied events, oldest first. */
+  history(ref: ActorRef, opts: { afterVersion?: number; limit?: number } = {}): Promise<JournalEntry[]> {
+    this.o.registry.get(ref.type);
+    return readJournal(this.o.pool, ref, opts);
+  }
+
+  /**
+   * Replays the actor's journal through its machine from the initial state and compares the
+   * result with the stored snapshot (valid while the machine version is unchanged).
+   */
+  async verifyReplay(ref: ActorRef): Promise<{ matches: boolean; replayed: PersistedSnapshot; stored: PersistedSnapshot }> {
+    const def = this.o.registry.get(ref.type);
+    const stored = await loadActor(this.o.pool, ref);
+    if (!stored) throw new ConcordError(ErrorCode.ActorNotFound, `actor ${refKey(ref)} not found`, { ref });
+    const journal = await readJournal(this.o.pool, ref);
+    const replayed = replay(def.machine, journal[0]?.input ?? { id: ref.id, tenant: stored.tenant }, journal);
+    const same = JSON.stringify(canonical(replayed.value)) === JSON.stringify(canonical(stored.snapshot.value)) &&
+      JSON.stringify(canonical(replayed.context)) === JSON.stringify(canonical(stored.snapshot.context));
+    return { matches: same, replayed, stored: stored.snapshot };
+  }
+
+  /** Drops idle actors from memory. */
+  passivateIdle(): number {
+    return this.#cache.sweep();
+  }
+
+  get cached(): number {
+    return this.#cache.size;
+  }
+
+  get inFlight(): number {
+    return this.#mailbox.busy;
+  }
+
+  /** Stops intake and waits for in-flight transitions to commit. */
+  async close(): Promise<void> {
+    this.#closing = true;
+    await this.#mailbox.drain();
+  }
+}
+
+function canonical(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canonical);
+  if (v && typeof v === 'object') {
+    return Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])]));
+  }
+  return v;
+}
+
+export type { TimerRow };

@@ -1,0 +1,96 @@
+import { z } from 'zod';
+import { ConcordError, ErrorCode } from './errors.js';
+
+const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce.number().int().min(min).max(max).default(def);
+const bool = (def: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'])
+    .default(def ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
+
+/**
+ * Every environment variable Concord reads, in one place. The README's configuration table is
+ * written from this schema; nothing deeper in the tree reads `process.env`.
+ */
+const EnvSchema = z.object({
+  DATABASE_URL: optionalString.pipe(z.url({ protocol: /^postgres(ql)?$/ }).optional()),
+  NATS_URL: optionalString,
+  PORT: int(3000, 0, 65535),
+  HOST: z.string().default('0.0.0.0'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  DATA_DIR: z.string().default('./.data'),
+  EMBEDDED_PG_PORT: int(0, 0, 65535),
+  DB_POOL_SIZE: int(16, 2, 500),
+  ACTOR_CACHE_SIZE: int(10_000, 0),
+  ACTOR_IDLE_MS: int(300_000, 1_000),
+  COMMIT_BATCH_MAX: int(128, 1, 10_000),
+  PARTITIONS: int(16, 1, 4096),
+  TIMER_POLL_MS: int(250, 10),
+  TIMER_CLAIM_MS: int(15_000, 1_000),
+  OUTBOX_BATCH: int(256, 1, 10_000),
+  OUTBOX_POLL_MS: int(250, 10),
+  INBOX_RETENTION_HOURS: int(168, 1),
+  SHUTDOWN_TIMEOUT_MS: int(10_000, 100),
+  JWT_SECRET: optionalString,
+});
+
+export interface Config {
+  readonly databaseUrl: string | undefined;
+  readonly natsUrl: string | undefined;
+  readonly port: number;
+  readonly host: string;
+  readonly logLevel: string;
+  readonly dataDir: string;
+  readonly embeddedPgPort: number;
+  readonly dbPoolSize: number;
+  readonly actorCacheSize: number;
+  readonly actorIdleMs: number;
+  readonly commitBatchMax: number;
+  readonly partitions: number;
+  readonly timerPollMs: number;
+  readonly timerClaimMs: number;
+  readonly outboxBatch: number;
+  readonly outboxPollMs: number;
+  readonly inboxRetentionHours: number;
+  readonly shutdownTimeoutMs: number;
+  readonly jwtSecret: string | undefined;
+}
+
+/** Parses the environment once; a bad value throws an INVALID_CONFIG error naming the variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new ConcordError(ErrorCode.InvalidConfig, `invalid configuration: ${problems.join('; ')}`, { problems });
+  }
+  const e = parsed.data;
+  return Object.freeze({
+    databaseUrl: e.DATABASE_URL,
+    natsUrl: e.NATS_URL,
+    port: e.PORT,
+    host: e.HOST,
+    logLevel: e.LOG_LEVEL,
+    dataDir: e.DATA_DIR,
+    embeddedPgPort: e.EMBEDDED_PG_PORT,
+    dbPoolSize: e.DB_POOL_SIZE,
+    actorCacheSize: e.ACTOR_CACHE_SIZE,
+    actorIdleMs: e.ACTOR_IDLE_MS,
+    commitBatchMax: e.COMMIT_BATCH_MAX,
+    partitions: e.PARTITIONS,
+    timerPollMs: e.TIMER_POLL_MS,
+    timerClaimMs: e.TIMER_CLAIM_MS,
+    outboxBatch: e.OUTBOX_BATCH,
+    outboxPollMs: e.OUTBOX_POLL_MS,
+    inboxRetentionHours: e.INBOX_RETENTION_HOURS,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    jwtSecret: e.JWT_SECRET,
+  });
+}
+
+/** The variables and their meaning, for `--help` and the README. */
+export const CONFIG_VARIABLES = Object.keys(EnvSchema.shape);

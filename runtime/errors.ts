@@ -1,0 +1,50 @@
+/**
+ * One error class for the whole runtime, with a string code from a const object.
+ * Call sites test codes with the predicates below, never with message text.
+ */
+export const ErrorCode = {
+  UnknownActorType: 'UNKNOWN_ACTOR_TYPE',
+  UnknownMachineVersion: 'UNKNOWN_MACHINE_VERSION',
+  InvalidSnapshot: 'INVALID_SNAPSHOT',
+  ActorNotFound: 'ACTOR_NOT_FOUND',
+  EventRejected: 'EVENT_REJECTED',
+  InvalidEvent: 'INVALID_EVENT',
+  TransitionFailed: 'TRANSITION_FAILED',
+  Conflict: 'CONFLICT',
+  CommitFailed: 'COMMIT_FAILED',
+  ShuttingDown: 'SHUTTING_DOWN',
+  InvalidConfig: 'INVALID_CONFIG',
+  Unavailable: 'UNAVAILABLE',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export class ConcordError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'ConcordError';
+  }
+}
+
+export function isConcordError(err: unknown, code?: ErrorCode): err is ConcordError {
+  return err instanceof ConcordError && (code === undefined || err.code === code);
+}
+
+export const isRejected = (err: unknown): err is ConcordError => isConcordError(err, ErrorCode.EventRejected);
+export const isNotFound = (err: unknown): err is ConcordError => isConcordError(err, ErrorCode.ActorNotFound);
+export const isConflict = (err: unknown): err is ConcordError => isConcordError(err, ErrorCode.Conflict);
+
+/** Postgres SQLSTATEs after which the same work may simply be tried again. */
+const RETRYABLE_SQLSTATES = new Set(['40001', '40P01', '55P03', '57P01', '08006', '08003', '08000', '57P03']);
+
+export function isRetryablePgError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && RETRYABLE_SQLSTATES.has(code)) return true;
+  const msg = err instanceof Error ? err.message : '';
+  // node-postgres reports a dropped socket without a SQLSTATE
+  return /Connection terminated|ECONNREFUSED|ECONNRESET|connection timeout/i.test(msg);
+}

@@ -1,0 +1,83 @@
+import type { ActorHost } from './actor-host.js';
+import type { InProcessBus } from './bus.js';
+import { decodeToken } from './effects.js';
+import { ErrorCode, isConcordError } from './errors.js';
+import type { Delivery, OutboxRow, Outcome } from './relay.js';
+
+/** A connector operation as the effect workers call it; results return to the actor as events. */
+export type ConnectorInvoker = (operation: string, input: unknown, ctx: { idempotencyKey: string }) => Promise<unknown>;
+
+const TERMINAL = new Set<string>([ErrorCode.EventRejected, ErrorCode.UnknownActorType, ErrorCode.InvalidEvent, ErrorCode.ActorNotFound]);
+
+/** `concord.actor.<type>.<id>` back to a ref. */
+export function parseActorSubject(subject: string): { type: string; id: string } | null {
+  const parts = subject.split('.');
+  if (parts.length !== 4 || parts[1] !== 'actor') return null;
+  return { type: parts[2]!, id: decodeToken(parts[3]!) };
+}
+
+/**
+ * The embedded transport: actor sends go straight to the local actor host (deduped there by
+ * the outbox message id), publishes to in-process subscribers, connector calls to the
+ * registered invokers. Order is kept per destination; destinations run concurrently.
+ */
+export class InProcessDelivery implements Delivery {
+  constructor(
+    private readonly host: ActorHost,
+    private readonly bus: InProcessBus,
+    private readonly connectors: Map<string, ConnectorInvoker> = new Map(),
+  ) {}
+
+  async deliver(rows: readonly OutboxRow[]): Promise<Outcome[]> {
+    const outcomes: Outcome[] = rows.map(() => ({ status: 'skipped' }));
+    const groups = new Map<string, number[]>();
+    rows.forEach((r, i) => {
+      const dest = r.kind === 'call' ? `call:${r.sourceType}/${r.sourceId}` : `${r.kind}:${r.subject}`;
+      const g = groups.get(dest);
+      if (g) g.push(i);
+      else groups.set(dest, [i]);
+    });
+    await Promise.all(
+      [...groups.values()].map(async (idx) => {
+        for (const i of idx) {
+          const o = await this.#one(rows[i]!);
+          outcomes[i] = o;
+          if (o.status === 'retry') return; // keep order: the rest of this destination waits
+        }
+      }),
+    );
+    return outcomes;
+  }
+
+  async #one(row: OutboxRow): Promise<Outcome> {
+    try {
+      if (row.kind === 'send') {
+        const ref = parseActorSubject(row.subject);
+        if (!ref) return { status: 'dead', reason: 'unroutable', error: `not an actor subject: ${row.subject}` };
+        await this.host.send(ref, row.payload as { type: string }, { messageId: row.messageId });
+      } else if (row.kind === 'publish') {
+        await this.bus.publish({ subject: row.subject, data: row.payload, headers: row.headers, messageId: row.messageId });
+      } else {
+        const call = row.payload as { connector: string; operation: string; input: unknown; replyTo: string | null };
+        const invoker = this.connectors.get(call.connector);
+        if (!invoker) return { status: 'dead', reason: 'unroutable', error: `no connector '${call.connector}'` };
+        const replyType = call.replyTo ?? `${call.connector}.${call.operation}`;
+        let reply: { type: string; [k: string]: unknown };
+        try {
+          reply = { type: `${replyType}.done`, output: (await invoker(call.operation, call.input, { idempotencyKey: row.messageId })) ?? null };
+        } catch (err) {
+          const e = err as { code?: string; retryable?: boolean; message?: string };
+          reply = { type: `${replyType}.failed`, error: { code: e.code ?? 'CONNECTOR_ERROR', message: e.message ?? String(err), retryable: e.retryable ?? true } };
+        }
+        await this.host.send({ type: row.sourceType, id: row.sourceId }, reply, { messageId: `${row.messageId}:reply` });
+      }
+      return { status: 'done' };
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      if (isConcordError(err) && TERMINAL.has(err.code)) {
+        return { status: 'dead', reason: err.code === ErrorCode.EventRejected ? 'rejected' : 'unroutable', error: message };
+      }
+      return { status: 'retry', error: message };
+    }
+  }
+}

@@ -1,0 +1,228 @@
+import type pg from 'pg';
+import type { LeaseListener } from './leases.js';
+import type { Logger } from './logger.js';
+
+export interface OutboxRow {
+  id: number;
+  partition: number;
+  sourceType: string;
+  sourceId: string;
+  kind: 'publish' | 'send' | 'call';
+  subject: string;
+  messageId: string;
+  payload: unknown;
+  headers: Record<string, string>;
+  attempts: number;
+}
+
+/** What became of one row: carried out, dead (never going to work), retry later, or not tried. */
+export type Outcome =
+  | { status: 'done' }
+  | { status: 'dead'; reason: string; error: string }
+  | { status: 'retry'; error: string }
+  | { status: 'skipped' };
+
+/**
+ * Carries out a batch of outbox rows (in id order). An implementation keeps order per
+ * destination: after a row answers `retry`, later rows to the same destination are `skipped`.
+ */
+export interface Delivery {
+  deliver(rows: readonly OutboxRow[]): Promise<Outcome[]>;
+}
+
+interface Loop {
+  stop: boolean;
+  wake: () => void;
+  done: Promise<void>;
+}
+
+/**
+ * The outbox relay: for every partition this process leases, rows are read in id order,
+ * handed to the transport, and deleted only after it has carried them out (at least once; the
+ * row's message id lets the receiver dedupe). Rows are deleted rather than passed by a
+ * high-water mark, so a row whose transaction committed late is never skipped. A row that keeps
+ * failing backs off, and after `maxAttempts` goes to `dead_letters` so it does not block the
+ * rest of its partition.
+ */
+export class OutboxRelay implements LeaseListener {
+  readonly #loops = new Map<number, Loop>();
+  delivered = 0;
+  deadLettered = 0;
+
+  constructor(
+    private readonly o: {
+      pool: pg.Pool;
+      delivery: Delivery;
+      log: Logger;
+      batch: number;
+      pollMs: number;
+      maxAttempts: number;
+      backoffMs?: (attempt: number) => number;
+    },
+  ) {}
+
+  acquired(p: number): void {
+    if (this.#loops.has(p)) return;
+    let wake: () => void = () => undefined;
+    const loop: Loop = { stop: false, wake: () => wake(), done: Promise.resolve() };
+    const sleep = (ms: number) =>
+      new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, ms);
+        wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    loop.done = this.#run(p, loop, sleep);
+    this.#loops.set(p, loop);
+  }
+
+  async releasing(p: number): Promise<void> {
+    const loop = this.#loops.get(p);
+    if (!loop) return;
+    loop.stop = true;
+    loop.wake();
+    await loop.done;
+    this.#loops.delete(p);
+  }
+
+  lost(): void {
+    for (const [p, loop] of this.#loops) {
+      loop.stop = true;
+      loop.wake();
+      this.#loops.delete(p);
+    }
+  }
+
+  /** A commit wrote rows to partition `p`: look at once instead of at the next poll. */
+  wake(p: number): void {
+    this.#loops.get(p)?.wake();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.#loops.keys()].map((p) => this.releasing(p)));
+  }
+
+  async #run(p: number, loop: Loop, sleep: (ms: number) => Promise<void>): Promise<void> {
+    let failures = 0;
+    while (!loop.stop) {
+      let rows: OutboxRow[];
+      try {
+        rows = await this.#read(p);
+      } catch (err) {
+        this.o.log.warn({ err, partition: p }, 'outbox read failed');
+        await sleep(Math.min(5_000, 100 * 2 ** Math.min(failures++, 6)));
+        continue;
+      }
+      if (rows.length === 0) {
+        failures = 0;
+        await sleep(this.o.pollMs);
+        continue;
+      }
+      let retried = 0;
+      try {
+        const outcomes = await this.o.delivery.deliver(rows);
+        retried = await this.#settle(rows, outcomes);
+      } catch (err) {
+        this.o.log.warn({ err, partition: p }, 'outbox delivery failed');
+        retried = 1;
+      }
+      if (retried > 0) {
+        const backoff = this.o.backoffMs ?? ((n: number) => Math.min(5_000, 50 * 2 ** Math.min(n, 7)));
+        await sleep(backoff(failures++));
+      } else {
+        failures = 0;
+      }
+    }
+  }
+
+  async #read(p: number): Promise<OutboxRow[]> {
+    const { rows } = await this.o.pool.query<{
+      id: number;
+      partition: number;
+      source_type: string;
+      source_id: string;
+      kind: OutboxRow['kind'];
+      subject: string;
+      message_id: string;
+      payload: unknown;
+      headers: Record<string, string>;
+      attempts: number;
+    }>({
+      name: 'concord_outbox_read',
+      text: `SELECT id, partition, source_type, source_id, kind, subject, message_id, payload, headers, attempts
+             FROM outbox WHERE partition = $1 ORDER BY id LIMIT $2`,
+      values: [p, this.o.batch],
+    });
+    return rows.map((r) => ({
+      id: r.id,
+      partition: r.partition,
+      sourceType: r.source_type,
+      sourceId: r.source_id,
+      kind: r.kind,
+      subject: r.subject,
+      messageId: r.message_id,
+      payload: r.payload,
+      headers: r.headers,
+      attempts: r.attempts,
+    }));
+  }
+
+  /** Deletes what is done or dead (recording the dead), counts attempts on the rest. */
+  async #settle(rows: OutboxRow[], outcomes: Outcome[]): Promise<number> {
+    const doneIds: number[] = [];
+    const dead: Array<{ row: OutboxRow; reason: string; error: string }> = [];
+    const retry: Array<{ row: OutboxRow; error: string }> = [];
+    rows.forEach((row, i) => {
+      const o = outcomes[i] ?? { status: 'skipped' };
+      if (o.status === 'done') doneIds.push(row.id);
+      else if (o.status === 'dead') dead.push({ row, reason: o.reason, error: o.error });
+      else if (o.status === 'retry') {
+        if (row.attempts + 1 >= this.o.maxAttempts) dead.push({ row, reason: 'failed', error: o.error });
+        else retry.push({ row, error: o.error });
+      }
+    });
+    const client = await this.o.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const gone = [...doneIds, ...dead.map((d) => d.row.id)];
+      if (gone.length) await client.query('DELETE FROM outbox WHERE id = ANY($1::bigint[])', [gone]);
+      if (dead.length) {
+        await client.query(
+          `INSERT INTO dead_letters (origin, reason, subject, actor_type, actor_id, message_id, payload, headers, error, attempts)
+           SELECT 'outbox', d.reason, d.subject, d.actor_type, d.actor_id, d.message_id, d.payload, d.headers, d.error, d.attempts
+           FROM jsonb_to_recordset($1::jsonb) AS d(reason text, subject text, actor_type text, actor_id text, message_id text,
+             payload jsonb, headers jsonb, error text, attempts int)`,
+          [
+            JSON.stringify(
+              dead.map((d) => ({
+                reason: d.reason,
+                subject: d.row.subject,
+                actor_type: d.row.sourceType,
+                actor_id: d.row.sourceId,
+                message_id: d.row.messageId,
+                payload: d.row.payload,
+                headers: { ...d.row.headers, 'Concord-Kind': d.row.kind },
+                error: d.error,
+                attempts: d.row.attempts + 1,
+              })),
+            ),
+          ],
+        );
+      }
+      for (const r of retry) {
+        await client.query('UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1', [r.row.id, r.error.slice(0, 2000)]);
+      }
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+    this.delivered += doneIds.length;
+    this.deadLettered += dead.length;
+    if (dead.length) this.o.log.warn({ dead: dead.map((d) => ({ id: d.row.id, reason: d.reason, error: d.error })) }, 'outbox rows dead-lettered');
+    return retry.length;
+  }
+}

@@ -1,0 +1,146 @@
+import { ActorHost, type HostHooks } from './actor-host.js';
+import { InProcessBus } from './bus.js';
+import { systemClock, type Clock } from './clock.js';
+import type { Config } from './config.js';
+import { openDatabase, type Database } from './db.js';
+import { InProcessDelivery, type ConnectorInvoker } from './in-process.js';
+import { PartitionLeases } from './leases.js';
+import type { Logger } from './logger.js';
+import { migrate } from './migrate.js';
+import type { Registry } from './registry.js';
+import { OutboxRelay, type Delivery } from './relay.js';
+import { TimerPoller } from './timers.js';
+
+export interface RuntimeOptions {
+  config: Config;
+  registry: Registry;
+  log: Logger;
+  clock?: Clock;
+  hooks?: HostHooks;
+  connectors?: Map<string, ConnectorInvoker>;
+  /** An already opened database (tests); otherwise opened from config (embedded when no URL). */
+  database?: Database;
+  /** Replaces the in-process delivery (the NATS transport plugs in here). */
+  delivery?: (host: ActorHost, bus: InProcessBus) => Delivery;
+  /** Background loops to run; all by default. */
+  run?: { timers?: boolean; relay?: boolean };
+  commitConcurrency?: number;
+  maxDeliveryAttempts?: number;
+}
+
+export interface RuntimeHealth {
+  status: 'up' | 'degraded' | 'down';
+  database: { status: 'up' | 'down'; error?: string };
+  outbox: { pending: number; oldestAgeMs: number };
+  timers: { pending: number; overdue: number };
+  deadLetters: number;
+  partitions: { total: number; owned: number[]; members: number };
+  actors: { cached: number; inFlight: number };
+}
+
+export interface Runtime {
+  config: Config;
+  database: Database;
+  host: ActorHost;
+  bus: InProcessBus;
+  timers: TimerPoller;
+  relay: OutboxRelay;
+  leases: PartitionLeases;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  health(): Promise<RuntimeHealth>;
+}
+
+/** Wires the actor host, timer poller, outbox relay and partition leases over one database. */
+export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
+  const { config, log } = o;
+  const clock = o.clock ?? systemClock;
+  const database =
+    o.database ??
+    (await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, embeddedPort: config.embeddedPgPort, poolSize: config.dbPoolSize, log }));
+  const bus = new InProcessBus();
+  let timers: TimerPoller | undefined;
+  let relay: OutboxRelay | undefined;
+  const host = new ActorHost({
+    pool: database.pool,
+    registry: o.registry,
+    clock,
+    log,
+    partitions: config.partitions,
+    cacheSize: config.actorCacheSize,
+    idleMs: config.actorIdleMs,
+    commitBatchMax: config.commitBatchMax,
+    commitConcurrency: o.commitConcurrency ?? Math.max(2, Math.floor(config.dbPoolSize / 2)),
+    hooks: o.hooks,
+    onCommitted: (rec) => {
+      if (rec.outbox.length > 0) relay?.wake(rec.partition);
+      for (const t of rec.timerUpserts) timers?.wake(t.dueAt);
+    },
+  });
+  timers = new TimerPoller({ pool: database.pool, host, clock, log, pollMs: config.timerPollMs, claimMs: config.timerClaimMs });
+  const delivery = o.delivery?.(host, bus) ?? new InProcessDelivery(host, bus, o.connectors);
+  relay = new OutboxRelay({ pool: database.pool, delivery, log, batch: config.outboxBatch, pollMs: config.outboxPollMs, maxAttempts: o.maxDeliveryAttempts ?? 10 });
+  const leases = new PartitionLeases({ url: database.url, partitions: config.partitions, rebalanceMs: 1_000, log, listener: relay });
+  let sweeper: NodeJS.Timeout | undefined;
+  const run = { timers: true, relay: true, ...o.run };
+  const t = timers;
+  const r = relay;
+
+  return {
+    config,
+    database,
+    host,
+    bus,
+    timers: t,
+    relay: r,
+    leases,
+    async start() {
+      await migrate(database.pool, log);
+      if (run.relay) await leases.start();
+      if (run.timers) t.start();
+      sweeper = setInterval(() => host.passivateIdle(), Math.max(1_000, Math.floor(config.actorIdleMs / 4)));
+      sweeper.unref();
+      log.info({ partitions: leases.owned().length, types: o.registry.types() }, 'runtime started');
+    },
+    async stop() {
+      clearInterval(sweeper);
+      await host.close(); // stop intake, finish in-flight transitions
+      await t.stop();
+      await leases.stop(); // each relay loop finishes its batch before its lease is released
+      await r.stop();
+      if (!o.database) await database.close();
+      log.info('runtime stopped');
+    },
+    async health() {
+      const h: RuntimeHealth = {
+        status: 'up',
+        database: { status: 'up' },
+        outbox: { pending: 0, oldestAgeMs: 0 },
+        timers: { pending: 0, overdue: 0 },
+        deadLetters: 0,
+        partitions: { total: config.partitions, owned: leases.owned(), members: leases.members },
+        actors: { cached: host.cached, inFlight: host.inFlight },
+      };
+      try {
+        const now = clock.now();
+        const { rows } = await database.pool.query<{ pending: number; oldest: number | null; tpending: number; overdue: number; dead: number }>(
+          `SELECT (SELECT count(*)::int FROM outbox) AS pending,
+                  (SELECT extract(epoch FROM min(created_at)) * 1000 FROM outbox)::float8 AS oldest,
+                  (SELECT count(*)::int FROM timers) AS tpending,
+                  (SELECT count(*)::int FROM timers WHERE due_at < to_timestamp(($1::float8 - 5000) / 1000.0)) AS overdue,
+                  (SELECT count(*)::int FROM dead_letters WHERE replayed_at IS NULL) AS dead`,
+          [now],
+        );
+        const row = rows[0]!;
+        h.outbox = { pending: row.pending, oldestAgeMs: row.oldest === null ? 0 : Math.max(0, Date.now() - row.oldest) };
+        h.timers = { pending: row.tpending, overdue: row.overdue };
+        h.deadLetters = row.dead;
+        if (h.outbox.oldestAgeMs > 30_000 || h.timers.overdue > 0) h.status = 'degraded';
+      } catch (err) {
+        h.database = { status: 'down', error: (err as Error).message };
+        h.status = 'down';
+      }
+      return h;
+    },
+  };
+}

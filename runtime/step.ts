@@ -1,0 +1,214 @@
+import { createActor, type AnyActorRef, type AnyStateMachine, type EventObject } from 'xstate';
+import { ConcordError, ErrorCode } from './errors.js';
+import type { PersistedSnapshot } from './registry.js';
+
+/**
+ * One transition of one actor, in memory, with nothing fired by xstate's own clock.
+ *
+ * XState v5 does not persist delayed events (`after`, delayed `raise`/`sendTo`); they live in
+ * `system._scheduledEvents` (statelyai/xstate#5331). So the runtime owns time: the actor runs on
+ * a clock that never fires, its pending timers are re-injected from the `timers` table after
+ * `start()`, the event is delivered, and the scheduler's contents become the new timer rows.
+ * Emitted events (`emit(...)`, including from child machines) are the transition's effects.
+ *
+ * This module leans on xstate internals (`system.scheduler`, `system._scheduledEvents`,
+ * `snapshot._nodes`); xstate's version is pinned and `test/runtime/xstate-contract.test.ts`
+ * proves the behaviour this relies on.
+ */
+
+export interface TimerRow {
+  /** Stable key: `<sourcePath>#<xstate id>`. */
+  key: string;
+  xstateId: string;
+  sourcePath: string;
+  targetPath: string;
+  event: EventObject;
+  /** Epoch milliseconds. */
+  dueAt: number;
+}
+
+export type StepInput =
+  | { kind: 'event'; event: EventObject; targetPath?: string }
+  | { kind: 'timer'; key: string };
+
+export interface StepResult {
+  snapshot: PersistedSnapshot;
+  /** The event applied and where it went (what the journal records). */
+  applied: { kind: 'event' | 'timer'; event: EventObject; targetPath: string };
+  effects: EventObject[];
+  timers: TimerRow[];
+}
+
+export interface Rejection {
+  rejected: true;
+  value: unknown;
+  accepts: string[];
+}
+
+const NULL_CLOCK = { setTimeout: () => 0, clearTimeout: () => undefined };
+
+/** Walks the live actor tree: '' is the root, `kid` and `kid/grandkid` below it. */
+function actorPaths(root: AnyActorRef): Map<string, AnyActorRef> {
+  const out = new Map<string, AnyActorRef>();
+  const walk = (ref: AnyActorRef, path: string) => {
+    out.set(path, ref);
+    const children = (ref.getSnapshot() as { children?: Record<string, AnyActorRef> }).children;
+    if (!children) return;
+    for (const [name, child] of Object.entries(children)) {
+      if (child && typeof child.send === 'function') walk(child, path === '' ? name : `${path}/${name}`);
+    }
+  };
+  walk(root, '');
+  return out;
+}
+
+interface ScheduledEvent {
+  source: AnyActorRef;
+  target: AnyActorRef;
+  event: EventObject;
+  delay: number;
+  id: string;
+  startedAt: number;
+}
+
+interface InternalSystem {
+  scheduler: {
+    schedule(source: AnyActorRef, target: AnyActorRef, event: EventObject, delay: number, id: string): void;
+  };
+  getSnapshot(): { _scheduledEvents: Record<string, ScheduledEvent> };
+  _snapshot: { _scheduledEvents: Record<string, ScheduledEvent> };
+}
+
+/** The event types the snapshot's active states handle (xstate-internal events left out). */
+export function acceptedEvents(snapshot: unknown): string[] {
+  const nodes = (snapshot as { _nodes?: Array<{ ownEvents: string[] }> })._nodes ?? [];
+  const all = new Set<string>();
+  for (const n of nodes) for (const e of n.ownEvents) if (!e.startsWith('xstate.')) all.add(e);
+  return [...all].sort();
+}
+
+/** The accepted events of a persisted snapshot, for inspection. */
+export function acceptedEventsOf(machine: AnyStateMachine, snapshot: PersistedSnapshot): string[] {
+  return acceptedEvents(machine.resolveState({ value: snapshot.value as never, context: snapshot.context }));
+}
+
+/**
+ * Runs one transition. `snapshot` null means the actor does not exist yet: it starts from the
+ * machine's initial state with `input`. Returns a rejection (and changes nothing) when the
+ * current state does not accept the event.
+ */
+export function step(args: {
+  machine: AnyStateMachine;
+  snapshot: PersistedSnapshot | null;
+  input: unknown;
+  timers: readonly TimerRow[];
+  deliver: StepInput;
+  now: number;
+}): StepResult | Rejection {
+  const { machine, timers, now } = args;
+  const effects: EventObject[] = [];
+  let failure: unknown;
+  const actor = createActor(machine, {
+    ...(args.snapshot ? { snapshot: args.snapshot as never } : { input: args.input }),
+    clock: NULL_CLOCK,
+    inspect: (ev) => {
+      // child machines' emits do not reach the root's `on('*')`; collect them from inspection
+      if (ev.type === '@xstate.action' && ev.actorRef !== actor) {
+        const action = (ev as unknown as { action: { type: string; params?: { event?: EventObject } } }).action;
+        if (action.type === 'xstate.emit' && action.params?.event) effects.push(action.params.event);
+      }
+    },
+  });
+  actor.on('*', (e: EventObject) => effects.push(e));
+  actor.subscribe({ error: (err) => (failure = err) });
+  actor.start();
+  try {
+    const system = actor.system as unknown as InternalSystem;
+    const paths = actorPaths(actor);
+    const firing = args.deliver.kind === 'timer' ? timers.find((t) => t.key === (args.deliver as { key: string }).key) : undefined;
+    if (args.deliver.kind === 'timer' && !firing) {
+      throw new ConcordError(ErrorCode.TransitionFailed, `timer ${args.deliver.key} is not pending`);
+    }
+    // re-inject pending timers; remember the exact scheduled objects to detect reschedules
+    const injected = new Map<ScheduledEvent, TimerRow>();
+    for (const t of timers) {
+      if (t === firing) continue;
+      const src = paths.get(t.sourcePath);
+      const tgt = paths.get(t.targetPath);
+      if (!src || !tgt) continue; // the child that owned it is gone; so is its timer
+      system.scheduler.schedule(src, tgt, t.event, Math.max(0, t.dueAt - now), t.xstateId);
+      const scheduled = system._snapshot._scheduledEvents[`${src.sessionId}.${t.xstateId}`];
+      if (scheduled) injected.set(scheduled, t);
+    }
+
+    let applied: StepResult['applied'];
+    if (firing) {
+      const target = paths.get(firing.targetPath);
+      if (!target) throw new ConcordError(ErrorCode.TransitionFailed, `timer target '${firing.targetPath}' no longer exists`);
+      applied = { kind: 'timer', event: firing.event, targetPath: firing.targetPath };
+      target.send(firing.event);
+    } else {
+      const input = args.deliver as { event: EventObject; targetPath?: string };
+      const targetPath = input.targetPath ?? '';
+      const target = paths.get(targetPath);
+      if (!target) throw new ConcordError(ErrorCode.TransitionFailed, `no child actor at '${targetPath}'`);
+      if (targetPath === '') {
+        const current = actor.getSnapshot();
+        if (!current.can(input.event)) {
+          return { rejected: true, value: current.value, accepts: acceptedEvents(current) };
+        }
+      }
+      applied = { kind: 'event', event: input.event, targetPath };
+      target.send(input.event);
+    }
+
+    const after = actor.getSnapshot();
+    if (failure !== undefined || after.status === 'error') {
+      const err = failure ?? after.error;
+      throw new ConcordError(ErrorCode.TransitionFailed, `transition failed: ${(err as Error)?.message ?? String(err)}`, {}, { cause: err });
+    }
+    const inverse = new Map<AnyActorRef, string>();
+    for (const [p, ref] of actorPaths(actor)) inverse.set(ref, p);
+    const nextTimers: TimerRow[] = [];
+    for (const se of Object.values(system.getSnapshot()._scheduledEvents)) {
+      const sourcePath = inverse.get(se.source);
+      const targetPath = inverse.get(se.target);
+      if (sourcePath === undefined || targetPath === undefined) continue; // outside the tree: not ours to keep
+      const prev = injected.get(se);
+      nextTimers.push({
+        key: `${sourcePath}#${se.id}`,
+        xstateId: se.id,
+        sourcePath,
+        targetPath,
+        event: se.event,
+        dueAt: prev ? prev.dueAt : Math.round(now + se.delay),
+      });
+    }
+    const snapshot = JSON.parse(JSON.stringify(actor.getPersistedSnapshot())) as PersistedSnapshot;
+    return { snapshot, applied, effects: effects.map((e) => JSON.parse(JSON.stringify(e)) as EventObject), timers: nextTimers };
+  } finally {
+    actor.stop();
+  }
+}
+
+/**
+ * Replays journal entries through the machine from its initial state and returns the resulting
+ * persisted snapshot; with deterministic machines it equals the stored one.
+ */
+export function replay(machine: AnyStateMachine, input: unknown, entries: Iterable<{ event: EventObject; targetPath: string }>): PersistedSnapshot {
+  const actor = createActor(machine, { input, clock: NULL_CLOCK });
+  let failure: unknown;
+  actor.subscribe({ error: (err) => (failure = err) });
+  actor.start();
+  try {
+    for (const e of entries) {
+      const target = actorPaths(actor).get(e.targetPath);
+      if (!target) throw new ConcordError(ErrorCode.TransitionFailed, `replay: no child actor at '${e.targetPath}'`);
+      target.send(e.event);
+      if (failure !== undefined) throw new ConcordError(ErrorCode.TransitionFailed, `replay failed: ${String(failure)}`);
+    }
+    return JSON.parse(JSON.stringify(actor.getPersistedSnapshot())) as PersistedSnapshot;
+  } finally {
+    actor.stop();
+  }
+}

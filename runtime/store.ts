@@ -1,0 +1,216 @@
+import type pg from 'pg';
+import type { EventObject } from 'xstate';
+import type { OutboxDraft } from './effects.js';
+import type { ActorRef, PersistedSnapshot } from './registry.js';
+import type { TimerRow } from './step.js';
+
+/** An actor as stored: its snapshot row and its pending timers. */
+export interface StoredActor {
+  tenant: string | null;
+  machineVersion: number;
+  version: number;
+  snapshot: PersistedSnapshot;
+  status: string;
+  attrs: Record<string, unknown>;
+  timers: TimerRow[];
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** Everything one transition writes, committed together or not at all. */
+export interface CommitRecord {
+  type: string;
+  id: string;
+  tenant: string | null;
+  /** The version the transition was computed from (0 for a new actor). */
+  expected: number;
+  machineVersion: number;
+  value: unknown;
+  status: string;
+  attrs: Record<string, unknown>;
+  snapshot: PersistedSnapshot;
+  messageId: string | null;
+  result: unknown;
+  journal: { kind: 'event' | 'timer'; targetPath: string; event: EventObject; input: unknown };
+  partition: number;
+  outbox: OutboxDraft[];
+  timerDeletes: string[];
+  timerUpserts: TimerRow[];
+  at: string;
+}
+
+const TIMERS_JSON = `COALESCE((SELECT json_agg(json_build_object(
+    'key', t.timer_key, 'xstateId', t.xstate_id, 'sourcePath', t.source_path, 'targetPath', t.target_path,
+    'event', t.event, 'dueAt', round(extract(epoch FROM t.due_at) * 1000)) ORDER BY t.due_at)
+  FROM timers t WHERE t.actor_type = a.type AND t.actor_id = a.id), '[]'::json)`;
+
+const LOAD_SQL = `SELECT a.tenant, a.machine_version, a.version, a.snapshot, a.status, a.attrs, a.created_at, a.updated_at,
+  ${TIMERS_JSON} AS timers FROM actors a WHERE a.type = $1 AND a.id = $2`;
+
+interface ActorRow {
+  tenant: string | null;
+  machine_version: number;
+  version: number;
+  snapshot: PersistedSnapshot;
+  status: string;
+  attrs: Record<string, unknown>;
+  created_at: Date;
+  updated_at: Date;
+  timers: TimerRow[];
+}
+
+export async function loadActor(db: pg.Pool | pg.PoolClient, ref: ActorRef): Promise<StoredActor | null> {
+  const { rows } = await db.query<ActorRow>({ name: 'concord_load_actor', text: LOAD_SQL, values: [ref.type, ref.id] });
+  const r = rows[0];
+  if (!r) return null;
+  return {
+    tenant: r.tenant,
+    machineVersion: r.machine_version,
+    version: r.version,
+    snapshot: r.snapshot,
+    status: r.status,
+    attrs: r.attrs,
+    timers: r.timers.map((t) => ({ ...t, dueAt: Number(t.dueAt) })),
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+export async function lookupInbox(db: pg.Pool, ref: ActorRef, messageId: string): Promise<unknown | undefined> {
+  const { rows } = await db.query<{ result: unknown }>({
+    name: 'concord_inbox_lookup',
+    text: 'SELECT result FROM inbox WHERE actor_type = $1 AND actor_id = $2 AND message_id = $3',
+    values: [ref.type, ref.id, messageId],
+  });
+  return rows[0]?.result;
+}
+
+/**
+ * The whole commit of a batch of transitions (of distinct actors) as ONE statement. Each
+ * actor's row is written only if its version is still the one the transition started from
+ * and its message id is not yet in the inbox; the inbox, journal, outbox and timer writes
+ * follow only for the rows that were written. Rows are locked in key order so that two
+ * concurrent batches cannot deadlock. Returns the keys that committed.
+ */
+const COMMIT_SQL = `
+WITH b AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
+    i int, type text, id text, tenant text, expected bigint, mv int, value jsonb, status text, attrs jsonb,
+    snapshot jsonb, msg text, result jsonb, jkind text, jtarget text, jevent jsonb, jinput jsonb, part int,
+    outbox jsonb, tdel jsonb, tups jsonb, at timestamptz)
+),
+ok AS (
+  INSERT INTO actors AS a (type, id, tenant, machine_version, version, state_value, status, attrs, snapshot, created_at, updated_at)
+  SELECT type, id, tenant, mv, expected + 1, value, status, attrs, snapshot, at, at FROM b
+  WHERE b.msg IS NULL
+     OR NOT EXISTS (SELECT 1 FROM inbox n WHERE n.actor_type = b.type AND n.actor_id = b.id AND n.message_id = b.msg)
+  ORDER BY type, id
+  ON CONFLICT (type, id) DO UPDATE SET
+    tenant = EXCLUDED.tenant, machine_version = EXCLUDED.machine_version, version = EXCLUDED.version,
+    state_value = EXCLUDED.state_value, status = EXCLUDED.status, attrs = EXCLUDED.attrs,
+    snapshot = EXCLUDED.snapshot, updated_at = EXCLUDED.updated_at
+  WHERE a.version = EXCLUDED.version - 1
+  RETURNING a.type, a.id
+),
+g AS (SELECT b.* FROM b JOIN ok ON ok.type = b.type AND ok.id = b.id),
+ib AS (
+  INSERT INTO inbox (actor_type, actor_id, message_id, version, result, created_at)
+  SELECT type, id, msg, expected + 1, result, at FROM g WHERE msg IS NOT NULL
+  ON CONFLICT DO NOTHING
+),
+jn AS (
+  INSERT INTO journal (actor_type, actor_id, version, message_id, kind, target_path, event, input, state_value, at)
+  SELECT type, id, expected + 1, msg, jkind, jtarget, jevent, jinput, value, at FROM g
+),
+ob AS (
+  INSERT INTO outbox (partition, source_type, source_id, kind, subject, message_id, payload, headers, created_at)
+  SELECT g.part, g.type, g.id, o.kind, o.subject, o.message_id, o.payload, o.headers, g.at
+  FROM g CROSS JOIN LATERAL jsonb_to_recordset(g.outbox) AS o(n int, kind text, subject text, message_id text, payload jsonb, headers jsonb)
+  ORDER BY g.i, o.n
+),
+td AS (
+  DELETE FROM timers t USING g
+  WHERE t.actor_type = g.type AND t.actor_id = g.id AND g.tdel ? t.timer_key
+),
+tu AS (
+  INSERT INTO timers (actor_type, actor_id, timer_key, xstate_id, source_path, target_path, event, due_at)
+  SELECT g.type, g.id, u.key, u.xid, u.src, u.tgt, u.event, to_timestamp(u.due / 1000.0)
+  FROM g CROSS JOIN LATERAL jsonb_to_recordset(g.tups) AS u(key text, xid text, src text, tgt text, event jsonb, due float8)
+  ON CONFLICT (actor_type, actor_id, timer_key) DO UPDATE SET
+    xstate_id = EXCLUDED.xstate_id, source_path = EXCLUDED.source_path, target_path = EXCLUDED.target_path,
+    event = EXCLUDED.event, due_at = EXCLUDED.due_at, claimed_until = NULL
+)
+SELECT type, id FROM ok`;
+
+function encode(recs: readonly CommitRecord[]): string {
+  return JSON.stringify(
+    recs.map((r, i) => ({
+      i,
+      type: r.type,
+      id: r.id,
+      tenant: r.tenant,
+      expected: r.expected,
+      mv: r.machineVersion,
+      value: r.value,
+      status: r.status,
+      attrs: r.attrs,
+      snapshot: r.snapshot,
+      msg: r.messageId,
+      result: r.result,
+      jkind: r.journal.kind,
+      jtarget: r.journal.targetPath,
+      jevent: r.journal.event,
+      jinput: r.journal.input ?? null,
+      part: r.partition,
+      outbox: r.outbox.map((o, n) => ({ n, kind: o.kind, subject: o.subject, message_id: o.messageId, payload: o.payload, headers: o.headers })),
+      tdel: r.timerDeletes,
+      tups: r.timerUpserts.map((t) => ({ key: t.key, xid: t.xstateId, src: t.sourcePath, tgt: t.targetPath, event: t.event, due: t.dueAt })),
+      at: r.at,
+    })),
+  );
+}
+
+/** Commits a batch; returns the `type/id` keys whose transition was written. */
+export async function commitBatch(db: pg.Pool, recs: readonly CommitRecord[]): Promise<Set<string>> {
+  const { rows } = await db.query<{ type: string; id: string }>({ name: 'concord_commit', text: COMMIT_SQL, values: [encode(recs)] });
+  return new Set(rows.map((r) => `${r.type}/${r.id}`));
+}
+
+export interface JournalEntry {
+  version: number;
+  messageId: string | null;
+  kind: 'event' | 'timer';
+  targetPath: string;
+  event: EventObject;
+  /** The machine input, on the entry that created the actor. */
+  input: unknown;
+  value: unknown;
+  at: string;
+}
+
+export async function readJournal(db: pg.Pool, ref: ActorRef, opts: { afterVersion?: number; limit?: number } = {}): Promise<JournalEntry[]> {
+  const { rows } = await db.query<{
+    version: number;
+    message_id: string | null;
+    kind: 'event' | 'timer';
+    target_path: string;
+    event: EventObject;
+    input: unknown;
+    state_value: unknown;
+    at: Date;
+  }>(
+    `SELECT version, message_id, kind, target_path, event, input, state_value, at FROM journal
+     WHERE actor_type = $1 AND actor_id = $2 AND version > $3 ORDER BY version LIMIT $4`,
+    [ref.type, ref.id, opts.afterVersion ?? 0, opts.limit ?? 1_000_000],
+  );
+  return rows.map((r) => ({
+    version: r.version,
+    messageId: r.message_id,
+    kind: r.kind,
+    targetPath: r.target_path,
+    event: r.event,
+    input: r.input,
+    value: r.state_value,
+    at: r.at.toISOString(),
+  }));
+}
