@@ -12,6 +12,9 @@ import { assertRef, refKey, upgradeSnapshot, type ActorRef, type ActorTypeDefini
 import { acceptedEventsOf, replay, step, type StepInput, type TimerRow } from './step.js';
 import { loadActor, lookupInbox, readJournal, type CommitRecord, type JournalEntry, type StoredActor } from './store.js';
 
+/** An event as callers send it: a `type` and any JSON fields. */
+export type ActorEvent = { type: string; [key: string]: unknown };
+
 export interface SendOptions {
   /** Dedupe key: a message id already applied to this actor is not applied again. */
   messageId?: string;
@@ -99,7 +102,7 @@ export class ActorHost {
   }
 
   /** Applies `event` to the actor (creating it from its initial state if it does not exist). */
-  async send(ref: ActorRef, event: EventObject, opts: SendOptions = {}): Promise<SendResult> {
+  async send(ref: ActorRef, event: ActorEvent, opts: SendOptions = {}): Promise<SendResult> {
     const def = this.o.registry.get(ref.type);
     assertRef(ref);
     if (typeof event?.type !== 'string' || event.type === '' || event.type.startsWith('xstate.')) {

@@ -1,0 +1,48 @@
+import { serve } from '@hono/node-server';
+import { createApp } from '../http/app.js';
+import { actorTypes } from '../machines/index.js';
+import { loadConfig } from './config.js';
+import { isConcordError } from './errors.js';
+import { createLogger } from './logger.js';
+import { Registry } from './registry.js';
+import { createRuntime } from './runtime.js';
+
+/** `npm start`: the runtime and the HTTP edge in one process, stopped cleanly by SIGTERM/SIGINT. */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    console.error(isConcordError(err) ? err.message : err);
+    process.exit(78); // EX_CONFIG
+  }
+  const log = createLogger(config.logLevel);
+  const runtime = await createRuntime({ config, registry: new Registry(actorTypes), log });
+  await runtime.start();
+  const app = createApp({ runtime, log });
+  const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
+    log.info({ port: info.port, host: config.host, embeddedDatabase: !config.databaseUrl, nats: Boolean(config.natsUrl) }, 'concord listening');
+  });
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => {
+      log.error('shutdown timed out; exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    force.unref();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await runtime.stop();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((err) => {
+  console.error('concord failed to start:', err);
+  process.exit(1);
+});
