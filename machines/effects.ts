@@ -12,7 +12,12 @@ export type ConcordEffect =
   /** Send an event to another actor, addressed by type and id. */
   | { type: 'concord.send'; to: { type: string; id: string }; event: { type: string; [k: string]: unknown } }
   /** Call a connector operation; the outcome comes back to this actor as an event. */
-  | { type: 'concord.call'; connector: string; operation: string; input: unknown; replyTo?: string };
+  | { type: 'concord.call'; connector: string; operation: string; input: unknown; replyTo?: string }
+  /**
+   * Route service events carrying this correlation id (e.g. a command id) to this actor.
+   * Registered in the same transaction as the transition that emits it.
+   */
+  | { type: 'concord.correlate'; id: string };
 
 export const publish = (subject: string, data: unknown, headers?: Record<string, string>): ConcordEffect =>
   headers ? { type: 'concord.publish', subject, data, headers } : { type: 'concord.publish', subject, data };
@@ -29,3 +34,5 @@ export const callConnector = (connector: string, operation: string, input: unkno
   operation,
   input,
 });
+
+export const correlate = (id: string): ConcordEffect => ({ type: 'concord.correlate', id });

@@ -78,6 +78,15 @@ CREATE TABLE journal (
   PRIMARY KEY (actor_type, actor_id, version)
 );
 
+-- Correlation ids an actor waits on: a service event carrying one is routed to that actor.
+CREATE TABLE correlations (
+  correlation_id text        PRIMARY KEY,
+  actor_type     text        NOT NULL,
+  actor_id       text        NOT NULL,
+  created_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX correlations_actor ON correlations (actor_type, actor_id);
+
 CREATE TABLE dead_letters (
   id          bigserial   PRIMARY KEY,
   origin      text        NOT NULL,

@@ -167,6 +167,7 @@ export class ActorHost {
       const prevTimers = new Map((entry?.timers ?? []).map((t) => [t.key, t]));
       const nextKeys = new Set(out.timers.map((t) => t.key));
       const result = { version, value: out.snapshot.value, status: projection.status };
+      const effects = toOutbox(out.effects, `${key}@${version}`);
       const rec: CommitRecord = {
         type: ref.type,
         id: ref.id,
@@ -181,7 +182,8 @@ export class ActorHost {
         result,
         journal: { kind: out.applied.kind, targetPath: out.applied.targetPath, event: out.applied.event, input: machineInput },
         partition: partitionOf(key, this.o.partitions),
-        outbox: toOutbox(out.effects, `${key}@${version}`),
+        outbox: effects.outbox,
+        correlations: effects.correlations,
         timerDeletes: [...prevTimers.keys()].filter((k) => !nextKeys.has(k)),
         timerUpserts: out.timers.filter((t) => prevTimers.get(t.key)?.dueAt !== t.dueAt || prevTimers.get(t.key)?.xstateId !== t.xstateId),
         at: new Date(now).toISOString(),

@@ -25,12 +25,21 @@ export function decodeToken(s: string): string {
   return s.startsWith('~') ? Buffer.from(s.slice(1), 'base64url').toString() : s;
 }
 
-/** Turns what a transition emitted into outbox rows with deterministic idempotency keys. */
-export function toOutbox(emitted: readonly EventObject[], keyPrefix: string): OutboxDraft[] {
+/**
+ * Turns what a transition emitted into outbox rows with deterministic idempotency keys, and
+ * the correlation ids it registered.
+ */
+export function toOutbox(emitted: readonly EventObject[], keyPrefix: string): { outbox: OutboxDraft[]; correlations: string[] } {
   const out: OutboxDraft[] = [];
+  const correlations: string[] = [];
   for (const e of emitted) {
     if (!e.type.startsWith('concord.')) continue; // an emit meant for in-memory listeners only
     const eff = e as ConcordEffect;
+    if (eff.type === 'concord.correlate') {
+      if (typeof eff.id !== 'string' || eff.id === '') throw new ConcordError(ErrorCode.TransitionFailed, 'effect concord.correlate needs an id');
+      correlations.push(eff.id);
+      continue;
+    }
     const messageId = `${keyPrefix}#${out.length}`;
     switch (eff.type) {
       case 'concord.publish':
@@ -58,5 +67,5 @@ export function toOutbox(emitted: readonly EventObject[], keyPrefix: string): Ou
         throw new ConcordError(ErrorCode.TransitionFailed, `unknown effect type '${(e as EventObject).type}'`);
     }
   }
-  return out;
+  return { outbox: out, correlations };
 }

@@ -34,6 +34,8 @@ export interface CommitRecord {
   journal: { kind: 'event' | 'timer'; targetPath: string; event: EventObject; input: unknown };
   partition: number;
   outbox: OutboxDraft[];
+  /** Correlation ids this transition starts waiting on. */
+  correlations: string[];
   timerDeletes: string[];
   timerUpserts: TimerRow[];
   at: string;
@@ -97,7 +99,7 @@ WITH b AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
     i int, type text, id text, tenant text, expected bigint, mv int, value jsonb, status text, attrs jsonb,
     snapshot jsonb, msg text, result jsonb, jkind text, jtarget text, jevent jsonb, jinput jsonb, part int,
-    outbox jsonb, tdel jsonb, tups jsonb, at timestamptz)
+    outbox jsonb, corr jsonb, tdel jsonb, tups jsonb, at timestamptz)
 ),
 ok AS (
   INSERT INTO actors AS a (type, id, tenant, machine_version, version, state_value, status, attrs, snapshot, created_at, updated_at)
@@ -127,6 +129,11 @@ ob AS (
   SELECT g.part, g.type, g.id, o.kind, o.subject, o.message_id, o.payload, o.headers, g.at
   FROM g CROSS JOIN LATERAL jsonb_to_recordset(g.outbox) AS o(n int, kind text, subject text, message_id text, payload jsonb, headers jsonb)
   ORDER BY g.i, o.n
+),
+co AS (
+  INSERT INTO correlations (correlation_id, actor_type, actor_id, created_at)
+  SELECT c.value, g.type, g.id, g.at FROM g CROSS JOIN LATERAL jsonb_array_elements_text(g.corr) AS c(value)
+  ON CONFLICT (correlation_id) DO UPDATE SET actor_type = EXCLUDED.actor_type, actor_id = EXCLUDED.actor_id
 ),
 td AS (
   DELETE FROM timers t USING g
@@ -163,6 +170,7 @@ function encode(recs: readonly CommitRecord[]): string {
       jinput: r.journal.input ?? null,
       part: r.partition,
       outbox: r.outbox.map((o, n) => ({ n, kind: o.kind, subject: o.subject, message_id: o.messageId, payload: o.payload, headers: o.headers })),
+      corr: r.correlations,
       tdel: r.timerDeletes,
       tups: r.timerUpserts.map((t) => ({ key: t.key, xid: t.xstateId, src: t.sourcePath, tgt: t.targetPath, event: t.event, due: t.dueAt })),
       at: r.at,
@@ -213,4 +221,15 @@ export async function readJournal(db: pg.Pool, ref: ActorRef, opts: { afterVersi
     value: r.state_value,
     at: r.at.toISOString(),
   }));
+}
+
+/** The actor waiting on a correlation id, if any. */
+export async function lookupCorrelation(db: pg.Pool, correlationId: string): Promise<ActorRef | null> {
+  const { rows } = await db.query<{ actor_type: string; actor_id: string }>({
+    name: 'concord_correlation_lookup',
+    text: 'SELECT actor_type, actor_id FROM correlations WHERE correlation_id = $1',
+    values: [correlationId],
+  });
+  const r = rows[0];
+  return r ? { type: r.actor_type, id: r.actor_id } : null;
 }
