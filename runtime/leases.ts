@@ -28,6 +28,8 @@ export class PartitionLeases {
   #stopped = false;
   #busy: Promise<void> = Promise.resolve();
   members = 0;
+  /** The Postgres backend holding the leases (operators can see it in pg_stat_activity). */
+  backendPid: number | undefined;
 
   constructor(
     private readonly o: { url: string; partitions: number; rebalanceMs: number; log: Logger; listener: LeaseListener },
@@ -58,7 +60,8 @@ export class PartitionLeases {
     client.on('error', onGone);
     client.on('end', () => onGone());
     await client.connect();
-    await client.query('SELECT pg_advisory_lock_shared($1, 0)', [MEMBER_KEY]);
+    const { rows } = await client.query<{ pid: number }>('SELECT pg_advisory_lock_shared($1, 0), pg_backend_pid() AS pid', [MEMBER_KEY]);
+    this.backendPid = rows[0]?.pid;
     this.#client = client;
     return client;
   }

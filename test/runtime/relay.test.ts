@@ -1,0 +1,104 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Database } from '../../runtime/db.js';
+import { createPool } from '../../runtime/db.js';
+import { PartitionLeases, type LeaseListener } from '../../runtime/leases.js';
+import type { Runtime } from '../../runtime/runtime.js';
+import { freshDatabase, waitFor } from '../helpers/db.js';
+import { testLog, testRuntime } from '../helpers/runtime.js';
+import type { LedgerContext } from '../fixtures/machines.js';
+
+let database: Database;
+let rt: Runtime;
+const seen: Array<{ subject: string; seq: number; id: string }> = [];
+
+beforeAll(async () => {
+  database = await freshDatabase();
+  rt = await testRuntime(database, { maxDeliveryAttempts: 3 });
+  let flaky = 2;
+  rt.bus.subscribe('test.ledger.*', (m) => {
+    if (m.subject === 'test.ledger.flaky' && flaky-- > 0) throw new Error('subscriber hiccup');
+    seen.push({ subject: m.subject, seq: (m.data as { seq: number }).seq, id: m.messageId });
+  });
+  await rt.start();
+});
+afterAll(async () => {
+  await rt.stop();
+  await database.close();
+});
+
+describe('outbox relay (in-process transport)', () => {
+  it('publishes effects after commit, in order per source, retrying a failing subscriber in place', async () => {
+    for (let i = 1; i <= 30; i++) await rt.host.send({ type: 'ledger', id: 'flaky' }, { type: 'ledger.append', seq: i });
+    await waitFor('30 publishes', () => seen.filter((s) => s.subject === 'test.ledger.flaky').length >= 30);
+    const seqs = seen.filter((s) => s.subject === 'test.ledger.flaky').map((s) => s.seq);
+    expect(seqs).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    expect(new Set(seen.map((s) => s.id)).size).toBe(seen.length);
+    expect(seen[0]!.id).toBe('ledger/flaky@1#0');
+  });
+
+  it('delivers actor-to-actor sends through the target host with the outbox id as message id', async () => {
+    for (let i = 0; i < 10; i++) await rt.host.send({ type: 'ledger', id: 'pinger' }, { type: 'ledger.ping', to: 'ponger' });
+    await waitFor('10 pings applied', async () => ((await rt.host.get({ type: 'ledger', id: 'ponger' })).context as unknown as LedgerContext).entries.length === 10);
+    const ponger = await rt.host.get({ type: 'ledger', id: 'ponger' });
+    expect((ponger.context as unknown as LedgerContext).entries).toEqual(Array.from({ length: 10 }, () => 'pinger:0'));
+    const { rows } = await database.pool.query(`SELECT message_id FROM inbox WHERE actor_id = 'ponger' ORDER BY version`);
+    expect(rows.map((r) => r.message_id)).toEqual(Array.from({ length: 10 }, (_, i) => `ledger/pinger@${i + 1}#0`));
+  });
+
+  it('dead-letters a send the target refuses (reason rejected) without blocking the rest', async () => {
+    await rt.host.send({ type: 'ledger', id: 'shut' }, { type: 'ledger.close' });
+    await rt.host.send({ type: 'ledger', id: 'sender' }, { type: 'ledger.ping', to: 'shut' });
+    await rt.host.send({ type: 'ledger', id: 'sender' }, { type: 'ledger.ping', to: 'open-target' });
+    await waitFor('dead letter', async () => (await database.pool.query(`SELECT * FROM dead_letters WHERE reason = 'rejected'`)).rows[0]);
+    const { rows } = await database.pool.query(`SELECT origin, reason, subject, actor_id, message_id, error FROM dead_letters WHERE reason = 'rejected'`);
+    expect(rows[0]).toMatchObject({ origin: 'outbox', subject: 'concord.actor.ledger.shut', actor_id: 'sender', message_id: 'ledger/sender@1#0' });
+    expect(rows[0].error).toContain('does not accept');
+    await waitFor('next send delivered', async () => (await rt.host.get({ type: 'ledger', id: 'open-target' }).catch(() => null))?.version === 1);
+  });
+
+  it('reports relay lag, pending timers and dead letters in health', async () => {
+    const h = await rt.health();
+    expect(h.status).toBe('up');
+    expect(h.database.status).toBe('up');
+    expect(h.deadLetters).toBe(1);
+    expect(h.partitions.owned).toEqual([0, 1, 2, 3]);
+  });
+});
+
+describe('partition leases', () => {
+  it('share partitions fairly between processes and hand them over when one dies', async () => {
+    const mk = (name: string, log: string[]) => {
+      const owned = new Set<number>();
+      const listener: LeaseListener = {
+        acquired: (p) => void (owned.add(p), log.push(`${name}+${p}`)),
+        releasing: async (p) => void (owned.delete(p), log.push(`${name}-${p}`)),
+        lost: () => owned.clear(),
+      };
+      return { owned, leases: new PartitionLeases({ url: database.url, partitions: 8, rebalanceMs: 100, log: testLog, listener }) };
+    };
+    const log: string[] = [];
+    const a = mk('a', log);
+    const b = mk('b', log);
+    // the relay's own lease holder in `rt` is a member too: stop it so only a and b compete
+    await rt.leases.stop();
+    await a.leases.start();
+    expect(a.owned.size).toBe(8);
+    await b.leases.start();
+    await waitFor('fair share', () => a.owned.size === 4 && b.owned.size === 4, 10_000);
+    expect([...a.owned].some((p) => b.owned.has(p))).toBe(false);
+    // a's session dies (as with a killed process): b takes everything within a few seconds
+    const pool = createPool(database.url, 1);
+    await pool.query('SELECT pg_terminate_backend($1)', [a.leases.backendPid]);
+    await pool.end();
+    const t0 = Date.now();
+    await waitFor('a drops its partitions when its session dies', () => a.owned.size === 0, 5_000);
+    await a.leases.stop(); // and the process is gone: it never reconnects
+    await waitFor('takeover', () => b.owned.size === 8, 10_000);
+    expect(Date.now() - t0).toBeLessThan(3_000);
+    await b.leases.stop();
+    const c = mk('c', log);
+    await c.leases.start();
+    expect(c.owned.size).toBe(8);
+    await c.leases.stop();
+  });
+});
