@@ -1,4 +1,5 @@
 import type { ActorTypeDefinition } from '../runtime/registry.js';
+import { relationshipType } from './relationship.js';
 
 /** Every actor type Concord runs. Add a machine module here to deploy it. */
-export const actorTypes: ActorTypeDefinition[] = [];
+export const actorTypes: ActorTypeDefinition[] = [relationshipType];

@@ -1,0 +1,95 @@
+import type pg from 'pg';
+import type { Principal } from './principal.js';
+import { decodeCursor, encodeCursor, iso, type Queryable } from './sql.js';
+
+export interface AuditRecord {
+  principal: Principal;
+  action: string;
+  objectType: string;
+  objectId: string;
+  before: unknown;
+  after: unknown;
+  at: string;
+  requestId?: string | null;
+  /** Makes the record safe to write twice (e.g. `relationship/<id>@<version>`). */
+  dedupeKey?: string;
+}
+
+export interface AuditEntry {
+  id: number;
+  at: string;
+  who: { sub: string; role: string; tenantId: string | null };
+  action: string;
+  objectType: string;
+  objectId: string;
+  before: unknown;
+  after: unknown;
+  requestId: string | null;
+}
+
+/**
+ * The audit trail: who changed what, when, with the object before and after. Plain-table
+ * changes write their record in the transaction that does the work; actor transitions write it
+ * right after their commit, deduplicated by actor version.
+ */
+export async function recordAudit(db: Queryable, r: AuditRecord): Promise<void> {
+  await db.query(
+    `INSERT INTO audit_log (at, subject, role, tenant, action, object_type, object_id, before, after, request_id, dedupe_key)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (dedupe_key) DO NOTHING`,
+    [
+      r.at,
+      r.principal.sub,
+      r.principal.role,
+      r.principal.tenantId,
+      r.action,
+      r.objectType,
+      r.objectId,
+      r.before === undefined ? null : JSON.stringify(r.before),
+      r.after === undefined ? null : JSON.stringify(r.after),
+      r.requestId ?? null,
+      r.dedupeKey ?? null,
+    ],
+  );
+}
+
+export async function listAudit(
+  pool: pg.Pool,
+  q: { objectType?: string; objectId?: string; action?: string; limit: number; cursor?: string },
+): Promise<{ data: AuditEntry[]; nextCursor: string | null }> {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const add = (sql: string, v: unknown) => {
+    params.push(v);
+    where.push(sql.replace('?', `$${params.length}`));
+  };
+  if (q.objectType) add('object_type = ?', q.objectType);
+  if (q.objectId) add('object_id = ?', q.objectId);
+  if (q.action) add('action = ?', q.action);
+  const cur = decodeCursor(q.cursor);
+  if (cur) {
+    params.push(cur.at, Number(cur.id));
+    where.push(`(at, id) < ($${params.length - 1}::timestamptz, $${params.length}::bigint)`);
+  }
+  params.push(q.limit + 1);
+  const { rows } = await pool.query(
+    `SELECT id, at, subject, role, tenant, action, object_type, object_id, before, after, request_id FROM audit_log
+     ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY at DESC, id DESC LIMIT $${params.length}`,
+    params,
+  );
+  const page = rows.slice(0, q.limit);
+  const last = page[page.length - 1];
+  return {
+    data: page.map((r) => ({
+      id: Number(r.id),
+      at: iso(r.at)!,
+      who: { sub: r.subject, role: r.role, tenantId: r.tenant },
+      action: r.action,
+      objectType: r.object_type,
+      objectId: r.object_id,
+      before: r.before,
+      after: r.after,
+      requestId: r.request_id,
+    })),
+    nextCursor: rows.length > q.limit && last ? encodeCursor(last.at, String(last.id)) : null,
+  };
+}

@@ -1,0 +1,40 @@
+/**
+ * Errors of the coordination domain (the non-actor objects and the edge's policy), in the same
+ * shape as the runtime's `ConcordError`: a string code from a const object and JSON details.
+ * The HTTP edge maps both families to statuses in its one `onError`.
+ */
+export const DomainCode = {
+  Unauthenticated: 'UNAUTHENTICATED',
+  Forbidden: 'FORBIDDEN',
+  NotFound: 'NOT_FOUND',
+  ValidationFailed: 'VALIDATION_FAILED',
+  DependencyCycle: 'DEPENDENCY_CYCLE',
+  DuplicateDependency: 'DUPLICATE_DEPENDENCY',
+  ResourceInactive: 'RESOURCE_INACTIVE',
+  GrantInactive: 'GRANT_INACTIVE',
+  AccessLevelExceeded: 'ACCESS_LEVEL_EXCEEDED',
+  IdempotencyKeyReused: 'IDEMPOTENCY_KEY_REUSED',
+  IdempotencyKeyInvalid: 'IDEMPOTENCY_KEY_INVALID',
+  PayloadTooLarge: 'PAYLOAD_TOO_LARGE',
+  UnsupportedMediaType: 'UNSUPPORTED_MEDIA_TYPE',
+  MalformedJson: 'MALFORMED_JSON',
+  RouteNotFound: 'ROUTE_NOT_FOUND',
+} as const;
+export type DomainCode = (typeof DomainCode)[keyof typeof DomainCode];
+
+export class DomainError extends Error {
+  constructor(
+    readonly code: DomainCode,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'DomainError';
+  }
+}
+
+export const isDomainError = (err: unknown, code?: DomainCode): err is DomainError =>
+  err instanceof DomainError && (code === undefined || err.code === code);
+
+export const notFound = (what: string, id: string) => new DomainError(DomainCode.NotFound, `${what} ${id} not found`, { id });

@@ -1,0 +1,252 @@
+import type pg from 'pg';
+import type { ActorEvent, ActorHost, SendResult } from '../actor-host.js';
+import type { Clock } from '../clock.js';
+import { ConcordError, ErrorCode, isRejected } from '../errors.js';
+import { acceptedEventsOf } from '../step.js';
+import {
+  RELATIONSHIP_ACTIONS,
+  relationshipMachine,
+  statusOf,
+  type RelationshipContext,
+  type RelationshipEvent,
+  type RelationshipStatus,
+  type RelationshipType,
+} from '../../machines/relationship.js';
+import { recordAudit } from './audit.js';
+import { DomainCode, DomainError } from './errors.js';
+import { isPlatform, partyOf, type Principal } from './principal.js';
+import { decodeCursor, encodeCursor } from './sql.js';
+
+type Json = Record<string, unknown>;
+
+/** A relationship as clients see it: the spec's VendorPartnerRelationship plus lifecycle detail. */
+export interface Relationship {
+  id: string;
+  vendorId: string;
+  partnerId: string;
+  relationshipType: RelationshipType;
+  status: RelationshipStatus;
+  startDate: string;
+  endDate: string | null;
+  agreementDetails: Json | null;
+  configuration: Json | null;
+  metadata: Json | null;
+  createdAt: string;
+  updatedAt: string;
+  version: number;
+  allowedActions: string[];
+  activatedAt: string | null;
+  suspendedAt: string | null;
+  terminatedAt: string | null;
+  statusReason: string | null;
+}
+
+export interface CreateRelationship {
+  vendorId: string;
+  partnerId: string;
+  relationshipType: RelationshipType;
+  startDate?: string;
+  endDate?: string | null;
+  agreementDetails?: Json | null;
+  configuration?: Json | null;
+  metadata?: Json | null;
+}
+
+export type UpdateRelationship = Partial<Pick<CreateRelationship, 'agreementDetails' | 'configuration' | 'metadata' | 'endDate'>>;
+export type LifecycleAction = 'activate' | 'suspend' | 'terminate';
+
+export interface RelationshipFilter {
+  vendorId?: string;
+  partnerId?: string;
+  relationshipType?: RelationshipType;
+  status?: RelationshipStatus;
+  limit: number;
+  cursor?: string;
+}
+
+export interface CallContext {
+  principal: Principal;
+  requestId?: string | null;
+  /** Inbox message id (from an Idempotency-Key). */
+  messageId?: string;
+}
+
+const TYPE = 'relationship';
+const allowedCache = new Map<string, string[]>();
+
+/** The actions the lifecycle allows in a state value (memoised: the chart is fixed per version). */
+export function allowedActions(value: unknown, context: RelationshipContext): string[] {
+  const key = JSON.stringify(value);
+  let hit = allowedCache.get(key);
+  if (!hit) {
+    const events = acceptedEventsOf(relationshipMachine, { status: 'active', value, context: context as never, children: {} });
+    hit = events.map((e) => RELATIONSHIP_ACTIONS[e]).filter((a): a is string => Boolean(a));
+    allowedCache.set(key, hit);
+  }
+  return hit;
+}
+
+function render(id: string, version: number, value: unknown, c: RelationshipContext): Relationship {
+  return {
+    id,
+    vendorId: c.vendorId,
+    partnerId: c.partnerId,
+    relationshipType: c.relationshipType as RelationshipType,
+    status: statusOf(value) as RelationshipStatus,
+    startDate: c.startDate!,
+    endDate: c.endDate,
+    agreementDetails: c.agreementDetails,
+    configuration: c.configuration,
+    metadata: c.metadata,
+    createdAt: c.createdAt!,
+    updatedAt: c.lastEventAt ?? c.createdAt!,
+    version,
+    allowedActions: allowedActions(value, c),
+    activatedAt: c.activatedAt,
+    suspendedAt: c.suspendedAt,
+    terminatedAt: c.terminatedAt,
+    statusReason: c.statusReason,
+  };
+}
+
+const canSee = (p: Principal, c: Pick<RelationshipContext, 'vendorId' | 'partnerId'>): boolean =>
+  isPlatform(p) || (p.role === 'vendor' && c.vendorId === p.tenantId) || (p.role === 'partner' && c.partnerId === p.tenantId);
+
+const notFound = (id: string) => new ConcordError(ErrorCode.ActorNotFound, `relationship ${id} not found`, { ref: { type: TYPE, id } });
+
+/**
+ * Relationships are `relationship` actors: every change is an event through the actor host
+ * (one commit per transition, inbox-deduplicated); reads and searches go to the indexed
+ * `actors` columns. A vendor or partner sees only relationships it is party to; any other id
+ * answers not-found, exactly as an id that does not exist.
+ */
+export class RelationshipService {
+  constructor(
+    private readonly host: ActorHost,
+    private readonly pool: pg.Pool,
+    private readonly clock: Clock,
+  ) {}
+
+  async get(principal: Principal, id: string): Promise<Relationship> {
+    const { rows } = await this.pool.query<{ version: number; state_value: unknown; context: RelationshipContext }>(
+      `SELECT version, state_value, snapshot->'context' AS context FROM actors WHERE type = $1 AND id = $2`,
+      [TYPE, id],
+    );
+    const row = rows[0];
+    if (!row || !canSee(principal, row.context) || statusOf(row.state_value) === 'DRAFT') throw notFound(id);
+    return render(id, row.version, row.state_value, row.context);
+  }
+
+  async list(principal: Principal, f: RelationshipFilter): Promise<{ data: Relationship[]; nextCursor: string | null }> {
+    const params: unknown[] = [TYPE];
+    const where = ['type = $1'];
+    const attrs: Record<string, string> = {};
+    if (f.vendorId) attrs.vendorId = f.vendorId;
+    if (f.partnerId) attrs.partnerId = f.partnerId;
+    if (f.relationshipType) attrs.relationshipType = f.relationshipType;
+    if (Object.keys(attrs).length) {
+      params.push(JSON.stringify(attrs));
+      where.push(`attrs @> $${params.length}::jsonb`);
+    }
+    if (f.status) {
+      params.push(f.status);
+      where.push(`status = $${params.length}`);
+    } else {
+      where.push(`status <> 'DRAFT'`);
+    }
+    const party = partyOf(principal);
+    if (!isPlatform(principal)) {
+      if (!party) return { data: [], nextCursor: null };
+      params.push(JSON.stringify({ [`${party.type}Id`]: party.id }));
+      where.push(`attrs @> $${params.length}::jsonb`);
+    }
+    const cur = decodeCursor(f.cursor);
+    if (f.cursor && !cur) throw new DomainError(DomainCode.ValidationFailed, 'invalid cursor', { issues: [{ path: ['cursor'], message: 'invalid cursor' }] });
+    if (cur) {
+      params.push(cur.at, cur.id);
+      where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length})`);
+    }
+    params.push(f.limit + 1);
+    const { rows } = await this.pool.query<{ id: string; version: number; state_value: unknown; context: RelationshipContext; created_at: Date }>(
+      `SELECT id, version, state_value, snapshot->'context' AS context, created_at FROM actors
+       WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
+      params,
+    );
+    const page = rows.slice(0, f.limit);
+    const last = page[page.length - 1];
+    return {
+      data: page.map((r) => render(r.id, r.version, r.state_value, r.context)),
+      nextCursor: rows.length > f.limit && last ? encodeCursor(last.created_at, last.id) : null,
+    };
+  }
+
+  /** Creates the actor with its first event; a retried create (same derived id) is a duplicate. */
+  async create(cx: CallContext, id: string, input: CreateRelationship): Promise<Relationship> {
+    const p = cx.principal;
+    if (!isPlatform(p) && !canSee(p, input)) {
+      throw new DomainError(DomainCode.Forbidden, `a ${p.role} may only create relationships it is party to`);
+    }
+    const at = new Date(this.clock.now()).toISOString();
+    const event: RelationshipEvent = { type: 'relationship.create', ...input, at, by: p.sub };
+    let res: SendResult;
+    try {
+      res = await this.host.send({ type: TYPE, id }, event as unknown as ActorEvent, { messageId: cx.messageId });
+    } catch (err) {
+      // the id exists already: only possible for a reused client-derived id
+      if (isRejected(err)) throw new DomainError(DomainCode.IdempotencyKeyReused, `relationship ${id} already exists`);
+      throw err;
+    }
+    if (res.duplicate) return this.get(p, id);
+    const after = render(id, res.version, res.value, res.context as unknown as RelationshipContext);
+    await this.#audit(cx, 'relationship.create', null, after, at);
+    return after;
+  }
+
+  async update(cx: CallContext, id: string, patch: UpdateRelationship): Promise<Relationship> {
+    return this.#send(cx, id, (at, by) => ({ type: 'relationship.update', ...patch, at, by }));
+  }
+
+  async transition(cx: CallContext, id: string, action: LifecycleAction, reason?: string): Promise<Relationship> {
+    return this.#send(cx, id, (at, by) => ({ type: `relationship.${action}`, at, by, ...(reason === undefined ? {} : { reason }) }) as RelationshipEvent);
+  }
+
+  async #send(cx: CallContext, id: string, make: (at: string, by: string) => RelationshipEvent): Promise<Relationship> {
+    const before = await this.get(cx.principal, id); // not-found and party check before any write
+    const at = new Date(this.clock.now()).toISOString();
+    const event = make(at, cx.principal.sub);
+    let res: SendResult;
+    try {
+      res = await this.host.send({ type: TYPE, id }, event as unknown as ActorEvent, { messageId: cx.messageId });
+    } catch (err) {
+      if (isRejected(err)) {
+        const d = err.details as { value: unknown; status: string | null; accepts: string[] };
+        const allowed = d.accepts.map((e) => RELATIONSHIP_ACTIONS[e]).filter(Boolean);
+        throw new ConcordError(
+          ErrorCode.EventRejected,
+          `relationship ${id} is ${d.status}: '${RELATIONSHIP_ACTIONS[event.type]}' is not allowed; allowed: ${allowed.join(', ') || 'none'}`,
+          { ...d, currentStatus: d.status, allowedActions: allowed, action: RELATIONSHIP_ACTIONS[event.type] },
+        );
+      }
+      throw err;
+    }
+    if (res.duplicate) return this.get(cx.principal, id);
+    const after = render(id, res.version, res.value, res.context as unknown as RelationshipContext);
+    await this.#audit(cx, event.type, before, after, at);
+    return after;
+  }
+
+  #audit(cx: CallContext, action: string, before: Relationship | null, after: Relationship, at: string): Promise<void> {
+    return recordAudit(this.pool, {
+      principal: cx.principal,
+      action,
+      objectType: TYPE,
+      objectId: after.id,
+      before,
+      after,
+      at,
+      requestId: cx.requestId ?? null,
+      dedupeKey: `${TYPE}/${after.id}@${after.version}`,
+    });
+  }
+}
+
