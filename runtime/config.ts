@@ -3,11 +3,6 @@ import { ConcordError, ErrorCode } from './errors.js';
 
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number().int().min(min).max(max).default(def);
-const bool = (def: boolean) =>
-  z
-    .enum(['true', 'false', '1', '0', 'yes', 'no'])
-    .default(def ? 'true' : 'false')
-    .transform((v) => v === 'true' || v === '1' || v === 'yes');
 const optionalString = z
   .string()
   .optional()
@@ -29,6 +24,7 @@ const EnvSchema = z.object({
   ACTOR_CACHE_SIZE: int(10_000, 0),
   ACTOR_IDLE_MS: int(300_000, 1_000),
   COMMIT_BATCH_MAX: int(128, 1, 10_000),
+  COMMIT_CONCURRENCY: int(4, 1, 256),
   PARTITIONS: int(16, 1, 4096),
   TIMER_POLL_MS: int(250, 10),
   TIMER_CLAIM_MS: int(15_000, 1_000),
@@ -37,6 +33,17 @@ const EnvSchema = z.object({
   INBOX_RETENTION_HOURS: int(168, 1),
   SHUTDOWN_TIMEOUT_MS: int(10_000, 100),
   JWT_SECRET: optionalString,
+  NATS_PREFIX: z.string().regex(/^[a-z][a-z0-9_-]*$/, 'lowercase letters, digits, _ and -').default('concord'),
+  NATS_REPLICAS: int(1, 1, 5),
+  NATS_MAX_AGE_HOURS: int(168, 1),
+  NATS_DUPLICATE_WINDOW_MS: int(120_000, 1_000),
+  NATS_ACK_WAIT_MS: int(10_000, 500),
+  NATS_MAX_ACK_PENDING: int(1_000, 1),
+  NATS_MAX_ATTEMPTS: int(5, 1, 1_000),
+  NATS_RETRY_BACKOFF_MS: int(250, 1),
+  NATS_PUBLISH_TIMEOUT_MS: int(5_000, 100),
+  NATS_SERVICE_SUBJECTS: z.string().default('svc.>'),
+  NATS_SERVICE_EVENTS: z.string().default('svc.events.>'),
 });
 
 export interface Config {
@@ -51,6 +58,7 @@ export interface Config {
   readonly actorCacheSize: number;
   readonly actorIdleMs: number;
   readonly commitBatchMax: number;
+  readonly commitConcurrency: number;
   readonly partitions: number;
   readonly timerPollMs: number;
   readonly timerClaimMs: number;
@@ -59,6 +67,27 @@ export interface Config {
   readonly inboxRetentionHours: number;
   readonly shutdownTimeoutMs: number;
   readonly jwtSecret: string | undefined;
+  readonly nats: NatsConfig;
+}
+
+/** The JetStream transport's settings (used only when `natsUrl` is set); see docs/nats.md. */
+export interface NatsConfig {
+  /** First subject token and stream-name prefix: `<prefix>.actor.…`, stream `<PREFIX>_ACTORS`. */
+  readonly prefix: string;
+  readonly replicas: number;
+  readonly maxAgeMs: number;
+  readonly duplicateWindowMs: number;
+  readonly ackWaitMs: number;
+  readonly maxAckPending: number;
+  /** Attempts per message before it is dead-lettered (`failed`). */
+  readonly maxAttempts: number;
+  /** First retry delay; doubles per attempt, capped at 30 s. */
+  readonly retryBackoffMs: number;
+  readonly publishTimeoutMs: number;
+  /** Subjects of the service stream (commands to services and the events they answer with). */
+  readonly serviceSubjects: string;
+  /** The subset routed to actors by correlation id. */
+  readonly serviceEvents: string;
 }
 
 /** Parses the environment once; a bad value throws an INVALID_CONFIG error naming the variable. */
@@ -81,6 +110,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     actorCacheSize: e.ACTOR_CACHE_SIZE,
     actorIdleMs: e.ACTOR_IDLE_MS,
     commitBatchMax: e.COMMIT_BATCH_MAX,
+    commitConcurrency: e.COMMIT_CONCURRENCY,
     partitions: e.PARTITIONS,
     timerPollMs: e.TIMER_POLL_MS,
     timerClaimMs: e.TIMER_CLAIM_MS,
@@ -89,6 +119,19 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     inboxRetentionHours: e.INBOX_RETENTION_HOURS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     jwtSecret: e.JWT_SECRET,
+    nats: Object.freeze({
+      prefix: e.NATS_PREFIX,
+      replicas: e.NATS_REPLICAS,
+      maxAgeMs: e.NATS_MAX_AGE_HOURS * 3_600_000,
+      duplicateWindowMs: e.NATS_DUPLICATE_WINDOW_MS,
+      ackWaitMs: e.NATS_ACK_WAIT_MS,
+      maxAckPending: e.NATS_MAX_ACK_PENDING,
+      maxAttempts: e.NATS_MAX_ATTEMPTS,
+      retryBackoffMs: e.NATS_RETRY_BACKOFF_MS,
+      publishTimeoutMs: e.NATS_PUBLISH_TIMEOUT_MS,
+      serviceSubjects: e.NATS_SERVICE_SUBJECTS,
+      serviceEvents: e.NATS_SERVICE_EVENTS,
+    }),
   });
 }
 

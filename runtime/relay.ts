@@ -119,7 +119,7 @@ export class OutboxRelay implements LeaseListener {
         await sleep(this.o.pollMs);
         continue;
       }
-      let retried = 0;
+      let retried: number;
       try {
         const outcomes = await this.o.delivery.deliver(rows);
         retried = await this.#settle(rows, outcomes);

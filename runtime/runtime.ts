@@ -4,9 +4,10 @@ import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import { openDatabase, type Database } from './db.js';
 import { InProcessDelivery, type ConnectorInvoker } from './in-process.js';
-import { PartitionLeases } from './leases.js';
+import { PartitionLeases, type LeaseListener } from './leases.js';
 import type { Logger } from './logger.js';
 import { migrate } from './migrate.js';
+import { NatsTransport, type NatsHealth } from './nats/transport.js';
 import type { Registry } from './registry.js';
 import { OutboxRelay, type Delivery } from './relay.js';
 import { TimerPoller } from './timers.js';
@@ -26,6 +27,8 @@ export interface RuntimeOptions {
   run?: { timers?: boolean; relay?: boolean };
   commitConcurrency?: number;
   maxDeliveryAttempts?: number;
+  /** Tests only: options of the NATS transport (used when `config.natsUrl` is set). */
+  nats?: { heartbeat?: boolean; name?: string };
 }
 
 export interface RuntimeHealth {
@@ -36,6 +39,8 @@ export interface RuntimeHealth {
   deadLetters: number;
   partitions: { total: number; owned: number[]; members: number };
   actors: { cached: number; inFlight: number };
+  /** Present when the NATS transport is on. */
+  nats?: NatsHealth;
 }
 
 export interface Runtime {
@@ -46,6 +51,8 @@ export interface Runtime {
   timers: TimerPoller;
   relay: OutboxRelay;
   leases: PartitionLeases;
+  /** The JetStream transport, when `config.natsUrl` is set. */
+  nats: NatsTransport | undefined;
   start(): Promise<void>;
   stop(): Promise<void>;
   health(): Promise<RuntimeHealth>;
@@ -59,8 +66,8 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
     o.database ??
     (await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, embeddedPort: config.embeddedPgPort, poolSize: config.dbPoolSize, log }));
   const bus = new InProcessBus();
-  let timers: TimerPoller | undefined;
-  let relay: OutboxRelay | undefined;
+  // the host tells the poller and the relay about new work; they are built right after it
+  const late: { timers?: TimerPoller; relay?: OutboxRelay } = {};
   const host = new ActorHost({
     pool: database.pool,
     registry: o.registry,
@@ -70,17 +77,40 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
     cacheSize: config.actorCacheSize,
     idleMs: config.actorIdleMs,
     commitBatchMax: config.commitBatchMax,
-    commitConcurrency: o.commitConcurrency ?? Math.max(2, Math.floor(config.dbPoolSize / 2)),
+    commitConcurrency: o.commitConcurrency ?? config.commitConcurrency,
     hooks: o.hooks,
     onCommitted: (rec) => {
-      if (rec.outbox.length > 0) relay?.wake(rec.partition);
-      for (const t of rec.timerUpserts) timers?.wake(t.dueAt);
+      if (rec.outbox.length > 0) late.relay?.wake(rec.partition);
+      for (const t of rec.timerUpserts) late.timers?.wake(t.dueAt);
     },
   });
-  timers = new TimerPoller({ pool: database.pool, host, clock, log, pollMs: config.timerPollMs, claimMs: config.timerClaimMs });
-  const delivery = o.delivery?.(host, bus) ?? new InProcessDelivery(host, bus, o.connectors);
-  relay = new OutboxRelay({ pool: database.pool, delivery, log, batch: config.outboxBatch, pollMs: config.outboxPollMs, maxAttempts: o.maxDeliveryAttempts ?? 10 });
-  const leases = new PartitionLeases({ url: database.url, partitions: config.partitions, rebalanceMs: 1_000, log, listener: relay });
+  const timers = new TimerPoller({ pool: database.pool, host, clock, log, pollMs: config.timerPollMs, claimMs: config.timerClaimMs });
+  const inProcess = new InProcessDelivery(host, bus, o.connectors);
+  const nats = config.natsUrl
+    ? new NatsTransport({ url: config.natsUrl, config: config.nats, partitions: config.partitions, pool: database.pool, host, log, calls: inProcess, ...o.nats })
+    : undefined;
+  const delivery = o.delivery?.(host, bus) ?? nats ?? inProcess;
+  const relay = new OutboxRelay({ pool: database.pool, delivery, log, batch: config.outboxBatch, pollMs: config.outboxPollMs, maxAttempts: o.maxDeliveryAttempts ?? 10 });
+  const rl = relay;
+  // the process that owns a partition relays its outbox and (with NATS) consumes its actors' messages
+  const listener: LeaseListener = nats
+    ? {
+        acquired: (p) => {
+          rl.acquired(p);
+          nats.acquired(p);
+        },
+        releasing: async (p) => {
+          await Promise.all([rl.releasing(p), nats.releasing(p)]);
+        },
+        lost: () => {
+          rl.lost();
+          nats.lost();
+        },
+      }
+    : relay;
+  const leases = new PartitionLeases({ url: database.url, partitions: config.partitions, rebalanceMs: 1_000, log, listener });
+  late.timers = timers;
+  late.relay = relay;
   let sweeper: NodeJS.Timeout | undefined;
   const run = { timers: true, relay: true, ...o.run };
   const t = timers;
@@ -94,8 +124,10 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
     timers: t,
     relay: r,
     leases,
+    nats,
     async start() {
       await migrate(database.pool, log);
+      await nats?.start();
       if (run.relay) await leases.start();
       if (run.timers) t.start();
       sweeper = setInterval(() => host.passivateIdle(), Math.max(1_000, Math.floor(config.actorIdleMs / 4)));
@@ -104,10 +136,12 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
     },
     async stop() {
       clearInterval(sweeper);
+      await nats?.stopIntake(); // consumers finish and ack what they started
       await host.close(); // stop intake, finish in-flight transitions
       await t.stop();
       await leases.stop(); // each relay loop finishes its batch before its lease is released
       await r.stop();
+      await nats?.close();
       if (!o.database) await database.close();
       log.info('runtime stopped');
     },
@@ -136,6 +170,10 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
         h.timers = { pending: row.tpending, overdue: row.overdue };
         h.deadLetters = row.dead;
         if (h.outbox.oldestAgeMs > 30_000 || h.timers.overdue > 0) h.status = 'degraded';
+        if (nats) {
+          h.nats = await nats.health(leases.owned());
+          if (h.nats.status !== 'connected') h.status = 'degraded';
+        }
       } catch (err) {
         h.database = { status: 'down', error: (err as Error).message };
         h.status = 'down';

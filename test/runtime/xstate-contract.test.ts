@@ -17,7 +17,7 @@ const child = setup({
   id: 'kid',
   initial: 'a',
   states: {
-    a: { on: { poke: { target: 'b', actions: emit({ type: 'concord.publish', subject: 'kid.poked', data: 1 }) } } },
+    a: { on: { poke: { target: 'b', actions: emit({ type: 'concord.publish', subject: 'kid.poked', data: 1 } as never) } } },
     b: { after: { 150: 'c' } },
     c: {},
   },

@@ -1,0 +1,148 @@
+/**
+ * `npm run bench` (runtime part): persisted transitions per second and `send` latency at 1, 8
+ * and 32 concurrent senders over 10,000 actors with one outbox message per event, cached and
+ * cold, against the ceiling: the same writes as ONE plain SQL statement per event from pg.
+ */
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { loadConfig } from '../runtime/config.js';
+import { createPool, type Database } from '../runtime/db.js';
+import { Kysely, PostgresDialect } from 'kysely';
+import { migrate } from '../runtime/migrate.js';
+import { Registry } from '../runtime/registry.js';
+import { createRuntime, type Runtime } from '../runtime/runtime.js';
+import { benchDatabase, benchLog, fmt, percentile, table } from './lib.js';
+import { benchType } from './machines.js';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const ACTORS = 10_000;
+const CONCURRENCY = [1, 8, 32];
+
+interface Result {
+  label: string;
+  c: number;
+  rate: number;
+  p50: number;
+  p99: number;
+}
+
+async function drive(c: number, op: (sender: number, i: number) => Promise<void>): Promise<{ rate: number; p50: number; p99: number }> {
+  const lat: number[] = [];
+  const end = performance.now() + SECONDS * 1000;
+  let done = 0;
+  await Promise.all(
+    Array.from({ length: c }, async (_, s) => {
+      for (let i = 0; performance.now() < end; i++) {
+        const t = performance.now();
+        await op(s, i);
+        lat.push(performance.now() - t);
+        done++;
+      }
+    }),
+  );
+  lat.sort((a, b) => a - b);
+  return { rate: done / SECONDS, p50: percentile(lat, 50), p99: percentile(lat, 99) };
+}
+
+/** Sender `s` of `c` walks its own slice of the actors, so senders never queue on one actor. */
+const actorFor = (s: number, c: number, i: number) => `a${(s + c * i) % ACTORS}`;
+
+async function runtimeOver(url: string, cacheSize: number): Promise<Runtime> {
+  const config = loadConfig({ DATABASE_URL: url, LOG_LEVEL: 'warn', ACTOR_CACHE_SIZE: String(cacheSize), DB_POOL_SIZE: '16', COMMIT_CONCURRENCY: process.env.COMMIT_CONCURRENCY ?? '4' });
+  const pool = createPool(url, config.dbPoolSize);
+  const database: Database = { pool, db: new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) }), url, close: () => pool.end() };
+  const rt = await createRuntime({ config, registry: new Registry([benchType]), log: benchLog, database, run: { timers: false, relay: false } });
+  await rt.start();
+  return rt;
+}
+
+async function main() {
+  const { url, stop } = await benchDatabase('concord_bench_runtime');
+  const setupPool = new pg.Pool({ connectionString: url, max: 2 });
+  await migrate(setupPool);
+  const results: Result[] = [];
+  let seq = 0;
+
+  // create the 10,000 actors (and warm the cache)
+  const warm = await runtimeOver(url, 10_000);
+  const t0 = performance.now();
+  await drive32Create(warm);
+  const createRate = ACTORS / ((performance.now() - t0) / 1000);
+
+  for (const c of CONCURRENCY) {
+    const r = await drive(c, (s, i) => warm.host.send({ type: 'bench', id: actorFor(s, c, i) }, { type: 'bench.tick', i: seq++ }).then(() => undefined));
+    results.push({ label: 'runtime, cached', c, ...r });
+  }
+  await warm.stop();
+  await warm.database.close();
+
+  const cold = await runtimeOver(url, 0);
+  for (const c of CONCURRENCY) {
+    const r = await drive(c, (s, i) => cold.host.send({ type: 'bench', id: actorFor(s, c, i) }, { type: 'bench.tick', i: seq++ }).then(() => undefined));
+    results.push({ label: 'runtime, cold (no cache)', c, ...r });
+  }
+  await cold.stop();
+  await cold.database.close();
+
+  // the ceiling: version-checked jsonb update + outbox insert + inbox insert as ONE statement
+  const { rows } = await setupPool.query<{ id: string; version: number; snapshot: unknown }>(`SELECT id, version, snapshot FROM actors WHERE type = 'bench'`);
+  const state = new Map(rows.map((r) => [r.id, { version: r.version, snapshot: r.snapshot as { context: { n: number } } }]));
+  for (const c of CONCURRENCY) {
+    const pool = new pg.Pool({ connectionString: url, max: c });
+    const r = await drive(c, async (s, i) => {
+      const id = actorFor(s, c, i);
+      const st = state.get(id)!;
+      const n = seq++;
+      const next = { ...st.snapshot, context: { ...st.snapshot.context, n: st.snapshot.context.n + 1, last: n } };
+      const res = await pool.query({
+        name: 'ceiling',
+        text: `WITH u AS (UPDATE actors SET snapshot = $3, version = version + 1, updated_at = now()
+                 WHERE type = 'bench' AND id = $1 AND version = $2 RETURNING 1),
+               i AS (INSERT INTO inbox (actor_type, actor_id, message_id, version, result) SELECT 'bench', $1, $4, $2 + 1, '{}' FROM u),
+               o AS (INSERT INTO outbox (partition, source_type, source_id, kind, subject, message_id, payload)
+                 SELECT 0, 'bench', $1, 'publish', 'bench.ticks', $4, $5 FROM u)
+               SELECT count(*)::int AS n FROM u`,
+        values: [id, st.version, JSON.stringify(next), `ceil-${n}`, JSON.stringify({ i: n })],
+      });
+      if (res.rows[0].n !== 1) throw new Error('ceiling: version conflict');
+      st.version++;
+      st.snapshot = next;
+    });
+    results.push({ label: 'ceiling: one plain SQL statement', c, ...r });
+    await pool.end();
+  }
+  await setupPool.end();
+
+  // memory: 100,000 actors touched with a 10,000-actor cache, in a clean child process
+  const memory = execFileSync(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./runtime-memory.ts', import.meta.url))], {
+    env: { ...process.env, DATABASE_URL: url },
+    encoding: 'utf8',
+  }).trim();
+  await stop();
+
+  const ceiling = new Map(results.filter((r) => r.label.startsWith('ceiling')).map((r) => [r.c, r.rate]));
+  console.log(`\n## Actor runtime (${SECONDS} s per row, ${ACTORS.toLocaleString()} actors, 1 outbox message per event)\n`);
+  console.log(
+    table(
+      ['path', 'senders', 'events/s', 'p50 ms', 'p99 ms', '% of ceiling'],
+      results.map((r) => [r.label, r.c, Math.round(r.rate), fmt(r.p50), fmt(r.p99), r.label.startsWith('ceiling') ? '100%' : `${Math.round((100 * r.rate) / ceiling.get(r.c)!)}%`]),
+    ),
+  );
+  console.log(`\ncreating ${ACTORS.toLocaleString()} actors at 32 senders: ${Math.round(createRate)} actors/s`);
+  console.log(memory);
+}
+
+async function drive32Create(rt: Runtime) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 32 }, async () => {
+      while (next < ACTORS) {
+        const id = `a${next++}`;
+        await rt.host.send({ type: 'bench', id }, { type: 'bench.tick', i: 0 });
+      }
+    }),
+  );
+}
+
+await main();
