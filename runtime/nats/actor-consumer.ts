@@ -1,0 +1,77 @@
+import type { JsMsg } from '@nats-io/jetstream';
+import type pg from 'pg';
+import type { ActorHost } from '../actor-host.js';
+import { recordNatsDeadLetter } from '../dead-letters.js';
+import { ErrorCode, isConcordError } from '../errors.js';
+import type { Verdict } from './durable-worker.js';
+import { Hdr, parsePartitionedSubject } from './subjects.js';
+
+const decoder = new TextDecoder();
+
+const TERMINAL: Record<string, string> = {
+  [ErrorCode.EventRejected]: 'rejected',
+  [ErrorCode.UnknownActorType]: 'unroutable',
+  [ErrorCode.ActorNotFound]: 'unroutable',
+  [ErrorCode.InvalidEvent]: 'invalid',
+};
+
+/** The actor-level id of a message: the forwarder's or replay's id, else the publisher's own. */
+export function messageIdOf(msg: JsMsg): string {
+  return msg.headers?.get(Hdr.MessageId) || msg.headers?.get(Hdr.MsgId) || `${msg.info.stream}:${msg.seq}`;
+}
+
+export function payloadOf(msg: JsMsg): unknown {
+  const text = decoder.decode(msg.data);
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+export function headersOf(msg: JsMsg): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (msg.headers) for (const [k, v] of msg.headers) out[k] = v.join(',');
+  return out;
+}
+
+/** Applies one message from a partition consumer to its actor; the worker acks after commit. */
+export function actorHandler(host: ActorHost) {
+  return async (msg: JsMsg): Promise<Verdict> => {
+    const ref = parsePartitionedSubject(msg.subject);
+    if (!ref) return { status: 'dead', reason: 'unroutable', error: `not an actor subject: ${msg.subject}` };
+    const event = payloadOf(msg);
+    if (!event || typeof event !== 'object' || Array.isArray(event) || typeof (event as { type?: unknown }).type !== 'string') {
+      return { status: 'dead', reason: 'invalid', error: 'the payload is not a JSON event with a string `type`' };
+    }
+    try {
+      await host.send(ref, event as { type: string }, { messageId: messageIdOf(msg), tenant: msg.headers?.get(Hdr.Tenant) || undefined });
+      return { status: 'done' };
+    } catch (err) {
+      const error = err instanceof Error ? err.message : String(err);
+      if (isConcordError(err) && TERMINAL[err.code]) return { status: 'dead', reason: TERMINAL[err.code]!, error };
+      return { status: 'retry', error };
+    }
+  };
+}
+
+/** The key that orders handling: one actor's messages one at a time. */
+export const actorKeyOf = (msg: JsMsg): string => msg.subject;
+
+/** Records a message the worker gave up on. */
+export function natsBurial(pool: pg.Pool, targetOf: (msg: JsMsg) => { type: string; id: string } | null) {
+  return async (msg: JsMsg, d: { reason: string; error: string; attempts: number }): Promise<void> => {
+    const ref = targetOf(msg);
+    await recordNatsDeadLetter(pool, {
+      reason: d.reason,
+      subject: msg.subject,
+      actorType: ref?.type ?? null,
+      actorId: ref?.id ?? null,
+      messageId: messageIdOf(msg),
+      payload: payloadOf(msg),
+      headers: { ...headersOf(msg), [Hdr.OriginSubject]: msg.headers?.get(Hdr.OriginSubject) || msg.subject },
+      error: d.error,
+      attempts: d.attempts,
+    });
+  };
+}

@@ -1,0 +1,124 @@
+import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
+import type { JetStreamClient } from '@nats-io/jetstream';
+import type { Logger } from '../logger.js';
+import type { Delivery, OutboxRow, Outcome } from '../relay.js';
+import { Hdr, parsePlainActorSubject, partitionedActorSubject } from './subjects.js';
+
+const encoder = new TextEncoder();
+const CORE_TTL_MS = 30_000;
+
+function isNoResponders(err: unknown): boolean {
+  const e = err as { isNoResponders?: () => boolean; name?: string } | null;
+  return Boolean(e?.isNoResponders?.()) || e?.name === 'NoRespondersError';
+}
+
+/**
+ * The relay's JetStream side: outbox rows are published with the row's message id as
+ * `Nats-Msg-Id` (JetStream drops a second copy inside the duplicate window, which covers a
+ * relay that crashed after publishing and before deleting the row). Publishes are pipelined
+ * across destinations; rows to one destination subject go one after another, each after the
+ * previous one's ack, so a publish lost on a dropped connection can never be overtaken by a
+ * later one to the same destination. A failed row stops its destination (later rows to it are
+ * `skipped`) and is retried with the same id by the relay.
+ *
+ * `send` rows go to the target's partitioned subject; `publish` rows to their own subject (a
+ * subject no stream captures is sent as a core NATS message); `call` rows are carried out
+ * in-process by `calls` (connector calls are not a NATS concern).
+ */
+export class NatsDelivery implements Delivery {
+  readonly #core = new Map<string, number>();
+  published = 0;
+
+  constructor(
+    private readonly o: {
+      nc: NatsConnection;
+      js: JetStreamClient;
+      prefix: string;
+      partitions: number;
+      publishTimeoutMs: number;
+      log: Logger;
+      calls: Delivery;
+    },
+  ) {}
+
+  async deliver(rows: readonly OutboxRow[]): Promise<Outcome[]> {
+    const outcomes: Outcome[] = rows.map(() => ({ status: 'skipped' }));
+    const calls: number[] = [];
+    const chains = new Map<string, Promise<boolean>>();
+    let core = false;
+    rows.forEach((row, i) => {
+      if (row.kind === 'call') {
+        calls.push(i);
+        return;
+      }
+      const target = this.#target(row);
+      if (typeof target !== 'string') {
+        outcomes[i] = target;
+        return;
+      }
+      const prev = chains.get(target);
+      const run = async (): Promise<boolean> => {
+        try {
+          if (this.#isCore(target)) {
+            this.o.nc.publish(target, encoder.encode(JSON.stringify(row.payload)), { headers: this.#headers(row) });
+            core = true;
+          } else {
+            await this.o.js.publish(target, encoder.encode(JSON.stringify(row.payload)), {
+              msgID: row.headers[Hdr.NatsMsgIdOverride] ?? row.messageId,
+              headers: this.#headers(row),
+              timeout: this.o.publishTimeoutMs,
+            });
+          }
+          outcomes[i] = { status: 'done' };
+          this.published++;
+          return true;
+        } catch (err) {
+          if (row.kind === 'publish' && isNoResponders(err)) {
+            // no stream captures this subject: it is a plain NATS subject
+            if (this.#core.size > 10_000) this.#core.clear();
+            this.#core.set(target, Date.now() + CORE_TTL_MS);
+            this.o.nc.publish(target, encoder.encode(JSON.stringify(row.payload)), { headers: this.#headers(row) });
+            core = true;
+            outcomes[i] = { status: 'done' };
+            this.published++;
+            return true;
+          }
+          outcomes[i] = { status: 'retry', error: err instanceof Error ? err.message : String(err) };
+          return false;
+        }
+      };
+      // the same destination: strictly after the previous row's ack, and not at all after a failure
+      chains.set(target, prev ? prev.then((ok) => (ok ? run() : false)) : run());
+    });
+    const callOutcomes = calls.length ? this.o.calls.deliver(calls.map((i) => rows[i]!)) : Promise.resolve([]);
+    const [, co] = await Promise.all([Promise.all(chains.values()), callOutcomes]);
+    calls.forEach((rowIndex, k) => {
+      outcomes[rowIndex] = co[k] ?? { status: 'skipped' };
+    });
+    if (core) await this.o.nc.flush();
+    return outcomes;
+  }
+
+  #target(row: OutboxRow): string | Outcome {
+    if (row.kind === 'publish') return row.subject;
+    const ref = parsePlainActorSubject(row.subject);
+    if (!ref) return { status: 'dead', reason: 'unroutable', error: `not an actor subject: ${row.subject}` };
+    return partitionedActorSubject(this.o.prefix, ref, this.o.partitions);
+  }
+
+  #isCore(subject: string): boolean {
+    const until = this.#core.get(subject);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.#core.delete(subject);
+    return false;
+  }
+
+  #headers(row: OutboxRow): MsgHdrs {
+    const h = natsHeaders();
+    for (const [k, v] of Object.entries(row.headers)) if (k !== Hdr.NatsMsgIdOverride) h.set(k, String(v));
+    if (row.headers[Hdr.NatsMsgIdOverride]) h.set(Hdr.MessageId, row.messageId);
+    h.set(Hdr.Source, `${row.sourceType}/${row.sourceId}`);
+    return h;
+  }
+}

@@ -1,0 +1,73 @@
+import { headers as natsHeaders } from '@nats-io/transport-node';
+import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import type pg from 'pg';
+import { decodeToken } from '../effects.js';
+import { lookupCorrelation } from '../store.js';
+import type { ActorRef } from '../registry.js';
+import { messageIdOf, payloadOf } from './actor-consumer.js';
+import type { Verdict } from './durable-worker.js';
+import { Hdr, partitionedActorSubject } from './subjects.js';
+
+/**
+ * Forwarders move a message to an actor's partitioned subject, where the partition's consumer
+ * applies it. The republish uses `<stream>:<seq>` of the original as `Nats-Msg-Id` (the same
+ * on every redelivery, so JetStream keeps one copy) and carries the publisher's own id as
+ * `Concord-Message-Id`, the id the actor dedupes on.
+ */
+async function forward(js: JetStreamClient, msg: JsMsg, target: string, timeoutMs: number): Promise<Verdict> {
+  const h = natsHeaders();
+  if (msg.headers) for (const [k, v] of msg.headers) if (!k.startsWith('Nats-')) h.set(k, v.join(','));
+  h.set(Hdr.MessageId, messageIdOf(msg));
+  h.set(Hdr.OriginSubject, msg.subject);
+  try {
+    await js.publish(target, msg.data, { msgID: `${msg.info.stream}:${msg.seq}`, headers: h, timeout: timeoutMs });
+    return { status: 'done' };
+  } catch (err) {
+    return { status: 'retry', error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+/** `<prefix>.actor.<type>.<id>` (the plain subject for outside services) to the partitioned one. */
+export function ingressHandler(o: { js: JetStreamClient; prefix: string; partitions: number; publishTimeoutMs: number }) {
+  return (msg: JsMsg): Promise<Verdict> => {
+    const ref = plainRef(msg.subject);
+    if (!ref) return Promise.resolve({ status: 'dead', reason: 'unroutable', error: `not an actor subject: ${msg.subject}` });
+    return forward(o.js, msg, partitionedActorSubject(o.prefix, ref, o.partitions), o.publishTimeoutMs);
+  };
+}
+
+export function plainRef(subject: string): ActorRef | null {
+  const parts = subject.split('.');
+  return parts.length === 4 ? { type: parts[2]!, id: decodeToken(parts[3]!) } : null;
+}
+
+/**
+ * A service event's correlation id: the `Concord-Correlation-Id` header, else the JSON
+ * payload's `correlationId` or `commandId` field.
+ */
+export function correlationIdOf(msg: JsMsg): string | null {
+  const h = msg.headers?.get(Hdr.CorrelationId);
+  if (h) return h;
+  const p = payloadOf(msg) as { correlationId?: unknown; commandId?: unknown } | null;
+  if (p && typeof p === 'object') {
+    if (typeof p.correlationId === 'string' && p.correlationId) return p.correlationId;
+    if (typeof p.commandId === 'string' && p.commandId) return p.commandId;
+  }
+  return null;
+}
+
+/** Service events to the actor waiting on their correlation id; an unknown id is `unroutable`. */
+export function serviceRouterHandler(o: { js: JetStreamClient; pool: pg.Pool; prefix: string; partitions: number; publishTimeoutMs: number }) {
+  return async (msg: JsMsg): Promise<Verdict> => {
+    const id = correlationIdOf(msg);
+    if (!id) return { status: 'dead', reason: 'unroutable', error: 'no correlation id (Concord-Correlation-Id header, correlationId or commandId field)' };
+    let ref: ActorRef | null;
+    try {
+      ref = await lookupCorrelation(o.pool, id);
+    } catch (err) {
+      return { status: 'retry', error: (err as Error).message };
+    }
+    if (!ref) return { status: 'dead', reason: 'unroutable', error: `no actor waits on correlation id '${id}'` };
+    return forward(o.js, msg, partitionedActorSubject(o.prefix, ref, o.partitions), o.publishTimeoutMs);
+  };
+}

@@ -1,0 +1,208 @@
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import type pg from 'pg';
+import type { ActorHost } from '../actor-host.js';
+import type { NatsConfig } from '../config.js';
+import type { LeaseListener } from '../leases.js';
+import type { Logger } from '../logger.js';
+import type { Delivery, OutboxRow, Outcome } from '../relay.js';
+import { actorHandler, actorKeyOf, natsBurial } from './actor-consumer.js';
+import { DeadLetterAnnouncer } from './announcer.js';
+import { NatsLink, type NatsStatus } from './connection.js';
+import { NatsDelivery } from './delivery.js';
+import { DurableWorker } from './durable-worker.js';
+import { ingressHandler, plainRef, serviceRouterHandler } from './forwarders.js';
+import { provisionStreams } from './provision.js';
+import { natsNames, parsePartitionedSubject, type NatsNames } from './subjects.js';
+
+export interface NatsHealth {
+  status: NatsStatus | 'down';
+  reconnects: number;
+  /** Messages not yet applied on this process's partition consumers (pending + unacked). */
+  lag: number;
+  consumers: Array<{ name: string; pending: number; ackPending: number; redelivered: number }>;
+  published: number;
+  handled: number;
+  error?: string;
+}
+
+export interface NatsTransportOptions {
+  url: string;
+  config: NatsConfig;
+  partitions: number;
+  pool: pg.Pool;
+  host: ActorHost;
+  log: Logger;
+  /** Carries out `call` rows (connector calls stay in-process). */
+  calls: Delivery;
+  /** Tests only: turn off `working()` to watch redelivery being absorbed. */
+  heartbeat?: boolean;
+  /** How the process is named on the NATS server. */
+  name?: string;
+}
+
+/**
+ * The JetStream transport: provisions streams, publishes the outbox (the relay's `Delivery`),
+ * and, as a lease listener, runs one durable consumer per owned partition. The owner of
+ * partition 0 also runs the singletons whose order matters across the cluster: the ingress
+ * (plain actor subjects), the service-event router, and the dead-letter announcer.
+ */
+export class NatsTransport implements LeaseListener, Delivery {
+  readonly names: NatsNames;
+  #link: NatsLink | undefined;
+  #js: JetStreamClient | undefined;
+  #jsm: JetStreamManager | undefined;
+  #delivery: NatsDelivery | undefined;
+  readonly #workers = new Map<number, DurableWorker>();
+  #singletons: { ingress: DurableWorker; router: DurableWorker; announcer: DeadLetterAnnouncer } | undefined;
+  #offReconnect: (() => void) | undefined;
+  #stopped = false;
+
+  constructor(private readonly o: NatsTransportOptions) {
+    this.names = natsNames(o.config.prefix);
+  }
+
+  get link(): NatsLink | undefined {
+    return this.#link;
+  }
+
+  /** Connects and provisions the streams (idempotent). */
+  async start(): Promise<void> {
+    this.#stopped = false;
+    const link = await NatsLink.open(this.o.url, this.o.log, this.o.name ?? `concord-${process.pid}`);
+    this.#link = link;
+    this.#js = jetstream(link.nc, { timeout: this.o.config.publishTimeoutMs });
+    this.#jsm = await jetstreamManager(link.nc, { timeout: this.o.config.publishTimeoutMs });
+    await provisionStreams(this.#jsm, this.names, this.o.config, this.o.log);
+    this.#delivery = new NatsDelivery({
+      nc: link.nc,
+      js: this.#js,
+      prefix: this.names.prefix,
+      partitions: this.o.partitions,
+      publishTimeoutMs: this.o.config.publishTimeoutMs,
+      log: this.o.log,
+      calls: this.o.calls,
+    });
+    this.#offReconnect = link.onReconnect(() => {
+      for (const w of this.#workers.values()) w.requestResync();
+      this.#singletons?.ingress.requestResync();
+      this.#singletons?.router.requestResync();
+    });
+    this.o.log.info({ prefix: this.names.prefix, streams: [this.names.actorStream, this.names.ingressStream, this.names.eventsStream, this.names.dlqStream, this.names.serviceStream] }, 'nats transport ready');
+  }
+
+  deliver(rows: readonly OutboxRow[]): Promise<Outcome[]> {
+    if (!this.#delivery) return Promise.resolve(rows.map(() => ({ status: 'retry', error: 'nats transport not started' }) as Outcome));
+    return this.#delivery.deliver(rows);
+  }
+
+  #worker(consumer: string, stream: string, filter: string, parts: Pick<ConstructorParameters<typeof DurableWorker>[0], 'keyOf' | 'handle' | 'bury'>): DurableWorker {
+    const c = this.o.config;
+    return new DurableWorker({
+      js: this.#js!,
+      jsm: this.#jsm!,
+      log: this.o.log,
+      stream,
+      consumer,
+      filter,
+      ackWaitMs: c.ackWaitMs,
+      maxAckPending: c.maxAckPending,
+      maxAttempts: c.maxAttempts,
+      retryBackoffMs: c.retryBackoffMs,
+      heartbeat: this.o.heartbeat,
+      ...parts,
+    });
+  }
+
+  acquired(p: number): void {
+    if (this.#stopped || !this.#js || this.#workers.has(p)) return;
+    const w = this.#worker(this.names.partitionConsumer(p), this.names.actorStream, this.names.partitionFilter(p), {
+      keyOf: actorKeyOf,
+      handle: actorHandler(this.o.host),
+      bury: natsBurial(this.o.pool, (m) => parsePartitionedSubject(m.subject)),
+    });
+    this.#workers.set(p, w);
+    w.start();
+    if (p === 0) this.#startSingletons();
+  }
+
+  async releasing(p: number): Promise<void> {
+    const w = this.#workers.get(p);
+    this.#workers.delete(p);
+    await Promise.all([w?.stop(), p === 0 ? this.#stopSingletons() : undefined]);
+  }
+
+  lost(): void {
+    for (const [p, w] of this.#workers) {
+      this.#workers.delete(p);
+      void w.stop();
+    }
+    void this.#stopSingletons();
+  }
+
+  #startSingletons(): void {
+    if (this.#singletons) return;
+    const c = this.o.config;
+    const common = { js: this.#js!, prefix: this.names.prefix, partitions: this.o.partitions, publishTimeoutMs: c.publishTimeoutMs };
+    const ingress = this.#worker(this.names.ingressConsumer, this.names.ingressStream, this.names.ingressSubjects, {
+      keyOf: (m) => m.subject,
+      handle: ingressHandler(common),
+      bury: natsBurial(this.o.pool, (m) => plainRef(m.subject)),
+    });
+    // one service subject's events stay in order; the target is looked up per message
+    const router = this.#worker(this.names.routerConsumer, this.names.serviceStream, c.serviceEvents, {
+      keyOf: (m) => m.subject,
+      handle: serviceRouterHandler({ ...common, pool: this.o.pool }),
+      bury: natsBurial(this.o.pool, () => null),
+    });
+    const announcer = new DeadLetterAnnouncer({ pool: this.o.pool, js: this.#js!, prefix: this.names.prefix, log: this.o.log, pollMs: 1_000, publishTimeoutMs: c.publishTimeoutMs });
+    this.#singletons = { ingress, router, announcer };
+    ingress.start();
+    router.start();
+    announcer.start();
+  }
+
+  async #stopSingletons(): Promise<void> {
+    const s = this.#singletons;
+    this.#singletons = undefined;
+    if (s) await Promise.all([s.ingress.stop(), s.router.stop(), s.announcer.stop()]);
+  }
+
+  /** Stops taking messages (running handlers finish and ack); the leases are released later. */
+  async stopIntake(): Promise<void> {
+    this.#stopped = true;
+    const ws = [...this.#workers.values()];
+    this.#workers.clear();
+    await Promise.all([...ws.map((w) => w.stop()), this.#stopSingletons()]);
+  }
+
+  async close(): Promise<void> {
+    await this.stopIntake();
+    this.#offReconnect?.();
+    await this.#link?.close();
+  }
+
+  async health(owned: number[]): Promise<NatsHealth> {
+    const link = this.#link;
+    const workers = [...this.#workers.values()];
+    const h: NatsHealth = {
+      status: link?.status ?? 'down',
+      reconnects: link?.reconnects ?? 0,
+      lag: 0,
+      consumers: [],
+      published: this.#delivery?.published ?? 0,
+      handled: workers.reduce((n, w) => n + w.handled, 0),
+    };
+    if (!this.#jsm || h.status !== 'connected') return h;
+    try {
+      const infos = await Promise.all(owned.map((p) => this.#jsm!.consumers.info(this.names.actorStream, this.names.partitionConsumer(p)).catch(() => null)));
+      for (const info of infos) {
+        if (!info) continue;
+        h.consumers.push({ name: info.name, pending: info.num_pending, ackPending: info.num_ack_pending, redelivered: info.num_redelivered });
+        h.lag += info.num_pending + info.num_ack_pending;
+      }
+    } catch (err) {
+      h.error = (err as Error).message;
+    }
+    return h;
+  }
+}
