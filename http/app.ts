@@ -1,18 +1,111 @@
-import { Hono } from 'hono';
+import { OpenAPIHono } from '@hono/zod-openapi';
+import { bodyLimit } from 'hono/body-limit';
+import { systemClock, type Clock } from '../runtime/clock.js';
+import { DomainCode, DomainError } from '../runtime/domain/errors.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Runtime } from '../runtime/runtime.js';
+import type { Env } from './env.js';
+import { authenticate } from './middleware/auth.js';
+import { observe } from './middleware/observe.js';
+import { createMetrics } from './metrics.js';
+import { problemResponse, toProblem } from './problem.js';
+import { actorRoutes } from './routes/actors.js';
+import { coordinationRoutes } from './routes/coordination.js';
+import { dependencyRoutes } from './routes/dependencies.js';
+import { relationshipRoutes } from './routes/relationships.js';
+import { resourceRoutes } from './routes/resources.js';
+import { createServices } from './services.js';
 
 export interface AppDeps {
   runtime: Runtime;
   log: Logger;
+  /** HS256 secret for bearer tokens; defaults to the runtime's JWT_SECRET. */
+  jwtSecret?: string;
+  /** Time for tokens and events (tests drive it); the system clock by default. */
+  clock?: Clock;
+  /** Largest accepted request body in bytes (413 above it). */
+  bodyLimitBytes?: number;
+  /** Node process metrics on /metrics as well. */
+  defaultMetrics?: boolean;
 }
 
-/** The HTTP edge. Routes translate HTTP to runtime calls and back; testable without a port. */
-export function createApp(deps: AppDeps): Hono {
-  const app = new Hono();
+export const API_PREFIX = '/api/v1/vendor-partner-coordination';
+const JSON_TYPE = /^application\/([a-z0-9.+-]+\+)?json\s*(;|$)/i;
+
+/**
+ * The HTTP edge. Routes translate HTTP to domain and runtime calls and back; every error leaves
+ * through the one `onError` as application/problem+json. Testable without a port via
+ * `app.request(...)`.
+ */
+export function createApp(deps: AppDeps): OpenAPIHono<Env> {
+  const clock = deps.clock ?? systemClock;
+  const secret = deps.jwtSecret ?? deps.runtime.config.jwtSecret;
+  if (!secret) throw new DomainError(DomainCode.Unauthenticated, 'createApp needs a JWT secret (JWT_SECRET)');
+  const services = createServices(deps.runtime, clock);
+  const metrics = createMetrics(deps.runtime, { defaultMetrics: deps.defaultMetrics });
+  const app = new OpenAPIHono<Env>();
+
+  app.use('*', observe(deps.log, metrics.latency));
+  app.use('*', async (c, next) => {
+    c.set('services', services);
+    await next();
+  });
+
   app.get('/health', async (c) => {
     const h = await deps.runtime.health();
     return c.json(h, h.status === 'down' ? 503 : 200);
+  });
+  app.get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));
+
+  // the coordination health document is public like /health: load balancers carry no token
+  app.get(`${API_PREFIX}/health`, async (c) => {
+    const h = await services.monitor.health();
+    return c.json(h, h.status === 'down' ? 503 : 200);
+  });
+
+  app.use(
+    '/api/*',
+    bodyLimit({
+      maxSize: deps.bodyLimitBytes ?? 1024 * 1024,
+      onError: () => {
+        throw new DomainError(DomainCode.PayloadTooLarge, `request body larger than ${deps.bodyLimitBytes ?? 1024 * 1024} bytes`, { limit: deps.bodyLimitBytes ?? 1024 * 1024 });
+      },
+    }),
+  );
+  app.use('/api/*', async (c, next) => {
+    const type = c.req.header('content-type');
+    const hasBody = c.req.header('content-length') !== undefined ? c.req.header('content-length') !== '0' : c.req.header('transfer-encoding') !== undefined;
+    if ((c.req.method === 'POST' || c.req.method === 'PUT' || c.req.method === 'PATCH') && hasBody && !(type && JSON_TYPE.test(type))) {
+      throw new DomainError(DomainCode.UnsupportedMediaType, 'request bodies must be application/json');
+    }
+    await next();
+  });
+  app.use('/api/*', authenticate(secret, clock));
+
+  app.route(API_PREFIX, relationshipRoutes());
+  app.route(API_PREFIX, dependencyRoutes());
+  app.route(API_PREFIX, resourceRoutes());
+  app.route(API_PREFIX, coordinationRoutes());
+  app.route('/api/v1/actors', actorRoutes());
+
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
+  app.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: {
+      title: 'Concord coordination API',
+      version: '1.0.0',
+      description: 'Vendor-partner coordination (relationships, dependencies, shared resources, health) and operator inspection of actors. Errors are application/problem+json.',
+    },
+  });
+
+  app.notFound((c) => problemResponse(c, toProblem(new DomainError(DomainCode.RouteNotFound, `no route for ${c.req.method} ${c.req.path}`), c.get('requestId') ?? '', c.req.path)));
+  app.onError((err, c) => {
+    const requestId = c.get('requestId') ?? '';
+    const problem = toProblem(err, requestId, c.req.path);
+    if (problem.status >= 500) (c.get('log') ?? deps.log).error({ err, reqId: requestId }, 'unhandled error');
+    const res = problemResponse(c, problem);
+    res.headers.set('x-request-id', requestId);
+    return res;
   });
   return app;
 }

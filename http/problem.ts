@@ -1,0 +1,84 @@
+import type { Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import { ConcordError, ErrorCode } from '../runtime/errors.js';
+import { DomainCode, DomainError } from '../runtime/domain/errors.js';
+import type { Env } from './env.js';
+
+/** RFC 9457 problem details, as every error leaves the edge. */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: string;
+  instance?: string;
+  requestId?: string;
+  [extension: string]: unknown;
+}
+
+const RUNTIME_STATUS: Record<string, [number, string]> = {
+  [ErrorCode.ActorNotFound]: [404, 'Not Found'],
+  [ErrorCode.UnknownActorType]: [404, 'Not Found'],
+  [ErrorCode.EventRejected]: [409, 'Transition Not Allowed'],
+  [ErrorCode.InvalidEvent]: [400, 'Bad Request'],
+  [ErrorCode.Conflict]: [409, 'Conflict'],
+  [ErrorCode.ShuttingDown]: [503, 'Service Unavailable'],
+  [ErrorCode.Unavailable]: [503, 'Service Unavailable'],
+  [ErrorCode.CommitFailed]: [503, 'Service Unavailable'],
+};
+
+const DOMAIN_STATUS: Record<DomainCode, [number, string]> = {
+  [DomainCode.Unauthenticated]: [401, 'Unauthorized'],
+  [DomainCode.Forbidden]: [403, 'Forbidden'],
+  [DomainCode.NotFound]: [404, 'Not Found'],
+  [DomainCode.RouteNotFound]: [404, 'Not Found'],
+  [DomainCode.ValidationFailed]: [400, 'Bad Request'],
+  [DomainCode.MalformedJson]: [400, 'Bad Request'],
+  [DomainCode.IdempotencyKeyInvalid]: [400, 'Bad Request'],
+  [DomainCode.DependencyCycle]: [409, 'Dependency Cycle'],
+  [DomainCode.DuplicateDependency]: [409, 'Conflict'],
+  [DomainCode.ResourceInactive]: [409, 'Conflict'],
+  [DomainCode.GrantInactive]: [409, 'Conflict'],
+  [DomainCode.AccessLevelExceeded]: [403, 'Forbidden'],
+  [DomainCode.IdempotencyKeyReused]: [422, 'Unprocessable Content'],
+  [DomainCode.PayloadTooLarge]: [413, 'Content Too Large'],
+  [DomainCode.UnsupportedMediaType]: [415, 'Unsupported Media Type'],
+};
+
+/** Details that may reach a client; internal refs and stack traces never do. */
+const PUBLIC_DETAILS = new Set(['issues', 'target', 'cycle', 'currentStatus', 'allowedActions', 'action', 'isActive', 'yourLevel', 'error', 'type', 'deployed', 'id', 'limit']);
+
+function publicDetails(details: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(details).filter(([k]) => PUBLIC_DETAILS.has(k)));
+}
+
+const slug = (code: string) => `https://concord.dev/problems/${code.toLowerCase().replaceAll('_', '-')}`;
+
+/** Maps any thrown value to a problem; unknown errors are 500s with the request id only. */
+export function toProblem(err: unknown, requestId: string, path: string): Problem {
+  const base = { instance: path, requestId };
+  if (err instanceof DomainError) {
+    const [status, title] = DOMAIN_STATUS[err.code];
+    return { type: slug(err.code), title, status, detail: err.message, code: err.code, ...publicDetails(err.details), ...base };
+  }
+  if (err instanceof ConcordError && RUNTIME_STATUS[err.code]) {
+    const [status, title] = RUNTIME_STATUS[err.code]!;
+    return { type: slug(err.code), title, status, detail: err.message, code: err.code, ...publicDetails(err.details), ...base };
+  }
+  if (err instanceof HTTPException) {
+    const status = err.status;
+    const malformed = status === 400 && /json/i.test(err.message);
+    const code = malformed ? DomainCode.MalformedJson : status === 413 ? DomainCode.PayloadTooLarge : `HTTP_${status}`;
+    return { type: slug(code), title: malformed ? 'Bad Request' : err.message || 'Error', status, detail: malformed ? 'the request body is not valid JSON' : err.message, code, ...base };
+  }
+  return { type: slug('INTERNAL'), title: 'Internal Server Error', status: 500, detail: `an unexpected error occurred; quote request id ${requestId}`, code: 'INTERNAL', ...base };
+}
+
+export function problemResponse(c: Context<Env>, problem: Problem): Response {
+  const headers: Record<string, string> = { 'content-type': 'application/problem+json' };
+  if (problem.status === 401) {
+    const desc = problem.detail.replaceAll('"', "'");
+    headers['www-authenticate'] = problem.error ? `Bearer realm="concord", error="invalid_token", error_description="${desc}"` : 'Bearer realm="concord"';
+  }
+  return c.body(JSON.stringify(problem), problem.status as never, headers);
+}

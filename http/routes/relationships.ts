@@ -1,0 +1,205 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import { RELATIONSHIP_STATUSES, RELATIONSHIP_TYPES } from '../../machines/relationship.js';
+import { DomainCode, DomainError } from '../../runtime/domain/errors.js';
+import { derivedId, idempotentTransition } from '../../runtime/domain/idempotency.js';
+import type { LifecycleAction } from '../../runtime/domain/relationships.js';
+import { router } from '../env.js';
+import { idempotencyOf, reply } from '../idempotency.js';
+import { conflict, Cursor, errors, IdempotencyKeyHeader, JsonObject, json, jsonBody, Limit, page, Timestamp } from '../schemas.js';
+
+const PartyId = z.string().min(1).max(200).regex(/^[A-Za-z0-9][A-Za-z0-9_.:@-]*$/, 'letters, digits and _ . : @ -');
+
+export const Relationship = z
+  .object({
+    id: z.string(),
+    vendorId: z.string(),
+    partnerId: z.string(),
+    relationshipType: z.enum(RELATIONSHIP_TYPES),
+    status: z.enum(RELATIONSHIP_STATUSES),
+    startDate: z.string(),
+    endDate: z.string().nullable(),
+    agreementDetails: JsonObject.nullable(),
+    configuration: JsonObject.nullable(),
+    metadata: JsonObject.nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+    version: z.number().int().openapi({ description: 'Actor version: increases by one per change' }),
+    allowedActions: z.array(z.string()).openapi({ example: ['update', 'activate', 'terminate'] }),
+    activatedAt: z.string().nullable(),
+    suspendedAt: z.string().nullable(),
+    terminatedAt: z.string().nullable(),
+    statusReason: z.string().nullable(),
+  })
+  .openapi('VendorPartnerRelationship');
+
+const CreateRelationship = z
+  .strictObject({
+    vendorId: PartyId,
+    partnerId: PartyId,
+    relationshipType: z.enum(RELATIONSHIP_TYPES),
+    status: z.literal('PENDING').optional().openapi({ description: 'Only the initial status may be given' }),
+    startDate: Timestamp.optional(),
+    endDate: Timestamp.nullable().optional().openapi({ description: 'When it passes, the relationship terminates by itself' }),
+    agreementDetails: JsonObject.nullable().optional(),
+    configuration: JsonObject.nullable().optional(),
+    metadata: JsonObject.nullable().optional(),
+  })
+  .openapi('CreateRelationship', {
+    example: {
+      vendorId: 'vendor-123',
+      partnerId: 'partner-456',
+      relationshipType: 'INTEGRATION',
+      agreementDetails: { commissionRate: 0.15, revenueSharePercentage: 15, slaRequirements: { uptime: 99.9, responseTime: 200 } },
+    },
+  });
+
+const UpdateRelationship = z
+  .strictObject({
+    agreementDetails: JsonObject.nullable().optional(),
+    configuration: JsonObject.nullable().optional(),
+    metadata: JsonObject.nullable().optional(),
+    endDate: Timestamp.nullable().optional(),
+  })
+  .refine((o) => Object.keys(o).length > 0, { message: 'give at least one of agreementDetails, configuration, metadata, endDate' })
+  .openapi('UpdateRelationship');
+
+const LifecycleBody = z.strictObject({ reason: z.string().max(1000).optional() }).openapi('LifecycleRequest');
+const IdParam = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' }, example: '3f0c…' }) });
+
+const tags = ['Relationships'];
+const security = [{ bearerAuth: [] }];
+
+const toIso = (v: string | null | undefined) => (v == null ? v : new Date(v).toISOString());
+
+function checkDates(startDate: string | undefined, endDate: string | null | undefined, now: number): void {
+  const start = startDate ? Date.parse(startDate) : now;
+  if (endDate != null && Date.parse(endDate) <= Math.max(start, now)) {
+    throw new DomainError(DomainCode.ValidationFailed, 'endDate must be in the future and after startDate', {
+      issues: [{ path: ['endDate'], message: 'must be after startDate and now' }],
+    });
+  }
+}
+
+/** `/relationships`: each relationship is a `relationship` actor; routes only translate. */
+export function relationshipRoutes() {
+  const app = router();
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/relationships',
+      tags,
+      security,
+      summary: 'List relationships (filters hit indexed columns)',
+      request: {
+        query: z.object({
+          vendorId: z.string().optional(),
+          partnerId: z.string().optional(),
+          relationshipType: z.enum(RELATIONSHIP_TYPES).optional(),
+          status: z.enum(RELATIONSHIP_STATUSES).optional(),
+          limit: Limit,
+          cursor: Cursor,
+        }),
+      },
+      responses: { 200: json(page(Relationship, 'RelationshipPage'), 'A page of relationships, newest first'), ...errors },
+    }),
+    async (c) => {
+      const q = c.req.valid('query');
+      const r = await c.get('services').relationships.list(c.get('principal'), q);
+      return c.json({ data: r.data, pagination: { limit: q.limit, nextCursor: r.nextCursor } } as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/relationships',
+      tags,
+      security,
+      summary: 'Create a relationship (status PENDING)',
+      request: { headers: IdempotencyKeyHeader, body: jsonBody(CreateRelationship) },
+      responses: { 201: json(Relationship, 'Created'), ...errors },
+    }),
+    async (c) => {
+      const body = c.req.valid('json');
+      const s = c.get('services');
+      checkDates(body.startDate, body.endDate, s.clock.now());
+      const idem = idempotencyOf(c, body);
+      const { status: _initial, ...input } = body;
+      const out = await idempotentTransition(s.runtime.database.pool, idem, async (messageId) => {
+        const id = idem ? derivedId(idem) : crypto.randomUUID();
+        const created = await s.relationships.create(
+          { principal: c.get('principal'), requestId: c.get('requestId'), messageId },
+          id,
+          { ...input, startDate: toIso(input.startDate) ?? undefined, endDate: toIso(input.endDate) },
+        );
+        return { status: 201, body: created };
+      });
+      c.header('location', `${c.req.path}/${(out.body as { id: string }).id}`);
+      return reply(c, out);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/relationships/{id}',
+      tags,
+      security,
+      summary: 'Get a relationship',
+      request: { params: IdParam },
+      responses: { 200: json(Relationship, 'The relationship'), ...errors },
+    }),
+    async (c) => c.json((await c.get('services').relationships.get(c.get('principal'), c.req.valid('param').id)) as never, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'put',
+      path: '/relationships/{id}',
+      tags,
+      security,
+      summary: 'Update agreementDetails, configuration, metadata or endDate',
+      request: { params: IdParam, body: jsonBody(UpdateRelationship) },
+      responses: { 200: json(Relationship, 'Updated'), ...errors, ...conflict },
+    }),
+    async (c) => {
+      const s = c.get('services');
+      const patch = c.req.valid('json');
+      if (patch.endDate != null) checkDates(undefined, patch.endDate, s.clock.now());
+      const updated = await s.relationships.update(
+        { principal: c.get('principal'), requestId: c.get('requestId') },
+        c.req.valid('param').id,
+        'endDate' in patch ? { ...patch, endDate: toIso(patch.endDate) } : patch,
+      );
+      return c.json(updated as never, 200);
+    },
+  );
+
+  for (const action of ['activate', 'suspend', 'terminate'] as const satisfies readonly LifecycleAction[]) {
+    app.openapi(
+      createRoute({
+        method: 'post',
+        path: `/relationships/{id}/${action}`,
+        tags,
+        security,
+        summary: `${action[0]!.toUpperCase()}${action.slice(1)} a relationship (409 with the allowed actions when the lifecycle forbids it)`,
+        request: { params: IdParam, headers: IdempotencyKeyHeader, body: jsonBody(LifecycleBody, false) },
+        responses: { 200: json(Relationship, 'The relationship after the transition'), ...errors, ...conflict },
+      }),
+      async (c) => {
+        const s = c.get('services');
+        const id = c.req.valid('param').id;
+        const body = c.req.header('content-type') ? c.req.valid('json') : {};
+        const idem = idempotencyOf(c, body);
+        const out = await idempotentTransition(s.runtime.database.pool, idem, async (messageId) => ({
+          status: 200,
+          body: await s.relationships.transition({ principal: c.get('principal'), requestId: c.get('requestId'), messageId }, id, action, body.reason),
+        }));
+        return reply(c, out);
+      },
+    );
+  }
+
+  return app;
+}

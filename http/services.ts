@@ -1,0 +1,31 @@
+import type { Clock } from '../runtime/clock.js';
+import type { Runtime } from '../runtime/runtime.js';
+import { ActorInspector } from '../runtime/domain/actors.js';
+import { CoordinationMonitor } from '../runtime/domain/coordination.js';
+import { DependencyService } from '../runtime/domain/dependencies.js';
+import { RelationshipService } from '../runtime/domain/relationships.js';
+import { ResourceService } from '../runtime/domain/resources.js';
+
+/** The domain services the routes call; http/ only translates. */
+export interface Services {
+  runtime: Runtime;
+  clock: Clock;
+  relationships: RelationshipService;
+  dependencies: DependencyService;
+  resources: ResourceService;
+  monitor: CoordinationMonitor;
+  actors: ActorInspector;
+}
+
+export function createServices(runtime: Runtime, clock: Clock): Services {
+  const pool = runtime.database.pool;
+  return {
+    runtime,
+    clock,
+    relationships: new RelationshipService(runtime.host, pool, clock),
+    dependencies: new DependencyService(pool, clock),
+    resources: new ResourceService(pool, clock),
+    monitor: new CoordinationMonitor(runtime, clock),
+    actors: new ActorInspector(runtime),
+  };
+}
