@@ -30,18 +30,18 @@ const JournalEntry = z
   .object({ version: z.number().int(), messageId: z.string().nullable(), kind: z.enum(['event', 'timer']), targetPath: z.string(), event: z.record(z.string(), z.unknown()), input: z.unknown(), value: z.unknown(), at: z.string() })
   .openapi('JournalEntry');
 
-type ChartNodeT = { id: string; key: string; type: string; initial: string | null; current: boolean; transitions: unknown[]; states: ChartNodeT[] };
-const ChartNode: z.ZodType<ChartNodeT> = z.lazy(() =>
-  z.object({
+// one level typed; nested states repeat the same shape (a recursive schema would not render)
+const ChartNode = z
+  .object({
     id: z.string(),
     key: z.string(),
     type: z.string(),
     initial: z.string().nullable(),
     current: z.boolean(),
     transitions: z.array(z.object({ event: z.string(), target: z.string(), guard: z.string().nullable(), actions: z.array(z.string()), reenter: z.boolean() })),
-    states: z.array(ChartNode),
-  }),
-);
+    states: z.array(z.record(z.string(), z.unknown())).openapi({ description: 'Child states, each a ChartNode' }),
+  })
+  .openapi('ChartNode');
 
 const tags = ['Operators'];
 const security = [{ bearerAuth: [] }];
