@@ -28,7 +28,7 @@ export async function harness(opts: { timers?: boolean; bodyLimitBytes?: number 
   await runtime.start();
   const app = createApp({ runtime, log: testLog, jwtSecret: SECRET, clock, bodyLimitBytes: opts.bodyLimitBytes });
   const token: Harness['token'] = (role, tenantId, extra = {}) =>
-    signToken({ sub: `${role}-user${tenantId ? `@${tenantId}` : ''}`, role, ...(tenantId ? { tenantId } : {}), exp: Math.floor(clock.now() / 1000) + 3600, ...extra }, SECRET);
+    signToken({ sub: `${role}-user${tenantId ? `@${tenantId}` : ''}`, role, ...(tenantId ? { tenantId } : {}), exp: Math.floor(clock.now() / 1000) + 30 * 86_400, ...extra }, SECRET);
   const call: Harness['call'] = async (method, path, o = {}) => {
     const headers: Record<string, string> = { ...(o.headers ?? {}) };
     if (o.token) headers.authorization = `Bearer ${o.token}`;
