@@ -58,6 +58,8 @@ export class DurableWorker {
   #lastDelivery = 0;
   resyncs = 0;
   handled = 0;
+  /** Deliveries that were redeliveries (ack wait expired, or a resync). */
+  redeliveries = 0;
 
   constructor(private readonly o: WorkerOptions) {}
 
@@ -181,6 +183,7 @@ export class DurableWorker {
   }
 
   #dispatch(m: JsMsg): void {
+    if (m.redelivered) this.redeliveries++;
     const seen = this.#inflight.get(m.seq);
     if (seen) {
       seen.msg = m; // redelivered while queued or running: ack the newest delivery, handle once

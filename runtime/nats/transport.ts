@@ -22,6 +22,9 @@ export interface NatsHealth {
   consumers: Array<{ name: string; pending: number; ackPending: number; redelivered: number }>;
   published: number;
   handled: number;
+  /** Redeliveries seen by this process's consumers (ack wait expired, or a resync). */
+  redeliveries: number;
+  resyncs: number;
   error?: string;
 }
 
@@ -191,6 +194,8 @@ export class NatsTransport implements LeaseListener, Delivery {
       consumers: [],
       published: this.#delivery?.published ?? 0,
       handled: workers.reduce((n, w) => n + w.handled, 0),
+      redeliveries: workers.reduce((n, w) => n + w.redeliveries, 0),
+      resyncs: workers.reduce((n, w) => n + w.resyncs, 0),
     };
     if (!this.#jsm || h.status !== 'connected') return h;
     try {
