@@ -52,7 +52,7 @@ describe('a transition whose commit fails', () => {
   });
 
   it('a failure in one transition of a group commit does not fail its neighbours', async () => {
-    await database.pool.query(`CREATE TRIGGER refuse_boom BEFORE INSERT ON journal FOR EACH ROW EXECUTE FUNCTION refuse_boom()`);
+    await database.pool.query(`DROP TRIGGER IF EXISTS refuse_boom ON journal; CREATE TRIGGER refuse_boom BEFORE INSERT ON journal FOR EACH ROW EXECUTE FUNCTION refuse_boom()`);
     const sends = [rt.host.send({ type: 'ledger', id: 'boom' }, { type: 'ledger.append', seq: 4 })];
     for (let i = 0; i < 40; i++) sends.push(rt.host.send({ type: 'ledger', id: `n${i}` }, { type: 'ledger.append', seq: 1 }));
     const results = await Promise.allSettled(sends);
