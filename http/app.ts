@@ -57,12 +57,6 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   });
   app.get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));
 
-  // the coordination health document is public like /health: load balancers carry no token
-  app.get(`${API_PREFIX}/health`, async (c) => {
-    const h = await services.monitor.health();
-    return c.json(h, h.status === 'down' ? 503 : 200);
-  });
-
   app.use(
     '/api/*',
     bodyLimit({
@@ -80,7 +74,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     }
     await next();
   });
-  app.use('/api/*', authenticate(secret, clock));
+  // the coordination health document is public like /health: load balancers carry no token
+  const auth = authenticate(secret, clock);
+  app.use('/api/*', (c, next) => (c.req.method === 'GET' && c.req.path === `${API_PREFIX}/health` ? next() : auth(c, next)));
 
   app.route(API_PREFIX, relationshipRoutes());
   app.route(API_PREFIX, dependencyRoutes());
