@@ -224,6 +224,7 @@ export class DependencyService {
       list.push({ to: e.depends_on_integration_id, type: e.dependency_type });
       out.set(e.integration_id, list);
     }
+    for (const list of out.values()) list.sort((a, b) => a.to.localeCompare(b.to)); // a stable order for clients
     const requirements: Array<{ integrationId: string; dependencyType: DependencyType; depth: number; path: string[] }> = [];
     const seen = new Set([integrationId]);
     let frontier: Array<{ node: string; path: string[] }> = [{ node: integrationId, path: [integrationId] }];
@@ -249,6 +250,7 @@ export class DependencyService {
       list.push({ from: e.integration_id, type: e.dependency_type });
       inbound.set(e.depends_on_integration_id, list);
     }
+    for (const list of inbound.values()) list.sort((a, b) => a.from.localeCompare(b.from));
     const impact: DependencyAnalysis['impact'] = [];
     const hit = new Set([integrationId]);
     let wave = [integrationId];
