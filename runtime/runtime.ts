@@ -10,6 +10,7 @@ import { migrate } from './migrate.js';
 import { NatsTransport, type NatsHealth } from './nats/transport.js';
 import type { Registry } from './registry.js';
 import { OutboxRelay, type Delivery } from './relay.js';
+import { Janitor } from './janitor.js';
 import { TimerPoller } from './timers.js';
 
 export interface RuntimeOptions {
@@ -109,6 +110,7 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
       }
     : relay;
   const leases = new PartitionLeases({ url: database.url, partitions: config.partitions, rebalanceMs: 1_000, log, listener });
+  const janitor = new Janitor({ pool: database.pool, log, inboxRetentionHours: config.inboxRetentionHours, everyMs: 15 * 60_000 });
   late.timers = timers;
   late.relay = relay;
   let sweeper: NodeJS.Timeout | undefined;
@@ -132,6 +134,7 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
       if (run.timers) t.start();
       sweeper = setInterval(() => host.passivateIdle(), Math.max(1_000, Math.floor(config.actorIdleMs / 4)));
       sweeper.unref();
+      janitor.start();
       log.info({ partitions: leases.owned().length, types: o.registry.types() }, 'runtime started');
     },
     async stop() {
