@@ -139,6 +139,7 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
     },
     async stop() {
       clearInterval(sweeper);
+      await janitor.stop();
       await nats?.stopIntake(); // consumers finish and ack what they started
       await host.close(); // stop intake, finish in-flight transitions
       await t.stop();
