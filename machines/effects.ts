@@ -8,7 +8,17 @@
  */
 export type ConcordEffect =
   /** Publish `data` on a subject (NATS when configured; in-process subscribers otherwise). */
-  | { type: 'concord.publish'; subject: string; data: unknown; headers?: Record<string, string> }
+  | {
+      type: 'concord.publish';
+      subject: string;
+      data: unknown;
+      headers?: Record<string, string>;
+      /**
+       * The message id receivers dedupe on (`Nats-Msg-Id`), when the contract names one (e.g. a
+       * saga command's `commandId`). Must be unique per message; defaults to the outbox key.
+       */
+      messageId?: string;
+    }
   /** Send an event to another actor, addressed by type and id. */
   | { type: 'concord.send'; to: { type: string; id: string }; event: { type: string; [k: string]: unknown } }
   /** Call a connector operation; the outcome comes back to this actor as an event. */
@@ -19,8 +29,13 @@ export type ConcordEffect =
    */
   | { type: 'concord.correlate'; id: string };
 
-export const publish = (subject: string, data: unknown, headers?: Record<string, string>): ConcordEffect =>
-  headers ? { type: 'concord.publish', subject, data, headers } : { type: 'concord.publish', subject, data };
+export const publish = (subject: string, data: unknown, opts: { headers?: Record<string, string>; messageId?: string } = {}): ConcordEffect => ({
+  type: 'concord.publish',
+  subject,
+  data,
+  ...(opts.headers ? { headers: opts.headers } : {}),
+  ...(opts.messageId ? { messageId: opts.messageId } : {}),
+});
 
 export const sendToActor = (to: { type: string; id: string }, event: { type: string; [k: string]: unknown }): ConcordEffect => ({
   type: 'concord.send',

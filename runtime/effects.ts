@@ -46,7 +46,10 @@ export function toOutbox(emitted: readonly EventObject[], keyPrefix: string): { 
         if (typeof eff.subject !== 'string' || eff.subject === '' || /\s/.test(eff.subject)) {
           throw new ConcordError(ErrorCode.TransitionFailed, `effect concord.publish has an invalid subject '${String(eff.subject)}'`);
         }
-        out.push({ kind: 'publish', subject: eff.subject, messageId, payload: eff.data ?? null, headers: eff.headers ?? {} });
+        if (eff.messageId !== undefined && (typeof eff.messageId !== 'string' || eff.messageId === '')) {
+          throw new ConcordError(ErrorCode.TransitionFailed, 'effect concord.publish has an empty messageId');
+        }
+        out.push({ kind: 'publish', subject: eff.subject, messageId: eff.messageId ?? messageId, payload: eff.data ?? null, headers: eff.headers ?? {} });
         break;
       case 'concord.send':
         if (!eff.to?.type || !eff.to?.id || typeof eff.event?.type !== 'string') {
