@@ -1,5 +1,7 @@
 import { serve } from '@hono/node-server';
 import { createApp } from '../http/app.js';
+import { signToken } from '../http/auth/jwt.js';
+import { resolveJwtSecret } from '../http/auth/secret.js';
 import { actorTypes } from '../machines/index.js';
 import { loadConfig } from './config.js';
 import { isConcordError } from './errors.js';
@@ -17,11 +19,23 @@ async function main(): Promise<void> {
     process.exit(78); // EX_CONFIG
   }
   const log = createLogger(config.logLevel);
+  let jwt;
+  try {
+    jwt = await resolveJwtSecret(config);
+  } catch (err) {
+    console.error(isConcordError(err) ? err.message : err);
+    process.exit(78);
+  }
   const runtime = await createRuntime({ config, registry: new Registry(actorTypes), log });
   await runtime.start();
-  const app = createApp({ runtime, log });
+  const app = createApp({ runtime, log, jwtSecret: jwt.secret, defaultMetrics: true });
   const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
     log.info({ port: info.port, host: config.host, embeddedDatabase: !config.databaseUrl, nats: Boolean(config.natsUrl) }, 'concord listening');
+    if (!config.databaseUrl && !config.jwtSecret) {
+      // the embedded default prints one operator token (24 h) so the README tour works by copy and paste
+      const token = signToken({ sub: 'local-operator', role: 'operator', exp: Math.floor(Date.now() / 1000) + 86_400 }, jwt.secret);
+      process.stdout.write(`\nOperator token (24 h; more with \`npm run token -- --role operator\`):\n  export TOKEN=${token}\n\n`);
+    }
   });
 
   let stopping = false;
