@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../runtime/db.js';
 import { createPool } from '../../runtime/db.js';
+import { InProcessDelivery } from '../../runtime/in-process.js';
 import { PartitionLeases, type LeaseListener } from '../../runtime/leases.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { freshDatabase, waitFor } from '../helpers/db.js';
@@ -62,6 +63,38 @@ describe('outbox relay (in-process transport)', () => {
     expect(h.database.status).toBe('up');
     expect(h.deadLetters).toBe(1);
     expect(h.partitions.owned).toEqual([0, 1, 2, 3]);
+  });
+});
+
+describe('a relay that dies after delivering, before deleting the rows', () => {
+  it('delivers again with the same message ids and the receivers apply each once', async () => {
+    const db2 = await freshDatabase();
+    let crashes = 2;
+    const rt2 = await testRuntime(db2, {
+      delivery: (host, bus) => {
+        const inner = new InProcessDelivery(host, bus);
+        return {
+          async deliver(rows) {
+            const outcomes = await inner.deliver(rows);
+            // the crash point "after publish, before mark": delivered, but the rows stay
+            if (crashes-- > 0) throw new Error('crash after publish, before mark');
+            return outcomes;
+          },
+        };
+      },
+    });
+    await rt2.start();
+    try {
+      for (let i = 0; i < 5; i++) await rt2.host.send({ type: 'ledger', id: 'src' }, { type: 'ledger.ping', to: 'dst' });
+      await waitFor('outbox drained', async () => (await db2.pool.query('SELECT count(*)::int AS n FROM outbox')).rows[0].n === 0);
+      expect(crashes).toBeLessThan(0);
+      const dst = await rt2.host.get({ type: 'ledger', id: 'dst' });
+      expect((dst.context as unknown as LedgerContext).entries).toHaveLength(5);
+      expect(dst.version).toBe(5);
+    } finally {
+      await rt2.stop();
+      await db2.close();
+    }
   });
 });
 
