@@ -71,7 +71,7 @@ async function main() {
   const createRate = ACTORS / ((performance.now() - t0) / 1000);
 
   for (const c of CONCURRENCY) {
-    const r = await drive(c, (s, i) => warm.host.send({ type: 'bench', id: actorFor(s, c, i) }, { type: 'bench.tick', i: seq++ }).then(() => undefined));
+    const r = await drive(c, (s, i) => { const n = seq++; return warm.host.send({ type: 'bench', id: actorFor(s, c, i) }, { type: 'bench.tick', i: n }, { messageId: `m${n}` }).then(() => undefined); });
     results.push({ label: 'runtime, cached', c, ...r });
   }
   await warm.stop();
@@ -79,7 +79,7 @@ async function main() {
 
   const cold = await runtimeOver(url, 0);
   for (const c of CONCURRENCY) {
-    const r = await drive(c, (s, i) => cold.host.send({ type: 'bench', id: actorFor(s, c, i) }, { type: 'bench.tick', i: seq++ }).then(() => undefined));
+    const r = await drive(c, (s, i) => { const n = seq++; return cold.host.send({ type: 'bench', id: actorFor(s, c, i) }, { type: 'bench.tick', i: n }, { messageId: `m${n}` }).then(() => undefined); });
     results.push({ label: 'runtime, cold (no cache)', c, ...r });
   }
   await cold.stop();
