@@ -44,6 +44,15 @@ const EnvSchema = z.object({
   NATS_PUBLISH_TIMEOUT_MS: int(5_000, 100),
   NATS_SERVICE_SUBJECTS: z.string().default('svc.>'),
   NATS_SERVICE_EVENTS: z.string().default('svc.events.>'),
+  EVENT_MAX_ATTEMPTS: int(8, 1, 1_000),
+  EVENT_RETRY_BACKOFF_MS: int(1_000, 1),
+  EVENT_RETRY_MAX_MS: int(300_000, 1),
+  EVENT_MAX_PAYLOAD_BYTES: int(262_144, 1),
+  EVENT_DELIVERY_BATCH: int(64, 1, 10_000),
+  EVENT_DELIVERY_POLL_MS: int(200, 5),
+  EVENT_DELIVERY_LEASE_MS: int(60_000, 1_000),
+  WEBHOOK_TIMEOUT_MS: int(10_000, 50),
+  WEBHOOK_ALLOW_PRIVATE_TARGETS: z.enum(['true', 'false', '1', '0', '']).default('false').transform((v) => v === 'true' || v === '1'),
 });
 
 export interface Config {
@@ -68,6 +77,25 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   readonly jwtSecret: string | undefined;
   readonly nats: NatsConfig;
+  readonly events: EventsConfig;
+}
+
+/** Cross-integration event delivery (runtime/events); see docs/workflows.md. */
+export interface EventsConfig {
+  /** Attempts per delivery before it is dead-lettered (`dead`). */
+  readonly maxAttempts: number;
+  /** First retry delay; doubles per attempt up to `retryMaxMs` (a later Retry-After wins). */
+  readonly retryBackoffMs: number;
+  readonly retryMaxMs: number;
+  /** Largest accepted `payload` (JSON bytes); larger is a 413. */
+  readonly maxPayloadBytes: number;
+  readonly batch: number;
+  readonly pollMs: number;
+  /** How long a claimed delivery stays claimed if its process dies mid-attempt. */
+  readonly leaseMs: number;
+  readonly webhookTimeoutMs: number;
+  /** Allow webhook URLs that resolve to private, loopback or link-local addresses (tests, labs). */
+  readonly allowPrivateTargets: boolean;
 }
 
 /** The JetStream transport's settings (used only when `natsUrl` is set); see docs/nats.md. */
@@ -131,6 +159,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       publishTimeoutMs: e.NATS_PUBLISH_TIMEOUT_MS,
       serviceSubjects: e.NATS_SERVICE_SUBJECTS,
       serviceEvents: e.NATS_SERVICE_EVENTS,
+    }),
+    events: Object.freeze({
+      maxAttempts: e.EVENT_MAX_ATTEMPTS,
+      retryBackoffMs: e.EVENT_RETRY_BACKOFF_MS,
+      retryMaxMs: e.EVENT_RETRY_MAX_MS,
+      maxPayloadBytes: e.EVENT_MAX_PAYLOAD_BYTES,
+      batch: e.EVENT_DELIVERY_BATCH,
+      pollMs: e.EVENT_DELIVERY_POLL_MS,
+      leaseMs: e.EVENT_DELIVERY_LEASE_MS,
+      webhookTimeoutMs: e.WEBHOOK_TIMEOUT_MS,
+      allowPrivateTargets: e.WEBHOOK_ALLOW_PRIVATE_TARGETS,
     }),
   });
 }

@@ -11,6 +11,7 @@ import { NatsTransport, type NatsHealth } from './nats/transport.js';
 import type { Registry } from './registry.js';
 import { OutboxRelay, type Delivery } from './relay.js';
 import { Janitor } from './janitor.js';
+import { createEventDelivery, type EventDelivery } from './events/index.js';
 import { TimerPoller } from './timers.js';
 
 export interface RuntimeOptions {
@@ -25,7 +26,7 @@ export interface RuntimeOptions {
   /** Replaces the in-process delivery (the NATS transport plugs in here). */
   delivery?: (host: ActorHost, bus: InProcessBus) => Delivery;
   /** Background loops to run; all by default. */
-  run?: { timers?: boolean; relay?: boolean };
+  run?: { timers?: boolean; relay?: boolean; events?: boolean };
   commitConcurrency?: number;
   maxDeliveryAttempts?: number;
   /** Tests only: options of the NATS transport (used when `config.natsUrl` is set). */
@@ -54,6 +55,8 @@ export interface Runtime {
   leases: PartitionLeases;
   /** The JetStream transport, when `config.natsUrl` is set. */
   nats: NatsTransport | undefined;
+  /** Cross-integration event delivery (runtime/events). */
+  events: EventDelivery;
   start(): Promise<void>;
   stop(): Promise<void>;
   health(): Promise<RuntimeHealth>;
@@ -111,10 +114,11 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
     : relay;
   const leases = new PartitionLeases({ url: database.url, partitions: config.partitions, rebalanceMs: 1_000, log, listener });
   const janitor = new Janitor({ pool: database.pool, log, inboxRetentionHours: config.inboxRetentionHours, everyMs: 15 * 60_000 });
+  const events = createEventDelivery({ pool: database.pool, config, clock, log, bus, nats });
   late.timers = timers;
   late.relay = relay;
   let sweeper: NodeJS.Timeout | undefined;
-  const run = { timers: true, relay: true, ...o.run };
+  const run = { timers: true, relay: true, events: true, ...o.run };
   const t = timers;
   const r = relay;
 
@@ -127,11 +131,13 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
     relay: r,
     leases,
     nats,
+    events,
     async start() {
       await migrate(database.pool, log);
       await nats?.start();
       if (run.relay) await leases.start();
       if (run.timers) t.start();
+      if (run.events) await events.start();
       sweeper = setInterval(() => host.passivateIdle(), Math.max(1_000, Math.floor(config.actorIdleMs / 4)));
       sweeper.unref();
       janitor.start();
@@ -143,6 +149,7 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
       await nats?.stopIntake(); // consumers finish and ack what they started
       await host.close(); // stop intake, finish in-flight transitions
       await t.stop();
+      await events.stop();
       await leases.stop(); // each relay loop finishes its batch before its lease is released
       await r.stop();
       await nats?.close();

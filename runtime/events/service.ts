@@ -1,0 +1,292 @@
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import type { Clock } from '../clock.js';
+import type { EventsConfig } from '../config.js';
+import { recordAudit } from '../domain/audit.js';
+import { DomainCode, DomainError, notFound } from '../domain/errors.js';
+import { isPlatform, type Principal } from '../domain/principal.js';
+import { decodeCursor, encodeCursor, iso, transaction, type Queryable } from '../domain/sql.js';
+import {
+  endpointWants,
+  priorityRank,
+  webhookIdOf,
+  type CrossIntegrationEvent,
+  type Delivery,
+  type DeliveryStatus,
+  type Endpoint,
+  type EventPriority,
+  type EventStatus,
+} from './model.js';
+import { newSecret } from './signing.js';
+
+export interface PublishEvent {
+  eventName: string;
+  sourceIntegrationId: string;
+  targetIntegrationIds: string[];
+  payload: unknown;
+  eventCategory: string;
+  priority?: EventPriority;
+  metadata?: Record<string, unknown> | null;
+}
+
+export interface EventFilter {
+  sourceIntegrationId?: string;
+  targetIntegrationId?: string;
+  status?: EventStatus;
+  eventCategory?: string;
+  priority?: EventPriority;
+  eventName?: string;
+  from?: string;
+  to?: string;
+  limit: number;
+  cursor?: string;
+}
+
+export interface PutEndpoint {
+  url: string;
+  eventNames?: string[] | null;
+  eventCategories?: string[] | null;
+  rotateSecret?: boolean;
+}
+
+const platformOnly = (p: Principal, what: string) => {
+  if (!isPlatform(p)) throw new DomainError(DomainCode.Forbidden, `${what} are platform objects: only operator and service tokens may change them`);
+};
+
+interface EventRow {
+  id: string;
+  event_name: string;
+  source_integration_id: string;
+  target_integration_ids: string[];
+  payload: unknown;
+  event_category: string;
+  priority: EventPriority;
+  status: EventStatus;
+  processed_at: Date | null;
+  error_message: string | null;
+  metadata: Record<string, unknown> | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+interface DeliveryRow {
+  event_id: string;
+  target_integration_id: string;
+  status: DeliveryStatus;
+  attempts: number;
+  generation: number;
+  last_error: string | null;
+  last_status_code: number | null;
+  channels: string[];
+  next_attempt_at: Date;
+  last_attempt_at: Date | null;
+  delivered_at: Date | null;
+  dead_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+function renderEvent(r: EventRow): CrossIntegrationEvent {
+  return {
+    id: r.id,
+    eventName: r.event_name,
+    sourceIntegrationId: r.source_integration_id,
+    targetIntegrationIds: r.target_integration_ids,
+    payload: r.payload,
+    eventCategory: r.event_category,
+    priority: r.priority,
+    status: r.status,
+    processedAt: iso(r.processed_at),
+    errorMessage: r.error_message,
+    metadata: r.metadata,
+    createdAt: iso(r.created_at)!,
+    updatedAt: iso(r.updated_at)!,
+  };
+}
+
+function renderDelivery(d: DeliveryRow): Delivery {
+  const open = d.status === 'pending' || d.status === 'failed';
+  return {
+    targetIntegrationId: d.target_integration_id,
+    status: d.status,
+    attempts: d.attempts,
+    lastError: d.last_error,
+    lastStatusCode: d.last_status_code,
+    channels: d.channels,
+    webhookId: webhookIdOf(d.event_id, d.target_integration_id, d.generation),
+    nextAttemptAt: open ? iso(d.next_attempt_at) : null,
+    lastAttemptAt: iso(d.last_attempt_at),
+    deliveredAt: iso(d.delivered_at),
+    deadAt: iso(d.dead_at),
+    createdAt: iso(d.created_at)!,
+    updatedAt: iso(d.updated_at)!,
+  };
+}
+
+/**
+ * Cross-integration events: accepted into plain tables (the event and one delivery row per
+ * target) in one transaction, delivered by `EventDeliveryWorker`. Reads are open to every role
+ * (as the dependency graph is); publishing, republishing and endpoints are platform functions.
+ */
+export class EventService {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly clock: Clock,
+    private readonly config: EventsConfig,
+    /** Told after a commit that made deliveries due (the local worker starts at once). */
+    private readonly onDue: () => void = () => undefined,
+  ) {}
+
+  /** Inserts the event and its deliveries on `db` (the caller's transaction). */
+  async publish(db: Queryable, principal: Principal, input: PublishEvent, requestId?: string | null): Promise<CrossIntegrationEvent> {
+    platformOnly(principal, 'cross-integration events');
+    const targets = input.targetIntegrationIds;
+    const issues: Array<{ path: string[]; message: string }> = [];
+    if (new Set(targets).size !== targets.length) issues.push({ path: ['targetIntegrationIds'], message: 'targets must be distinct' });
+    if (targets.includes(input.sourceIntegrationId)) issues.push({ path: ['targetIntegrationIds'], message: 'the source cannot be its own target' });
+    if (issues.length) throw new DomainError(DomainCode.ValidationFailed, issues.map((i) => i.message).join('; '), { issues });
+    const size = Buffer.byteLength(JSON.stringify(input.payload ?? null));
+    if (size > this.config.maxPayloadBytes) {
+      throw new DomainError(DomainCode.PayloadTooLarge, `payload is ${size} bytes; the limit is ${this.config.maxPayloadBytes}`, { limit: this.config.maxPayloadBytes });
+    }
+    const priority = input.priority ?? 'medium';
+    const now = new Date(this.clock.now());
+    const id = randomUUID();
+    const endpoints = await db.query<{ integration_id: string; event_names: string[] | null; event_categories: string[] | null }>(
+      'SELECT integration_id, event_names, event_categories FROM integration_endpoints WHERE integration_id = ANY($1)',
+      [targets],
+    );
+    const filtered = new Set(
+      endpoints.rows
+        .filter((e) => !endpointWants({ eventNames: e.event_names, eventCategories: e.event_categories }, input.eventName, input.eventCategory))
+        .map((e) => e.integration_id),
+    );
+    const deliverTo = targets.filter((t) => !filtered.has(t));
+    const status: EventStatus = deliverTo.length === 0 ? 'processed' : 'pending';
+    const ev = await db.query<EventRow>(
+      `INSERT INTO cross_integration_events (id, event_name, source_integration_id, target_integration_ids, payload, event_category, priority, status, processed_at, metadata, created_by, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING *`,
+      [id, input.eventName, input.sourceIntegrationId, targets, JSON.stringify(input.payload ?? null), input.eventCategory, priority, status, status === 'processed' ? now : null, input.metadata == null ? null : JSON.stringify(input.metadata), principal.sub, now],
+    );
+    const deliveries = await db.query<DeliveryRow>(
+      `INSERT INTO event_deliveries (event_id, source_integration_id, target_integration_id, priority_rank, next_attempt_at, created_at, updated_at)
+       SELECT $1, $2, t, $3, $4, $4, $4 FROM unnest($5::text[]) WITH ORDINALITY AS x(t, n) ORDER BY n RETURNING *`,
+      [id, input.sourceIntegrationId, priorityRank(priority), now, deliverTo],
+    );
+    await recordAudit(db, { principal, action: 'event.publish', objectType: 'cross_integration_event', objectId: id, before: null, after: { eventName: input.eventName, sourceIntegrationId: input.sourceIntegrationId, targetIntegrationIds: targets, priority }, at: now.toISOString(), requestId });
+    return { ...renderEvent(ev.rows[0]!), deliveries: deliveries.rows.map(renderDelivery), filteredTargetIds: [...filtered] };
+  }
+
+  /** Tells the local worker that deliveries are due (call after the publishing commit). */
+  notify(): void {
+    this.onDue();
+  }
+
+  async get(id: string): Promise<CrossIntegrationEvent> {
+    const { rows } = await this.pool.query<EventRow>('SELECT * FROM cross_integration_events WHERE id = $1', [id]);
+    if (!rows[0]) throw notFound('event', id);
+    const d = await this.pool.query<DeliveryRow>('SELECT * FROM event_deliveries WHERE event_id = $1 ORDER BY id', [id]);
+    const delivered = new Set(d.rows.map((r) => r.target_integration_id));
+    return { ...renderEvent(rows[0]), deliveries: d.rows.map(renderDelivery), filteredTargetIds: rows[0].target_integration_ids.filter((t) => !delivered.has(t)) };
+  }
+
+  async list(f: EventFilter): Promise<{ data: CrossIntegrationEvent[]; nextCursor: string | null }> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const add = (sql: string, v: unknown) => {
+      params.push(v);
+      where.push(sql.replaceAll('?', `$${params.length}`));
+    };
+    if (f.sourceIntegrationId) add('source_integration_id = ?', f.sourceIntegrationId);
+    if (f.targetIntegrationId) add('target_integration_ids @> ARRAY[?]::text[]', f.targetIntegrationId);
+    if (f.status) add('status = ?', f.status);
+    if (f.eventCategory) add('event_category = ?', f.eventCategory);
+    if (f.priority) add('priority = ?', f.priority);
+    if (f.eventName) add('event_name = ?', f.eventName);
+    if (f.from) add('created_at >= ?::timestamptz', f.from);
+    if (f.to) add('created_at < ?::timestamptz', f.to);
+    const cur = decodeCursor(f.cursor);
+    if (f.cursor && !cur) throw new DomainError(DomainCode.ValidationFailed, 'invalid cursor', { issues: [{ path: ['cursor'], message: 'invalid cursor' }] });
+    if (cur) {
+      params.push(cur.at, cur.id);
+      where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length})`);
+    }
+    params.push(f.limit + 1);
+    const { rows } = await this.pool.query<EventRow>(
+      `SELECT * FROM cross_integration_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
+      params,
+    );
+    const page = rows.slice(0, f.limit);
+    const last = page[page.length - 1];
+    return { data: page.map(renderEvent), nextCursor: rows.length > f.limit && last ? encodeCursor(last.created_at, last.id) : null };
+  }
+
+  /**
+   * Puts deliveries back in their (source, target) queues, at their original place: all of
+   * them, or with `onlyFailed` the failed and dead ones. A delivered row gets a new webhook-id
+   * (its generation), so deduplicating receivers accept the deliberate resend.
+   */
+  async republish(db: Queryable, principal: Principal, id: string, onlyFailed: boolean, requestId?: string | null): Promise<CrossIntegrationEvent> {
+    platformOnly(principal, 'cross-integration events');
+    const now = new Date(this.clock.now());
+    const ev = await db.query<EventRow>('SELECT * FROM cross_integration_events WHERE id = $1 FOR UPDATE', [id]);
+    if (!ev.rows[0]) throw notFound('event', id);
+    const { rowCount } = await db.query(
+      `UPDATE event_deliveries SET status = 'pending', attempts = 0, next_attempt_at = $2, lease_until = NULL, updated_at = $2, dead_at = NULL, delivered_at = NULL,
+              generation = generation + CASE WHEN status = 'delivered' THEN 1 ELSE 0 END
+       WHERE event_id = $1 AND ($3::boolean = false OR status IN ('failed', 'dead'))`,
+      [id, now, onlyFailed],
+    );
+    if ((rowCount ?? 0) > 0) {
+      await db.query(`UPDATE cross_integration_events SET status = 'pending', processed_at = NULL, error_message = NULL, updated_at = $2 WHERE id = $1`, [id, now]);
+    }
+    await recordAudit(db, { principal, action: 'event.republish', objectType: 'cross_integration_event', objectId: id, before: null, after: { onlyFailed, deliveries: rowCount ?? 0 }, at: now.toISOString(), requestId });
+    const d = await db.query<DeliveryRow>('SELECT * FROM event_deliveries WHERE event_id = $1 ORDER BY id', [id]);
+    const after = await db.query<EventRow>('SELECT * FROM cross_integration_events WHERE id = $1', [id]);
+    return { ...renderEvent(after.rows[0]!), deliveries: d.rows.map(renderDelivery) };
+  }
+
+  async getEndpoint(principal: Principal, integrationId: string): Promise<Endpoint & { secret: string }> {
+    platformOnly(principal, 'integration endpoints');
+    const { rows } = await this.pool.query('SELECT * FROM integration_endpoints WHERE integration_id = $1', [integrationId]);
+    if (!rows[0]) throw notFound('endpoint of integration', integrationId);
+    return { ...renderEndpoint(rows[0]), secret: rows[0].secret };
+  }
+
+  /** Registers or replaces the endpoint; the secret is kept unless `rotateSecret`. */
+  async putEndpoint(principal: Principal, integrationId: string, input: PutEndpoint, requestId?: string | null): Promise<{ endpoint: Endpoint & { secret: string }; created: boolean }> {
+    platformOnly(principal, 'integration endpoints');
+    let url: URL;
+    try {
+      url = new URL(input.url);
+    } catch {
+      throw new DomainError(DomainCode.ValidationFailed, 'url must be an absolute http(s) URL', { issues: [{ path: ['url'], message: 'invalid URL' }] });
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+      throw new DomainError(DomainCode.ValidationFailed, 'url must be http or https', { issues: [{ path: ['url'], message: 'http or https only' }] });
+    }
+    if (url.username || url.password) {
+      throw new DomainError(DomainCode.ValidationFailed, 'url must not carry credentials', { issues: [{ path: ['url'], message: 'no user:password@' }] });
+    }
+    const now = new Date(this.clock.now());
+    return transaction(this.pool, async (client) => {
+      const prev = await client.query('SELECT * FROM integration_endpoints WHERE integration_id = $1 FOR UPDATE', [integrationId]);
+      const secret = !prev.rows[0] || input.rotateSecret ? newSecret() : (prev.rows[0].secret as string);
+      const { rows } = await client.query(
+        `INSERT INTO integration_endpoints (integration_id, url, secret, event_names, event_categories, created_by, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+         ON CONFLICT (integration_id) DO UPDATE SET url = EXCLUDED.url, secret = EXCLUDED.secret, event_names = EXCLUDED.event_names,
+           event_categories = EXCLUDED.event_categories, updated_at = EXCLUDED.updated_at
+         RETURNING *`,
+        [integrationId, url.toString(), secret, input.eventNames ?? null, input.eventCategories ?? null, principal.sub, now],
+      );
+      const endpoint = renderEndpoint(rows[0]);
+      await recordAudit(client, { principal, action: prev.rows[0] ? 'endpoint.update' : 'endpoint.create', objectType: 'integration_endpoint', objectId: integrationId, before: prev.rows[0] ? renderEndpoint(prev.rows[0]) : null, after: { ...endpoint, secretRotated: secret !== prev.rows[0]?.secret }, at: now.toISOString(), requestId });
+      return { endpoint: { ...endpoint, secret }, created: !prev.rows[0] };
+    });
+  }
+}
+
+function renderEndpoint(r: { integration_id: string; url: string; event_names: string[] | null; event_categories: string[] | null; created_at: Date; updated_at: Date }): Endpoint {
+  return { integrationId: r.integration_id, url: r.url, eventNames: r.event_names, eventCategories: r.event_categories, createdAt: iso(r.created_at)!, updatedAt: iso(r.updated_at)! };
+}

@@ -1,0 +1,133 @@
+import dns from 'node:dns';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+
+/**
+ * One signed HTTP POST to a registered endpoint, with the SSRF guard applied to the address
+ * actually connected to: the socket's DNS lookup is ours, so a name that resolves to a private,
+ * loopback or link-local address is refused at connect time (no check-then-use gap), and every
+ * redirect hop is checked the same way. IP literals never reach a lookup, so they are checked
+ * before connecting.
+ */
+
+const blocked = new net.BlockList();
+for (const [net4, bits] of [
+  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12],
+  ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4],
+] as const) blocked.addSubnet(net4, bits, 'ipv4');
+for (const [net6, bits] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8], ['64:ff9b::', 96]] as const) blocked.addSubnet(net6, bits, 'ipv6');
+
+/** True for addresses a webhook may not reach (private, loopback, link-local, multicast, ...). */
+export function isPrivateAddress(address: string): boolean {
+  const family = net.isIP(address);
+  if (family === 4) return blocked.check(address, 'ipv4');
+  if (family === 6) {
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+    if (mapped) return blocked.check(mapped[1]!, 'ipv4');
+    return blocked.check(address, 'ipv6');
+  }
+  return true; // not an address at all: refuse
+}
+
+export class PrivateTargetError extends Error {
+  constructor(readonly address: string, host: string) {
+    super(`webhook target ${host} resolves to a private or loopback address (${address}); set WEBHOOK_ALLOW_PRIVATE_TARGETS=true to allow it`);
+    this.name = 'PrivateTargetError';
+  }
+}
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
+
+/** A `lookup` for sockets that fails when any resolved address is private. */
+function guardedLookup(hostname: string, options: dns.LookupOptions, cb: LookupCallback): void {
+  dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
+    if (err) return cb(err, []);
+    const bad = addresses.find((a) => isPrivateAddress(a.address));
+    if (bad) return cb(Object.assign(new PrivateTargetError(bad.address, hostname), { code: 'EPRIVATE' }), []);
+    if (options.all) return cb(null, addresses);
+    cb(null, addresses[0]!.address, addresses[0]!.family);
+  });
+}
+
+export interface PostOutcome {
+  /** delivered (2xx), retry (429, 408, 5xx, network, timeout) or dead (other 4xx, refused target). */
+  kind: 'delivered' | 'retry' | 'dead';
+  statusCode: number | null;
+  /** Milliseconds from Retry-After, when the receiver sent one. */
+  retryAfterMs: number | null;
+  error: string | null;
+}
+
+const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 256 }), https: new https.Agent({ keepAlive: true, maxSockets: 256 }) };
+
+/** Retry-After in seconds or as an HTTP date, to milliseconds from `now`. */
+export function parseRetryAfter(value: string | undefined, now: number): number | null {
+  if (!value) return null;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? null : Math.max(0, at - now);
+}
+
+const MAX_REDIRECTS = 3;
+
+/** POSTs `body` to `url` with `headers`, following up to three redirects (each one checked). */
+export async function postWebhook(url: string, headers: Record<string, string>, body: string, o: { timeoutMs: number; allowPrivate: boolean; now: () => number }): Promise<PostOutcome> {
+  let target: URL;
+  try {
+    target = new URL(url);
+  } catch {
+    return { kind: 'dead', statusCode: null, retryAfterMs: null, error: `invalid URL ${url}` };
+  }
+  const deadline = Date.now() + o.timeoutMs;
+  for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+    if (target.protocol !== 'http:' && target.protocol !== 'https:') {
+      return { kind: 'dead', statusCode: null, retryAfterMs: null, error: `unsupported scheme ${target.protocol}` };
+    }
+    const host = target.hostname.replace(/^\[|\]$/g, '');
+    if (!o.allowPrivate && net.isIP(host) && isPrivateAddress(host)) {
+      return { kind: 'dead', statusCode: null, retryAfterMs: null, error: new PrivateTargetError(host, host).message };
+    }
+    let res: { status: number; headers: http.IncomingHttpHeaders };
+    try {
+      res = await once(target, headers, body, Math.max(1, deadline - Date.now()), o.allowPrivate);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'EPRIVATE' || e instanceof PrivateTargetError) return { kind: 'dead', statusCode: null, retryAfterMs: null, error: e.message };
+      return { kind: 'retry', statusCode: null, retryAfterMs: null, error: e.name === 'TimeoutError' || e.code === 'ABORT_ERR' ? `timed out after ${o.timeoutMs} ms` : `${e.code ?? 'ERROR'}: ${e.message}` };
+    }
+    const s = res.status;
+    if (s >= 200 && s < 300) return { kind: 'delivered', statusCode: s, retryAfterMs: null, error: null };
+    if (s >= 300 && s < 400 && res.headers.location) {
+      target = new URL(res.headers.location, target);
+      continue;
+    }
+    const retryAfterMs = parseRetryAfter(res.headers['retry-after'] as string | undefined, o.now());
+    if (s === 429 || s === 408 || s >= 500) return { kind: 'retry', statusCode: s, retryAfterMs, error: `HTTP ${s}` };
+    return { kind: 'dead', statusCode: s, retryAfterMs: null, error: `HTTP ${s} (not retryable)` };
+  }
+  return { kind: 'dead', statusCode: null, retryAfterMs: null, error: `more than ${MAX_REDIRECTS} redirects` };
+}
+
+function once(target: URL, headers: Record<string, string>, body: string, timeoutMs: number, allowPrivate: boolean): Promise<{ status: number; headers: http.IncomingHttpHeaders }> {
+  const mod = target.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = mod.request(
+      target,
+      {
+        method: 'POST',
+        agent: target.protocol === 'https:' ? agents.https : agents.http,
+        headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'user-agent': 'concord-webhooks/1', ...headers },
+        signal: AbortSignal.timeout(timeoutMs),
+        ...(allowPrivate ? {} : { lookup: guardedLookup as never }),
+      },
+      (res) => {
+        res.resume(); // the body is not needed; drain it so the socket is reused
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}

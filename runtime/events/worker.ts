@@ -1,0 +1,236 @@
+import type pg from 'pg';
+import type { Clock } from '../clock.js';
+import type { EventsConfig } from '../config.js';
+import type { Logger } from '../logger.js';
+import { endpointWants, webhookIdOf } from './model.js';
+import { webhookHeaders } from './signing.js';
+import { postWebhook, type PostOutcome } from './webhook.js';
+
+/** Publishes one delivery to the messaging channel (NATS `concord.deliver.<target>` or in-process). */
+export type DeliverPublisher = (target: string, body: string, messageId: string, headers: Record<string, string>) => Promise<void>;
+
+export interface EventDeliveryWorkerOptions {
+  pool: pg.Pool;
+  config: EventsConfig;
+  clock: Clock;
+  log: Logger;
+  /** The messaging channel; HTTP endpoints are posted to in addition. */
+  publish?: DeliverPublisher;
+  /** Tests: called after a delivery's HTTP attempt and before its outcome is recorded. */
+  beforeRecord?(deliveryId: number): void | Promise<void>;
+}
+
+interface Claimed {
+  id: number;
+  event_id: string;
+  target_integration_id: string;
+  attempts: number;
+  generation: number;
+  event_name: string;
+  source_integration_id: string;
+  event_category: string;
+  priority: string;
+  payload: unknown;
+  metadata: unknown;
+  created_at: Date;
+  url: string | null;
+  secret: string | null;
+  event_names: string[] | null;
+  event_categories: string[] | null;
+}
+
+/**
+ * Claims the head of each (source, target) queue and delivers it. Only the oldest open row
+ * (pending, or failed and waiting to retry) of a pair can be claimed, so a later event of a
+ * pair never overtakes an earlier one, across retries, restarts and several processes; a dead
+ * row leaves the queue, so it blocks nothing. Lanes are served by priority: a lane's rank is
+ * the highest priority queued in it, so a critical event also pulls the older events of its
+ * own source ahead of other sources' lower-priority work without being reordered past them.
+ *
+ * A claim is a lease (`lease_until`) committed before the attempt: if the process dies
+ * mid-attempt, the row is attempted again once the lease lapses (at least once; receivers
+ * dedupe on `webhook-id`).
+ */
+export class EventDeliveryWorker {
+  readonly #inflight = new Set<Promise<void>>();
+  #running = false;
+  #loop: Promise<void> | undefined;
+  #kick: (() => void) | undefined;
+  #dirty = false;
+  readonly stats = { delivered: 0, retried: 0, dead: 0, claims: 0 };
+
+  constructor(private readonly o: EventDeliveryWorkerOptions) {}
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#loop = this.#run();
+  }
+
+  /** New or retried deliveries may be due: claim now instead of at the next poll. */
+  wake(): void {
+    this.#dirty = true;
+    this.#kick?.();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    this.#kick?.();
+    await this.#loop;
+    await Promise.allSettled([...this.#inflight]);
+  }
+
+  async #run(): Promise<void> {
+    while (this.#running) {
+      const free = this.o.config.batch - this.#inflight.size;
+      let claimed = 0;
+      this.#dirty = false;
+      if (free > 0) {
+        try {
+          const rows = await this.#claim(free);
+          claimed = rows.length;
+          for (const r of rows) this.#track(r);
+        } catch (err) {
+          this.o.log.warn({ err }, 'event delivery: claim failed');
+        }
+      }
+      if (claimed > 0 && claimed === free) continue;
+      if (this.#dirty) continue;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, this.o.config.pollMs);
+        this.#kick = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.#kick = undefined;
+    }
+  }
+
+  #track(row: Claimed): void {
+    const p = this.#deliver(row)
+      .catch((err) => this.o.log.error({ err, delivery: row.id }, 'event delivery: recording the outcome failed; the lease will lapse and it is retried'))
+      .finally(() => {
+        this.#inflight.delete(p);
+        this.wake();
+      });
+    this.#inflight.add(p);
+  }
+
+  async #claim(limit: number): Promise<Claimed[]> {
+    const now = new Date(this.o.clock.now());
+    const leaseUntil = new Date(now.getTime() + this.o.config.leaseMs);
+    const { rows } = await this.o.pool.query<Claimed>(
+      `WITH open AS (
+         SELECT id, next_attempt_at, lease_until,
+                row_number() OVER (PARTITION BY source_integration_id, target_integration_id ORDER BY id) AS rn,
+                max(priority_rank) OVER (PARTITION BY source_integration_id, target_integration_id) AS lane_rank
+         FROM event_deliveries WHERE status IN ('pending', 'failed')
+       ), heads AS (
+         SELECT id, lane_rank FROM open
+         WHERE rn = 1 AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $1)
+         ORDER BY lane_rank DESC, id LIMIT $2
+       ), locked AS (
+         SELECT d.id FROM event_deliveries d JOIN heads h ON h.id = d.id
+         WHERE d.status IN ('pending', 'failed') AND (d.lease_until IS NULL OR d.lease_until < $1)
+         FOR UPDATE OF d SKIP LOCKED
+       ), claimed AS (
+         UPDATE event_deliveries d SET lease_until = $3, attempts = d.attempts + 1, last_attempt_at = $1, updated_at = $1
+         FROM locked WHERE d.id = locked.id
+         RETURNING d.id, d.event_id, d.target_integration_id, d.attempts, d.generation, d.priority_rank
+       )
+       SELECT c.id::int AS id, c.event_id, c.target_integration_id, c.attempts, c.generation,
+              e.event_name, e.source_integration_id, e.event_category, e.priority, e.payload, e.metadata, e.created_at,
+              ep.url, ep.secret, ep.event_names, ep.event_categories
+       FROM claimed c JOIN cross_integration_events e ON e.id = c.event_id
+       LEFT JOIN integration_endpoints ep ON ep.integration_id = c.target_integration_id
+       ORDER BY c.priority_rank DESC, c.id`,
+      [now, limit, leaseUntil],
+    );
+    this.stats.claims += rows.length;
+    return rows;
+  }
+
+  async #deliver(row: Claimed): Promise<void> {
+    const webhookId = webhookIdOf(row.event_id, row.target_integration_id, row.generation);
+    const body = JSON.stringify({
+      type: row.event_name,
+      timestamp: new Date(row.created_at).toISOString(),
+      data: {
+        id: row.event_id,
+        eventName: row.event_name,
+        sourceIntegrationId: row.source_integration_id,
+        targetIntegrationId: row.target_integration_id,
+        eventCategory: row.event_category,
+        priority: row.priority,
+        payload: row.payload,
+        metadata: row.metadata,
+      },
+    });
+    const channels: string[] = [];
+    let outcome: PostOutcome = { kind: 'delivered', statusCode: null, retryAfterMs: null, error: null };
+    if (this.o.publish) {
+      try {
+        await this.o.publish(row.target_integration_id, body, webhookId, { 'webhook-id': webhookId, 'concord-event-id': row.event_id, 'concord-source': row.source_integration_id });
+        channels.push('messaging');
+      } catch (err) {
+        outcome = { kind: 'retry', statusCode: null, retryAfterMs: null, error: `publish: ${(err as Error).message}` };
+      }
+    }
+    // an endpoint registered after the event was accepted still applies its filters
+    const wanted = row.url && endpointWants({ eventNames: row.event_names, eventCategories: row.event_categories }, row.event_name, row.event_category);
+    if (outcome.kind === 'delivered' && row.url && row.secret && wanted) {
+      const ts = Math.floor(this.o.clock.now() / 1000);
+      outcome = await postWebhook(row.url, webhookHeaders(row.secret, webhookId, ts, body), body, {
+        timeoutMs: this.o.config.webhookTimeoutMs,
+        allowPrivate: this.o.config.allowPrivateTargets,
+        now: () => this.o.clock.now(),
+      });
+      if (outcome.kind === 'delivered') channels.push('webhook');
+    }
+    await this.o.beforeRecord?.(row.id);
+    await this.#record(row, outcome, channels);
+  }
+
+  async #record(row: Claimed, outcome: PostOutcome, channels: string[]): Promise<void> {
+    const now = this.o.clock.now();
+    const at = new Date(now);
+    const c = this.o.config;
+    if (outcome.kind === 'delivered') {
+      this.stats.delivered++;
+      await this.o.pool.query(
+        `UPDATE event_deliveries SET status = 'delivered', lease_until = NULL, delivered_at = $2, updated_at = $2, last_status_code = $3, last_error = NULL, channels = $4 WHERE id = $1`,
+        [row.id, at, outcome.statusCode, channels],
+      );
+    } else if (outcome.kind === 'retry' && row.attempts < c.maxAttempts) {
+      this.stats.retried++;
+      const backoff = Math.min(c.retryMaxMs, c.retryBackoffMs * 2 ** (row.attempts - 1));
+      const delay = Math.max(backoff, Math.min(outcome.retryAfterMs ?? 0, 3_600_000));
+      await this.o.pool.query(
+        `UPDATE event_deliveries SET status = 'failed', lease_until = NULL, next_attempt_at = $2, updated_at = $3, last_status_code = $4, last_error = $5 WHERE id = $1`,
+        [row.id, new Date(now + delay), at, outcome.statusCode, outcome.error],
+      );
+      return; // the event's status does not change while a delivery is retrying
+    } else {
+      this.stats.dead++;
+      const why = outcome.kind === 'retry' ? `${outcome.error} (gave up after ${row.attempts} attempts)` : outcome.error;
+      this.o.log.warn({ event: row.event_id, target: row.target_integration_id, attempts: row.attempts, error: why }, 'event delivery dead-lettered');
+      await this.o.pool.query(
+        `UPDATE event_deliveries SET status = 'dead', lease_until = NULL, dead_at = $2, updated_at = $2, last_status_code = $3, last_error = $4 WHERE id = $1`,
+        [row.id, at, outcome.statusCode, why],
+      );
+    }
+    await this.o.pool.query(
+      `UPDATE cross_integration_events e SET
+         status = CASE WHEN x.open > 0 THEN 'pending' WHEN x.dead > 0 THEN 'failed' ELSE 'processed' END,
+         processed_at = CASE WHEN x.open > 0 THEN NULL ELSE $2::timestamptz END,
+         error_message = CASE WHEN x.open = 0 AND x.dead > 0 THEN x.dead || ' of ' || x.total || ' deliveries dead-lettered' ELSE NULL END,
+         updated_at = $2
+       FROM (SELECT count(*) FILTER (WHERE status IN ('pending', 'failed')) AS open, count(*) FILTER (WHERE status = 'dead') AS dead, count(*) AS total
+             FROM event_deliveries WHERE event_id = $1) x
+       WHERE e.id = $1`,
+      [row.event_id, at],
+    );
+  }
+}
