@@ -1,0 +1,255 @@
+/**
+ * `npm run bench` (NATS part), against NATS_URL (default nats://127.0.0.1:4222) and
+ * DATABASE_URL (or an embedded PostgreSQL):
+ * 1. raw JetStream publish, pipelined (window 256) with `Nats-Msg-Id`: the ceiling;
+ * 2. the outbox relay (read batch, publish with ids, delete) over the same stream, same run;
+ * 3. end-to-end latency from an outside publish on an actor subject to the actor's commit,
+ *    at 1,000 msg/s (partitioned subject, and plain subject through the ingress);
+ * 4. the maximum sustained rate: a 20,000-message backlog applied by one process.
+ */
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { Kysely, PostgresDialect } from 'kysely';
+import { assign, setup } from 'xstate';
+import { loadConfig } from '../runtime/config.js';
+import { createPool, type Database } from '../runtime/db.js';
+import { InProcessDelivery } from '../runtime/in-process.js';
+import { migrate } from '../runtime/migrate.js';
+import { NatsTransport } from '../runtime/nats/transport.js';
+import { natsNames, partitionedActorSubject } from '../runtime/nats/subjects.js';
+import { Registry, type ActorTypeDefinition } from '../runtime/registry.js';
+import { OutboxRelay } from '../runtime/relay.js';
+import { createRuntime, type Runtime } from '../runtime/runtime.js';
+import { InProcessBus } from '../runtime/bus.js';
+import { benchDatabase, benchLog, fmt, percentile, table } from './lib.js';
+
+const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+const PARTITIONS = 8;
+const N = Number(process.env.BENCH_NATS_MESSAGES ?? 20_000);
+const ACTORS = 1_000;
+const enc = new TextEncoder();
+
+const sinkType: ActorTypeDefinition = {
+  type: 'sink',
+  version: 1,
+  machine: setup({
+    types: { context: {} as { n: number; sentAt: number }, events: {} as { type: 'sink.put'; sentAt: number }, input: {} as { id: string } },
+  }).createMachine({
+    id: 'sink',
+    context: { n: 0, sentAt: 0 },
+    on: { 'sink.put': { actions: assign({ n: ({ context }) => context.n + 1, sentAt: ({ event }) => event.sentAt }) } },
+  }),
+  project: () => ({ status: 'ON' }),
+};
+
+function env(url: string, prefix: string) {
+  return loadConfig({
+    DATABASE_URL: url,
+    NATS_URL,
+    NATS_PREFIX: prefix,
+    NATS_SERVICE_SUBJECTS: `${prefix}svc.>`,
+    NATS_SERVICE_EVENTS: `${prefix}svc.events.>`,
+    PARTITIONS: String(PARTITIONS),
+    LOG_LEVEL: 'warn',
+    OUTBOX_BATCH: '256',
+    DB_POOL_SIZE: '16',
+  });
+}
+
+function openDb(url: string): Database {
+  const pool = createPool(url, 16);
+  return { pool, db: new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) }), url, close: () => pool.end() };
+}
+
+/** 1. Raw pipelined publish with message ids, window 256. */
+async function rawPublish(prefix: string): Promise<number> {
+  const nc = await connect({ servers: NATS_URL });
+  const js = jetstream(nc);
+  const t = performance.now();
+  for (let i = 0; i < N; i += 256) {
+    const acks = [];
+    for (let k = i; k < Math.min(N, i + 256); k++) {
+      const subject = partitionedActorSubject(prefix, { type: 'sink', id: `r${k % ACTORS}` }, PARTITIONS);
+      acks.push(js.publish(subject, enc.encode(JSON.stringify({ type: 'sink.put', sentAt: 0 })), { msgID: `raw-${k}` }));
+    }
+    await Promise.all(acks);
+  }
+  const rate = N / ((performance.now() - t) / 1000);
+  await nc.close();
+  return rate;
+}
+
+/** 2. The relay: N outbox rows (sends to 1,000 actors) published with ids and deleted. */
+async function relayRate(db: Database, prefix: string): Promise<number> {
+  const config = env(db.url, prefix);
+  await db.pool.query(
+    `INSERT INTO outbox (partition, source_type, source_id, kind, subject, message_id, payload)
+     SELECT (g % $2), 'src', 's' || (g % 64), 'send', 'concord.actor.sink.q' || (g % ${ACTORS}), 'rel-' || g, '{"type":"sink.put","sentAt":0}'::jsonb
+     FROM generate_series(1, $1) g`,
+    [N, PARTITIONS],
+  );
+  const host = null as never; // calls only: none in this benchmark
+  const transport = new NatsTransport({ url: NATS_URL, config: config.nats, partitions: PARTITIONS, pool: db.pool, host, log: benchLog, calls: new InProcessDelivery(host, new InProcessBus()) });
+  await transport.start();
+  const relay = new OutboxRelay({ pool: db.pool, delivery: transport, log: benchLog, batch: config.outboxBatch, pollMs: 20, maxAttempts: 10 });
+  const t = performance.now();
+  for (let p = 0; p < PARTITIONS; p++) relay.acquired(p);
+  for (;;) {
+    const { rows } = await db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox');
+    if (rows[0]!.n === 0) break;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  const rate = N / ((performance.now() - t) / 1000);
+  await relay.stop();
+  await transport.close();
+  return rate;
+}
+
+async function runtimeFor(db: Database, prefix: string, onCommit: (sentAt: number) => void, onStep?: (sentAt: number) => void): Promise<Runtime> {
+  const rt = await createRuntime({
+    config: env(db.url, prefix),
+    registry: new Registry([sinkType]),
+    log: benchLog,
+    database: db,
+    run: { timers: false },
+    hooks: {
+      beforeCommit(rec) {
+        onStep?.((rec.journal.event as { sentAt?: number }).sentAt ?? 0);
+      },
+      afterCommit(rec) {
+        onCommit((rec.journal.event as { sentAt?: number }).sentAt ?? 0);
+      },
+    },
+  });
+  await rt.start();
+  return rt;
+}
+
+/** Publishes 10 messages every 10 ms (1,000 msg/s) for `ms`; returns the publish acks. */
+async function pace(js: ReturnType<typeof jetstream>, prefix: string, plain: boolean, tag: string, ms: number): Promise<void> {
+  const start = performance.now();
+  const pending: Promise<unknown>[] = [];
+  for (let i = 0; i < ms; i += 10) {
+    const wait = start + i - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    for (let k = i; k < i + 10; k++) {
+      const id = `l${k % ACTORS}`;
+      const subject = plain ? `${prefix}.actor.sink.${id}` : partitionedActorSubject(prefix, { type: 'sink', id }, PARTITIONS);
+      pending.push(js.publish(subject, enc.encode(JSON.stringify({ type: 'sink.put', sentAt: Date.now() })), { msgID: `${tag}-${k}` }));
+    }
+  }
+  await Promise.all(pending);
+}
+
+/**
+ * 3. Latency at 1,000 msg/s: 2 s of warm-up (consumers attached, the 1,000 actors created and
+ * cached), then 5 s measured from the publish call to the actor's commit.
+ */
+async function latency(db: Database, prefix: string, plain: boolean, seconds = 5): Promise<{ p50: number; p99: number; n: number; stepP50: number; stepP99: number }> {
+  let measuring = false;
+  let warm = 0;
+  const lat: number[] = [];
+  const toStep: number[] = [];
+  await provision(db, prefix);
+  const rt = await runtimeFor(db, prefix, (sentAt) => {
+    if (!sentAt) return;
+    if (measuring) lat.push(Date.now() - sentAt);
+    else warm++;
+  }, (sentAt) => {
+    if (sentAt && measuring) toStep.push(Date.now() - sentAt);
+  });
+  const nc = await connect({ servers: NATS_URL });
+  const js = jetstream(nc);
+  const tag = plain ? 'ingress' : 'direct';
+  await pace(js, prefix, plain, `${tag}-warm`, 2_000);
+  let deadline = Date.now() + 60_000;
+  while (warm < 2_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  measuring = true;
+  await pace(js, prefix, plain, `${tag}-lat`, seconds * 1_000);
+  deadline = Date.now() + 60_000;
+  while (lat.length < seconds * 1_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await rt.stop();
+  await nc.close();
+  lat.sort((a, b) => a - b);
+  toStep.sort((a, b) => a - b);
+  return { p50: percentile(lat, 50), p99: percentile(lat, 99), n: lat.length, stepP50: percentile(toStep, 50), stepP99: percentile(toStep, 99) };
+}
+
+/** Creates the streams of `prefix` (as a runtime does at start). */
+async function provision(db: Database, prefix: string): Promise<void> {
+  const t = new NatsTransport({ url: NATS_URL, config: env(db.url, prefix).nats, partitions: PARTITIONS, pool: db.pool, host: null as never, log: benchLog, calls: null as never });
+  await t.start();
+  await t.close();
+}
+
+/** 4. Max sustained rate: a backlog of N messages, applied by one process. */
+async function maxRate(db: Database, prefix: string): Promise<number> {
+  await provision(db, prefix);
+  const nc = await connect({ servers: NATS_URL });
+  const js = jetstream(nc);
+  for (let i = 0; i < N; i += 256) {
+    const acks = [];
+    for (let k = i; k < Math.min(N, i + 256); k++) {
+      acks.push(js.publish(partitionedActorSubject(prefix, { type: 'sink', id: `m${k % ACTORS}` }, PARTITIONS), enc.encode('{"type":"sink.put","sentAt":0}'), { msgID: `max-${k}` }));
+    }
+    await Promise.all(acks);
+  }
+  await nc.close();
+  let applied = 0;
+  let t = 0;
+  let last = 0;
+  const rt = await runtimeFor(db, prefix, () => {
+    if (applied++ === 0) t = performance.now();
+    last = performance.now();
+  });
+  const deadline = Date.now() + 120_000;
+  while (applied < N && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  await rt.stop();
+  return applied / ((last - t) / 1000);
+}
+
+async function dropStreams(prefix: string) {
+  const nc = await connect({ servers: NATS_URL });
+  const jsm = await jetstreamManager(nc);
+  const n = natsNames(prefix);
+  for (const s of [n.actorStream, n.ingressStream, n.eventsStream, n.dlqStream, n.serviceStream]) await jsm.streams.delete(s).catch(() => undefined);
+  await nc.close();
+}
+
+async function main() {
+  const prefix = `bench${randomBytes(3).toString('hex')}`;
+  const target = await benchDatabase(`concord_bench_nats_${process.pid}`);
+  const db = openDb(target.url);
+  await migrate(db.pool, benchLog);
+  try {
+    // the streams exist before the raw publish (the relay provisions the same ones)
+    await provision(db, prefix);
+    const raw = await rawPublish(prefix);
+    const relay = await relayRate(db, prefix);
+    await db.pool.query('TRUNCATE actors, inbox, journal');
+    const direct = await latency(db, `${prefix}l`, false);
+    const viaIngress = await latency(db, `${prefix}i`, true);
+    const max = await maxRate(db, `${prefix}m`);
+    console.log(`NATS benchmark: ${N.toLocaleString()} messages, ${ACTORS} actors, ${PARTITIONS} partitions, ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    console.log(
+      table(
+        ['measure', 'result'],
+        [
+          ['raw JetStream publish, pipelined (256), with Nats-Msg-Id', `${fmt(raw, 0)} msg/s`],
+          ['outbox relay (batch 256, publish with ids, delete)', `${fmt(relay, 0)} rows/s (${fmt((relay / raw) * 100, 0)}% of raw)`],
+          ['end-to-end at 1,000 msg/s, partitioned subject', `p50 ${fmt(direct.p50, 0)} ms, p99 ${fmt(direct.p99, 0)} ms (n=${direct.n}; to the transition p50 ${fmt(direct.stepP50, 0)}, p99 ${fmt(direct.stepP99, 0)})`],
+          ['end-to-end at 1,000 msg/s, plain subject via ingress', `p50 ${fmt(viaIngress.p50, 0)} ms, p99 ${fmt(viaIngress.p99, 0)} ms (n=${viaIngress.n}; to the transition p50 ${fmt(viaIngress.stepP50, 0)}, p99 ${fmt(viaIngress.stepP99, 0)})`],
+          ['max sustained rate (backlog applied by one process)', `${fmt(max, 0)} msg/s`],
+        ],
+      ),
+    );
+  } finally {
+    await db.close();
+    for (const p of [prefix, `${prefix}l`, `${prefix}i`, `${prefix}m`]) await dropStreams(p);
+    await target.stop();
+  }
+}
+
+await main();
