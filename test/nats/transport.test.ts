@@ -2,7 +2,7 @@ import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../runtime/db.js';
-import { listDeadLetters, replayDeadLetter } from '../../runtime/dead-letters.js';
+import { listDeadLetters, recordNatsDeadLetter, replayDeadLetter } from '../../runtime/dead-letters.js';
 import { natsNames, partitionedActorSubject } from '../../runtime/nats/subjects.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { freshDatabase, waitFor } from '../helpers/db.js';
@@ -55,6 +55,8 @@ describe.skipIf(!nats)('NATS transport: subjects, routing, dead letters', () => 
 
   it('applies events published on the plain and on the partitioned actor subject, deduped by Nats-Msg-Id', async () => {
     await js.publish(`${prefix}.actor.tally.a1`, enc({ type: 'tally.add', seq: 1, source: 'ext' }), { msgID: 'ext-1' });
+    // the two subject forms are two paths: a source keeps its order on one of them, so wait here
+    await waitFor('the first entry', async () => (await entries('a1')).length >= 1);
     await js.publish(partitionedActorSubject(prefix, { type: 'tally', id: 'a1' }, 4), enc({ type: 'tally.add', seq: 2, source: 'ext' }), { msgID: 'ext-2' });
     // the same publisher id again, on the other subject: the actor's inbox drops it
     await js.publish(partitionedActorSubject(prefix, { type: 'tally', id: 'a1' }, 4), enc({ type: 'tally.add', seq: 1, source: 'ext' }), { msgID: 'ext-1' });
@@ -105,5 +107,15 @@ describe.skipIf(!nats)('NATS transport: subjects, routing, dead letters', () => 
     expect(health.nats).toMatchObject({ status: 'connected' });
     expect(health.deadLetters).toBeGreaterThanOrEqual(2);
     expect(health.partitions.owned.length).toBe(4);
+  });
+
+  it('records a consumed message as dead once while it is open (a crash between recording and term() redelivers it)', async () => {
+    const d = { reason: 'failed', subject: `${prefix}.actor.p1.tally.x`, actorType: 'tally', actorId: 'x', messageId: 'once-1', payload: { type: 'tally.add' }, headers: {}, error: 'boom', attempts: 3 };
+    expect(await recordNatsDeadLetter(database.pool, d)).toBe(true);
+    expect(await recordNatsDeadLetter(database.pool, d)).toBe(false);
+    const [row] = (await listDeadLetters(database.pool, { actor: { type: 'tally', id: 'x' } }));
+    await replayDeadLetter(database.pool, row!.id, 4);
+    // replayed and failing again: a new open dead letter
+    expect(await recordNatsDeadLetter(database.pool, d)).toBe(true);
   });
 });
