@@ -53,6 +53,17 @@ const EnvSchema = z.object({
   EVENT_DELIVERY_LEASE_MS: int(60_000, 1_000),
   WEBHOOK_TIMEOUT_MS: int(10_000, 50),
   WEBHOOK_ALLOW_PRIVATE_TARGETS: z.enum(['true', 'false', '1', '0', '']).default('false').transform((v) => v === 'true' || v === '1'),
+  SAGA_SERVICE_PREFIX: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'dot-separated subject tokens').default('svc'),
+  SAGA_ORDER_TIMEOUT: optionalString,
+  SAGA_STEP_TIMEOUTS: optionalString,
+  SAGA_RETRY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).optional(),
+  SAGA_RETRY_INITIAL_INTERVAL: optionalString,
+  SAGA_RETRY_MULTIPLIER: z.coerce.number().min(1).max(100).optional(),
+  SAGA_RETRY_MAX_INTERVAL: optionalString,
+  SAGA_COMPENSATION_TIMEOUT: optionalString,
+  SAGA_COMPENSATION_MAX_RETRIES: z.coerce.number().int().min(0).max(100).optional(),
+  SAGA_STUCK_AFTER_MINUTES: int(30, 1),
+  SAGA_STUCK_DEGRADED_ABOVE: int(10, 0),
 });
 
 export interface Config {
@@ -78,6 +89,51 @@ export interface Config {
   readonly jwtSecret: string | undefined;
   readonly nats: NatsConfig;
   readonly events: EventsConfig;
+  readonly saga: SagaConfig;
+}
+
+/**
+ * Saga settings (docs/saga.md). Durations are ISO-8601 (`PT1M`); unset means the definition's
+ * own value. `stepTimeouts` overrides per step name: `INVENTORY_RESERVATION=PT30S,PAYMENT_PROCESSING=PT1M`.
+ */
+export interface SagaConfig {
+  /** First subject tokens of service commands and events: `<prefix>.inventory.reserve`, `<prefix>.events.<Name>`. */
+  readonly servicePrefix: string;
+  readonly orderTimeout: string | undefined;
+  readonly stepTimeouts: Readonly<Record<string, string>>;
+  readonly retryMaxAttempts: number | undefined;
+  readonly retryInitialInterval: string | undefined;
+  readonly retryMultiplier: number | undefined;
+  readonly retryMaxInterval: string | undefined;
+  readonly compensationTimeout: string | undefined;
+  readonly compensationMaxRetries: number | undefined;
+  /** A saga still running this long after it started counts as stuck. */
+  readonly stuckAfterMs: number;
+  /** Health turns degraded when more sagas than this are stuck. */
+  readonly stuckDegradedAbove: number;
+}
+
+const ISO_DURATION = /^P(?:\d+(?:\.\d+)?D)?(?:T(?:\d+(?:\.\d+)?H)?(?:\d+(?:\.\d+)?M)?(?:\d+(?:\.\d+)?S)?)?$/;
+
+function sagaDurations(e: z.infer<typeof EnvSchema>): { stepTimeouts: Record<string, string>; problems: string[] } {
+  const problems: string[] = [];
+  const check = (name: string, v: string | undefined) => {
+    if (v !== undefined && (!ISO_DURATION.test(v) || v === 'P' || v.endsWith('T'))) problems.push(`${name}: not an ISO-8601 duration: ${v}`);
+  };
+  check('SAGA_ORDER_TIMEOUT', e.SAGA_ORDER_TIMEOUT);
+  check('SAGA_RETRY_INITIAL_INTERVAL', e.SAGA_RETRY_INITIAL_INTERVAL);
+  check('SAGA_RETRY_MAX_INTERVAL', e.SAGA_RETRY_MAX_INTERVAL);
+  check('SAGA_COMPENSATION_TIMEOUT', e.SAGA_COMPENSATION_TIMEOUT);
+  const stepTimeouts: Record<string, string> = {};
+  for (const part of (e.SAGA_STEP_TIMEOUTS ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+    const [step, value] = part.split('=').map((x) => x.trim());
+    if (!step || !value) problems.push(`SAGA_STEP_TIMEOUTS: expected STEP=PT1M, got '${part}'`);
+    else {
+      check(`SAGA_STEP_TIMEOUTS ${step}`, value);
+      stepTimeouts[step] = value;
+    }
+  }
+  return { stepTimeouts, problems };
 }
 
 /** Cross-integration event delivery (runtime/events); see docs/workflows.md. */
@@ -126,6 +182,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConcordError(ErrorCode.InvalidConfig, `invalid configuration: ${problems.join('; ')}`, { problems });
   }
   const e = parsed.data;
+  const saga = sagaDurations(e);
+  if (saga.problems.length > 0) {
+    throw new ConcordError(ErrorCode.InvalidConfig, `invalid configuration: ${saga.problems.join('; ')}`, { problems: saga.problems });
+  }
   return Object.freeze({
     databaseUrl: e.DATABASE_URL,
     natsUrl: e.NATS_URL,
@@ -170,6 +230,19 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       leaseMs: e.EVENT_DELIVERY_LEASE_MS,
       webhookTimeoutMs: e.WEBHOOK_TIMEOUT_MS,
       allowPrivateTargets: e.WEBHOOK_ALLOW_PRIVATE_TARGETS,
+    }),
+    saga: Object.freeze({
+      servicePrefix: e.SAGA_SERVICE_PREFIX,
+      orderTimeout: e.SAGA_ORDER_TIMEOUT,
+      stepTimeouts: Object.freeze(saga.stepTimeouts),
+      retryMaxAttempts: e.SAGA_RETRY_MAX_ATTEMPTS,
+      retryInitialInterval: e.SAGA_RETRY_INITIAL_INTERVAL,
+      retryMultiplier: e.SAGA_RETRY_MULTIPLIER,
+      retryMaxInterval: e.SAGA_RETRY_MAX_INTERVAL,
+      compensationTimeout: e.SAGA_COMPENSATION_TIMEOUT,
+      compensationMaxRetries: e.SAGA_COMPENSATION_MAX_RETRIES,
+      stuckAfterMs: e.SAGA_STUCK_AFTER_MINUTES * 60_000,
+      stuckDegradedAbove: e.SAGA_STUCK_DEGRADED_ABOVE,
     }),
   });
 }
