@@ -57,15 +57,14 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   });
   app.get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));
 
-  app.use(
-    '/api/*',
-    bodyLimit({
+  const limit = bodyLimit({
       maxSize: deps.bodyLimitBytes ?? 1024 * 1024,
       onError: () => {
         throw new DomainError(DomainCode.PayloadTooLarge, `request body larger than ${deps.bodyLimitBytes ?? 1024 * 1024} bytes`, { limit: deps.bodyLimitBytes ?? 1024 * 1024 });
       },
-    }),
-  );
+  });
+  // GETs carry no body: skipping the check keeps node-server from building a full Request for them
+  app.use('/api/*', (c, next) => (c.req.method === 'GET' || c.req.method === 'HEAD' ? next() : limit(c, next)));
   app.use('/api/*', async (c, next) => {
     const type = c.req.header('content-type');
     const hasBody = c.req.header('content-length') !== undefined ? c.req.header('content-length') !== '0' : c.req.header('transfer-encoding') !== undefined;

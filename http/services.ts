@@ -1,5 +1,6 @@
 import type { Clock } from '../runtime/clock.js';
 import type { Runtime } from '../runtime/runtime.js';
+import { AuditWriter } from '../runtime/domain/audit.js';
 import { ActorInspector } from '../runtime/domain/actors.js';
 import { CoordinationMonitor } from '../runtime/domain/coordination.js';
 import { DependencyService } from '../runtime/domain/dependencies.js';
@@ -22,7 +23,7 @@ export function createServices(runtime: Runtime, clock: Clock): Services {
   return {
     runtime,
     clock,
-    relationships: new RelationshipService(runtime.host, pool, clock),
+    relationships: new RelationshipService(runtime.host, pool, clock, new AuditWriter(pool)),
     dependencies: new DependencyService(pool, clock),
     resources: new ResourceService(pool, clock),
     monitor: new CoordinationMonitor(runtime, clock),

@@ -28,7 +28,7 @@ const invalid = (why: string) => new DomainError(DomainCode.Unauthenticated, why
  * algorithm, `none`, a bad signature, a missing or past `exp`, an unknown role, a vendor or
  * partner without `tenantId`) is UNAUTHENTICATED.
  */
-export function verifyToken(token: string, secret: string, nowMs: number): Principal {
+export function verifyToken(token: string, secret: string, nowMs: number): Principal & { exp: number } {
   const parts = token.split('.');
   if (parts.length !== 3) throw invalid('malformed token');
   const [h, p, s] = parts as [string, string, string];
@@ -54,5 +54,5 @@ export function verifyToken(token: string, secret: string, nowMs: number): Princ
   const role = claims.role as Role;
   const tenantId = typeof claims.tenantId === 'string' && claims.tenantId !== '' ? claims.tenantId : null;
   if ((role === 'vendor' || role === 'partner') && !tenantId) throw invalid(`a ${role} token needs tenantId`);
-  return { sub: claims.sub, role, tenantId: role === 'vendor' || role === 'partner' ? tenantId : null };
+  return { sub: claims.sub, role, tenantId: role === 'vendor' || role === 'partner' ? tenantId : null, exp: claims.exp };
 }

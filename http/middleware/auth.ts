@@ -1,18 +1,34 @@
 import type { MiddlewareHandler } from 'hono';
 import type { Clock } from '../../runtime/clock.js';
 import { DomainCode, DomainError } from '../../runtime/domain/errors.js';
-import type { Role } from '../../runtime/domain/principal.js';
+import type { Principal, Role } from '../../runtime/domain/principal.js';
 import { verifyToken } from '../auth/jwt.js';
 import type { Env } from '../env.js';
 
-/** `Authorization: Bearer <JWT>` (HS256); sets `principal` or answers 401 through onError. */
+const CACHE_MAX = 10_000;
+
+/**
+ * `Authorization: Bearer <JWT>` (HS256); sets `principal` or answers 401 through onError.
+ * Verified tokens are remembered (bounded) until their `exp`, so a busy client pays the
+ * signature check once.
+ */
 export function authenticate(secret: string, clock: Clock): MiddlewareHandler<Env> {
+  const verified = new Map<string, Principal & { exp: number }>();
   return async (c, next) => {
     const header = c.req.header('authorization');
     if (!header) throw new DomainError(DomainCode.Unauthenticated, 'missing Authorization: Bearer token');
     const m = /^Bearer\s+([A-Za-z0-9_.-]+)\s*$/i.exec(header);
     if (!m) throw new DomainError(DomainCode.Unauthenticated, 'Authorization must be "Bearer <token>"', { error: 'invalid_token' });
-    c.set('principal', verifyToken(m[1]!, secret, clock.now()));
+    const token = m[1]!;
+    const now = clock.now();
+    let p = verified.get(token);
+    if (!p || p.exp <= now / 1000) {
+      verified.delete(token);
+      p = verifyToken(token, secret, now);
+      if (verified.size >= CACHE_MAX) verified.delete(verified.keys().next().value!);
+      verified.set(token, p);
+    }
+    c.set('principal', { sub: p.sub, role: p.role, tenantId: p.tenantId });
     await next();
   };
 }

@@ -16,8 +16,7 @@ export function observe(log: Logger, latency: Histogram<'method' | 'route' | 'st
     const given = c.req.header('x-request-id');
     const requestId = given && REQUEST_ID_RE.test(given) ? given : randomUUID();
     c.set('requestId', requestId);
-    const reqLog = log.child({ reqId: requestId });
-    c.set('log', reqLog);
+    c.set('log', log);
     try {
       await next();
     } finally {
@@ -26,9 +25,9 @@ export function observe(log: Logger, latency: Histogram<'method' | 'route' | 'st
       const route = c.req.routePath && c.req.routePath !== '/*' ? c.req.routePath : 'unmatched';
       latency.observe({ method: c.req.method, route, status: String(c.res.status) }, ms / 1000);
       const principal = c.get('principal');
-      const line = { method: c.req.method, path: c.req.path, route, status: c.res.status, ms: Math.round(ms * 100) / 100, sub: principal?.sub, role: principal?.role };
-      if (c.res.status >= 500) reqLog.error(line, 'request failed');
-      else reqLog.info(line, 'request');
+      const line = { reqId: requestId, method: c.req.method, path: c.req.path, route, status: c.res.status, ms: Math.round(ms * 100) / 100, sub: principal?.sub, role: principal?.role };
+      if (c.res.status >= 500) log.error(line, 'request failed');
+      else log.info(line, 'request');
     }
   };
 }

@@ -1,4 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
+import type { HonoRequest } from 'hono';
 import { RELATIONSHIP_STATUSES, RELATIONSHIP_TYPES } from '../../machines/relationship.js';
 import { DomainCode, DomainError } from '../../runtime/domain/errors.js';
 import { derivedId, idempotentTransition } from '../../runtime/domain/idempotency.js';
@@ -184,13 +185,14 @@ export function relationshipRoutes() {
         tags,
         security,
         summary: `${action[0]!.toUpperCase()}${action.slice(1)} a relationship (409 with the allowed actions when the lifecycle forbids it)`,
-        request: { params: IdParam, headers: IdempotencyKeyHeader, body: jsonBody(LifecycleBody, false) },
+        // the body is optional (an empty body with a JSON content type included), so it is parsed here
+        request: { params: IdParam, headers: IdempotencyKeyHeader, body: { required: false, content: { 'application/json': { schema: { $ref: '#/components/schemas/LifecycleRequest' } } } } },
         responses: { 200: json(Relationship, 'The relationship after the transition'), ...errors, ...conflict },
       }),
       async (c) => {
         const s = c.get('services');
         const id = c.req.valid('param').id;
-        const body = c.req.header('content-type') ? c.req.valid('json') : {};
+        const body = await optionalBody(c.req);
         const idem = idempotencyOf(c, body);
         const out = await idempotentTransition(s.runtime.database.pool, idem, async (messageId) => ({
           status: 200,
@@ -201,5 +203,28 @@ export function relationshipRoutes() {
     );
   }
 
+  app.openAPIRegistry.register('LifecycleRequest', LifecycleBody);
   return app;
+}
+
+/** An optional lifecycle body: absent or empty is `{}`; otherwise JSON matching LifecycleBody. */
+async function optionalBody(req: HonoRequest): Promise<{ reason?: string }> {
+  const length = req.header('content-length');
+  if ((length === undefined || length === '0') && req.header('transfer-encoding') === undefined) return {};
+  const text = await req.text();
+  if (text.trim() === '') return {};
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new DomainError(DomainCode.MalformedJson, 'the request body is not valid JSON');
+  }
+  const parsed = LifecycleBody.safeParse(raw);
+  if (!parsed.success) {
+    throw new DomainError(DomainCode.ValidationFailed, 'invalid json', {
+      target: 'json',
+      issues: parsed.error.issues.map((i) => ({ path: i.path.map(String), code: i.code, message: i.message })),
+    });
+  }
+  return parsed.data;
 }

@@ -32,24 +32,92 @@ export interface AuditEntry {
  * changes write their record in the transaction that does the work; actor transitions write it
  * right after their commit, deduplicated by actor version.
  */
+const COLUMNS = '(at, subject, role, tenant, action, object_type, object_id, before, after, request_id, dedupe_key)';
+
+function values(r: AuditRecord): unknown[] {
+  return [
+    r.at,
+    r.principal.sub,
+    r.principal.role,
+    r.principal.tenantId,
+    r.action,
+    r.objectType,
+    r.objectId,
+    r.before === undefined ? null : JSON.stringify(r.before),
+    r.after === undefined ? null : JSON.stringify(r.after),
+    r.requestId ?? null,
+    r.dedupeKey ?? null,
+  ];
+}
+
+function insertMany(recs: readonly AuditRecord[]): { text: string; values: unknown[] } {
+  const params: unknown[] = [];
+  const rows = recs.map((r) => {
+    const v = values(r);
+    const start = params.length;
+    params.push(...v);
+    return `(${v.map((_, i) => `$${start + i + 1}`).join(', ')})`;
+  });
+  return { text: `INSERT INTO audit_log ${COLUMNS} VALUES ${rows.join(', ')} ON CONFLICT (dedupe_key) DO NOTHING`, values: params };
+}
+
+/** Writes one record on `db` (inside the caller's transaction, for plain-table changes). */
 export async function recordAudit(db: Queryable, r: AuditRecord): Promise<void> {
-  await db.query(
-    `INSERT INTO audit_log (at, subject, role, tenant, action, object_type, object_id, before, after, request_id, dedupe_key)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (dedupe_key) DO NOTHING`,
-    [
-      r.at,
-      r.principal.sub,
-      r.principal.role,
-      r.principal.tenantId,
-      r.action,
-      r.objectType,
-      r.objectId,
-      r.before === undefined ? null : JSON.stringify(r.before),
-      r.after === undefined ? null : JSON.stringify(r.after),
-      r.requestId ?? null,
-      r.dedupeKey ?? null,
-    ],
-  );
+  await db.query(insertMany([r]));
+}
+
+interface Queued {
+  rec: AuditRecord;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Group writes of the records that follow actor commits: records ready at the same moment share
+ * one INSERT (and one WAL flush), as the actor host's committer does for transitions. A batch
+ * forms only while `concurrency` writes are in flight, so a lone record is written at once.
+ * `write` resolves once the record is committed.
+ */
+export class AuditWriter {
+  readonly #queue: Queued[] = [];
+  #inflight = 0;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly concurrency = 2,
+    private readonly maxBatch = 200,
+  ) {}
+
+  write(rec: AuditRecord): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ rec, resolve, reject });
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    while (this.#inflight < this.concurrency && this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, this.maxBatch);
+      this.#inflight++;
+      void this.#flush(batch).finally(() => {
+        this.#inflight--;
+        this.#pump();
+      });
+    }
+  }
+
+  async #flush(batch: Queued[]): Promise<void> {
+    try {
+      await this.pool.query(insertMany(batch.map((q) => q.rec)));
+      for (const q of batch) q.resolve();
+    } catch (err) {
+      if (batch.length > 1) {
+        for (const q of batch) await this.#flush([q]); // one bad record must not fail its neighbours
+        return;
+      }
+      batch[0]!.reject(err);
+    }
+  }
 }
 
 export async function listAudit(

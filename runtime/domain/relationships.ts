@@ -12,7 +12,7 @@ import {
   type RelationshipStatus,
   type RelationshipType,
 } from '../../machines/relationship.js';
-import { recordAudit } from './audit.js';
+import type { AuditWriter } from './audit.js';
 import { DomainCode, DomainError } from './errors.js';
 import { isPlatform, partyOf, type Principal } from './principal.js';
 import { decodeCursor, encodeCursor } from './sql.js';
@@ -125,13 +125,15 @@ export class RelationshipService {
     private readonly host: ActorHost,
     private readonly pool: pg.Pool,
     private readonly clock: Clock,
+    private readonly audit: AuditWriter,
   ) {}
 
   async get(principal: Principal, id: string): Promise<Relationship> {
-    const { rows } = await this.pool.query<{ version: number; state_value: unknown; context: RelationshipContext }>(
-      `SELECT version, state_value, snapshot->'context' AS context FROM actors WHERE type = $1 AND id = $2`,
-      [TYPE, id],
-    );
+    const { rows } = await this.pool.query<{ version: number; state_value: unknown; context: RelationshipContext }>({
+      name: 'concord_relationship_get',
+      text: `SELECT version, state_value, snapshot->'context' AS context FROM actors WHERE type = $1 AND id = $2`,
+      values: [TYPE, id],
+    });
     const row = rows[0];
     if (!row || !canSee(principal, row.context) || statusOf(row.state_value) === 'DRAFT') throw notFound(id);
     return render(id, row.version, row.state_value, row.context);
@@ -198,7 +200,7 @@ export class RelationshipService {
     }
     if (res.duplicate) return this.get(p, id);
     const after = render(id, res.version, res.value, res.context as unknown as RelationshipContext);
-    await this.#audit(cx, 'relationship.create', null, after, at);
+    await this.#record(cx, 'relationship.create', null, after, at);
     return after;
   }
 
@@ -231,12 +233,12 @@ export class RelationshipService {
     }
     if (res.duplicate) return this.get(cx.principal, id);
     const after = render(id, res.version, res.value, res.context as unknown as RelationshipContext);
-    await this.#audit(cx, event.type, before, after, at);
+    await this.#record(cx, event.type, before, after, at);
     return after;
   }
 
-  #audit(cx: CallContext, action: string, before: Relationship | null, after: Relationship, at: string): Promise<void> {
-    return recordAudit(this.pool, {
+  #record(cx: CallContext, action: string, before: Relationship | null, after: Relationship, at: string): Promise<void> {
+    return this.audit.write({
       principal: cx.principal,
       action,
       objectType: TYPE,

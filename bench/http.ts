@@ -1,0 +1,153 @@
+/**
+ * `npx tsx bench/http.ts`: the HTTP edge on a real port against Postgres (DATABASE_URL's server,
+ * or an embedded one), driven by autocannon with 50 connections. Prints GET relationship
+ * throughput and latency, and the latency of persisted transitions (POST activate/suspend).
+ * Request logs are on (info, written to /dev/null) so their cost is counted.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { serve } from '@hono/node-server';
+import pg from 'pg';
+import { pino } from 'pino';
+import { createApp } from '../http/app.js';
+import { signToken } from '../http/auth/jwt.js';
+import { actorTypes } from '../machines/index.js';
+import { loadConfig } from '../runtime/config.js';
+import { REDACT_PATHS } from '../runtime/logger.js';
+import { Registry } from '../runtime/registry.js';
+import { createRuntime } from '../runtime/runtime.js';
+import { benchDatabase, benchLog, fmt, table } from './lib.js';
+
+interface CannonResult {
+  requests: { average: number; total: number };
+  latency: { p50: number; p99: number; p90: number; average: number; max: number };
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  duration: number;
+}
+type Cannon = (opts: Record<string, unknown>) => Promise<CannonResult>;
+const autocannon = createRequire(import.meta.url)('autocannon') as Cannon;
+
+const CONNECTIONS = 50;
+const GET_SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const RELATIONSHIPS = 2_000;
+const ROUNDS = 4; // activate, suspend, activate, suspend
+
+/** The server under test, in its own process so the load generator does not share its event loop. */
+async function serveMode(): Promise<void> {
+  const secret = process.env.JWT_SECRET!;
+  const config = loadConfig({ ...process.env, LOG_LEVEL: 'warn' });
+  const runtime = await createRuntime({ config, registry: new Registry(actorTypes), log: benchLog });
+  await runtime.start();
+  const requestLog = pino({ level: 'info', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, pino.destination('/dev/null'));
+  const app = createApp({ runtime, log: requestLog, jwtSecret: secret });
+  const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
+  await new Promise((r) => server.once('listening', r));
+  process.stdout.write(`READY ${(server.address() as AddressInfo).port}\n`);
+  process.once('SIGTERM', async () => {
+    await new Promise<void>((r) => server.close(() => r()));
+    await runtime.stop();
+    process.exit(0);
+  });
+}
+
+async function main(): Promise<void> {
+  const db = await benchDatabase(`concord_bench_http_${process.pid}`);
+  const secret = randomBytes(32).toString('hex');
+  const child = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), '--import', 'tsx', fileURLToPath(import.meta.url), '--serve'], {
+    env: { ...process.env, DATABASE_URL: db.url, JWT_SECRET: secret },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      const m = /READY (\d+)/.exec(buf);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
+  });
+  const base = `http://127.0.0.1:${port}/api/v1/vendor-partner-coordination`;
+  const token = signToken({ sub: 'bench', role: 'operator', exp: Math.floor(Date.now() / 1000) + 3600 }, secret);
+  const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+
+  // relationships to work on, created through the API
+  const ids: string[] = [];
+  for (let i = 0; i < RELATIONSHIPS; i += 50) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(50, RELATIONSHIPS - i) }, async (_, j) => {
+        const res = await fetch(`${base}/relationships`, {
+          method: 'POST',
+          headers,
+          body: JSON.stringify({ vendorId: `vendor-${(i + j) % 100}`, partnerId: `partner-${i + j}`, relationshipType: 'INTEGRATION', agreementDetails: { commissionRate: 0.15 } }),
+        });
+        if (res.status !== 201) throw new Error(`create failed: ${res.status} ${await res.text()}`);
+        return ((await res.json()) as { id: string }).id;
+      }),
+    );
+    ids.push(...batch);
+  }
+
+  // warm-up, then GET relationship round-robin over all of them
+  let g = 0;
+  const getOpts = (duration: number) => ({
+    url: base,
+    connections: CONNECTIONS,
+    duration,
+    headers,
+    requests: [{ method: 'GET', setupRequest: (req: Record<string, unknown>) => ({ ...req, path: `/api/v1/vendor-partner-coordination/relationships/${ids[g++ % ids.length]}` }) }],
+  });
+  await autocannon(getOpts(2));
+  const get = await autocannon(getOpts(GET_SECONDS));
+
+  // persisted transitions: request k works on relationship k % N, round k / N decides the action,
+  // so every request is a legal transition as long as rounds do not overtake each other
+  let k = 0;
+  const post = await autocannon({
+    url: base,
+    connections: CONNECTIONS,
+    amount: RELATIONSHIPS * ROUNDS,
+    headers,
+    requests: [
+      {
+        method: 'POST',
+        setupRequest: (req: Record<string, unknown>) => {
+          const n = k++;
+          const action = Math.floor(n / RELATIONSHIPS) % 2 === 0 ? 'activate' : 'suspend';
+          return { ...req, path: `/api/v1/vendor-partner-coordination/relationships/${ids[n % RELATIONSHIPS]}/${action}` };
+        },
+      },
+    ],
+  });
+
+  const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
+  console.log(
+    table(
+      ['scenario', 'connections', 'requests', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'non-2xx', 'errors'],
+      [
+        ['GET relationship', CONNECTIONS, get.requests.total, fmt(get.requests.average, 0), fmt(get.latency.p50), fmt(get.latency.p90), fmt(get.latency.p99), fmt(get.latency.max), get.non2xx, get.errors + get.timeouts],
+        ['POST activate/suspend', CONNECTIONS, post.requests.total, fmt(post.requests.average, 0), fmt(post.latency.p50), fmt(post.latency.p90), fmt(post.latency.p99), fmt(post.latency.max), post.non2xx, post.errors + post.timeouts],
+      ],
+    ),
+  );
+  console.log(`\n${os.cpus().length} cores, load average ${load}; Postgres: ${process.env.DATABASE_URL ? 'DATABASE_URL' : 'embedded'}; server and load generator in separate processes`);
+  const check = new pg.Client({ connectionString: db.url });
+  await check.connect();
+  const stored = await check.query(`SELECT status, count(*)::int AS n FROM actors WHERE type = 'relationship' GROUP BY status ORDER BY status`);
+  await check.end();
+  console.log(`relationships after the run: ${stored.rows.map((r) => `${r.status} ${r.n}`).join(', ')}`);
+
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+  await db.stop();
+}
+
+(process.argv.includes('--serve') ? serveMode() : main()).catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
