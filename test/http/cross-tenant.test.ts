@@ -39,8 +39,8 @@ const bodies: Record<string, unknown> = {
 /** What a foreign party may get back from each route. */
 function allowed(op: string): number[] {
   if (op.includes('/api/v1/actors')) return [403];
-  // cross-integration events (another module): platform objects, written by operator and service only
-  if (/ \S*\/events(\/|$)/.test(op)) return op.startsWith('GET') ? [200, 404] : [403];
+  // routes of other modules (events, endpoints ...): platform objects, written by operator and service only
+  if (/\/(events|endpoint)/.test(op)) return op.startsWith('GET') ? [200, 403, 404] : [403, 404];
   if (/^(POST|DELETE) .*\/dependencies|^PUT .*\/status$/.test(op)) return [403];
   if (op === `POST ${BASE}/relationships`) return [403]; // not a party to the body's relationship
   if (op === `POST ${BASE}/resources`) return [400]; // may not name another owner
