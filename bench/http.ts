@@ -36,7 +36,9 @@ const autocannon = createRequire(import.meta.url)('autocannon') as Cannon;
 const CONNECTIONS = 50;
 const GET_SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const RELATIONSHIPS = 2_000;
-const ROUNDS = 4; // activate, suspend, activate, suspend
+const ROUNDS = 4; // activate, suspend, activate, suspend (saturated), then 2 more rounds paced
+const GET_PACED_RATE = Number(process.env.BENCH_GET_RATE ?? 1_500);
+const POST_PACED_RATE = Number(process.env.BENCH_POST_RATE ?? 300);
 
 /** The server under test, in its own process so the load generator does not share its event loop. */
 async function serveMode(): Promise<void> {
@@ -104,14 +106,16 @@ async function main(): Promise<void> {
   });
   await autocannon(getOpts(2));
   const get = await autocannon(getOpts(GET_SECONDS));
+  const getPaced = await autocannon({ ...getOpts(GET_SECONDS), overallRate: GET_PACED_RATE });
 
   // persisted transitions: request k works on relationship k % N, round k / N decides the action,
   // so every request is a legal transition as long as rounds do not overtake each other
   let k = 0;
-  const post = await autocannon({
+  const postOpts = (rounds: number, rate?: number) => ({
     url: base,
     connections: CONNECTIONS,
-    amount: RELATIONSHIPS * ROUNDS,
+    amount: RELATIONSHIPS * rounds,
+    ...(rate ? { overallRate: rate } : {}),
     headers,
     requests: [
       {
@@ -124,6 +128,8 @@ async function main(): Promise<void> {
       },
     ],
   });
+  const post = await autocannon(postOpts(ROUNDS));
+  const postPaced = await autocannon(postOpts(1, POST_PACED_RATE));
 
   const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
   console.log(
@@ -131,7 +137,9 @@ async function main(): Promise<void> {
       ['scenario', 'connections', 'requests', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'non-2xx', 'errors'],
       [
         ['GET relationship', CONNECTIONS, get.requests.total, fmt(get.requests.average, 0), fmt(get.latency.p50), fmt(get.latency.p90), fmt(get.latency.p99), fmt(get.latency.max), get.non2xx, get.errors + get.timeouts],
+        ['GET relationship, paced', CONNECTIONS, getPaced.requests.total, fmt(getPaced.requests.average, 0), fmt(getPaced.latency.p50), fmt(getPaced.latency.p90), fmt(getPaced.latency.p99), fmt(getPaced.latency.max), getPaced.non2xx, getPaced.errors + getPaced.timeouts],
         ['POST activate/suspend', CONNECTIONS, post.requests.total, fmt(post.requests.average, 0), fmt(post.latency.p50), fmt(post.latency.p90), fmt(post.latency.p99), fmt(post.latency.max), post.non2xx, post.errors + post.timeouts],
+        ['POST activate/suspend, paced', CONNECTIONS, postPaced.requests.total, fmt(postPaced.requests.average, 0), fmt(postPaced.latency.p50), fmt(postPaced.latency.p90), fmt(postPaced.latency.p99), fmt(postPaced.latency.max), postPaced.non2xx, postPaced.errors + postPaced.timeouts],
       ],
     ),
   );

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { ActorEvent, ActorHost, SendResult } from '../actor-host.js';
 import type { Clock } from '../clock.js';
+import { LruCache } from '../cache.js';
 import { ConcordError, ErrorCode, isRejected } from '../errors.js';
 import { acceptedEventsOf } from '../step.js';
 import {
@@ -121,6 +122,13 @@ const notFound = (id: string) => new ConcordError(ErrorCode.ActorNotFound, `rela
  * answers not-found, exactly as an id that does not exist.
  */
 export class RelationshipService {
+  /**
+   * The last view this process rendered of each relationship. Parties never change, so the
+   * party check may use it; as the audit's `before` it is used only when the transition's
+   * version proves it was the version just before (another process may have moved on).
+   */
+  readonly #views = new LruCache<Relationship>(50_000, 10 * 60_000);
+
   constructor(
     private readonly host: ActorHost,
     private readonly pool: pg.Pool,
@@ -136,7 +144,9 @@ export class RelationshipService {
     });
     const row = rows[0];
     if (!row || !canSee(principal, row.context) || statusOf(row.state_value) === 'DRAFT') throw notFound(id);
-    return render(id, row.version, row.state_value, row.context);
+    const view = render(id, row.version, row.state_value, row.context);
+    this.#views.set(id, view);
+    return view;
   }
 
   async list(principal: Principal, f: RelationshipFilter): Promise<{ data: Relationship[]; nextCursor: string | null }> {
@@ -200,6 +210,7 @@ export class RelationshipService {
     }
     if (res.duplicate) return this.get(p, id);
     const after = render(id, res.version, res.value, res.context as unknown as RelationshipContext);
+    this.#views.set(id, after);
     await this.#record(cx, 'relationship.create', null, after, at);
     return after;
   }
@@ -213,7 +224,10 @@ export class RelationshipService {
   }
 
   async #send(cx: CallContext, id: string, make: (at: string, by: string) => RelationshipEvent): Promise<Relationship> {
-    const before = await this.get(cx.principal, id); // not-found and party check before any write
+    // not-found and party check before any write (parties are immutable: a cached view will do)
+    const cached = this.#views.get(id);
+    if (cached && !canSee(cx.principal, cached)) throw notFound(id);
+    const known = cached ?? (await this.get(cx.principal, id));
     const at = new Date(this.clock.now()).toISOString();
     const event = make(at, cx.principal.sub);
     let res: SendResult;
@@ -233,11 +247,24 @@ export class RelationshipService {
     }
     if (res.duplicate) return this.get(cx.principal, id);
     const after = render(id, res.version, res.value, res.context as unknown as RelationshipContext);
+    this.#views.set(id, after);
+    const before = known.version === res.version - 1 ? known : await this.#versionBefore(id, res.version);
     await this.#record(cx, event.type, before, after, at);
     return after;
   }
 
-  #record(cx: CallContext, action: string, before: Relationship | null, after: Relationship, at: string): Promise<void> {
+  /** The audit record of the version before `version` holds its `after`; else what the journal knows. */
+  async #versionBefore(id: string, version: number): Promise<Relationship | { id: string; version: number; status: string } | null> {
+    const { rows } = await this.pool.query<{ after: Relationship | null }>(
+      `SELECT after FROM audit_log WHERE dedupe_key = $1`,
+      [`${TYPE}/${id}@${version - 1}`],
+    );
+    if (rows[0]?.after) return rows[0].after;
+    const j = await this.pool.query<{ state_value: unknown }>(`SELECT state_value FROM journal WHERE actor_type = $1 AND actor_id = $2 AND version = $3`, [TYPE, id, version - 1]);
+    return j.rows[0] ? { id, version: version - 1, status: statusOf(j.rows[0].state_value) } : null;
+  }
+
+  #record(cx: CallContext, action: string, before: unknown, after: Relationship, at: string): Promise<void> {
     return this.audit.write({
       principal: cx.principal,
       action,

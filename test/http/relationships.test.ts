@@ -206,4 +206,13 @@ describe('relationships', () => {
     });
     expect((await h.call('GET', `${BASE}/audit`, { token: vendor })).status).toBe(403);
   });
+
+  it('never records a stale before: a change made elsewhere (another process) is detected by version', async () => {
+    const { body: rel } = await create();
+    await h.runtime.host.send({ type: 'relationship', id: rel.id }, { type: 'relationship.activate', at: new Date(h.clock.now()).toISOString(), by: 'elsewhere' });
+    const r = await h.call('POST', `${BASE}/relationships/${rel.id}/suspend`, { token: op });
+    expect(r.body).toMatchObject({ status: 'SUSPENDED', version: 3 });
+    const audit = await h.call('GET', `${BASE}/audit?objectType=relationship&objectId=${rel.id}&action=relationship.suspend`, { token: op });
+    expect(audit.body.data[0]).toMatchObject({ before: { version: 2, status: 'ACTIVE' }, after: { version: 3, status: 'SUSPENDED' } });
+  });
 });
