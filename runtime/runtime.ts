@@ -91,7 +91,19 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
   const timers = new TimerPoller({ pool: database.pool, host, clock, log, pollMs: config.timerPollMs, claimMs: config.timerClaimMs });
   const inProcess = new InProcessDelivery(host, bus, o.connectors);
   const nats = config.natsUrl
-    ? new NatsTransport({ url: config.natsUrl, config: config.nats, partitions: config.partitions, pool: database.pool, host, log, calls: inProcess, ...o.nats })
+    ? new NatsTransport({
+        url: config.natsUrl,
+        config: config.nats,
+        partitions: config.partitions,
+        pool: database.pool,
+        host,
+        log,
+        calls: inProcess,
+        onReconnect: () => {
+          for (const p of leases.owned()) relay?.wake(p); // out of its backoff: NATS is back
+        },
+        ...o.nats,
+      })
     : undefined;
   const delivery = o.delivery?.(host, bus) ?? nats ?? inProcess;
   const relay = new OutboxRelay({ pool: database.pool, delivery, log, batch: config.outboxBatch, pollMs: config.outboxPollMs, maxAttempts: o.maxDeliveryAttempts ?? 10 });

@@ -2,7 +2,7 @@ import type { JsMsg } from '@nats-io/jetstream';
 import type pg from 'pg';
 import type { ActorHost } from '../actor-host.js';
 import { recordNatsDeadLetter } from '../dead-letters.js';
-import { ErrorCode, isConcordError } from '../errors.js';
+import { ErrorCode, isConcordError, isRetryablePgError } from '../errors.js';
 import type { Verdict } from './durable-worker.js';
 import { Hdr, parsePartitionedSubject } from './subjects.js';
 
@@ -50,9 +50,16 @@ export function actorHandler(host: ActorHost) {
     } catch (err) {
       const error = err instanceof Error ? err.message : String(err);
       if (isConcordError(err) && TERMINAL[err.code]) return { status: 'dead', reason: TERMINAL[err.code]!, error };
-      return { status: 'retry', error };
+      return { status: 'retry', error, transient: isTransient(err) };
     }
   };
+}
+
+/** The database (or the runtime) was unavailable: says nothing about the message. */
+export function isTransient(err: unknown): boolean {
+  if (isConcordError(err, ErrorCode.ShuttingDown) || isConcordError(err, ErrorCode.Unavailable)) return true;
+  if (isConcordError(err, ErrorCode.CommitFailed)) return isRetryablePgError(err.cause) || !(err.cause instanceof Error) || !('code' in err.cause);
+  return isRetryablePgError(err);
 }
 
 /** The key that orders handling: one actor's messages one at a time. */

@@ -1,5 +1,6 @@
 import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from '@nats-io/transport-node';
-import type { JetStreamClient } from '@nats-io/jetstream';
+import { JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { ConcordError, ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Delivery, OutboxRow, Outcome } from '../relay.js';
 import { Hdr, parsePlainActorSubject, partitionedActorSubject } from './subjects.js';
@@ -10,6 +11,23 @@ const CORE_TTL_MS = 30_000;
 function isNoResponders(err: unknown): boolean {
   const e = err as { isNoResponders?: () => boolean; name?: string } | null;
   return Boolean(e?.isNoResponders?.()) || e?.name === 'NoRespondersError';
+}
+
+/**
+ * A failure of the transport (timeout, closed or dropped connection, JetStream not answering)
+ * rather than of the row: it says nothing about the message, so it must not count toward the
+ * row's attempts (a long NATS outage would otherwise dead-letter the whole outbox).
+ */
+function isTransportFailure(err: unknown): boolean {
+  if (err instanceof JetStreamApiError) return false; // the server answered: about this message
+  return true;
+}
+
+/** Thrown when a batch made no progress because NATS is unavailable: the relay backs off. */
+class TransportUnavailable extends ConcordError {
+  constructor(cause: unknown) {
+    super(ErrorCode.Unavailable, `nats unavailable: ${cause instanceof Error ? cause.message : String(cause)}`, {}, { cause });
+  }
 }
 
 /**
@@ -33,6 +51,7 @@ export class NatsDelivery implements Delivery {
     private readonly o: {
       nc: NatsConnection;
       js: JetStreamClient;
+      jsm: JetStreamManager;
       prefix: string;
       partitions: number;
       publishTimeoutMs: number;
@@ -46,6 +65,7 @@ export class NatsDelivery implements Delivery {
     const calls: number[] = [];
     const chains = new Map<string, Promise<boolean>>();
     let core = false;
+    let transportError: unknown;
     rows.forEach((row, i) => {
       if (row.kind === 'call') {
         calls.push(i);
@@ -73,7 +93,7 @@ export class NatsDelivery implements Delivery {
           this.published++;
           return true;
         } catch (err) {
-          if (row.kind === 'publish' && isNoResponders(err)) {
+          if (row.kind === 'publish' && isNoResponders(err) && (await this.#noStreamFor(target))) {
             // no stream captures this subject: it is a plain NATS subject
             if (this.#core.size > 10_000) this.#core.clear();
             this.#core.set(target, Date.now() + CORE_TTL_MS);
@@ -83,7 +103,12 @@ export class NatsDelivery implements Delivery {
             this.published++;
             return true;
           }
-          outcomes[i] = { status: 'retry', error: err instanceof Error ? err.message : String(err) };
+          if (isTransportFailure(err)) {
+            transportError ??= err;
+            outcomes[i] = { status: 'skipped' }; // not the row's fault: no attempt counted
+          } else {
+            outcomes[i] = { status: 'retry', error: err instanceof Error ? err.message : String(err) };
+          }
           return false;
         }
       };
@@ -96,6 +121,9 @@ export class NatsDelivery implements Delivery {
       outcomes[rowIndex] = co[k] ?? { status: 'skipped' };
     });
     if (core) await this.o.nc.flush();
+    if (transportError !== undefined && !outcomes.some((x) => x.status === 'done' || x.status === 'dead' || x.status === 'retry')) {
+      throw new TransportUnavailable(transportError);
+    }
     return outcomes;
   }
 
@@ -104,6 +132,16 @@ export class NatsDelivery implements Delivery {
     const ref = parsePlainActorSubject(row.subject);
     if (!ref) return { status: 'dead', reason: 'unroutable', error: `not an actor subject: ${row.subject}` };
     return partitionedActorSubject(this.o.prefix, ref, this.o.partitions);
+  }
+
+  /** True only when JetStream answers that no stream captures `subject`. */
+  async #noStreamFor(subject: string): Promise<boolean> {
+    try {
+      await this.o.jsm.streams.find(subject);
+      return false;
+    } catch (err) {
+      return err instanceof JetStreamApiError && err.status === 404;
+    }
   }
 
   #isCore(subject: string): boolean {

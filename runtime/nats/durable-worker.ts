@@ -2,7 +2,11 @@ import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerConfig, type 
 import type { Logger } from '../logger.js';
 
 /** What a handler made of one message. */
-export type Verdict = { status: 'done' } | { status: 'dead'; reason: string; error: string } | { status: 'retry'; error: string };
+export type Verdict =
+  | { status: 'done' }
+  | { status: 'dead'; reason: string; error: string }
+  /** `transient`: the infrastructure failed (database or NATS unavailable), not the message: no attempt is counted. */
+  | { status: 'retry'; error: string; transient?: boolean };
 
 export interface WorkerOptions {
   js: JetStreamClient;
@@ -207,7 +211,8 @@ export class DurableWorker {
   }
 
   async #work(f: InFlight): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
+    let attempt = 1;
+    for (let tries = 1; ; tries++) {
       if (this.#stopped || this.#resync) {
         f.msg.nak(); // not applied: hand it back so the next owner takes it in order
         return;
@@ -223,9 +228,10 @@ export class DurableWorker {
         this.handled++;
         return;
       }
-      if (v.status === 'retry' && attempt < this.o.maxAttempts) {
-        this.o.log.debug({ consumer: this.o.consumer, seq: f.seq, attempt, error: v.error }, 'message failed; retrying in place');
-        await this.#sleep(Math.min(MAX_BACKOFF_MS, this.o.retryBackoffMs * 2 ** (attempt - 1)));
+      if (v.status === 'retry' && (v.transient || attempt < this.o.maxAttempts)) {
+        this.o.log.debug({ consumer: this.o.consumer, seq: f.seq, attempt, transient: v.transient, error: v.error }, 'message failed; retrying in place');
+        if (!v.transient) attempt++;
+        await this.#sleep(Math.min(v.transient ? 5_000 : MAX_BACKOFF_MS, this.o.retryBackoffMs * 2 ** Math.min(tries - 1, 16)));
         continue;
       }
       const reason = v.status === 'dead' ? v.reason : 'failed';

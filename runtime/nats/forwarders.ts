@@ -1,5 +1,5 @@
 import { headers as natsHeaders } from '@nats-io/transport-node';
-import type { JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import { JetStreamApiError, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import type pg from 'pg';
 import { decodeToken } from '../effects.js';
 import { lookupCorrelation } from '../store.js';
@@ -23,7 +23,8 @@ async function forward(js: JetStreamClient, msg: JsMsg, target: string, timeoutM
     await js.publish(target, msg.data, { msgID: `${msg.info.stream}:${msg.seq}`, headers: h, timeout: timeoutMs });
     return { status: 'done' };
   } catch (err) {
-    return { status: 'retry', error: err instanceof Error ? err.message : String(err) };
+    // a timeout or a dropped link is NATS being away, not this message
+    return { status: 'retry', error: err instanceof Error ? err.message : String(err), transient: !(err instanceof JetStreamApiError) };
   }
 }
 
@@ -65,7 +66,7 @@ export function serviceRouterHandler(o: { js: JetStreamClient; pool: pg.Pool; pr
     try {
       ref = await lookupCorrelation(o.pool, id);
     } catch (err) {
-      return { status: 'retry', error: (err as Error).message };
+      return { status: 'retry', error: (err as Error).message, transient: true };
     }
     if (!ref) return { status: 'dead', reason: 'unroutable', error: `no actor waits on correlation id '${id}'` };
     return forward(o.js, msg, partitionedActorSubject(o.prefix, ref, o.partitions), o.publishTimeoutMs);

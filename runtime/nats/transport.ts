@@ -41,6 +41,8 @@ export interface NatsTransportOptions {
   heartbeat?: boolean;
   /** How the process is named on the NATS server. */
   name?: string;
+  /** Told after every reconnect (the runtime wakes the relay out of its backoff). */
+  onReconnect?: () => void;
 }
 
 /**
@@ -79,6 +81,7 @@ export class NatsTransport implements LeaseListener, Delivery {
     this.#delivery = new NatsDelivery({
       nc: link.nc,
       js: this.#js,
+      jsm: this.#jsm,
       prefix: this.names.prefix,
       partitions: this.o.partitions,
       publishTimeoutMs: this.o.config.publishTimeoutMs,
@@ -89,6 +92,7 @@ export class NatsTransport implements LeaseListener, Delivery {
       for (const w of this.#workers.values()) w.requestResync();
       this.#singletons?.ingress.requestResync();
       this.#singletons?.router.requestResync();
+      this.o.onReconnect?.();
     });
     this.o.log.info({ prefix: this.names.prefix, streams: [this.names.actorStream, this.names.ingressStream, this.names.eventsStream, this.names.dlqStream, this.names.serviceStream] }, 'nats transport ready');
   }

@@ -2,6 +2,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../runtime/db.js';
+import { listDeadLetters } from '../../runtime/dead-letters.js';
 import { natsNames } from '../../runtime/nats/subjects.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { freshDatabase, waitFor } from '../helpers/db.js';
@@ -65,6 +66,8 @@ describe.skipIf(!nats || !binary)('NATS stopped for 5 s and started again', () =
     console.log(`[nats outage] applied before stop ${during}; all ${sources * rounds * targets.length} applied ${recoveredMs} ms after restart; ${JSON.stringify(result)}`);
     expect(during).toBeLessThan(sources * rounds * targets.length);
     expect(result).toEqual({ lost: 0, duplicated: 0, reordered: 0, applied: 4_000 });
+    // an outage is not the messages' fault: nothing was dead-lettered for it
+    expect(await listDeadLetters(database.pool)).toEqual([]);
     await waitFor('health back to connected with no lag', async () => {
       const h = await runtime.health();
       return h.nats?.status === 'connected' && h.nats.lag === 0 && h.outbox.pending === 0;
