@@ -14,6 +14,8 @@ import { coordinationRoutes } from './routes/coordination.js';
 import { dependencyRoutes } from './routes/dependencies.js';
 import { relationshipRoutes } from './routes/relationships.js';
 import { resourceRoutes } from './routes/resources.js';
+import { workflowRoutes } from './routes/workflows.js';
+import { registerSagaMetrics, sagasOf } from '../runtime/saga/index.js';
 import { createServices } from './services.js';
 
 export interface AppDeps {
@@ -43,6 +45,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   if (!secret) throw new DomainError(DomainCode.Unauthenticated, 'createApp needs a JWT secret (JWT_SECRET)');
   const services = createServices(deps.runtime, clock);
   const metrics = createMetrics(deps.runtime, { defaultMetrics: deps.defaultMetrics });
+  registerSagaMetrics(metrics.registry, { pool: deps.runtime.database.pool, sagas: sagasOf(deps.runtime, clock), clock });
   const app = new OpenAPIHono<Env>();
 
   app.use('*', observe(deps.log, metrics.latency));
@@ -52,7 +55,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   });
 
   app.get('/health', async (c) => {
-    const h = await deps.runtime.health();
+    const [rt, sagas] = await Promise.all([deps.runtime.health(), sagasOf(deps.runtime, clock).health().catch(() => null)]);
+    const h = sagas ? { ...rt, status: rt.status === 'up' && sagas.status === 'degraded' ? ('degraded' as const) : rt.status, sagas } : rt;
     return c.json(h, h.status === 'down' ? 503 : 200);
   });
   app.get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));
@@ -81,6 +85,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   app.route(API_PREFIX, dependencyRoutes());
   app.route(API_PREFIX, resourceRoutes());
   app.route(API_PREFIX, coordinationRoutes());
+  app.route('/api/v1/workflows', workflowRoutes());
   app.route('/api/v1/actors', actorRoutes());
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });

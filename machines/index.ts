@@ -1,5 +1,6 @@
 import type { ActorTypeDefinition } from '../runtime/registry.js';
 import { relationshipType } from './relationship.js';
+import { sagaType } from './saga.js';
 
 /** Every actor type Concord runs. Add a machine module here to deploy it. */
-export const actorTypes: ActorTypeDefinition[] = [relationshipType];
+export const actorTypes: ActorTypeDefinition[] = [relationshipType, sagaType];

@@ -758,6 +758,7 @@ export function projectSaga(snapshot: PersistedSnapshot) {
       startedAt: c.startedAt,
       completedAt: c.completedAt,
       failedAt: c.failedAt,
+      cancelledAt: c.cancel?.at ?? null,
       durationMs,
       compensated: c.steps.filter((s) => s.status === 'COMPENSATED').length,
     },
