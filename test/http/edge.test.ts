@@ -15,6 +15,7 @@ afterAll(async () => h.close());
 const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
 const exp = () => Math.floor(h.clock.now() / 1000) + 600;
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- answers are checked field by field
 function expectProblem(r: { status: number; body: any; headers: Headers }, status: number, code?: string) {
   expect(r.status).toBe(status);
   expect(r.headers.get('content-type')).toBe('application/problem+json');

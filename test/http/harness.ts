@@ -16,6 +16,7 @@ export interface Harness {
   clock: ManualClock;
   app: ReturnType<typeof createApp>;
   token(role: TokenClaims['role'], tenantId?: string, extra?: Partial<TokenClaims>): string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- answers are checked field by field with toMatchObject
   call(method: string, path: string, opts?: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Headers }>;
   close(): Promise<void>;
 }
