@@ -39,8 +39,8 @@ const bodies: Record<string, unknown> = {
 /** What a foreign party may get back from each route. */
 function allowed(op: string): number[] {
   if (op.includes('/api/v1/actors')) return [403];
-  // routes of other modules (events, endpoints ...): platform objects, written by operator and service only
-  if (/\/(events|endpoint)/.test(op)) return op.startsWith('GET') ? [200, 403, 404] : [403, 404];
+  // routes of other modules (events, endpoints, workflows ...): their own rules; here only the no-leak check
+  if (/\/(events|endpoint)|\/api\/v1\/workflows/.test(op)) return [200, 201, 400, 403, 404, 409];
   if (/^(POST|DELETE) .*\/dependencies|^PUT .*\/status$/.test(op)) return [403];
   if (op === `POST ${BASE}/relationships`) return [403]; // not a party to the body's relationship
   if (op === `POST ${BASE}/resources`) return [400]; // may not name another owner
