@@ -86,9 +86,9 @@ export function registerSagaMetrics(registry: Registry, o: { pool: pg.Pool; saga
       const { rows } = await o.pool.query<{ t: string; status: string; ms: number; done: string }>(
         `SELECT attrs->>'workflowType' AS t, status, (attrs->>'durationMs')::float8 AS ms, attrs->>'completedAt' AS done
            FROM actors
-          WHERE type = $1 AND status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND updated_at >= $2::timestamptz AND attrs->>'completedAt' > $2
+          WHERE type = $1 AND status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND updated_at >= $3 AND attrs->>'completedAt' > $2
           ORDER BY attrs->>'completedAt'`,
-        [SAGA_ACTOR, watermark],
+        [SAGA_ACTOR, watermark, new Date(watermark)],
       );
       for (const r of rows) {
         this.observe({ workflow_type: r.t, status: r.status }, r.ms / 1000);
