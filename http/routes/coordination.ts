@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { listAudit } from '../../runtime/domain/audit.js';
+import { listAudit, reconcileActorAudit } from '../../runtime/domain/audit.js';
 import { router } from '../env.js';
 import { requireRole } from '../middleware/auth.js';
 import { Cursor, errors, json, Limit } from '../schemas.js';
@@ -92,7 +92,10 @@ export function coordinationRoutes() {
     }),
     async (c) => {
       const q = c.req.valid('query');
-      const r = await listAudit(c.get('services').runtime.database.pool, q);
+      const s = c.get('services');
+      const pool = s.runtime.database.pool;
+      if (!q.objectType || q.objectType === 'relationship') await reconcileActorAudit(pool, 'relationship', s.clock.now(), q.objectId);
+      const r = await listAudit(pool, q);
       return c.json({ data: r.data, pagination: { limit: q.limit, nextCursor: r.nextCursor } } as never, 200);
     },
   );

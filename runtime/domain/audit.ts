@@ -120,6 +120,42 @@ export class AuditWriter {
   }
 }
 
+/** Transitions this recent may still be getting their audit record from the request that made them. */
+export const RECONCILE_GRACE_MS = 30_000;
+
+/**
+ * Completes the audit trail of actors from their journals, which commit with every transition:
+ * changes no request recorded (a durable timer firing, e.g. a relationship reaching its
+ * `endDate`, or a process that died between commit and audit write) get a record with who
+ * (`by` of the event, or `system` for a timer), what, when, and the state before and after.
+ * Idempotent by `dedupe_key`; timer entries at once, others after a grace period.
+ */
+export async function reconcileActorAudit(pool: pg.Pool, type: string, nowMs: number, objectId?: string): Promise<number> {
+  const statusOf = (v: string) =>
+    `upper(CASE WHEN jsonb_typeof(${v}) = 'string' THEN ${v} #>> '{}' ELSE (SELECT k FROM jsonb_object_keys(${v}) k LIMIT 1) END)`;
+  const { rowCount } = await pool.query(
+    `INSERT INTO audit_log ${COLUMNS}
+     SELECT j.at,
+            CASE WHEN j.kind = 'timer' THEN 'system' ELSE coalesce(j.event->>'by', 'unknown') END,
+            CASE WHEN j.kind = 'timer' THEN 'system' ELSE 'unknown' END,
+            NULL,
+            CASE WHEN j.kind = 'timer' THEN $1 || '.timer' ELSE j.event->>'type' END,
+            $1, j.actor_id,
+            (SELECT jsonb_build_object('id', p.actor_id, 'version', p.version, 'status', ${statusOf('p.state_value')}, 'value', p.state_value)
+               FROM journal p WHERE p.actor_type = j.actor_type AND p.actor_id = j.actor_id AND p.version = j.version - 1),
+            jsonb_build_object('id', j.actor_id, 'version', j.version, 'status', ${statusOf('j.state_value')}, 'value', j.state_value, 'event', j.event),
+            NULL,
+            $1 || '/' || j.actor_id || '@' || j.version
+       FROM journal j
+      WHERE j.actor_type = $1 AND ($2::text IS NULL OR j.actor_id = $2)
+        AND (j.kind = 'timer' OR j.at < $3::timestamptz)
+        AND NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.dedupe_key = $1 || '/' || j.actor_id || '@' || j.version)
+     ON CONFLICT (dedupe_key) DO NOTHING`,
+    [type, objectId ?? null, new Date(nowMs - RECONCILE_GRACE_MS)],
+  );
+  return rowCount ?? 0;
+}
+
 export async function listAudit(
   pool: pg.Pool,
   q: { objectType?: string; objectId?: string; action?: string; limit: number; cursor?: string },

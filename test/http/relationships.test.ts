@@ -187,6 +187,14 @@ describe('relationships', () => {
       return r.body.status === 'TERMINATED' ? r.body : null;
     });
     expect(done).toMatchObject({ terminatedAt: end, statusReason: 'endDate reached', allowedActions: [] });
+    const audit = await h.call('GET', `${BASE}/audit?objectType=relationship&objectId=${rel.id}`, { token: op });
+    expect(audit.body.data[0]).toMatchObject({
+      action: 'relationship.timer',
+      who: { sub: 'system', role: 'system' },
+      before: { status: 'ACTIVE', version: 2 },
+      after: { status: 'TERMINATED', version: 3 },
+    });
+    expect(audit.body.data.map((e: { action: string }) => e.action)).toEqual(['relationship.timer', 'relationship.activate', 'relationship.create']);
   });
 
   it('records who changed what, when, with before and after, readable by operators only', async () => {
@@ -210,9 +218,15 @@ describe('relationships', () => {
   it('never records a stale before: a change made elsewhere (another process) is detected by version', async () => {
     const { body: rel } = await create();
     await h.runtime.host.send({ type: 'relationship', id: rel.id }, { type: 'relationship.activate', at: new Date(h.clock.now()).toISOString(), by: 'elsewhere' });
+    h.clock.advance(1_000);
     const r = await h.call('POST', `${BASE}/relationships/${rel.id}/suspend`, { token: op });
     expect(r.body).toMatchObject({ status: 'SUSPENDED', version: 3 });
     const audit = await h.call('GET', `${BASE}/audit?objectType=relationship&objectId=${rel.id}&action=relationship.suspend`, { token: op });
     expect(audit.body.data[0]).toMatchObject({ before: { version: 2, status: 'ACTIVE' }, after: { version: 3, status: 'SUSPENDED' } });
+    // the change made elsewhere had no request to record it: the journal completes the trail
+    h.clock.advance(31_000);
+    const all = await h.call('GET', `${BASE}/audit?objectType=relationship&objectId=${rel.id}`, { token: op });
+    expect(all.body.data.map((e: { action: string }) => e.action)).toEqual(['relationship.suspend', 'relationship.activate', 'relationship.create']);
+    expect(all.body.data[1]).toMatchObject({ who: { sub: 'elsewhere' }, before: { version: 1, status: 'PENDING' }, after: { version: 2, status: 'ACTIVE' } });
   });
 });
