@@ -148,9 +148,11 @@ export class DurableWorker {
     let resync = false;
     while (!this.#stopped) {
       try {
+        // take the request before preparing: a reconnect during it asks again
+        resync ||= this.#resync;
+        this.#resync = false;
         await this.#prepare(resync);
         resync = false;
-        this.#resync = false;
         this.#lastDelivery = 0;
         const consumer = await this.o.js.consumers.get(this.o.stream, this.o.consumer);
         const messages = await consumer.consume({ max_messages: Math.min(256, this.o.maxAckPending), expires: 5_000 });
@@ -163,7 +165,7 @@ export class DurableWorker {
             continue;
           }
           const dseq = m.info.deliverySequence;
-          if (this.#lastDelivery > 0 && dseq !== this.#lastDelivery + 1 && !this.#inflight.has(m.seq)) {
+          if (this.#lastDelivery > 0 && dseq !== this.#lastDelivery + 1) {
             this.o.log.warn({ consumer: this.o.consumer, expected: this.#lastDelivery + 1, got: dseq }, 'delivery gap: resyncing');
             m.nak();
             this.#resync = true;
@@ -175,9 +177,10 @@ export class DurableWorker {
           while (this.#inflight.size >= this.o.maxAckPending && !this.#stopped) await Promise.race([...this.#chains.values()]);
         }
       } catch (err) {
-        if (this.#stopped) break;
-        this.o.log.warn({ err, consumer: this.o.consumer }, 'consumer failed; retrying');
-        await this.#sleep(Math.min(5_000, 100 * 2 ** Math.min(failures++, 6)));
+        if (!this.#stopped) {
+          this.o.log.warn({ err, consumer: this.o.consumer }, 'consumer failed; retrying');
+          await this.#sleep(Math.min(5_000, 100 * 2 ** Math.min(failures++, 6)));
+        }
       }
       // finish (and ack) everything started before recreating or leaving the consumer
       while (this.#chains.size > 0) await Promise.all([...this.#chains.values()]);
