@@ -8,6 +8,7 @@ import { isConcordError } from './errors.js';
 import { createLogger } from './logger.js';
 import { Registry } from './registry.js';
 import { createRuntime } from './runtime.js';
+import { SagaIntake, sagasOf } from './saga/index.js';
 
 /** `npm start`: the runtime and the HTTP edge in one process, stopped cleanly by SIGTERM/SIGINT. */
 async function main(): Promise<void> {
@@ -28,6 +29,8 @@ async function main(): Promise<void> {
   }
   const runtime = await createRuntime({ config, registry: new Registry(actorTypes), log });
   await runtime.start();
+  const sagaIntake = new SagaIntake(runtime, sagasOf(runtime), log);
+  await sagaIntake.start();
   const app = createApp({ runtime, log, jwtSecret: jwt.secret, defaultMetrics: true });
   const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
     log.info({ port: info.port, host: config.host, embeddedDatabase: !config.databaseUrl, nats: Boolean(config.natsUrl) }, 'concord listening');
@@ -49,6 +52,7 @@ async function main(): Promise<void> {
     }, config.shutdownTimeoutMs);
     force.unref();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+    await sagaIntake.stop();
     await runtime.stop();
     process.exit(0);
   };
