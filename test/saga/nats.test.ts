@@ -49,7 +49,7 @@ describe.skipIf(!nats)('order fulfillment saga over NATS JetStream', () => {
     expect(h.sim.ledgerOf(r.workflowId).map((a) => a.step)).toEqual(['INVENTORY_RESERVATION', 'PAYMENT_PROCESSING', 'RELEASE_INVENTORY']);
     const jsm = await jetstreamManager(h.nc!);
     const last = await jsm.streams.getMessage(natsNames(prefix).eventsStream, { last_by_subj: `${prefix}.events.WorkflowFailedEvent` });
-    expect(last.json()).toMatchObject({ workflowId: r.workflowId, failedStep: 'PAYMENT_PROCESSING', error: { code: 'PAYMENT_DECLINED' }, compensationSteps: ['RELEASE_INVENTORY'] });
+    expect(last!.json()).toMatchObject({ workflowId: r.workflowId, failedStep: 'PAYMENT_PROCESSING', error: { code: 'PAYMENT_DECLINED' }, compensationSteps: ['RELEASE_INVENTORY'] });
   });
 
   it('an OrderCreatedEvent on JetStream starts the saga once per orderId, even published twice', async () => {
