@@ -12,6 +12,7 @@ import { problemResponse, toProblem } from './problem.js';
 import { actorRoutes } from './routes/actors.js';
 import { coordinationRoutes } from './routes/coordination.js';
 import { dependencyRoutes } from './routes/dependencies.js';
+import { eventRoutes } from './routes/events.js';
 import { relationshipRoutes } from './routes/relationships.js';
 import { resourceRoutes } from './routes/resources.js';
 import { workflowRoutes } from './routes/workflows.js';
@@ -85,6 +86,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   app.route(API_PREFIX, dependencyRoutes());
   app.route(API_PREFIX, resourceRoutes());
   app.route(API_PREFIX, coordinationRoutes());
+  app.route(API_PREFIX, eventRoutes());
   app.route('/api/v1/workflows', workflowRoutes());
   app.route('/api/v1/actors', actorRoutes());
 

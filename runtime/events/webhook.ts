@@ -39,16 +39,16 @@ export class PrivateTargetError extends Error {
 
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
 
-/** A `lookup` for sockets that fails when any resolved address is private. */
-function guardedLookup(hostname: string, options: dns.LookupOptions, cb: LookupCallback): void {
+/** A `lookup` for sockets that fails when any resolved address is refused. */
+const guardedLookup = (refused: (address: string) => boolean) => (hostname: string, options: dns.LookupOptions, cb: LookupCallback): void => {
   dns.lookup(hostname, { ...options, all: true }, (err, addresses) => {
     if (err) return cb(err, []);
-    const bad = addresses.find((a) => isPrivateAddress(a.address));
+    const bad = addresses.find((a) => refused(a.address));
     if (bad) return cb(Object.assign(new PrivateTargetError(bad.address, hostname), { code: 'EPRIVATE' }), []);
     if (options.all) return cb(null, addresses);
     cb(null, addresses[0]!.address, addresses[0]!.family);
   });
-}
+};
 
 export interface PostOutcome {
   /** delivered (2xx), retry (429, 408, 5xx, network, timeout) or dead (other 4xx, refused target). */
@@ -72,7 +72,13 @@ export function parseRetryAfter(value: string | undefined, now: number): number 
 const MAX_REDIRECTS = 3;
 
 /** POSTs `body` to `url` with `headers`, following up to three redirects (each one checked). */
-export async function postWebhook(url: string, headers: Record<string, string>, body: string, o: { timeoutMs: number; allowPrivate: boolean; now: () => number }): Promise<PostOutcome> {
+export async function postWebhook(
+  url: string,
+  headers: Record<string, string>,
+  body: string,
+  o: { timeoutMs: number; allowPrivate: boolean; now: () => number; /** Tests: which addresses count as private. */ refused?: (address: string) => boolean },
+): Promise<PostOutcome> {
+  const refused = o.allowPrivate ? null : (o.refused ?? isPrivateAddress);
   let target: URL;
   try {
     target = new URL(url);
@@ -85,12 +91,12 @@ export async function postWebhook(url: string, headers: Record<string, string>, 
       return { kind: 'dead', statusCode: null, retryAfterMs: null, error: `unsupported scheme ${target.protocol}` };
     }
     const host = target.hostname.replace(/^\[|\]$/g, '');
-    if (!o.allowPrivate && net.isIP(host) && isPrivateAddress(host)) {
+    if (refused && net.isIP(host) && refused(host)) {
       return { kind: 'dead', statusCode: null, retryAfterMs: null, error: new PrivateTargetError(host, host).message };
     }
     let res: { status: number; headers: http.IncomingHttpHeaders };
     try {
-      res = await once(target, headers, body, Math.max(1, deadline - Date.now()), o.allowPrivate);
+      res = await once(target, headers, body, Math.max(1, deadline - Date.now()), refused);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       if (e.code === 'EPRIVATE' || e instanceof PrivateTargetError) return { kind: 'dead', statusCode: null, retryAfterMs: null, error: e.message };
@@ -109,7 +115,7 @@ export async function postWebhook(url: string, headers: Record<string, string>, 
   return { kind: 'dead', statusCode: null, retryAfterMs: null, error: `more than ${MAX_REDIRECTS} redirects` };
 }
 
-function once(target: URL, headers: Record<string, string>, body: string, timeoutMs: number, allowPrivate: boolean): Promise<{ status: number; headers: http.IncomingHttpHeaders }> {
+function once(target: URL, headers: Record<string, string>, body: string, timeoutMs: number, refused: ((address: string) => boolean) | null): Promise<{ status: number; headers: http.IncomingHttpHeaders }> {
   const mod = target.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
     const req = mod.request(
@@ -119,12 +125,14 @@ function once(target: URL, headers: Record<string, string>, body: string, timeou
         agent: target.protocol === 'https:' ? agents.https : agents.http,
         headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'user-agent': 'concord-webhooks/1', ...headers },
         signal: AbortSignal.timeout(timeoutMs),
-        ...(allowPrivate ? {} : { lookup: guardedLookup as never }),
+        ...(refused ? { lookup: guardedLookup(refused) as never } : {}),
       },
       (res) => {
         res.resume(); // the body is not needed; drain it so the socket is reused
         res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
         res.on('error', reject);
+        // an abort after the headers arrived may end the stream without 'end' or 'error'
+        res.on('close', () => (res.complete ? resolve({ status: res.statusCode ?? 0, headers: res.headers }) : reject(Object.assign(new Error('response aborted'), { code: 'ECONNRESET' }))));
       },
     );
     req.on('error', reject);

@@ -1,0 +1,254 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import type { MiddlewareHandler } from 'hono';
+import type { Runtime } from '../../runtime/runtime.js';
+import type { Clock } from '../../runtime/clock.js';
+import { idempotentTransaction } from '../../runtime/domain/idempotency.js';
+import { EventService } from '../../runtime/events/service.js';
+import { DELIVERY_STATUSES, EVENT_PRIORITIES, EVENT_STATUSES } from '../../runtime/events/model.js';
+import { router, type Env } from '../env.js';
+import { requireRole } from '../middleware/auth.js';
+import { idempotencyOf, reply } from '../idempotency.js';
+import { Cursor, errors, IdempotencyKeyHeader, JsonObject, json, jsonBody, Limit, page, Timestamp } from '../schemas.js';
+
+const IntegrationId = z.string().min(1).max(200).regex(/^[A-Za-z0-9][A-Za-z0-9_.:@-]*$/, 'letters, digits and _ . : @ -');
+const Name = z.string().min(1).max(200).regex(/^[A-Za-z0-9][A-Za-z0-9_.:@/-]*$/, 'letters, digits and _ . : @ / -');
+
+const Delivery = z
+  .object({
+    targetIntegrationId: z.string(),
+    status: z.enum(DELIVERY_STATUSES).openapi({ description: 'failed: retrying after a failed attempt; dead: attempts exhausted or not retryable (republish to retry)' }),
+    attempts: z.number().int(),
+    lastError: z.string().nullable(),
+    lastStatusCode: z.number().int().nullable(),
+    channels: z.array(z.string()).openapi({ description: 'Where it was delivered: messaging (NATS concord.deliver.<target>), webhook' }),
+    webhookId: z.string().openapi({ description: 'The webhook-id header receivers dedupe on' }),
+    nextAttemptAt: z.string().nullable(),
+    lastAttemptAt: z.string().nullable(),
+    deliveredAt: z.string().nullable(),
+    deadAt: z.string().nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .openapi('EventDelivery');
+
+export const CrossIntegrationEvent = z
+  .object({
+    id: z.string(),
+    eventName: z.string(),
+    sourceIntegrationId: z.string(),
+    targetIntegrationIds: z.array(z.string()),
+    payload: z.unknown(),
+    eventCategory: z.string(),
+    priority: z.enum(EVENT_PRIORITIES),
+    status: z.enum(EVENT_STATUSES),
+    processedAt: z.string().nullable(),
+    errorMessage: z.string().nullable(),
+    metadata: JsonObject.nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+    deliveries: z.array(Delivery).optional(),
+    filteredTargetIds: z.array(z.string()).optional().openapi({ description: "Targets whose endpoint filters exclude this event's name or category" }),
+  })
+  .openapi('CrossIntegrationEvent');
+
+const PublishEvent = z
+  .strictObject({
+    eventName: Name,
+    sourceIntegrationId: IntegrationId,
+    targetIntegrationIds: z.array(IntegrationId).min(1).max(100),
+    payload: z.unknown().refine((v) => v !== undefined, 'payload is required'),
+    eventCategory: Name,
+    priority: z.enum(EVENT_PRIORITIES).optional().openapi({ description: 'medium by default' }),
+    metadata: JsonObject.nullable().optional(),
+    status: z.literal('pending').optional().openapi({ description: 'Only the initial status may be given' }),
+  })
+  .openapi('PublishCrossIntegrationEvent', {
+    example: {
+      eventName: 'customer.updated',
+      sourceIntegrationId: 'integration-a',
+      targetIntegrationIds: ['integration-b', 'integration-c'],
+      payload: { customerId: 'cust-123', changes: { email: 'new@example.com' } },
+      eventCategory: 'data_sync',
+      priority: 'high',
+    },
+  });
+
+const Republish = z.strictObject({ onlyFailed: z.boolean().optional().openapi({ description: 'Only the failed and dead deliveries' }) }).openapi('RepublishEvent');
+
+const Endpoint = z
+  .object({
+    integrationId: z.string(),
+    url: z.string(),
+    eventNames: z.array(z.string()).nullable(),
+    eventCategories: z.array(z.string()).nullable(),
+    secret: z.string().openapi({ description: 'Standard Webhooks signing secret (whsec_…)' }),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .openapi('IntegrationEndpoint');
+
+const PutEndpoint = z
+  .strictObject({
+    url: z.string().min(1).max(2000),
+    eventNames: z.array(Name).max(100).nullable().optional().openapi({ description: 'Only these event names (all when absent)' }),
+    eventCategories: z.array(Name).max(100).nullable().optional().openapi({ description: 'Only these categories (all when absent)' }),
+    rotateSecret: z.boolean().optional(),
+  })
+  .openapi('PutIntegrationEndpoint', { example: { url: 'https://hooks.example.com/concord', eventCategories: ['data_sync'] } });
+
+const IdParam = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' } }) });
+const IntegrationParam = z.object({ integrationId: IntegrationId.openapi({ param: { name: 'integrationId', in: 'path' }, example: 'integration-b' }) });
+const tags = ['Cross-integration events'];
+const security = [{ bearerAuth: [] }];
+
+const services = new WeakMap<Runtime, EventService>();
+/** One EventService per runtime; it wakes that runtime's delivery worker after each commit. */
+export function eventService(runtime: Runtime, clock: Clock): EventService {
+  let s = services.get(runtime);
+  if (!s) {
+    s = new EventService(runtime.database.pool, clock, runtime.config.events, () => runtime.events.worker.wake());
+    services.set(runtime, s);
+  }
+  return s;
+}
+
+const writesArePlatform: MiddlewareHandler<Env> = (c, next) => (c.req.method === 'GET' ? next() : requireRole('operator', 'service')(c, next));
+
+/** `/events` and `/integrations/:integrationId/endpoint`: reads for every role, writes for operator and service. */
+export function eventRoutes() {
+  const app = router();
+  app.use('/events', writesArePlatform);
+  app.use('/events/*', writesArePlatform);
+  app.use('/integrations/:integrationId/endpoint', requireRole('operator', 'service'));
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/events',
+      tags,
+      security,
+      summary: 'Publish a cross-integration event (202: accepted with its deliveries; delivered asynchronously, in order per source and target)',
+      request: { headers: IdempotencyKeyHeader, body: jsonBody(PublishEvent) },
+      responses: { 202: json(CrossIntegrationEvent, 'Accepted'), ...errors },
+    }),
+    async (c) => {
+      const s = c.get('services');
+      const svc = eventService(s.runtime, s.clock);
+      const { status: _initial, ...body } = c.req.valid('json');
+      const out = await idempotentTransaction(s.runtime.database.pool, idempotencyOf(c, body), async (client) => ({
+        status: 202,
+        body: await svc.publish(client, c.get('principal'), body, c.get('requestId')),
+      }));
+      if (!out.replayed) svc.notify();
+      c.header('location', `${c.req.path}/${(out.body as { id: string }).id}`);
+      return reply(c, out);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/events',
+      tags,
+      security,
+      summary: 'List events, newest first',
+      request: {
+        query: z.object({
+          sourceIntegrationId: z.string().optional(),
+          targetIntegrationId: z.string().optional(),
+          status: z.enum(EVENT_STATUSES).optional(),
+          eventCategory: z.string().optional(),
+          priority: z.enum(EVENT_PRIORITIES).optional(),
+          eventName: z.string().optional(),
+          from: Timestamp.optional().openapi({ description: 'created at or after' }),
+          to: Timestamp.optional().openapi({ description: 'created before' }),
+          limit: Limit,
+          cursor: Cursor,
+        }),
+      },
+      responses: { 200: json(page(CrossIntegrationEvent, 'CrossIntegrationEventPage'), 'A page of events'), ...errors },
+    }),
+    async (c) => {
+      const s = c.get('services');
+      const q = c.req.valid('query');
+      const r = await eventService(s.runtime, s.clock).list(q);
+      return c.json({ data: r.data, pagination: { limit: q.limit, nextCursor: r.nextCursor } } as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/events/{id}',
+      tags,
+      security,
+      summary: 'An event with its per-target deliveries',
+      request: { params: IdParam },
+      responses: { 200: json(CrossIntegrationEvent, 'The event'), ...errors },
+    }),
+    async (c) => {
+      const s = c.get('services');
+      return c.json((await eventService(s.runtime, s.clock).get(c.req.valid('param').id)) as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/events/{id}/republish',
+      tags,
+      security,
+      summary: 'Deliver again: every target, or with onlyFailed the failed and dead ones',
+      request: { params: IdParam, headers: IdempotencyKeyHeader, body: jsonBody(Republish, false) },
+      responses: { 202: json(CrossIntegrationEvent, 'Requeued'), ...errors },
+    }),
+    async (c) => {
+      const s = c.get('services');
+      const svc = eventService(s.runtime, s.clock);
+      const body = c.req.header('content-type') ? c.req.valid('json') : {};
+      const out = await idempotentTransaction(s.runtime.database.pool, idempotencyOf(c, body), async (client) => ({
+        status: 202,
+        body: await svc.republish(client, c.get('principal'), c.req.valid('param').id, body.onlyFailed ?? false, c.get('requestId')),
+      }));
+      svc.notify();
+      return reply(c, out);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'put',
+      path: '/integrations/{integrationId}/endpoint',
+      tags,
+      security,
+      summary: "Register the integration's webhook endpoint (answers with its signing secret)",
+      request: { params: IntegrationParam, body: jsonBody(PutEndpoint) },
+      responses: { 200: json(Endpoint, 'Updated'), 201: json(Endpoint, 'Registered'), ...errors },
+    }),
+    async (c) => {
+      const s = c.get('services');
+      const r = await eventService(s.runtime, s.clock).putEndpoint(c.get('principal'), c.req.valid('param').integrationId, c.req.valid('json'), c.get('requestId'));
+      return c.json(r.endpoint as never, r.created ? 201 : 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/integrations/{integrationId}/endpoint',
+      tags,
+      security,
+      summary: "The integration's webhook endpoint and secret (operator, service)",
+      request: { params: IntegrationParam },
+      responses: { 200: json(Endpoint, 'The endpoint'), ...errors },
+    }),
+    async (c) => {
+      const s = c.get('services');
+      return c.json((await eventService(s.runtime, s.clock).getEndpoint(c.get('principal'), c.req.valid('param').integrationId)) as never, 200);
+    },
+  );
+
+
+
+  return app;
+}
