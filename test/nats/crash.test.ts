@@ -8,8 +8,9 @@ const nats = await natsForTests();
 
 /**
  * Guarantee 3 and 4 under crashes: 10,000 messages to 500 actors from 4 concurrent outside
- * publishers (on the plain actor subject, so through the ingress and the partition consumers),
- * while the runtime process is SIGKILLed every 2 s of uptime and restarted.
+ * publishers (on the plain actor subject, so through the ingress and the partition consumers;
+ * half of them relayed on by hub actors through the outbox), while the runtime process is
+ * SIGKILLed every 2 s of uptime and restarted.
  */
 describe.skipIf(!nats)('NATS: a runtime SIGKILLed every 2 s', () => {
   const prefix = testPrefix();
@@ -28,13 +29,18 @@ describe.skipIf(!nats)('NATS: a runtime SIGKILLed every 2 s', () => {
     const actors = 500;
     const perPublisher = 2_500;
     const expected = new Map<string, string[]>();
+    // half the messages go straight to their actor; the other half go to one of the
+    // publisher's 5 hub actors, whose transition emits a send that the relay carries
+    // (outbox -> JetStream -> consumer), so kills also land between publish and delete
     const batches = Array.from({ length: 4 }, (_, p) =>
       Array.from({ length: perPublisher }, (_, i) => {
         const id = `a${i % actors}`;
-        const seq = Math.floor(i / actors);
-        const entry = `p${p}:${seq}`;
-        expected.set(id, [...(expected.get(id) ?? []), entry]);
-        return { subject: `${prefix}.actor.tally.${id}`, msgId: `p${p}-${i}`, event: { type: 'tally.add', seq, source: `p${p}` } };
+        const direct = i % 2 === 0;
+        const source = direct ? `p${p}` : `h${p}-${i % 5}`;
+        expected.set(id, [...(expected.get(id) ?? []), `${source}:${i}`]);
+        return direct
+          ? { subject: `${prefix}.actor.tally.${id}`, msgId: `p${p}-${i}`, event: { type: 'tally.add', seq: i, source } }
+          : { subject: `${prefix}.actor.tally.${source}`, msgId: `p${p}-${i}`, event: { type: 'tally.fanout', to: [id], seq: i } };
       }),
     );
     const total = 4 * perPublisher;
