@@ -7,7 +7,7 @@ import { InProcessDelivery, type ConnectorInvoker } from './in-process.js';
 import { PartitionLeases, type LeaseListener } from './leases.js';
 import type { Logger } from './logger.js';
 import { migrate } from './migrate.js';
-import { NatsTransport, type NatsHealth } from './nats/transport.js';
+import { NatsTransport, type NatsHealth, type NatsTransportOptions } from './nats/transport.js';
 import type { Registry } from './registry.js';
 import { OutboxRelay, type Delivery } from './relay.js';
 import { Janitor } from './janitor.js';
@@ -30,7 +30,7 @@ export interface RuntimeOptions {
   commitConcurrency?: number;
   maxDeliveryAttempts?: number;
   /** Tests only: options of the NATS transport (used when `config.natsUrl` is set). */
-  nats?: { heartbeat?: boolean; name?: string };
+  nats?: Pick<NatsTransportOptions, 'heartbeat' | 'name' | 'hooks'>;
 }
 
 export interface RuntimeHealth {

@@ -26,6 +26,8 @@ export interface WorkerOptions {
   bury(msg: JsMsg, verdict: { reason: string; error: string; attempts: number }): Promise<void>;
   /** Extend ack deadlines of queued and running messages (tests turn it off to see redelivery absorbed). */
   heartbeat?: boolean;
+  /** Crash point for tests: the handler committed, the ack is not sent yet. */
+  beforeAck?(msg: JsMsg): void;
 }
 
 interface InFlight {
@@ -227,6 +229,7 @@ export class DurableWorker {
         v = { status: 'retry', error: err instanceof Error ? err.message : String(err) };
       }
       if (v.status === 'done') {
+        this.o.beforeAck?.(f.msg);
         f.msg.ack();
         this.handled++;
         return;

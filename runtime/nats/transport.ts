@@ -1,4 +1,4 @@
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type pg from 'pg';
 import type { ActorHost } from '../actor-host.js';
 import type { NatsConfig } from '../config.js';
@@ -43,6 +43,15 @@ export interface NatsTransportOptions {
   name?: string;
   /** Told after every reconnect (the runtime wakes the relay out of its backoff). */
   onReconnect?: () => void;
+  /** Points where a crash matters; tests make the process die right there. */
+  hooks?: NatsHooks;
+}
+
+export interface NatsHooks {
+  /** Rows were published and acked by JetStream; the relay has not deleted them yet. */
+  afterPublish?(rows: readonly OutboxRow[]): void;
+  /** A message was applied and committed; it is not acked yet. */
+  beforeAck?(msg: JsMsg): void;
 }
 
 /**
@@ -98,8 +107,13 @@ export class NatsTransport implements LeaseListener, Delivery {
   }
 
   deliver(rows: readonly OutboxRow[]): Promise<Outcome[]> {
-    if (!this.#delivery) return Promise.resolve(rows.map(() => ({ status: 'retry', error: 'nats transport not started' }) as Outcome));
-    return this.#delivery.deliver(rows);
+    if (!this.#delivery) return Promise.reject(new Error('nats transport not started'));
+    const after = this.o.hooks?.afterPublish;
+    if (!after) return this.#delivery.deliver(rows);
+    return this.#delivery.deliver(rows).then((outcomes) => {
+      after(rows.filter((_, i) => outcomes[i]?.status === 'done'));
+      return outcomes;
+    });
   }
 
   #worker(consumer: string, stream: string, filter: string, parts: Pick<ConstructorParameters<typeof DurableWorker>[0], 'keyOf' | 'handle' | 'bury'>): DurableWorker {
@@ -116,6 +130,7 @@ export class NatsTransport implements LeaseListener, Delivery {
       maxAttempts: c.maxAttempts,
       retryBackoffMs: c.retryBackoffMs,
       heartbeat: this.o.heartbeat,
+      beforeAck: this.o.hooks?.beforeAck,
       ...parts,
     });
   }
