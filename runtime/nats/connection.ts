@@ -53,8 +53,15 @@ export class NatsLink {
     }
   }
 
-  async close(): Promise<void> {
+  /** Drains (flushes what is buffered); with the server away, gives up after `timeoutMs` and closes. */
+  async close(timeoutMs = 5_000): Promise<void> {
     if (this.nc.isClosed()) return;
-    await this.nc.drain().catch(() => this.nc.close());
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    });
+    const r = await Promise.race([this.nc.drain().then(() => 'drained' as const, () => 'failed' as const), gaveUp]);
+    clearTimeout(timer);
+    if (r !== 'drained' && !this.nc.isClosed()) await this.nc.close();
   }
 }
