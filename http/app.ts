@@ -62,11 +62,12 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   });
   app.get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));
 
+  const maxSize = deps.bodyLimitBytes ?? 1024 * 1024;
   const limit = bodyLimit({
-      maxSize: deps.bodyLimitBytes ?? 1024 * 1024,
-      onError: () => {
-        throw new DomainError(DomainCode.PayloadTooLarge, `request body larger than ${deps.bodyLimitBytes ?? 1024 * 1024} bytes`, { limit: deps.bodyLimitBytes ?? 1024 * 1024 });
-      },
+    maxSize,
+    onError: () => {
+      throw new DomainError(DomainCode.PayloadTooLarge, `request body larger than ${maxSize} bytes`, { limit: maxSize });
+    },
   });
   // GETs carry no body: skipping the check keeps node-server from building a full Request for them
   app.use('/api/*', (c, next) => (c.req.method === 'GET' || c.req.method === 'HEAD' ? next() : limit(c, next)));
