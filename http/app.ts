@@ -44,7 +44,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   const clock = deps.clock ?? systemClock;
   const secret = deps.jwtSecret ?? deps.runtime.config.jwtSecret;
   if (!secret) throw new DomainError(DomainCode.Unauthenticated, 'createApp needs a JWT secret (JWT_SECRET)');
-  const services = createServices(deps.runtime, clock);
+  const services = createServices(deps.runtime, clock, deps.log);
   const metrics = createMetrics(deps.runtime, { defaultMetrics: deps.defaultMetrics });
   registerSagaMetrics(metrics.registry, { pool: deps.runtime.database.pool, sagas: sagasOf(deps.runtime, clock), clock });
   const app = new OpenAPIHono<Env>();

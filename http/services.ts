@@ -1,4 +1,5 @@
 import type { Clock } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { AuditWriter } from '../runtime/domain/audit.js';
 import { ActorInspector } from '../runtime/domain/actors.js';
@@ -18,12 +19,12 @@ export interface Services {
   actors: ActorInspector;
 }
 
-export function createServices(runtime: Runtime, clock: Clock): Services {
+export function createServices(runtime: Runtime, clock: Clock, log?: Logger): Services {
   const pool = runtime.database.pool;
   return {
     runtime,
     clock,
-    relationships: new RelationshipService(runtime.host, pool, clock, new AuditWriter(pool)),
+    relationships: new RelationshipService(runtime.host, pool, clock, new AuditWriter(pool), log),
     dependencies: new DependencyService(pool, clock),
     resources: new ResourceService(pool, clock),
     monitor: new CoordinationMonitor(runtime, clock),

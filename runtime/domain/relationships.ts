@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { ActorEvent, ActorHost, SendResult } from '../actor-host.js';
 import type { Clock } from '../clock.js';
 import { LruCache } from '../cache.js';
+import type { Logger } from '../logger.js';
 import { ConcordError, ErrorCode, isRejected } from '../errors.js';
 import { acceptedEventsOf } from '../step.js';
 import {
@@ -134,6 +135,7 @@ export class RelationshipService {
     private readonly pool: pg.Pool,
     private readonly clock: Clock,
     private readonly audit: AuditWriter,
+    private readonly log?: Logger,
   ) {}
 
   async get(principal: Principal, id: string): Promise<Relationship> {
@@ -264,8 +266,13 @@ export class RelationshipService {
     return j.rows[0] ? { id, version: version - 1, status: statusOf(j.rows[0].state_value) } : null;
   }
 
-  #record(cx: CallContext, action: string, before: unknown, after: Relationship, at: string): Promise<void> {
-    return this.audit.write({
+  /**
+   * The transition has committed: a failing audit write must not turn its answer into an error
+   * (a retry would then find it done). The journal holds the change; reading the audit log
+   * completes the record from it (see `reconcileActorAudit`).
+   */
+  async #record(cx: CallContext, action: string, before: unknown, after: Relationship, at: string): Promise<void> {
+    await this.audit.write({
       principal: cx.principal,
       action,
       objectType: TYPE,
@@ -275,7 +282,7 @@ export class RelationshipService {
       at,
       requestId: cx.requestId ?? null,
       dedupeKey: `${TYPE}/${after.id}@${after.version}`,
-    });
+    }).catch((err: unknown) => this.log?.warn({ err, relationship: after.id, version: after.version }, 'audit write failed; the journal keeps the change'));
   }
 }
 
