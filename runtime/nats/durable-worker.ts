@@ -93,6 +93,7 @@ export class DurableWorker {
   requestResync(): void {
     if (this.#stopped) return;
     this.#resync = true;
+    for (const wake of this.#sleepers) wake(); // a backoff in progress ends now
     void this.#messages?.close().catch(() => undefined);
   }
 
