@@ -2,6 +2,7 @@ import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { AuditWriter } from '../runtime/domain/audit.js';
+import { pruneIdempotencyKeys } from '../runtime/domain/idempotency.js';
 import { ActorInspector } from '../runtime/domain/actors.js';
 import { CoordinationMonitor } from '../runtime/domain/coordination.js';
 import { DependencyService } from '../runtime/domain/dependencies.js';
@@ -21,6 +22,10 @@ export interface Services {
 
 export function createServices(runtime: Runtime, clock: Clock, log?: Logger): Services {
   const pool = runtime.database.pool;
+  const prune = setInterval(() => {
+    pruneIdempotencyKeys(pool, runtime.config.inboxRetentionHours).catch((err: unknown) => log?.warn({ err }, 'pruning idempotency keys failed'));
+  }, 10 * 60_000);
+  prune.unref();
   return {
     runtime,
     clock,

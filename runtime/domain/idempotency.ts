@@ -124,3 +124,12 @@ function sortKeys(v: unknown): unknown {
   }
   return v;
 }
+
+/**
+ * Forgets keys older than the actors' inbox retention: after that a retry is a new request
+ * anyway, since the inbox no longer knows its message id.
+ */
+export async function pruneIdempotencyKeys(pool: pg.Pool, retentionHours: number): Promise<number> {
+  const { rowCount } = await pool.query(`DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)`, [retentionHours]);
+  return rowCount ?? 0;
+}

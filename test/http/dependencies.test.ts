@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pruneIdempotencyKeys } from '../../runtime/domain/idempotency.js';
 import { BASE, harness, type Harness } from './harness.js';
 
 let h: Harness;
@@ -82,6 +83,10 @@ describe('integration dependencies', () => {
     const c1 = await dep('k5', 'k5', 'REQUIRES', op, { 'idempotency-key': 'dep-key-2' });
     expect(c1.status).toBe(409);
     expect((await dep('k5', 'k6', 'REQUIRES', op, { 'idempotency-key': 'dep-key-2' })).status).toBe(201);
+    // keys outlive nothing: past the inbox retention they are forgotten
+    await h.database.pool.query(`UPDATE idempotency_keys SET created_at = now() - interval '200 hours' WHERE key = 'dep-key-1'`);
+    expect(await pruneIdempotencyKeys(h.database.pool, 168)).toBe(1);
+    expect((await dep('k1', 'k3', 'REQUIRES', op, key)).status).toBe(201);
   });
 
   describe('analyze', () => {
