@@ -27,7 +27,8 @@ export function spawnTs(file: string, env: Record<string, string>, onLine: (line
     for (const w of waiters.get(line) ?? []) w();
     waiters.delete(line);
   });
-  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  // 'close' (not 'exit'): every line the child wrote has been read by then
+  const exited = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));
   return {
     proc,
     exited,

@@ -36,19 +36,24 @@ describe('crash safety (a runtime process killed with SIGKILL)', () => {
     let finished = false;
     for (let run = 0; !finished; run++) {
       writeFileSync(resumeFile, JSON.stringify(acked.map((n) => n + 1)));
+      let ackedThisRun = 0;
+      const killAt = 100 + Math.floor(Math.random() * 400); // acks into the run: sends are surely in flight then
+      let reached: () => void = () => undefined;
+      const reachedKillPoint = new Promise<void>((r) => (reached = r));
       const child = spawnTs(WORKER, { DATABASE_URL: database.url, WORKER_MODE: 'load', ACTORS: String(ACTORS), COUNT: String(COUNT), ACTOR_PREFIX: 'c', RESUME_FILE: resumeFile }, (line) => {
         if (line.startsWith('ack ')) {
           const [, a, seq] = line.split(' ');
           // every ack is the next seq for its actor: the worker resumes after the last ack
           expect(Number(seq)).toBe(acked[Number(a)]! + 1);
           acked[Number(a)] = Number(seq);
+          if (++ackedThisRun === killAt) reached();
         }
       });
       children.push(child);
       await child.waitLine('ready', 60_000);
       if (kills < 22) {
         // kill at a random moment while sends are in flight
-        await new Promise((r) => setTimeout(r, 50 + Math.random() * 400));
+        await Promise.race([reachedKillPoint, child.exited]);
         await child.kill('SIGKILL');
         kills++;
         // applied but never acknowledged to the sender: the next run re-sends these, and the inbox must absorb them
