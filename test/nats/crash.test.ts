@@ -46,7 +46,8 @@ describe.skipIf(!nats)('NATS: a runtime SIGKILLed every 2 s', () => {
     const total = 4 * perPublisher;
 
     let worker: Worker = await spawnWorker(env);
-    const publishing = Promise.all(batches.map((b) => publishAll(nats!.url, b)));
+    // 250 msg/s per publisher: the traffic lasts ~10 s, so the kills land while it flows
+    const publishing = Promise.all(batches.map((b) => publishAll(nats!.url, b, 50, 250)));
     let kills = 0;
     let lastKill = 0;
     // kill 2 s after each start while work remains (at most 6 times), then let it drain

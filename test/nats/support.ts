@@ -104,18 +104,22 @@ export function audit(expected: Map<string, string[]>, actual: Map<string, strin
 }
 
 /**
- * An outside publisher: sends `tally.add` events with its own Nats-Msg-Id, pipelined (a window
- * of acks outstanding), in order.
+ * An outside publisher: sends events with its own Nats-Msg-Id, pipelined (a window of acks
+ * outstanding), in order, optionally paced to `perSecond`.
  */
 export async function publishAll(
   url: string,
   messages: Array<{ subject: string; msgId: string; event: Record<string, unknown> }>,
   window = 256,
+  perSecond = Infinity,
 ): Promise<void> {
   const nc: NatsConnection = await connect({ servers: url });
   const js = jetstream(nc, { timeout: 20_000 });
+  const start = performance.now();
   try {
     for (let i = 0; i < messages.length; i += window) {
+      const due = start + (i / perSecond) * 1_000; // pacing, when a rate is given
+      if (due > performance.now()) await new Promise((r) => setTimeout(r, due - performance.now()));
       await Promise.all(
         messages.slice(i, i + window).map((m) => js.publish(m.subject, enc.encode(JSON.stringify(m.event)), { msgID: m.msgId })),
       );
