@@ -1,6 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -58,7 +58,10 @@ export async function startNatsServer(binary = findNatsServer()): Promise<NatsSe
     storeDir,
     async start() {
       if (child) return;
-      const c = spawn(binary, ['-js', '-sd', storeDir, '-p', String(port), '-a', '127.0.0.1'], { stdio: 'ignore' });
+      // a watchdog shell runs the server and stops it when this test process is gone, however
+      // it ended (vitest may kill a worker without an 'exit' event)
+      const script = `"$0" "$@" & srv=$!; trap 'kill $srv; wait $srv; exit 0' TERM; while kill -0 ${process.pid} 2>/dev/null && kill -0 $srv 2>/dev/null; do sleep 1; done; kill $srv 2>/dev/null; wait $srv`;
+      const c = spawn('sh', ['-c', script, binary, '-js', '-sd', storeDir, '-p', String(port), '-a', '127.0.0.1'], { stdio: 'ignore' });
       child = c;
       c.once('exit', () => {
         if (child === c) child = undefined;
@@ -79,6 +82,7 @@ export async function startNatsServer(binary = findNatsServer()): Promise<NatsSe
       await rm(storeDir, { recursive: true, force: true });
     },
   };
+  process.once('exit', () => rmSync(storeDir, { recursive: true, force: true }));
   await server.start();
   return server;
 }
