@@ -13,6 +13,7 @@ import { actorRoutes } from './routes/actors.js';
 import { coordinationRoutes } from './routes/coordination.js';
 import { dependencyRoutes } from './routes/dependencies.js';
 import { eventRoutes } from './routes/events.js';
+import { workflowCoordinationRoutes } from './routes/workflows-coordination.js';
 import { relationshipRoutes } from './routes/relationships.js';
 import { resourceRoutes } from './routes/resources.js';
 import { workflowRoutes } from './routes/workflows.js';
@@ -69,8 +70,14 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
       throw new DomainError(DomainCode.PayloadTooLarge, `request body larger than ${maxSize} bytes`, { limit: maxSize });
     },
   });
-  // GETs carry no body: skipping the check keeps node-server from building a full Request for them
-  app.use('/api/*', (c, next) => (c.req.method === 'GET' || c.req.method === 'HEAD' ? next() : limit(c, next)));
+  // decided from the headers when they tell (node-server then need not build a full Request);
+  // only a chunked body is counted as it streams in
+  app.use('/api/*', (c, next) => {
+    if (c.req.header('transfer-encoding') !== undefined) return limit(c, next);
+    const length = c.req.header('content-length');
+    if (length !== undefined && Number(length) > maxSize) return limit(c, next);
+    return next();
+  });
   app.use('/api/*', async (c, next) => {
     const type = c.req.header('content-type');
     const hasBody = c.req.header('content-length') !== undefined ? c.req.header('content-length') !== '0' : c.req.header('transfer-encoding') !== undefined;
@@ -88,6 +95,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   app.route(API_PREFIX, resourceRoutes());
   app.route(API_PREFIX, coordinationRoutes());
   app.route(API_PREFIX, eventRoutes());
+  app.route(API_PREFIX, workflowCoordinationRoutes());
   app.route('/api/v1/workflows', workflowRoutes());
   app.route('/api/v1/actors', actorRoutes());
 

@@ -18,6 +18,7 @@ export interface Api {
   runtime: Runtime;
   app: ReturnType<typeof createApp>;
   token(role: TokenClaims['role'], tenantId?: string): string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- answers are checked field by field
   call(method: string, path: string, opts?: { token?: string; body?: unknown; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Headers }>;
   close(): Promise<void>;
 }
@@ -69,6 +70,7 @@ export async function api(o: { env?: Record<string, string>; types?: ActorTypeDe
 export interface Received {
   target: string;
   webhookId: string;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the parsed webhook body
   body: any;
   at: number;
 }

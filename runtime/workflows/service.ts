@@ -1,0 +1,285 @@
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import type { ActorEvent, ActorHost, SendResult } from '../actor-host.js';
+import type { Clock } from '../clock.js';
+import { ConcordError, ErrorCode, isRejected } from '../errors.js';
+import { recordAudit } from '../domain/audit.js';
+import { DomainCode, DomainError } from '../domain/errors.js';
+import { isPlatform, partyOf, type Principal } from '../domain/principal.js';
+import { decodeCursor, encodeCursor } from '../domain/sql.js';
+import { statusOf, type StepStatus, type WorkflowContext, type WorkflowEvent, type WorkflowStatus, type WorkflowStep } from '../../machines/workflow.js';
+import type { WorkflowType } from '../../machines/workflow-templates.js';
+import { resolveSteps, type StepInput } from './validate.js';
+
+/** A workflow as clients see it: the spec's IntegrationWorkflow with its steps. */
+export interface Workflow {
+  id: string;
+  name: string;
+  description: string | null;
+  workflowType: WorkflowType;
+  vendorId: string | null;
+  partnerId: string | null;
+  integrationId: string | null;
+  status: WorkflowStatus;
+  currentStep: number | null;
+  dependencies: string[];
+  estimatedDuration: number | null;
+  actualDuration: number | null;
+  startedAt: string | null;
+  completedAt: string | null;
+  errorMessage: string | null;
+  metadata: Record<string, unknown> | null;
+  createdAt: string;
+  updatedAt: string;
+  version: number;
+  steps: Array<Omit<WorkflowStep, 'attempt' | 'correlationId'> & { workflowId: string; automated: boolean }>;
+}
+
+export interface CreateWorkflow {
+  name: string;
+  description?: string | null;
+  workflowType: WorkflowType;
+  vendorId?: string | null;
+  partnerId?: string | null;
+  integrationId?: string | null;
+  dependencies?: string[];
+  estimatedDuration?: number | null;
+  metadata?: Record<string, unknown> | null;
+  steps?: StepInput[];
+}
+
+export interface WorkflowFilter {
+  status?: WorkflowStatus;
+  workflowType?: WorkflowType;
+  vendorId?: string;
+  partnerId?: string;
+  integrationId?: string;
+  limit: number;
+  cursor?: string;
+}
+
+export interface CallContext {
+  principal: Principal;
+  requestId?: string | null;
+  messageId?: string;
+}
+
+export type StepCommand = 'execute' | 'complete' | 'retry';
+
+const TYPE = 'workflow';
+
+const canSee = (p: Principal, c: Pick<WorkflowContext, 'vendorId' | 'partnerId'>): boolean =>
+  isPlatform(p) || (p.role === 'vendor' && c.vendorId === p.tenantId) || (p.role === 'partner' && c.partnerId === p.tenantId);
+
+const notFound = (id: string) => new ConcordError(ErrorCode.ActorNotFound, `workflow ${id} not found`, { ref: { type: TYPE, id } });
+
+function render(id: string, version: number, value: unknown, c: WorkflowContext): Workflow {
+  return {
+    id,
+    name: c.name,
+    description: c.description,
+    workflowType: c.workflowType!,
+    vendorId: c.vendorId,
+    partnerId: c.partnerId,
+    integrationId: c.integrationId,
+    status: statusOf(value) as WorkflowStatus,
+    currentStep: c.currentStep,
+    dependencies: c.dependencies,
+    estimatedDuration: c.estimatedDuration,
+    actualDuration: c.actualDuration,
+    startedAt: c.startedAt,
+    completedAt: c.completedAt,
+    errorMessage: c.errorMessage,
+    metadata: c.metadata,
+    createdAt: c.createdAt!,
+    updatedAt: c.lastEventAt ?? c.createdAt!,
+    version,
+    steps: c.steps.map(({ attempt: _a, correlationId: _c, ...s }) => ({ ...s, workflowId: id, automated: Boolean(s.configuration?.action) })),
+  };
+}
+
+/** Why a step command does not apply to a step in this status. */
+const STEP_NEEDS: Record<StepCommand, StepStatus> = { execute: 'READY', complete: 'IN_PROGRESS', retry: 'FAILED' };
+
+/**
+ * Integration workflows are `workflow` actors (machines/workflow.ts): every command is an
+ * event through the actor host, reads go to the `actors` table. A vendor or partner sees and
+ * drives only the workflows it is party to; any other id is not found.
+ */
+export class WorkflowService {
+  constructor(
+    private readonly host: ActorHost,
+    private readonly pool: pg.Pool,
+    private readonly clock: Clock,
+  ) {}
+
+  async #row(id: string): Promise<{ version: number; state_value: unknown; context: WorkflowContext } | undefined> {
+    const { rows } = await this.pool.query<{ version: number; state_value: unknown; context: WorkflowContext }>(
+      `SELECT version, state_value, snapshot->'context' AS context FROM actors WHERE type = $1 AND id = $2`,
+      [TYPE, id],
+    );
+    return rows[0];
+  }
+
+  async get(principal: Principal, id: string): Promise<Workflow> {
+    const row = await this.#row(id);
+    if (!row || !canSee(principal, row.context) || statusOf(row.state_value) === 'DRAFT') throw notFound(id);
+    return render(id, row.version, row.state_value, row.context);
+  }
+
+  async list(principal: Principal, f: WorkflowFilter): Promise<{ data: Workflow[]; nextCursor: string | null }> {
+    const params: unknown[] = [TYPE];
+    const where = ['type = $1'];
+    const attrs: Record<string, string> = {};
+    if (f.vendorId) attrs.vendorId = f.vendorId;
+    if (f.partnerId) attrs.partnerId = f.partnerId;
+    if (f.integrationId) attrs.integrationId = f.integrationId;
+    if (f.workflowType) attrs.workflowType = f.workflowType;
+    if (Object.keys(attrs).length) {
+      params.push(JSON.stringify(attrs));
+      where.push(`attrs @> $${params.length}::jsonb`);
+    }
+    if (f.status) {
+      params.push(f.status);
+      where.push(`status = $${params.length}`);
+    } else where.push(`status <> 'DRAFT'`);
+    if (!isPlatform(principal)) {
+      const party = partyOf(principal);
+      if (!party) return { data: [], nextCursor: null };
+      params.push(JSON.stringify({ [`${party.type}Id`]: party.id }));
+      where.push(`attrs @> $${params.length}::jsonb`);
+    }
+    const cur = decodeCursor(f.cursor);
+    if (f.cursor && !cur) throw new DomainError(DomainCode.ValidationFailed, 'invalid cursor', { issues: [{ path: ['cursor'], message: 'invalid cursor' }] });
+    if (cur) {
+      params.push(cur.at, cur.id);
+      where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length})`);
+    }
+    params.push(f.limit + 1);
+    const { rows } = await this.pool.query<{ id: string; version: number; state_value: unknown; context: WorkflowContext; created_at: Date }>(
+      `SELECT id, version, state_value, snapshot->'context' AS context, created_at FROM actors
+       WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
+      params,
+    );
+    const page = rows.slice(0, f.limit);
+    const last = page[page.length - 1];
+    return { data: page.map((r) => render(r.id, r.version, r.state_value, r.context)), nextCursor: rows.length > f.limit && last ? encodeCursor(last.created_at, last.id) : null };
+  }
+
+  /** Creates the workflow actor with its steps (given, or the type's template). */
+  async create(cx: CallContext, id: string, input: CreateWorkflow): Promise<Workflow> {
+    const p = cx.principal;
+    if (!isPlatform(p) && !canSee(p, { vendorId: input.vendorId ?? null, partnerId: input.partnerId ?? null })) {
+      throw new DomainError(DomainCode.Forbidden, `a ${p.role} may only create workflows it is party to`);
+    }
+    const steps = resolveSteps(input.workflowType, input.steps, randomUUID);
+    const deps = [...new Set(input.dependencies ?? [])];
+    if (deps.includes(id)) throw new DomainError(DomainCode.DependencyCycle, `workflow ${id} cannot depend on itself`, { cycle: [id, id] });
+    if (deps.length) {
+      // dependencies are fixed at creation and must already exist, so they can never close a cycle
+      const { rows } = await this.pool.query<{ id: string; context: WorkflowContext; status: string }>(
+        `SELECT id, snapshot->'context' AS context, status FROM actors WHERE type = $1 AND id = ANY($2) AND status <> 'DRAFT'`,
+        [TYPE, deps],
+      );
+      const found = new Set(rows.filter((r) => canSee(p, r.context)).map((r) => r.id));
+      const missing = deps.filter((d) => !found.has(d));
+      if (missing.length) {
+        throw new DomainError(DomainCode.ValidationFailed, `dependencies name workflows that do not exist: ${missing.join(', ')}`, {
+          issues: missing.map((m) => ({ path: ['dependencies'], message: `workflow ${m} not found` })),
+        });
+      }
+    }
+    const at = new Date(this.clock.now()).toISOString();
+    const event: WorkflowEvent = {
+      type: 'workflow.create',
+      name: input.name,
+      description: input.description ?? null,
+      workflowType: input.workflowType,
+      vendorId: input.vendorId ?? null,
+      partnerId: input.partnerId ?? null,
+      integrationId: input.integrationId ?? null,
+      dependencies: deps,
+      estimatedDuration: input.estimatedDuration ?? steps.reduce((sum, s) => sum + (s.estimatedDuration ?? 0), 0),
+      metadata: input.metadata ?? null,
+      steps,
+      at,
+      by: p.sub,
+    };
+    let res: SendResult;
+    try {
+      res = await this.host.send({ type: TYPE, id }, event as unknown as ActorEvent, { messageId: cx.messageId });
+    } catch (err) {
+      if (isRejected(err)) throw new DomainError(DomainCode.IdempotencyKeyReused, `workflow ${id} already exists`);
+      throw err;
+    }
+    if (res.duplicate) return this.get(p, id);
+    const after = render(id, res.version, res.value, res.context as unknown as WorkflowContext);
+    await this.#audit(cx, 'workflow.create', null, after, at);
+    return after;
+  }
+
+  start(cx: CallContext, id: string): Promise<Workflow> {
+    return this.#send(cx, id, 'start', (at, by) => ({ type: 'workflow.start', at, by }));
+  }
+
+  cancel(cx: CallContext, id: string, reason?: string): Promise<Workflow> {
+    return this.#send(cx, id, 'cancel', (at, by) => ({ type: 'workflow.cancel', at, by, ...(reason ? { reason } : {}) }));
+  }
+
+  /**
+   * `execute` (READY -> IN_PROGRESS), `complete` (IN_PROGRESS -> COMPLETED, or FAILED with
+   * `errorMessage`), `retry` (FAILED -> READY). A step in another status is a 409 naming it.
+   */
+  async step(cx: CallContext, id: string, stepId: string, command: StepCommand, body: { output?: unknown; status?: 'COMPLETED' | 'FAILED'; errorMessage?: string } = {}): Promise<Workflow> {
+    const before = await this.get(cx.principal, id);
+    const step = before.steps.find((s) => s.id === stepId);
+    if (!step) throw new DomainError(DomainCode.NotFound, `workflow ${id} has no step ${stepId}`, { id: stepId });
+    const needs = STEP_NEEDS[command];
+    if (step.status !== needs) {
+      throw new ConcordError(ErrorCode.EventRejected, `step ${step.stepNumber} (${step.name}) is ${step.status}: '${command}' needs ${needs}`, {
+        currentStatus: step.status,
+        action: command,
+        allowedActions: (Object.keys(STEP_NEEDS) as StepCommand[]).filter((k) => STEP_NEEDS[k] === step.status),
+      });
+    }
+    return this.#send(cx, id, `step.${command}`, (at, by) => {
+      if (command === 'complete' && body.status === 'FAILED') return { type: 'workflow.step.fail', stepId, errorMessage: body.errorMessage ?? 'failed', at, by };
+      if (command === 'complete') return { type: 'workflow.step.complete', stepId, output: body.output ?? null, at, by };
+      return { type: `workflow.step.${command}`, stepId, at, by } as WorkflowEvent;
+    }, before);
+  }
+
+  async #send(cx: CallContext, id: string, action: string, make: (at: string, by: string) => WorkflowEvent, known?: Workflow): Promise<Workflow> {
+    const before = known ?? (await this.get(cx.principal, id));
+    const at = new Date(this.clock.now()).toISOString();
+    const event = make(at, cx.principal.sub);
+    let res: SendResult;
+    try {
+      res = await this.host.send({ type: TYPE, id }, event as unknown as ActorEvent, { messageId: cx.messageId });
+    } catch (err) {
+      if (isRejected(err)) {
+        const d = err.details as { status: string | null };
+        throw new ConcordError(ErrorCode.EventRejected, `workflow ${id} is ${d.status}: '${action}' is not allowed now`, { currentStatus: d.status, action });
+      }
+      throw err;
+    }
+    if (res.duplicate) return this.get(cx.principal, id);
+    const after = render(id, res.version, res.value, res.context as unknown as WorkflowContext);
+    await this.#audit(cx, `workflow.${action}`, before, after, at);
+    return after;
+  }
+
+  #audit(cx: CallContext, action: string, before: Workflow | null, after: Workflow, at: string): Promise<void> {
+    return recordAudit(this.pool, {
+      principal: cx.principal,
+      action,
+      objectType: TYPE,
+      objectId: after.id,
+      before,
+      after,
+      at,
+      requestId: cx.requestId ?? null,
+      dedupeKey: `${TYPE}/${after.id}@${after.version}`,
+    });
+  }
+}

@@ -1,0 +1,116 @@
+import type { StepInit } from '../../machines/workflow.js';
+import { ConditionSyntaxError, parseCondition } from '../../machines/workflow-condition.js';
+import { WORKFLOW_TEMPLATES, type WorkflowType } from '../../machines/workflow-templates.js';
+import { DomainCode, DomainError } from '../domain/errors.js';
+
+/** A step as a client gives it (the spec's WorkflowStep minus server-owned fields). */
+export interface StepInput {
+  stepNumber: number;
+  name: string;
+  description?: string | null;
+  estimatedDuration?: number | null;
+  maxRetries?: number | null;
+  dependencies?: number[];
+  configuration?: Record<string, unknown> | null;
+}
+
+type Issue = { path: string[]; message: string };
+
+const fail = (issues: Issue[]): never => {
+  throw new DomainError(DomainCode.ValidationFailed, issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '), { issues });
+};
+
+/** The cycle through `start`, if any, as step numbers (`[1, 3, 1]`). */
+function findCycle(steps: Map<number, number[]>): number[] | null {
+  const state = new Map<number, 'visiting' | 'done'>();
+  const path: number[] = [];
+  const visit = (n: number): number[] | null => {
+    if (state.get(n) === 'done') return null;
+    if (state.get(n) === 'visiting') return [...path.slice(path.indexOf(n)), n];
+    state.set(n, 'visiting');
+    path.push(n);
+    for (const d of steps.get(n) ?? []) {
+      const c = visit(d);
+      if (c) return c;
+    }
+    path.pop();
+    state.set(n, 'done');
+    return null;
+  };
+  for (const n of [...steps.keys()].sort((a, b) => a - b)) {
+    const c = visit(n);
+    if (c) return c;
+  }
+  return null;
+}
+
+/**
+ * The steps a new workflow gets: the given ones (checked: unique numbers, dependencies that
+ * exist and form a DAG, parseable conditions, well-formed actions) or the template's. Each
+ * gets its `id` from `newId`. Errors are one 400 naming every problem.
+ */
+export function resolveSteps(workflowType: WorkflowType, given: StepInput[] | undefined, newId: () => string): StepInit[] {
+  const input: StepInput[] = given && given.length > 0 ? given : WORKFLOW_TEMPLATES[workflowType];
+  const issues: Issue[] = [];
+  const seen = new Map<number, number>();
+  input.forEach((s, i) => {
+    if (seen.has(s.stepNumber)) issues.push({ path: ['steps', String(i), 'stepNumber'], message: `step number ${s.stepNumber} is used twice` });
+    seen.set(s.stepNumber, i);
+  });
+  input.forEach((s, i) => {
+    for (const d of s.dependencies ?? []) {
+      if (!seen.has(d)) issues.push({ path: ['steps', String(i), 'dependencies'], message: `step ${s.stepNumber} depends on step ${d}, which does not exist` });
+      if (d === s.stepNumber) issues.push({ path: ['steps', String(i), 'dependencies'], message: `step ${s.stepNumber} depends on itself` });
+    }
+    const cond = s.configuration?.condition;
+    if (cond !== undefined) {
+      if (typeof cond !== 'string') issues.push({ path: ['steps', String(i), 'configuration', 'condition'], message: 'condition must be a string expression' });
+      else {
+        try {
+          parseCondition(cond);
+        } catch (err) {
+          if (!(err instanceof ConditionSyntaxError)) throw err;
+          issues.push({ path: ['steps', String(i), 'configuration', 'condition'], message: `invalid condition: ${err.message}` });
+        }
+      }
+    }
+    const action = s.configuration?.action as Record<string, unknown> | undefined;
+    if (action !== undefined) {
+      const ok =
+        action && typeof action === 'object' &&
+        ((action.type === 'publish' && typeof action.subject === 'string' && /^[A-Za-z0-9_.>*-]+$/.test(action.subject) && !/[*>]/.test(action.subject)) ||
+          (action.type === 'connector' && typeof action.connector === 'string' && action.connector !== '' && typeof action.operation === 'string' && action.operation !== ''));
+      if (!ok) {
+        issues.push({
+          path: ['steps', String(i), 'configuration', 'action'],
+          message: 'action must be {"type":"publish","subject":"svc.x.y","data"?} or {"type":"connector","connector":"…","operation":"…","input"?}',
+        });
+      }
+    }
+    for (const key of ['timeoutMs', 'retryBackoffMs'] as const) {
+      const v = s.configuration?.[key];
+      if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v < 0)) {
+        issues.push({ path: ['steps', String(i), 'configuration', key], message: `${key} must be a non-negative number of milliseconds` });
+      }
+    }
+  });
+  if (issues.length === 0) {
+    const cycle = findCycle(new Map(input.map((s) => [s.stepNumber, s.dependencies ?? []])));
+    if (cycle) issues.push({ path: ['steps'], message: `step dependencies form a cycle: ${cycle.join(' -> ')}` });
+  }
+  if (issues.length) fail(issues);
+  return [...input]
+    .sort((a, b) => a.stepNumber - b.stepNumber)
+    .map(
+      (s): StepInit => ({
+        id: newId(),
+        stepNumber: s.stepNumber,
+        name: s.name,
+        description: s.description ?? null,
+        estimatedDuration: s.estimatedDuration ?? null,
+        maxRetries: s.maxRetries ?? null,
+        dependencies: [...(s.dependencies ?? [])],
+        configuration: s.configuration ?? null,
+      }),
+    );
+}
