@@ -51,6 +51,12 @@ async function serveMode(): Promise<void> {
   const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
   await new Promise((r) => server.once('listening', r));
   process.stdout.write(`READY ${(server.address() as AddressInfo).port}\n`);
+  // the parent asks for the server's CPU time around each scenario: CPU per request does not
+  // depend on how loaded the machine is as much as latency does
+  process.on('SIGUSR2', () => {
+    const u = process.cpuUsage();
+    process.stdout.write(`CPU ${u.user + u.system}\n`);
+  });
   process.once('SIGTERM', async () => {
     await new Promise<void>((r) => server.close(() => r()));
     await runtime.stop();
@@ -65,15 +71,33 @@ async function main(): Promise<void> {
     env: { ...process.env, DATABASE_URL: db.url, JWT_SECRET: secret },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   const port = await new Promise<number>((resolve, reject) => {
-    let buf = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      const m = /READY (\d+)/.exec(buf);
-      if (m) resolve(Number(m[1]));
-    });
+    const check = setInterval(() => {
+      const m = /READY (\d+)/.exec(out);
+      if (m) {
+        clearInterval(check);
+        resolve(Number(m[1]));
+      }
+    }, 20);
     child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
   });
+  /** The server process's CPU time so far, in microseconds. */
+  const serverCpu = async (): Promise<number> => {
+    const seen = (out.match(/CPU \d+/g) ?? []).length;
+    child.kill('SIGUSR2');
+    for (;;) {
+      const all = out.match(/CPU (\d+)/g) ?? [];
+      if (all.length > seen) return Number(all[all.length - 1]!.slice(4));
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+  const measured = async (run: () => Promise<CannonResult>) => {
+    const before = await serverCpu();
+    const r = await run();
+    return { ...r, cpuUs: ((await serverCpu()) - before) / Math.max(1, r.requests.total) };
+  };
   const base = `http://127.0.0.1:${port}/api/v1/vendor-partner-coordination`;
   const token = signToken({ sub: 'bench', role: 'operator', exp: Math.floor(Date.now() / 1000) + 3600 }, secret);
   const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
@@ -105,8 +129,8 @@ async function main(): Promise<void> {
     requests: [{ method: 'GET', setupRequest: (req: Record<string, unknown>) => ({ ...req, path: `/api/v1/vendor-partner-coordination/relationships/${ids[g++ % ids.length]}` }) }],
   });
   await autocannon(getOpts(2));
-  const get = await autocannon(getOpts(GET_SECONDS));
-  const getPaced = await autocannon({ ...getOpts(GET_SECONDS), overallRate: GET_PACED_RATE });
+  const get = await measured(() => autocannon(getOpts(GET_SECONDS)));
+  const getPaced = await measured(() => autocannon({ ...getOpts(GET_SECONDS), overallRate: GET_PACED_RATE }));
 
   // persisted transitions: request k works on relationship k % N, round k / N decides the action,
   // so every request is a legal transition as long as rounds do not overtake each other
@@ -128,18 +152,18 @@ async function main(): Promise<void> {
       },
     ],
   });
-  const post = await autocannon(postOpts(ROUNDS));
-  const postPaced = await autocannon(postOpts(1, POST_PACED_RATE));
+  const post = await measured(() => autocannon(postOpts(ROUNDS)));
+  const postPaced = await measured(() => autocannon(postOpts(1, POST_PACED_RATE)));
 
   const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
   console.log(
     table(
-      ['scenario', 'connections', 'requests', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'non-2xx', 'errors'],
+      ['scenario', 'connections', 'requests', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'non-2xx', 'errors', 'server CPU µs/req'],
       [
-        ['GET relationship', CONNECTIONS, get.requests.total, fmt(get.requests.average, 0), fmt(get.latency.p50), fmt(get.latency.p90), fmt(get.latency.p99), fmt(get.latency.max), get.non2xx, get.errors + get.timeouts],
-        ['GET relationship, paced', CONNECTIONS, getPaced.requests.total, fmt(getPaced.requests.average, 0), fmt(getPaced.latency.p50), fmt(getPaced.latency.p90), fmt(getPaced.latency.p99), fmt(getPaced.latency.max), getPaced.non2xx, getPaced.errors + getPaced.timeouts],
-        ['POST activate/suspend', CONNECTIONS, post.requests.total, fmt(post.requests.average, 0), fmt(post.latency.p50), fmt(post.latency.p90), fmt(post.latency.p99), fmt(post.latency.max), post.non2xx, post.errors + post.timeouts],
-        ['POST activate/suspend, paced', CONNECTIONS, postPaced.requests.total, fmt(postPaced.requests.average, 0), fmt(postPaced.latency.p50), fmt(postPaced.latency.p90), fmt(postPaced.latency.p99), fmt(postPaced.latency.max), postPaced.non2xx, postPaced.errors + postPaced.timeouts],
+        ['GET relationship', CONNECTIONS, get.requests.total, fmt(get.requests.average, 0), fmt(get.latency.p50), fmt(get.latency.p90), fmt(get.latency.p99), fmt(get.latency.max), get.non2xx, get.errors + get.timeouts, fmt(get.cpuUs, 0)],
+        ['GET relationship, paced', CONNECTIONS, getPaced.requests.total, fmt(getPaced.requests.average, 0), fmt(getPaced.latency.p50), fmt(getPaced.latency.p90), fmt(getPaced.latency.p99), fmt(getPaced.latency.max), getPaced.non2xx, getPaced.errors + getPaced.timeouts, fmt(getPaced.cpuUs, 0)],
+        ['POST activate/suspend', CONNECTIONS, post.requests.total, fmt(post.requests.average, 0), fmt(post.latency.p50), fmt(post.latency.p90), fmt(post.latency.p99), fmt(post.latency.max), post.non2xx, post.errors + post.timeouts, fmt(post.cpuUs, 0)],
+        ['POST activate/suspend, paced', CONNECTIONS, postPaced.requests.total, fmt(postPaced.requests.average, 0), fmt(postPaced.latency.p50), fmt(postPaced.latency.p90), fmt(postPaced.latency.p99), fmt(postPaced.latency.max), postPaced.non2xx, postPaced.errors + postPaced.timeouts, fmt(postPaced.cpuUs, 0)],
       ],
     ),
   );
