@@ -65,7 +65,7 @@ const UpdateRelationship = z
   .openapi('UpdateRelationship');
 
 const LifecycleBody = z.strictObject({ reason: z.string().max(1000).optional() }).openapi('LifecycleRequest');
-const IdParam = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' }, example: '3f0c…' }) });
+const IdParam = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' }, example: '6f1d2c3e-8a4b-4c5d-9e6f-0a1b2c3d4e5f' }) });
 
 const tags = ['Relationships'];
 const security = [{ bearerAuth: [] }];
