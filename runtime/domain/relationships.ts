@@ -128,7 +128,7 @@ export class RelationshipService {
    * party check may use it; as the audit's `before` it is used only when the transition's
    * version proves it was the version just before (another process may have moved on).
    */
-  readonly #views = new LruCache<Relationship>(50_000, 10 * 60_000);
+  readonly #views = new LruCache<Relationship>(10_000, 10 * 60_000);
 
   constructor(
     private readonly host: ActorHost,
