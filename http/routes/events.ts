@@ -3,6 +3,7 @@ import type { MiddlewareHandler } from 'hono';
 import type { Runtime } from '../../runtime/runtime.js';
 import type { Clock } from '../../runtime/clock.js';
 import { idempotentTransaction } from '../../runtime/domain/idempotency.js';
+import type { Queryable } from '../../runtime/domain/sql.js';
 import { EventService } from '../../runtime/events/service.js';
 import { DELIVERY_STATUSES, EVENT_PRIORITIES, EVENT_STATUSES } from '../../runtime/events/model.js';
 import { router, type Env } from '../env.js';
@@ -135,10 +136,10 @@ export function eventRoutes() {
       const s = c.get('services');
       const svc = eventService(s.runtime, s.clock);
       const { status: _initial, ...body } = c.req.valid('json');
-      const out = await idempotentTransaction(s.runtime.database.pool, idempotencyOf(c, body), async (client) => ({
-        status: 202,
-        body: await svc.publish(client, c.get('principal'), body, c.get('requestId')),
-      }));
+      const idem = idempotencyOf(c, body);
+      const work = async (db: Queryable) => ({ status: 202, body: await svc.publish(db, c.get('principal'), body) });
+      // without a key the insert is one atomic statement; with one, it commits with the stored answer
+      const out = idem ? await idempotentTransaction(s.runtime.database.pool, idem, work) : { ...(await work(s.runtime.database.pool)), replayed: false };
       if (!out.replayed) svc.notify();
       c.header('location', `${c.req.path}/${(out.body as { id: string }).id}`);
       return reply(c, out);

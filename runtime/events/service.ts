@@ -7,7 +7,6 @@ import { DomainCode, DomainError, notFound } from '../domain/errors.js';
 import { isPlatform, type Principal } from '../domain/principal.js';
 import { decodeCursor, encodeCursor, iso, transaction, type Queryable } from '../domain/sql.js';
 import {
-  endpointWants,
   priorityRank,
   webhookIdOf,
   type CrossIntegrationEvent,
@@ -137,8 +136,12 @@ export class EventService {
     private readonly onDue: () => void = () => undefined,
   ) {}
 
-  /** Inserts the event and its deliveries on `db` (the caller's transaction). */
-  async publish(db: Queryable, principal: Principal, input: PublishEvent, requestId?: string | null): Promise<CrossIntegrationEvent> {
+  /**
+   * Inserts the event and its deliveries on `db` (a pool, or the caller's transaction when an
+   * Idempotency-Key is stored with it). Publication is recorded by the event row itself
+   * (`created_by`, `created_at`); republishing and endpoint changes go to the audit log.
+   */
+  async publish(db: Queryable, principal: Principal, input: PublishEvent): Promise<CrossIntegrationEvent> {
     platformOnly(principal, 'cross-integration events');
     const targets = input.targetIntegrationIds;
     const issues: Array<{ path: string[]; message: string }> = [];
@@ -151,30 +154,43 @@ export class EventService {
     }
     const priority = input.priority ?? 'medium';
     const now = new Date(this.clock.now());
-    const id = randomUUID();
-    const endpoints = await db.query<{ integration_id: string; event_names: string[] | null; event_categories: string[] | null }>(
-      'SELECT integration_id, event_names, event_categories FROM integration_endpoints WHERE integration_id = ANY($1)',
-      [targets],
+    // one statement (atomic without a transaction): the event, and a delivery for each target
+    // whose registered endpoint filters (names, categories) let it through
+    const { rows } = await db.query<{ event: EventRow; deliveries: DeliveryRow[] }>(
+      `WITH wanted AS (
+         SELECT x.t, x.n FROM unnest($4::text[]) WITH ORDINALITY AS x(t, n)
+         WHERE NOT EXISTS (
+           SELECT 1 FROM integration_endpoints ep WHERE ep.integration_id = x.t
+             AND ((cardinality(ep.event_names) > 0 AND NOT $2 = ANY(ep.event_names))
+               OR (cardinality(ep.event_categories) > 0 AND NOT $6 = ANY(ep.event_categories))))
+       ), e AS (
+         INSERT INTO cross_integration_events (id, event_name, source_integration_id, target_integration_ids, payload, event_category, priority, status, processed_at, metadata, created_by, created_at, updated_at)
+         SELECT $1, $2, $3, $4, $5, $6, $7, CASE WHEN n = 0 THEN 'processed' ELSE 'pending' END, CASE WHEN n = 0 THEN $10::timestamptz END, $8, $9, $10, $10
+         FROM (SELECT count(*) AS n FROM wanted) c
+         RETURNING *
+       ), d AS (
+         INSERT INTO event_deliveries (event_id, source_integration_id, target_integration_id, priority_rank, next_attempt_at, created_at, updated_at)
+         SELECT e.id, $3, w.t, $11, $10, $10, $10 FROM wanted w CROSS JOIN e ORDER BY w.n
+         RETURNING *
+       )
+       SELECT row_to_json(e.*) AS event, coalesce((SELECT json_agg(d.* ORDER BY d.id) FROM d), '[]'::json) AS deliveries FROM e`,
+      [
+        randomUUID(),
+        input.eventName,
+        input.sourceIntegrationId,
+        targets,
+        JSON.stringify(input.payload ?? null),
+        input.eventCategory,
+        priority,
+        input.metadata == null ? null : JSON.stringify(input.metadata),
+        principal.sub,
+        now,
+        priorityRank(priority),
+      ],
     );
-    const filtered = new Set(
-      endpoints.rows
-        .filter((e) => !endpointWants({ eventNames: e.event_names, eventCategories: e.event_categories }, input.eventName, input.eventCategory))
-        .map((e) => e.integration_id),
-    );
-    const deliverTo = targets.filter((t) => !filtered.has(t));
-    const status: EventStatus = deliverTo.length === 0 ? 'processed' : 'pending';
-    const ev = await db.query<EventRow>(
-      `INSERT INTO cross_integration_events (id, event_name, source_integration_id, target_integration_ids, payload, event_category, priority, status, processed_at, metadata, created_by, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING *`,
-      [id, input.eventName, input.sourceIntegrationId, targets, JSON.stringify(input.payload ?? null), input.eventCategory, priority, status, status === 'processed' ? now : null, input.metadata == null ? null : JSON.stringify(input.metadata), principal.sub, now],
-    );
-    const deliveries = await db.query<DeliveryRow>(
-      `INSERT INTO event_deliveries (event_id, source_integration_id, target_integration_id, priority_rank, next_attempt_at, created_at, updated_at)
-       SELECT $1, $2, t, $3, $4, $4, $4 FROM unnest($5::text[]) WITH ORDINALITY AS x(t, n) ORDER BY n RETURNING *`,
-      [id, input.sourceIntegrationId, priorityRank(priority), now, deliverTo],
-    );
-    await recordAudit(db, { principal, action: 'event.publish', objectType: 'cross_integration_event', objectId: id, before: null, after: { eventName: input.eventName, sourceIntegrationId: input.sourceIntegrationId, targetIntegrationIds: targets, priority }, at: now.toISOString(), requestId });
-    return { ...renderEvent(ev.rows[0]!), deliveries: deliveries.rows.map(renderDelivery), filteredTargetIds: [...filtered] };
+    const { event, deliveries } = rows[0]!;
+    const delivered = new Set(deliveries.map((d) => d.target_integration_id));
+    return { ...renderEvent(event), deliveries: deliveries.map(renderDelivery), filteredTargetIds: targets.filter((t) => !delivered.has(t)) };
   }
 
   /** Tells the local worker that deliveries are due (call after the publishing commit). */

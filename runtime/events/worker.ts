@@ -197,30 +197,31 @@ export class EventDeliveryWorker {
     const now = this.o.clock.now();
     const at = new Date(now);
     const c = this.o.config;
+    let set: string;
+    let params: unknown[];
     if (outcome.kind === 'delivered') {
       this.stats.delivered++;
-      await this.o.pool.query(
-        `UPDATE event_deliveries SET status = 'delivered', lease_until = NULL, delivered_at = $2, updated_at = $2, last_status_code = $3, last_error = NULL, channels = $4 WHERE id = $1`,
-        [row.id, at, outcome.statusCode, channels],
-      );
+      set = `status = 'delivered', lease_until = NULL, delivered_at = $3, updated_at = $3, last_status_code = $4, last_error = NULL, channels = $5`;
+      params = [row.id, row.event_id, at, outcome.statusCode, channels];
     } else if (outcome.kind === 'retry' && row.attempts < c.maxAttempts) {
       this.stats.retried++;
       const backoff = Math.min(c.retryMaxMs, c.retryBackoffMs * 2 ** (row.attempts - 1));
       const delay = Math.max(backoff, Math.min(outcome.retryAfterMs ?? 0, 3_600_000));
+      // the event's status does not change while a delivery is retrying
       await this.o.pool.query(
         `UPDATE event_deliveries SET status = 'failed', lease_until = NULL, next_attempt_at = $2, updated_at = $3, last_status_code = $4, last_error = $5 WHERE id = $1`,
         [row.id, new Date(now + delay), at, outcome.statusCode, outcome.error],
       );
-      return; // the event's status does not change while a delivery is retrying
+      return;
     } else {
       this.stats.dead++;
       const why = outcome.kind === 'retry' ? `${outcome.error} (gave up after ${row.attempts} attempts)` : outcome.error;
       this.o.log.warn({ event: row.event_id, target: row.target_integration_id, attempts: row.attempts, error: why }, 'event delivery dead-lettered');
-      await this.o.pool.query(
-        `UPDATE event_deliveries SET status = 'dead', lease_until = NULL, dead_at = $2, updated_at = $2, last_status_code = $3, last_error = $4 WHERE id = $1`,
-        [row.id, at, outcome.statusCode, why],
-      );
+      set = `status = 'dead', lease_until = NULL, dead_at = $3, updated_at = $3, last_status_code = $4, last_error = $5`;
+      params = [row.id, row.event_id, at, outcome.statusCode, why];
     }
+    await this.o.pool.query(`UPDATE event_deliveries SET ${set} WHERE id = $1 AND event_id = $2`, params);
+    // after the delivery's own commit, so of two deliveries finishing at once the later count sees both
     await this.o.pool.query(
       `UPDATE cross_integration_events e SET
          status = CASE WHEN x.open > 0 THEN 'pending' WHEN x.dead > 0 THEN 'failed' ELSE 'processed' END,
