@@ -1,4 +1,4 @@
-import { enqueueActions, setup } from 'xstate';
+import { assign, enqueueActions, setup } from 'xstate';
 import type { ActorTypeDefinition, PersistedSnapshot } from '../runtime/registry.js';
 import { correlate, publish, sendToActor, type ConcordEffect } from './effects.js';
 import { evaluateCondition } from './workflow-condition.js';
@@ -485,6 +485,7 @@ export const workflowMachine = setup({
     aStepFailedForGood: ({ context }) => context.steps.some((s) => s.status === 'FAILED' && s.retryAt === null),
   },
   actions: {
+    ignore: assign(() => ({})),
     // one reduction: the new context, then its timers and effects, all from the same pure step
     apply: enqueueActions(({ context, event, enqueue }) => {
       const o = reduce(context, event);
@@ -533,11 +534,14 @@ export const workflowMachine = setup({
     lastEventAt: null,
   }),
   initial: 'draft',
-  // accepted in every state: a late reply or a watch is recorded or ignored, never rejected
   on: {
     'workflow.watch': { actions: 'apply' },
-    'workflow.step.reply': {},
-    'wfstep.*': {},
+    // a reply to an attempt that timed out or was cancelled, or a dependency reporting back after
+    // this workflow stopped waiting: accepted (so the sender does not dead-letter it) and ignored
+    'workflow.step.reply': { actions: 'ignore' },
+    'wfstep.*': { actions: 'ignore' },
+    'workflow.dependencyCompleted': { actions: 'ignore' },
+    'workflow.dependencyFailed': { actions: 'ignore' },
   },
   states: {
     draft: {
