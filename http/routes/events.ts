@@ -113,14 +113,17 @@ export function eventService(runtime: Runtime, clock: Clock): EventService {
   return s;
 }
 
-const writesArePlatform: MiddlewareHandler<Env> = (c, next) => (c.req.method === 'GET' ? next() : requireRole('operator', 'service')(c, next));
-
-/** `/events` and `/integrations/:integrationId/endpoint`: reads for every role, writes for operator and service. */
+/**
+ * `/events` and `/integrations/:integrationId/endpoint`: platform functions (operator and
+ * service tokens). Vendors and partners get 403: integrations have no owner recorded yet, so
+ * there is no way to show a party only the events it is party to, and payloads carry customer data.
+ */
 export function eventRoutes() {
   const app = router();
-  app.use('/events', writesArePlatform);
-  app.use('/events/*', writesArePlatform);
-  app.use('/integrations/:integrationId/endpoint', requireRole('operator', 'service'));
+  const platform: MiddlewareHandler<Env> = requireRole('operator', 'service');
+  app.use('/events', platform);
+  app.use('/events/*', platform);
+  app.use('/integrations/:integrationId/endpoint', platform);
 
   app.openapi(
     createRoute({
@@ -152,7 +155,7 @@ export function eventRoutes() {
       path: '/events',
       tags,
       security,
-      summary: 'List events, newest first',
+      summary: 'List events, newest first (operator, service)',
       request: {
         query: z.object({
           sourceIntegrationId: z.string().optional(),

@@ -128,13 +128,13 @@ describe('cross-integration event routes', () => {
     expect(rx.stats.badSignatures).toBe(0);
   });
 
-  it('lets only operator and service tokens publish, republish and register endpoints (403); reads are open; unknown ids are 404', async () => {
+  it('is for operator and service tokens only (vendor and partner: 403); unknown ids are 404', async () => {
     for (const role of ['vendor', 'partner'] as const) {
       const tok = t.token(role, 'x-1');
       expect((await t.call('POST', '/events', { token: tok, body: event() })).status).toBe(403);
       expect((await t.call('PUT', '/integrations/integration-b/endpoint', { token: tok, body: { url: 'https://example.com' } })).status).toBe(403);
       expect((await t.call('GET', '/integrations/integration-b/endpoint', { token: tok })).status).toBe(403);
-      expect((await t.call('GET', '/events', { token: tok })).status).toBe(200);
+      expect((await t.call('GET', '/events', { token: tok })).status).toBe(403);
     }
     expect((await t.call('POST', '/events', { token: t.token('service'), body: event({ targetIntegrationIds: ['integration-z'] }) })).status).toBe(202);
     expect((await t.call('GET', '/events/nope', { token: op })).status).toBe(404);
