@@ -73,7 +73,12 @@ export interface ActorHostOptions {
 
 interface Entry extends StoredActor {
   def: ActorTypeDefinition;
+  /** Message ids this process applied to the actor lately, with their answers (newest last). */
+  recent?: Map<string, unknown>;
 }
+
+/** How many applied message ids a cached actor remembers, so a redelivery costs no transition. */
+const RECENT_IDS = 32;
 
 const MAX_CONFLICT_RETRIES = 50;
 
@@ -138,6 +143,9 @@ export class ActorHost {
       if (entry && opts.tenant && entry.tenant && entry.tenant !== opts.tenant) {
         throw new ConcordError(ErrorCode.ActorNotFound, `actor ${key} not found`, { ref });
       }
+      // an id once applied stays applied: a redelivery seen here needs neither a transition nor a query
+      const remembered = messageId ? entry?.recent?.get(messageId) : undefined;
+      if (remembered !== undefined) return this.#duplicate(ref, remembered);
       const now = this.o.clock.now();
       const machineInput = entry ? null : { id: ref.id, tenant: opts.tenant ?? null };
       const out = step({
@@ -207,7 +215,13 @@ export class ActorHost {
       }
       this.stats.transitions++;
       const at = new Date(now);
+      const recent = entry?.recent ?? new Map<string, unknown>();
+      if (messageId) {
+        recent.set(messageId, result);
+        if (recent.size > RECENT_IDS) recent.delete(recent.keys().next().value as string);
+      }
       this.#cache.set(key, {
+        recent,
         def,
         tenant,
         machineVersion: def.version,

@@ -50,6 +50,20 @@ describe('actor host', () => {
     expect(await count(`SELECT count(*) n FROM outbox WHERE source_id = 'dup'`)).toBe(2);
   });
 
+  it('recognizes a duplicate from the inbox in a process that never saw the first delivery', async () => {
+    const ref = { type: 'ledger', id: 'dup-elsewhere' };
+    await rt.host.send(ref, { type: 'ledger.append', seq: 1 }, { messageId: 'once' });
+    const other = await testRuntime(database, { clock, run: { timers: false, relay: false } });
+    try {
+      const again = await other.host.send(ref, { type: 'ledger.append', seq: 1 }, { messageId: 'once' });
+      expect(again).toMatchObject({ duplicate: true, version: 1, value: 'open' });
+      expect(other.host.stats.duplicates).toBe(1);
+      expect((await other.host.get(ref)).version).toBe(1);
+    } finally {
+      await other.stop();
+    }
+  });
+
   it('refuses an event the current state does not accept before any write, naming state and accepted events', async () => {
     const ref = { type: 'ledger', id: 'closed1' };
     await rt.host.send(ref, { type: 'ledger.close' });
