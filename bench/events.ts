@@ -108,8 +108,8 @@ async function atRate(rate: number): Promise<{ latencies: number[]; achieved: nu
     posts.push(post(event(n % 10, n, [target])).then((r) => void sentAt.set(`msg_${r.id}_${target}`, sent)));
   }
   await Promise.all(posts);
+  const achieved = total / ((performance.now() - start) / 1000); // accepted per second while offered `rate`
   await waitDelivered(total);
-  const achieved = total / ((performance.now() - start) / 1000);
   return { latencies: [...sentAt].map(([id, sent]) => arrived.get(id)! - sent).sort((a, b) => a - b), achieved };
 }
 const slow = await atRate(100);
@@ -127,7 +127,7 @@ console.log(
       [`latency at ${RATE}/s for ${RATE_SECONDS} s: p50`, `${fmt(percentile(latencies, 50), 1)} ms`],
       ['latency p99', `${fmt(percentile(latencies, 99), 1)} ms`],
       ['latency max', `${fmt(latencies[latencies.length - 1] ?? NaN, 1)} ms`],
-      ['rate achieved', `${fmt(achieved, 0)} events/s`],
+      [`accepted while offered ${RATE}/s`, `${fmt(achieved, 0)} events/s`],
       [`latency at 100/s for ${RATE_SECONDS} s: p50 / p99`, `${fmt(percentile(slow.latencies, 50), 1)} / ${fmt(percentile(slow.latencies, 99), 1)} ms`],
     ],
   ),

@@ -55,6 +55,7 @@ interface Claimed {
  */
 export class EventDeliveryWorker {
   readonly #inflight = new Set<Promise<void>>();
+  readonly #touched = new Set<string>();
   #running = false;
   #loop: Promise<void> | undefined;
   #kick: (() => void) | undefined;
@@ -81,6 +82,7 @@ export class EventDeliveryWorker {
     this.#kick?.();
     await this.#loop;
     await Promise.allSettled([...this.#inflight]);
+    await this.#settle();
   }
 
   async #run(): Promise<void> {
@@ -91,6 +93,7 @@ export class EventDeliveryWorker {
       const gap = CLAIM_GAP_MS - (performance.now() - lastClaim);
       if (gap > 0) await new Promise((r) => setTimeout(r, gap));
       lastClaim = performance.now();
+      await this.#settle();
       const free = this.o.config.batch - this.#inflight.size;
       let claimed = 0;
       this.#dirty = false;
@@ -229,17 +232,34 @@ export class EventDeliveryWorker {
       params = [row.id, row.event_id, at, outcome.statusCode, why];
     }
     await this.o.pool.query(`UPDATE event_deliveries SET ${set} WHERE id = $1 AND event_id = $2`, params);
-    // after the delivery's own commit, so of two deliveries finishing at once the later count sees both
-    await this.o.pool.query(
-      `UPDATE cross_integration_events e SET
-         status = CASE WHEN x.open > 0 THEN 'pending' WHEN x.dead > 0 THEN 'failed' ELSE 'processed' END,
-         processed_at = CASE WHEN x.open > 0 THEN NULL ELSE $2::timestamptz END,
-         error_message = CASE WHEN x.open = 0 AND x.dead > 0 THEN x.dead || ' of ' || x.total || ' deliveries dead-lettered' ELSE NULL END,
-         updated_at = $2
-       FROM (SELECT count(*) FILTER (WHERE status IN ('pending', 'failed')) AS open, count(*) FILTER (WHERE status = 'dead') AS dead, count(*) AS total
-             FROM event_deliveries WHERE event_id = $1) x
-       WHERE e.id = $1`,
-      [row.event_id, at],
-    );
+    this.#touched.add(row.event_id);
+  }
+
+  /**
+   * Brings the status of events whose deliveries finished up to date, many per statement. It
+   * runs after those deliveries committed, so of two finishing at once (even in two processes)
+   * the later pass counts both; `processedAt` is when the last delivery finished.
+   */
+  async #settle(): Promise<void> {
+    if (this.#touched.size === 0) return;
+    const ids = [...this.#touched];
+    this.#touched.clear();
+    try {
+      await this.o.pool.query(
+        `UPDATE cross_integration_events e SET
+           status = CASE WHEN x.open > 0 THEN 'pending' WHEN x.dead > 0 THEN 'failed' ELSE 'processed' END,
+           processed_at = CASE WHEN x.open > 0 THEN NULL ELSE x.finished END,
+           error_message = CASE WHEN x.open = 0 AND x.dead > 0 THEN x.dead || ' of ' || x.total || ' deliveries dead-lettered' ELSE NULL END,
+           updated_at = greatest(e.updated_at, x.finished)
+         FROM (SELECT event_id, count(*) FILTER (WHERE status IN ('pending', 'failed')) AS open, count(*) FILTER (WHERE status = 'dead') AS dead,
+                      count(*) AS total, max(coalesce(delivered_at, dead_at)) AS finished
+               FROM event_deliveries WHERE event_id = ANY($1) GROUP BY event_id) x
+         WHERE e.id = x.event_id`,
+        [ids],
+      );
+    } catch (err) {
+      for (const id of ids) this.#touched.add(id);
+      this.o.log.warn({ err }, 'event delivery: settling event statuses failed; retrying');
+    }
   }
 }
