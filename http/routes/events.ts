@@ -180,6 +180,54 @@ export function eventRoutes() {
     },
   );
 
+  // registered before /events/{id} so the static segment wins
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/events/dead-letters',
+      tags,
+      security,
+      summary: 'Dead-lettered deliveries, oldest first (the dead-letter queue)',
+      request: { query: z.object({ targetIntegrationId: z.string().optional(), sourceIntegrationId: z.string().optional(), limit: Limit, cursor: Cursor }) },
+      responses: {
+        200: json(page(Delivery.extend({ eventId: z.string(), eventName: z.string(), sourceIntegrationId: z.string() }).openapi('DeadLetteredDelivery'), 'DeadLetterPage'), 'A page of dead deliveries'),
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const s = c.get('services');
+      const q = c.req.valid('query');
+      const r = await eventService(s.runtime, s.clock).deadLetters(q);
+      return c.json({ data: r.data, pagination: { limit: q.limit, nextCursor: r.nextCursor } } as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/events/dead-letters/republish',
+      tags,
+      security,
+      summary: "Requeue every dead delivery to a target (optionally from one source), in their original order",
+      request: {
+        headers: IdempotencyKeyHeader,
+        body: jsonBody(z.strictObject({ targetIntegrationId: IntegrationId, sourceIntegrationId: IntegrationId.optional() }).openapi('RepublishDeadLetters')),
+      },
+      responses: { 202: json(z.object({ requeued: z.number().int() }), 'Requeued'), ...errors },
+    }),
+    async (c) => {
+      const s = c.get('services');
+      const svc = eventService(s.runtime, s.clock);
+      const body = c.req.valid('json');
+      const out = await idempotentTransaction(s.runtime.database.pool, idempotencyOf(c, body), async (client) => ({
+        status: 202,
+        body: await svc.republishDead(client, c.get('principal'), body, c.get('requestId')),
+      }));
+      svc.notify();
+      return reply(c, out);
+    },
+  );
+
   app.openapi(
     createRoute({
       method: 'get',

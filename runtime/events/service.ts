@@ -262,6 +262,50 @@ export class EventService {
     return { ...renderEvent(after.rows[0]!), deliveries: d.rows.map(renderDelivery) };
   }
 
+  /** Dead-lettered deliveries, oldest first (the dead-letter queue), with their event's name and source. */
+  async deadLetters(f: { targetIntegrationId?: string; sourceIntegrationId?: string; limit: number; cursor?: string }): Promise<{ data: Array<Delivery & { eventId: string; eventName: string; sourceIntegrationId: string }>; nextCursor: string | null }> {
+    const params: unknown[] = [];
+    const where = [`d.status = 'dead'`];
+    if (f.targetIntegrationId) where.push(`d.target_integration_id = $${params.push(f.targetIntegrationId)}`);
+    if (f.sourceIntegrationId) where.push(`d.source_integration_id = $${params.push(f.sourceIntegrationId)}`);
+    if (f.cursor) {
+      const after = Number(Buffer.from(f.cursor, 'base64url').toString());
+      if (!Number.isSafeInteger(after)) throw new DomainError(DomainCode.ValidationFailed, 'invalid cursor', { issues: [{ path: ['cursor'], message: 'invalid cursor' }] });
+      where.push(`d.id > $${params.push(after)}`);
+    }
+    const { rows } = await this.pool.query<DeliveryRow & { id: string; event_name: string; source_integration_id: string }>(
+      `SELECT d.*, e.event_name FROM event_deliveries d JOIN cross_integration_events e ON e.id = d.event_id
+       WHERE ${where.join(' AND ')} ORDER BY d.id LIMIT $${params.push(f.limit + 1)}`,
+      params,
+    );
+    const page = rows.slice(0, f.limit);
+    return {
+      data: page.map((r) => ({ eventId: r.event_id, eventName: r.event_name, sourceIntegrationId: r.source_integration_id, ...renderDelivery(r) })),
+      nextCursor: rows.length > f.limit ? Buffer.from(String(page[page.length - 1]!.id)).toString('base64url') : null,
+    };
+  }
+
+  /**
+   * Requeues every dead delivery to a target (and from a source, if given) at its original
+   * place in its (source, target) queue, so they go out in their original order: what an
+   * operator does once a dead target is back.
+   */
+  async republishDead(db: Queryable, principal: Principal, f: { targetIntegrationId: string; sourceIntegrationId?: string }, requestId?: string | null): Promise<{ requeued: number }> {
+    platformOnly(principal, 'cross-integration events');
+    const now = new Date(this.clock.now());
+    const { rows } = await db.query<{ event_id: string }>(
+      `UPDATE event_deliveries SET status = 'pending', attempts = 0, next_attempt_at = $3, lease_until = NULL, updated_at = $3, dead_at = NULL
+       WHERE status = 'dead' AND target_integration_id = $1 AND ($2::text IS NULL OR source_integration_id = $2)
+       RETURNING event_id`,
+      [f.targetIntegrationId, f.sourceIntegrationId ?? null, now],
+    );
+    if (rows.length) {
+      await db.query(`UPDATE cross_integration_events SET status = 'pending', processed_at = NULL, error_message = NULL, updated_at = $2 WHERE id = ANY($1)`, [[...new Set(rows.map((r) => r.event_id))], now]);
+    }
+    await recordAudit(db, { principal, action: 'event.republishDead', objectType: 'integration', objectId: f.targetIntegrationId, before: null, after: { ...f, requeued: rows.length }, at: now.toISOString(), requestId });
+    return { requeued: rows.length };
+  }
+
   async getEndpoint(principal: Principal, integrationId: string): Promise<Endpoint & { secret: string }> {
     platformOnly(principal, 'integration endpoints');
     const { rows } = await this.pool.query('SELECT * FROM integration_endpoints WHERE integration_id = $1', [integrationId]);

@@ -102,17 +102,18 @@ describe('cross-integration event delivery over a flaky receiver', () => {
     const failedList = await t.call('GET', `/events?status=failed&sourceIntegrationId=src-3&limit=200`, { token: op });
     expect(failedList.body.data).toHaveLength(PER_SOURCE);
 
-    // the dead target comes back; an operator republishes the failed deliveries, source by source in order
+    // the dead-letter queue holds the dead target's 1,000 deliveries, oldest first
+    const dlq = await t.call('GET', '/events/dead-letters?targetIntegrationId=tgt-dead&limit=200', { token: op });
+    expect(dlq.body.data).toHaveLength(200);
+    expect(dlq.body.data[0]).toMatchObject({ targetIntegrationId: 'tgt-dead', status: 'dead', attempts: 6 });
+    const next = await t.call('GET', `/events/dead-letters?targetIntegrationId=tgt-dead&limit=200&cursor=${dlq.body.pagination.nextCursor}`, { token: op });
+    expect(next.body.data[0].webhookId).not.toBe(dlq.body.data[199].webhookId);
+
+    // the dead target comes back; an operator requeues its dead deliveries in one call
     deadTargetDown = false;
-    await Promise.all(
-      SOURCES.map(async (source) => {
-        for (const id of ids.get(source)!) {
-          const r = await t.call('POST', `/events/${id}/republish`, { token: op, body: { onlyFailed: true } });
-          expect(r.status).toBe(202);
-          expect(r.body.deliveries.filter((d: { status: string }) => d.status === 'pending')).toHaveLength(1);
-        }
-      }),
-    );
+    const requeue = await t.call('POST', '/events/dead-letters/republish', { token: op, body: { targetIntegrationId: 'tgt-dead' } });
+    expect(requeue.status).toBe(202);
+    expect(requeue.body.requeued).toBe(1000);
     await waitFor(
       'the republished deliveries delivered',
       async () => (await counts()).every((r) => r.status === 'delivered'),
