@@ -1,0 +1,88 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../../runtime/clock.js';
+import { loadConfig } from '../../runtime/config.js';
+import type { Database } from '../../runtime/db.js';
+import { EventService } from '../../runtime/events/service.js';
+import { EventDeliveryWorker } from '../../runtime/events/worker.js';
+import { freshDatabase, waitFor } from '../helpers/db.js';
+import { testLog } from '../helpers/runtime.js';
+import { prng, receiver } from './support.js';
+
+const operator = { sub: 'op', role: 'operator' as const, tenantId: null };
+let database: Database;
+let rx: Awaited<ReturnType<typeof receiver>>;
+const config = (env: Record<string, string> = {}) =>
+  loadConfig({ WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true', EVENT_RETRY_BACKOFF_MS: '10', EVENT_RETRY_MAX_MS: '50', EVENT_DELIVERY_POLL_MS: '10', WEBHOOK_TIMEOUT_MS: '2000', ...env }).events;
+
+beforeAll(async () => {
+  database = await freshDatabase();
+  rx = await receiver();
+});
+afterAll(async () => {
+  await rx?.close();
+  await database?.close();
+});
+
+async function setup(targets: string[]) {
+  const svc = new EventService(database.pool, systemClock, config());
+  for (const target of targets) {
+    const r = await svc.putEndpoint(operator, target, { url: rx.url(target) });
+    rx.secrets.set(target, r.endpoint.secret);
+  }
+  return svc;
+}
+
+describe('delivery workers', () => {
+  it('two workers on one database keep order per (source, target) and deliver each event once', async () => {
+    const svc = await setup(['w-a', 'w-b']);
+    const rand = prng(7);
+    rx.state.behaviour = ({ duplicate }) => (duplicate ? { status: 200, record: true } : rand() < 0.1 ? { status: 503, record: false } : { status: 200, record: true, delayMs: Math.floor(rand() * 5) });
+    for (let n = 0; n < 100; n++) {
+      for (const source of ['w-s1', 'w-s2', 'w-s3']) {
+        await svc.publish(database.pool, operator, { eventName: 'tick', sourceIntegrationId: source, targetIntegrationIds: ['w-a', 'w-b'], payload: { n }, eventCategory: 'ops' });
+      }
+    }
+    const workers = [1, 2].map(() => new EventDeliveryWorker({ pool: database.pool, config: config({ EVENT_DELIVERY_BATCH: '4' }), clock: systemClock, log: testLog }));
+    workers.forEach((w) => w.start());
+    try {
+      await waitFor('600 deliveries', () => rx.accepted.filter((a) => a.target.startsWith('w-')).length === 600, 60_000);
+    } finally {
+      await Promise.all(workers.map((w) => w.stop()));
+    }
+    expect(workers.every((w) => w.stats.delivered > 50)).toBe(true); // both really took part
+    for (const target of ['w-a', 'w-b']) {
+      for (const source of ['w-s1', 'w-s2', 'w-s3']) {
+        const seqs = rx.accepted.filter((a) => a.target === target && a.body.data.sourceIntegrationId === source).map((a) => a.body.data.payload.n);
+        expect(seqs).toEqual(Array.from({ length: 100 }, (_, i) => i));
+      }
+    }
+  });
+
+  it('a worker that dies after the POST but before recording it: the lease lapses and another delivers again (the receiver dedupes)', async () => {
+    const svc = await setup(['z-a']);
+    rx.state.behaviour = () => ({ status: 200, record: true });
+    const ev = await svc.publish(database.pool, operator, { eventName: 'tick', sourceIntegrationId: 'z-s', targetIntegrationIds: ['z-a'], payload: { n: 1 }, eventCategory: 'ops' });
+    const before = rx.stats.requests;
+    let stuck!: () => void;
+    const dying = new EventDeliveryWorker({
+      pool: database.pool,
+      config: config({ EVENT_DELIVERY_LEASE_MS: '1000' }),
+      clock: systemClock,
+      log: testLog,
+      beforeRecord: () => new Promise<void>((r) => (stuck = r)), // the crash point: POSTed, never recorded
+    });
+    dying.start();
+    await waitFor('the first POST', () => rx.stats.requests > before);
+    const survivor = new EventDeliveryWorker({ pool: database.pool, config: config(), clock: systemClock, log: testLog });
+    survivor.start();
+    try {
+      await waitFor('delivered by the survivor', async () => (await svc.get(ev.id)).status === 'processed', 20_000);
+      expect(rx.stats.requests - before).toBe(2); // the same webhook-id twice
+      expect(rx.accepted.filter((a) => a.body.data.id === ev.id)).toHaveLength(1);
+      expect((await svc.get(ev.id)).deliveries![0]).toMatchObject({ status: 'delivered', attempts: 2 });
+    } finally {
+      stuck();
+      await Promise.all([dying.stop(), survivor.stop()]);
+    }
+  });
+});
