@@ -20,10 +20,17 @@ export class BusLink implements ServiceLink {
   constructor(
     private readonly bus: InProcessBus,
     private readonly prefix: string,
+    private readonly log?: Logger,
   ) {}
 
   async listen(service: string, handler: (subject: string, data: unknown) => Promise<void>): Promise<void> {
-    this.#offs.push(this.bus.subscribe(`${this.prefix}.${service}.>`, (m) => handler(m.subject, m.data)));
+    // take the command and answer later, as a service behind a broker would: the relay's
+    // delivery must not wait for the answer to be applied (it delivers one row per subject at a time)
+    this.#offs.push(
+      this.bus.subscribe(`${this.prefix}.${service}.>`, (m) => {
+        void handler(m.subject, m.data).catch((err: unknown) => this.log?.warn({ err, subject: m.subject }, 'simulator: command failed'));
+      }),
+    );
   }
 
   async publish(subject: string, data: unknown, msgId: string): Promise<void> {
