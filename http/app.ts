@@ -10,6 +10,7 @@ import { observe } from './middleware/observe.js';
 import { createMetrics } from './metrics.js';
 import { problemResponse, toProblem } from './problem.js';
 import { actorRoutes } from './routes/actors.js';
+import { deadLetterRoutes } from './routes/dead-letters.js';
 import { coordinationRoutes } from './routes/coordination.js';
 import { dependencyRoutes } from './routes/dependencies.js';
 import { eventRoutes } from './routes/events.js';
@@ -98,6 +99,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   app.route(API_PREFIX, workflowCoordinationRoutes());
   app.route('/api/v1/workflows', workflowRoutes());
   app.route('/api/v1/actors', actorRoutes());
+  app.route('/api/v1/dead-letters', deadLetterRoutes());
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   app.doc31('/openapi.json', {

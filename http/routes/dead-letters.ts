@@ -1,0 +1,87 @@
+import { createRoute, z } from '@hono/zod-openapi';
+import { listDeadLetters, replayDeadLetter } from '../../runtime/dead-letters.js';
+import { router } from '../env.js';
+import { requireRole } from '../middleware/auth.js';
+import { errors, json, Limit } from '../schemas.js';
+
+const DeadLetter = z
+  .object({
+    id: z.number().int(),
+    origin: z.string().openapi({ description: '`outbox` (relay) or `nats` (consumer)' }),
+    reason: z.string().openapi({ description: '`rejected`, `unroutable`, `invalid` or `failed`' }),
+    subject: z.string().nullable(),
+    actorType: z.string().nullable(),
+    actorId: z.string().nullable(),
+    messageId: z.string().nullable(),
+    payload: z.unknown(),
+    headers: z.record(z.string(), z.string()),
+    error: z.string().nullable(),
+    attempts: z.number().int(),
+    createdAt: z.string(),
+    replayedAt: z.string().nullable(),
+  })
+  .openapi('DeadLetter');
+
+const tags = ['Operators'];
+const security = [{ bearerAuth: [] }];
+
+/** `/api/v1/dead-letters`: list what could not be applied or delivered, and replay it (operators only). */
+export function deadLetterRoutes() {
+  const app = router();
+  app.use('*', requireRole('operator'));
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/',
+      tags,
+      security,
+      summary: 'Dead letters, oldest first (open ones unless includeReplayed=true)',
+      request: {
+        query: z.object({
+          reason: z.string().max(50).optional(),
+          actorType: z.string().max(63).optional(),
+          actorId: z.string().max(200).optional(),
+          includeReplayed: z.enum(['true', 'false']).default('false'),
+          afterId: z.coerce.number().int().min(0).default(0),
+          limit: Limit,
+        }),
+      },
+      responses: {
+        200: json(z.object({ data: z.array(DeadLetter), pagination: z.object({ limit: z.number(), nextAfterId: z.number().nullable() }) }), 'A page of dead letters'),
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const q = c.req.valid('query');
+      const data = await listDeadLetters(c.get('services').runtime.database.pool, {
+        reason: q.reason,
+        actor: q.actorType ? { type: q.actorType, id: q.actorId } : undefined,
+        includeReplayed: q.includeReplayed === 'true',
+        afterId: q.afterId,
+        limit: q.limit,
+      });
+      const last = data.length === q.limit ? data[data.length - 1]!.id : null;
+      return c.json({ data, pagination: { limit: q.limit, nextAfterId: last } } as never, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/{id}/replay',
+      tags,
+      security,
+      summary: 'Replay a dead letter through the outbox (with its original message id, so nothing is applied twice)',
+      request: { params: z.object({ id: z.coerce.number().int().min(1).openapi({ param: { name: 'id', in: 'path' } }) }) },
+      responses: { 200: json(DeadLetter, 'The dead letter, marked replayed'), ...errors },
+    }),
+    async (c) => {
+      const { id } = c.req.valid('param');
+      const services = c.get('services');
+      const dl = await replayDeadLetter(services.runtime.database.pool, id, services.runtime.config.partitions);
+      return c.json(dl as never, 200);
+    },
+  );
+  return app;
+}

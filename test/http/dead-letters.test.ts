@@ -1,0 +1,54 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { harness, type Harness } from './harness.js';
+
+let h: Harness;
+let op: string;
+
+beforeAll(async () => {
+  h = await harness();
+  op = h.token('operator');
+  // two messages no actor accepted: one for an actor type nobody runs, one that will be replayable
+  await h.runtime.database.pool.query(
+    `INSERT INTO dead_letters (origin, reason, subject, actor_type, actor_id, message_id, payload, error, attempts) VALUES
+     ('outbox', 'unroutable', 'concord.actor.nobody.x1', 'relationship', 'src-1', 'm-1', '{"type":"ping"}', 'unknown actor type', 1),
+     ('outbox', 'rejected', 'concord.actor.relationship.r-1', 'relationship', 'src-2', 'm-2', '{"type":"relationship.activate"}', 'does not accept', 1)`,
+  );
+});
+afterAll(async () => h.close());
+
+describe('dead letters over HTTP (operators)', () => {
+  it('lists open dead letters, filtered and paged', async () => {
+    const all = await h.call('GET', '/api/v1/dead-letters', { token: op });
+    expect(all.status).toBe(200);
+    expect(all.body.data.map((d: { messageId: string }) => d.messageId)).toEqual(['m-1', 'm-2']);
+    const rejected = await h.call('GET', '/api/v1/dead-letters?reason=rejected', { token: op });
+    expect(rejected.body.data).toHaveLength(1);
+    const page = await h.call('GET', '/api/v1/dead-letters?limit=1', { token: op });
+    expect(page.body.pagination.nextAfterId).toBe(page.body.data[0].id);
+  });
+
+  it('replays one through the outbox with its original message id, once', async () => {
+    const list = await h.call('GET', '/api/v1/dead-letters?reason=rejected', { token: op });
+    const id = list.body.data[0].id;
+    const r = await h.call('POST', `/api/v1/dead-letters/${id}/replay`, { token: op });
+    expect(r.status).toBe(200);
+    expect(r.body.replayedAt).not.toBeNull();
+    const { rows } = await h.runtime.database.pool.query(`SELECT count(*)::int AS n FROM outbox WHERE payload->>'type' = 'relationship.activate'`);
+    const relayed = await h.runtime.database.pool.query(`SELECT count(*)::int AS n FROM dead_letters WHERE id = $1 AND replayed_at IS NOT NULL`, [id]);
+    expect(relayed.rows[0].n).toBe(1);
+    expect(rows[0].n).toBeLessThanOrEqual(1); // written once (the relay may already have taken it)
+    const again = await h.call('POST', `/api/v1/dead-letters/${id}/replay`, { token: op });
+    expect(again.status).toBe(200);
+    const open = await h.call('GET', '/api/v1/dead-letters', { token: op });
+    expect(open.body.data.map((d: { messageId: string }) => d.messageId)).toEqual(['m-1']);
+  });
+
+  it('is for operators only, and an unknown id is 404', async () => {
+    const vendor = h.token('vendor', 'vendor-1');
+    expect((await h.call('GET', '/api/v1/dead-letters', { token: vendor })).status).toBe(403);
+    expect((await h.call('POST', '/api/v1/dead-letters/1/replay', { token: h.token('service') })).status).toBe(403);
+    const missing = await h.call('POST', '/api/v1/dead-letters/999999/replay', { token: op });
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get('content-type')).toMatch(/problem\+json/);
+  });
+});
