@@ -60,6 +60,7 @@ describe('order fulfillment saga (embedded transport)', () => {
     // the payment command carried what the step needs: the order total and the reservation
     const payment = h.sim.ledgerOf(r.workflowId)[1]!;
     expect(payment.commandId).toBe(`${r.workflowId}:PAYMENT_PROCESSING:1`);
+    expect((await h.runtime.host.verifyReplay({ type: 'saga', id: r.workflowId })).matches).toBe(true);
   });
 
   it('a repeated start for the same orderId returns the existing workflow', async () => {
@@ -109,6 +110,7 @@ describe('order fulfillment saga (embedded transport)', () => {
     const backoffs = journal.filter((j) => j.event.type.includes('retryBackoff')).map((j) => at(j.version) - at(j.version - 1));
     expect(backoffs[0]).toBeGreaterThanOrEqual(45); // 50 ms, then doubled
     expect(backoffs[1]).toBeGreaterThanOrEqual(95);
+    expect((await h.runtime.host.verifyReplay({ type: 'saga', id: r.workflowId })).matches).toBe(true); // timers replay too
   });
 
   it('a timeout then an answer on the retry completes the saga', async () => {
