@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { ConcordError, ErrorCode } from '../runtime/errors.js';
-import { DomainCode, DomainError } from '../runtime/domain/errors.js';
+import { DomainCode } from '../runtime/domain/errors.js';
 import type { Env } from './env.js';
 
 /** RFC 9457 problem details, as every error leaves the edge. */
@@ -16,7 +16,8 @@ export interface Problem {
   [extension: string]: unknown;
 }
 
-const RUNTIME_STATUS: Record<string, [number, string]> = {
+/** The one mapping of error codes to HTTP statuses. */
+const STATUS: Partial<Record<ErrorCode, [number, string]>> = {
   [ErrorCode.ActorNotFound]: [404, 'Not Found'],
   [ErrorCode.UnknownActorType]: [404, 'Not Found'],
   [ErrorCode.EventRejected]: [409, 'Transition Not Allowed'],
@@ -25,9 +26,6 @@ const RUNTIME_STATUS: Record<string, [number, string]> = {
   [ErrorCode.ShuttingDown]: [503, 'Service Unavailable'],
   [ErrorCode.Unavailable]: [503, 'Service Unavailable'],
   [ErrorCode.CommitFailed]: [503, 'Service Unavailable'],
-};
-
-const DOMAIN_STATUS: Record<DomainCode, [number, string]> = {
   [DomainCode.Unauthenticated]: [401, 'Unauthorized'],
   [DomainCode.Forbidden]: [403, 'Forbidden'],
   [DomainCode.NotFound]: [404, 'Not Found'],
@@ -57,12 +55,8 @@ const slug = (code: string) => `https://concord.dev/problems/${code.toLowerCase(
 /** Maps any thrown value to a problem; unknown errors are 500s with the request id only. */
 export function toProblem(err: unknown, requestId: string, path: string): Problem {
   const base = { instance: path, requestId };
-  if (err instanceof DomainError) {
-    const [status, title] = DOMAIN_STATUS[err.code];
-    return { type: slug(err.code), title, status, detail: err.message, code: err.code, ...publicDetails(err.details), ...base };
-  }
-  if (err instanceof ConcordError && RUNTIME_STATUS[err.code]) {
-    const [status, title] = RUNTIME_STATUS[err.code]!;
+  if (err instanceof ConcordError && STATUS[err.code]) {
+    const [status, title] = STATUS[err.code]!;
     return { type: slug(err.code), title, status, detail: err.message, code: err.code, ...publicDetails(err.details), ...base };
   }
   if (err instanceof HTTPException) {

@@ -15,6 +15,22 @@ export const ErrorCode = {
   ShuttingDown: 'SHUTTING_DOWN',
   InvalidConfig: 'INVALID_CONFIG',
   Unavailable: 'UNAVAILABLE',
+  // the coordination domain and the edge's policy (runtime/domain/errors.ts names them DomainCode)
+  Unauthenticated: 'UNAUTHENTICATED',
+  Forbidden: 'FORBIDDEN',
+  NotFound: 'NOT_FOUND',
+  ValidationFailed: 'VALIDATION_FAILED',
+  DependencyCycle: 'DEPENDENCY_CYCLE',
+  DuplicateDependency: 'DUPLICATE_DEPENDENCY',
+  ResourceInactive: 'RESOURCE_INACTIVE',
+  GrantInactive: 'GRANT_INACTIVE',
+  AccessLevelExceeded: 'ACCESS_LEVEL_EXCEEDED',
+  IdempotencyKeyReused: 'IDEMPOTENCY_KEY_REUSED',
+  IdempotencyKeyInvalid: 'IDEMPOTENCY_KEY_INVALID',
+  PayloadTooLarge: 'PAYLOAD_TOO_LARGE',
+  UnsupportedMediaType: 'UNSUPPORTED_MEDIA_TYPE',
+  MalformedJson: 'MALFORMED_JSON',
+  RouteNotFound: 'ROUTE_NOT_FOUND',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

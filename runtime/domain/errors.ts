@@ -1,35 +1,33 @@
+import { ConcordError, ErrorCode } from '../errors.js';
+
 /**
  * Errors of the coordination domain (the non-actor objects and the edge's policy), in the same
  * shape as the runtime's `ConcordError`: a string code from a const object and JSON details.
  * The HTTP edge maps both families to statuses in its one `onError`.
  */
 export const DomainCode = {
-  Unauthenticated: 'UNAUTHENTICATED',
-  Forbidden: 'FORBIDDEN',
-  NotFound: 'NOT_FOUND',
-  ValidationFailed: 'VALIDATION_FAILED',
-  DependencyCycle: 'DEPENDENCY_CYCLE',
-  DuplicateDependency: 'DUPLICATE_DEPENDENCY',
-  ResourceInactive: 'RESOURCE_INACTIVE',
-  GrantInactive: 'GRANT_INACTIVE',
-  AccessLevelExceeded: 'ACCESS_LEVEL_EXCEEDED',
-  IdempotencyKeyReused: 'IDEMPOTENCY_KEY_REUSED',
-  IdempotencyKeyInvalid: 'IDEMPOTENCY_KEY_INVALID',
-  PayloadTooLarge: 'PAYLOAD_TOO_LARGE',
-  UnsupportedMediaType: 'UNSUPPORTED_MEDIA_TYPE',
-  MalformedJson: 'MALFORMED_JSON',
-  RouteNotFound: 'ROUTE_NOT_FOUND',
+  Unauthenticated: ErrorCode.Unauthenticated,
+  Forbidden: ErrorCode.Forbidden,
+  NotFound: ErrorCode.NotFound,
+  ValidationFailed: ErrorCode.ValidationFailed,
+  DependencyCycle: ErrorCode.DependencyCycle,
+  DuplicateDependency: ErrorCode.DuplicateDependency,
+  ResourceInactive: ErrorCode.ResourceInactive,
+  GrantInactive: ErrorCode.GrantInactive,
+  AccessLevelExceeded: ErrorCode.AccessLevelExceeded,
+  IdempotencyKeyReused: ErrorCode.IdempotencyKeyReused,
+  IdempotencyKeyInvalid: ErrorCode.IdempotencyKeyInvalid,
+  PayloadTooLarge: ErrorCode.PayloadTooLarge,
+  UnsupportedMediaType: ErrorCode.UnsupportedMediaType,
+  MalformedJson: ErrorCode.MalformedJson,
+  RouteNotFound: ErrorCode.RouteNotFound,
 } as const;
 export type DomainCode = (typeof DomainCode)[keyof typeof DomainCode];
 
-export class DomainError extends Error {
-  constructor(
-    readonly code: DomainCode,
-    message: string,
-    readonly details: Record<string, unknown> = {},
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
+/** A `ConcordError` raised by the coordination domain: one error family, one `onError`. */
+export class DomainError extends ConcordError {
+  constructor(code: DomainCode, message: string, details: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super(code, message, details, options);
     this.name = 'DomainError';
   }
 }
