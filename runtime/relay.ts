@@ -10,7 +10,10 @@ export interface OutboxRow {
   kind: 'publish' | 'send' | 'call';
   subject: string;
   messageId: string;
-  payload: unknown;
+  /** The payload as stored (JSON text): transports that send bytes use it as it is. */
+  payloadJson: string;
+  /** The payload parsed (lazily, on first use). */
+  readonly payload: unknown;
   headers: Record<string, string>;
   attempts: number;
 }
@@ -145,12 +148,13 @@ export class OutboxRelay implements LeaseListener {
       kind: OutboxRow['kind'];
       subject: string;
       message_id: string;
-      payload: unknown;
+      payload_json: string;
       headers: Record<string, string>;
       attempts: number;
     }>({
       name: 'concord_outbox_read',
-      text: `SELECT id, partition, source_type, source_id, kind, subject, message_id, payload, headers, attempts
+      // the payload as text: the NATS transport publishes those bytes without a parse and re-serialise
+      text: `SELECT id, partition, source_type, source_id, kind, subject, message_id, payload::text AS payload_json, headers, attempts
              FROM outbox WHERE partition = $1 ORDER BY id LIMIT $2`,
       values: [p, this.o.batch],
     });
@@ -162,7 +166,12 @@ export class OutboxRelay implements LeaseListener {
       kind: r.kind,
       subject: r.subject,
       messageId: r.message_id,
-      payload: r.payload,
+      payloadJson: r.payload_json,
+      get payload(): unknown {
+        const parsed: unknown = JSON.parse(r.payload_json);
+        Object.defineProperty(this, 'payload', { value: parsed });
+        return parsed;
+      },
       headers: r.headers,
       attempts: r.attempts,
     }));

@@ -80,10 +80,10 @@ export class NatsDelivery implements Delivery {
       const run = async (): Promise<boolean> => {
         try {
           if (this.#isCore(target)) {
-            this.o.nc.publish(target, encoder.encode(JSON.stringify(row.payload)), { headers: this.#headers(row) });
+            this.o.nc.publish(target, encoder.encode(row.payloadJson), { headers: this.#headers(row) });
             core = true;
           } else {
-            await this.o.js.publish(target, encoder.encode(JSON.stringify(row.payload)), {
+            await this.o.js.publish(target, encoder.encode(row.payloadJson), {
               msgID: row.headers[Hdr.NatsMsgIdOverride] ?? row.messageId,
               headers: this.#headers(row),
               timeout: this.o.publishTimeoutMs,
@@ -97,7 +97,7 @@ export class NatsDelivery implements Delivery {
             // no stream captures this subject: it is a plain NATS subject
             if (this.#core.size > 10_000) this.#core.clear();
             this.#core.set(target, Date.now() + CORE_TTL_MS);
-            this.o.nc.publish(target, encoder.encode(JSON.stringify(row.payload)), { headers: this.#headers(row) });
+            this.o.nc.publish(target, encoder.encode(row.payloadJson), { headers: this.#headers(row) });
             core = true;
             outcomes[i] = { status: 'done' };
             this.published++;
