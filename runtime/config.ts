@@ -147,7 +147,7 @@ export interface EventsConfig {
   readonly maxPayloadBytes: number;
   readonly batch: number;
   readonly pollMs: number;
-  /** How long a claimed delivery stays claimed if its process dies mid-attempt. */
+  /** How long a claimed delivery stays claimed if its process dies mid-attempt; keep it above webhookTimeoutMs. */
   readonly leaseMs: number;
   readonly webhookTimeoutMs: number;
   /** Allow webhook URLs that resolve to private, loopback or link-local addresses (tests, labs). */

@@ -76,7 +76,15 @@ export async function postWebhook(
   url: string,
   headers: Record<string, string>,
   body: string,
-  o: { timeoutMs: number; allowPrivate: boolean; now: () => number; /** Tests: which addresses count as private. */ refused?: (address: string) => boolean },
+  o: {
+    timeoutMs: number;
+    allowPrivate: boolean;
+    now: () => number;
+    /** Aborts the attempt (shutdown): it counts as a retryable failure. */
+    signal?: AbortSignal;
+    /** Tests: which addresses count as private. */
+    refused?: (address: string) => boolean;
+  },
 ): Promise<PostOutcome> {
   const refused = o.allowPrivate ? null : (o.refused ?? isPrivateAddress);
   let target: URL;
@@ -96,10 +104,11 @@ export async function postWebhook(
     }
     let res: { status: number; headers: http.IncomingHttpHeaders };
     try {
-      res = await once(target, headers, body, Math.max(1, deadline - Date.now()), refused);
+      res = await once(target, headers, body, Math.max(1, deadline - Date.now()), refused, o.signal);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       if (e.code === 'EPRIVATE' || e instanceof PrivateTargetError) return { kind: 'dead', statusCode: null, retryAfterMs: null, error: e.message };
+      if (o.signal?.aborted) return { kind: 'retry', statusCode: null, retryAfterMs: null, error: 'attempt aborted: the worker is stopping' };
       return { kind: 'retry', statusCode: null, retryAfterMs: null, error: e.name === 'TimeoutError' || e.code === 'ABORT_ERR' ? `timed out after ${o.timeoutMs} ms` : `${e.code ?? 'ERROR'}: ${e.message}` };
     }
     const s = res.status;
@@ -115,7 +124,7 @@ export async function postWebhook(
   return { kind: 'dead', statusCode: null, retryAfterMs: null, error: `more than ${MAX_REDIRECTS} redirects` };
 }
 
-function once(target: URL, headers: Record<string, string>, body: string, timeoutMs: number, refused: ((address: string) => boolean) | null): Promise<{ status: number; headers: http.IncomingHttpHeaders }> {
+function once(target: URL, headers: Record<string, string>, body: string, timeoutMs: number, refused: ((address: string) => boolean) | null, signal?: AbortSignal): Promise<{ status: number; headers: http.IncomingHttpHeaders }> {
   const mod = target.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
     const req = mod.request(
@@ -124,7 +133,7 @@ function once(target: URL, headers: Record<string, string>, body: string, timeou
         method: 'POST',
         agent: target.protocol === 'https:' ? agents.https : agents.http,
         headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'user-agent': 'concord-webhooks/1', ...headers },
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: signal ? AbortSignal.any([AbortSignal.timeout(timeoutMs), signal]) : AbortSignal.timeout(timeoutMs),
         ...(refused ? { lookup: guardedLookup(refused) as never } : {}),
       },
       (res) => {

@@ -56,6 +56,7 @@ interface Claimed {
 export class EventDeliveryWorker {
   readonly #inflight = new Set<Promise<void>>();
   readonly #touched = new Set<string>();
+  #abort = new AbortController();
   #running = false;
   #loop: Promise<void> | undefined;
   #kick: (() => void) | undefined;
@@ -67,6 +68,7 @@ export class EventDeliveryWorker {
   start(): void {
     if (this.#running) return;
     this.#running = true;
+    this.#abort = new AbortController();
     this.#loop = this.#run();
   }
 
@@ -80,6 +82,8 @@ export class EventDeliveryWorker {
     if (!this.#running) return;
     this.#running = false;
     this.#kick?.();
+    // in-flight POSTs end now as retryable failures, recorded, so the next process retries them at once
+    this.#abort.abort();
     await this.#loop;
     await Promise.allSettled([...this.#inflight]);
     await this.#settle();
@@ -197,6 +201,7 @@ export class EventDeliveryWorker {
         timeoutMs: this.o.config.webhookTimeoutMs,
         allowPrivate: this.o.config.allowPrivateTargets,
         now: () => this.o.clock.now(),
+        signal: this.#abort.signal,
       });
       if (outcome.kind === 'delivered') channels.push('webhook');
     }

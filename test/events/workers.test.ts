@@ -66,7 +66,7 @@ describe('delivery workers', () => {
     let stuck!: () => void;
     const dying = new EventDeliveryWorker({
       pool: database.pool,
-      config: config({ EVENT_DELIVERY_LEASE_MS: '1000' }),
+      config: config({ EVENT_DELIVERY_LEASE_MS: '1000', EVENT_DELIVERY_BATCH: '1' }), // its one slot stays taken: it claims nothing more
       clock: systemClock,
       log: testLog,
       beforeRecord: () => new Promise<void>((r) => (stuck = r)), // the crash point: POSTed, never recorded
