@@ -1,5 +1,7 @@
 import { fileURLToPath } from 'node:url';
+import { randomUUID } from 'node:crypto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sagaType, type SagaContext } from '../../machines/saga.js';
 import { systemClock } from '../../runtime/clock.js';
@@ -18,11 +20,12 @@ import { order } from './harness.js';
 const nats = await natsForTests();
 const WORKER = fileURLToPath(new URL('./worker.ts', import.meta.url));
 const SAGAS = 1_000;
+const BY_EVENT = 100;
 const FINAL = ['COMPLETED', 'FAILED'];
 const KILL_EVERY_MS = 3_000;
 
 /**
- * 1,000 order sagas, started by an API client, while the Concord process running them is
+ * 1,000 order sagas (900 started by an API client, 100 by OrderCreatedEvents), while the Concord process running them is
  * SIGKILLed 3 s after each start and restarted; the simulated services run in this process
  * (10% of payments declined, 5% of deliveries failed). Every saga must end COMPLETED or
  * compensated (FAILED with every completed step COMPENSATED), none stuck, no command applied
@@ -63,13 +66,22 @@ describe.skipIf(!nats)('sagas while the runtime is SIGKILLed every 3 s', () => {
     let worker = await spawn(); // provisions the streams before anyone publishes
     await sim.start();
     const orders = Array.from({ length: SAGAS }, () => order());
-    // an API client of its own (as the HTTP edge would be): it commits each start; everything
-    // after it (commands, answers, timers, compensations) is the killed process's work
+    // most sagas start through an API client of its own (as the HTTP edge would): it commits each
+    // start, and everything after it (commands, answers, timers, compensations) is the killed
+    // process's work; the last BY_EVENT start from OrderCreatedEvents on JetStream, read by the
+    // killed process's intake
     const client = await testRuntime(database, { types: [sagaType], env, run: { timers: false, relay: false } });
     const sagas = new SagaService(client.host, database.pool, client.config, systemClock);
+    const js = jetstream(nc);
+    const enc = new TextEncoder();
     const starting = (async () => {
-      for (let i = 0; i < orders.length; i += 50) {
-        await Promise.all(orders.slice(i, i + 50).map((o) => sagas.start('ORDER_FULFILLMENT', orderData(o))));
+      for (const o of orders.slice(SAGAS - BY_EVENT)) {
+        const ev = { ...o, eventId: randomUUID() };
+        await js.publish(`${servicePrefix}.events.OrderCreatedEvent`, enc.encode(JSON.stringify(ev)), { msgID: ev.eventId });
+      }
+      const viaApi = orders.slice(0, SAGAS - BY_EVENT);
+      for (let i = 0; i < viaApi.length; i += 50) {
+        await Promise.all(viaApi.slice(i, i + 50).map((o) => sagas.start('ORDER_FULFILLMENT', orderData(o))));
       }
     })();
     const finished = async () => {
@@ -122,5 +134,7 @@ describe.skipIf(!nats)('sagas while the runtime is SIGKILLed every 3 s', () => {
     expect(audit.compensationWithoutStep).toEqual([]);
     expect(audit.compensationOfFailedStep).toEqual([]);
     expect(twice).toEqual([]);
+    const starts = await database.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM journal WHERE actor_type = 'saga' AND event->>'type' = 'saga.start'`);
+    expect(starts.rows[0]!.n).toBe(SAGAS); // once per order, whatever the redeliveries
   }, 240_000);
 });
