@@ -106,6 +106,11 @@ export class ActorHost {
     return this.o.registry;
   }
 
+  /** The runtime's clock (tests drive it): for the runtime's own time stamps. */
+  now(): number {
+    return this.o.clock.now();
+  }
+
   /** Applies `event` to the actor (creating it from its initial state if it does not exist). */
   async send(ref: ActorRef, event: ActorEvent, opts: SendOptions = {}): Promise<SendResult> {
     const def = this.o.registry.get(ref.type);

@@ -32,6 +32,7 @@ const EnvSchema = z.object({
   OUTBOX_POLL_MS: int(250, 10),
   INBOX_RETENTION_HOURS: int(168, 1),
   SHUTDOWN_TIMEOUT_MS: int(10_000, 100),
+  CONNECTOR_CALL_TIMEOUT_MS: int(30_000, 100),
   JWT_SECRET: optionalString,
   NATS_PREFIX: z.string().regex(/^[a-z][a-z0-9_-]*$/, 'lowercase letters, digits, _ and -').default('concord'),
   NATS_REPLICAS: int(1, 1, 5),
@@ -86,6 +87,7 @@ export interface Config {
   readonly outboxPollMs: number;
   readonly inboxRetentionHours: number;
   readonly shutdownTimeoutMs: number;
+  readonly connectorCallTimeoutMs: number;
   readonly jwtSecret: string | undefined;
   readonly nats: NatsConfig;
   readonly events: EventsConfig;
@@ -206,6 +208,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     outboxPollMs: e.OUTBOX_POLL_MS,
     inboxRetentionHours: e.INBOX_RETENTION_HOURS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    connectorCallTimeoutMs: e.CONNECTOR_CALL_TIMEOUT_MS,
     jwtSecret: e.JWT_SECRET,
     nats: Object.freeze({
       prefix: e.NATS_PREFIX,

@@ -5,7 +5,7 @@ import { ErrorCode, isConcordError } from './errors.js';
 import type { Delivery, OutboxRow, Outcome } from './relay.js';
 
 /** A connector operation as the effect workers call it; results return to the actor as events. */
-export type ConnectorInvoker = (operation: string, input: unknown, ctx: { idempotencyKey: string }) => Promise<unknown>;
+export type ConnectorInvoker = (operation: string, input: unknown, ctx: { idempotencyKey: string; signal: AbortSignal }) => Promise<unknown>;
 
 const TERMINAL = new Set<string>([ErrorCode.EventRejected, ErrorCode.UnknownActorType, ErrorCode.InvalidEvent, ErrorCode.ActorNotFound]);
 
@@ -26,13 +26,16 @@ export class InProcessDelivery implements Delivery {
     private readonly host: ActorHost,
     private readonly bus: InProcessBus,
     private readonly connectors: Map<string, ConnectorInvoker> = new Map(),
+    /** A connector call still running after this is answered as a retryable TIMEOUT failure. */
+    private readonly callTimeoutMs = 30_000,
   ) {}
 
   async deliver(rows: readonly OutboxRow[]): Promise<Outcome[]> {
     const outcomes: Outcome[] = rows.map(() => ({ status: 'skipped' }));
     const groups = new Map<string, number[]>();
     rows.forEach((r, i) => {
-      const dest = r.kind === 'call' ? `call:${r.sourceType}/${r.sourceId}` : `${r.kind}:${r.subject}`;
+      // connector calls are independent of each other (each answer is its own event): run them all at once
+      const dest = r.kind === 'call' ? `call:${r.messageId}` : `${r.kind}:${r.subject}`;
       const g = groups.get(dest);
       if (g) g.push(i);
       else groups.set(dest, [i]);
@@ -40,6 +43,11 @@ export class InProcessDelivery implements Delivery {
     await Promise.all(
       [...groups.values()].map(async (idx) => {
         for (const i of idx) {
+          if (rows[i]!.kind === 'call') {
+            // a connector call may take long: it must not hold up the partition's other rows
+            outcomes[i] = { status: 'running', settled: this.#one(rows[i]!) };
+            continue;
+          }
           const o = await this.#one(rows[i]!);
           outcomes[i] = o;
           if (o.status === 'retry') return; // keep order: the rest of this destination waits
@@ -49,7 +57,7 @@ export class InProcessDelivery implements Delivery {
     return outcomes;
   }
 
-  async #one(row: OutboxRow): Promise<Outcome> {
+  async #one(row: OutboxRow): Promise<Exclude<Outcome, { status: 'running' }>> {
     try {
       if (row.kind === 'send') {
         const ref = parseActorSubject(row.subject);
@@ -63,11 +71,26 @@ export class InProcessDelivery implements Delivery {
         if (!invoker) return { status: 'dead', reason: 'unroutable', error: `no connector '${call.connector}'` };
         const replyType = call.replyTo ?? `${call.connector}.${call.operation}`;
         let reply: { type: string; [k: string]: unknown };
+        const abort = new AbortController();
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            abort.abort();
+            reject(Object.assign(new Error(`connector ${call.connector}.${call.operation} did not answer in ${this.callTimeoutMs} ms`), { code: 'TIMEOUT', retryable: true }));
+          }, this.callTimeoutMs);
+        });
         try {
-          reply = { type: `${replyType}.done`, output: (await invoker(call.operation, call.input, { idempotencyKey: row.messageId })) ?? null };
+          const output = await Promise.race([invoker(call.operation, call.input, { idempotencyKey: row.messageId, signal: abort.signal }), timeout]);
+          reply = { type: `${replyType}.done`, output: output ?? null, at: new Date(this.host.now()).toISOString() };
         } catch (err) {
           const e = err as { code?: string; retryable?: boolean; message?: string };
-          reply = { type: `${replyType}.failed`, error: { code: e.code ?? 'CONNECTOR_ERROR', message: e.message ?? String(err), retryable: e.retryable ?? true } };
+          reply = {
+            type: `${replyType}.failed`,
+            error: { code: e.code ?? 'CONNECTOR_ERROR', message: e.message ?? String(err), retryable: e.retryable ?? true },
+            at: new Date(this.host.now()).toISOString(),
+          };
+        } finally {
+          clearTimeout(timer);
         }
         await this.host.send({ type: row.sourceType, id: row.sourceId }, reply, { messageId: `${row.messageId}:reply` });
       }

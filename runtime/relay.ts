@@ -23,7 +23,13 @@ export type Outcome =
   | { status: 'done' }
   | { status: 'dead'; reason: string; error: string }
   | { status: 'retry'; error: string }
-  | { status: 'skipped' };
+  | { status: 'skipped' }
+  /**
+   * Still running (a connector call): the row stays in the outbox, is not handed out again by
+   * this process, and is settled when `settled` resolves. A crash meanwhile leaves the row, so
+   * the work runs again after restart (at least once, under the same idempotency key).
+   */
+  | { status: 'running'; settled: Promise<Exclude<Outcome, { status: 'running' }>> };
 
 /**
  * Carries out a batch of outbox rows (in id order). An implementation keeps order per
@@ -49,6 +55,8 @@ interface Loop {
  */
 export class OutboxRelay implements LeaseListener {
   readonly #loops = new Map<number, Loop>();
+  /** Rows whose work is still running (see the `running` outcome). */
+  readonly #running = new Map<number, Promise<void>>();
   delivered = 0;
   deadLettered = 0;
 
@@ -104,6 +112,7 @@ export class OutboxRelay implements LeaseListener {
 
   async stop(): Promise<void> {
     await Promise.all([...this.#loops.keys()].map((p) => this.releasing(p)));
+    await Promise.all([...this.#running.values()]);
   }
 
   async #run(p: number, loop: Loop, sleep: (ms: number) => Promise<void>): Promise<void> {
@@ -155,8 +164,8 @@ export class OutboxRelay implements LeaseListener {
       name: 'concord_outbox_read',
       // the payload as text: the NATS transport publishes those bytes without a parse and re-serialise
       text: `SELECT id, partition, source_type, source_id, kind, subject, message_id, payload::text AS payload_json, headers, attempts
-             FROM outbox WHERE partition = $1 ORDER BY id LIMIT $2`,
-      values: [p, this.o.batch],
+             FROM outbox WHERE partition = $1 AND id <> ALL($3::bigint[]) ORDER BY id LIMIT $2`,
+      values: [p, this.o.batch, [...this.#running.keys()]],
     });
     return rows.map((r) => ({
       id: r.id,
@@ -184,6 +193,15 @@ export class OutboxRelay implements LeaseListener {
     const retry: Array<{ row: OutboxRow; error: string }> = [];
     rows.forEach((row, i) => {
       const o = outcomes[i] ?? { status: 'skipped' };
+      if (o.status === 'running') {
+        const settled = o.settled
+          .catch((err: unknown): Outcome => ({ status: 'retry', error: err instanceof Error ? err.message : String(err) }))
+          .then((final) => this.#settle([row], [final]))
+          .catch((err: unknown) => this.o.log.warn({ err, id: row.id }, 'settling a finished outbox row failed; it runs again'))
+          .finally(() => this.#running.delete(row.id));
+        this.#running.set(row.id, settled.then(() => undefined));
+        return;
+      }
       if (o.status === 'done') doneIds.push(row.id);
       else if (o.status === 'dead') dead.push({ row, reason: o.reason, error: o.error });
       else if (o.status === 'retry') {

@@ -89,7 +89,7 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
     },
   });
   const timers = new TimerPoller({ pool: database.pool, host, clock, log, pollMs: config.timerPollMs, claimMs: config.timerClaimMs });
-  const inProcess = new InProcessDelivery(host, bus, o.connectors);
+  const inProcess = new InProcessDelivery(host, bus, o.connectors, config.connectorCallTimeoutMs);
   const nats = config.natsUrl
     ? new NatsTransport({
         url: config.natsUrl,

@@ -6,7 +6,7 @@ import { PartitionLeases, type LeaseListener } from '../../runtime/leases.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { freshDatabase, waitFor } from '../helpers/db.js';
 import { testLog, testRuntime } from '../helpers/runtime.js';
-import type { LedgerContext } from '../fixtures/machines.js';
+import { callerType, ledgerType, type LedgerContext } from '../fixtures/machines.js';
 
 let database: Database;
 let rt: Runtime;
@@ -94,6 +94,44 @@ describe('a relay that dies after delivering, before deleting the rows', () => {
     } finally {
       await rt2.stop();
       await db2.close();
+    }
+  });
+});
+
+describe('connector calls', () => {
+  it('run independently of each other, time out as retryable failures, and answer with a time stamp', async () => {
+    const db3 = await freshDatabase();
+    const aborted: string[] = [];
+    const connectors = new Map([
+      [
+        'fake',
+        async (op: string, _input: unknown, ctx: { signal: AbortSignal }) => {
+          if (op === 'hang') return new Promise((_, reject) => ctx.signal.addEventListener('abort', () => (aborted.push(op), reject(new Error('aborted')))));
+          if (op === 'boom') throw Object.assign(new Error('card declined'), { code: 'DECLINED', retryable: false });
+          return { op };
+        },
+      ],
+    ]);
+    const rt3 = await testRuntime(db3, { types: [ledgerType, callerType], connectors, env: { CONNECTOR_CALL_TIMEOUT_MS: '400' } });
+    await rt3.start();
+    try {
+      const ref = { type: 'caller', id: 'c1' };
+      await rt3.host.send(ref, { type: 'caller.call', op: 'hang' });
+      await rt3.host.send(ref, { type: 'caller.call', op: 'quick' });
+      await rt3.host.send(ref, { type: 'caller.call', op: 'boom' });
+      const answers = await waitFor('three answers', async () => {
+        const a = ((await rt3.host.get(ref)).context as { answers: Array<{ type: string; code?: string; at?: string }> }).answers;
+        return a.length === 3 ? a : null;
+      });
+      // the hanging call did not hold up the others: its timeout answer came last
+      expect(answers.map((a) => a.type)).toEqual(['fake.quick.done', 'fake.boom.failed', 'fake.hang.failed']);
+      expect(answers[1]!.code).toBe('DECLINED');
+      expect(answers[2]!.code).toBe('TIMEOUT');
+      expect(aborted).toEqual(['hang']);
+      expect(answers.every((a) => typeof a.at === 'string' && !Number.isNaN(Date.parse(a.at)))).toBe(true);
+    } finally {
+      await rt3.stop();
+      await db3.close();
     }
   });
 });
