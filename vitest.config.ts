@@ -7,7 +7,9 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
-    maxWorkers: 2,
+    // one file at a time: the suites kill processes, stop servers and measure delays on a 2-core machine
+    maxWorkers: 1,
+    fileParallelism: false,
     reporters: ['default', './test/helpers/summary-reporter.ts'],
   },
 });
