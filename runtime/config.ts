@@ -45,6 +45,7 @@ const EnvSchema = z.object({
   NATS_PUBLISH_TIMEOUT_MS: int(5_000, 100),
   NATS_SERVICE_SUBJECTS: z.string().default('svc.>'),
   NATS_SERVICE_EVENTS: z.string().default('svc.events.>'),
+  NATS_SERVICE_ROUTER_SKIP: z.string().default('svc.events.OrderCreatedEvent'),
   EVENT_MAX_ATTEMPTS: int(8, 1, 1_000),
   EVENT_RETRY_BACKOFF_MS: int(1_000, 1),
   EVENT_RETRY_MAX_MS: int(300_000, 1),
@@ -174,6 +175,8 @@ export interface NatsConfig {
   readonly serviceSubjects: string;
   /** The subset routed to actors by correlation id. */
   readonly serviceEvents: string;
+  /** Subjects (patterns) within it that other consumers own: the router acks and ignores them. */
+  readonly routerSkip: readonly string[];
 }
 
 /** Parses the environment once; a bad value throws an INVALID_CONFIG error naming the variable. */
@@ -222,6 +225,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       publishTimeoutMs: e.NATS_PUBLISH_TIMEOUT_MS,
       serviceSubjects: e.NATS_SERVICE_SUBJECTS,
       serviceEvents: e.NATS_SERVICE_EVENTS,
+      routerSkip: Object.freeze(e.NATS_SERVICE_ROUTER_SKIP.split(',').map((x) => x.trim()).filter(Boolean)),
     }),
     events: Object.freeze({
       maxAttempts: e.EVENT_MAX_ATTEMPTS,

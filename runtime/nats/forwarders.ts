@@ -1,6 +1,7 @@
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { JetStreamApiError, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import type pg from 'pg';
+import { subjectMatches } from '../bus.js';
 import { decodeToken } from '../effects.js';
 import { lookupCorrelation } from '../store.js';
 import type { ActorRef } from '../registry.js';
@@ -14,13 +15,13 @@ import { Hdr, partitionedActorSubject } from './subjects.js';
  * on every redelivery, so JetStream keeps one copy) and carries the publisher's own id as
  * `Concord-Message-Id`, the id the actor dedupes on.
  */
-async function forward(js: JetStreamClient, msg: JsMsg, target: string, timeoutMs: number): Promise<Verdict> {
+async function forward(js: JetStreamClient, msg: JsMsg, target: string, timeoutMs: number, data: Uint8Array = msg.data): Promise<Verdict> {
   const h = natsHeaders();
   if (msg.headers) for (const [k, v] of msg.headers) if (!k.startsWith('Nats-')) h.set(k, v.join(','));
   h.set(Hdr.MessageId, messageIdOf(msg));
   h.set(Hdr.OriginSubject, msg.subject);
   try {
-    await js.publish(target, msg.data, { msgID: `${msg.info.stream}:${msg.seq}`, headers: h, timeout: timeoutMs });
+    await js.publish(target, data, { msgID: `${msg.info.stream}:${msg.seq}`, headers: h, timeout: timeoutMs });
     return { status: 'done' };
   } catch (err) {
     // a timeout or a dropped link is NATS being away, not this message
@@ -57,9 +58,14 @@ export function correlationIdOf(msg: JsMsg): string | null {
   return null;
 }
 
-/** Service events to the actor waiting on their correlation id; an unknown id is `unroutable`. */
-export function serviceRouterHandler(o: { js: JetStreamClient; pool: pg.Pool; prefix: string; partitions: number; publishTimeoutMs: number }) {
+/**
+ * Service events to the actor waiting on their correlation id; an unknown id is `unroutable`.
+ * Subjects other consumers own (`skip`, e.g. `svc.events.OrderCreatedEvent`) are acked and left
+ * to them. An event without a `type` takes the last token of its subject as its type.
+ */
+export function serviceRouterHandler(o: { js: JetStreamClient; pool: pg.Pool; prefix: string; partitions: number; publishTimeoutMs: number; skip?: readonly string[] }) {
   return async (msg: JsMsg): Promise<Verdict> => {
+    if (o.skip?.some((pattern) => subjectMatches(pattern, msg.subject))) return { status: 'done' };
     const id = correlationIdOf(msg);
     if (!id) return { status: 'dead', reason: 'unroutable', error: 'no correlation id (Concord-Correlation-Id header, correlationId or commandId field)' };
     let ref: ActorRef | null;
@@ -69,6 +75,11 @@ export function serviceRouterHandler(o: { js: JetStreamClient; pool: pg.Pool; pr
       return { status: 'retry', error: (err as Error).message, transient: true };
     }
     if (!ref) return { status: 'dead', reason: 'unroutable', error: `no actor waits on correlation id '${id}'` };
-    return forward(o.js, msg, partitionedActorSubject(o.prefix, ref, o.partitions), o.publishTimeoutMs);
+    const payload = payloadOf(msg);
+    const data =
+      payload && typeof payload === 'object' && typeof (payload as { type?: unknown }).type !== 'string'
+        ? new TextEncoder().encode(JSON.stringify({ ...(payload as object), type: msg.subject.slice(msg.subject.lastIndexOf('.') + 1) }))
+        : msg.data;
+    return forward(o.js, msg, partitionedActorSubject(o.prefix, ref, o.partitions), o.publishTimeoutMs, data);
   };
 }

@@ -10,7 +10,7 @@ import { DeadLetterAnnouncer } from './announcer.js';
 import { NatsLink, type NatsStatus } from './connection.js';
 import { NatsDelivery } from './delivery.js';
 import { DurableWorker } from './durable-worker.js';
-import { ingressHandler, plainRef, serviceRouterHandler } from './forwarders.js';
+import { correlationIdOf, ingressHandler, plainRef, serviceRouterHandler } from './forwarders.js';
 import { provisionStreams } from './provision.js';
 import { natsNames, parsePartitionedSubject, type NatsNames } from './subjects.js';
 
@@ -170,10 +170,11 @@ export class NatsTransport implements LeaseListener, Delivery {
       handle: ingressHandler(common),
       bury: natsBurial(this.o.pool, (m) => plainRef(m.subject)),
     });
-    // one service subject's events stay in order; the target is looked up per message
+    // events about one correlation id (one command) stay in order; different ones run concurrently,
+    // so one saga's reply never waits behind another's
     const router = this.#worker(this.names.routerConsumer, this.names.serviceStream, c.serviceEvents, {
-      keyOf: (m) => m.subject,
-      handle: serviceRouterHandler({ ...common, pool: this.o.pool }),
+      keyOf: (m) => correlationIdOf(m) ?? m.subject,
+      handle: serviceRouterHandler({ ...common, pool: this.o.pool, skip: c.routerSkip }),
       bury: natsBurial(this.o.pool, () => null),
     });
     const announcer = new DeadLetterAnnouncer({ pool: this.o.pool, js: this.#js!, prefix: this.names.prefix, log: this.o.log, pollMs: 1_000, publishTimeoutMs: c.publishTimeoutMs });

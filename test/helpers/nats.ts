@@ -149,6 +149,7 @@ export function natsEnv(url: string, prefix: string, extra: Record<string, strin
     NATS_PREFIX: prefix,
     NATS_SERVICE_SUBJECTS: `${prefix}svc.>`,
     NATS_SERVICE_EVENTS: `${prefix}svc.events.>`,
+    NATS_SERVICE_ROUTER_SKIP: `${prefix}svc.events.OrderCreatedEvent`,
     NATS_ACK_WAIT_MS: '3000',
     NATS_RETRY_BACKOFF_MS: '50',
     ...extra,

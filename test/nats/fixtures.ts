@@ -11,6 +11,7 @@ export type TallyEvent =
   | { type: 'tally.fanout'; to: string[]; seq: number }
   | { type: 'tally.wait'; correlationId: string }
   | { type: 'svc.reply'; value: string }
+  | { type: 'Pong' }
   | { type: 'tally.close' };
 
 export interface TallyContext {
@@ -46,6 +47,7 @@ export const tallyMachine = setup({
         },
         'tally.wait': { actions: emit(({ event }) => ({ type: 'concord.correlate' as const, id: event.correlationId })) },
         'svc.reply': { actions: assign({ entries: ({ context, event }) => [...context.entries, `reply:${event.value}`] }) },
+        Pong: { actions: assign({ entries: ({ context }) => [...context.entries, 'pong'] }) },
         'tally.close': 'closed',
       },
     },

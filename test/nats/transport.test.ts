@@ -92,6 +92,15 @@ describe.skipIf(!nats)('NATS transport: subjects, routing, dead letters', () => 
     await waitFor('replayed reply', async () => (await entries('w2')).includes('reply:lost'));
   });
 
+  it('takes an event type from the subject when the payload has none, and leaves subjects other consumers own alone', async () => {
+    await runtime.host.send({ type: 'tally', id: 'w3' }, { type: 'tally.wait', correlationId: 'cmd-88' });
+    await js.publish(`${prefix}svc.events.OrderCreatedEvent`, enc({ orderId: 'o-1', eventId: 'e-1' }), { msgID: 'order-1' });
+    await js.publish(`${prefix}svc.events.Pong`, enc({ commandId: 'cmd-88' }), { msgID: 'pong-1' });
+    await waitFor('pong', async () => (await entries('w3')).includes('pong'));
+    const dead = await listDeadLetters(database.pool, { includeReplayed: true });
+    expect(dead.find((d) => d.messageId === 'order-1')).toBeUndefined();
+  });
+
   it('dead-letters an event the actor state does not accept as rejected, announces it on <prefix>.dlq.rejected, and goes on', async () => {
     await runtime.host.send({ type: 'tally', id: 'c1' }, { type: 'tally.close' });
     const subject = partitionedActorSubject(prefix, { type: 'tally', id: 'c1' }, 4);
