@@ -31,6 +31,8 @@ CREATE TABLE inbox (
   PRIMARY KEY (actor_type, actor_id, message_id)
 );
 CREATE INDEX inbox_created ON inbox (created_at);
+-- Append-heavy tables: keep their statistics fresh, so plans never assume they are still empty.
+ALTER TABLE inbox SET (autovacuum_analyze_scale_factor = 0.02, autovacuum_analyze_threshold = 500);
 
 -- Effects produced by transitions, written in the same transaction, carried out after commit.
 CREATE TABLE outbox (
@@ -48,6 +50,7 @@ CREATE TABLE outbox (
   created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX outbox_partition ON outbox (partition, id);
+ALTER TABLE outbox SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);
 
 -- Durable timers: XState's delayed events, owned by the runtime (xstate does not persist them).
 CREATE TABLE timers (

@@ -103,10 +103,14 @@ WITH b AS (
 ),
 ok AS (
   INSERT INTO actors AS a (type, id, tenant, machine_version, version, state_value, status, attrs, snapshot, created_at, updated_at)
-  SELECT type, id, tenant, mv, expected + 1, value, status, attrs, snapshot, at, at FROM b
-  WHERE b.msg IS NULL
-     OR NOT EXISTS (SELECT 1 FROM inbox n WHERE n.actor_type = b.type AND n.actor_id = b.id AND n.message_id = b.msg)
-  ORDER BY type, id
+  SELECT b.type, b.id, b.tenant, b.mv, b.expected + 1, b.value, b.status, b.attrs, b.snapshot, b.at, b.at FROM b
+  -- a LATERAL probe, not NOT EXISTS: Postgres may run an EXISTS as a hashed subplan that reads
+  -- the whole inbox on every commit; this stays one index lookup per transition
+  LEFT JOIN LATERAL (
+    SELECT true AS seen FROM inbox n WHERE n.actor_type = b.type AND n.actor_id = b.id AND n.message_id = b.msg LIMIT 1
+  ) d ON b.msg IS NOT NULL
+  WHERE d.seen IS NULL
+  ORDER BY b.type, b.id
   ON CONFLICT (type, id) DO UPDATE SET
     tenant = EXCLUDED.tenant, machine_version = EXCLUDED.machine_version, version = EXCLUDED.version,
     state_value = EXCLUDED.state_value, status = EXCLUDED.status, attrs = EXCLUDED.attrs,
