@@ -1,6 +1,6 @@
 import type { ActorHost } from './actor-host.js';
 import type { InProcessBus } from './bus.js';
-import { decodeToken } from './effects.js';
+import { actorSubject, decodeToken } from './effects.js';
 import { ErrorCode, isConcordError } from './errors.js';
 import type { Delivery, OutboxRow, Outcome } from './relay.js';
 
@@ -19,7 +19,9 @@ export function parseActorSubject(subject: string): { type: string; id: string }
 /**
  * The embedded transport: actor sends go straight to the local actor host (deduped there by
  * the outbox message id), publishes to in-process subscribers, connector calls to the
- * registered invokers. Order is kept per destination; destinations run concurrently.
+ * registered invokers (beside the relay: a call does not hold up its partition; its answer is
+ * queued as an outbox row in the transaction that retires the call). Order is kept per
+ * destination; destinations run concurrently.
  */
 export class InProcessDelivery implements Delivery {
   constructor(
@@ -92,7 +94,8 @@ export class InProcessDelivery implements Delivery {
         } finally {
           clearTimeout(timer);
         }
-        await this.host.send({ type: row.sourceType, id: row.sourceId }, reply, { messageId: `${row.messageId}:reply` });
+        // the answer goes back to the actor as an outbox row written with this row's deletion
+        return { status: 'done', then: { kind: 'send', subject: actorSubject(row.sourceType, row.sourceId), messageId: `${row.messageId}:reply`, payload: reply } };
       }
       return { status: 'done' };
     } catch (err) {

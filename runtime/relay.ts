@@ -20,7 +20,9 @@ export interface OutboxRow {
 
 /** What became of one row: carried out, dead (never going to work), retry later, or not tried. */
 export type Outcome =
-  | { status: 'done' }
+  /** `then`: a message this work produced (a connector call's answer to its actor), queued in the
+   * same transaction that deletes the row, so the work's result is never lost nor doubled. */
+  | { status: 'done'; then?: { kind: 'send'; subject: string; messageId: string; payload: unknown } }
   | { status: 'dead'; reason: string; error: string }
   | { status: 'retry'; error: string }
   | { status: 'skipped' }
@@ -189,6 +191,7 @@ export class OutboxRelay implements LeaseListener {
   /** Deletes what is done or dead (recording the dead), counts attempts on the rest. */
   async #settle(rows: OutboxRow[], outcomes: Outcome[]): Promise<number> {
     const doneIds: number[] = [];
+    const followUps: Array<{ row: OutboxRow; then: NonNullable<Extract<Outcome, { status: 'done' }>['then']> }> = [];
     const dead: Array<{ row: OutboxRow; reason: string; error: string }> = [];
     const retry: Array<{ row: OutboxRow; error: string }> = [];
     rows.forEach((row, i) => {
@@ -202,7 +205,10 @@ export class OutboxRelay implements LeaseListener {
         this.#running.set(row.id, settled.then(() => undefined));
         return;
       }
-      if (o.status === 'done') doneIds.push(row.id);
+      if (o.status === 'done') {
+        doneIds.push(row.id);
+        if (o.then) followUps.push({ row, then: o.then });
+      }
       else if (o.status === 'dead') dead.push({ row, reason: o.reason, error: o.error });
       else if (o.status === 'retry') {
         if (row.attempts + 1 >= this.o.maxAttempts) dead.push({ row, reason: 'failed', error: o.error });
@@ -214,6 +220,12 @@ export class OutboxRelay implements LeaseListener {
       await client.query('BEGIN');
       const gone = [...doneIds, ...dead.map((d) => d.row.id)];
       if (gone.length) await client.query('DELETE FROM outbox WHERE id = ANY($1::bigint[])', [gone]);
+      for (const f of followUps) {
+        await client.query(
+          `INSERT INTO outbox (partition, source_type, source_id, kind, subject, message_id, payload) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)`,
+          [f.row.partition, f.row.sourceType, f.row.sourceId, f.then.kind, f.then.subject, f.then.messageId, JSON.stringify(f.then.payload)],
+        );
+      }
       if (dead.length) {
         await client.query(
           `INSERT INTO dead_letters (origin, reason, subject, actor_type, actor_id, message_id, payload, headers, error, attempts)

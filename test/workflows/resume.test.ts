@@ -30,6 +30,8 @@ describe('a workflow survives the runtime being killed mid-run', () => {
     children.push(first);
     await first.waitLine('failed wf-timer 1', 60_000);
     await first.waitLine('called wf-call 2', 60_000);
+    // a connector's answer reaches its workflow through the outbox: kill once both have landed
+    await waitFor('the failure and the first call recorded', async () => (await workflow('wf-timer')).steps[0]?.status === 'FAILED' && (await workflow('wf-call')).steps[1]?.status === 'IN_PROGRESS', 30_000, 20);
     await first.kill('SIGKILL');
 
     const timer = await workflow('wf-timer');
