@@ -17,7 +17,7 @@ import {
 import type { AuditWriter } from './audit.js';
 import { DomainCode, DomainError } from './errors.js';
 import { isPlatform, partyOf, type Principal } from './principal.js';
-import { decodeCursor, encodeCursor } from './sql.js';
+import { pageActors } from './sql.js';
 
 type Json = Record<string, unknown>;
 
@@ -174,24 +174,8 @@ export class RelationshipService {
       params.push(JSON.stringify({ [`${party.type}Id`]: party.id }));
       where.push(`attrs @> $${params.length}::jsonb`);
     }
-    const cur = decodeCursor(f.cursor);
-    if (f.cursor && !cur) throw new DomainError(DomainCode.ValidationFailed, 'invalid cursor', { issues: [{ path: ['cursor'], message: 'invalid cursor' }] });
-    if (cur) {
-      params.push(cur.at, cur.id);
-      where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length})`);
-    }
-    params.push(f.limit + 1);
-    const { rows } = await this.pool.query<{ id: string; version: number; state_value: unknown; context: RelationshipContext; created_at: Date }>(
-      `SELECT id, version, state_value, snapshot->'context' AS context, created_at FROM actors
-       WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
-      params,
-    );
-    const page = rows.slice(0, f.limit);
-    const last = page[page.length - 1];
-    return {
-      data: page.map((r) => render(r.id, r.version, r.state_value, r.context)),
-      nextCursor: rows.length > f.limit && last ? encodeCursor(last.created_at, last.id) : null,
-    };
+    const { rows, nextCursor } = await pageActors<RelationshipContext>(this.pool, where, params, f.cursor, f.limit);
+    return { data: rows.map((r) => render(r.id, r.version, r.state_value, r.context)), nextCursor };
   }
 
   /** Creates the actor with its first event; a retried create (same derived id) is a duplicate. */

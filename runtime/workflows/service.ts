@@ -6,7 +6,7 @@ import { ConcordError, ErrorCode, isRejected } from '../errors.js';
 import { recordAudit } from '../domain/audit.js';
 import { DomainCode, DomainError } from '../domain/errors.js';
 import { isPlatform, partyOf, type Principal } from '../domain/principal.js';
-import { decodeCursor, encodeCursor } from '../domain/sql.js';
+import { pageActors } from '../domain/sql.js';
 import { statusOf, type StepStatus, type WorkflowContext, type WorkflowEvent, type WorkflowStatus, type WorkflowStep } from '../../machines/workflow.js';
 import type { WorkflowType } from '../../machines/workflow-templates.js';
 import { resolveSteps, type StepInput } from './validate.js';
@@ -149,21 +149,8 @@ export class WorkflowService {
       params.push(JSON.stringify({ [`${party.type}Id`]: party.id }));
       where.push(`attrs @> $${params.length}::jsonb`);
     }
-    const cur = decodeCursor(f.cursor);
-    if (f.cursor && !cur) throw new DomainError(DomainCode.ValidationFailed, 'invalid cursor', { issues: [{ path: ['cursor'], message: 'invalid cursor' }] });
-    if (cur) {
-      params.push(cur.at, cur.id);
-      where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length})`);
-    }
-    params.push(f.limit + 1);
-    const { rows } = await this.pool.query<{ id: string; version: number; state_value: unknown; context: WorkflowContext; created_at: Date }>(
-      `SELECT id, version, state_value, snapshot->'context' AS context, created_at FROM actors
-       WHERE ${where.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
-      params,
-    );
-    const page = rows.slice(0, f.limit);
-    const last = page[page.length - 1];
-    return { data: page.map((r) => render(r.id, r.version, r.state_value, r.context)), nextCursor: rows.length > f.limit && last ? encodeCursor(last.created_at, last.id) : null };
+    const { rows, nextCursor } = await pageActors<WorkflowContext>(this.pool, where, params, f.cursor, f.limit);
+    return { data: rows.map((r) => render(r.id, r.version, r.state_value, r.context)), nextCursor };
   }
 
   /** Creates the workflow actor with its steps (given, or the type's template). */
