@@ -24,7 +24,7 @@ const EnvSchema = z.object({
   ACTOR_CACHE_SIZE: int(10_000, 0),
   ACTOR_IDLE_MS: int(300_000, 1_000),
   COMMIT_BATCH_MAX: int(128, 1, 10_000),
-  COMMIT_CONCURRENCY: int(4, 1, 256),
+  COMMIT_CONCURRENCY: int(2, 1, 256),
   PARTITIONS: int(16, 1, 4096),
   TIMER_POLL_MS: int(250, 10),
   TIMER_CLAIM_MS: int(15_000, 1_000),
