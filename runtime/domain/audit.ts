@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { GroupWriter } from '../group-writer.js';
 import type { Principal } from './principal.js';
 import { decodeCursor, encodeCursor, iso, type Queryable } from './sql.js';
 
@@ -66,57 +67,26 @@ export async function recordAudit(db: Queryable, r: AuditRecord): Promise<void> 
   await db.query(insertMany([r]));
 }
 
-interface Queued {
-  rec: AuditRecord;
-  resolve: () => void;
-  reject: (err: unknown) => void;
-}
-
 /**
  * Group writes of the records that follow actor commits: records ready at the same moment share
- * one INSERT (and one WAL flush), as the actor host's committer does for transitions. A batch
- * forms only while `concurrency` writes are in flight, so a lone record is written at once.
- * `write` resolves once the record is committed.
+ * one INSERT (and one WAL flush), as the actor host's committer does for transitions
+ * (`GroupWriter`). `write` resolves once the record is committed.
  */
 export class AuditWriter {
-  readonly #queue: Queued[] = [];
-  #inflight = 0;
+  readonly #writer: GroupWriter<AuditRecord, void>;
 
-  constructor(
-    private readonly pool: pg.Pool,
-    private readonly concurrency = 2,
-    private readonly maxBatch = 200,
-  ) {}
+  constructor(pool: pg.Pool, concurrency = 2, maxBatch = 200) {
+    this.#writer = new GroupWriter<AuditRecord, void>(
+      async (recs) => {
+        await pool.query(insertMany(recs));
+        return recs.map(() => undefined);
+      },
+      { maxBatch, concurrency },
+    );
+  }
 
   write(rec: AuditRecord): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.#queue.push({ rec, resolve, reject });
-      this.#pump();
-    });
-  }
-
-  #pump(): void {
-    while (this.#inflight < this.concurrency && this.#queue.length > 0) {
-      const batch = this.#queue.splice(0, this.maxBatch);
-      this.#inflight++;
-      void this.#flush(batch).finally(() => {
-        this.#inflight--;
-        this.#pump();
-      });
-    }
-  }
-
-  async #flush(batch: Queued[]): Promise<void> {
-    try {
-      await this.pool.query(insertMany(batch.map((q) => q.rec)));
-      for (const q of batch) q.resolve();
-    } catch (err) {
-      if (batch.length > 1) {
-        for (const q of batch) await this.#flush([q]); // one bad record must not fail its neighbours
-        return;
-      }
-      batch[0]!.reject(err);
-    }
+    return this.#writer.submit(rec);
   }
 }
 
