@@ -81,6 +81,20 @@ export const RELATIONSHIP_ACTIONS: Record<string, string> = {
 
 const subjectOf = (kind: string) => `concord.events.relationship.${kind}`;
 
+/**
+ * Every live status watches `endDate`: with one set, the relationship waits on the named delay
+ * `untilEnd` (a durable timer) and then terminates itself; an update re-enters the status so the
+ * wait starts again from the new date.
+ */
+const watchEndDate = {
+  initial: 'watching',
+  states: {
+    watching: { always: [{ guard: 'hasEndDate', target: 'ending' }, { target: 'open' }] },
+    open: {},
+    ending: { after: { untilEnd: { target: '#relationship.terminated', actions: ['recordExpiry', { type: 'announce', params: { kind: 'terminated' } }] } } },
+  },
+} as const;
+
 export const relationshipMachine = setup({
   types: {
     context: {} as RelationshipContext,
@@ -173,12 +187,7 @@ export const relationshipMachine = setup({
       },
     },
     pending: {
-      initial: 'watching',
-      states: {
-        watching: { always: [{ guard: 'hasEndDate', target: 'ending' }, { target: 'open' }] },
-        open: {},
-        ending: { after: { untilEnd: { target: '#relationship.terminated', actions: ['recordExpiry', { type: 'announce', params: { kind: 'terminated' } }] } } },
-      },
+      ...watchEndDate,
       on: {
         'relationship.update': { target: 'pending', reenter: true, actions: 'applyUpdate' },
         'relationship.activate': { target: 'active', actions: ['recordActivation', { type: 'announce', params: { kind: 'activated' } }] },
@@ -186,12 +195,7 @@ export const relationshipMachine = setup({
       },
     },
     active: {
-      initial: 'watching',
-      states: {
-        watching: { always: [{ guard: 'hasEndDate', target: 'ending' }, { target: 'open' }] },
-        open: {},
-        ending: { after: { untilEnd: { target: '#relationship.terminated', actions: ['recordExpiry', { type: 'announce', params: { kind: 'terminated' } }] } } },
-      },
+      ...watchEndDate,
       on: {
         'relationship.update': { target: 'active', reenter: true, actions: 'applyUpdate' },
         'relationship.suspend': { target: 'suspended', actions: ['recordSuspension', { type: 'announce', params: { kind: 'suspended' } }] },
@@ -199,12 +203,7 @@ export const relationshipMachine = setup({
       },
     },
     suspended: {
-      initial: 'watching',
-      states: {
-        watching: { always: [{ guard: 'hasEndDate', target: 'ending' }, { target: 'open' }] },
-        open: {},
-        ending: { after: { untilEnd: { target: '#relationship.terminated', actions: ['recordExpiry', { type: 'announce', params: { kind: 'terminated' } }] } } },
-      },
+      ...watchEndDate,
       on: {
         'relationship.update': { target: 'suspended', reenter: true, actions: 'applyUpdate' },
         'relationship.activate': { target: 'active', actions: ['recordActivation', { type: 'announce', params: { kind: 'activated' } }] },
