@@ -130,6 +130,11 @@ async function main(): Promise<void> {
   });
   await autocannon(getOpts(2));
   const get = await measured(() => autocannon(getOpts(GET_SECONDS)));
+  if (process.env.BENCH_ONLY === 'get') {
+    console.log(`GET relationship: ${fmt(get.requests.average, 0)} req/s, p50 ${get.latency.p50} ms, p99 ${get.latency.p99} ms, ${fmt(get.cpuUs, 0)} µs server CPU/req`);
+    child.kill('SIGTERM');
+    return;
+  }
   const getPaced = await measured(() => autocannon({ ...getOpts(GET_SECONDS), overallRate: GET_PACED_RATE }));
 
   // persisted transitions: request k works on relationship k % N, round k / N decides the action,

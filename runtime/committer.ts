@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { isRetryablePgError } from './errors.js';
-import { GroupWriter } from './group-writer.js';
+import { Grouper } from './grouper.js';
 import { commitBatch, type CommitRecord } from './store.js';
 
 /**
@@ -10,10 +10,10 @@ import { commitBatch, type CommitRecord } from './store.js';
  * failure) fails the batch and the host reloads and recomputes.
  */
 export class Committer {
-  readonly #writer: GroupWriter<CommitRecord, boolean>;
+  readonly #writer: Grouper<CommitRecord, boolean>;
 
   constructor(pool: pg.Pool, maxBatch: number, concurrency: number) {
-    this.#writer = new GroupWriter(
+    this.#writer = new Grouper(
       async (recs) => {
         const ok = await commitBatch(pool, recs);
         return recs.map((r) => ok.has(`${r.type}/${r.id}`));

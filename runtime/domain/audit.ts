@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { GroupWriter } from '../group-writer.js';
+import { Grouper } from '../grouper.js';
 import type { Principal } from './principal.js';
 import { decodeCursor, encodeCursor, iso, type Queryable } from './sql.js';
 
@@ -70,13 +70,13 @@ export async function recordAudit(db: Queryable, r: AuditRecord): Promise<void> 
 /**
  * Group writes of the records that follow actor commits: records ready at the same moment share
  * one INSERT (and one WAL flush), as the actor host's committer does for transitions
- * (`GroupWriter`). `write` resolves once the record is committed.
+ * (`Grouper`). `write` resolves once the record is committed.
  */
 export class AuditWriter {
-  readonly #writer: GroupWriter<AuditRecord, void>;
+  readonly #writer: Grouper<AuditRecord, void>;
 
   constructor(pool: pg.Pool, concurrency = 2, maxBatch = 200) {
-    this.#writer = new GroupWriter<AuditRecord, void>(
+    this.#writer = new Grouper<AuditRecord, void>(
       async (recs) => {
         await pool.query(insertMany(recs));
         return recs.map(() => undefined);

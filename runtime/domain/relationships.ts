@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { ActorEvent, ActorHost, SendResult } from '../actor-host.js';
 import type { Clock } from '../clock.js';
 import { LruCache } from '../cache.js';
+import { Grouper } from '../grouper.js';
 import type { Logger } from '../logger.js';
 import { ConcordError, ErrorCode, isRejected } from '../errors.js';
 import { acceptedEventsOf } from '../step.js';
@@ -74,6 +75,12 @@ export interface CallContext {
 }
 
 const TYPE = 'relationship';
+
+interface StoredRelationship {
+  version: number;
+  state_value: unknown;
+  context: RelationshipContext;
+}
 const allowedCache = new Map<string, string[]>();
 
 /** The actions the lifecycle allows in a state value (memoised: the chart is fixed per version). */
@@ -138,13 +145,22 @@ export class RelationshipService {
     private readonly log?: Logger,
   ) {}
 
+  /** Point reads issued in the same moment share one statement (see `Grouper`). */
+  readonly #reads = new Grouper<string, StoredRelationship | undefined>(
+    async (ids) => {
+      const { rows } = await this.pool.query<StoredRelationship & { id: string }>({
+        name: 'concord_relationship_get',
+        text: `SELECT id, version, state_value, snapshot->'context' AS context FROM actors WHERE type = $1 AND id = ANY($2::text[])`,
+        values: [TYPE, ids],
+      });
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      return ids.map((id) => byId.get(id));
+    },
+    { maxBatch: 128, concurrency: 2 },
+  );
+
   async get(principal: Principal, id: string): Promise<Relationship> {
-    const { rows } = await this.pool.query<{ version: number; state_value: unknown; context: RelationshipContext }>({
-      name: 'concord_relationship_get',
-      text: `SELECT version, state_value, snapshot->'context' AS context FROM actors WHERE type = $1 AND id = $2`,
-      values: [TYPE, id],
-    });
-    const row = rows[0];
+    const row = await this.#reads.submit(id);
     if (!row || !canSee(principal, row.context) || statusOf(row.state_value) === 'DRAFT') throw notFound(id);
     const view = render(id, row.version, row.state_value, row.context);
     this.#views.set(id, view);

@@ -5,12 +5,13 @@ interface Pending<T, R> {
 }
 
 /**
- * Group commit for any kind of write: items ready at the same moment share one round trip (and
- * one WAL flush). A lone item is written at once; a batch forms only while `concurrency` writes
- * are already in flight, so grouping never adds latency. A batch that fails is retried one item
- * at a time (when `splitOnError` allows), so one bad item cannot fail its neighbours.
+ * Round trips shared by items ready at the same moment: group commit for writes (one statement,
+ * one WAL flush for many) and coalesced point reads (one `= ANY($1)` for many). A lone item goes
+ * at once; a batch forms only while `concurrency` round trips are already in flight, so grouping
+ * never adds latency. A batch that fails is retried one item at a time (when `splitOnError`
+ * allows), so one bad item cannot fail its neighbours.
  */
-export class GroupWriter<T, R> {
+export class Grouper<T, R> {
   readonly #queue: Pending<T, R>[] = [];
   #inflight = 0;
 
@@ -19,7 +20,7 @@ export class GroupWriter<T, R> {
     private readonly o: { maxBatch: number; concurrency: number; splitOnError?: (err: unknown) => boolean },
   ) {}
 
-  /** Resolves with the item's result once its batch is written. */
+  /** Resolves with the item's result once its batch's round trip is done. */
   submit(item: T): Promise<R> {
     return new Promise((resolve, reject) => {
       this.#queue.push({ item, resolve, reject });
