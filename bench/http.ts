@@ -128,14 +128,17 @@ async function main(): Promise<void> {
     headers,
     requests: [{ method: 'GET', setupRequest: (req: Record<string, unknown>) => ({ ...req, path: `/api/v1/vendor-partner-coordination/relationships/${ids[g++ % ids.length]}` }) }],
   });
-  await autocannon(getOpts(2));
-  const get = await measured(() => autocannon(getOpts(GET_SECONDS)));
-  if (process.env.BENCH_ONLY === 'get') {
-    console.log(`GET relationship: ${fmt(get.requests.average, 0)} req/s, p50 ${get.latency.p50} ms, p99 ${get.latency.p99} ms, ${fmt(get.cpuUs, 0)} µs server CPU/req`);
-    child.kill('SIGTERM');
-    return;
+  const only = process.env.BENCH_ONLY; // 'get' or 'post': one saturated scenario, for profiling
+  const short = (name: string, r: CannonResult & { cpuUs: number }) =>
+    console.log(`${name}: ${fmt(r.requests.average, 0)} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, ${fmt(r.cpuUs, 0)} µs server CPU/req`);
+  let get: CannonResult & { cpuUs: number } = undefined as never;
+  let getPaced: CannonResult & { cpuUs: number } = undefined as never;
+  if (only !== 'post') {
+    await autocannon(getOpts(2));
+    get = await measured(() => autocannon(getOpts(GET_SECONDS)));
+    if (only === 'get') short('GET relationship', get);
+    else getPaced = await measured(() => autocannon({ ...getOpts(GET_SECONDS), overallRate: GET_PACED_RATE }));
   }
-  const getPaced = await measured(() => autocannon({ ...getOpts(GET_SECONDS), overallRate: GET_PACED_RATE }));
 
   // persisted transitions: request k works on relationship k % N, round k / N decides the action,
   // so every request is a legal transition as long as rounds do not overtake each other
@@ -157,7 +160,15 @@ async function main(): Promise<void> {
       },
     ],
   });
-  const post = await measured(() => autocannon(postOpts(ROUNDS)));
+  const post = only === 'get' ? undefined : await measured(() => autocannon(postOpts(ROUNDS)));
+  if (only) {
+    if (post) short('POST activate/suspend', post);
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    await db.stop();
+    return;
+  }
+  if (!post) throw new Error('unreachable: the POST scenario ran');
   const postPaced = await measured(() => autocannon(postOpts(1, POST_PACED_RATE)));
 
   const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');

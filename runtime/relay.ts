@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { Grouper } from './grouper.js';
 import type { LeaseListener } from './leases.js';
 import type { Logger } from './logger.js';
 
@@ -54,9 +55,17 @@ interface Loop {
  * high-water mark, so a row whose transaction committed late is never skipped. A row that keeps
  * failing backs off, and after `maxAttempts` goes to `dead_letters` so it does not block the
  * rest of its partition.
+ *
+ * Round trips: rows carried out cleanly are deleted by the partition's next read (one statement
+ * deletes them and reads on), and reads of partitions that wake together share one statement,
+ * so a busy relay costs about one round trip per batch of each partition, not four.
  */
 export class OutboxRelay implements LeaseListener {
   readonly #loops = new Map<number, Loop>();
+  readonly #reads = new Grouper<{ partition: number; deleting: readonly number[] }, OutboxRow[]>((asks) => this.#readMany(asks), {
+    maxBatch: 64,
+    concurrency: 2,
+  });
   /** Rows whose work is still running (see the `running` outcome). */
   readonly #running = new Map<number, Promise<void>>();
   delivered = 0;
@@ -119,10 +128,14 @@ export class OutboxRelay implements LeaseListener {
 
   async #run(p: number, loop: Loop, sleep: (ms: number) => Promise<void>): Promise<void> {
     let failures = 0;
+    /** Rows carried out and not deleted yet: the next read deletes them. */
+    let done: number[] = [];
     while (!loop.stop) {
       let rows: OutboxRow[];
       try {
-        rows = await this.#read(p);
+        rows = await this.#reads.submit({ partition: p, deleting: done });
+        this.delivered += done.length;
+        done = [];
       } catch (err) {
         this.o.log.warn({ err, partition: p }, 'outbox read failed');
         await sleep(Math.min(5_000, 100 * 2 ** Math.min(failures++, 6)));
@@ -136,7 +149,12 @@ export class OutboxRelay implements LeaseListener {
       let retried: number;
       try {
         const outcomes = await this.o.delivery.deliver(rows);
-        retried = await this.#settle(rows, outcomes);
+        if (rows.every((_, i) => outcomes[i]?.status === 'done' && !(outcomes[i] as { then?: unknown }).then)) {
+          done = rows.map((r) => r.id);
+          retried = 0;
+        } else {
+          retried = await this.#settle(rows, outcomes);
+        }
       } catch (err) {
         this.o.log.warn({ err, partition: p }, 'outbox delivery failed');
         retried = 1;
@@ -148,9 +166,22 @@ export class OutboxRelay implements LeaseListener {
         failures = 0;
       }
     }
+    // the loop stops (lease released or lost, or shutdown): what it carried out is deleted now;
+    // if that fails, the rows are carried out again by the next owner (at least once)
+    if (done.length > 0) {
+      await this.#settle(
+        done.map((id) => ({ id }) as OutboxRow),
+        done.map(() => ({ status: 'done' })),
+      ).catch((err: unknown) => this.o.log.warn({ err, partition: p }, 'deleting relayed outbox rows failed; they are relayed again'));
+    }
   }
 
-  async #read(p: number): Promise<OutboxRow[]> {
+  /**
+   * One statement for every partition asking at this moment: deletes the rows they carried out
+   * and reads each one's next batch in id order (the read sees the table as before the delete,
+   * hence the exclusion).
+   */
+  async #readMany(asks: ReadonlyArray<{ partition: number; deleting: readonly number[] }>): Promise<OutboxRow[][]> {
     const { rows } = await this.o.pool.query<{
       id: number;
       partition: number;
@@ -165,27 +196,37 @@ export class OutboxRelay implements LeaseListener {
     }>({
       name: 'concord_outbox_read',
       // the payload as text: the NATS transport publishes those bytes without a parse and re-serialise
-      text: `SELECT id, partition, source_type, source_id, kind, subject, message_id, payload::text AS payload_json, headers, attempts
-             FROM outbox WHERE partition = $1 AND id <> ALL($3::bigint[]) ORDER BY id LIMIT $2`,
-      values: [p, this.o.batch, [...this.#running.keys()]],
+      text: `WITH gone AS (DELETE FROM outbox WHERE id = ANY($2::bigint[]))
+             SELECT o.id, o.partition, o.source_type, o.source_id, o.kind, o.subject, o.message_id, o.payload::text AS payload_json, o.headers, o.attempts
+             FROM unnest($1::int[]) AS p(partition)
+             CROSS JOIN LATERAL (
+               SELECT * FROM outbox
+               WHERE outbox.partition = p.partition AND id <> ALL($2::bigint[]) AND id <> ALL($4::bigint[])
+               ORDER BY id LIMIT $3
+             ) o`,
+      values: [asks.map((a) => a.partition), asks.flatMap((a) => a.deleting), this.o.batch, [...this.#running.keys()]],
     });
-    return rows.map((r) => ({
-      id: r.id,
-      partition: r.partition,
-      sourceType: r.source_type,
-      sourceId: r.source_id,
-      kind: r.kind,
-      subject: r.subject,
-      messageId: r.message_id,
-      payloadJson: r.payload_json,
-      get payload(): unknown {
-        const parsed: unknown = JSON.parse(r.payload_json);
-        Object.defineProperty(this, 'payload', { value: parsed });
-        return parsed;
-      },
-      headers: r.headers,
-      attempts: r.attempts,
-    }));
+    const byPartition = new Map<number, OutboxRow[]>(asks.map((a) => [a.partition, []]));
+    for (const r of rows) {
+      byPartition.get(r.partition)!.push({
+        id: r.id,
+        partition: r.partition,
+        sourceType: r.source_type,
+        sourceId: r.source_id,
+        kind: r.kind,
+        subject: r.subject,
+        messageId: r.message_id,
+        payloadJson: r.payload_json,
+        get payload(): unknown {
+          const parsed: unknown = JSON.parse(r.payload_json);
+          Object.defineProperty(this, 'payload', { value: parsed });
+          return parsed;
+        },
+        headers: r.headers,
+        attempts: r.attempts,
+      });
+    }
+    return asks.map((a) => byPartition.get(a.partition)!);
   }
 
   /** Deletes what is done or dead (recording the dead), counts attempts on the rest. */
@@ -215,50 +256,57 @@ export class OutboxRelay implements LeaseListener {
         else retry.push({ row, error: o.error });
       }
     });
-    const client = await this.o.pool.connect();
-    try {
-      await client.query('BEGIN');
-      const gone = [...doneIds, ...dead.map((d) => d.row.id)];
-      if (gone.length) await client.query('DELETE FROM outbox WHERE id = ANY($1::bigint[])', [gone]);
-      for (const f of followUps) {
-        await client.query(
-          `INSERT INTO outbox (partition, source_type, source_id, kind, subject, message_id, payload) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)`,
-          [f.row.partition, f.row.sourceType, f.row.sourceId, f.then.kind, f.then.subject, f.then.messageId, JSON.stringify(f.then.payload)],
-        );
-      }
-      if (dead.length) {
-        await client.query(
-          `INSERT INTO dead_letters (origin, reason, subject, actor_type, actor_id, message_id, payload, headers, error, attempts)
-           SELECT 'outbox', d.reason, d.subject, d.actor_type, d.actor_id, d.message_id, d.payload, d.headers, d.error, d.attempts
-           FROM jsonb_to_recordset($1::jsonb) AS d(reason text, subject text, actor_type text, actor_id text, message_id text,
-             payload jsonb, headers jsonb, error text, attempts int)`,
-          [
-            JSON.stringify(
-              dead.map((d) => ({
-                reason: d.reason,
-                subject: d.row.subject,
-                actor_type: d.row.sourceType,
-                actor_id: d.row.sourceId,
-                message_id: d.row.messageId,
-                payload: d.row.payload,
-                headers: { ...d.row.headers, 'Concord-Kind': d.row.kind },
-                error: d.error,
-                attempts: d.row.attempts + 1,
-              })),
-            ),
-          ],
-        );
-      }
-      for (const r of retry) {
-        await client.query('UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1', [r.row.id, r.error.slice(0, 2000)]);
-      }
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+    // one statement, so all of it happens or none of it does
+    await this.o.pool.query({
+      name: 'concord_outbox_settle',
+      text: `WITH gone AS (DELETE FROM outbox WHERE id = ANY($1::bigint[])),
+        follow AS (
+          INSERT INTO outbox (partition, source_type, source_id, kind, subject, message_id, payload)
+          SELECT f.partition, f.source_type, f.source_id, f.kind, f.subject, f.message_id, f.payload
+          FROM ROWS FROM (jsonb_to_recordset($2::jsonb) AS (partition int, source_type text, source_id text, kind text, subject text, message_id text, payload jsonb))
+            WITH ORDINALITY AS f(partition, source_type, source_id, kind, subject, message_id, payload, n)
+          ORDER BY f.n
+        ),
+        dead AS (
+          INSERT INTO dead_letters (origin, reason, subject, actor_type, actor_id, message_id, payload, headers, error, attempts)
+          SELECT 'outbox', d.reason, d.subject, d.actor_type, d.actor_id, d.message_id, d.payload, d.headers, d.error, d.attempts
+          FROM jsonb_to_recordset($3::jsonb) AS d(reason text, subject text, actor_type text, actor_id text, message_id text,
+            payload jsonb, headers jsonb, error text, attempts int)
+        ),
+        retried AS (
+          UPDATE outbox SET attempts = outbox.attempts + 1, last_error = r.error
+          FROM jsonb_to_recordset($4::jsonb) AS r(id bigint, error text) WHERE outbox.id = r.id
+        )
+        SELECT 1`,
+      values: [
+        [...doneIds, ...dead.map((d) => d.row.id)],
+        JSON.stringify(
+          followUps.map((f) => ({
+            partition: f.row.partition,
+            source_type: f.row.sourceType,
+            source_id: f.row.sourceId,
+            kind: f.then.kind,
+            subject: f.then.subject,
+            message_id: f.then.messageId,
+            payload: f.then.payload,
+          })),
+        ),
+        JSON.stringify(
+          dead.map((d) => ({
+            reason: d.reason,
+            subject: d.row.subject,
+            actor_type: d.row.sourceType,
+            actor_id: d.row.sourceId,
+            message_id: d.row.messageId,
+            payload: d.row.payload,
+            headers: { ...d.row.headers, 'Concord-Kind': d.row.kind },
+            error: d.error,
+            attempts: d.row.attempts + 1,
+          })),
+        ),
+        JSON.stringify(retry.map((r) => ({ id: r.row.id, error: r.error.slice(0, 2000) }))),
+      ],
+    });
     this.delivered += doneIds.length;
     this.deadLettered += dead.length;
     if (dead.length) this.o.log.warn({ dead: dead.map((d) => ({ id: d.row.id, reason: d.reason, error: d.error })) }, 'outbox rows dead-lettered');

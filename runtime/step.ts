@@ -12,7 +12,7 @@ import type { PersistedSnapshot } from './registry.js';
  * Emitted events (`emit(...)`, including from child machines) are the transition's effects.
  *
  * This module leans on xstate internals (`system.scheduler`, `system._scheduledEvents`,
- * `snapshot._nodes`); xstate's version is pinned and `test/runtime/xstate-contract.test.ts`
+ * `system._register`, `snapshot._nodes`); xstate's version is pinned and `test/runtime/xstate-contract.test.ts`
  * proves the behaviour this relies on.
  */
 
@@ -77,6 +77,7 @@ interface InternalSystem {
   };
   getSnapshot(): { _scheduledEvents: Record<string, ScheduledEvent> };
   _snapshot: { _scheduledEvents: Record<string, ScheduledEvent> };
+  _register(sessionId: string, ref: AnyActorRef): string;
 }
 
 /** The event types the snapshot's active states handle (xstate-internal events left out). */
@@ -111,19 +112,23 @@ export function step(args: {
   const actor = createActor(machine, {
     ...(args.snapshot ? { snapshot: args.snapshot as never } : { input: args.input }),
     clock: NULL_CLOCK,
-    inspect: (ev) => {
-      // child machines' emits do not reach the root's `on('*')`; collect them from inspection
-      if (ev.type === '@xstate.action' && ev.actorRef !== actor) {
-        const action = (ev as unknown as { action: { type: string; params?: { event?: EventObject } } }).action;
-        if (action.type === 'xstate.emit' && action.params?.event) effects.push(action.params.event);
-      }
-    },
   });
-  actor.on('*', (e: EventObject) => effects.push(e));
+  const collect = (e: EventObject) => effects.push(e);
+  actor.on('*', collect);
+  // A child machine's emits reach its own listeners, not the root's. Every actor in the tree
+  // registers with the system when it starts, before it runs an action (children restored from
+  // the snapshot, invoked or spawned during this step alike): listen on each as it registers.
+  // (xstate's `inspect` would see them too, at the price of an inspection event per microstep.)
+  const sys = actor.system as unknown as InternalSystem;
+  const register = sys._register;
+  sys._register = (sessionId, ref) => {
+    if (ref !== actor) ref.on('*', collect);
+    return register(sessionId, ref);
+  };
   actor.subscribe({ error: (err) => (failure = err) });
   actor.start();
   try {
-    const system = actor.system as unknown as InternalSystem;
+    const system = sys;
     const paths = actorPaths(actor);
     const firing = args.deliver.kind === 'timer' ? timers.find((t) => t.key === (args.deliver as { key: string }).key) : undefined;
     if (args.deliver.kind === 'timer' && !firing) {

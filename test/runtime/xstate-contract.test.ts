@@ -6,7 +6,8 @@ import { step, type TimerRow } from '../../runtime/step.js';
 
 /**
  * The runtime leans on xstate internals (system.scheduler, system._scheduledEvents,
- * snapshot._nodes, inspection of child emits). xstate is pinned to an exact version in
+ * system._register (every actor in the tree registers as it starts, before its first action:
+ * how child emits are collected), snapshot._nodes). xstate is pinned to an exact version in
  * package.json; this suite is the contract that must hold before the pin is moved.
  */
 const pkg = JSON.parse(readFileSync(createRequire(import.meta.url).resolve('xstate/package.json'), 'utf8')) as { version: string };
@@ -68,7 +69,7 @@ describe(`xstate ${pkg.version} contract`, () => {
     const keys = first.timers.map((t) => `${t.key}@${t.dueAt}`).sort();
     expect(keys).toEqual(['#remind1@100', '#xstate.after.200.p.waiting@200', 'kid#xstate.after.150.kid.b@150']);
     expect(first.timers.find((t) => t.key.startsWith('kid#'))).toMatchObject({ sourcePath: 'kid', targetPath: 'kid' });
-    // a child machine's emit is collected through inspection
+    // a child machine's emit is collected (the child registered with the system as it started)
     expect(first.effects).toEqual([{ type: 'concord.publish', subject: 'kid.poked', data: 1 }]);
 
     // re-injected timers keep their due times; cancel() of an injected timer removes it
@@ -87,6 +88,29 @@ describe(`xstate ${pkg.version} contract`, () => {
     if ('rejected' in fourth) throw new Error('rejected');
     expect(fourth.snapshot.value).toBe('other');
     expect(fourth.timers).toEqual([]);
+  });
+
+  it('collects the emits of a child spawned during the step, its entry actions included, and of a restored child', () => {
+    const greeter = setup({}).createMachine({
+      id: 'greeter',
+      entry: emit({ type: 'concord.publish', subject: 'greeter.hello', data: 1 } as never),
+      on: { again: { actions: emit({ type: 'concord.publish', subject: 'greeter.again', data: 2 } as never) } },
+    });
+    const host = setup({ actors: { greeter }, types: { events: {} as { type: 'spawn' } | { type: 'again' } } }).createMachine({
+      id: 'host',
+      initial: 'idle',
+      states: {
+        idle: { on: { spawn: { target: 'busy', actions: emit({ type: 'concord.publish', subject: 'host.spawning', data: 0 } as never) } } },
+        busy: { invoke: { id: 'g', src: 'greeter' }, on: { again: { actions: ({ self }) => self.getSnapshot().children.g?.send({ type: 'again' }) } } },
+      },
+    });
+    const first = step({ machine: host, snapshot: null, input: {}, timers: [], deliver: { kind: 'event', event: { type: 'spawn' } }, now: 0 });
+    if ('rejected' in first) throw new Error('rejected');
+    expect(first.effects.map((e) => (e as { subject?: string }).subject)).toEqual(['host.spawning', 'greeter.hello']);
+    const second = step({ machine: host, snapshot: first.snapshot, input: null, timers: first.timers, deliver: { kind: 'event', event: { type: 'again' } }, now: 1 });
+    if ('rejected' in second) throw new Error('rejected');
+    // restoring the child does not run its entry again; its later emit is collected
+    expect(second.effects.map((e) => (e as { subject?: string }).subject)).toEqual(['greeter.again']);
   });
 
   it('snapshot.can and the active nodes tell which events the state accepts', () => {
