@@ -31,6 +31,8 @@ const PARTITIONS = 8;
 const N = Number(process.env.BENCH_NATS_MESSAGES ?? 20_000);
 const ACTORS = 1_000;
 const enc = new TextEncoder();
+// every client here connects as the runtime does (runtime/nats/connection.ts): without async
+// stack traces, which cost an Error per publish
 
 const sinkType: ActorTypeDefinition = {
   type: 'sink',
@@ -66,7 +68,7 @@ function openDb(url: string): Database {
 
 /** 1. Raw pipelined publish with message ids, window 256. */
 async function rawPublish(prefix: string, round: number): Promise<number> {
-  const nc = await connect({ servers: NATS_URL });
+  const nc = await connect({ servers: NATS_URL, noAsyncTraces: true });
   const js = jetstream(nc);
   const t = performance.now();
   for (let i = 0; i < N; i += 256) {
@@ -159,7 +161,7 @@ async function latency(db: Database, prefix: string, plain: boolean, seconds = 5
   }, (sentAt) => {
     if (sentAt && measuring) toStep.push(Date.now() - sentAt);
   });
-  const nc = await connect({ servers: NATS_URL });
+  const nc = await connect({ servers: NATS_URL, noAsyncTraces: true });
   const js = jetstream(nc);
   const tag = plain ? 'ingress' : 'direct';
   await pace(js, prefix, plain, `${tag}-warm`, 2_000);
@@ -186,7 +188,7 @@ async function provision(db: Database, prefix: string): Promise<void> {
 /** 4. Max sustained rate: a backlog of N messages, applied by one process. */
 async function maxRate(db: Database, prefix: string): Promise<number> {
   await provision(db, prefix);
-  const nc = await connect({ servers: NATS_URL });
+  const nc = await connect({ servers: NATS_URL, noAsyncTraces: true });
   const js = jetstream(nc);
   for (let i = 0; i < N; i += 256) {
     const acks = [];
@@ -212,7 +214,7 @@ async function maxRate(db: Database, prefix: string): Promise<number> {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function dropStreams(prefix: string) {
-  const nc = await connect({ servers: NATS_URL });
+  const nc = await connect({ servers: NATS_URL, noAsyncTraces: true });
   const jsm = await jetstreamManager(nc);
   const n = natsNames(prefix);
   for (const s of [n.actorStream, n.ingressStream, n.eventsStream, n.dlqStream, n.serviceStream]) await jsm.streams.delete(s).catch(() => undefined);
@@ -230,12 +232,18 @@ async function main() {
     // three alternating rounds; the medians are compared (the machine is shared and noisy)
     const raws: number[] = [];
     const relays: number[] = [];
-    for (let round = 0; round < 3; round++) {
+    // BENCH_NATS_ONLY=latency skips the throughput rounds, =relay runs only them (for profiling)
+    const only = process.env.BENCH_NATS_ONLY;
+    for (let round = 0; round < (only === 'latency' ? 0 : 3); round++) {
       raws.push(await rawPublish(prefix, round));
       relays.push(await relayRate(db, prefix, round));
     }
     const raw = median(raws);
     const relay = median(relays);
+    if (only === 'relay') {
+      console.log(`raw ${raws.map((r) => fmt(r, 0)).join(', ')} msg/s; relay ${relays.map((r) => fmt(r, 0)).join(', ')} rows/s = ${fmt((relay / raw) * 100, 0)}% of raw`);
+      return;
+    }
     await db.pool.query('TRUNCATE actors, inbox, journal');
     const direct = await latency(db, `${prefix}l`, false);
     const viaIngress = await latency(db, `${prefix}i`, true);
