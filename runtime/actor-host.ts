@@ -10,7 +10,7 @@ import { Mailbox } from './mailbox.js';
 import { partitionOf } from './partition.js';
 import { assertRef, refKey, upgradeSnapshot, type ActorRef, type ActorTypeDefinition, type PersistedSnapshot, type Registry } from './registry.js';
 import { acceptedEventsOf, replay, step, type StepInput, type TimerRow } from './step.js';
-import { loadActor, lookupInbox, readJournal, type CommitRecord, type JournalEntry, type StoredActor } from './store.js';
+import { CorrelationIndex, loadActor, lookupInbox, readJournal, type CommitRecord, type JournalEntry, type StoredActor } from './store.js';
 
 /** An event as callers send it: a `type` and any JSON fields. */
 export type ActorEvent = { type: string; [key: string]: unknown };
@@ -96,9 +96,12 @@ export class ActorHost {
   readonly #committer: Committer;
   #closing = false;
   readonly stats = { transitions: 0, duplicates: 0, rejected: 0, conflicts: 0, hydrations: 0 };
+  /** Which actor waits on a correlation id (what this host committed is answered from memory). */
+  readonly correlations: CorrelationIndex;
 
   constructor(private readonly o: ActorHostOptions) {
     this.#cache = new LruCache<Entry>(o.cacheSize, o.idleMs);
+    this.correlations = new CorrelationIndex(o.pool);
     this.#committer = new Committer(o.pool, o.commitBatchMax, o.commitConcurrency);
   }
 
@@ -238,6 +241,7 @@ export class ActorHost {
         createdAt: entry?.createdAt ?? at,
         updatedAt: at,
       });
+      if (rec.correlations.length > 0) this.correlations.remember(rec.correlations, { type: ref.type, id: ref.id });
       await this.o.hooks?.afterCommit?.(rec);
       if (rec.outbox.length > 0 || rec.timerUpserts.length > 0) this.o.onCommitted?.(rec);
       return { ref, version, value: out.snapshot.value, status: projection.status, duplicate: false, context: out.snapshot.context };

@@ -44,6 +44,8 @@ export interface Delivery {
 
 interface Loop {
   stop: boolean;
+  /** Set by `wake` and cleared as a read starts: a commit the running read may have missed. */
+  woken: boolean;
   wake: () => void;
   done: Promise<void>;
 }
@@ -85,16 +87,31 @@ export class OutboxRelay implements LeaseListener {
 
   acquired(p: number): void {
     if (this.#loops.has(p)) return;
-    let wake: () => void = () => undefined;
-    const loop: Loop = { stop: false, wake: () => wake(), done: Promise.resolve() };
-    const sleep = (ms: number) =>
-      new Promise<void>((resolve) => {
+    let interrupt: () => void = () => undefined;
+    const loop: Loop = {
+      stop: false,
+      woken: false,
+      wake: () => {
+        loop.woken = true;
+        interrupt();
+      },
+      done: Promise.resolve(),
+    };
+    /**
+     * Waits `ms` or until woken. An idle wait is skipped when a wake came while the loop was
+     * busy (a row committed after its last read began would otherwise wait a whole poll); a
+     * backoff is only cut short by a wake that comes during it.
+     */
+    const sleep = (ms: number, idle = false) => {
+      if (idle && loop.woken) return Promise.resolve();
+      return new Promise<void>((resolve) => {
         const t = setTimeout(resolve, ms);
-        wake = () => {
+        interrupt = () => {
           clearTimeout(t);
           resolve();
         };
       });
+    };
     loop.done = this.#run(p, loop, sleep);
     this.#loops.set(p, loop);
   }
@@ -126,12 +143,13 @@ export class OutboxRelay implements LeaseListener {
     await Promise.all([...this.#running.values()]);
   }
 
-  async #run(p: number, loop: Loop, sleep: (ms: number) => Promise<void>): Promise<void> {
+  async #run(p: number, loop: Loop, sleep: (ms: number, idle?: boolean) => Promise<void>): Promise<void> {
     let failures = 0;
     /** Rows carried out and not deleted yet: the next read deletes them. */
     let done: number[] = [];
     while (!loop.stop) {
       let rows: OutboxRow[];
+      loop.woken = false;
       try {
         rows = await this.#reads.submit({ partition: p, deleting: done });
         this.delivered += done.length;
@@ -143,7 +161,7 @@ export class OutboxRelay implements LeaseListener {
       }
       if (rows.length === 0) {
         failures = 0;
-        await sleep(this.o.pollMs);
+        await sleep(this.o.pollMs, true);
         continue;
       }
       let retried: number;

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { EventObject } from 'xstate';
+import { LruCache } from './cache.js';
 import type { OutboxDraft } from './effects.js';
 import type { ActorRef, PersistedSnapshot } from './registry.js';
 import type { TimerRow } from './step.js';
@@ -236,4 +237,32 @@ export async function lookupCorrelation(db: pg.Pool, correlationId: string): Pro
   });
   const r = rows[0];
   return r ? { type: r.actor_type, id: r.actor_id } : null;
+}
+
+/**
+ * Which actor waits on a correlation id. A reply usually reaches the process whose commit
+ * started the wait a few milliseconds earlier: that process answers from memory (bounded,
+ * recent waits only) and asks the `correlations` table only for what it did not write itself.
+ * A correlation id names one command, so one actor waits on it (a retried transition claims it
+ * again for the same actor); the table stays the authority.
+ */
+export class CorrelationIndex {
+  readonly #recent: LruCache<ActorRef>;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    capacity = 20_000,
+    idleMs = 10 * 60_000,
+  ) {
+    this.#recent = new LruCache<ActorRef>(capacity, idleMs);
+  }
+
+  /** Told after a commit that wrote `ids` for `ref`. */
+  remember(ids: readonly string[], ref: ActorRef): void {
+    for (const id of ids) this.#recent.set(id, ref);
+  }
+
+  async lookup(correlationId: string): Promise<ActorRef | null> {
+    return this.#recent.get(correlationId) ?? (await lookupCorrelation(this.pool, correlationId));
+  }
 }

@@ -12,6 +12,8 @@ import type { Logger } from './logger.js';
 export class TimerPoller {
   #timer: NodeJS.Timeout | undefined;
   #running = false;
+  /** The earliest due time a wake asked for while a poll was running. */
+  #missed: number | undefined;
   #stopped = true;
   #inflight: Promise<unknown> = Promise.resolve();
   fired = 0;
@@ -36,6 +38,11 @@ export class TimerPoller {
   /** Wakes the poller early when a timer is due sooner than the next poll. */
   wake(dueAt: number): void {
     if (this.#stopped) return;
+    // a poll running now may have read before this timer was written: look again right after it
+    if (this.#running) {
+      this.#missed = Math.min(this.#missed ?? Infinity, dueAt);
+      return;
+    }
     const ms = dueAt - this.o.clock.now();
     if (ms < this.o.pollMs) this.#schedule(Math.max(0, ms));
   }
@@ -59,7 +66,10 @@ export class TimerPoller {
     } finally {
       this.#running = false;
       // a full batch means more are due: go again at once
-      this.#schedule(claimed >= (this.o.batch ?? 256) ? 0 : this.o.pollMs);
+      const next = claimed >= (this.o.batch ?? 256) ? 0 : this.o.pollMs;
+      const missed = this.#missed;
+      this.#missed = undefined;
+      this.#schedule(missed === undefined ? next : Math.min(next, Math.max(0, missed - this.o.clock.now())));
     }
   }
 

@@ -35,31 +35,35 @@ export interface AuditEntry {
  */
 const COLUMNS = '(at, subject, role, tenant, action, object_type, object_id, before, after, request_id, dedupe_key)';
 
-function values(r: AuditRecord): unknown[] {
-  return [
-    r.at,
-    r.principal.sub,
-    r.principal.role,
-    r.principal.tenantId,
-    r.action,
-    r.objectType,
-    r.objectId,
-    r.before === undefined ? null : JSON.stringify(r.before),
-    r.after === undefined ? null : JSON.stringify(r.after),
-    r.requestId ?? null,
-    r.dedupeKey ?? null,
-  ];
-}
-
-function insertMany(recs: readonly AuditRecord[]): { text: string; values: unknown[] } {
-  const params: unknown[] = [];
-  const rows = recs.map((r) => {
-    const v = values(r);
-    const start = params.length;
-    params.push(...v);
-    return `(${v.map((_, i) => `$${start + i + 1}`).join(', ')})`;
-  });
-  return { text: `INSERT INTO audit_log ${COLUMNS} VALUES ${rows.join(', ')} ON CONFLICT (dedupe_key) DO NOTHING`, values: params };
+/**
+ * One named statement whatever the number of records: they travel as one jsonb array, so
+ * PostgreSQL plans the insert once per connection instead of once per batch size.
+ */
+function insertMany(recs: readonly AuditRecord[]): { name: string; text: string; values: unknown[] } {
+  const rows = recs.map((r) => ({
+    at: r.at,
+    subject: r.principal.sub,
+    role: r.principal.role,
+    tenant: r.principal.tenantId,
+    action: r.action,
+    object_type: r.objectType,
+    object_id: r.objectId,
+    before: r.before === undefined ? null : r.before,
+    after: r.after === undefined ? null : r.after,
+    request_id: r.requestId ?? null,
+    dedupe_key: r.dedupeKey ?? null,
+  }));
+  return {
+    name: 'concord_audit_insert',
+    text: `INSERT INTO audit_log ${COLUMNS}
+           SELECT r.at, r.subject, r.role, r.tenant, r.action, r.object_type, r.object_id, r.before, r.after, r.request_id, r.dedupe_key
+           FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (at timestamptz, subject text, role text, tenant text, action text, object_type text,
+             object_id text, before jsonb, after jsonb, request_id text, dedupe_key text)) WITH ORDINALITY AS r(at, subject, role, tenant, action,
+             object_type, object_id, before, after, request_id, dedupe_key, n)
+           ORDER BY r.n
+           ON CONFLICT (dedupe_key) DO NOTHING`,
+    values: [JSON.stringify(rows)],
+  };
 }
 
 /** Writes one record on `db` (inside the caller's transaction, for plain-table changes). */

@@ -1,9 +1,7 @@
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import { JetStreamApiError, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
-import type pg from 'pg';
 import { subjectMatches } from '../bus.js';
 import { decodeToken } from '../effects.js';
-import { lookupCorrelation } from '../store.js';
 import type { ActorRef } from '../registry.js';
 import { messageIdOf, payloadOf } from './actor-consumer.js';
 import type { Verdict } from './durable-worker.js';
@@ -63,14 +61,14 @@ export function correlationIdOf(msg: JsMsg): string | null {
  * Subjects other consumers own (`skip`, e.g. `svc.events.OrderCreatedEvent`) are acked and left
  * to them. An event without a `type` takes the last token of its subject as its type.
  */
-export function serviceRouterHandler(o: { js: JetStreamClient; pool: pg.Pool; prefix: string; partitions: number; publishTimeoutMs: number; skip?: readonly string[] }) {
+export function serviceRouterHandler(o: { js: JetStreamClient; correlations: { lookup(id: string): Promise<ActorRef | null> }; prefix: string; partitions: number; publishTimeoutMs: number; skip?: readonly string[] }) {
   return async (msg: JsMsg): Promise<Verdict> => {
     if (o.skip?.some((pattern) => subjectMatches(pattern, msg.subject))) return { status: 'done' };
     const id = correlationIdOf(msg);
     if (!id) return { status: 'dead', reason: 'unroutable', error: 'no correlation id (Concord-Correlation-Id header, correlationId or commandId field)' };
     let ref: ActorRef | null;
     try {
-      ref = await lookupCorrelation(o.pool, id);
+      ref = await o.correlations.lookup(id);
     } catch (err) {
       return { status: 'retry', error: (err as Error).message, transient: true };
     }

@@ -174,7 +174,7 @@ export class NatsTransport implements LeaseListener, Delivery {
     // so one saga's reply never waits behind another's
     const router = this.#worker(this.names.routerConsumer, this.names.serviceStream, c.serviceEvents, {
       keyOf: (m) => correlationIdOf(m) ?? m.subject,
-      handle: serviceRouterHandler({ ...common, pool: this.o.pool, skip: c.routerSkip }),
+      handle: serviceRouterHandler({ ...common, correlations: { lookup: (id) => this.o.host.correlations.lookup(id) }, skip: c.routerSkip }),
       bury: natsBurial(this.o.pool, () => null),
     });
     const announcer = new DeadLetterAnnouncer({ pool: this.o.pool, js: this.#js!, prefix: this.names.prefix, log: this.o.log, pollMs: 1_000, publishTimeoutMs: c.publishTimeoutMs });

@@ -4,7 +4,6 @@ import { isConcordError, ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { natsNames } from '../nats/subjects.js';
 import type { Runtime } from '../runtime.js';
-import { lookupCorrelation } from '../store.js';
 import { IdempotentConsumer } from './jetstream.js';
 import { OrderCreatedEvent, orderData } from './order.js';
 import type { SagaService } from './service.js';
@@ -86,7 +85,7 @@ export class SagaIntake {
       this.log.warn({ subject: msg.subject }, 'service event without commandId ignored');
       return;
     }
-    const ref = await lookupCorrelation(this.runtime.database.pool, commandId);
+    const ref = await this.runtime.host.correlations.lookup(commandId);
     if (!ref) {
       this.log.warn({ subject: msg.subject, commandId }, 'service event for an unknown command ignored');
       return;

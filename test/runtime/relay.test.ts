@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../runtime/db.js';
 import { createPool } from '../../runtime/db.js';
 import { InProcessDelivery } from '../../runtime/in-process.js';
+import { OutboxRelay } from '../../runtime/relay.js';
 import { PartitionLeases, type LeaseListener } from '../../runtime/leases.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { freshDatabase, waitFor } from '../helpers/db.js';
@@ -172,5 +173,53 @@ describe('partition leases', () => {
     await c.leases.start();
     expect(c.owned.size).toBe(8);
     await c.leases.stop();
+  });
+});
+
+describe('a wake that comes while the relay is reading', () => {
+  it('is not lost: a row committed after the read began goes out at once, not at the next poll', async () => {
+    const db3 = await freshDatabase();
+    // the read's answer is held back (after PostgreSQL has run it) while a row commits and wakes the relay
+    let holdRead: (() => Promise<void>) | null = null;
+    const pool = new Proxy(db3.pool, {
+      get(target, prop, receiver) {
+        if (prop !== 'query') return Reflect.get(target, prop, receiver) as unknown;
+        return async (q: { name?: string }, ...rest: unknown[]) => {
+          const res = await (target.query as (...a: unknown[]) => Promise<unknown>).call(target, q, ...rest);
+          if (q?.name === 'concord_outbox_read' && holdRead) {
+            const hold = holdRead;
+            holdRead = null;
+            await hold();
+          }
+          return res;
+        };
+      },
+    });
+    const delivered: number[] = [];
+    const relay = new OutboxRelay({
+      pool,
+      delivery: { deliver: async (rows) => rows.map((r) => (delivered.push(r.id), { status: 'done' as const })) },
+      log: testLog,
+      batch: 16,
+      pollMs: 30_000,
+      maxAttempts: 3,
+    });
+    const insert = async () =>
+      (
+        await db3.pool.query<{ id: number }>(
+          `INSERT INTO outbox (partition, source_type, source_id, kind, subject, message_id, payload) VALUES (0, 't', 's', 'publish', 'x', gen_random_uuid()::text, '{}') RETURNING id`,
+        )
+      ).rows[0]!.id;
+    let late = 0;
+    holdRead = async () => {
+      late = await insert(); // commits after the read's snapshot: the read did not see it
+      relay.wake(0); // what the committer does after such a commit
+    };
+    relay.acquired(0); // first read: empty, held while the row commits
+    const t0 = Date.now();
+    await waitFor('the late row relayed', () => late > 0 && delivered.includes(late), 5_000);
+    expect(Date.now() - t0).toBeLessThan(2_000);
+    await relay.stop();
+    await db3.close();
   });
 });
