@@ -64,6 +64,45 @@ async function serveMode(): Promise<void> {
   });
 }
 
+/**
+ * The floor of this machine for the same load: a bare node:http server, in its own process,
+ * answering every request with a fixed relationship-sized JSON body (no routing, auth, logs or
+ * database). What autocannon measures against it bounds what any server written on Node's http
+ * module can reach here.
+ */
+async function bareMode(): Promise<void> {
+  const http = await import('node:http');
+  const body = JSON.stringify({ id: randomBytes(16).toString('hex'), filler: 'x'.repeat(600) });
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  process.stdout.write(`READY ${(server.address() as AddressInfo).port}\n`);
+  process.once('SIGTERM', () => server.close(() => process.exit(0)));
+}
+
+async function bareFloor(headers: Record<string, string>): Promise<CannonResult> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--bare'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const port = await new Promise<number>((resolve) => {
+    const check = setInterval(() => {
+      const m = /READY (\d+)/.exec(out);
+      if (m) {
+        clearInterval(check);
+        resolve(Number(m[1]));
+      }
+    }, 20);
+  });
+  const opts = { url: `http://127.0.0.1:${port}/api/v1/vendor-partner-coordination/relationships/x`, connections: CONNECTIONS, headers };
+  await autocannon({ ...opts, duration: 2 });
+  const r = await autocannon({ ...opts, duration: GET_SECONDS });
+  child.kill('SIGTERM');
+  await new Promise((r2) => child.once('exit', r2));
+  return r;
+}
+
 async function main(): Promise<void> {
   const db = await benchDatabase(`concord_bench_http_${process.pid}`);
   const secret = randomBytes(32).toString('hex');
@@ -136,7 +175,10 @@ async function main(): Promise<void> {
   if (only !== 'post') {
     await autocannon(getOpts(2));
     get = await measured(() => autocannon(getOpts(GET_SECONDS)));
-    if (only === 'get') short('GET relationship', get);
+    if (only === 'get') {
+      short('GET relationship', get);
+      if (process.env.BENCH_FLOOR) short('floor: bare node:http', { ...(await bareFloor(headers)), cpuUs: NaN });
+    }
     else getPaced = await measured(() => autocannon({ ...getOpts(GET_SECONDS), overallRate: GET_PACED_RATE }));
   }
 
@@ -170,6 +212,7 @@ async function main(): Promise<void> {
   }
   if (!post) throw new Error('unreachable: the POST scenario ran');
   const postPaced = await measured(() => autocannon(postOpts(1, POST_PACED_RATE)));
+  const floor = await bareFloor(headers);
 
   const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
   console.log(
@@ -179,6 +222,7 @@ async function main(): Promise<void> {
         ['GET relationship', CONNECTIONS, get.requests.total, fmt(get.requests.average, 0), fmt(get.latency.p50), fmt(get.latency.p90), fmt(get.latency.p99), fmt(get.latency.max), get.non2xx, get.errors + get.timeouts, fmt(get.cpuUs, 0)],
         ['GET relationship, paced', CONNECTIONS, getPaced.requests.total, fmt(getPaced.requests.average, 0), fmt(getPaced.latency.p50), fmt(getPaced.latency.p90), fmt(getPaced.latency.p99), fmt(getPaced.latency.max), getPaced.non2xx, getPaced.errors + getPaced.timeouts, fmt(getPaced.cpuUs, 0)],
         ['POST activate/suspend', CONNECTIONS, post.requests.total, fmt(post.requests.average, 0), fmt(post.latency.p50), fmt(post.latency.p90), fmt(post.latency.p99), fmt(post.latency.max), post.non2xx, post.errors + post.timeouts, fmt(post.cpuUs, 0)],
+        ['floor: bare node:http, fixed body', CONNECTIONS, floor.requests.total, fmt(floor.requests.average, 0), fmt(floor.latency.p50), fmt(floor.latency.p90), fmt(floor.latency.p99), fmt(floor.latency.max), floor.non2xx, floor.errors + floor.timeouts, '-'],
         ['POST activate/suspend, paced', CONNECTIONS, postPaced.requests.total, fmt(postPaced.requests.average, 0), fmt(postPaced.latency.p50), fmt(postPaced.latency.p90), fmt(postPaced.latency.p99), fmt(postPaced.latency.max), postPaced.non2xx, postPaced.errors + postPaced.timeouts, fmt(postPaced.cpuUs, 0)],
       ],
     ),
@@ -195,7 +239,7 @@ async function main(): Promise<void> {
   await db.stop();
 }
 
-(process.argv.includes('--serve') ? serveMode() : main()).catch((err) => {
+(process.argv.includes('--serve') ? serveMode() : process.argv.includes('--bare') ? bareMode() : main()).catch((err) => {
   console.error(err);
   process.exit(1);
 });

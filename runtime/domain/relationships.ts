@@ -156,7 +156,7 @@ export class RelationshipService {
       const byId = new Map(rows.map((r) => [r.id, r]));
       return ids.map((id) => byId.get(id));
     },
-    { maxBatch: 128, concurrency: 2 },
+    { maxBatch: 128, concurrency: 1 },
   );
 
   async get(principal: Principal, id: string): Promise<Relationship> {
