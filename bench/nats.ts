@@ -2,6 +2,7 @@
  * `npm run bench` (NATS part), against NATS_URL (default nats://127.0.0.1:4222) and
  * DATABASE_URL (or an embedded PostgreSQL):
  * 1. raw JetStream publish, pipelined (window 256) with `Nats-Msg-Id`: the ceiling;
+ *    1b. the same through the relay's own publisher (runtime/nats/publisher.ts);
  * 2. the outbox relay (read batch, publish with ids, delete) over the same stream, same run;
  * 3. end-to-end latency from an outside publish on an actor subject to the actor's commit,
  *    at 1,000 msg/s (partitioned subject, and plain subject through the ingress);
@@ -10,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
+import { connect, headers } from '@nats-io/transport-node';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { assign, setup } from 'xstate';
@@ -18,6 +19,7 @@ import { loadConfig } from '../runtime/config.js';
 import { createPool, type Database } from '../runtime/db.js';
 import { InProcessDelivery } from '../runtime/in-process.js';
 import { migrate } from '../runtime/migrate.js';
+import { AckPublisher } from '../runtime/nats/publisher.js';
 import { NatsTransport } from '../runtime/nats/transport.js';
 import { natsNames, partitionedActorSubject } from '../runtime/nats/subjects.js';
 import { Registry, type ActorTypeDefinition } from '../runtime/registry.js';
@@ -80,6 +82,27 @@ async function rawPublish(prefix: string, round: number): Promise<number> {
     await Promise.all(acks);
   }
   const rate = N / ((performance.now() - t) / 1000);
+  await nc.close();
+  return rate;
+}
+
+/** 1b. The same pipelined publish through the relay's own publisher (acks matched by reply token). */
+async function rawAckPublisher(prefix: string, round: number): Promise<number> {
+  const nc = await connect({ servers: NATS_URL, noAsyncTraces: true });
+  const publisher = new AckPublisher(nc, 5_000);
+  const t = performance.now();
+  for (let i = 0; i < N; i += 256) {
+    const acks = [];
+    for (let k = i; k < Math.min(N, i + 256); k++) {
+      const subject = partitionedActorSubject(prefix, { type: 'sink', id: `r${k % ACTORS}` }, PARTITIONS);
+      const h = headers();
+      h.set('Nats-Msg-Id', `rawp-${round}-${k}`);
+      acks.push(publisher.publish(subject, enc.encode(JSON.stringify({ type: 'sink.put', sentAt: 0 })), h));
+    }
+    await Promise.all(acks);
+  }
+  const rate = N / ((performance.now() - t) / 1000);
+  publisher.close();
   await nc.close();
   return rate;
 }
@@ -231,17 +254,22 @@ async function main() {
     await provision(db, prefix);
     // three alternating rounds; the medians are compared (the machine is shared and noisy)
     const raws: number[] = [];
+    const rawOwn: number[] = [];
     const relays: number[] = [];
     // BENCH_NATS_ONLY=latency skips the throughput rounds, =relay runs only them (for profiling)
     const only = process.env.BENCH_NATS_ONLY;
     for (let round = 0; round < (only === 'latency' ? 0 : 3); round++) {
       raws.push(await rawPublish(prefix, round));
+      rawOwn.push(await rawAckPublisher(prefix, round));
       relays.push(await relayRate(db, prefix, round));
     }
     const raw = median(raws);
+    const own = median(rawOwn);
     const relay = median(relays);
     if (only === 'relay') {
-      console.log(`raw ${raws.map((r) => fmt(r, 0)).join(', ')} msg/s; relay ${relays.map((r) => fmt(r, 0)).join(', ')} rows/s = ${fmt((relay / raw) * 100, 0)}% of raw`);
+      console.log(
+        `raw ${raws.map((r) => fmt(r, 0)).join(', ')} msg/s; raw (AckPublisher) ${rawOwn.map((r) => fmt(r, 0)).join(', ')} msg/s; relay ${relays.map((r) => fmt(r, 0)).join(', ')} rows/s = ${fmt((relay / raw) * 100, 0)}% of raw, ${fmt((relay / own) * 100, 0)}% of raw (AckPublisher)`,
+      );
       return;
     }
     await db.pool.query('TRUNCATE actors, inbox, journal');
@@ -254,7 +282,11 @@ async function main() {
         ['measure', 'result'],
         [
           ['raw JetStream publish, pipelined (256), with Nats-Msg-Id', `${fmt(raw, 0)} msg/s (median of ${raws.map((r) => fmt(r, 0)).join(', ')})`],
-          ['outbox relay (batch 256, publish with ids, delete)', `${fmt(relay, 0)} rows/s = ${fmt((relay / raw) * 100, 0)}% of raw (median of ${relays.map((r) => fmt(r, 0)).join(', ')})`],
+          ['raw pipelined publish (256) through the relay\'s AckPublisher', `${fmt(own, 0)} msg/s (median of ${rawOwn.map((r) => fmt(r, 0)).join(', ')})`],
+          [
+            'outbox relay (batch 256, publish with ids, delete)',
+            `${fmt(relay, 0)} rows/s = ${fmt((relay / raw) * 100, 0)}% of raw, ${fmt((relay / own) * 100, 0)}% of raw through AckPublisher (median of ${relays.map((r) => fmt(r, 0)).join(', ')})`,
+          ],
           ['end-to-end at 1,000 msg/s, partitioned subject', `p50 ${fmt(direct.p50, 0)} ms, p99 ${fmt(direct.p99, 0)} ms (n=${direct.n}; to the transition p50 ${fmt(direct.stepP50, 0)}, p99 ${fmt(direct.stepP99, 0)})`],
           ['end-to-end at 1,000 msg/s, plain subject via ingress', `p50 ${fmt(viaIngress.p50, 0)} ms, p99 ${fmt(viaIngress.p99, 0)} ms (n=${viaIngress.n}; to the transition p50 ${fmt(viaIngress.stepP50, 0)}, p99 ${fmt(viaIngress.stepP99, 0)})`],
           ['max sustained rate (backlog applied by one process)', `${fmt(max, 0)} msg/s`],

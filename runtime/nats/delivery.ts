@@ -3,6 +3,7 @@ import { JetStreamApiError, type JetStreamClient, type JetStreamManager } from '
 import { ConcordError, ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Delivery, OutboxRow, Outcome } from '../relay.js';
+import { AckPublisher } from './publisher.js';
 import { Hdr, parsePlainActorSubject, partitionedActorSubject } from './subjects.js';
 
 const encoder = new TextEncoder();
@@ -45,6 +46,7 @@ class TransportUnavailable extends ConcordError {
  */
 export class NatsDelivery implements Delivery {
   readonly #core = new Map<string, number>();
+  readonly #publisher: AckPublisher;
   published = 0;
 
   constructor(
@@ -58,7 +60,13 @@ export class NatsDelivery implements Delivery {
       log: Logger;
       calls: Delivery;
     },
-  ) {}
+  ) {
+    this.#publisher = new AckPublisher(o.nc, o.publishTimeoutMs);
+  }
+
+  close(): void {
+    this.#publisher.close();
+  }
 
   async deliver(rows: readonly OutboxRow[]): Promise<Outcome[]> {
     const outcomes: Outcome[] = rows.map(() => ({ status: 'skipped' }));
@@ -83,11 +91,9 @@ export class NatsDelivery implements Delivery {
             this.o.nc.publish(target, encoder.encode(row.payloadJson), { headers: this.#headers(row) });
             core = true;
           } else {
-            await this.o.js.publish(target, encoder.encode(row.payloadJson), {
-              msgID: row.headers[Hdr.NatsMsgIdOverride] ?? row.messageId,
-              headers: this.#headers(row),
-              timeout: this.o.publishTimeoutMs,
-            });
+            const h = this.#headers(row);
+            h.set('Nats-Msg-Id', row.headers[Hdr.NatsMsgIdOverride] ?? row.messageId);
+            await this.#publisher.publish(target, encoder.encode(row.payloadJson), h);
           }
           outcomes[i] = { status: 'done' };
           this.published++;

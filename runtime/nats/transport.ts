@@ -200,6 +200,7 @@ export class NatsTransport implements LeaseListener, Delivery {
 
   async close(): Promise<void> {
     await this.stopIntake();
+    this.#delivery?.close();
     this.#offReconnect?.();
     await this.#link?.close();
   }
