@@ -3,7 +3,7 @@ import { JetStreamApiError, type JetStreamClient, type JetStreamManager } from '
 import { ConcordError, ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { Delivery, OutboxRow, Outcome } from '../relay.js';
-import { AckPublisher } from './publisher.js';
+import type { AckPublisher } from './publisher.js';
 import { Hdr, parsePlainActorSubject, partitionedActorSubject } from './subjects.js';
 
 const encoder = new TextEncoder();
@@ -46,7 +46,6 @@ class TransportUnavailable extends ConcordError {
  */
 export class NatsDelivery implements Delivery {
   readonly #core = new Map<string, number>();
-  readonly #publisher: AckPublisher;
   published = 0;
 
   constructor(
@@ -59,14 +58,9 @@ export class NatsDelivery implements Delivery {
       publishTimeoutMs: number;
       log: Logger;
       calls: Delivery;
+      publisher: AckPublisher;
     },
-  ) {
-    this.#publisher = new AckPublisher(o.nc, o.publishTimeoutMs);
-  }
-
-  close(): void {
-    this.#publisher.close();
-  }
+  ) {}
 
   async deliver(rows: readonly OutboxRow[]): Promise<Outcome[]> {
     const outcomes: Outcome[] = rows.map(() => ({ status: 'skipped' }));
@@ -93,7 +87,7 @@ export class NatsDelivery implements Delivery {
           } else {
             const h = this.#headers(row);
             h.set('Nats-Msg-Id', row.headers[Hdr.NatsMsgIdOverride] ?? row.messageId);
-            await this.#publisher.publish(target, encoder.encode(row.payloadJson), h);
+            await this.o.publisher.publish(target, encoder.encode(row.payloadJson), h);
           }
           outcomes[i] = { status: 'done' };
           this.published++;

@@ -1,5 +1,5 @@
-import { headers as natsHeaders } from '@nats-io/transport-node';
-import { JetStreamApiError, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
+import { JetStreamApiError, type JsMsg } from '@nats-io/jetstream';
 import { subjectMatches } from '../bus.js';
 import { decodeToken } from '../effects.js';
 import type { ActorRef } from '../registry.js';
@@ -13,13 +13,17 @@ import { Hdr, partitionedActorSubject } from './subjects.js';
  * on every redelivery, so JetStream keeps one copy) and carries the publisher's own id as
  * `Concord-Message-Id`, the id the actor dedupes on.
  */
-async function forward(js: JetStreamClient, msg: JsMsg, target: string, timeoutMs: number, data: Uint8Array = msg.data): Promise<Verdict> {
+/** A JetStream publish that resolves on the stream's ack (`AckPublisher.publish`). */
+export type Publish = (subject: string, data: Uint8Array, headers: MsgHdrs) => Promise<unknown>;
+
+async function forward(publish: Publish, msg: JsMsg, target: string, data: Uint8Array = msg.data): Promise<Verdict> {
   const h = natsHeaders();
   if (msg.headers) for (const [k, v] of msg.headers) if (!k.startsWith('Nats-')) h.set(k, v.join(','));
   h.set(Hdr.MessageId, messageIdOf(msg));
   h.set(Hdr.OriginSubject, msg.subject);
+  h.set('Nats-Msg-Id', `${msg.info.stream}:${msg.seq}`);
   try {
-    await js.publish(target, data, { msgID: `${msg.info.stream}:${msg.seq}`, headers: h, timeout: timeoutMs });
+    await publish(target, data, h);
     return { status: 'done' };
   } catch (err) {
     // a timeout or a dropped link is NATS being away, not this message
@@ -28,11 +32,11 @@ async function forward(js: JetStreamClient, msg: JsMsg, target: string, timeoutM
 }
 
 /** `<prefix>.actor.<type>.<id>` (the plain subject for outside services) to the partitioned one. */
-export function ingressHandler(o: { js: JetStreamClient; prefix: string; partitions: number; publishTimeoutMs: number }) {
+export function ingressHandler(o: { publish: Publish; prefix: string; partitions: number }) {
   return (msg: JsMsg): Promise<Verdict> => {
     const ref = plainRef(msg.subject);
     if (!ref) return Promise.resolve({ status: 'dead', reason: 'unroutable', error: `not an actor subject: ${msg.subject}` });
-    return forward(o.js, msg, partitionedActorSubject(o.prefix, ref, o.partitions), o.publishTimeoutMs);
+    return forward(o.publish, msg, partitionedActorSubject(o.prefix, ref, o.partitions));
   };
 }
 
@@ -61,7 +65,13 @@ export function correlationIdOf(msg: JsMsg): string | null {
  * Subjects other consumers own (`skip`, e.g. `svc.events.OrderCreatedEvent`) are acked and left
  * to them. An event without a `type` takes the last token of its subject as its type.
  */
-export function serviceRouterHandler(o: { js: JetStreamClient; correlations: { lookup(id: string): Promise<ActorRef | null> }; prefix: string; partitions: number; publishTimeoutMs: number; skip?: readonly string[] }) {
+export function serviceRouterHandler(o: {
+  publish: Publish;
+  correlations: { lookup(id: string): Promise<ActorRef | null> };
+  prefix: string;
+  partitions: number;
+  skip?: readonly string[];
+}) {
   return async (msg: JsMsg): Promise<Verdict> => {
     if (o.skip?.some((pattern) => subjectMatches(pattern, msg.subject))) return { status: 'done' };
     const id = correlationIdOf(msg);
@@ -78,6 +88,6 @@ export function serviceRouterHandler(o: { js: JetStreamClient; correlations: { l
       payload && typeof payload === 'object' && typeof (payload as { type?: unknown }).type !== 'string'
         ? new TextEncoder().encode(JSON.stringify({ ...(payload as object), type: msg.subject.slice(msg.subject.lastIndexOf('.') + 1) }))
         : msg.data;
-    return forward(o.js, msg, partitionedActorSubject(o.prefix, ref, o.partitions), o.publishTimeoutMs, data);
+    return forward(o.publish, msg, partitionedActorSubject(o.prefix, ref, o.partitions), data);
   };
 }

@@ -9,6 +9,7 @@ import { actorHandler, actorKeyOf, natsBurial } from './actor-consumer.js';
 import { DeadLetterAnnouncer } from './announcer.js';
 import { NatsLink, type NatsStatus } from './connection.js';
 import { NatsDelivery } from './delivery.js';
+import { AckPublisher } from './publisher.js';
 import { DurableWorker } from './durable-worker.js';
 import { correlationIdOf, ingressHandler, plainRef, serviceRouterHandler } from './forwarders.js';
 import { provisionStreams } from './provision.js';
@@ -66,6 +67,8 @@ export class NatsTransport implements LeaseListener, Delivery {
   #js: JetStreamClient | undefined;
   #jsm: JetStreamManager | undefined;
   #delivery: NatsDelivery | undefined;
+  /** JetStream publishes of the relay and the forwarders (acks matched by reply token). */
+  #publisher: AckPublisher | undefined;
   readonly #workers = new Map<number, DurableWorker>();
   #singletons: { ingress: DurableWorker; router: DurableWorker; announcer: DeadLetterAnnouncer } | undefined;
   #offReconnect: (() => void) | undefined;
@@ -87,6 +90,7 @@ export class NatsTransport implements LeaseListener, Delivery {
     this.#js = jetstream(link.nc, { timeout: this.o.config.publishTimeoutMs });
     this.#jsm = await jetstreamManager(link.nc, { timeout: this.o.config.publishTimeoutMs });
     await provisionStreams(this.#jsm, this.names, this.o.config, this.o.log);
+    this.#publisher = new AckPublisher(link.nc, this.o.config.publishTimeoutMs);
     this.#delivery = new NatsDelivery({
       nc: link.nc,
       js: this.#js,
@@ -96,6 +100,7 @@ export class NatsTransport implements LeaseListener, Delivery {
       publishTimeoutMs: this.o.config.publishTimeoutMs,
       log: this.o.log,
       calls: this.o.calls,
+      publisher: this.#publisher,
     });
     this.#offReconnect = link.onReconnect(() => {
       for (const w of this.#workers.values()) w.requestResync();
@@ -164,7 +169,8 @@ export class NatsTransport implements LeaseListener, Delivery {
   #startSingletons(): void {
     if (this.#singletons) return;
     const c = this.o.config;
-    const common = { js: this.#js!, prefix: this.names.prefix, partitions: this.o.partitions, publishTimeoutMs: c.publishTimeoutMs };
+    const publisher = this.#publisher!;
+    const common = { publish: publisher.publish.bind(publisher), prefix: this.names.prefix, partitions: this.o.partitions };
     const ingress = this.#worker(this.names.ingressConsumer, this.names.ingressStream, this.names.ingressSubjects, {
       keyOf: (m) => m.subject,
       handle: ingressHandler(common),
@@ -200,7 +206,7 @@ export class NatsTransport implements LeaseListener, Delivery {
 
   async close(): Promise<void> {
     await this.stopIntake();
-    this.#delivery?.close();
+    this.#publisher?.close();
     this.#offReconnect?.();
     await this.#link?.close();
   }
