@@ -82,19 +82,26 @@ async function bareMode(): Promise<void> {
   process.once('SIGTERM', () => server.close(() => process.exit(0)));
 }
 
-async function bareFloor(headers: Record<string, string>): Promise<CannonResult> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--bare'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  const port = await new Promise<number>((resolve) => {
+/** This script again as a child in `mode`; resolves with the child, its output so far and its port. */
+async function startChild(mode: '--serve' | '--bare', env: NodeJS.ProcessEnv = process.env, nodeArgs: string[] = []) {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', fileURLToPath(import.meta.url), mode], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const io = { out: '' };
+  child.stdout!.on('data', (d: Buffer) => (io.out += d.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
     const check = setInterval(() => {
-      const m = /READY (\d+)/.exec(out);
+      const m = /READY (\d+)/.exec(io.out);
       if (m) {
         clearInterval(check);
         resolve(Number(m[1]));
       }
     }, 20);
+    child.once('exit', (code) => reject(new Error(`${mode} child exited with ${code}`)));
   });
+  return { child, io, port };
+}
+
+async function bareFloor(headers: Record<string, string>): Promise<CannonResult> {
+  const { child, port } = await startChild('--bare');
   const opts = { url: `http://127.0.0.1:${port}/api/v1/vendor-partner-coordination/relationships/x`, connections: CONNECTIONS, headers };
   await autocannon({ ...opts, duration: 2 });
   const r = await autocannon({ ...opts, duration: GET_SECONDS });
@@ -106,28 +113,17 @@ async function bareFloor(headers: Record<string, string>): Promise<CannonResult>
 async function main(): Promise<void> {
   const db = await benchDatabase(`concord_bench_http_${process.pid}`);
   const secret = randomBytes(32).toString('hex');
-  const child = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), '--import', 'tsx', fileURLToPath(import.meta.url), '--serve'], {
-    env: { ...process.env, DATABASE_URL: db.url, JWT_SECRET: secret },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  const port = await new Promise<number>((resolve, reject) => {
-    const check = setInterval(() => {
-      const m = /READY (\d+)/.exec(out);
-      if (m) {
-        clearInterval(check);
-        resolve(Number(m[1]));
-      }
-    }, 20);
-    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
-  });
+  const { child, io, port } = await startChild(
+    '--serve',
+    { ...process.env, DATABASE_URL: db.url, JWT_SECRET: secret },
+    process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [],
+  );
   /** The server process's CPU time so far, in microseconds. */
   const serverCpu = async (): Promise<number> => {
-    const seen = (out.match(/CPU \d+/g) ?? []).length;
+    const seen = (io.out.match(/CPU \d+/g) ?? []).length;
     child.kill('SIGUSR2');
     for (;;) {
-      const all = out.match(/CPU (\d+)/g) ?? [];
+      const all = io.out.match(/CPU (\d+)/g) ?? [];
       if (all.length > seen) return Number(all[all.length - 1]!.slice(4));
       await new Promise((r) => setTimeout(r, 10));
     }
