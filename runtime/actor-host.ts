@@ -10,7 +10,7 @@ import { Mailbox } from './mailbox.js';
 import { partitionOf } from './partition.js';
 import { assertRef, refKey, upgradeSnapshot, type ActorRef, type ActorTypeDefinition, type PersistedSnapshot, type Registry } from './registry.js';
 import { acceptedEventsOf, replay, step, type StepInput, type TimerRow } from './step.js';
-import { CorrelationIndex, loadActor, lookupInbox, readJournal, type CommitRecord, type JournalEntry, type StoredActor } from './store.js';
+import { CorrelationIndex, loadActor, lookupInbox, readJournal, type AuditRow, type CommitRecord, type JournalEntry, type StoredActor } from './store.js';
 
 /** An event as callers send it: a `type` and any JSON fields. */
 export type ActorEvent = { type: string; [key: string]: unknown };
@@ -22,6 +22,12 @@ export interface SendOptions {
   tenant?: string | null;
   /** Deliver to a child actor (`kid`, `kid/grandkid`) instead of the root. */
   targetPath?: string;
+  /**
+   * The audit record of this change, written in the transition's own statement (the change and
+   * its record commit together or not at all). Called with the transition's outcome before the
+   * commit, again on each retry after a version conflict; null writes none.
+   */
+  audit?: (t: { version: number; value: unknown; context: Record<string, unknown> }) => AuditRow | null;
 }
 
 export interface SendResult {
@@ -203,7 +209,10 @@ export class ActorHost {
         timerDeletes: [...prevTimers.keys()].filter((k) => !nextKeys.has(k)),
         timerUpserts: out.timers.filter((t) => prevTimers.get(t.key)?.dueAt !== t.dueAt || prevTimers.get(t.key)?.xstateId !== t.xstateId),
         at: new Date(now).toISOString(),
+        audit: [],
       };
+      const audit = opts.audit?.({ version, value: out.snapshot.value, context: out.snapshot.context as Record<string, unknown> });
+      if (audit) rec.audit.push(audit);
       await this.o.hooks?.beforeCommit?.(rec);
       let committed: boolean;
       try {

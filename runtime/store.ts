@@ -40,6 +40,23 @@ export interface CommitRecord {
   timerDeletes: string[];
   timerUpserts: TimerRow[];
   at: string;
+  /** Audit records that commit with the transition (`audit_log`, deduplicated by `dedupeKey`). */
+  audit: AuditRow[];
+}
+
+/** One `audit_log` row: who changed what, when, with the object before and after. */
+export interface AuditRow {
+  at: string;
+  subject: string;
+  role: string;
+  tenant: string | null;
+  action: string;
+  objectType: string;
+  objectId: string;
+  before: unknown;
+  after: unknown;
+  requestId: string | null;
+  dedupeKey: string | null;
 }
 
 const TIMERS_JSON = `COALESCE((SELECT json_agg(json_build_object(
@@ -91,8 +108,8 @@ export async function lookupInbox(db: pg.Pool, ref: ActorRef, messageId: string)
 /**
  * The whole commit of a batch of transitions (of distinct actors) as ONE statement. Each
  * actor's row is written only if its version is still the one the transition started from
- * and its message id is not yet in the inbox; the inbox, journal, outbox and timer writes
- * follow only for the rows that were written. Rows are locked in key order so that two
+ * and its message id is not yet in the inbox; the inbox, journal, outbox, timer and audit
+ * writes follow only for the rows that were written. Rows are locked in key order so that two
  * concurrent batches cannot deadlock. Returns the keys that committed.
  */
 const COMMIT_SQL = `
@@ -100,7 +117,7 @@ WITH b AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
     i int, type text, id text, tenant text, expected bigint, mv int, value jsonb, status text, attrs jsonb,
     snapshot jsonb, msg text, result jsonb, jkind text, jtarget text, jevent jsonb, jinput jsonb, part int,
-    outbox jsonb, corr jsonb, tdel jsonb, tups jsonb, at timestamptz)
+    outbox jsonb, corr jsonb, tdel jsonb, tups jsonb, at timestamptz, audit jsonb)
 ),
 ok AS (
   INSERT INTO actors AS a (type, id, tenant, machine_version, version, state_value, status, attrs, snapshot, created_at, updated_at)
@@ -151,6 +168,13 @@ tu AS (
   ON CONFLICT (actor_type, actor_id, timer_key) DO UPDATE SET
     xstate_id = EXCLUDED.xstate_id, source_path = EXCLUDED.source_path, target_path = EXCLUDED.target_path,
     event = EXCLUDED.event, due_at = EXCLUDED.due_at, claimed_until = NULL
+),
+au AS (
+  INSERT INTO audit_log (at, subject, role, tenant, action, object_type, object_id, before, after, request_id, dedupe_key)
+  SELECT r."at", r."subject", r."role", r."tenant", r."action", r."objectType", r."objectId", r."before", r."after", r."requestId", r."dedupeKey"
+  FROM g CROSS JOIN LATERAL jsonb_to_recordset(g.audit) AS r("at" timestamptz, "subject" text, "role" text, "tenant" text, "action" text,
+    "objectType" text, "objectId" text, "before" jsonb, "after" jsonb, "requestId" text, "dedupeKey" text)
+  ON CONFLICT (dedupe_key) DO NOTHING
 )
 SELECT type, id FROM ok`;
 
@@ -179,6 +203,7 @@ function encode(recs: readonly CommitRecord[]): string {
       tdel: r.timerDeletes,
       tups: r.timerUpserts.map((t) => ({ key: t.key, xid: t.xstateId, src: t.sourcePath, tgt: t.targetPath, event: t.event, due: t.dueAt })),
       at: r.at,
+      audit: r.audit,
     })),
   );
 }

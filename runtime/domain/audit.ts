@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { Grouper } from '../grouper.js';
+import type { AuditRow } from '../store.js';
 import type { Principal } from './principal.js';
 import { decodeCursor, encodeCursor, iso, type Queryable } from './sql.js';
 
@@ -30,8 +31,8 @@ export interface AuditEntry {
 
 /**
  * The audit trail: who changed what, when, with the object before and after. Plain-table
- * changes write their record in the transaction that does the work; actor transitions write it
- * right after their commit, deduplicated by actor version.
+ * changes write their record in the transaction that does the work; actor transitions carry it
+ * into their own commit statement (`SendOptions.audit`), deduplicated by actor version.
  */
 const COLUMNS = '(at, subject, role, tenant, action, object_type, object_id, before, after, request_id, dedupe_key)';
 
@@ -39,27 +40,32 @@ const COLUMNS = '(at, subject, role, tenant, action, object_type, object_id, bef
  * One named statement whatever the number of records: they travel as one jsonb array, so
  * PostgreSQL plans the insert once per connection instead of once per batch size.
  */
-function insertMany(recs: readonly AuditRecord[]): { name: string; text: string; values: unknown[] } {
-  const rows = recs.map((r) => ({
+/** The `audit_log` row of a record (also what a transition carries to commit it with itself). */
+export function toAuditRow(r: AuditRecord): AuditRow {
+  return {
     at: r.at,
     subject: r.principal.sub,
     role: r.principal.role,
     tenant: r.principal.tenantId,
     action: r.action,
-    object_type: r.objectType,
-    object_id: r.objectId,
+    objectType: r.objectType,
+    objectId: r.objectId,
     before: r.before === undefined ? null : r.before,
     after: r.after === undefined ? null : r.after,
-    request_id: r.requestId ?? null,
-    dedupe_key: r.dedupeKey ?? null,
-  }));
+    requestId: r.requestId ?? null,
+    dedupeKey: r.dedupeKey ?? null,
+  };
+}
+
+function insertMany(recs: readonly AuditRecord[]): { name: string; text: string; values: unknown[] } {
+  const rows = recs.map(toAuditRow);
   return {
     name: 'concord_audit_insert',
     text: `INSERT INTO audit_log ${COLUMNS}
            SELECT r.at, r.subject, r.role, r.tenant, r.action, r.object_type, r.object_id, r.before, r.after, r.request_id, r.dedupe_key
-           FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (at timestamptz, subject text, role text, tenant text, action text, object_type text,
-             object_id text, before jsonb, after jsonb, request_id text, dedupe_key text)) WITH ORDINALITY AS r(at, subject, role, tenant, action,
-             object_type, object_id, before, after, request_id, dedupe_key, n)
+           FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS ("at" timestamptz, "subject" text, "role" text, "tenant" text, "action" text,
+             "objectType" text, "objectId" text, "before" jsonb, "after" jsonb, "requestId" text, "dedupeKey" text))
+             WITH ORDINALITY AS r(at, subject, role, tenant, action, object_type, object_id, before, after, request_id, dedupe_key, n)
            ORDER BY r.n
            ON CONFLICT (dedupe_key) DO NOTHING`,
     values: [JSON.stringify(rows)],

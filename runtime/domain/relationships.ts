@@ -15,7 +15,8 @@ import {
   type RelationshipStatus,
   type RelationshipType,
 } from '../../machines/relationship.js';
-import type { AuditWriter } from './audit.js';
+import { toAuditRow, type AuditWriter } from './audit.js';
+import type { AuditRow } from '../store.js';
 import { DomainCode, DomainError } from './errors.js';
 import { isPlatform, partyOf, type Principal } from './principal.js';
 import { pageActors } from './sql.js';
@@ -204,7 +205,10 @@ export class RelationshipService {
     const event: RelationshipEvent = { type: 'relationship.create', ...input, at, by: p.sub };
     let res: SendResult;
     try {
-      res = await this.host.send({ type: TYPE, id }, event as unknown as ActorEvent, { messageId: cx.messageId });
+      res = await this.host.send({ type: TYPE, id }, event as unknown as ActorEvent, {
+        messageId: cx.messageId,
+        audit: (t) => this.#auditRow(cx, 'relationship.create', null, render(id, t.version, t.value, t.context as unknown as RelationshipContext), at),
+      });
     } catch (err) {
       // the id exists already: only possible for a reused client-derived id
       if (isRejected(err)) throw new DomainError(DomainCode.IdempotencyKeyReused, `relationship ${id} already exists`);
@@ -213,7 +217,6 @@ export class RelationshipService {
     if (res.duplicate) return this.get(p, id);
     const after = render(id, res.version, res.value, res.context as unknown as RelationshipContext);
     this.#views.set(id, after);
-    await this.#record(cx, 'relationship.create', null, after, at);
     return after;
   }
 
@@ -233,8 +236,17 @@ export class RelationshipService {
     const at = new Date(this.clock.now()).toISOString();
     const event = make(at, cx.principal.sub);
     let res: SendResult;
+    // the record commits with the change when the version before is known here; otherwise
+    // (another process moved the relationship on) it is completed after the commit
+    let recorded = false;
     try {
-      res = await this.host.send({ type: TYPE, id }, event as unknown as ActorEvent, { messageId: cx.messageId });
+      res = await this.host.send({ type: TYPE, id }, event as unknown as ActorEvent, {
+        messageId: cx.messageId,
+        audit: (t) => {
+          recorded = known.version === t.version - 1;
+          return recorded ? this.#auditRow(cx, event.type, known, render(id, t.version, t.value, t.context as unknown as RelationshipContext), at) : null;
+        },
+      });
     } catch (err) {
       if (isRejected(err)) {
         const d = err.details as { value: unknown; status: string | null; accepts: string[] };
@@ -250,8 +262,7 @@ export class RelationshipService {
     if (res.duplicate) return this.get(cx.principal, id);
     const after = render(id, res.version, res.value, res.context as unknown as RelationshipContext);
     this.#views.set(id, after);
-    const before = known.version === res.version - 1 ? known : await this.#versionBefore(id, res.version);
-    await this.#record(cx, event.type, before, after, at);
+    if (!recorded) await this.#record(cx, event.type, await this.#versionBefore(id, res.version), after, at);
     return after;
   }
 
@@ -264,6 +275,21 @@ export class RelationshipService {
     if (rows[0]?.after) return rows[0].after;
     const j = await this.pool.query<{ state_value: unknown }>(`SELECT state_value FROM journal WHERE actor_type = $1 AND actor_id = $2 AND version = $3`, [TYPE, id, version - 1]);
     return j.rows[0] ? { id, version: version - 1, status: statusOf(j.rows[0].state_value) } : null;
+  }
+
+  /** The audit record of a change, as the row its transition commits with. */
+  #auditRow(cx: CallContext, action: string, before: unknown, after: Relationship, at: string): AuditRow {
+    return toAuditRow({
+      principal: cx.principal,
+      action,
+      objectType: TYPE,
+      objectId: after.id,
+      before,
+      after,
+      at,
+      requestId: cx.requestId ?? null,
+      dedupeKey: `${TYPE}/${after.id}@${after.version}`,
+    });
   }
 
   /**

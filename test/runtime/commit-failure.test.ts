@@ -51,6 +51,36 @@ describe('a transition whose commit fails', () => {
     expect(published).toEqual(['test.ledger.boom:{"seq":1}', 'test.ledger.boom:{"seq":3}']);
   });
 
+  it('writes the audit record carried by a transition in its own statement: none when the commit fails, at once when it succeeds', async () => {
+    await database.pool.query(`DROP TRIGGER IF EXISTS refuse_boom ON journal; CREATE TRIGGER refuse_boom BEFORE INSERT ON journal FOR EACH ROW EXECUTE FUNCTION refuse_boom()`);
+    const audit = (t: { version: number }) => ({
+      at: new Date().toISOString(),
+      subject: 'tester',
+      role: 'operator',
+      tenant: null,
+      action: 'ledger.append',
+      objectType: 'ledger',
+      objectId: 'audited',
+      before: null,
+      after: { version: t.version },
+      requestId: null,
+      dedupeKey: `ledger/audited@${t.version}`,
+    });
+    const count = async () => (await database.pool.query(`SELECT count(*)::int AS n FROM audit_log WHERE object_id = 'audited'`)).rows[0].n as number;
+    // 'audited' commits with its record; the trigger refuses every later version of 'boom'
+    const ok = await rt.host.send({ type: 'ledger', id: 'audited' }, { type: 'ledger.append', seq: 1 }, { audit });
+    expect(await count()).toBe(1);
+    const { rows } = await database.pool.query(`SELECT after, dedupe_key FROM audit_log WHERE object_id = 'audited'`);
+    expect(rows[0]).toEqual({ after: { version: ok.version }, dedupe_key: 'ledger/audited@1' });
+    const boomVersion = (await rt.host.get({ type: 'ledger', id: 'boom' })).version;
+    const err = await rt.host
+      .send({ type: 'ledger', id: 'boom' }, { type: 'ledger.append', seq: 9 }, { audit: (t) => ({ ...audit(t), objectId: 'boom-audit', dedupeKey: `ledger/boom@${t.version}` }) })
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: ErrorCode.CommitFailed });
+    expect((await database.pool.query(`SELECT count(*)::int AS n FROM audit_log WHERE object_id = 'boom-audit'`)).rows[0].n).toBe(0);
+    expect((await rt.host.get({ type: 'ledger', id: 'boom' })).version).toBe(boomVersion);
+  });
+
   it('a failure in one transition of a group commit does not fail its neighbours', async () => {
     await database.pool.query(`DROP TRIGGER IF EXISTS refuse_boom ON journal; CREATE TRIGGER refuse_boom BEFORE INSERT ON journal FOR EACH ROW EXECUTE FUNCTION refuse_boom()`);
     const sends = [rt.host.send({ type: 'ledger', id: 'boom' }, { type: 'ledger.append', seq: 4 })];
