@@ -63,7 +63,7 @@ describe('delivery workers', () => {
     rx.state.behaviour = () => ({ status: 200, record: true });
     const ev = await svc.publish(database.pool, operator, { eventName: 'tick', sourceIntegrationId: 'z-s', targetIntegrationIds: ['z-a'], payload: { n: 1 }, eventCategory: 'ops' });
     const before = rx.stats.requests;
-    let stuck!: () => void;
+    let stuck: (() => void) | undefined;
     const dying = new EventDeliveryWorker({
       pool: database.pool,
       config: config({ EVENT_DELIVERY_LEASE_MS: '1000', EVENT_DELIVERY_BATCH: '1' }), // its one slot stays taken: it claims nothing more
@@ -72,7 +72,9 @@ describe('delivery workers', () => {
       beforeRecord: () => new Promise<void>((r) => (stuck = r)), // the crash point: POSTed, never recorded
     });
     dying.start();
-    await waitFor('the first POST', () => rx.stats.requests > before);
+    // the crash point itself, not the receiver's request count (a late request of the previous
+    // test could move that first, and the survivor would then find the event unclaimed)
+    await waitFor('the first POST, never recorded', () => stuck !== undefined && rx.stats.requests > before);
     const survivor = new EventDeliveryWorker({ pool: database.pool, config: config(), clock: systemClock, log: testLog });
     survivor.start();
     try {
@@ -81,7 +83,7 @@ describe('delivery workers', () => {
       expect(rx.accepted.filter((a) => a.body.data.id === ev.id)).toHaveLength(1);
       expect((await svc.get(ev.id)).deliveries![0]).toMatchObject({ status: 'delivered', attempts: 2 });
     } finally {
-      stuck();
+      stuck?.();
       await Promise.all([dying.stop(), survivor.stop()]);
     }
   });
