@@ -15,10 +15,10 @@ import {
   type RelationshipStatus,
   type RelationshipType,
 } from '../../machines/relationship.js';
-import { toAuditRow, type AuditWriter } from './audit.js';
+import { toAuditRow, type AuditRecord, type AuditWriter } from './audit.js';
 import type { AuditRow } from '../store.js';
 import { DomainCode, DomainError } from './errors.js';
-import { isPlatform, partyOf, type Principal } from './principal.js';
+import { isPlatform, type Principal } from './principal.js';
 import { pageActors } from './sql.js';
 
 type Json = Record<string, unknown>;
@@ -169,29 +169,14 @@ export class RelationshipService {
   }
 
   async list(principal: Principal, f: RelationshipFilter): Promise<{ data: Relationship[]; nextCursor: string | null }> {
-    const params: unknown[] = [TYPE];
-    const where = ['type = $1'];
-    const attrs: Record<string, string> = {};
-    if (f.vendorId) attrs.vendorId = f.vendorId;
-    if (f.partnerId) attrs.partnerId = f.partnerId;
-    if (f.relationshipType) attrs.relationshipType = f.relationshipType;
-    if (Object.keys(attrs).length) {
-      params.push(JSON.stringify(attrs));
-      where.push(`attrs @> $${params.length}::jsonb`);
-    }
-    if (f.status) {
-      params.push(f.status);
-      where.push(`status = $${params.length}`);
-    } else {
-      where.push(`status <> 'DRAFT'`);
-    }
-    const party = partyOf(principal);
-    if (!isPlatform(principal)) {
-      if (!party) return { data: [], nextCursor: null };
-      params.push(JSON.stringify({ [`${party.type}Id`]: party.id }));
-      where.push(`attrs @> $${params.length}::jsonb`);
-    }
-    const { rows, nextCursor } = await pageActors<RelationshipContext>(this.pool, where, params, f.cursor, f.limit);
+    const { rows, nextCursor } = await pageActors<RelationshipContext>(this.pool, {
+      type: TYPE,
+      attrs: { vendorId: f.vendorId, partnerId: f.partnerId, relationshipType: f.relationshipType },
+      status: f.status,
+      principal,
+      cursor: f.cursor,
+      limit: f.limit,
+    });
     return { data: rows.map((r) => render(r.id, r.version, r.state_value, r.context)), nextCursor };
   }
 
@@ -277,9 +262,9 @@ export class RelationshipService {
     return j.rows[0] ? { id, version: version - 1, status: statusOf(j.rows[0].state_value) } : null;
   }
 
-  /** The audit record of a change, as the row its transition commits with. */
-  #auditRow(cx: CallContext, action: string, before: unknown, after: Relationship, at: string): AuditRow {
-    return toAuditRow({
+  /** The audit record of a change (committed with its transition, or written by `#record`). */
+  #auditRecord(cx: CallContext, action: string, before: unknown, after: Relationship, at: string): AuditRecord {
+    return {
       principal: cx.principal,
       action,
       objectType: TYPE,
@@ -289,7 +274,12 @@ export class RelationshipService {
       at,
       requestId: cx.requestId ?? null,
       dedupeKey: `${TYPE}/${after.id}@${after.version}`,
-    });
+    };
+  }
+
+  /** The audit record of a change, as the row its transition commits with. */
+  #auditRow(cx: CallContext, action: string, before: unknown, after: Relationship, at: string): AuditRow {
+    return toAuditRow(this.#auditRecord(cx, action, before, after, at));
   }
 
   /**
@@ -298,17 +288,9 @@ export class RelationshipService {
    * completes the record from it (see `reconcileActorAudit`).
    */
   async #record(cx: CallContext, action: string, before: unknown, after: Relationship, at: string): Promise<void> {
-    await this.audit.write({
-      principal: cx.principal,
-      action,
-      objectType: TYPE,
-      objectId: after.id,
-      before,
-      after,
-      at,
-      requestId: cx.requestId ?? null,
-      dedupeKey: `${TYPE}/${after.id}@${after.version}`,
-    }).catch((err: unknown) => this.log?.warn({ err, relationship: after.id, version: after.version }, 'audit write failed; the journal keeps the change'));
+    await this.audit
+      .write(this.#auditRecord(cx, action, before, after, at))
+      .catch((err: unknown) => this.log?.warn({ err, relationship: after.id, version: after.version }, 'audit write failed; the journal keeps the change'));
   }
 }
 

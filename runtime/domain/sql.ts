@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { DomainCode, DomainError } from './errors.js';
+import { isPlatform, partyOf, type Principal } from './principal.js';
 
 /** Runs `work` in one transaction on one pooled connection; rolls back on any throw. */
 export async function transaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
@@ -45,32 +46,56 @@ export interface ActorPageRow<C> {
   created_at: Date;
 }
 
+/** What an actor-backed list filters on. */
+export interface ActorListFilter {
+  type: string;
+  /** Attribute equalities (`attrs @>`); undefined values are left out. */
+  attrs: Record<string, string | undefined>;
+  /** A status, or (absent) every status but DRAFT. */
+  status?: string;
+  /** Vendors and partners see only actors whose `<party>Id` attribute is theirs. */
+  principal: Principal;
+  cursor?: string;
+  limit: number;
+}
+
 /**
- * One keyset page of actors (newest first) matching `where` (SQL conditions over `actors`,
- * numbered against `params`): the list routes of every actor-backed resource share it.
+ * One keyset page of actors (newest first) matching the filter, over indexed columns: the list
+ * routes of every actor-backed resource (relationships, workflows) share it.
  */
-export async function pageActors<C>(
-  pool: Queryable,
-  where: string[],
-  params: unknown[],
-  cursor: string | undefined,
-  limit: number,
-): Promise<{ rows: ActorPageRow<C>[]; nextCursor: string | null }> {
-  const cur = decodeCursor(cursor);
-  if (cursor && !cur) throw new DomainError(DomainCode.ValidationFailed, 'invalid cursor', { issues: [{ path: ['cursor'], message: 'invalid cursor' }] });
-  const conditions = [...where];
-  const values = [...params];
+export async function pageActors<C>(pool: Queryable, f: ActorListFilter): Promise<{ rows: ActorPageRow<C>[]; nextCursor: string | null }> {
+  const cur = decodeCursor(f.cursor);
+  if (f.cursor && !cur) throw new DomainError(DomainCode.ValidationFailed, 'invalid cursor', { issues: [{ path: ['cursor'], message: 'invalid cursor' }] });
+  const values: unknown[] = [f.type];
+  const conditions = ['type = $1'];
+  const attrs = Object.fromEntries(Object.entries(f.attrs).filter(([, v]) => v !== undefined && v !== ''));
+  if (Object.keys(attrs).length) {
+    values.push(JSON.stringify(attrs));
+    conditions.push(`attrs @> $${values.length}::jsonb`);
+  }
+  if (f.status) {
+    values.push(f.status);
+    conditions.push(`status = $${values.length}`);
+  } else {
+    conditions.push(`status <> 'DRAFT'`);
+  }
+  if (!isPlatform(f.principal)) {
+    const party = partyOf(f.principal);
+    if (!party) return { rows: [], nextCursor: null };
+    values.push(JSON.stringify({ [`${party.type}Id`]: party.id }));
+    conditions.push(`attrs @> $${values.length}::jsonb`);
+  }
   if (cur) {
     values.push(cur.at, cur.id);
     conditions.push(`(created_at, id) < ($${values.length - 1}::timestamptz, $${values.length})`);
   }
-  values.push(limit + 1);
+  values.push(f.limit + 1);
   const { rows } = await pool.query<ActorPageRow<C>>(
     `SELECT id, version, state_value, snapshot->'context' AS context, created_at FROM actors
      WHERE ${conditions.join(' AND ')} ORDER BY created_at DESC, id DESC LIMIT $${values.length}`,
     values,
   );
-  const page = rows.slice(0, limit);
+  const page = rows.slice(0, f.limit);
   const last = page[page.length - 1];
-  return { rows: page, nextCursor: rows.length > limit && last ? encodeCursor(last.created_at, last.id) : null };
+  return { rows: page, nextCursor: rows.length > f.limit && last ? encodeCursor(last.created_at, last.id) : null };
 }

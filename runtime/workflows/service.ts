@@ -5,7 +5,7 @@ import type { Clock } from '../clock.js';
 import { ConcordError, ErrorCode, isRejected } from '../errors.js';
 import { recordAudit } from '../domain/audit.js';
 import { DomainCode, DomainError } from '../domain/errors.js';
-import { isPlatform, partyOf, type Principal } from '../domain/principal.js';
+import { isPlatform, type Principal } from '../domain/principal.js';
 import { pageActors } from '../domain/sql.js';
 import { statusOf, type StepStatus, type WorkflowContext, type WorkflowEvent, type WorkflowStatus, type WorkflowStep } from '../../machines/workflow.js';
 import type { WorkflowType } from '../../machines/workflow-templates.js';
@@ -128,28 +128,14 @@ export class WorkflowService {
   }
 
   async list(principal: Principal, f: WorkflowFilter): Promise<{ data: Workflow[]; nextCursor: string | null }> {
-    const params: unknown[] = [TYPE];
-    const where = ['type = $1'];
-    const attrs: Record<string, string> = {};
-    if (f.vendorId) attrs.vendorId = f.vendorId;
-    if (f.partnerId) attrs.partnerId = f.partnerId;
-    if (f.integrationId) attrs.integrationId = f.integrationId;
-    if (f.workflowType) attrs.workflowType = f.workflowType;
-    if (Object.keys(attrs).length) {
-      params.push(JSON.stringify(attrs));
-      where.push(`attrs @> $${params.length}::jsonb`);
-    }
-    if (f.status) {
-      params.push(f.status);
-      where.push(`status = $${params.length}`);
-    } else where.push(`status <> 'DRAFT'`);
-    if (!isPlatform(principal)) {
-      const party = partyOf(principal);
-      if (!party) return { data: [], nextCursor: null };
-      params.push(JSON.stringify({ [`${party.type}Id`]: party.id }));
-      where.push(`attrs @> $${params.length}::jsonb`);
-    }
-    const { rows, nextCursor } = await pageActors<WorkflowContext>(this.pool, where, params, f.cursor, f.limit);
+    const { rows, nextCursor } = await pageActors<WorkflowContext>(this.pool, {
+      type: TYPE,
+      attrs: { vendorId: f.vendorId, partnerId: f.partnerId, integrationId: f.integrationId, workflowType: f.workflowType },
+      status: f.status,
+      principal,
+      cursor: f.cursor,
+      limit: f.limit,
+    });
     return { data: rows.map((r) => render(r.id, r.version, r.state_value, r.context)), nextCursor };
   }
 
