@@ -49,7 +49,14 @@ async function drive(c: number, op: (sender: number, i: number) => Promise<void>
 const actorFor = (s: number, c: number, i: number) => `a${(s + c * i) % ACTORS}`;
 
 async function runtimeOver(url: string, cacheSize: number): Promise<Runtime> {
-  const config = loadConfig({ DATABASE_URL: url, LOG_LEVEL: 'warn', ACTOR_CACHE_SIZE: String(cacheSize), DB_POOL_SIZE: '16', COMMIT_CONCURRENCY: process.env.COMMIT_CONCURRENCY ?? '2' });
+  const config = loadConfig({
+    DATABASE_URL: url,
+    LOG_LEVEL: 'warn',
+    ACTOR_CACHE_SIZE: String(cacheSize),
+    DB_POOL_SIZE: '16',
+    COMMIT_CONCURRENCY: process.env.COMMIT_CONCURRENCY ?? '2',
+    ...(process.env.ACTOR_LIVE_SIZE ? { ACTOR_LIVE_SIZE: process.env.ACTOR_LIVE_SIZE } : {}),
+  });
   const pool = createPool(url, config.dbPoolSize);
   const database: Database = { pool, db: new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) }), url, close: () => pool.end() };
   const rt = await createRuntime({ config, registry: new Registry([benchType]), log: benchLog, database, run: { timers: false, relay: false } });

@@ -9,7 +9,7 @@ import type { Logger } from './logger.js';
 import { Mailbox } from './mailbox.js';
 import { partitionOf } from './partition.js';
 import { assertRef, refKey, upgradeSnapshot, type ActorRef, type ActorTypeDefinition, type PersistedSnapshot, type Registry } from './registry.js';
-import { acceptedEventsOf, replay, step, type StepInput, type TimerRow } from './step.js';
+import { acceptedEventsOf, LiveActor, replay, type StepInput, type TimerRow } from './step.js';
 import { CorrelationIndex, loadActor, lookupInbox, readJournal, type AuditRow, type CommitRecord, type JournalEntry, type StoredActor } from './store.js';
 
 /** An event as callers send it: a `type` and any JSON fields. */
@@ -69,6 +69,8 @@ export interface ActorHostOptions {
   log: Logger;
   partitions: number;
   cacheSize: number;
+  /** How many cached actors stay started between transitions (`LiveActor`); 0 = none. */
+  liveSize?: number;
   idleMs: number;
   commitBatchMax: number;
   commitConcurrency: number;
@@ -81,6 +83,13 @@ interface Entry extends StoredActor {
   def: ActorTypeDefinition;
   /** Message ids this process applied to the actor lately, with their answers (newest last). */
   recent?: Map<string, unknown>;
+  /**
+   * The started actor at exactly this version (see `LiveActor`), made on the first transition
+   * after hydration. A transition takes it out of the entry; only a committed one puts it back.
+   */
+  live?: LiveActor;
+  /** Transitions this process committed since the actor was cached. */
+  uses?: number;
 }
 
 /** How many applied message ids a cached actor remembers, so a redelivery costs no transition. */
@@ -99,6 +108,8 @@ const MAX_CONFLICT_RETRIES = 50;
 export class ActorHost {
   readonly #mailbox = new Mailbox();
   readonly #cache: LruCache<Entry>;
+  /** Entries holding a started actor, least recently used first (bounded: a live actor costs ~4-20 KB). */
+  readonly #live = new Map<string, Entry>();
   readonly #committer: Committer;
   #closing = false;
   readonly stats = { transitions: 0, duplicates: 0, rejected: 0, conflicts: 0, hydrations: 0 };
@@ -162,15 +173,12 @@ export class ActorHost {
       if (remembered !== undefined) return this.#duplicate(ref, remembered);
       const now = this.o.clock.now();
       const machineInput = entry ? null : { id: ref.id, tenant: opts.tenant ?? null };
-      const out = step({
-        machine: def.machine,
-        snapshot: entry?.snapshot ?? null,
-        input: machineInput,
-        timers: entry?.timers ?? [],
-        deliver: input,
-        now,
-      });
+      // the entry's started actor, taken out: it comes back (advanced) only with a commit
+      const live = entry?.live ?? LiveActor.hydrate(def.machine, entry?.snapshot ?? null, machineInput, entry?.timers ?? [], now);
+      if (entry) entry.live = undefined;
+      const out = live.apply(input, now);
       if ('rejected' in out) {
+        if (entry) this.#keepLive(key, live, entry); // a rejection changes nothing
         if (messageId) {
           const first = await lookupInbox(this.o.pool, ref, messageId);
           if (first !== undefined) return this.#duplicate(ref, first);
@@ -249,13 +257,30 @@ export class ActorHost {
         timers: out.timers,
         createdAt: entry?.createdAt ?? at,
         updatedAt: at,
+        uses: (entry?.uses ?? 0) + 1,
       });
+      // an actor touched once (a create, a one-off event) is not worth keeping started
+      if ((entry?.uses ?? 0) >= 1) this.#keepLive(key, live);
       if (rec.correlations.length > 0) this.correlations.remember(rec.correlations, { type: ref.type, id: ref.id });
       await this.o.hooks?.afterCommit?.(rec);
       if (rec.outbox.length > 0 || rec.timerUpserts.length > 0) this.o.onCommitted?.(rec);
       return { ref, version, value: out.snapshot.value, status: projection.status, duplicate: false, context: out.snapshot.context };
     }
     throw new ConcordError(ErrorCode.Conflict, `${key}: gave up after ${MAX_CONFLICT_RETRIES} conflicting writers`, { ref });
+  }
+
+  /** Keeps `live` with the cached entry of `key`, within the live budget (the oldest one stops). */
+  #keepLive(key: string, live: LiveActor, entry = this.#cache.peek(key)): void {
+    const budget = this.o.liveSize ?? 0;
+    this.#live.delete(key);
+    if (!entry || budget <= 0) return;
+    entry.live = live;
+    this.#live.set(key, entry);
+    while (this.#live.size > budget) {
+      const [oldest, held] = this.#live.entries().next().value as [string, Entry];
+      this.#live.delete(oldest);
+      held.live = undefined;
+    }
   }
 
   #duplicate(ref: ActorRef, first: unknown): SendResult {

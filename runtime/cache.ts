@@ -20,6 +20,11 @@ export class LruCache<V> {
     return hit.value;
   }
 
+  /** The value without refreshing its place. */
+  peek(key: string): V | undefined {
+    return this.#map.get(key)?.value;
+  }
+
   set(key: string, value: V): void {
     if (this.capacity <= 0) return;
     this.#map.delete(key);

@@ -23,6 +23,7 @@ const EnvSchema = z.object({
   DB_POOL_SIZE: int(16, 2, 500),
   ACTOR_CACHE_SIZE: int(10_000, 0),
   ACTOR_IDLE_MS: int(300_000, 1_000),
+  ACTOR_LIVE_SIZE: int(2_000, 0),
   COMMIT_BATCH_MAX: int(128, 1, 10_000),
   COMMIT_CONCURRENCY: int(2, 1, 256),
   PARTITIONS: int(16, 1, 4096),
@@ -78,6 +79,8 @@ export interface Config {
   readonly embeddedPgPort: number;
   readonly dbPoolSize: number;
   readonly actorCacheSize: number;
+  /** Cached actors kept started between transitions (the most recently used ones). */
+  readonly actorLiveSize: number;
   readonly actorIdleMs: number;
   readonly commitBatchMax: number;
   readonly commitConcurrency: number;
@@ -201,6 +204,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     embeddedPgPort: e.EMBEDDED_PG_PORT,
     dbPoolSize: e.DB_POOL_SIZE,
     actorCacheSize: e.ACTOR_CACHE_SIZE,
+    actorLiveSize: e.ACTOR_LIVE_SIZE,
     actorIdleMs: e.ACTOR_IDLE_MS,
     commitBatchMax: e.COMMIT_BATCH_MAX,
     commitConcurrency: e.COMMIT_CONCURRENCY,

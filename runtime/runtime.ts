@@ -79,6 +79,7 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
     log,
     partitions: config.partitions,
     cacheSize: config.actorCacheSize,
+    liveSize: config.actorLiveSize,
     idleMs: config.actorIdleMs,
     commitBatchMax: config.commitBatchMax,
     commitConcurrency: o.commitConcurrency ?? config.commitConcurrency,

@@ -74,6 +74,7 @@ interface ScheduledEvent {
 interface InternalSystem {
   scheduler: {
     schedule(source: AnyActorRef, target: AnyActorRef, event: EventObject, delay: number, id: string): void;
+    cancel(source: AnyActorRef, id: string): void;
   };
   getSnapshot(): { _scheduledEvents: Record<string, ScheduledEvent> };
   _snapshot: { _scheduledEvents: Record<string, ScheduledEvent> };
@@ -94,82 +95,106 @@ export function acceptedEventsOf(machine: AnyStateMachine, snapshot: PersistedSn
 }
 
 /**
- * Runs one transition. `snapshot` null means the actor does not exist yet: it starts from the
- * machine's initial state with `input`. Returns a rejection (and changes nothing) when the
- * current state does not accept the event.
+ * A started actor kept between transitions, so a cached actor does not pay for restoring its
+ * snapshot, starting and stopping on every event (about half the cost of a transition). Its
+ * clock never fires; pending timers are injected once, when it is hydrated, and every
+ * transition turns the scheduler's contents into timer rows. A transition that fails leaves the
+ * actor unusable (`broken`): the caller drops it and hydrates again from the stored snapshot.
  */
-export function step(args: {
-  machine: AnyStateMachine;
-  snapshot: PersistedSnapshot | null;
-  input: unknown;
-  timers: readonly TimerRow[];
-  deliver: StepInput;
-  now: number;
-}): StepResult | Rejection {
-  const { machine, timers, now } = args;
-  const effects: EventObject[] = [];
-  let failure: unknown;
-  const actor = createActor(machine, {
-    ...(args.snapshot ? { snapshot: args.snapshot as never } : { input: args.input }),
-    clock: NULL_CLOCK,
-  });
-  const collect = (e: EventObject) => effects.push(e);
-  actor.on('*', collect);
-  // A child machine's emits reach its own listeners, not the root's. Every actor in the tree
-  // registers with the system when it starts, before it runs an action (children restored from
-  // the snapshot, invoked or spawned during this step alike): listen on each as it registers.
-  // (xstate's `inspect` would see them too, at the price of an inspection event per microstep.)
-  const sys = actor.system as unknown as InternalSystem;
-  const register = sys._register;
-  sys._register = (sessionId, ref) => {
-    if (ref !== actor) ref.on('*', collect);
-    return register(sessionId, ref);
-  };
-  actor.subscribe({ error: (err) => (failure = err) });
-  actor.start();
-  try {
-    const system = sys;
-    const paths = actorPaths(actor);
-    const firing = args.deliver.kind === 'timer' ? timers.find((t) => t.key === (args.deliver as { key: string }).key) : undefined;
-    if (args.deliver.kind === 'timer' && !firing) {
-      throw new ConcordError(ErrorCode.TransitionFailed, `timer ${args.deliver.key} is not pending`);
-    }
-    // re-inject pending timers; remember the exact scheduled objects to detect reschedules
-    const injected = new Map<ScheduledEvent, TimerRow>();
+export class LiveActor {
+  readonly #actor: AnyActorRef;
+  readonly #system: InternalSystem;
+  #effects: EventObject[] = [];
+  #failure: unknown;
+  /** Due time of each scheduled event, by the scheduler's own object (kept until it fires or is cancelled). */
+  readonly #due = new WeakMap<ScheduledEvent, number>();
+  broken = false;
+
+  private constructor(machine: AnyStateMachine, snapshot: PersistedSnapshot | null, input: unknown) {
+    const actor = createActor(machine, { ...(snapshot ? { snapshot: snapshot as never } : { input }), clock: NULL_CLOCK });
+    const collect = (e: EventObject) => this.#effects.push(e);
+    actor.on('*', collect);
+    // A child machine's emits reach its own listeners, not the root's. Every actor in the tree
+    // registers with the system when it starts, before it runs an action (children restored from
+    // the snapshot, invoked or spawned later alike): listen on each as it registers.
+    // (xstate's `inspect` would see them too, at the price of an inspection event per microstep.)
+    const sys = actor.system as unknown as InternalSystem;
+    const register = sys._register;
+    sys._register = (sessionId, ref) => {
+      if (ref !== actor) ref.on('*', collect);
+      return register(sessionId, ref);
+    };
+    actor.subscribe({ error: (err) => (this.#failure = err) });
+    this.#actor = actor;
+    this.#system = sys;
+  }
+
+  /**
+   * Starts the actor from `snapshot` (null: a new actor from the machine's initial state with
+   * `input`, whose entry effects belong to its first transition) and re-injects `timers`.
+   */
+  static hydrate(machine: AnyStateMachine, snapshot: PersistedSnapshot | null, input: unknown, timers: readonly TimerRow[], now: number): LiveActor {
+    const live = new LiveActor(machine, snapshot, input);
+    live.#actor.start();
+    const paths = actorPaths(live.#actor);
     for (const t of timers) {
-      if (t === firing) continue;
       const src = paths.get(t.sourcePath);
       const tgt = paths.get(t.targetPath);
       if (!src || !tgt) continue; // the child that owned it is gone; so is its timer
-      system.scheduler.schedule(src, tgt, t.event, Math.max(0, t.dueAt - now), t.xstateId);
-      const scheduled = system._snapshot._scheduledEvents[`${src.sessionId}.${t.xstateId}`];
-      if (scheduled) injected.set(scheduled, t);
+      live.#system.scheduler.schedule(src, tgt, t.event, Math.max(0, t.dueAt - now), t.xstateId);
+      const scheduled = live.#system._snapshot._scheduledEvents[`${src.sessionId}.${t.xstateId}`];
+      if (scheduled) live.#due.set(scheduled, t.dueAt);
     }
+    return live;
+  }
 
+  /** Applies one event or due timer. A rejection changes nothing. */
+  apply(deliver: StepInput, now: number): StepResult | Rejection {
+    if (this.broken) throw new ConcordError(ErrorCode.TransitionFailed, 'this actor failed an earlier transition');
+    try {
+      return this.#apply(deliver, now);
+    } catch (err) {
+      this.broken = true;
+      throw err;
+    }
+  }
+
+  stop(): void {
+    this.#actor.stop();
+  }
+
+  #apply(deliver: StepInput, now: number): StepResult | Rejection {
+    const actor = this.#actor;
+    const system = this.#system;
+    const paths = actorPaths(actor);
     let applied: StepResult['applied'];
-    if (firing) {
-      const target = paths.get(firing.targetPath);
-      if (!target) throw new ConcordError(ErrorCode.TransitionFailed, `timer target '${firing.targetPath}' no longer exists`);
-      applied = { kind: 'timer', event: firing.event, targetPath: firing.targetPath };
-      target.send(firing.event);
+    if (deliver.kind === 'timer') {
+      const inverse = new Map<AnyActorRef, string>();
+      for (const [p, ref] of paths) inverse.set(ref, p);
+      const firing = Object.values(system.getSnapshot()._scheduledEvents).find((se) => `${inverse.get(se.source)}#${se.id}` === deliver.key);
+      const targetPath = firing && inverse.get(firing.target);
+      if (!firing || targetPath === undefined) throw new ConcordError(ErrorCode.TransitionFailed, `timer ${deliver.key} is not pending`);
+      // it fires now: out of the scheduler (as xstate does before delivering a due event)
+      system.scheduler.cancel(firing.source, firing.id);
+      applied = { kind: 'timer', event: firing.event, targetPath };
+      firing.target.send(firing.event);
     } else {
-      const input = args.deliver as { event: EventObject; targetPath?: string };
-      const targetPath = input.targetPath ?? '';
+      const targetPath = deliver.targetPath ?? '';
       const target = paths.get(targetPath);
       if (!target) throw new ConcordError(ErrorCode.TransitionFailed, `no child actor at '${targetPath}'`);
       if (targetPath === '') {
         const current = actor.getSnapshot();
-        if (!current.can(input.event)) {
+        if (!current.can(deliver.event)) {
           return { rejected: true, value: current.value, accepts: acceptedEvents(current) };
         }
       }
-      applied = { kind: 'event', event: input.event, targetPath };
-      target.send(input.event);
+      applied = { kind: 'event', event: deliver.event, targetPath };
+      target.send(deliver.event);
     }
 
     const after = actor.getSnapshot();
-    if (failure !== undefined || after.status === 'error') {
-      const err = failure ?? after.error;
+    if (this.#failure !== undefined || after.status === 'error') {
+      const err = this.#failure ?? after.error;
       throw new ConcordError(ErrorCode.TransitionFailed, `transition failed: ${(err as Error)?.message ?? String(err)}`, {}, { cause: err });
     }
     const inverse = new Map<AnyActorRef, string>();
@@ -179,20 +204,39 @@ export function step(args: {
       const sourcePath = inverse.get(se.source);
       const targetPath = inverse.get(se.target);
       if (sourcePath === undefined || targetPath === undefined) continue; // outside the tree: not ours to keep
-      const prev = injected.get(se);
-      nextTimers.push({
-        key: `${sourcePath}#${se.id}`,
-        xstateId: se.id,
-        sourcePath,
-        targetPath,
-        event: se.event,
-        dueAt: prev ? prev.dueAt : Math.round(now + se.delay),
-      });
+      let dueAt = this.#due.get(se);
+      if (dueAt === undefined) {
+        dueAt = Math.round(now + se.delay);
+        this.#due.set(se, dueAt);
+      }
+      nextTimers.push({ key: `${sourcePath}#${se.id}`, xstateId: se.id, sourcePath, targetPath, event: se.event, dueAt });
     }
+    // what jsonb will hold, detached from the live actor's objects
     const snapshot = JSON.parse(JSON.stringify(actor.getPersistedSnapshot())) as PersistedSnapshot;
-    return { snapshot, applied, effects: effects.map((e) => JSON.parse(JSON.stringify(e)) as EventObject), timers: nextTimers };
+    const effects = this.#effects.map((e) => JSON.parse(JSON.stringify(e)) as EventObject);
+    this.#effects = [];
+    return { snapshot, applied, effects, timers: nextTimers };
+  }
+}
+
+/**
+ * Runs one transition on a fresh actor. `snapshot` null means the actor does not exist yet: it
+ * starts from the machine's initial state with `input`. Returns a rejection (and changes
+ * nothing) when the current state does not accept the event.
+ */
+export function step(args: {
+  machine: AnyStateMachine;
+  snapshot: PersistedSnapshot | null;
+  input: unknown;
+  timers: readonly TimerRow[];
+  deliver: StepInput;
+  now: number;
+}): StepResult | Rejection {
+  const live = LiveActor.hydrate(args.machine, args.snapshot, args.input, args.timers, args.now);
+  try {
+    return live.apply(args.deliver, args.now);
   } finally {
-    actor.stop();
+    live.stop();
   }
 }
 

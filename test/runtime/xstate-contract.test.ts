@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { assign, createActor, emit, raise, setup, cancel } from 'xstate';
 import { describe, expect, it } from 'vitest';
-import { step, type TimerRow } from '../../runtime/step.js';
+import type { PersistedSnapshot } from '../../runtime/registry.js';
+import { LiveActor, step, type StepInput, type TimerRow } from '../../runtime/step.js';
 
 /**
  * The runtime leans on xstate internals (system.scheduler, system._scheduledEvents,
@@ -111,6 +112,32 @@ describe(`xstate ${pkg.version} contract`, () => {
     if ('rejected' in second) throw new Error('rejected');
     // restoring the child does not run its entry again; its later emit is collected
     expect(second.effects.map((e) => (e as { subject?: string }).subject)).toEqual(['greeter.again']);
+  });
+
+  it('a live actor kept between transitions gives exactly what a fresh actor per transition gives', () => {
+    const events: Array<{ deliver: StepInput; now: number }> = [
+      { deliver: { kind: 'event', event: { type: 'kick' } }, now: 0 },
+      { deliver: { kind: 'event', event: { type: 'remind' } }, now: 20 },
+      { deliver: { kind: 'timer', key: '#remind1' }, now: 100 },
+      { deliver: { kind: 'event', event: { type: 'go' } }, now: 110 }, // leaves the state: its timers go
+      { deliver: { kind: 'event', event: { type: 'go' } }, now: 120 }, // rejected: nothing changes
+    ];
+    let fresh: { snapshot: PersistedSnapshot | null; timers: TimerRow[] } = { snapshot: null, timers: [] };
+    const live = LiveActor.hydrate(parent, null, {}, [], 0);
+    for (const e of events) {
+      const a = step({ machine: parent, snapshot: fresh.snapshot, input: {}, timers: fresh.timers, deliver: e.deliver, now: e.now });
+      const b = live.apply(e.deliver, e.now);
+      expect(b).toEqual(a);
+      if (!('rejected' in a)) fresh = { snapshot: a.snapshot, timers: a.timers };
+    }
+    // the child's own timer (the child is invoked at the root, so it outlives 'waiting') fires alike
+    const kid = fresh.timers.find((t) => t.key.startsWith('kid#'))!;
+    expect(kid).toMatchObject({ sourcePath: 'kid', dueAt: 150 });
+    const a = step({ machine: parent, snapshot: fresh.snapshot, input: {}, timers: fresh.timers, deliver: { kind: 'timer', key: kid.key }, now: 150 });
+    expect(live.apply({ kind: 'timer', key: kid.key }, 150)).toEqual(a);
+    expect(() => live.apply({ kind: 'timer', key: kid.key }, 151)).toThrow(/not pending/);
+    expect(live.broken).toBe(true);
+    live.stop();
   });
 
   it('snapshot.can and the active nodes tell which events the state accepts', () => {
