@@ -4,12 +4,15 @@
  * 1. raw JetStream publish, pipelined (window 256) with `Nats-Msg-Id`: the ceiling;
  *    1b. the same through the relay's own publisher (runtime/nats/publisher.ts);
  * 2. the outbox relay (read batch, publish with ids, delete) over the same stream, same run;
- * 3. end-to-end latency from an outside publish on an actor subject to the actor's commit,
- *    at 1,000 msg/s (partitioned subject, and plain subject through the ingress);
+ * 3. end-to-end latency from an outside publish (a publisher in its own process) on an actor
+ *    subject to the actor's commit, at 1,000 msg/s (partitioned subject, and plain subject
+ *    through the ingress);
  * 4. the maximum sustained rate: a 20,000-message backlog applied by one process.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, headers } from '@nats-io/transport-node';
 import { Kysely, PostgresDialect } from 'kysely';
@@ -60,6 +63,8 @@ function env(url: string, prefix: string) {
     LOG_LEVEL: 'warn',
     OUTBOX_BATCH: '256',
     DB_POOL_SIZE: '16',
+    // the runtime's own knobs, when the caller sets them (e.g. COMMIT_CONCURRENCY=4 npm run bench -- nats)
+    ...Object.fromEntries(['COMMIT_CONCURRENCY', 'ACTOR_LIVE_SIZE'].filter((k) => process.env[k]).map((k) => [k, process.env[k]!])),
   });
 }
 
@@ -151,6 +156,23 @@ async function runtimeFor(db: Database, prefix: string, onCommit: (sentAt: numbe
   return rt;
 }
 
+/**
+ * The outside publisher, in its own process (an external client does not share the event loop
+ * of the runtime it publishes to): this script with `--pace <prefix> <plain 0|1> <tag> <ms>`.
+ */
+async function paceOutside(prefix: string, plain: boolean, tag: string, ms: number): Promise<void> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--pace', prefix, plain ? '1' : '0', tag, String(ms)], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  if (code !== 0) throw new Error(`publisher exited with ${code}`);
+}
+
+async function paceMain(): Promise<void> {
+  const [prefix, plain, tag, ms] = process.argv.slice(3) as [string, string, string, string];
+  const nc = await connect({ servers: NATS_URL, noAsyncTraces: true });
+  await pace(jetstream(nc), prefix, plain === '1', tag, Number(ms));
+  await nc.close();
+}
+
 /** Publishes 10 messages every 10 ms (1,000 msg/s) for `ms`; returns the publish acks. */
 async function pace(js: ReturnType<typeof jetstream>, prefix: string, plain: boolean, tag: string, ms: number): Promise<void> {
   const start = performance.now();
@@ -169,7 +191,8 @@ async function pace(js: ReturnType<typeof jetstream>, prefix: string, plain: boo
 
 /**
  * 3. Latency at 1,000 msg/s: 2 s of warm-up (consumers attached, the 1,000 actors created and
- * cached), then 5 s measured from the publish call to the actor's commit.
+ * cached), then 5 s measured from the publish call (in the publisher's process) to the actor's
+ * commit (in the runtime's).
  */
 async function latency(db: Database, prefix: string, plain: boolean, seconds = 5): Promise<{ p50: number; p99: number; n: number; stepP50: number; stepP99: number }> {
   let measuring = false;
@@ -184,18 +207,15 @@ async function latency(db: Database, prefix: string, plain: boolean, seconds = 5
   }, (sentAt) => {
     if (sentAt && measuring) toStep.push(Date.now() - sentAt);
   });
-  const nc = await connect({ servers: NATS_URL, noAsyncTraces: true });
-  const js = jetstream(nc);
   const tag = plain ? 'ingress' : 'direct';
-  await pace(js, prefix, plain, `${tag}-warm`, 2_000);
+  await paceOutside(prefix, plain, `${tag}-warm`, 2_000);
   let deadline = Date.now() + 60_000;
   while (warm < 2_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   measuring = true;
-  await pace(js, prefix, plain, `${tag}-lat`, seconds * 1_000);
+  await paceOutside(prefix, plain, `${tag}-lat`, seconds * 1_000);
   deadline = Date.now() + 60_000;
   while (lat.length < seconds * 1_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   await rt.stop();
-  await nc.close();
   lat.sort((a, b) => a - b);
   toStep.sort((a, b) => a - b);
   return { p50: percentile(lat, 50), p99: percentile(lat, 99), n: lat.length, stepP50: percentile(toStep, 50), stepP99: percentile(toStep, 99) };
@@ -307,4 +327,5 @@ async function main() {
   }
 }
 
-await main();
+if (process.argv[2] === '--pace') await paceMain();
+else await main();
