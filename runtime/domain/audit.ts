@@ -17,16 +17,10 @@ export interface AuditRecord {
   dedupeKey?: string;
 }
 
-export interface AuditEntry {
+/** An audit record as the API shows it: the stored row with its id and who as one object. */
+export interface AuditEntry extends Pick<AuditRow, 'at' | 'action' | 'objectType' | 'objectId' | 'before' | 'after' | 'requestId'> {
   id: number;
-  at: string;
   who: { sub: string; role: string; tenantId: string | null };
-  action: string;
-  objectType: string;
-  objectId: string;
-  before: unknown;
-  after: unknown;
-  requestId: string | null;
 }
 
 /**
