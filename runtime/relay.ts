@@ -167,7 +167,7 @@ export class OutboxRelay implements LeaseListener {
       let retried: number;
       try {
         const outcomes = await this.o.delivery.deliver(rows);
-        if (rows.every((_, i) => outcomes[i]?.status === 'done' && !(outcomes[i] as { then?: unknown }).then)) {
+        if (outcomes.length === rows.length && outcomes.every((o) => o.status === 'done' && !o.then)) {
           done = rows.map((r) => r.id);
           retried = 0;
         } else {
@@ -187,10 +187,10 @@ export class OutboxRelay implements LeaseListener {
     // the loop stops (lease released or lost, or shutdown): what it carried out is deleted now;
     // if that fails, the rows are carried out again by the next owner (at least once)
     if (done.length > 0) {
-      await this.#settle(
-        done.map((id) => ({ id }) as OutboxRow),
-        done.map(() => ({ status: 'done' })),
-      ).catch((err: unknown) => this.o.log.warn({ err, partition: p }, 'deleting relayed outbox rows failed; they are relayed again'));
+      await this.#reads
+        .submit({ partition: p, deleting: done })
+        .then(() => (this.delivered += done.length))
+        .catch((err: unknown) => this.o.log.warn({ err, partition: p }, 'deleting relayed outbox rows failed; they are relayed again'));
     }
   }
 

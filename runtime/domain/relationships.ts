@@ -221,16 +221,13 @@ export class RelationshipService {
     const at = new Date(this.clock.now()).toISOString();
     const event = make(at, cx.principal.sub);
     let res: SendResult;
-    // the record commits with the change when the version before is known here; otherwise
-    // (another process moved the relationship on) it is completed after the commit
-    let recorded = false;
+    // the record commits with the change when the version before is the one known here;
+    // otherwise (another process moved the relationship on) it is completed after the commit
     try {
       res = await this.host.send({ type: TYPE, id }, event as unknown as ActorEvent, {
         messageId: cx.messageId,
-        audit: (t) => {
-          recorded = known.version === t.version - 1;
-          return recorded ? this.#auditRow(cx, event.type, known, render(id, t.version, t.value, t.context as unknown as RelationshipContext), at) : null;
-        },
+        audit: (t) =>
+          known.version === t.version - 1 ? this.#auditRow(cx, event.type, known, render(id, t.version, t.value, t.context as unknown as RelationshipContext), at) : null,
       });
     } catch (err) {
       if (isRejected(err)) {
@@ -247,7 +244,7 @@ export class RelationshipService {
     if (res.duplicate) return this.get(cx.principal, id);
     const after = render(id, res.version, res.value, res.context as unknown as RelationshipContext);
     this.#views.set(id, after);
-    if (!recorded) await this.#record(cx, event.type, await this.#versionBefore(id, res.version), after, at);
+    if (known.version !== res.version - 1) await this.#record(cx, event.type, await this.#versionBefore(id, res.version), after, at);
     return after;
   }
 

@@ -64,6 +64,25 @@ describe('actor host', () => {
     }
   });
 
+  it('two processes alternating on one actor, each keeping it started between transitions, lose and reorder nothing', async () => {
+    const ref = { type: 'ledger', id: 'live-two' };
+    const other = await testRuntime(database, { clock, run: { timers: false, relay: false } });
+    try {
+      // each host touches the actor twice in a row (so both keep it started), then the other one
+      // moves it on behind their backs: every started copy is stale by then and must not be used
+      for (let seq = 1; seq <= 20; seq++) {
+        const host = Math.floor((seq - 1) / 2) % 2 === 0 ? rt.host : other.host;
+        const r = await host.send(ref, { type: 'ledger.append', seq }, { messageId: `live-two-${seq}` });
+        expect(r.version).toBe(seq);
+      }
+      const view = await rt.host.get(ref);
+      expect((view.context as unknown as LedgerContext).entries).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+      expect(rt.host.stats.conflicts + other.host.stats.conflicts).toBeGreaterThan(0);
+    } finally {
+      await other.stop();
+    }
+  });
+
   it('refuses an event the current state does not accept before any write, naming state and accepted events', async () => {
     const ref = { type: 'ledger', id: 'closed1' };
     await rt.host.send(ref, { type: 'ledger.close' });

@@ -81,6 +81,25 @@ describe('a transition whose commit fails', () => {
     expect((await rt.host.get({ type: 'ledger', id: 'boom' })).version).toBe(boomVersion);
   });
 
+  it('an actor kept started between transitions is not advanced by a transition whose commit failed', async () => {
+    await database.pool.query(`DROP TRIGGER IF EXISTS refuse_boom ON journal`);
+    const ref = { type: 'ledger', id: 'boom-live' };
+    for (let seq = 1; seq <= 3; seq++) await rt.host.send(ref, { type: 'ledger.append', seq }); // kept started from the second on
+    await database.pool.query(`
+      CREATE OR REPLACE FUNCTION refuse_live() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.actor_id = 'boom-live' THEN RAISE EXCEPTION 'disk on fire'; END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER refuse_live BEFORE INSERT ON journal FOR EACH ROW EXECUTE FUNCTION refuse_live();`);
+    const err = await rt.host.send(ref, { type: 'ledger.append', seq: 4 }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: ErrorCode.CommitFailed });
+    await database.pool.query('DROP TRIGGER refuse_live ON journal');
+    const r = await rt.host.send(ref, { type: 'ledger.append', seq: 5 });
+    expect(r.version).toBe(4);
+    expect(r.context).toMatchObject({ entries: [1, 2, 3, 5] });
+  });
+
   it('a failure in one transition of a group commit does not fail its neighbours', async () => {
     await database.pool.query(`DROP TRIGGER IF EXISTS refuse_boom ON journal; CREATE TRIGGER refuse_boom BEFORE INSERT ON journal FOR EACH ROW EXECUTE FUNCTION refuse_boom()`);
     const sends = [rt.host.send({ type: 'ledger', id: 'boom' }, { type: 'ledger.append', seq: 4 })];
