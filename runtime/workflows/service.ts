@@ -3,7 +3,8 @@ import type pg from 'pg';
 import type { ActorEvent, ActorHost, SendResult } from '../actor-host.js';
 import type { Clock } from '../clock.js';
 import { ConcordError, ErrorCode, isRejected } from '../errors.js';
-import { recordAudit } from '../domain/audit.js';
+import { recordAudit, toAuditRow, type AuditRecord } from '../domain/audit.js';
+import type { AuditRow } from '../store.js';
 import { DomainCode, DomainError } from '../domain/errors.js';
 import { isPlatform, type Principal } from '../domain/principal.js';
 import { pageActors } from '../domain/sql.js';
@@ -180,15 +181,16 @@ export class WorkflowService {
     };
     let res: SendResult;
     try {
-      res = await this.host.send({ type: TYPE, id }, event as unknown as ActorEvent, { messageId: cx.messageId });
+      res = await this.host.send({ type: TYPE, id }, event as unknown as ActorEvent, {
+        messageId: cx.messageId,
+        audit: (t) => this.#auditRow(cx, 'workflow.create', null, render(id, t.version, t.value, t.context as unknown as WorkflowContext), at),
+      });
     } catch (err) {
       if (isRejected(err)) throw new DomainError(DomainCode.IdempotencyKeyReused, `workflow ${id} already exists`);
       throw err;
     }
     if (res.duplicate) return this.get(p, id);
-    const after = render(id, res.version, res.value, res.context as unknown as WorkflowContext);
-    await this.#audit(cx, 'workflow.create', null, after, at);
-    return after;
+    return render(id, res.version, res.value, res.context as unknown as WorkflowContext);
   }
 
   start(cx: CallContext, id: string): Promise<Workflow> {
@@ -228,7 +230,15 @@ export class WorkflowService {
     const event = make(at, cx.principal.sub);
     let res: SendResult;
     try {
-      res = await this.host.send({ type: TYPE, id }, event as unknown as ActorEvent, { messageId: cx.messageId });
+      // the record commits with the change when `before` is the version just before it; otherwise
+      // (another process moved the workflow on meanwhile) it is written right after the commit
+      res = await this.host.send({ type: TYPE, id }, event as unknown as ActorEvent, {
+        messageId: cx.messageId,
+        audit: (t) =>
+          before.version === t.version - 1
+            ? this.#auditRow(cx, `workflow.${action}`, before, render(id, t.version, t.value, t.context as unknown as WorkflowContext), at)
+            : null,
+      });
     } catch (err) {
       if (isRejected(err)) {
         const d = err.details as { status: string | null };
@@ -238,12 +248,17 @@ export class WorkflowService {
     }
     if (res.duplicate) return this.get(cx.principal, id);
     const after = render(id, res.version, res.value, res.context as unknown as WorkflowContext);
-    await this.#audit(cx, `workflow.${action}`, before, after, at);
+    if (before.version !== res.version - 1) await recordAudit(this.pool, this.#auditRecord(cx, `workflow.${action}`, null, after, at));
     return after;
   }
 
-  #audit(cx: CallContext, action: string, before: Workflow | null, after: Workflow, at: string): Promise<void> {
-    return recordAudit(this.pool, {
+  /** The audit record of a change, as the row its transition commits with. */
+  #auditRow(cx: CallContext, action: string, before: Workflow | null, after: Workflow, at: string): AuditRow {
+    return toAuditRow(this.#auditRecord(cx, action, before, after, at));
+  }
+
+  #auditRecord(cx: CallContext, action: string, before: Workflow | null, after: Workflow, at: string): AuditRecord {
+    return {
       principal: cx.principal,
       action,
       objectType: TYPE,
@@ -253,6 +268,6 @@ export class WorkflowService {
       at,
       requestId: cx.requestId ?? null,
       dedupeKey: `${TYPE}/${after.id}@${after.version}`,
-    });
+    };
   }
 }

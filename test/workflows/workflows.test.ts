@@ -283,6 +283,19 @@ describe('integration workflows', () => {
     expect((await t.call('POST', `/workflows/${wf.id}/steps/${step}/complete`, { token: vendor })).body.status).toBe('COMPLETED');
   });
 
+  it('commits an audit record with every change, the version before and after included', async () => {
+    const wf = await create({ name: 'Audited', workflowType: 'INTEGRATION_SETUP', vendorId: 'v-aud', steps: [{ stepNumber: 1, name: 'only' }] });
+    expect((await t.call('POST', `/workflows/${wf.id}/start`, { token: op, headers: { 'x-request-id': 'wf-audit-1' } })).status).toBe(200);
+    const { rows } = await t.runtime.database.pool.query(
+      `SELECT action, request_id, before->>'version' AS before_v, after->>'version' AS after_v FROM audit_log WHERE object_type = 'workflow' AND object_id = $1 ORDER BY id`,
+      [wf.id],
+    );
+    expect(rows).toEqual([
+      { action: 'workflow.create', request_id: expect.any(String), before_v: null, after_v: '1' },
+      { action: 'workflow.start', request_id: 'wf-audit-1', before_v: '1', after_v: '2' },
+    ]);
+  });
+
   it('is retry-safe with an Idempotency-Key and documented in /openapi.json', async () => {
     const body = { name: 'Idem', workflowType: 'TESTING_VALIDATION' };
     const first = await t.call('POST', '/workflows', { token: op, body, headers: { 'idempotency-key': 'wf-idem-1' } });
