@@ -43,7 +43,7 @@ export function deadLetterRoutes() {
           actorType: z.string().max(63).optional(),
           actorId: z.string().max(200).optional(),
           includeReplayed: z.enum(['true', 'false']).default('false'),
-          afterId: z.coerce.number().int().min(0).default(0),
+          afterId: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
           limit: Limit,
         }),
       },
@@ -73,7 +73,7 @@ export function deadLetterRoutes() {
       tags,
       security,
       summary: 'Replay a dead letter through the outbox (with its original message id, so nothing is applied twice)',
-      request: { params: z.object({ id: z.coerce.number().int().min(1).openapi({ param: { name: 'id', in: 'path' } }) }) },
+      request: { params: z.object({ id: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).openapi({ param: { name: 'id', in: 'path' } }) }) },
       responses: { 200: json(DeadLetter, 'The dead letter, marked replayed'), ...errors },
     }),
     async (c) => {

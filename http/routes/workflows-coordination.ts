@@ -32,7 +32,7 @@ const Step = z
     output: z.unknown(),
     automated: z.boolean(),
   })
-  .openapi('WorkflowStep');
+  .openapi('IntegrationWorkflowStep');
 
 export const Workflow = z
   .object({

@@ -49,6 +49,9 @@ function findCycle(steps: Map<number, number[]>): number[] | null {
  * exist and form a DAG, parseable conditions, well-formed actions) or the template's. Each
  * gets its `id` from `newId`. Errors are one 400 naming every problem.
  */
+/** The longest step timeout or retry backoff: a durable timer, but not a date past any sense. */
+const MAX_STEP_MS = 7 * 24 * 3_600_000;
+
 export function resolveSteps(workflowType: WorkflowType, given: StepInput[] | undefined, newId: () => string): StepInit[] {
   const input: StepInput[] = given && given.length > 0 ? given : WORKFLOW_TEMPLATES[workflowType];
   const issues: Issue[] = [];
@@ -78,7 +81,7 @@ export function resolveSteps(workflowType: WorkflowType, given: StepInput[] | un
     if (action !== undefined) {
       const ok =
         action && typeof action === 'object' &&
-        ((action.type === 'publish' && typeof action.subject === 'string' && /^[A-Za-z0-9_.>*-]+$/.test(action.subject) && !/[*>]/.test(action.subject)) ||
+        ((action.type === 'publish' && typeof action.subject === 'string' && /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(action.subject)) ||
           (action.type === 'connector' && typeof action.connector === 'string' && action.connector !== '' && typeof action.operation === 'string' && action.operation !== ''));
       if (!ok) {
         issues.push({
@@ -89,8 +92,8 @@ export function resolveSteps(workflowType: WorkflowType, given: StepInput[] | un
     }
     for (const key of ['timeoutMs', 'retryBackoffMs'] as const) {
       const v = s.configuration?.[key];
-      if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v < 0)) {
-        issues.push({ path: ['steps', String(i), 'configuration', key], message: `${key} must be a non-negative number of milliseconds` });
+      if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > MAX_STEP_MS)) {
+        issues.push({ path: ['steps', String(i), 'configuration', key], message: `${key} must be a number of milliseconds from 0 to ${MAX_STEP_MS} (7 days)` });
       }
     }
   });

@@ -50,5 +50,8 @@ describe('dead letters over HTTP (operators)', () => {
     const missing = await h.call('POST', '/api/v1/dead-letters/999999/replay', { token: op });
     expect(missing.status).toBe(404);
     expect(missing.headers.get('content-type')).toMatch(/problem\+json/);
+    // ids past what a bigint holds are a validation problem, not a database error
+    expect((await h.call('POST', '/api/v1/dead-letters/1e30/replay', { token: op })).status).toBe(400);
+    expect((await h.call('GET', '/api/v1/dead-letters?afterId=1e30', { token: op })).status).toBe(400);
   });
 });

@@ -111,6 +111,14 @@ describe('integration workflows', () => {
     expect(missing.body.detail).toContain('depends on step 7, which does not exist');
     const badCondition = await t.call('POST', '/workflows', { token: op, body: { name: 'x', workflowType: 'DATA_SYNC', steps: [{ stepNumber: 1, name: 'a', configuration: { condition: 'steps.1 ==' } }] } });
     expect(badCondition.status).toBe(400);
+    const endless = await t.call('POST', '/workflows', { token: op, body: { name: 'x', workflowType: 'DATA_SYNC', steps: [{ stepNumber: 1, name: 'a', configuration: { timeoutMs: 1e16 } }] } });
+    expect(endless.status).toBe(400);
+    expect(JSON.stringify(endless.body)).toContain('timeoutMs');
+    const emptyToken = await t.call('POST', '/workflows', {
+      token: op,
+      body: { name: 'x', workflowType: 'DATA_SYNC', steps: [{ stepNumber: 1, name: 'a', configuration: { action: { type: 'publish', subject: 'svc..x' } } }] },
+    });
+    expect(emptyToken.status).toBe(400);
   });
 
   it('runs independent automated steps in parallel (both requests in flight at once)', async () => {
