@@ -1,13 +1,16 @@
 /**
  * `npx tsx bench/http.ts`: the HTTP edge on a real port against Postgres (DATABASE_URL's server,
- * or an embedded one), driven by autocannon with 50 connections. Prints GET relationship
- * throughput and latency, and the latency of persisted transitions (POST activate/suspend).
- * Request logs are on (info, written to /dev/null) so their cost is counted.
+ * or an embedded one). Closed loop: autocannon with 50 connections (throughput at saturation).
+ * Open loop (bench/open-loop.ts): requests at fixed offered rates (BENCH_GET_RATES,
+ * BENCH_POST_RATES), latency counted from each request's due time, so a stalled server is not
+ * hidden by coordinated omission. GET reads a relationship; POST runs persisted transitions
+ * (activate/suspend). Request logs are on (info, written to /dev/null) so their cost is counted.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import os from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { serve } from '@hono/node-server';
@@ -20,7 +23,8 @@ import { loadConfig } from '../runtime/config.js';
 import { REDACT_PATHS } from '../runtime/logger.js';
 import { Registry } from '../runtime/registry.js';
 import { createRuntime } from '../runtime/runtime.js';
-import { benchDatabase, benchLog, fmt, table } from './lib.js';
+import { benchDatabase, benchLog, fmt, percentile, table } from './lib.js';
+import { openLoop, type OpenLoopOptions, type OpenLoopResult } from './open-loop.js';
 
 interface CannonResult {
   requests: { average: number; total: number };
@@ -36,9 +40,11 @@ const autocannon = createRequire(import.meta.url)('autocannon') as Cannon;
 const CONNECTIONS = 50;
 const GET_SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const RELATIONSHIPS = 2_000;
-const ROUNDS = 4; // activate, suspend, activate, suspend (saturated), then 2 more rounds paced
-const GET_PACED_RATE = Number(process.env.BENCH_GET_RATE ?? 1_500);
-const POST_PACED_RATE = Number(process.env.BENCH_POST_RATE ?? 300);
+const ROUNDS = 4; // activate, suspend, activate, suspend (saturated), then the open-loop rounds
+/** open-loop rates (requests/s, evenly spaced): the latency a client sees at a given load */
+const rates = (v: string | undefined, d: string) => (v ?? d).split(',').map(Number).filter((n) => n > 0);
+const GET_RATES = rates(process.env.BENCH_GET_RATES, '1000,3000');
+const POST_RATES = rates(process.env.BENCH_POST_RATES, '250,500,1000');
 
 /** The server under test, in its own process so the load generator does not share its event loop. */
 async function serveMode(): Promise<void> {
@@ -53,9 +59,13 @@ async function serveMode(): Promise<void> {
   process.stdout.write(`READY ${(server.address() as AddressInfo).port}\n`);
   // the parent asks for the server's CPU time around each scenario: CPU per request does not
   // depend on how loaded the machine is as much as latency does
+  const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+  loopDelay.enable();
   process.on('SIGUSR2', () => {
     const u = process.cpuUsage();
     process.stdout.write(`CPU ${u.user + u.system}\n`);
+    if (process.env.BENCH_LOOP_DELAY) process.stderr.write(`server event-loop delay since last: p50 ${(loopDelay.percentile(50) / 1e6).toFixed(1)} p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} max ${(loopDelay.max / 1e6).toFixed(1)} ms\n`);
+    loopDelay.reset();
   });
   process.once('SIGTERM', async () => {
     await new Promise<void>((r) => server.close(() => r()));
@@ -133,6 +143,11 @@ async function main(): Promise<void> {
     const r = await run();
     return { ...r, cpuUs: ((await serverCpu()) - before) / Math.max(1, r.requests.total) };
   };
+  const measuredOpen = async (o: Omit<OpenLoopOptions, 'port' | 'headers' | 'connections' | 'seconds'>) => {
+    const before = await serverCpu();
+    const r = await openLoop({ ...o, port, headers, connections: CONNECTIONS, seconds: GET_SECONDS });
+    return { ...r, cpuUs: ((await serverCpu()) - before) / Math.max(1, r.sent) };
+  };
   const base = `http://127.0.0.1:${port}/api/v1/vendor-partner-coordination`;
   const token = signToken({ sub: 'bench', role: 'operator', exp: Math.floor(Date.now() / 1000) + 3600 }, secret);
   const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
@@ -167,7 +182,11 @@ async function main(): Promise<void> {
   const short = (name: string, r: CannonResult & { cpuUs: number }) =>
     console.log(`${name}: ${fmt(r.requests.average, 0)} req/s, p50 ${r.latency.p50} ms, p99 ${r.latency.p99} ms, ${fmt(r.cpuUs, 0)} µs server CPU/req`);
   let get: CannonResult & { cpuUs: number } = undefined as never;
-  let getPaced: CannonResult & { cpuUs: number } = undefined as never;
+  const openRows: Array<Array<string | number>> = [];
+  const openRow = (name: string, r: OpenLoopResult & { cpuUs: number }) => {
+    const p = (q: number) => fmt(percentile(r.latencies, q));
+    openRows.push([name, r.rate, fmt(r.achieved, 0), p(50), p(90), p(99), fmt(r.latencies.at(-1) ?? NaN), r.non2xx, r.errors, fmt(r.cpuUs, 0), fmt(r.maxSendLagMs, 1)]);
+  };
   if (only !== 'post') {
     await autocannon(getOpts(2));
     get = await measured(() => autocannon(getOpts(GET_SECONDS)));
@@ -175,17 +194,20 @@ async function main(): Promise<void> {
       short('GET relationship', get);
       if (process.env.BENCH_FLOOR) short('floor: bare node:http', { ...(await bareFloor(headers)), cpuUs: NaN });
     }
-    else getPaced = await measured(() => autocannon({ ...getOpts(GET_SECONDS), overallRate: GET_PACED_RATE }));
+    else
+      for (const rate of GET_RATES) {
+        const r = await measuredOpen({ rate, next: () => ({ method: 'GET', path: `/api/v1/vendor-partner-coordination/relationships/${ids[g++ % ids.length]}` }) });
+        openRow('GET relationship', r);
+      }
   }
 
   // persisted transitions: request k works on relationship k % N, round k / N decides the action,
   // so every request is a legal transition as long as rounds do not overtake each other
   let k = 0;
-  const postOpts = (rounds: number, rate?: number) => ({
+  const postOpts = (rounds: number) => ({
     url: base,
     connections: CONNECTIONS,
     amount: RELATIONSHIPS * rounds,
-    ...(rate ? { overallRate: rate } : {}),
     headers,
     requests: [
       {
@@ -207,7 +229,18 @@ async function main(): Promise<void> {
     return;
   }
   if (!post) throw new Error('unreachable: the POST scenario ran');
-  const postPaced = await measured(() => autocannon(postOpts(1, POST_PACED_RATE)));
+  // open loop: the same sequence of legal transitions, k carrying on where the closed loop ended
+  for (const rate of POST_RATES) {
+    const r = await measuredOpen({
+      rate,
+      next: () => {
+        const n = k++;
+        const action = Math.floor(n / RELATIONSHIPS) % 2 === 0 ? 'activate' : 'suspend';
+        return { method: 'POST', path: `/api/v1/vendor-partner-coordination/relationships/${ids[n % RELATIONSHIPS]}/${action}` };
+      },
+    });
+    openRow('POST activate/suspend', r);
+  }
   const floor = await bareFloor(headers);
 
   const load = os.loadavg().map((l) => l.toFixed(2)).join(' ');
@@ -216,13 +249,13 @@ async function main(): Promise<void> {
       ['scenario', 'connections', 'requests', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'non-2xx', 'errors', 'server CPU µs/req'],
       [
         ['GET relationship', CONNECTIONS, get.requests.total, fmt(get.requests.average, 0), fmt(get.latency.p50), fmt(get.latency.p90), fmt(get.latency.p99), fmt(get.latency.max), get.non2xx, get.errors + get.timeouts, fmt(get.cpuUs, 0)],
-        ['GET relationship, paced', CONNECTIONS, getPaced.requests.total, fmt(getPaced.requests.average, 0), fmt(getPaced.latency.p50), fmt(getPaced.latency.p90), fmt(getPaced.latency.p99), fmt(getPaced.latency.max), getPaced.non2xx, getPaced.errors + getPaced.timeouts, fmt(getPaced.cpuUs, 0)],
         ['POST activate/suspend', CONNECTIONS, post.requests.total, fmt(post.requests.average, 0), fmt(post.latency.p50), fmt(post.latency.p90), fmt(post.latency.p99), fmt(post.latency.max), post.non2xx, post.errors + post.timeouts, fmt(post.cpuUs, 0)],
         ['floor: bare node:http, fixed body', CONNECTIONS, floor.requests.total, fmt(floor.requests.average, 0), fmt(floor.latency.p50), fmt(floor.latency.p90), fmt(floor.latency.p99), fmt(floor.latency.max), floor.non2xx, floor.errors + floor.timeouts, '-'],
-        ['POST activate/suspend, paced', CONNECTIONS, postPaced.requests.total, fmt(postPaced.requests.average, 0), fmt(postPaced.latency.p50), fmt(postPaced.latency.p90), fmt(postPaced.latency.p99), fmt(postPaced.latency.max), postPaced.non2xx, postPaced.errors + postPaced.timeouts, fmt(postPaced.cpuUs, 0)],
       ],
     ),
   );
+  console.log(`\nopen loop (${CONNECTIONS} keep-alive connections, requests evenly spaced, latency from each request's due time):`);
+  console.log(table(['scenario', 'offered req/s', 'completed req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'non-2xx', 'errors', 'server CPU µs/req', 'generator lag max ms'], openRows));
   console.log(`\n${os.cpus().length} cores, load average ${load}; Postgres: ${process.env.DATABASE_URL ? 'DATABASE_URL' : 'embedded'}; server and load generator in separate processes`);
   const check = new pg.Client({ connectionString: db.url });
   await check.connect();
