@@ -43,6 +43,8 @@ export const IdempotencyKeyHeader = z.object({
 });
 
 export const Limit = z.coerce.number().int().min(1).max(200).default(50).openapi({ example: 50 });
+/** A free-text filter of a list route: given means not empty (`?vendorId=` is a 400, not "no filter"; leave it out for that). */
+export const Filter = z.string().min(1, 'must not be empty: leave the parameter out for no filter');
 export const Cursor = z.string().max(500).optional().openapi({ description: 'nextCursor of the previous page' });
 
 export const page = <T extends z.ZodTypeAny>(item: T, name: string) =>

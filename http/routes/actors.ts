@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { router } from '../env.js';
 import { requireRole } from '../middleware/auth.js';
-import { Cursor, errors, json, Limit } from '../schemas.js';
+import { Cursor, errors, Filter, json, Limit } from '../schemas.js';
 
 const ActorParams = z.object({
   type: z.string().openapi({ param: { name: 'type', in: 'path' }, example: 'relationship' }),
@@ -58,7 +58,7 @@ export function actorRoutes() {
       tags,
       security,
       summary: 'Search actors by type, status and tenant',
-      request: { query: z.object({ type: z.string().optional(), status: z.string().optional(), tenant: z.string().optional(), limit: Limit, cursor: Cursor }) },
+      request: { query: z.object({ type: Filter.optional(), status: Filter.optional(), tenant: Filter.optional(), limit: Limit, cursor: Cursor }) },
       responses: {
         200: json(
           z.object({

@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { listAudit, reconcileActorAudit } from '../../runtime/domain/audit.js';
 import { router } from '../env.js';
 import { requireRole } from '../middleware/auth.js';
-import { Cursor, errors, json, Limit } from '../schemas.js';
+import { Cursor, errors, Filter, json, Limit } from '../schemas.js';
 
 const Component = z.object({ status: z.enum(['up', 'degraded', 'down']), details: z.record(z.string(), z.unknown()) });
 const Health = z
@@ -83,7 +83,7 @@ export function coordinationRoutes() {
       security: [{ bearerAuth: [] }],
       summary: 'The audit log, newest first (operators)',
       request: {
-        query: z.object({ objectType: z.string().optional(), objectId: z.string().optional(), action: z.string().optional(), limit: Limit, cursor: Cursor }),
+        query: z.object({ objectType: Filter.optional(), objectId: Filter.optional(), action: Filter.optional(), limit: Limit, cursor: Cursor }),
       },
       responses: {
         200: json(z.object({ data: z.array(AuditEntry), pagination: z.object({ limit: z.number(), nextCursor: z.string().nullable() }) }), 'A page of audit entries'),

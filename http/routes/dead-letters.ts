@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi';
 import { listDeadLetters, replayDeadLetter } from '../../runtime/dead-letters.js';
 import { router } from '../env.js';
 import { requireRole } from '../middleware/auth.js';
-import { errors, json, Limit } from '../schemas.js';
+import { errors, Filter, json, Limit } from '../schemas.js';
 
 const DeadLetter = z
   .object({
@@ -39,9 +39,9 @@ export function deadLetterRoutes() {
       summary: 'Dead letters, oldest first (open ones unless includeReplayed=true)',
       request: {
         query: z.object({
-          reason: z.string().max(50).optional(),
-          actorType: z.string().max(63).optional(),
-          actorId: z.string().max(200).optional(),
+          reason: Filter.max(50).optional(),
+          actorType: Filter.max(63).optional(),
+          actorId: Filter.max(200).optional(),
           includeReplayed: z.enum(['true', 'false']).default('false'),
           afterId: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
           limit: Limit,

@@ -9,7 +9,7 @@ import { DELIVERY_STATUSES, EVENT_PRIORITIES, EVENT_STATUSES } from '../../runti
 import { router, type Env } from '../env.js';
 import { requireRole } from '../middleware/auth.js';
 import { idempotencyOf, reply } from '../idempotency.js';
-import { Cursor, errors, IdempotencyKeyHeader, JsonObject, json, jsonBody, Limit, page, Timestamp } from '../schemas.js';
+import { Cursor, errors, Filter, IdempotencyKeyHeader, JsonObject, json, jsonBody, Limit, page, Timestamp } from '../schemas.js';
 
 const IntegrationId = z.string().min(1).max(200).regex(/^[A-Za-z0-9][A-Za-z0-9_.:@-]*$/, 'letters, digits and _ . : @ -');
 const Name = z.string().min(1).max(200).regex(/^[A-Za-z0-9][A-Za-z0-9_.:@/-]*$/, 'letters, digits and _ . : @ / -');
@@ -158,12 +158,12 @@ export function eventRoutes() {
       summary: 'List events, newest first (operator, service)',
       request: {
         query: z.object({
-          sourceIntegrationId: z.string().optional(),
-          targetIntegrationId: z.string().optional(),
+          sourceIntegrationId: Filter.optional(),
+          targetIntegrationId: Filter.optional(),
           status: z.enum(EVENT_STATUSES).optional(),
-          eventCategory: z.string().optional(),
+          eventCategory: Filter.optional(),
           priority: z.enum(EVENT_PRIORITIES).optional(),
-          eventName: z.string().optional(),
+          eventName: Filter.optional(),
           from: Timestamp.optional().openapi({ description: 'created at or after' }),
           to: Timestamp.optional().openapi({ description: 'created before' }),
           limit: Limit,
@@ -188,7 +188,7 @@ export function eventRoutes() {
       tags,
       security,
       summary: 'Dead-lettered deliveries, oldest first (the dead-letter queue)',
-      request: { query: z.object({ targetIntegrationId: z.string().optional(), sourceIntegrationId: z.string().optional(), limit: Limit, cursor: Cursor }) },
+      request: { query: z.object({ targetIntegrationId: Filter.optional(), sourceIntegrationId: Filter.optional(), limit: Limit, cursor: Cursor }) },
       responses: {
         200: json(page(Delivery.extend({ eventId: z.string(), eventName: z.string(), sourceIntegrationId: z.string() }).openapi('DeadLetteredDelivery'), 'DeadLetterPage'), 'A page of dead deliveries'),
         ...errors,

@@ -6,7 +6,7 @@ import { derivedId, idempotentTransition } from '../../runtime/domain/idempotenc
 import type { LifecycleAction } from '../../runtime/domain/relationships.js';
 import { router } from '../env.js';
 import { idempotencyOf, reply } from '../idempotency.js';
-import { conflict, Cursor, errors, IdempotencyKeyHeader, JsonObject, json, jsonBody, Limit, page, Timestamp } from '../schemas.js';
+import { conflict, Cursor, errors, Filter, IdempotencyKeyHeader, JsonObject, json, jsonBody, Limit, page, Timestamp } from '../schemas.js';
 
 const PartyId = z.string().min(1).max(200).regex(/^[A-Za-z0-9][A-Za-z0-9_.:@-]*$/, 'letters, digits and _ . : @ -');
 
@@ -94,8 +94,8 @@ export function relationshipRoutes() {
       summary: 'List relationships (filters hit indexed columns)',
       request: {
         query: z.object({
-          vendorId: z.string().optional(),
-          partnerId: z.string().optional(),
+          vendorId: Filter.optional(),
+          partnerId: Filter.optional(),
           relationshipType: z.enum(RELATIONSHIP_TYPES).optional(),
           status: z.enum(RELATIONSHIP_STATUSES).optional(),
           limit: Limit,

@@ -5,7 +5,7 @@ import { ACCESS_LEVELS, OWNER_TYPES, RESOURCE_TYPES } from '../../runtime/domain
 import { transaction } from '../../runtime/domain/sql.js';
 import { router } from '../env.js';
 import { idempotencyOf, reply } from '../idempotency.js';
-import { conflict, Cursor, errors, IdempotencyKeyHeader, JsonObject, json, jsonBody, Limit, page, Timestamp } from '../schemas.js';
+import { conflict, Cursor, errors, Filter, IdempotencyKeyHeader, JsonObject, json, jsonBody, Limit, page, Timestamp } from '../schemas.js';
 
 const PartyId = z.string().min(1).max(200).regex(/^[A-Za-z0-9][A-Za-z0-9_.:@-]*$/, 'letters, digits and _ . : @ -');
 
@@ -113,7 +113,7 @@ export function resourceRoutes() {
       request: {
         query: z.object({
           resourceType: z.enum(RESOURCE_TYPES).optional(),
-          ownerId: z.string().optional(),
+          ownerId: Filter.optional(),
           ownerType: z.enum(OWNER_TYPES).optional(),
           isActive: z.enum(['true', 'false']).optional(),
           limit: Limit,
@@ -222,7 +222,7 @@ export function resourceRoutes() {
       summary: 'May a party do read/write/admin on this resource now? (defaults to the caller)',
       request: {
         params: ResourceParam,
-        query: z.object({ partyId: z.string().optional(), partyType: z.enum(OWNER_TYPES).optional(), level: z.enum(ACCESS_LEVELS).default('read') }),
+        query: z.object({ partyId: Filter.optional(), partyType: z.enum(OWNER_TYPES).optional(), level: z.enum(ACCESS_LEVELS).default('read') }),
       },
       responses: { 200: json(Access, 'The decision'), ...errors },
     }),

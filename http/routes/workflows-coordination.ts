@@ -7,7 +7,7 @@ import type { Runtime } from '../../runtime/runtime.js';
 import { WorkflowService, type StepCommand } from '../../runtime/workflows/service.js';
 import { router } from '../env.js';
 import { idempotencyOf, reply } from '../idempotency.js';
-import { conflict, Cursor, errors, IdempotencyKeyHeader, JsonObject, json, jsonBody, Limit, page } from '../schemas.js';
+import { conflict, Cursor, errors, Filter, IdempotencyKeyHeader, JsonObject, json, jsonBody, Limit, page } from '../schemas.js';
 
 const PartyId = z.string().min(1).max(200).regex(/^[A-Za-z0-9][A-Za-z0-9_.:@-]*$/, 'letters, digits and _ . : @ -');
 
@@ -146,9 +146,9 @@ export function workflowCoordinationRoutes() {
         query: z.object({
           status: z.enum(WORKFLOW_STATUSES).optional(),
           workflowType: z.enum(WORKFLOW_TYPES).optional(),
-          vendorId: z.string().optional(),
-          partnerId: z.string().optional(),
-          integrationId: z.string().optional(),
+          vendorId: Filter.optional(),
+          partnerId: Filter.optional(),
+          integrationId: Filter.optional(),
           limit: Limit,
           cursor: Cursor,
         }),

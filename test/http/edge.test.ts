@@ -83,6 +83,33 @@ describe('bad input', () => {
     expect((await h.call('POST', `${path}/suspend`, { token: op, body: { reason: 'audit' } })).body.statusReason).toBe('audit');
     expect((await h.call('POST', `${path}/activate`, { token: op })).status).toBe(200);
   });
+  it('answers an empty filter value on every list route with 400 naming the parameter (never an unfiltered list)', async () => {
+    // one relationship and its audit record, so an unfiltered list would not be empty
+    await h.call('POST', `${BASE}/relationships`, { token: op, body: { vendorId: 'v-empty', partnerId: 'p-empty', relationshipType: 'INTEGRATION' } });
+    const empty: Array<[string, string]> = [
+      [`${BASE}/relationships`, 'vendorId'], [`${BASE}/relationships`, 'partnerId'], [`${BASE}/relationships`, 'status'], [`${BASE}/relationships`, 'relationshipType'],
+      [`${BASE}/resources`, 'ownerId'], [`${BASE}/resources`, 'resourceType'], [`${BASE}/resources`, 'ownerType'], [`${BASE}/resources`, 'isActive'],
+      [`${BASE}/workflows`, 'vendorId'], [`${BASE}/workflows`, 'partnerId'], [`${BASE}/workflows`, 'integrationId'], [`${BASE}/workflows`, 'status'], [`${BASE}/workflows`, 'workflowType'],
+      [`${BASE}/events`, 'sourceIntegrationId'], [`${BASE}/events`, 'targetIntegrationId'], [`${BASE}/events`, 'eventCategory'], [`${BASE}/events`, 'eventName'], [`${BASE}/events`, 'status'],
+      [`${BASE}/events/dead-letters`, 'targetIntegrationId'], [`${BASE}/events/dead-letters`, 'sourceIntegrationId'],
+      [`${BASE}/audit`, 'objectType'], [`${BASE}/audit`, 'objectId'], [`${BASE}/audit`, 'action'],
+      ['/api/v1/actors', 'type'], ['/api/v1/actors', 'status'], ['/api/v1/actors', 'tenant'],
+      ['/api/v1/dead-letters', 'reason'], ['/api/v1/dead-letters', 'actorType'],
+    ];
+    for (const [path, param] of empty) {
+      const r = await h.call('GET', `${path}?${param}=`, { token: op });
+      expectProblem(r, 400, 'VALIDATION_FAILED');
+      expect(r.body.issues.map((i: { path: string[] }) => i.path[0]), `${path}?${param}=`).toEqual([param]);
+    }
+    // the access check's party too (a vendor asking for party '' is not asking for itself)
+    const access = await h.call('GET', `${BASE}/resources/r-1/access?partyId=&partyType=vendor`, { token: h.token('vendor', 'v-empty') });
+    expectProblem(access, 400, 'VALIDATION_FAILED');
+    expect(access.body.issues[0].path).toEqual(['partyId']);
+    // a value still filters, and leaving the parameter out still means no filter
+    expect((await h.call('GET', `${BASE}/relationships?vendorId=v-empty`, { token: op })).body.data).toHaveLength(1);
+    expect((await h.call('GET', `${BASE}/relationships`, { token: op })).body.data.length).toBeGreaterThan(0);
+    expect((await h.call('GET', `${BASE}/audit?objectType=relationship`, { token: op })).status).toBe(200);
+  });
   it('answers an unknown route with a 404 problem', async () => {
     expectProblem(await h.call('GET', `${BASE}/nothing-here`, { token: op }), 404, 'ROUTE_NOT_FOUND');
   });
