@@ -41,11 +41,13 @@ export function deadLetterRoutes() {
         query: z.object({
           reason: Filter.max(50).optional(),
           actorType: Filter.max(63).optional(),
-          actorId: Filter.max(200).optional(),
+          actorId: Filter.max(200).optional().openapi({ description: 'Only with actorType' }),
           includeReplayed: z.enum(['true', 'false']).default('false'),
           afterId: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
           limit: Limit,
-        }),
+        })
+          // an actor id is unique only within its type
+          .refine((q) => q.actorId === undefined || q.actorType !== undefined, { path: ['actorType'], message: 'required with actorId' }),
       },
       responses: {
         200: json(z.object({ data: z.array(DeadLetter), pagination: z.object({ limit: z.number(), nextAfterId: z.number().nullable() }) }), 'A page of dead letters'),

@@ -27,6 +27,19 @@ describe('dead letters over HTTP (operators)', () => {
     expect(page.body.pagination.nextAfterId).toBe(page.body.data[0].id);
   });
 
+  it('filters by actor (actorId within an actorType); an actorId without actorType is a 400 naming actorType', async () => {
+    const one = await h.call('GET', '/api/v1/dead-letters?actorType=relationship&actorId=src-2', { token: op });
+    expect(one.status).toBe(200);
+    expect(one.body.data.map((d: { messageId: string }) => d.messageId)).toEqual(['m-2']);
+    expect((await h.call('GET', '/api/v1/dead-letters?actorType=relationship', { token: op })).body.data).toHaveLength(2);
+    // an actor id is only unique within its type: alone it is refused, not silently dropped (which listed everything)
+    const alone = await h.call('GET', '/api/v1/dead-letters?actorId=src-2', { token: op });
+    expect(alone.status).toBe(400);
+    expect(alone.headers.get('content-type')).toBe('application/problem+json');
+    expect(alone.body).toMatchObject({ status: 400, code: 'VALIDATION_FAILED', target: 'query' });
+    expect(alone.body.issues).toEqual([expect.objectContaining({ path: ['actorType'], message: expect.stringContaining('actorId') })]);
+  });
+
   it('replays one through the outbox with its original message id, once', async () => {
     const list = await h.call('GET', '/api/v1/dead-letters?reason=rejected', { token: op });
     const id = list.body.data[0].id;
