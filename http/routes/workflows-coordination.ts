@@ -104,6 +104,8 @@ const CreateWorkflow = z
     },
   });
 
+/** One body per command, each strict: a field of another command (or an unknown one) is a 400, never ignored. */
+const ExecuteStep = z.strictObject({}).openapi('ExecuteWorkflowStep', { description: 'No fields; the body may be left out' });
 const CompleteStep = z
   .strictObject({
     output: z.unknown().optional().openapi({ description: "The step's result (later steps' conditions can read it)" }),
@@ -111,6 +113,9 @@ const CompleteStep = z
     errorMessage: z.string().max(2000).optional(),
   })
   .openapi('CompleteWorkflowStep');
+const RetryStep = z.strictObject({}).openapi('RetryWorkflowStep', { description: 'No fields; the body may be left out' });
+const STEP_BODIES = { execute: ExecuteStep, complete: CompleteStep, retry: RetryStep } satisfies Record<StepCommand, z.ZodType>;
+const StartBody = z.strictObject({}).openapi('StartWorkflow', { description: 'No fields; the body may be left out' });
 const CancelBody = z.strictObject({ reason: z.string().max(1000).optional() }).openapi('CancelWorkflow');
 
 const IdParam = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' } }) });
@@ -218,7 +223,7 @@ export function workflowCoordinationRoutes() {
           action === 'start'
             ? 'Start: BLOCKED until every dependency workflow completes, then IN_PROGRESS with every step whose dependencies are done READY'
             : 'Cancel an unfinished workflow: its open steps become CANCELLED and its dependents fail',
-        request: { params: IdParam, headers: IdempotencyKeyHeader, body: jsonBody(CancelBody, false) },
+        request: { params: IdParam, headers: IdempotencyKeyHeader, body: jsonBody(action === 'start' ? StartBody : CancelBody, false) },
         responses: { 200: json(Workflow, 'The workflow after the change'), ...errors, ...conflict },
       }),
       async (c) => {
@@ -229,7 +234,7 @@ export function workflowCoordinationRoutes() {
         const svc = workflowService(s.runtime, s.clock);
         const out = await idempotentTransition(s.runtime.database.pool, idem, async (messageId) => {
           const cx = { principal: c.get('principal'), requestId: c.get('requestId'), messageId };
-          return { status: 200, body: action === 'start' ? await svc.start(cx, id) : await svc.cancel(cx, id, body.reason) };
+          return { status: 200, body: action === 'start' ? await svc.start(cx, id) : await svc.cancel(cx, id, 'reason' in body ? body.reason : undefined) };
         });
         return reply(c, out);
       },
@@ -249,7 +254,7 @@ export function workflowCoordinationRoutes() {
         tags,
         security,
         summary: summaries[command],
-        request: { params: StepParams, headers: IdempotencyKeyHeader, body: jsonBody(CompleteStep, false) },
+        request: { params: StepParams, headers: IdempotencyKeyHeader, body: jsonBody(STEP_BODIES[command], false) },
         responses: { 200: json(Workflow, 'The workflow after the change'), ...errors, ...conflict },
       }),
       async (c) => {

@@ -304,6 +304,47 @@ describe('integration workflows', () => {
     ]);
   });
 
+  it('gives each workflow and step command its own body: the documented bodies pass, fields of another command or unknown ones are a 400 naming them', async () => {
+    const wf = await create({ name: 'Bodies', workflowType: 'TESTING_VALIDATION', steps: [{ stepNumber: 1, name: 'Review' }, { stepNumber: 2, name: 'Sign off', dependencies: [1] }] });
+    const refused = async (path: string, body: Record<string, unknown>, named: string) => {
+      const r = await t.call('POST', path, { token: op, body });
+      expect(r.status, `${path} ${JSON.stringify(body)}`).toBe(400);
+      expect(r.headers.get('content-type')).toBe('application/problem+json');
+      expect(r.body).toMatchObject({ code: 'VALIDATION_FAILED', target: 'json' });
+      expect(JSON.stringify(r.body.issues), JSON.stringify(body)).toContain(named);
+    };
+    const step = (n: number, cmd: string) => `/workflows/${wf.id}/steps/${stepOf(wf, n).id}/${cmd}`;
+
+    // start takes no fields (cancel's reason is cancel's)
+    await refused(`/workflows/${wf.id}/start`, { reason: 'go' }, 'reason');
+    expect((await t.call('POST', `/workflows/${wf.id}/start`, { token: op, body: {} })).body.status).toBe('IN_PROGRESS');
+    // execute and retry take no fields: complete's output, status and errorMessage are refused there, as are unknown ones
+    for (const extra of [{ output: { ok: true } }, { status: 'COMPLETED' }, { errorMessage: 'x' }, { colour: 'red' }]) await refused(step(1, 'execute'), extra, Object.keys(extra)[0]!);
+    expect(stepOf((await stepCmd(wf, 1, 'execute', {})).body, 1).status).toBe('IN_PROGRESS');
+    // complete: unknown fields are refused; the documented bodies pass ({ "output" }, { "status": "FAILED", "errorMessage" }, none)
+    await refused(step(1, 'complete'), { output: {}, reason: 'x' }, 'reason');
+    const failed = (await stepCmd(wf, 1, 'complete', { status: 'FAILED', errorMessage: 'contract tests red' })).body;
+    expect(stepOf(failed, 1)).toMatchObject({ status: 'FAILED', errorMessage: 'contract tests red' });
+    for (const extra of [{ output: { ok: true } }, { status: 'COMPLETED' }, { errorMessage: 'x' }, { reason: 'again' }]) await refused(step(1, 'retry'), extra, Object.keys(extra)[0]!);
+    expect(stepOf((await stepCmd(wf, 1, 'retry', {})).body, 1).status).toBe('READY');
+    await stepCmd(wf, 1, 'execute');
+    expect(stepOf((await stepCmd(wf, 1, 'complete', { output: { ok: true } })).body, 1)).toMatchObject({ status: 'COMPLETED', output: { ok: true } });
+    await stepCmd(wf, 2, 'execute');
+    expect(stepOf((await stepCmd(wf, 2, 'complete', { status: 'COMPLETED' })).body, 2).status).toBe('COMPLETED');
+
+    // cancel keeps its reason, and refuses anything else
+    const other = await create({ name: 'Cancel body', workflowType: 'TESTING_VALIDATION', steps: [{ stepNumber: 1, name: 'Review' }] });
+    await refused(`/workflows/${other.id}/cancel`, { reason: 'no longer needed', output: {} }, 'output');
+    expect((await t.call('POST', `/workflows/${other.id}/cancel`, { token: op, body: { reason: 'no longer needed' } })).body.status).toBe('CANCELLED');
+
+    // each command's body is its own component in the OpenAPI document
+    const doc = (await (await t.app.request('/openapi.json')).json()) as { paths: Record<string, { post: { requestBody: { content: Record<string, { schema: { $ref: string } }> } } }>; components: { schemas: Record<string, { additionalProperties?: boolean }> } };
+    const ref = (p: string) => doc.paths[`/api/v1/vendor-partner-coordination${p}`]!.post.requestBody.content['application/json']!.schema.$ref.replace('#/components/schemas/', '');
+    const names = ['/workflows/{id}/start', '/workflows/{id}/cancel', ...['execute', 'complete', 'retry'].map((c) => `/workflows/{workflowId}/steps/{stepId}/${c}`)].map(ref);
+    expect(new Set(names).size).toBe(5);
+    for (const n of names) expect(doc.components.schemas[n]!.additionalProperties, n).toBe(false);
+  });
+
   it('is retry-safe with an Idempotency-Key and documented in /openapi.json', async () => {
     const body = { name: 'Idem', workflowType: 'TESTING_VALIDATION' };
     const first = await t.call('POST', '/workflows', { token: op, body, headers: { 'idempotency-key': 'wf-idem-1' } });
