@@ -51,8 +51,11 @@ const guardedLookup = (refused: (address: string) => boolean) => (hostname: stri
 };
 
 export interface PostOutcome {
-  /** delivered (2xx), retry (429, 408, 5xx, network, timeout) or dead (other 4xx, refused target). */
-  kind: 'delivered' | 'retry' | 'dead';
+  /**
+   * delivered (2xx), retry (429, 408, 5xx, network, timeout), dead (other 4xx, refused target),
+   * or aborted: cut short by the caller's `signal` (shutdown), which says nothing of the receiver.
+   */
+  kind: 'delivered' | 'retry' | 'dead' | 'aborted';
   statusCode: number | null;
   /** Milliseconds from Retry-After, when the receiver sent one. */
   retryAfterMs: number | null;
@@ -80,7 +83,7 @@ export async function postWebhook(
     timeoutMs: number;
     allowPrivate: boolean;
     now: () => number;
-    /** Aborts the attempt (shutdown): it counts as a retryable failure. */
+    /** Aborts the attempt (shutdown): the outcome is `aborted`. */
     signal?: AbortSignal;
     /** Tests: which addresses count as private. */
     refused?: (address: string) => boolean;
@@ -108,7 +111,7 @@ export async function postWebhook(
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       if (e.code === 'EPRIVATE' || e instanceof PrivateTargetError) return { kind: 'dead', statusCode: null, retryAfterMs: null, error: e.message };
-      if (o.signal?.aborted) return { kind: 'retry', statusCode: null, retryAfterMs: null, error: 'attempt aborted: the worker is stopping' };
+      if (o.signal?.aborted) return { kind: 'aborted', statusCode: null, retryAfterMs: null, error: 'attempt aborted: the worker is stopping' };
       return { kind: 'retry', statusCode: null, retryAfterMs: null, error: e.name === 'TimeoutError' || e.code === 'ABORT_ERR' ? `timed out after ${o.timeoutMs} ms` : `${e.code ?? 'ERROR'}: ${e.message}` };
     }
     const s = res.status;

@@ -28,6 +28,7 @@ interface Claimed {
   target_integration_id: string;
   attempts: number;
   generation: number;
+  lease_until: Date;
   event_name: string;
   source_integration_id: string;
   event_category: string;
@@ -51,7 +52,7 @@ interface Claimed {
  *
  * A claim is a lease (`lease_until`) committed before the attempt: if the process dies
  * mid-attempt, the row is attempted again once the lease lapses (at least once; receivers
- * dedupe on `webhook-id`).
+ * dedupe on `webhook-id`). A worker that stops hands its claims back instead, uncounted.
  */
 export class EventDeliveryWorker {
   readonly #inflight = new Set<Promise<void>>();
@@ -61,7 +62,7 @@ export class EventDeliveryWorker {
   #loop: Promise<void> | undefined;
   #kick: (() => void) | undefined;
   #dirty = false;
-  readonly stats = { delivered: 0, retried: 0, dead: 0, claims: 0 };
+  readonly stats = { delivered: 0, retried: 0, dead: 0, released: 0, claims: 0 };
 
   constructor(private readonly o: EventDeliveryWorkerOptions) {}
 
@@ -82,7 +83,7 @@ export class EventDeliveryWorker {
     if (!this.#running) return;
     this.#running = false;
     this.#kick?.();
-    // in-flight POSTs end now as retryable failures, recorded, so the next process retries them at once
+    // in-flight POSTs end now and their claims are handed back, so the next owner retries them at once
     this.#abort.abort();
     await this.#loop;
     await Promise.allSettled([...this.#inflight]);
@@ -153,9 +154,9 @@ export class EventDeliveryWorker {
        ), claimed AS (
          UPDATE event_deliveries d SET lease_until = $3, attempts = d.attempts + 1, last_attempt_at = $1, updated_at = $1
          FROM locked WHERE d.id = locked.id
-         RETURNING d.id, d.event_id, d.target_integration_id, d.attempts, d.generation, d.priority_rank
+         RETURNING d.id, d.event_id, d.target_integration_id, d.attempts, d.generation, d.lease_until, d.priority_rank
        )
-       SELECT c.id::int AS id, c.event_id, c.target_integration_id, c.attempts, c.generation,
+       SELECT c.id::int AS id, c.event_id, c.target_integration_id, c.attempts, c.generation, c.lease_until,
               e.event_name, e.source_integration_id, e.event_category, e.priority, e.payload, e.metadata, e.created_at,
               ep.url, ep.secret, ep.event_names, ep.event_categories
        FROM claimed c JOIN cross_integration_events e ON e.id = c.event_id
@@ -168,6 +169,8 @@ export class EventDeliveryWorker {
   }
 
   async #deliver(row: Claimed): Promise<void> {
+    // claimed while the worker was being stopped: hand it back untried
+    if (this.#abort.signal.aborted) return this.#record(row, { kind: 'aborted', statusCode: null, retryAfterMs: null, error: null }, []);
     const webhookId = webhookIdOf(row.event_id, row.target_integration_id, row.generation);
     const body = JSON.stringify({
       type: row.event_name,
@@ -215,6 +218,18 @@ export class EventDeliveryWorker {
     const c = this.o.config;
     let set: string;
     let params: unknown[];
+    if (outcome.kind === 'aborted') {
+      // our own shutdown cut the attempt short: that is no answer from the receiver, so the claim
+      // goes back as it was taken (attempt uncounted, no lease, still due) for the next owner to
+      // retry at once. The POST may have arrived, as after a crash: receivers dedupe on webhook-id.
+      // Only our own claim: if its lease lapsed and another worker took the row, it is theirs.
+      this.stats.released++;
+      await this.o.pool.query(
+        `UPDATE event_deliveries SET attempts = attempts - 1, lease_until = NULL, updated_at = $2 WHERE id = $1 AND lease_until = $3 AND status IN ('pending', 'failed')`,
+        [row.id, at, row.lease_until],
+      );
+      return;
+    }
     if (outcome.kind === 'delivered') {
       this.stats.delivered++;
       set = `status = 'delivered', lease_until = NULL, delivered_at = $3, updated_at = $3, last_status_code = $4, last_error = NULL, channels = $5`;

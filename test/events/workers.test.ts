@@ -46,6 +46,9 @@ describe('delivery workers', () => {
     workers.forEach((w) => w.start());
     try {
       await waitFor('600 deliveries', () => rx.accepted.filter((a) => a.target.startsWith('w-')).length === 600, 60_000);
+      // and recorded: stopping then aborts no POST and leaves no row open for the next test's workers to claim
+      const recorded = `SELECT count(*)::int AS n FROM event_deliveries WHERE target_integration_id IN ('w-a', 'w-b') AND status = 'delivered'`;
+      await waitFor('600 deliveries recorded', async () => (await database.pool.query<{ n: number }>(recorded)).rows[0]!.n === 600);
     } finally {
       await Promise.all(workers.map((w) => w.stop()));
     }
@@ -86,5 +89,49 @@ describe('delivery workers', () => {
       stuck?.();
       await Promise.all([dying.stop(), survivor.stop()]);
     }
+  });
+
+  it('a worker stopped mid-POST hands the claim back: the aborted attempt is not counted and the next worker delivers at once', async () => {
+    const svc = await setup(['sd-a']);
+    let calls = 0;
+    rx.state.behaviour = ({ target }) => {
+      if (target !== 'sd-a') return { status: 200, record: true };
+      calls++;
+      if (calls === 1) return { status: 503, record: false }; // attempt 1 of 2 fails
+      if (calls === 2) return { status: 200, delayMs: 30_000, record: false }; // attempt 2, the last, hangs until the worker stops
+      return { status: 200, record: true };
+    };
+    const ev = await svc.publish(database.pool, operator, { eventName: 'tick', sourceIntegrationId: 'sd-s', targetIntegrationIds: ['sd-a'], payload: { n: 1 }, eventCategory: 'ops' });
+    // the lease is the default 60 s: only a released claim is taken again within the test
+    const stopping = new EventDeliveryWorker({ pool: database.pool, config: config({ EVENT_MAX_ATTEMPTS: '2', WEBHOOK_TIMEOUT_MS: '20000' }), clock: systemClock, log: testLog });
+    stopping.start();
+    await waitFor('the last attempt in flight', () => calls === 2);
+    await stopping.stop(); // SIGTERM: the POST is aborted
+    expect(stopping.stats).toMatchObject({ retried: 1, dead: 0, released: 1 });
+    expect(await svc.get(ev.id)).toMatchObject({ status: 'pending', deliveries: [{ status: 'failed', attempts: 1, lastStatusCode: 503 }] });
+    const next = new EventDeliveryWorker({ pool: database.pool, config: config({ EVENT_MAX_ATTEMPTS: '2' }), clock: systemClock, log: testLog });
+    next.start();
+    try {
+      await waitFor('delivered by the next worker', async () => (await svc.get(ev.id)).status === 'processed', 5_000);
+    } finally {
+      await next.stop();
+    }
+    expect((await svc.get(ev.id)).deliveries![0]).toMatchObject({ status: 'delivered', attempts: 2 });
+    expect(calls).toBe(3);
+    expect(rx.accepted.filter((a) => a.body.data.id === ev.id)).toHaveLength(1);
+  });
+
+  it('a receiver that times out still uses up an attempt (only our own shutdown does not)', async () => {
+    const svc = await setup(['to-a']);
+    rx.state.behaviour = ({ target }) => (target === 'to-a' ? { status: 200, delayMs: 5_000, record: false } : { status: 200, record: true });
+    const ev = await svc.publish(database.pool, operator, { eventName: 'tick', sourceIntegrationId: 'to-s', targetIntegrationIds: ['to-a'], payload: { n: 1 }, eventCategory: 'ops' });
+    const worker = new EventDeliveryWorker({ pool: database.pool, config: config({ EVENT_MAX_ATTEMPTS: '1', WEBHOOK_TIMEOUT_MS: '100' }), clock: systemClock, log: testLog });
+    worker.start();
+    try {
+      await waitFor('dead-lettered after its one attempt', async () => (await svc.get(ev.id)).status === 'failed', 5_000);
+    } finally {
+      await worker.stop();
+    }
+    expect((await svc.get(ev.id)).deliveries![0]).toMatchObject({ status: 'dead', attempts: 1, lastError: 'timed out after 100 ms (gave up after 1 attempts)' });
   });
 });
