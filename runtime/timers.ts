@@ -11,9 +11,13 @@ import type { Logger } from './logger.js';
  */
 export class TimerPoller {
   #timer: NodeJS.Timeout | undefined;
+  /** When the scheduled tick runs (performance.now() time): a wake only ever brings it forward. */
+  #tickAt = Infinity;
   #running = false;
   /** The earliest due time a wake asked for while a poll was running. */
   #missed: number | undefined;
+  /** The earliest timer not yet due at the last poll (any process's): the next tick comes by then. */
+  #nextDue: number | undefined;
   #stopped = true;
   #inflight: Promise<unknown> = Promise.resolve();
   fired = 0;
@@ -44,16 +48,22 @@ export class TimerPoller {
       return;
     }
     const ms = dueAt - this.o.clock.now();
-    if (ms < this.o.pollMs) this.#schedule(Math.max(0, ms));
+    if (ms < this.o.pollMs) this.#schedule(Math.max(0, ms), true);
   }
 
-  #schedule(ms: number): void {
+  /** Schedules the next tick in `ms`; with `sooner`, only if that is before the one scheduled. */
+  #schedule(ms: number, sooner = false): void {
     if (this.#stopped) return;
+    const at = performance.now() + ms;
+    // a later wake must not push back an earlier one (nor the regular poll)
+    if (sooner && at >= this.#tickAt) return;
     clearTimeout(this.#timer);
+    this.#tickAt = at;
     this.#timer = setTimeout(() => void this.#tick(), ms);
   }
 
   async #tick(): Promise<void> {
+    this.#tickAt = Infinity;
     if (this.#running || this.#stopped) return;
     this.#running = true;
     let claimed = 0;
@@ -65,27 +75,34 @@ export class TimerPoller {
       this.o.log.warn({ err }, 'timer poll failed');
     } finally {
       this.#running = false;
-      // a full batch means more are due: go again at once
+      // a full batch means more are due: go again at once; else at the next poll, or sooner when
+      // a timer is due before it (known from the poll itself, or from a wake while it ran)
       const next = claimed >= (this.o.batch ?? 256) ? 0 : this.o.pollMs;
-      const missed = this.#missed;
+      const due = Math.min(this.#missed ?? Infinity, this.#nextDue ?? Infinity);
       this.#missed = undefined;
-      this.#schedule(missed === undefined ? next : Math.min(next, Math.max(0, missed - this.o.clock.now())));
+      this.#schedule(Math.min(next, Math.max(0, due - this.o.clock.now())));
     }
   }
 
   /** Claims and fires every timer due now; returns how many were claimed. */
   async pollOnce(): Promise<number> {
     const now = this.o.clock.now();
-    const { rows } = await this.o.pool.query<{ actor_type: string; actor_id: string; timer_key: string; due: string }>({
+    // one row at least (the next due time), plus one per claimed timer
+    const { rows: all } = await this.o.pool.query<{ actor_type: string | null; actor_id: string; timer_key: string; due: string; next_due: string | null }>({
       name: 'concord_claim_timers',
-      text: `UPDATE timers SET claimed_until = to_timestamp($2 / 1000.0)
-        WHERE id IN (
-          SELECT id FROM timers
-          WHERE due_at <= to_timestamp($1 / 1000.0) AND (claimed_until IS NULL OR claimed_until < to_timestamp($1 / 1000.0))
-          ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-        RETURNING actor_type, actor_id, timer_key, round(extract(epoch FROM due_at) * 1000)::text AS due`,
+      text: `WITH claimed AS (
+          UPDATE timers SET claimed_until = to_timestamp($2 / 1000.0)
+          WHERE id IN (
+            SELECT id FROM timers
+            WHERE due_at <= to_timestamp($1 / 1000.0) AND (claimed_until IS NULL OR claimed_until < to_timestamp($1 / 1000.0))
+            ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+          RETURNING actor_type, actor_id, timer_key, round(extract(epoch FROM due_at) * 1000)::text AS due),
+        upcoming AS (SELECT round(extract(epoch FROM min(due_at)) * 1000)::text AS next_due FROM timers WHERE due_at > to_timestamp($1 / 1000.0))
+        SELECT c.actor_type, c.actor_id, c.timer_key, c.due, u.next_due FROM upcoming u LEFT JOIN claimed c ON true`,
       values: [now, now + this.o.claimMs, this.o.batch ?? 256],
     });
+    this.#nextDue = all[0]?.next_due == null ? undefined : Number(all[0].next_due);
+    const rows = all.filter((r): r is typeof r & { actor_type: string } => r.actor_type !== null);
     rows.sort((a, b) => Number(a.due) - Number(b.due));
     await Promise.all(
       rows.map(async (r) => {

@@ -91,3 +91,34 @@ describe('durable timers', () => {
     ]);
   });
 });
+
+describe('timer wakes (real clock, a long poll)', () => {
+  it('a wake for a later timer does not push back an earlier one: each fires near its own due time', async () => {
+    const db = await freshDatabase();
+    // the regular poll is 3 s away: only the commits' wakes can fire these timers on time
+    const rt = await testRuntime(db, { env: { TIMER_POLL_MS: '3000' }, run: { relay: false } });
+    await rt.start();
+    try {
+      const host = rt.host;
+      await new Promise((r) => setTimeout(r, 100)); // past the start-up poll
+      const t0 = Date.now();
+      await host.send({ type: 'ledger', id: 'soon' }, { type: 'ledger.arm', ms: 100 });
+      await host.send({ type: 'ledger', id: 'later' }, { type: 'ledger.arm', ms: 2000 });
+      const firedAt = async (id: string) => {
+        const { rows } = await db.pool.query<{ at: Date }>(`SELECT at FROM journal WHERE kind = 'timer' AND actor_id = $1`, [id]);
+        return rows[0]?.at.getTime();
+      };
+      for (let i = 0; i < 100 && (await firedAt('later')) === undefined; i++) await new Promise((r) => setTimeout(r, 50));
+      const soon = (await firedAt('soon'))! - t0;
+      const later = (await firedAt('later'))! - t0;
+      // without the fix the second wake rescheduled the poller to 2 s and 'soon' fired with 'later'
+      expect(soon).toBeGreaterThanOrEqual(100);
+      expect(soon).toBeLessThan(800);
+      expect(later).toBeGreaterThanOrEqual(2000);
+      expect(later).toBeLessThan(2800);
+    } finally {
+      await rt.stop();
+      await db.close();
+    }
+  });
+});
