@@ -81,7 +81,7 @@ async function setUp(mode: 'embedded' | 'nats'): Promise<Setup> {
     link = new NatsServiceLink(nc, { natsPrefix: prefix, servicePrefix, log: benchLog });
   } else {
     unsubscribe = runtime.bus.subscribe(subject, (m) => record((m.data as { workflowId: string }).workflowId));
-    link = new BusLink(runtime.bus, servicePrefix);
+    link = new BusLink(runtime.bus, servicePrefix, benchLog);
   }
   const sim = new ServiceSimulator({ link, servicePrefix, log: benchLog, latencyMs: 0 });
   await sim.start();

@@ -58,7 +58,7 @@ async function main(): Promise<void> {
   const servicePrefix = config.saga.servicePrefix;
   const link = runtime.nats?.link
     ? new NatsServiceLink(runtime.nats.link.nc, { natsPrefix: config.nats.prefix, servicePrefix, log })
-    : new BusLink(runtime.bus, servicePrefix);
+    : new BusLink(runtime.bus, servicePrefix, log);
   const sim = new ServiceSimulator({ link, servicePrefix, log, seed: Date.now() % 1_000_000, ...behavior });
   await sim.start();
   const app = createApp({ runtime, log, jwtSecret: jwt.secret, defaultMetrics: true });

@@ -20,7 +20,8 @@ export class BusLink implements ServiceLink {
   constructor(
     private readonly bus: InProcessBus,
     private readonly prefix: string,
-    private readonly log?: Logger,
+    /** A command whose handling fails is logged here (the bus keeps no copy to retry). */
+    private readonly log: Logger,
   ) {}
 
   async listen(service: string, handler: (subject: string, data: unknown) => Promise<void>): Promise<void> {
@@ -28,7 +29,7 @@ export class BusLink implements ServiceLink {
     // delivery must not wait for the answer to be applied (it delivers one row per subject at a time)
     this.#offs.push(
       this.bus.subscribe(`${this.prefix}.${service}.>`, (m) => {
-        void handler(m.subject, m.data).catch((err: unknown) => this.log?.warn({ err, subject: m.subject }, 'simulator: command failed'));
+        void handler(m.subject, m.data).catch((err: unknown) => this.log.warn({ err, subject: m.subject }, 'simulator: command failed'));
       }),
     );
   }

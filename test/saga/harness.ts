@@ -51,7 +51,7 @@ export async function sagaHarness(o: { env?: Record<string, string>; behavior?: 
     nc = await connect({ servers: o.nats.url });
     link = new NatsServiceLink(nc, { natsPrefix: o.nats.prefix, servicePrefix, log: testLog });
   } else {
-    link = new BusLink(runtime.bus, servicePrefix);
+    link = new BusLink(runtime.bus, servicePrefix, testLog);
   }
   const sim = new ServiceSimulator({ link, servicePrefix, log: testLog, seed: o.seed ?? 7, ...o.behavior });
   await sim.start();
