@@ -129,14 +129,18 @@ export async function postWebhook(
 
 function once(target: URL, headers: Record<string, string>, body: string, timeoutMs: number, refused: ((address: string) => boolean) | null, signal?: AbortSignal): Promise<{ status: number; headers: http.IncomingHttpHeaders }> {
   const mod = target.protocol === 'https:' ? https : http;
-  return new Promise((resolve, reject) => {
+  // our own timer, not AbortSignal.timeout(): a timeout signal that only AbortSignal.any refers to
+  // can be garbage collected before it fires (Node 20), and the POST then waits for the receiver
+  const timeout = new AbortController();
+  const timer = setTimeout(() => timeout.abort(), timeoutMs);
+  return new Promise<{ status: number; headers: http.IncomingHttpHeaders }>((resolve, reject) => {
     const req = mod.request(
       target,
       {
         method: 'POST',
         agent: target.protocol === 'https:' ? agents.https : agents.http,
         headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'user-agent': 'concord-webhooks/1', ...headers },
-        signal: signal ? AbortSignal.any([AbortSignal.timeout(timeoutMs), signal]) : AbortSignal.timeout(timeoutMs),
+        signal: signal ? AbortSignal.any([timeout.signal, signal]) : timeout.signal,
         ...(refused ? { lookup: guardedLookup(refused) as never } : {}),
       },
       (res) => {
@@ -149,5 +153,5 @@ function once(target: URL, headers: Record<string, string>, body: string, timeou
     );
     req.on('error', reject);
     req.end(body);
-  });
+  }).finally(() => clearTimeout(timer));
 }

@@ -1,5 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -49,6 +51,32 @@ describe('Standard Webhooks signing', () => {
     expect(verify(secret, headers, body, 1614265330 + 10)).toBe(true);
     expect(verify(secret, headers, body.replace('2', '3'), 1614265330)).toBe(false);
     expect(verify(secret, headers, body, 1614265330 + 3600)).toBe(false);
+  });
+});
+
+describe('webhook POST', () => {
+  it('times out a receiver that does not answer, even when garbage is collected during the attempt', async () => {
+    // the worker passes its shutdown signal, so the timeout is composed with it (AbortSignal.any)
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => setTimeout(() => res.writeHead(200).end(), 3_000).unref());
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const started = Date.now();
+      const attempt = postWebhook(`http://127.0.0.1:${(server.address() as AddressInfo).port}/slow`, {}, '{}', { timeoutMs: 100, allowPrivate: true, now: () => Date.now(), signal: new AbortController().signal });
+      for (let i = 0; i < 5; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+        gc();
+      }
+      expect(await attempt).toMatchObject({ kind: 'retry', error: 'timed out after 100 ms' });
+      expect(Date.now() - started).toBeLessThan(1_500);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 });
 
