@@ -133,9 +133,11 @@ export class OutboxRelay implements LeaseListener {
     }
   }
 
-  /** A commit wrote rows to partition `p`: look at once instead of at the next poll. */
-  wake(p: number): void {
-    this.#loops.get(p)?.wake();
+  /** A commit wrote rows to partition `p`: look at once instead of at the next poll. False when `p` is not relayed here. */
+  wake(p: number): boolean {
+    const loop = this.#loops.get(p);
+    loop?.wake();
+    return loop !== undefined;
   }
 
   async stop(): Promise<void> {

@@ -12,6 +12,7 @@ import type { Registry } from './registry.js';
 import { OutboxRelay, type Delivery } from './relay.js';
 import { Janitor } from './janitor.js';
 import { createEventDelivery, type EventDelivery } from './events/index.js';
+import { OutboxWakes } from './outbox-wakes.js';
 import { TimerPoller } from './timers.js';
 
 export interface RuntimeOptions {
@@ -71,7 +72,7 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
     (await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, embeddedPort: config.embeddedPgPort, poolSize: config.dbPoolSize, log }));
   const bus = new InProcessBus();
   // the host tells the poller and the relay about new work; they are built right after it
-  const late: { timers?: TimerPoller; relay?: OutboxRelay } = {};
+  const late: { timers?: TimerPoller; relay?: OutboxRelay; wakes?: OutboxWakes } = {};
   const host = new ActorHost({
     pool: database.pool,
     registry: o.registry,
@@ -85,7 +86,8 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
     commitConcurrency: o.commitConcurrency ?? config.commitConcurrency,
     hooks: o.hooks,
     onCommitted: (rec) => {
-      if (rec.outbox.length > 0) late.relay?.wake(rec.partition);
+      // the partition's relay runs here, or in another process that is told through Postgres
+      if (rec.outbox.length > 0 && !late.relay?.wake(rec.partition)) late.wakes?.notify(rec.partition);
       for (const t of rec.timerUpserts) late.timers?.wake(t.dueAt);
     },
   });
@@ -128,8 +130,10 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
   const leases = new PartitionLeases({ url: database.url, partitions: config.partitions, rebalanceMs: 1_000, log, listener });
   const janitor = new Janitor({ pool: database.pool, log, inboxRetentionHours: config.inboxRetentionHours, everyMs: 15 * 60_000 });
   const events = createEventDelivery({ pool: database.pool, config, clock, log, bus, nats });
+  const wakes = new OutboxWakes({ url: database.url, pool: database.pool, log, onWake: (p) => void relay.wake(p) });
   late.timers = timers;
   late.relay = relay;
+  late.wakes = wakes;
   let sweeper: NodeJS.Timeout | undefined;
   const run = { timers: true, relay: true, events: true, ...o.run };
   const t = timers;
@@ -148,7 +152,10 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
     async start() {
       await migrate(database.pool, log);
       await nats?.start();
-      if (run.relay) await leases.start();
+      if (run.relay) {
+        await wakes.start();
+        await leases.start();
+      }
       if (run.timers) t.start();
       if (run.events) await events.start();
       sweeper = setInterval(() => host.passivateIdle(), Math.max(1_000, Math.floor(config.actorIdleMs / 4)));
@@ -164,6 +171,7 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
       await t.stop();
       await events.stop();
       await leases.stop(); // each relay loop finishes its batch before its lease is released
+      await wakes.stop();
       await r.stop();
       await nats?.close();
       if (!o.database) await database.close();

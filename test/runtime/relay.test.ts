@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../runtime/db.js';
 import { createPool } from '../../runtime/db.js';
 import { InProcessDelivery } from '../../runtime/in-process.js';
+import { partitionOf } from '../../runtime/partition.js';
 import { OutboxRelay } from '../../runtime/relay.js';
 import { PartitionLeases, type LeaseListener } from '../../runtime/leases.js';
 import type { Runtime } from '../../runtime/runtime.js';
@@ -221,5 +222,41 @@ describe('a wake that comes while the relay is reading', () => {
     expect(Date.now() - t0).toBeLessThan(2_000);
     await relay.stop();
     await db3.close();
+  });
+});
+
+describe('a commit in a process that does not relay its partition', () => {
+  it("wakes the owner's relay through Postgres: the row goes out at once, not at the owner's next poll", async () => {
+    const db4 = await freshDatabase();
+    // polls 20 s apart: only a wake can get a row out within the test's time
+    const env = { PARTITIONS: '4', OUTBOX_POLL_MS: '20000' };
+    const a = await testRuntime(db4, { env, run: { timers: false, events: false } });
+    const poolB = createPool(db4.url, 6);
+    const b = await testRuntime({ ...db4, pool: poolB, close: async () => void (await poolB.end()) }, { env, run: { timers: false, events: false } });
+    const got = new Map<string, number>();
+    for (const r of [a, b]) r.bus.subscribe('test.ledger.*', (m) => void got.set(m.subject, Date.now()));
+    await a.start();
+    await b.start();
+    try {
+      await waitFor('a fair share', () => a.leases.owned().length === 2 && b.leases.owned().length === 2, 15_000);
+      // actors whose partitions b relays, changed through a
+      const ids = Array.from({ length: 40 }, (_, i) => `x${i}`).filter((id) => b.leases.owned().includes(partitionOf(`ledger/${id}`, 4))).slice(0, 5);
+      expect(ids.length).toBe(5);
+      for (const id of ids) {
+        const t0 = Date.now();
+        await a.host.send({ type: 'ledger', id }, { type: 'ledger.append', seq: 1 });
+        const at = await waitFor(`${id} relayed by b`, () => got.get(`test.ledger.${id}`), 5_000, 5);
+        expect(at - t0).toBeLessThan(1_000);
+      }
+      // and a commit in the owner itself still wakes its relay in memory, with no notify
+      const own = Array.from({ length: 40 }, (_, i) => `y${i}`).find((id) => a.leases.owned().includes(partitionOf(`ledger/${id}`, 4)))!;
+      await a.host.send({ type: 'ledger', id: own }, { type: 'ledger.append', seq: 1 });
+      await waitFor(`${own} relayed by a`, () => got.get(`test.ledger.${own}`), 5_000, 5);
+    } finally {
+      await a.stop();
+      await b.stop();
+      await b.database.close();
+      await db4.close();
+    }
   });
 });
