@@ -44,15 +44,20 @@ export function actorHandler(host: ActorHost) {
     if (!event || typeof event !== 'object' || Array.isArray(event) || typeof (event as { type?: unknown }).type !== 'string') {
       return { status: 'dead', reason: 'invalid', error: 'the payload is not a JSON event with a string `type`' };
     }
-    try {
-      await host.send(ref, event as { type: string }, { messageId: messageIdOf(msg), tenant: msg.headers?.get(Hdr.Tenant) || undefined });
-      return { status: 'done' };
-    } catch (err) {
-      const error = err instanceof Error ? err.message : String(err);
-      if (isConcordError(err) && TERMINAL[err.code]) return { status: 'dead', reason: TERMINAL[err.code]!, error };
-      return { status: 'retry', error, transient: isTransient(err) };
-    }
+    return applyMessage(host, ref, event as { type: string }, msg);
   };
+}
+
+/** Applies a consumed message's event to `ref` (deduped on the message's id) and judges the outcome. */
+export async function applyMessage(host: ActorHost, ref: { type: string; id: string }, event: { type: string }, msg: JsMsg): Promise<Verdict> {
+  try {
+    await host.send(ref, event, { messageId: messageIdOf(msg), tenant: msg.headers?.get(Hdr.Tenant) || undefined });
+    return { status: 'done' };
+  } catch (err) {
+    const error = err instanceof Error ? err.message : String(err);
+    if (isConcordError(err) && TERMINAL[err.code]) return { status: 'dead', reason: TERMINAL[err.code]!, error };
+    return { status: 'retry', error, transient: isTransient(err) };
+  }
 }
 
 /** The database (or the runtime) was unavailable: says nothing about the message. */
@@ -66,7 +71,12 @@ export function isTransient(err: unknown): boolean {
 export const actorKeyOf = (msg: JsMsg): string => msg.subject;
 
 /** Records a message the worker gave up on. */
-export function natsBurial(pool: pg.Pool, targetOf: (msg: JsMsg) => { type: string; id: string } | null) {
+export function natsBurial(
+  pool: pg.Pool,
+  targetOf: (msg: JsMsg) => { type: string; id: string } | null,
+  /** The event as the actor was to get it, when it differs from the payload (a type added). */
+  eventOf: (msg: JsMsg) => unknown = payloadOf,
+) {
   return async (msg: JsMsg, d: { reason: string; error: string; attempts: number }): Promise<void> => {
     const ref = targetOf(msg);
     await recordNatsDeadLetter(pool, {
@@ -75,7 +85,7 @@ export function natsBurial(pool: pg.Pool, targetOf: (msg: JsMsg) => { type: stri
       actorType: ref?.type ?? null,
       actorId: ref?.id ?? null,
       messageId: messageIdOf(msg),
-      payload: payloadOf(msg),
+      payload: eventOf(msg),
       headers: { ...headersOf(msg), [Hdr.OriginSubject]: msg.headers?.get(Hdr.OriginSubject) || msg.subject },
       error: d.error,
       attempts: d.attempts,

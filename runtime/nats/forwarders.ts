@@ -16,14 +16,14 @@ import { Hdr, partitionedActorSubject } from './subjects.js';
 /** A JetStream publish that resolves on the stream's ack (`AckPublisher.publish`). */
 export type Publish = (subject: string, data: Uint8Array, headers: MsgHdrs) => Promise<unknown>;
 
-async function forward(publish: Publish, msg: JsMsg, target: string, data: Uint8Array = msg.data): Promise<Verdict> {
+async function forward(publish: Publish, msg: JsMsg, target: string): Promise<Verdict> {
   const h = natsHeaders();
   if (msg.headers) for (const [k, v] of msg.headers) if (!k.startsWith('Nats-')) h.set(k, v.join(','));
   h.set(Hdr.MessageId, messageIdOf(msg));
   h.set(Hdr.OriginSubject, msg.subject);
   h.set('Nats-Msg-Id', `${msg.info.stream}:${msg.seq}`);
   try {
-    await publish(target, data, h);
+    await publish(target, msg.data, h);
     return { status: 'done' };
   } catch (err) {
     // a timeout or a dropped link is NATS being away, not this message
@@ -64,13 +64,20 @@ export function correlationIdOf(msg: JsMsg): string | null {
  * Service events to the actor waiting on their correlation id; an unknown id is `unroutable`.
  * Subjects other consumers own (`skip`, e.g. `svc.events.OrderCreatedEvent`) are acked and left
  * to them. An event without a `type` takes the last token of its subject as its type.
+ *
+ * The event is applied here, as the HTTP edge applies a command: the actor host's version check
+ * keeps one writer per actor whichever process applies it, and the message's id is the inbox
+ * id, so a redelivery is applied once. (It used to be republished to the actor's partitioned
+ * subject for the partition's owner to apply: one more JetStream write, delivery and ack per
+ * reply, about a third of a saga step's messaging, for no guarantee the host does not give.)
+ * Events of one correlation id stay in order: the worker handles them one at a time.
+ * `targets` remembers where each message went, so a dead letter names its actor.
  */
 export function serviceRouterHandler(o: {
-  publish: Publish;
+  apply: (ref: ActorRef, event: { type: string }, msg: JsMsg) => Promise<Verdict>;
   correlations: { lookup(id: string): Promise<ActorRef | null> };
-  prefix: string;
-  partitions: number;
   skip?: readonly string[];
+  targets?: WeakMap<JsMsg, { ref: ActorRef; event: { type: string } }>;
 }) {
   return async (msg: JsMsg): Promise<Verdict> => {
     if (o.skip?.some((pattern) => subjectMatches(pattern, msg.subject))) return { status: 'done' };
@@ -84,10 +91,11 @@ export function serviceRouterHandler(o: {
     }
     if (!ref) return { status: 'dead', reason: 'unroutable', error: `no actor waits on correlation id '${id}'` };
     const payload = payloadOf(msg);
-    const data =
-      payload && typeof payload === 'object' && typeof (payload as { type?: unknown }).type !== 'string'
-        ? new TextEncoder().encode(JSON.stringify({ ...(payload as object), type: msg.subject.slice(msg.subject.lastIndexOf('.') + 1) }))
-        : msg.data;
-    return forward(o.publish, msg, partitionedActorSubject(o.prefix, ref, o.partitions), data);
+    if (!payload || typeof payload !== 'object' || Array.isArray(payload)) {
+      return { status: 'dead', reason: 'invalid', error: 'the payload is not a JSON object' };
+    }
+    const event = (typeof (payload as { type?: unknown }).type === 'string' ? payload : { ...payload, type: msg.subject.slice(msg.subject.lastIndexOf('.') + 1) }) as { type: string };
+    o.targets?.set(msg, { ref, event });
+    return o.apply(ref, event, msg);
   };
 }

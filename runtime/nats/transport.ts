@@ -3,9 +3,10 @@ import type pg from 'pg';
 import type { ActorHost } from '../actor-host.js';
 import type { NatsConfig } from '../config.js';
 import type { LeaseListener } from '../leases.js';
+import type { ActorRef } from '../registry.js';
 import type { Logger } from '../logger.js';
 import type { Delivery, OutboxRow, Outcome } from '../relay.js';
-import { actorHandler, actorKeyOf, natsBurial } from './actor-consumer.js';
+import { actorHandler, actorKeyOf, applyMessage, natsBurial, payloadOf } from './actor-consumer.js';
 import { DeadLetterAnnouncer } from './announcer.js';
 import { NatsLink, type NatsStatus } from './connection.js';
 import { NatsDelivery } from './delivery.js';
@@ -178,10 +179,18 @@ export class NatsTransport implements LeaseListener, Delivery {
     });
     // events about one correlation id (one command) stay in order; different ones run concurrently,
     // so one saga's reply never waits behind another's
+    const targets = new WeakMap<JsMsg, { ref: ActorRef; event: { type: string } }>();
     const router = this.#worker(this.names.routerConsumer, this.names.serviceStream, c.serviceEvents, {
       keyOf: (m) => correlationIdOf(m) ?? m.subject,
-      handle: serviceRouterHandler({ ...common, correlations: { lookup: (id) => this.o.host.correlations.lookup(id) }, skip: c.routerSkip }),
-      bury: natsBurial(this.o.pool, () => null),
+      handle: serviceRouterHandler({
+        apply: (ref, event, m) => applyMessage(this.o.host, ref, event, m),
+        correlations: { lookup: (id) => this.o.host.correlations.lookup(id) },
+        skip: c.routerSkip,
+        targets,
+      }),
+      // an event that reached its actor and was refused is recorded against the actor (a replay
+      // sends it there); one that never found its actor is published again to be routed again
+      bury: natsBurial(this.o.pool, (m) => targets.get(m)?.ref ?? null, (m) => targets.get(m)?.event ?? payloadOf(m)),
     });
     const announcer = new DeadLetterAnnouncer({ pool: this.o.pool, js: this.#js!, prefix: this.names.prefix, log: this.o.log, pollMs: 1_000, publishTimeoutMs: c.publishTimeoutMs });
     this.#singletons = { ingress, router, announcer };

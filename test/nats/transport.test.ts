@@ -101,6 +101,19 @@ describe.skipIf(!nats)('NATS transport: subjects, routing, dead letters', () => 
     expect(dead.find((d) => d.messageId === 'order-1')).toBeUndefined();
   });
 
+  it('applies a service event in the router itself; one its actor refuses is dead-lettered against the actor, with its type', async () => {
+    await runtime.host.send({ type: 'tally', id: 'w4' }, { type: 'tally.wait', correlationId: 'cmd-99' });
+    const before = (await (await jetstreamManager(nc)).streams.info(natsNames(prefix).actorStream)).state.messages;
+    await js.publish(`${prefix}svc.events.Pong`, enc({ commandId: 'cmd-99' }), { msgID: 'pong-99a' });
+    await waitFor('pong applied', async () => (await entries('w4')).includes('pong'));
+    // applied where it was consumed: nothing was republished to the actor's partitioned subject
+    expect((await (await jetstreamManager(nc)).streams.info(natsNames(prefix).actorStream)).state.messages).toBe(before);
+    await runtime.host.send({ type: 'tally', id: 'w4' }, { type: 'tally.close' });
+    await js.publish(`${prefix}svc.events.Pong`, enc({ commandId: 'cmd-99' }), { msgID: 'pong-99b' });
+    const dead = await waitFor('rejected service event', async () => (await listDeadLetters(database.pool, { reason: 'rejected' })).find((d) => d.messageId === 'pong-99b'));
+    expect(dead).toMatchObject({ actorType: 'tally', actorId: 'w4', payload: { commandId: 'cmd-99', type: 'Pong' } });
+  });
+
   it('dead-letters an event the actor state does not accept as rejected, announces it on <prefix>.dlq.rejected, and goes on', async () => {
     await runtime.host.send({ type: 'tally', id: 'c1' }, { type: 'tally.close' });
     const subject = partitionedActorSubject(prefix, { type: 'tally', id: 'c1' }, 4);
