@@ -1,3 +1,5 @@
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import { createLogger } from '../runtime/logger.js';
 import { startEmbeddedPostgres } from '../runtime/db.js';
@@ -39,4 +41,18 @@ export async function benchDatabase(name: string): Promise<{ url: string; stop: 
   const u = new URL(admin);
   u.pathname = `/${name}`;
   return { url: u.toString(), stop: stopEmbedded };
+}
+
+/** Deletes every JetStream stream a benchmark run made under `prefix` (they would pile up on the server). */
+export async function dropNatsStreams(url: string, prefix: string): Promise<void> {
+  const nc = await connect({ servers: url, noAsyncTraces: true });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const up = `${prefix.toUpperCase()}_`;
+    const names: string[] = [];
+    for await (const name of jsm.streams.names()) if (name.startsWith(up)) names.push(name);
+    for (const name of names) await jsm.streams.delete(name).catch(() => undefined);
+  } finally {
+    await nc.close();
+  }
 }

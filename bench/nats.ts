@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstream } from '@nats-io/jetstream';
 import { connect, headers } from '@nats-io/transport-node';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
@@ -24,12 +24,12 @@ import { InProcessDelivery } from '../runtime/in-process.js';
 import { migrate } from '../runtime/migrate.js';
 import { AckPublisher } from '../runtime/nats/publisher.js';
 import { NatsTransport } from '../runtime/nats/transport.js';
-import { natsNames, partitionedActorSubject } from '../runtime/nats/subjects.js';
+import { partitionedActorSubject } from '../runtime/nats/subjects.js';
 import { Registry, type ActorTypeDefinition } from '../runtime/registry.js';
 import { OutboxRelay } from '../runtime/relay.js';
 import { createRuntime, type Runtime } from '../runtime/runtime.js';
 import { InProcessBus } from '../runtime/bus.js';
-import { benchDatabase, benchLog, fmt, percentile, table } from './lib.js';
+import { benchDatabase, dropNatsStreams, benchLog, fmt, percentile, table } from './lib.js';
 
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const PARTITIONS = 8;
@@ -256,13 +256,6 @@ async function maxRate(db: Database, prefix: string): Promise<number> {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-async function dropStreams(prefix: string) {
-  const nc = await connect({ servers: NATS_URL, noAsyncTraces: true });
-  const jsm = await jetstreamManager(nc);
-  const n = natsNames(prefix);
-  for (const s of [n.actorStream, n.ingressStream, n.eventsStream, n.dlqStream, n.serviceStream]) await jsm.streams.delete(s).catch(() => undefined);
-  await nc.close();
-}
 
 async function main() {
   const prefix = `bench${randomBytes(3).toString('hex')}`;
@@ -315,7 +308,7 @@ async function main() {
     );
   } finally {
     await db.close();
-    for (const p of [prefix, `${prefix}l`, `${prefix}i`, `${prefix}m`]) await dropStreams(p);
+    for (const p of [prefix, `${prefix}l`, `${prefix}i`, `${prefix}m`]) await dropNatsStreams(NATS_URL, p);
     const admin = new URL(target.url);
     const name = admin.pathname.slice(1);
     admin.pathname = '/postgres';

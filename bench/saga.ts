@@ -24,7 +24,7 @@ import { SagaIntake, sagasOf } from '../runtime/saga/index.js';
 import { orderData } from '../runtime/saga/order.js';
 import { BusLink, NatsServiceLink } from '../simulator/links.js';
 import { ServiceSimulator } from '../simulator/services.js';
-import { benchDatabase, benchLog, fmt, percentile, table } from './lib.js';
+import { benchDatabase, benchLog, dropNatsStreams, fmt, percentile, table } from './lib.js';
 
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const SAGAS = Number(process.env.BENCH_SAGAS ?? 2_000);
@@ -94,6 +94,7 @@ async function setUp(mode: 'embedded' | 'nats'): Promise<Setup> {
       await sim.stop();
       await intake.stop();
       await runtime.stop();
+      if (mode === 'nats') await dropNatsStreams(NATS_URL, prefix);
       await db.stop();
     },
   };
