@@ -293,16 +293,9 @@ export class EventService {
   async republishDead(db: Queryable, principal: Principal, f: { targetIntegrationId: string; sourceIntegrationId?: string }, requestId?: string | null): Promise<{ requeued: number }> {
     platformOnly(principal, 'cross-integration events');
     const now = new Date(this.clock.now());
-    // the events first, in id order, then their deliveries: the order the delivery worker locks
-    // them in when it records an outcome, so the two never deadlock
     const { rows } = await db.query<{ event_id: string }>(
-      `WITH ev AS (
-         SELECT id FROM cross_integration_events WHERE id IN (
-           SELECT event_id FROM event_deliveries WHERE status = 'dead' AND target_integration_id = $1 AND ($2::text IS NULL OR source_integration_id = $2))
-         ORDER BY id FOR NO KEY UPDATE
-       )
-       UPDATE event_deliveries SET status = 'pending', attempts = 0, next_attempt_at = $3, lease_until = NULL, updated_at = $3, dead_at = NULL
-       WHERE status = 'dead' AND target_integration_id = $1 AND ($2::text IS NULL OR source_integration_id = $2) AND event_id = ANY(ARRAY(SELECT id FROM ev))
+      `UPDATE event_deliveries SET status = 'pending', attempts = 0, next_attempt_at = $3, lease_until = NULL, updated_at = $3, dead_at = NULL
+       WHERE status = 'dead' AND target_integration_id = $1 AND ($2::text IS NULL OR source_integration_id = $2)
        RETURNING event_id`,
       [f.targetIntegrationId, f.sourceIntegrationId ?? null, now],
     );

@@ -56,6 +56,7 @@ interface Claimed {
  */
 export class EventDeliveryWorker {
   readonly #inflight = new Set<Promise<void>>();
+  readonly #touched = new Set<string>();
   #abort = new AbortController();
   #running = false;
   #loop: Promise<void> | undefined;
@@ -86,6 +87,7 @@ export class EventDeliveryWorker {
     this.#abort.abort();
     await this.#loop;
     await Promise.allSettled([...this.#inflight]);
+    await this.#settle();
   }
 
   async #run(): Promise<void> {
@@ -96,6 +98,7 @@ export class EventDeliveryWorker {
       const gap = CLAIM_GAP_MS - (performance.now() - lastClaim);
       if (gap > 0) await new Promise((r) => setTimeout(r, gap));
       lastClaim = performance.now();
+      await this.#settle();
       const free = this.o.config.batch - this.#inflight.size;
       let claimed = 0;
       this.#dirty = false;
@@ -248,33 +251,35 @@ export class EventDeliveryWorker {
       set = `status = 'dead', lease_until = NULL, dead_at = $3, updated_at = $3, last_status_code = $4, last_error = $5`;
       params = [row.id, row.event_id, at, outcome.statusCode, why];
     }
-    // The outcome and the event's status in one statement, so that no crash can leave one without
-    // the other. The event row is locked first: outcomes of one event are recorded one at a time
-    // (republishing locks its events first too, so there is no deadlock), and the locking read of
-    // its deliveries returns each row's latest committed version, not this statement's snapshot,
-    // so of two deliveries finishing at once (even in two processes) the later counts both. It is
-    // FOR SHARE: FOR KEY SHARE would return the snapshot's version of a row whose status changed.
-    // `processedAt` is when the last delivery finished.
-    await this.o.pool.query(
-      `WITH ev AS (
-         SELECT id FROM cross_integration_events WHERE id = $2 FOR NO KEY UPDATE
-       ), siblings AS (
-         SELECT id, status, delivered_at, dead_at FROM event_deliveries WHERE event_id = (SELECT id FROM ev) ORDER BY id FOR SHARE
-       ), mine AS (
-         UPDATE event_deliveries d SET ${set} FROM siblings s WHERE s.id = $1 AND d.id = s.id
-         RETURNING d.id, d.status, d.delivered_at, d.dead_at
-       ), x AS (
-         SELECT count(*) FILTER (WHERE status IN ('pending', 'failed')) AS open, count(*) FILTER (WHERE status = 'dead') AS dead,
-                count(*) AS total, max(coalesce(delivered_at, dead_at)) AS finished
-         FROM (SELECT * FROM mine UNION ALL SELECT * FROM siblings WHERE id <> $1) a
-       )
-       UPDATE cross_integration_events e SET
-         status = CASE WHEN x.open > 0 THEN 'pending' WHEN x.dead > 0 THEN 'failed' ELSE 'processed' END,
-         processed_at = CASE WHEN x.open > 0 THEN NULL ELSE x.finished END,
-         error_message = CASE WHEN x.open = 0 AND x.dead > 0 THEN x.dead || ' of ' || x.total || ' deliveries dead-lettered' ELSE NULL END,
-         updated_at = greatest(e.updated_at, x.finished)
-       FROM x WHERE e.id = $2 AND EXISTS (SELECT 1 FROM mine)`,
-      params,
-    );
+    await this.o.pool.query(`UPDATE event_deliveries SET ${set} WHERE id = $1 AND event_id = $2`, params);
+    this.#touched.add(row.event_id);
+  }
+
+  /**
+   * Brings the status of events whose deliveries finished up to date, many per statement. It
+   * runs after those deliveries committed, so of two finishing at once (even in two processes)
+   * the later pass counts both; `processedAt` is when the last delivery finished.
+   */
+  async #settle(): Promise<void> {
+    if (this.#touched.size === 0) return;
+    const ids = [...this.#touched];
+    this.#touched.clear();
+    try {
+      await this.o.pool.query(
+        `UPDATE cross_integration_events e SET
+           status = CASE WHEN x.open > 0 THEN 'pending' WHEN x.dead > 0 THEN 'failed' ELSE 'processed' END,
+           processed_at = CASE WHEN x.open > 0 THEN NULL ELSE x.finished END,
+           error_message = CASE WHEN x.open = 0 AND x.dead > 0 THEN x.dead || ' of ' || x.total || ' deliveries dead-lettered' ELSE NULL END,
+           updated_at = greatest(e.updated_at, x.finished)
+         FROM (SELECT event_id, count(*) FILTER (WHERE status IN ('pending', 'failed')) AS open, count(*) FILTER (WHERE status = 'dead') AS dead,
+                      count(*) AS total, max(coalesce(delivered_at, dead_at)) AS finished
+               FROM event_deliveries WHERE event_id = ANY($1) GROUP BY event_id) x
+         WHERE e.id = x.event_id`,
+        [ids],
+      );
+    } catch (err) {
+      for (const id of ids) this.#touched.add(id);
+      this.o.log.warn({ err }, 'event delivery: settling event statuses failed; retrying');
+    }
   }
 }
