@@ -18,6 +18,8 @@ export interface EventDeliveryWorkerOptions {
   publish?: DeliverPublisher;
   /** Tests: called after a delivery's HTTP attempt and before its outcome is recorded. */
   beforeRecord?(deliveryId: number): void | Promise<void>;
+  /** How often pending events whose deliveries all finished are looked for (default 30 s). */
+  statusSweepMs?: number;
 }
 
 const CLAIM_GAP_MS = 4;
@@ -92,7 +94,12 @@ export class EventDeliveryWorker {
 
   async #run(): Promise<void> {
     let lastClaim = 0;
+    let lastSweep = performance.now();
     while (this.#running) {
+      if (performance.now() - lastSweep >= (this.o.statusSweepMs ?? 30_000)) {
+        lastSweep = performance.now();
+        await this.#sweep();
+      }
       // every accepted event and every finished delivery wakes the loop; claiming at most every
       // few milliseconds batches those wakes instead of scanning the queues once per wake
       const gap = CLAIM_GAP_MS - (performance.now() - lastClaim);
@@ -260,6 +267,28 @@ export class EventDeliveryWorker {
    * runs after those deliveries committed, so of two finishing at once (even in two processes)
    * the later pass counts both; `processedAt` is when the last delivery finished.
    */
+  /**
+   * An event's status is brought up to date by the pass after its deliveries' outcomes (see
+   * `#settle`); a process that dies between the two leaves the event `pending` with every
+   * delivery finished. Any worker finds such events here (older than one sweep interval, so
+   * outcomes being settled right now are not in the way) and settles them.
+   */
+  async #sweep(): Promise<void> {
+    try {
+      const { rows } = await this.o.pool.query<{ id: string }>(
+        `SELECT e.id FROM cross_integration_events e
+         WHERE e.status = 'pending' AND e.created_at < $1
+           AND NOT EXISTS (SELECT 1 FROM event_deliveries d WHERE d.event_id = e.id AND d.status IN ('pending', 'failed'))
+         ORDER BY e.created_at LIMIT 500`,
+        [new Date(this.o.clock.now() - (this.o.statusSweepMs ?? 30_000))],
+      );
+      for (const r of rows) this.#touched.add(r.id);
+      if (rows.length > 0) this.o.log.info({ events: rows.length }, 'event delivery: settling events left pending by a stopped process');
+    } catch (err) {
+      this.o.log.warn({ err }, 'event delivery: status sweep failed; next sweep retries');
+    }
+  }
+
   async #settle(): Promise<void> {
     if (this.#touched.size === 0) return;
     const ids = [...this.#touched];

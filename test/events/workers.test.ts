@@ -61,6 +61,22 @@ describe('delivery workers', () => {
     }
   });
 
+  it("an event left pending by a process that died between a delivery's outcome and the status pass is settled by any worker", async () => {
+    const svc = await setup(['sw-a']);
+    const ev = await svc.publish(database.pool, operator, { eventName: 'tick', sourceIntegrationId: 'sw-s', targetIntegrationIds: ['sw-a'], payload: { n: 1 }, eventCategory: 'ops' });
+    // the outcome committed, the status pass never ran (the process died in between)
+    await database.pool.query(`UPDATE event_deliveries SET status = 'delivered', delivered_at = now(), lease_until = NULL WHERE event_id = $1`, [ev.id]);
+    const status = async () => (await database.pool.query<{ status: string }>(`SELECT status FROM cross_integration_events WHERE id = $1`, [ev.id])).rows[0]!.status;
+    expect(await status()).toBe('pending');
+    const w = new EventDeliveryWorker({ pool: database.pool, config: config(), clock: systemClock, log: testLog, statusSweepMs: 200 });
+    w.start();
+    try {
+      await waitFor('settled by the sweep', async () => (await status()) === 'processed', 10_000);
+    } finally {
+      await w.stop();
+    }
+  });
+
   it('a worker that dies after the POST but before recording it: the lease lapses and another delivers again (the receiver dedupes)', async () => {
     const svc = await setup(['z-a']);
     rx.state.behaviour = () => ({ status: 200, record: true });
