@@ -165,13 +165,13 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
     },
     async stop() {
       clearInterval(sweeper);
+      await wakes.stop(); // first: a terminal's Ctrl-C stops an embedded PostgreSQL at the same time
       await janitor.stop();
       await nats?.stopIntake(); // consumers finish and ack what they started
       await host.close(); // stop intake, finish in-flight transitions
       await t.stop();
       await events.stop();
       await leases.stop(); // each relay loop finishes its batch before its lease is released
-      await wakes.stop();
       await r.stop();
       await nats?.close();
       if (!o.database) await database.close();
