@@ -263,11 +263,6 @@ export class EventDeliveryWorker {
   }
 
   /**
-   * Brings the status of events whose deliveries finished up to date, many per statement. It
-   * runs after those deliveries committed, so of two finishing at once (even in two processes)
-   * the later pass counts both; `processedAt` is when the last delivery finished.
-   */
-  /**
    * An event's status is brought up to date by the pass after its deliveries' outcomes (see
    * `#settle`); a process that dies between the two leaves the event `pending` with every
    * delivery finished. Any worker finds such events here (older than one sweep interval, so
@@ -289,6 +284,11 @@ export class EventDeliveryWorker {
     }
   }
 
+  /**
+   * Brings the status of events whose deliveries finished up to date, many per statement. It
+   * runs after those deliveries committed, so of two finishing at once (even in two processes)
+   * the later pass counts both; `processedAt` is when the last delivery finished.
+   */
   async #settle(): Promise<void> {
     if (this.#touched.size === 0) return;
     const ids = [...this.#touched];
