@@ -137,3 +137,17 @@ function evaluate(n: ConditionNode, scope: unknown): unknown {
 export function evaluateCondition(src: string, scope: unknown): boolean {
   return Boolean(evaluate(parseCondition(src), scope));
 }
+
+/** Every path a condition reads (`steps.1.output.x` as `['steps', '1', 'output', 'x']`). */
+export function pathsOf(node: ConditionNode): string[][] {
+  switch (node.t) {
+    case 'lit':
+      return [];
+    case 'path':
+      return [node.p];
+    case 'not':
+      return pathsOf(node.e);
+    case 'bin':
+      return [...pathsOf(node.l), ...pathsOf(node.r)];
+  }
+}

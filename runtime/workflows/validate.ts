@@ -1,5 +1,5 @@
 import type { StepInit } from '../../machines/workflow.js';
-import { ConditionSyntaxError, parseCondition } from '../../machines/workflow-condition.js';
+import { ConditionSyntaxError, parseCondition, pathsOf, type ConditionNode } from '../../machines/workflow-condition.js';
 import { WORKFLOW_TEMPLATES, type WorkflowType } from '../../machines/workflow-templates.js';
 import { DomainCode, DomainError } from '../domain/errors.js';
 
@@ -52,6 +52,35 @@ function findCycle(steps: Map<number, number[]>): number[] | null {
 /** The longest step timeout or retry backoff: a durable timer, but not a date past any sense. */
 const MAX_STEP_MS = 7 * 24 * 3_600_000;
 
+/**
+ * A condition is evaluated when its step's dependencies are done, so it may read the workflow
+ * and the steps upstream of it (direct or transitive dependencies) and nothing else: another
+ * step's output may or may not be there yet, and the answer would depend on timing.
+ */
+function conditionIssues(input: StepInput[], conditions: Map<number, ConditionNode>): Issue[] {
+  const deps = new Map(input.map((s) => [s.stepNumber, s.dependencies ?? []]));
+  const upstream = (n: number, seen = new Set<number>()): Set<number> => {
+    for (const d of deps.get(n) ?? []) if (!seen.has(d)) upstream(d, seen.add(d));
+    return seen;
+  };
+  const issues: Issue[] = [];
+  for (const [i, node] of conditions) {
+    const step = input[i]!.stepNumber;
+    const before = upstream(step);
+    const path = ['steps', String(i), 'configuration', 'condition'];
+    for (const p of pathsOf(node)) {
+      const name = p.join('.');
+      if (p[0] === 'workflow') continue;
+      if (p[0] !== 'steps') issues.push({ path, message: `condition reads '${name}': a path starts with workflow or steps.<step number>` });
+      else if (p[1] === undefined || !/^\d+$/.test(p[1])) issues.push({ path, message: `condition reads '${name}': name a step, as steps.<step number>` });
+      else if (!before.has(Number(p[1]))) {
+        issues.push({ path, message: `condition of step ${step} reads '${name}', but step ${p[1]} is not among its dependencies (direct or transitive)` });
+      }
+    }
+  }
+  return issues;
+}
+
 export function resolveSteps(workflowType: WorkflowType, given: StepInput[] | undefined, newId: () => string): StepInit[] {
   const input: StepInput[] = given && given.length > 0 ? given : WORKFLOW_TEMPLATES[workflowType];
   const issues: Issue[] = [];
@@ -60,6 +89,7 @@ export function resolveSteps(workflowType: WorkflowType, given: StepInput[] | un
     if (seen.has(s.stepNumber)) issues.push({ path: ['steps', String(i), 'stepNumber'], message: `step number ${s.stepNumber} is used twice` });
     seen.set(s.stepNumber, i);
   });
+  const conditions = new Map<number, ConditionNode>();
   input.forEach((s, i) => {
     for (const d of s.dependencies ?? []) {
       if (!seen.has(d)) issues.push({ path: ['steps', String(i), 'dependencies'], message: `step ${s.stepNumber} depends on step ${d}, which does not exist` });
@@ -70,7 +100,7 @@ export function resolveSteps(workflowType: WorkflowType, given: StepInput[] | un
       if (typeof cond !== 'string') issues.push({ path: ['steps', String(i), 'configuration', 'condition'], message: 'condition must be a string expression' });
       else {
         try {
-          parseCondition(cond);
+          conditions.set(i, parseCondition(cond));
         } catch (err) {
           if (!(err instanceof ConditionSyntaxError)) throw err;
           issues.push({ path: ['steps', String(i), 'configuration', 'condition'], message: `invalid condition: ${err.message}` });
@@ -100,6 +130,7 @@ export function resolveSteps(workflowType: WorkflowType, given: StepInput[] | un
   if (issues.length === 0) {
     const cycle = findCycle(new Map(input.map((s) => [s.stepNumber, s.dependencies ?? []])));
     if (cycle) issues.push({ path: ['steps'], message: `step dependencies form a cycle: ${cycle.join(' -> ')}` });
+    else issues.push(...conditionIssues(input, conditions));
   }
   if (issues.length) fail(issues);
   return [...input]

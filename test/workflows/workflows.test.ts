@@ -111,6 +111,24 @@ describe('integration workflows', () => {
     expect(missing.body.detail).toContain('depends on step 7, which does not exist');
     const badCondition = await t.call('POST', '/workflows', { token: op, body: { name: 'x', workflowType: 'DATA_SYNC', steps: [{ stepNumber: 1, name: 'a', configuration: { condition: 'steps.1 ==' } }] } });
     expect(badCondition.status).toBe(400);
+    // a condition reads the workflow and the steps upstream of its own, nothing that may not have run yet
+    const racy = await t.call('POST', '/workflows', {
+      token: op,
+      body: { name: 'x', workflowType: 'DATA_SYNC', steps: [{ stepNumber: 1, name: 'a' }, { stepNumber: 2, name: 'b' }, { stepNumber: 3, name: 'c', dependencies: [1], configuration: { condition: 'steps.2.output.ok == true' } }] },
+    });
+    expect(racy.status).toBe(400);
+    expect(racy.body.detail).toContain("condition of step 3 reads 'steps.2.output.ok', but step 2 is not among its dependencies");
+    expect(JSON.stringify(racy.body)).toContain('"configuration","condition"');
+    const stray = await t.call('POST', '/workflows', { token: op, body: { name: 'x', workflowType: 'DATA_SYNC', steps: [{ stepNumber: 1, name: 'a', configuration: { condition: 'output.ok || steps' } }] } });
+    expect(stray.status).toBe(400);
+    expect(stray.body.detail).toContain("condition reads 'output.ok': a path starts with workflow or steps.<step number>");
+    expect(stray.body.detail).toContain("condition reads 'steps': name a step");
+    // upstream through another step is fine
+    const transitive = await t.call('POST', '/workflows', {
+      token: op,
+      body: { name: 'x', workflowType: 'DATA_SYNC', steps: [{ stepNumber: 1, name: 'a' }, { stepNumber: 2, name: 'b', dependencies: [1] }, { stepNumber: 3, name: 'c', dependencies: [2], configuration: { condition: "steps.1.status == 'COMPLETED' && workflow.metadata.tier >= 1" } }] },
+    });
+    expect(transitive.status).toBe(201);
     const endless = await t.call('POST', '/workflows', { token: op, body: { name: 'x', workflowType: 'DATA_SYNC', steps: [{ stepNumber: 1, name: 'a', configuration: { timeoutMs: 1e16 } }] } });
     expect(endless.status).toBe(400);
     expect(JSON.stringify(endless.body)).toContain('timeoutMs');
