@@ -130,7 +130,7 @@ const services = new WeakMap<Runtime, WorkflowService>();
 export function workflowService(runtime: Runtime, clock: Clock): WorkflowService {
   let s = services.get(runtime);
   if (!s) {
-    s = new WorkflowService(runtime.host, runtime.database.pool, clock);
+    s = new WorkflowService(runtime.host, runtime.database.pool, clock, runtime.config.nats.prefix);
     services.set(runtime, s);
   }
   return s;

@@ -112,6 +112,8 @@ export class WorkflowService {
     private readonly host: ActorHost,
     private readonly pool: pg.Pool,
     private readonly clock: Clock,
+    /** The runtime's own first subject token (`NATS_PREFIX`), which steps may not publish under. */
+    private readonly reservedPrefix = 'concord',
   ) {}
 
   async #row(id: string): Promise<{ version: number; state_value: unknown; context: WorkflowContext } | undefined> {
@@ -146,7 +148,7 @@ export class WorkflowService {
     if (!isPlatform(p) && !canSee(p, { vendorId: input.vendorId ?? null, partnerId: input.partnerId ?? null })) {
       throw new DomainError(DomainCode.Forbidden, `a ${p.role} may only create workflows it is party to`);
     }
-    const steps = resolveSteps(input.workflowType, input.steps, randomUUID);
+    const steps = resolveSteps(input.workflowType, input.steps, randomUUID, this.reservedPrefix);
     const deps = [...new Set(input.dependencies ?? [])];
     if (deps.includes(id)) throw new DomainError(DomainCode.DependencyCycle, `workflow ${id} cannot depend on itself`, { cycle: [id, id] });
     if (deps.length) {

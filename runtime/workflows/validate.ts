@@ -81,7 +81,13 @@ function conditionIssues(input: StepInput[], conditions: Map<number, ConditionNo
   return issues;
 }
 
-export function resolveSteps(workflowType: WorkflowType, given: StepInput[] | undefined, newId: () => string): StepInit[] {
+export function resolveSteps(
+  workflowType: WorkflowType,
+  given: StepInput[] | undefined,
+  newId: () => string,
+  /** The runtime's own first subject token (`NATS_PREFIX`): a step may not publish under it. */
+  reservedPrefix = 'concord',
+): StepInit[] {
   const input: StepInput[] = given && given.length > 0 ? given : WORKFLOW_TEMPLATES[workflowType];
   const issues: Issue[] = [];
   const seen = new Map<number, number>();
@@ -113,7 +119,10 @@ export function resolveSteps(workflowType: WorkflowType, given: StepInput[] | un
         action && typeof action === 'object' &&
         ((action.type === 'publish' && typeof action.subject === 'string' && /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(action.subject)) ||
           (action.type === 'connector' && typeof action.connector === 'string' && action.connector !== '' && typeof action.operation === 'string' && action.operation !== ''));
-      if (!ok) {
+      if (ok && action.type === 'publish' && (action.subject as string).split('.')[0] === reservedPrefix) {
+        // actor subjects, dead letters and Concord's own events live there: a step could impersonate them
+        issues.push({ path: ['steps', String(i), 'configuration', 'action', 'subject'], message: `a step may not publish under '${reservedPrefix}.', the runtime's own subjects` });
+      } else if (!ok) {
         issues.push({
           path: ['steps', String(i), 'configuration', 'action'],
           message: 'action must be {"type":"publish","subject":"svc.x.y","data"?} or {"type":"connector","connector":"…","operation":"…","input"?}',

@@ -137,6 +137,12 @@ describe('integration workflows', () => {
       body: { name: 'x', workflowType: 'DATA_SYNC', steps: [{ stepNumber: 1, name: 'a', configuration: { action: { type: 'publish', subject: 'svc..x' } } }] },
     });
     expect(emptyToken.status).toBe(400);
+    const impersonating = await t.call('POST', '/workflows', {
+      token: op,
+      body: { name: 'x', workflowType: 'DATA_SYNC', steps: [{ stepNumber: 1, name: 'a', configuration: { action: { type: 'publish', subject: 'concord.actor.relationship.r1', data: { type: 'relationship.terminate' } } } }] },
+    });
+    expect(impersonating.status).toBe(400);
+    expect(impersonating.body.detail).toContain("a step may not publish under 'concord.'");
   });
 
   it('runs independent automated steps in parallel (both requests in flight at once)', async () => {
