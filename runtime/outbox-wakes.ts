@@ -19,8 +19,6 @@ export class OutboxWakes {
   #client: pg.Client | undefined;
   #stopped = true;
   #retry: NodeJS.Timeout | undefined;
-  notified = 0;
-  heard = 0;
 
   constructor(
     private readonly o: {
@@ -42,7 +40,6 @@ export class OutboxWakes {
       this.#scheduled = false;
       const parts = [...this.#pending].join(',');
       this.#pending.clear();
-      this.notified++;
       this.o.pool
         .query({ name: 'concord_outbox_notify', text: `SELECT pg_notify('${CHANNEL}', $1)`, values: [parts] })
         .catch((err: unknown) => this.o.log.debug({ err }, 'outbox notify failed; the owner polls'));
@@ -69,7 +66,6 @@ export class OutboxWakes {
     client.on('end', () => again(new Error('connection ended')));
     client.on('notification', (n) => {
       if (n.channel !== CHANNEL || !n.payload) return;
-      this.heard++;
       for (const p of n.payload.split(',')) this.o.onWake(Number(p));
     });
     this.#client = client;

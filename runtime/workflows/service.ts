@@ -113,7 +113,7 @@ export class WorkflowService {
     private readonly pool: pg.Pool,
     private readonly clock: Clock,
     /** The runtime's own first subject token (`NATS_PREFIX`), which steps may not publish under. */
-    private readonly reservedPrefix = 'concord',
+    private readonly reservedPrefix: string,
   ) {}
 
   async #row(id: string): Promise<{ version: number; state_value: unknown; context: WorkflowContext } | undefined> {

@@ -86,7 +86,7 @@ export function resolveSteps(
   given: StepInput[] | undefined,
   newId: () => string,
   /** The runtime's own first subject token (`NATS_PREFIX`): a step may not publish under it. */
-  reservedPrefix = 'concord',
+  reservedPrefix: string,
 ): StepInit[] {
   const input: StepInput[] = given && given.length > 0 ? given : WORKFLOW_TEMPLATES[workflowType];
   const issues: Issue[] = [];
