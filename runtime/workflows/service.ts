@@ -148,6 +148,11 @@ export class WorkflowService {
     if (!isPlatform(p) && !canSee(p, { vendorId: input.vendorId ?? null, partnerId: input.partnerId ?? null })) {
       throw new DomainError(DomainCode.Forbidden, `a ${p.role} may only create workflows it is party to`);
     }
+    // an automated step publishes to services or calls connectors in the platform's name (a
+    // publish on `svc.events.…` could pass for any saga's or workflow's reply): platform roles only
+    if (!isPlatform(p) && (input.steps ?? []).some((s) => s.configuration?.action !== undefined)) {
+      throw new DomainError(DomainCode.Forbidden, `a ${p.role} may not give steps an action (publish or connector): only operator and service may`);
+    }
     const steps = resolveSteps(input.workflowType, input.steps, randomUUID, this.reservedPrefix);
     const deps = [...new Set(input.dependencies ?? [])];
     if (deps.includes(id)) throw new DomainError(DomainCode.DependencyCycle, `workflow ${id} cannot depend on itself`, { cycle: [id, id] });

@@ -308,6 +308,13 @@ describe('integration workflows', () => {
     expect((await t.call('GET', '/workflows', { token: stranger })).body.data).toEqual([]);
     const other = await t.call('POST', '/workflows', { token: stranger, body: { name: 'x', workflowType: 'DATA_SYNC', vendorId: 'v-1' } });
     expect(other.status).toBe(403);
+    // automated steps act in the platform's name: a party may not give a step an action
+    const forged = await t.call('POST', '/workflows', {
+      token: vendor,
+      body: { name: 'x', workflowType: 'DATA_SYNC', vendorId: 'v-1', steps: [{ stepNumber: 1, name: 'a', configuration: { action: { type: 'publish', subject: 'svc.events.PaymentProcessedEvent', data: { commandId: 'someone-elses' } } } }] },
+    });
+    expect(forged.status).toBe(403);
+    expect(forged.body.detail).toContain('may not give steps an action');
     // the party drives its manual steps
     await t.call('POST', `/workflows/${wf.id}/start`, { token: partner });
     const step = wf.steps[0].id;
