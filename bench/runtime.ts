@@ -1,7 +1,9 @@
 /**
- * `npm run bench` (runtime part): persisted transitions per second and `send` latency at 1, 8
- * and 32 concurrent senders over 10,000 actors with one outbox message per event, cached and
- * cold, against the ceiling: the same writes as ONE plain SQL statement per event from pg.
+ * `npm run bench` (runtime part): persisted transitions per second and `send` latency at 1, 8,
+ * 32 and 50 concurrent senders (50: the HTTP benchmark's connections) over 10,000 actors with one
+ * outbox message per event, cached and cold, against the ceiling: the same writes as ONE plain
+ * SQL statement per event from pg. A last set of rows drives the runtime's own commit statement
+ * (which also writes the journal) from pg with no runtime around it.
  */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +12,7 @@ import { loadConfig } from '../runtime/config.js';
 import { createPool, type Database } from '../runtime/db.js';
 import { Kysely, PostgresDialect } from 'kysely';
 import { migrate } from '../runtime/migrate.js';
+import { commitBatch, type CommitRecord } from '../runtime/store.js';
 import { Registry } from '../runtime/registry.js';
 import { createRuntime, type Runtime } from '../runtime/runtime.js';
 import { benchDatabase, benchLog, fmt, percentile, table } from './lib.js';
@@ -17,7 +20,7 @@ import { benchType } from './machines.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const ACTORS = 10_000;
-const CONCURRENCY = [1, 8, 32];
+const CONCURRENCY = [1, 8, 32, 50];
 
 interface Result {
   label: string;
@@ -122,6 +125,25 @@ async function main() {
     results.push({ label: 'ceiling: one plain SQL statement', c, ...r });
     await pool.end();
   }
+
+  // the runtime's own commit statement driven from pg, one transition per statement, no runtime
+  // around it: what the required writes (snapshot, inbox, journal, outbox) cost Postgres and the
+  // driver alone, the floor under the runtime rows above
+  for (const c of CONCURRENCY) {
+    const pool = new pg.Pool({ connectionString: url, max: c });
+    const r = await drive(c, async (s, i) => {
+      const id = actorFor(s, c, i);
+      const st = state.get(id)!;
+      const n = seq++;
+      const next = { ...st.snapshot, context: { ...st.snapshot.context, n: st.snapshot.context.n + 1, last: n } };
+      const ok = await commitBatch(pool, [commitRecord(id, st.version, next, n)]);
+      if (ok.size !== 1) throw new Error('commit statement: version conflict');
+      st.version++;
+      st.snapshot = next;
+    });
+    results.push({ label: 'commit statement alone (no runtime)', c, ...r });
+    await pool.end();
+  }
   await setupPool.end();
 
   // memory: 100,000 actors touched with a 10,000-actor cache, in a clean child process
@@ -141,6 +163,21 @@ async function main() {
   );
   console.log(`\ncreating ${ACTORS.toLocaleString()} actors at 32 senders: ${Math.round(createRate)} actors/s`);
   console.log(memory);
+}
+
+/** One bench transition as the runtime would commit it: snapshot, inbox, journal and one outbox message. */
+function commitRecord(id: string, version: number, snapshot: unknown, n: number): CommitRecord {
+  const value = 'running';
+  return {
+    type: 'bench', id, tenant: null, expected: version, machineVersion: 1, value, status: 'RUNNING', attrs: {},
+    snapshot: snapshot as CommitRecord['snapshot'],
+    messageId: `stmt-${n}`,
+    result: { version: version + 1, value, status: 'RUNNING' },
+    journal: { kind: 'event', targetPath: '', event: { type: 'bench.tick', i: n } as CommitRecord['journal']['event'], input: null },
+    partition: 0,
+    outbox: [{ kind: 'publish', subject: `bench.ticks.${id}`, messageId: `bench/${id}@${version + 1}#0`, payload: { i: n }, headers: {} }],
+    correlations: [], timerDeletes: [], timerUpserts: [], at: new Date().toISOString(), audit: [],
+  };
 }
 
 async function drive32Create(rt: Runtime) {
