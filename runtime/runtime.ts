@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import { ActorHost, type HostHooks } from './actor-host.js';
 import { InProcessBus } from './bus.js';
 import { systemClock, type Clock } from './clock.js';
@@ -151,6 +152,7 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
     events,
     async start() {
       await migrate(database.pool, log);
+      await warnWithoutAutovacuum(database.pool, log);
       await nats?.start();
       if (run.relay) {
         await wakes.start();
@@ -213,4 +215,21 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
       return h;
     },
   };
+}
+
+/**
+ * The runtime's hot statements are prepared once per connection, and Postgres keeps a prepared
+ * statement's generic plan until an ANALYZE (or VACUUM) of its tables replans it. Plans made
+ * while the tables were empty (a fresh deployment) scan them whole (the outbox delete, the
+ * timer claim); autovacuum's first analyze, within about a minute, fixes that. Without
+ * autovacuum nothing does: say so once, at start.
+ */
+async function warnWithoutAutovacuum(pool: pg.Pool, log: Logger): Promise<void> {
+  const { rows } = await pool.query<{ on: boolean }>(`SELECT current_setting('autovacuum')::boolean AS on`);
+  if (rows[0]?.on === false) {
+    log.warn(
+      { setting: 'autovacuum' },
+      'autovacuum is off on this PostgreSQL server: run VACUUM ANALYZE on the runtime tables (actors, inbox, journal, outbox, timers) regularly, or plans made while they were small stay in use',
+    );
+  }
 }
