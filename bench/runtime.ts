@@ -101,49 +101,40 @@ async function main() {
   // the ceiling: version-checked jsonb update + outbox insert + inbox insert as ONE statement
   const { rows } = await setupPool.query<{ id: string; version: number; snapshot: unknown }>(`SELECT id, version, snapshot FROM actors WHERE type = 'bench'`);
   const state = new Map(rows.map((r) => [r.id, { version: r.version, snapshot: r.snapshot as { context: { n: number } } }]));
-  for (const c of CONCURRENCY) {
-    const pool = new pg.Pool({ connectionString: url, max: c });
-    const r = await drive(c, async (s, i) => {
-      const id = actorFor(s, c, i);
-      const st = state.get(id)!;
-      const n = seq++;
-      const next = { ...st.snapshot, context: { ...st.snapshot.context, n: st.snapshot.context.n + 1, last: n } };
-      const res = await pool.query({
-        name: 'ceiling',
-        text: `WITH u AS (UPDATE actors SET snapshot = $3, version = version + 1, updated_at = now()
-                 WHERE type = 'bench' AND id = $1 AND version = $2 RETURNING 1),
-               i AS (INSERT INTO inbox (actor_type, actor_id, message_id, version, result) SELECT 'bench', $1, $4, $2 + 1, '{}' FROM u),
-               o AS (INSERT INTO outbox (partition, source_type, source_id, kind, subject, message_id, payload)
-                 SELECT 0, 'bench', $1, 'publish', 'bench.ticks', $4, $5 FROM u)
-               SELECT count(*)::int AS n FROM u`,
-        values: [id, st.version, JSON.stringify(next), `ceil-${n}`, JSON.stringify({ i: n })],
+  /** Rows at every concurrency from plain `pg`: `write` commits one transition, true when it did. */
+  const plainRows = async (label: string, write: (pool: pg.Pool, id: string, version: number, next: unknown, n: number) => Promise<boolean>) => {
+    for (const c of CONCURRENCY) {
+      const pool = new pg.Pool({ connectionString: url, max: c });
+      const r = await drive(c, async (s, i) => {
+        const id = actorFor(s, c, i);
+        const st = state.get(id)!;
+        const n = seq++;
+        const next = { ...st.snapshot, context: { ...st.snapshot.context, n: st.snapshot.context.n + 1, last: n } };
+        if (!(await write(pool, id, st.version, next, n))) throw new Error(`${label}: version conflict`);
+        st.version++;
+        st.snapshot = next;
       });
-      if (res.rows[0].n !== 1) throw new Error('ceiling: version conflict');
-      st.version++;
-      st.snapshot = next;
+      results.push({ label, c, ...r });
+      await pool.end();
+    }
+  };
+  await plainRows('ceiling: one plain SQL statement', async (pool, id, version, next, n) => {
+    const res = await pool.query<{ n: number }>({
+      name: 'ceiling',
+      text: `WITH u AS (UPDATE actors SET snapshot = $3, version = version + 1, updated_at = now()
+               WHERE type = 'bench' AND id = $1 AND version = $2 RETURNING 1),
+             i AS (INSERT INTO inbox (actor_type, actor_id, message_id, version, result) SELECT 'bench', $1, $4, $2 + 1, '{}' FROM u),
+             o AS (INSERT INTO outbox (partition, source_type, source_id, kind, subject, message_id, payload)
+               SELECT 0, 'bench', $1, 'publish', 'bench.ticks', $4, $5 FROM u)
+             SELECT count(*)::int AS n FROM u`,
+      values: [id, version, JSON.stringify(next), `ceil-${n}`, JSON.stringify({ i: n })],
     });
-    results.push({ label: 'ceiling: one plain SQL statement', c, ...r });
-    await pool.end();
-  }
-
+    return res.rows[0]!.n === 1;
+  });
   // the runtime's own commit statement driven from pg, one transition per statement, no runtime
   // around it: what the required writes (snapshot, inbox, journal, outbox) cost Postgres and the
   // driver alone, the floor under the runtime rows above
-  for (const c of CONCURRENCY) {
-    const pool = new pg.Pool({ connectionString: url, max: c });
-    const r = await drive(c, async (s, i) => {
-      const id = actorFor(s, c, i);
-      const st = state.get(id)!;
-      const n = seq++;
-      const next = { ...st.snapshot, context: { ...st.snapshot.context, n: st.snapshot.context.n + 1, last: n } };
-      const ok = await commitBatch(pool, [commitRecord(id, st.version, next, n)]);
-      if (ok.size !== 1) throw new Error('commit statement: version conflict');
-      st.version++;
-      st.snapshot = next;
-    });
-    results.push({ label: 'commit statement alone (no runtime)', c, ...r });
-    await pool.end();
-  }
+  await plainRows('commit statement alone (no runtime)', async (pool, id, version, next, n) => (await commitBatch(pool, [commitRecord(id, version, next, n)])).size === 1);
   await setupPool.end();
 
   // memory: 100,000 actors touched with a 10,000-actor cache, in a clean child process
