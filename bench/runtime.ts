@@ -134,7 +134,7 @@ async function main() {
   // the runtime's own commit statement driven from pg, one transition per statement, no runtime
   // around it: what the required writes (snapshot, inbox, journal, outbox) cost Postgres and the
   // driver alone, the floor under the runtime rows above
-  await plainRows('commit statement alone (no runtime)', async (pool, id, version, next, n) => (await commitBatch(pool, [commitRecord(id, version, next, n)])).size === 1);
+  await plainRows('commit statement alone (no runtime)', async (pool, id, version, next, n) => (await commitBatch(pool, [commitRecord(id, version, next, n)])).get(`bench/${id}`) === 'committed');
   await setupPool.end();
 
   // memory: 100,000 actors touched with a 10,000-actor cache, in a clean child process
@@ -167,7 +167,7 @@ function commitRecord(id: string, version: number, snapshot: unknown, n: number)
     journal: { kind: 'event', targetPath: '', event: { type: 'bench.tick', i: n } as CommitRecord['journal']['event'], input: null },
     partition: 0,
     outbox: [{ kind: 'publish', subject: `bench.ticks.${id}`, messageId: `bench/${id}@${version + 1}#0`, payload: { i: n }, headers: {} }],
-    correlations: [], timerDeletes: [], timerUpserts: [], at: new Date().toISOString(), audit: [],
+    correlations: [], timerDeletes: [], timerUpserts: [], at: new Date().toISOString(), audit: [], fence: null,
   };
 }
 

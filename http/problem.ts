@@ -26,6 +26,7 @@ const STATUS: Partial<Record<ErrorCode, [number, string]>> = {
   [ErrorCode.ShuttingDown]: [503, 'Service Unavailable'],
   [ErrorCode.Unavailable]: [503, 'Service Unavailable'],
   [ErrorCode.CommitFailed]: [503, 'Service Unavailable'],
+  [ErrorCode.Fenced]: [503, 'Service Unavailable'],
   [DomainCode.Unauthenticated]: [401, 'Unauthorized'],
   [DomainCode.Forbidden]: [403, 'Forbidden'],
   [DomainCode.NotFound]: [404, 'Not Found'],

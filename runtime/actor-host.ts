@@ -10,7 +10,7 @@ import { Mailbox } from './mailbox.js';
 import { partitionOf } from './partition.js';
 import { assertRef, refKey, upgradeSnapshot, type ActorRef, type ActorTypeDefinition, type PersistedSnapshot, type Registry } from './registry.js';
 import { acceptedEventsOf, LiveActor, replay, type StepInput, type TimerRow } from './step.js';
-import { CorrelationIndex, loadActor, lookupInbox, readJournal, type AuditRow, type CommitRecord, type JournalEntry, type StoredActor } from './store.js';
+import { CorrelationIndex, loadActor, lookupInbox, readJournal, type AuditRow, type CommitRecord, type Fence, type JournalEntry, type StoredActor } from './store.js';
 
 /** An event as callers send it: a `type` and any JSON fields. */
 export type ActorEvent = { type: string; [key: string]: unknown };
@@ -28,6 +28,11 @@ export interface SendOptions {
    * commit, again on each retry after a version conflict; null writes none.
    */
   audit?: (t: { version: number; value: unknown; context: Record<string, unknown> }) => AuditRow | null;
+  /**
+   * The partition lease the event was consumed under (a NATS partition consumer's): the commit
+   * writes nothing, and the send fails with FENCED, once that lease has passed to another process.
+   */
+  fence?: Fence;
 }
 
 export interface SendResult {
@@ -218,18 +223,24 @@ export class ActorHost {
         timerUpserts: out.timers.filter((t) => prevTimers.get(t.key)?.dueAt !== t.dueAt || prevTimers.get(t.key)?.xstateId !== t.xstateId),
         at: new Date(now).toISOString(),
         audit: [],
+        fence: opts.fence ?? null,
       };
       const audit = opts.audit?.({ version, value: out.snapshot.value, context: out.snapshot.context as Record<string, unknown> });
       if (audit) rec.audit.push(audit);
       await this.o.hooks?.beforeCommit?.(rec);
-      let committed: boolean;
+      let outcome: Awaited<ReturnType<Committer['commit']>>;
       try {
-        committed = await this.#committer.commit(rec);
+        outcome = await this.#committer.commit(rec);
       } catch (err) {
         this.#cache.delete(key);
         throw new ConcordError(ErrorCode.CommitFailed, `commit of ${key} failed: ${(err as Error).message}`, { ref }, { cause: err });
       }
-      if (!committed) {
+      if (outcome === 'fenced') {
+        this.#cache.delete(key);
+        const fence = opts.fence!;
+        throw new ConcordError(ErrorCode.Fenced, `partition ${fence.partition} has passed to another process (lease epoch ${fence.epoch} is stale); ${key} is unchanged`, { ref, ...fence });
+      }
+      if (outcome === 'conflict') {
         this.stats.conflicts++;
         this.#cache.delete(key);
         if (messageId) {

@@ -3,6 +3,8 @@ import { isRetryablePgError } from './errors.js';
 import { Grouper } from './grouper.js';
 import { commitBatch, type CommitRecord } from './store.js';
 
+export type CommitOutcome = 'committed' | 'conflict' | 'fenced';
+
 /**
  * Group commit of transitions: transitions of different actors that are ready at the same
  * moment share one statement (see store.ts). A batch that fails for a non-transient reason is
@@ -10,20 +12,23 @@ import { commitBatch, type CommitRecord } from './store.js';
  * failure) fails the batch and the host reloads and recomputes.
  */
 export class Committer {
-  readonly #writer: Grouper<CommitRecord, boolean>;
+  readonly #writer: Grouper<CommitRecord, CommitOutcome>;
 
   constructor(pool: pg.Pool, maxBatch: number, concurrency: number) {
     this.#writer = new Grouper(
       async (recs) => {
-        const ok = await commitBatch(pool, recs);
-        return recs.map((r) => ok.has(`${r.type}/${r.id}`));
+        const done = await commitBatch(pool, recs);
+        return recs.map((r) => done.get(`${r.type}/${r.id}`) ?? 'conflict');
       },
       { maxBatch, concurrency, splitOnError: (err) => !isRetryablePgError(err) },
     );
   }
 
-  /** Resolves true when committed, false when the version or message id had moved on. */
-  commit(rec: CommitRecord): Promise<boolean> {
+  /**
+   * `committed`; `conflict` when the version or message id had moved on; `fenced` when the
+   * record's partition lease has passed to another process.
+   */
+  commit(rec: CommitRecord): Promise<CommitOutcome> {
     return this.#writer.submit(rec);
   }
 

@@ -12,6 +12,8 @@ export const ErrorCode = {
   TransitionFailed: 'TRANSITION_FAILED',
   Conflict: 'CONFLICT',
   CommitFailed: 'COMMIT_FAILED',
+  /** The partition lease the message was consumed under has passed to another process. */
+  Fenced: 'FENCED',
   ShuttingDown: 'SHUTTING_DOWN',
   InvalidConfig: 'INVALID_CONFIG',
   Unavailable: 'UNAVAILABLE',

@@ -6,8 +6,11 @@ const MEMBER_KEY = 720_110;
 const PARTITION_KEY = 720_111;
 
 export interface LeaseListener {
-  /** Called after a partition is acquired. */
-  acquired(partition: number): void;
+  /**
+   * Called after a partition is acquired, with its new fencing token: `epoch` was bumped in
+   * `partition_epochs` before this call, so commits carrying an older one write nothing.
+   */
+  acquired(partition: number, epoch: number): void;
   /** Called before a partition is released; the lease is held until it resolves. */
   releasing(partition: number): Promise<void>;
   /** The session died: every lease is gone already. Stop work on all of them at once. */
@@ -92,8 +95,14 @@ export class PartitionLeases {
             if (this.#owned.has(p)) continue;
             const { rows: got } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1, $2) AS ok', [PARTITION_KEY, p]);
             if (got[0]?.ok) {
+              // the new fencing token, committed before anything is consumed under this lease
+              const { rows: bumped } = await client.query<{ epoch: string }>(
+                `INSERT INTO partition_epochs (partition, epoch) VALUES ($1, 1)
+                 ON CONFLICT (partition) DO UPDATE SET epoch = partition_epochs.epoch + 1 RETURNING epoch`,
+                [p],
+              );
               this.#owned.add(p);
-              this.o.listener.acquired(p);
+              this.o.listener.acquired(p, Number(bumped[0]!.epoch));
             }
           }
         }

@@ -115,9 +115,9 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
   // the process that owns a partition relays its outbox and (with NATS) consumes its actors' messages
   const listener: LeaseListener = nats
     ? {
-        acquired: (p) => {
+        acquired: (p, epoch) => {
           rl.acquired(p);
-          nats.acquired(p);
+          nats.acquired(p, epoch);
         },
         releasing: async (p) => {
           await Promise.all([rl.releasing(p), nats.releasing(p)]);

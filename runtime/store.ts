@@ -42,6 +42,14 @@ export interface CommitRecord {
   at: string;
   /** Audit records that commit with the transition (`audit_log`, deduplicated by `dedupeKey`). */
   audit: AuditRow[];
+  /** The partition lease this transition's message was consumed under: no write unless it is current. */
+  fence: Fence | null;
+}
+
+/** A partition lease's fencing token (`partition_epochs`). */
+export interface Fence {
+  partition: number;
+  epoch: number;
 }
 
 /** One `audit_log` row: who changed what, when, with the object before and after. */
@@ -117,7 +125,12 @@ WITH b AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
     i int, type text, id text, tenant text, expected bigint, mv int, value jsonb, status text, attrs jsonb,
     snapshot jsonb, msg text, result jsonb, jkind text, jtarget text, jevent jsonb, jinput jsonb, part int,
-    outbox jsonb, corr jsonb, tdel jsonb, tups jsonb, at timestamptz, audit jsonb)
+    outbox jsonb, corr jsonb, tdel jsonb, tups jsonb, at timestamptz, audit jsonb, fp int, fe bigint)
+),
+-- transitions consumed under a partition lease that has passed to another process
+fenced AS (
+  SELECT b.type, b.id FROM b
+  WHERE b.fp IS NOT NULL AND NOT EXISTS (SELECT 1 FROM partition_epochs f WHERE f.partition = b.fp AND f.epoch = b.fe)
 ),
 ok AS (
   INSERT INTO actors AS a (type, id, tenant, machine_version, version, state_value, status, attrs, snapshot, created_at, updated_at)
@@ -127,7 +140,7 @@ ok AS (
   LEFT JOIN LATERAL (
     SELECT true AS seen FROM inbox n WHERE n.actor_type = b.type AND n.actor_id = b.id AND n.message_id = b.msg LIMIT 1
   ) d ON b.msg IS NOT NULL
-  WHERE d.seen IS NULL
+  WHERE d.seen IS NULL AND NOT EXISTS (SELECT 1 FROM fenced WHERE fenced.type = b.type AND fenced.id = b.id)
   ORDER BY b.type, b.id
   ON CONFLICT (type, id) DO UPDATE SET
     tenant = EXCLUDED.tenant, machine_version = EXCLUDED.machine_version, version = EXCLUDED.version,
@@ -176,7 +189,9 @@ au AS (
     "objectType" text, "objectId" text, "before" jsonb, "after" jsonb, "requestId" text, "dedupeKey" text)
   ON CONFLICT (dedupe_key) DO NOTHING
 )
-SELECT type, id FROM ok`;
+SELECT type, id, false AS fenced FROM ok
+UNION ALL
+SELECT type, id, true FROM fenced`;
 
 function encode(recs: readonly CommitRecord[]): string {
   return JSON.stringify(
@@ -204,14 +219,16 @@ function encode(recs: readonly CommitRecord[]): string {
       tups: r.timerUpserts.map((t) => ({ key: t.key, xid: t.xstateId, src: t.sourcePath, tgt: t.targetPath, event: t.event, due: t.dueAt })),
       at: r.at,
       audit: r.audit,
+      fp: r.fence?.partition ?? null,
+      fe: r.fence?.epoch ?? null,
     })),
   );
 }
 
-/** Commits a batch; returns the `type/id` keys whose transition was written. */
-export async function commitBatch(db: pg.Pool, recs: readonly CommitRecord[]): Promise<Set<string>> {
-  const { rows } = await db.query<{ type: string; id: string }>({ name: 'concord_commit', text: COMMIT_SQL, values: [encode(recs)] });
-  return new Set(rows.map((r) => `${r.type}/${r.id}`));
+/** What became of each transition of a batch, by `type/id`: written, or refused by its fence (absent: a conflict). */
+export async function commitBatch(db: pg.Pool, recs: readonly CommitRecord[]): Promise<Map<string, 'committed' | 'fenced'>> {
+  const { rows } = await db.query<{ type: string; id: string; fenced: boolean }>({ name: 'concord_commit', text: COMMIT_SQL, values: [encode(recs)] });
+  return new Map(rows.map((r) => [`${r.type}/${r.id}`, r.fenced ? 'fenced' : 'committed']));
 }
 
 export interface JournalEntry {

@@ -1,6 +1,7 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import type pg from 'pg';
 import type { ActorHost } from '../actor-host.js';
+import type { Fence } from '../store.js';
 import { recordNatsDeadLetter } from '../dead-letters.js';
 import { ErrorCode, isConcordError, isRetryablePgError } from '../errors.js';
 import type { Verdict } from './durable-worker.js';
@@ -35,8 +36,11 @@ export function headersOf(msg: JsMsg): Record<string, string> {
   return out;
 }
 
-/** Applies one message from a partition consumer to its actor; the worker acks after commit. */
-export function actorHandler(host: ActorHost) {
+/**
+ * Applies one message from a partition consumer to its actor; the worker acks after commit. The
+ * commit carries `fence`, the partition lease the consumer runs under.
+ */
+export function actorHandler(host: ActorHost, fence?: Fence) {
   return async (msg: JsMsg): Promise<Verdict> => {
     const ref = parsePartitionedSubject(msg.subject);
     if (!ref) return { status: 'dead', reason: 'unroutable', error: `not an actor subject: ${msg.subject}` };
@@ -44,14 +48,18 @@ export function actorHandler(host: ActorHost) {
     if (!event || typeof event !== 'object' || Array.isArray(event) || typeof (event as { type?: unknown }).type !== 'string') {
       return { status: 'dead', reason: 'invalid', error: 'the payload is not a JSON event with a string `type`' };
     }
-    return applyMessage(host, ref, event as { type: string }, msg);
+    return applyMessage(host, ref, event as { type: string }, msg, fence);
   };
 }
 
-/** Applies a consumed message's event to `ref` (deduped on the message's id) and judges the outcome. */
-export async function applyMessage(host: ActorHost, ref: { type: string; id: string }, event: { type: string }, msg: JsMsg): Promise<Verdict> {
+/**
+ * Applies a consumed message's event to `ref` (deduped on the message's id) and judges the
+ * outcome. A fenced commit (the lease has passed on) is a transient retry: the message goes back
+ * unapplied, for the new owner, and this process's lease loss stops the consumer.
+ */
+export async function applyMessage(host: ActorHost, ref: { type: string; id: string }, event: { type: string }, msg: JsMsg, fence?: Fence): Promise<Verdict> {
   try {
-    await host.send(ref, event, { messageId: messageIdOf(msg), tenant: msg.headers?.get(Hdr.Tenant) || undefined });
+    await host.send(ref, event, { messageId: messageIdOf(msg), tenant: msg.headers?.get(Hdr.Tenant) || undefined, ...(fence ? { fence } : {}) });
     return { status: 'done' };
   } catch (err) {
     const error = err instanceof Error ? err.message : String(err);
@@ -62,7 +70,7 @@ export async function applyMessage(host: ActorHost, ref: { type: string; id: str
 
 /** The database (or the runtime) was unavailable: says nothing about the message. */
 export function isTransient(err: unknown): boolean {
-  if (isConcordError(err, ErrorCode.ShuttingDown) || isConcordError(err, ErrorCode.Unavailable)) return true;
+  if (isConcordError(err, ErrorCode.ShuttingDown) || isConcordError(err, ErrorCode.Unavailable) || isConcordError(err, ErrorCode.Fenced)) return true;
   if (isConcordError(err, ErrorCode.CommitFailed)) return isRetryablePgError(err.cause) || !(err.cause instanceof Error) || !('code' in err.cause);
   return isRetryablePgError(err);
 }

@@ -4,6 +4,7 @@ import type { ActorHost } from '../actor-host.js';
 import type { NatsConfig } from '../config.js';
 import type { LeaseListener } from '../leases.js';
 import type { ActorRef } from '../registry.js';
+import type { Fence } from '../store.js';
 import type { Logger } from '../logger.js';
 import type { Delivery, OutboxRow, Outcome } from '../relay.js';
 import { actorHandler, actorKeyOf, applyMessage, natsBurial, payloadOf } from './actor-consumer.js';
@@ -141,16 +142,18 @@ export class NatsTransport implements LeaseListener, Delivery {
     });
   }
 
-  acquired(p: number): void {
+  /** `epoch`: the lease's fencing token; every commit of a message consumed under it carries it. */
+  acquired(p: number, epoch: number): void {
     if (this.#stopped || !this.#js || this.#workers.has(p)) return;
+    const fence = { partition: p, epoch };
     const w = this.#worker(this.names.partitionConsumer(p), this.names.actorStream, this.names.partitionFilter(p), {
       keyOf: actorKeyOf,
-      handle: actorHandler(this.o.host),
+      handle: actorHandler(this.o.host, fence),
       bury: natsBurial(this.o.pool, (m) => parsePartitionedSubject(m.subject)),
     });
     this.#workers.set(p, w);
     w.start();
-    if (p === 0) this.#startSingletons();
+    if (p === 0) this.#startSingletons(fence);
   }
 
   async releasing(p: number): Promise<void> {
@@ -167,7 +170,8 @@ export class NatsTransport implements LeaseListener, Delivery {
     void this.#stopSingletons();
   }
 
-  #startSingletons(): void {
+  /** The consumers only one process runs, with the owner of partition 0, under its lease's `fence`. */
+  #startSingletons(fence: Fence): void {
     if (this.#singletons) return;
     const c = this.o.config;
     const publisher = this.#publisher!;
@@ -183,7 +187,7 @@ export class NatsTransport implements LeaseListener, Delivery {
     const router = this.#worker(this.names.routerConsumer, this.names.serviceStream, c.serviceEvents, {
       keyOf: (m) => correlationIdOf(m) ?? m.subject,
       handle: serviceRouterHandler({
-        apply: (ref, event, m) => applyMessage(this.o.host, ref, event, m),
+        apply: (ref, event, m) => applyMessage(this.o.host, ref, event, m, fence),
         correlations: { lookup: (id) => this.o.host.correlations.lookup(id) },
         skip: c.routerSkip,
         targets,
