@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { EventObject } from 'xstate';
 import { LruCache } from './cache.js';
 import type { Clock } from './clock.js';
-import { Committer } from './committer.js';
+import { Committer, type CommitOutcome } from './committer.js';
 import { toOutbox } from './effects.js';
 import { ConcordError, ErrorCode } from './errors.js';
 import type { Logger } from './logger.js';
@@ -228,7 +228,7 @@ export class ActorHost {
       const audit = opts.audit?.({ version, value: out.snapshot.value, context: out.snapshot.context as Record<string, unknown> });
       if (audit) rec.audit.push(audit);
       await this.o.hooks?.beforeCommit?.(rec);
-      let outcome: Awaited<ReturnType<Committer['commit']>>;
+      let outcome: CommitOutcome;
       try {
         outcome = await this.#committer.commit(rec);
       } catch (err) {
