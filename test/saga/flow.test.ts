@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { isConcordError } from '../../runtime/errors.js';
 import { orderData } from '../../runtime/saga/order.js';
+import { waitFor } from '../helpers/db.js';
 import { collectEvents, FAST, order, sagaHarness, startOrder, type SagaHarness } from './harness.js';
 
 const STEPS = ['INVENTORY_RESERVATION', 'PAYMENT_PROCESSING', 'DELIVERY_SCHEDULING', 'NOTIFICATION_SENDING'];
@@ -20,6 +21,11 @@ describe('order fulfillment saga (embedded transport)', () => {
 
   const compensationsRun = (workflowId: string) => h.sim.ledgerOf(workflowId).filter((a) => a.compensates).map((a) => a.step);
   const eventsOf = (workflowId: string) => events.filter((e) => e.data.workflowId === workflowId);
+  // a saga's events leave through the outbox after the commit that `settle` saw: wait for them
+  const eventsArrived = (workflowId: string, n: number) =>
+    waitFor(`${n} events of ${workflowId}`, () => (eventsOf(workflowId).length >= n ? eventsOf(workflowId) : null));
+  const eventNamed = (workflowId: string, event: string) =>
+    waitFor(`${event} of ${workflowId}`, () => eventsOf(workflowId).find((e) => name(e.subject) === event));
   const waitStep = (workflowId: string, step: string) => h.settle(workflowId, ['IN_PROGRESS']).then(async () => {
     for (let i = 0; i < 400; i++) {
       const ctx = await h.sagas.context(workflowId);
@@ -38,7 +44,7 @@ describe('order fulfillment saga (embedded transport)', () => {
     const ctx = await h.settle(r.workflowId, ['COMPLETED']);
     expect(ctx.steps.map((s) => [s.name, s.status])).toEqual(STEPS.map((s) => [s, 'COMPLETED']));
     expect(h.sim.ledgerOf(r.workflowId).map((a) => a.step)).toEqual(STEPS);
-    const mine = eventsOf(r.workflowId);
+    const mine = await eventsArrived(r.workflowId, 6);
     expect(mine.map((e) => name(e.subject))).toEqual([
       'WorkflowStartedEvent',
       'SagaStepCompletedEvent',
@@ -86,7 +92,7 @@ describe('order fulfillment saga (embedded transport)', () => {
       expect(compensationsRun(r.workflowId)).toEqual(expected);
       expect(h.sim.ledgerOf(r.workflowId).filter((a) => a.step === failing)).toHaveLength(1); // a business failure is not retried
       expect(ctx.steps.map((s) => s.status)).toEqual([...completed.map(() => 'COMPENSATED'), 'FAILED', ...STEPS.slice(i + 1).map(() => 'PENDING')]);
-      const failed = eventsOf(r.workflowId).find((e) => name(e.subject) === 'WorkflowFailedEvent')!;
+      const failed = await eventNamed(r.workflowId, 'WorkflowFailedEvent');
       expect(failed.data).toMatchObject({ workflowType: 'ORDER_FULFILLMENT', failedStep: failing, compensationSteps: expected, error: { code: expect.any(String), message: expect.any(String), details: expect.any(Object) } });
       if (failing === 'PAYMENT_PROCESSING') expect(failed.data.error).toMatchObject({ code: 'PAYMENT_DECLINED', message: 'Insufficient funds' });
       expect(h.sim.audit().compensationOfFailedStep.filter((a) => a.workflowId === r.workflowId)).toEqual([]);
@@ -152,7 +158,7 @@ describe('order fulfillment saga (embedded transport)', () => {
       const ctx = await h.settle(r.workflowId, ['CANCELLED']);
       expect(compensationsRun(r.workflowId)).toEqual(expected);
       expect(ctx.cancel).toMatchObject({ reason: 'Customer requested cancellation', initiatedBy: 'CUSTOMER' });
-      const failed = eventsOf(r.workflowId).find((e) => name(e.subject) === 'WorkflowFailedEvent')!;
+      const failed = await eventNamed(r.workflowId, 'WorkflowFailedEvent');
       expect(failed.data).toMatchObject({ failedStep: step, error: { code: 'WORKFLOW_CANCELLED' }, compensationSteps: expected });
     });
   }
