@@ -87,7 +87,7 @@ interface ActorRow {
   timers: TimerRow[];
 }
 
-export async function loadActor(db: pg.Pool | pg.PoolClient, ref: ActorRef): Promise<StoredActor | null> {
+export async function loadActor(db: pg.Pool | pg.ClientBase, ref: ActorRef): Promise<StoredActor | null> {
   const { rows } = await db.query<ActorRow>({ name: 'concord_load_actor', text: LOAD_SQL, values: [ref.type, ref.id] });
   const r = rows[0];
   if (!r) return null;

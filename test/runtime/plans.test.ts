@@ -26,13 +26,13 @@ describe('plans made while the tables are empty', () => {
     await client.connect();
     try {
       // the plan cache settles on a generic plan after five executions
-      for (let i = 0; i < 8; i++) expect(await loadActor(client as unknown as pg.PoolClient, { type: 'plan', id: `p${i}` })).toBeNull();
+      for (let i = 0; i < 8; i++) expect(await loadActor(client, { type: 'plan', id: `p${i}` })).toBeNull();
       await client.query(`INSERT INTO actors (type, id, machine_version, version, state_value, status, attrs, snapshot, created_at, updated_at)
         SELECT 'plan', 'p' || g, 1, 1, '"running"', 'RUNNING', '{}', '{"value":"running","context":{}}', now(), now() FROM generate_series(1, 5000) g`);
       const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN EXECUTE concord_load_actor('plan', 'p42')`);
       const plan = rows.map((r) => r['QUERY PLAN']).join('\n');
       expect(plan).toMatch(/Index Scan using actors_pkey on actors a/);
-      expect(await loadActor(client as unknown as pg.PoolClient, { type: 'plan', id: 'p42' })).toMatchObject({ version: 1, status: 'RUNNING' });
+      expect(await loadActor(client, { type: 'plan', id: 'p42' })).toMatchObject({ version: 1, status: 'RUNNING' });
     } finally {
       await client.end();
     }
