@@ -15,6 +15,7 @@ import { signToken } from '../http/auth/jwt.js';
 import { loadConfig } from '../runtime/config.js';
 import { Registry } from '../runtime/registry.js';
 import { createRuntime } from '../runtime/runtime.js';
+import { createServices } from '../services/index.js';
 import { benchDatabase, benchLog, fmt, percentile, table } from './lib.js';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 3000);
@@ -29,8 +30,10 @@ const runtime = await createRuntime({
   registry: new Registry([]),
   log: benchLog,
 });
+const services = createServices({ runtime, log: benchLog });
 await runtime.start();
-const app = createApp({ runtime, log: benchLog, jwtSecret: SECRET });
+await services.start();
+const app = createApp({ services, log: benchLog, jwtSecret: SECRET });
 const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
 await new Promise<void>((r) => server.once('listening', () => r()));
 const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1/vendor-partner-coordination`;

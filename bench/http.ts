@@ -23,6 +23,7 @@ import { loadConfig } from '../runtime/config.js';
 import { REDACT_PATHS } from '../runtime/logger.js';
 import { Registry } from '../runtime/registry.js';
 import { createRuntime } from '../runtime/runtime.js';
+import { createServices } from '../services/index.js';
 import { benchDatabase, benchLog, fmt, percentile, table } from './lib.js';
 import { openLoop, type OpenLoopOptions, type OpenLoopResult } from './open-loop.js';
 
@@ -51,9 +52,11 @@ async function serveMode(): Promise<void> {
   const secret = process.env.JWT_SECRET!;
   const config = loadConfig({ ...process.env, LOG_LEVEL: 'warn' });
   const runtime = await createRuntime({ config, registry: new Registry(actorTypes), log: benchLog });
+  const services = createServices({ runtime, log: benchLog });
   await runtime.start();
+  await services.start();
   const requestLog = pino({ level: 'info', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, pino.destination('/dev/null'));
-  const app = createApp({ runtime, log: requestLog, jwtSecret: secret });
+  const app = createApp({ services, log: requestLog, jwtSecret: secret });
   const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
   await new Promise((r) => server.once('listening', r));
   process.stdout.write(`READY ${(server.address() as AddressInfo).port}\n`);
@@ -69,6 +72,7 @@ async function serveMode(): Promise<void> {
   });
   process.once('SIGTERM', async () => {
     await new Promise<void>((r) => server.close(() => r()));
+    await services.stop();
     await runtime.stop();
     process.exit(0);
   });

@@ -20,8 +20,8 @@ import { sagaType } from '../machines/saga.js';
 import { loadConfig } from '../runtime/config.js';
 import { Registry } from '../runtime/registry.js';
 import { createRuntime, type Runtime } from '../runtime/runtime.js';
-import { SagaIntake, sagasOf } from '../runtime/saga/index.js';
-import { orderData } from '../runtime/saga/order.js';
+import { createServices, type Services } from '../services/index.js';
+import { orderData } from '../services/saga/order.js';
 import { BusLink, NatsServiceLink } from '../simulator/links.js';
 import { ServiceSimulator } from '../simulator/services.js';
 import { benchDatabase, benchLog, dropNatsStreams, fmt, percentile, table } from './lib.js';
@@ -43,6 +43,7 @@ const order = () => ({
 
 interface Setup {
   runtime: Runtime;
+  services: Services;
   completed: Map<string, number>;
   onComplete: Set<() => void>;
   stop(): Promise<void>;
@@ -62,9 +63,9 @@ async function setUp(mode: 'embedded' | 'nats'): Promise<Setup> {
     ...(mode === 'nats' ? { NATS_URL, NATS_PREFIX: prefix, NATS_SERVICE_SUBJECTS: `${servicePrefix}.>`, NATS_SERVICE_EVENTS: `${servicePrefix}.events.>` } : { NATS_URL: undefined }),
   });
   const runtime = await createRuntime({ config, registry: new Registry([sagaType]), log: benchLog });
+  const services = createServices({ runtime, log: benchLog, run: { events: false } });
   await runtime.start();
-  const intake = new SagaIntake(runtime, sagasOf(runtime), benchLog);
-  await intake.start();
+  await services.start();
   const completed = new Map<string, number>();
   const onComplete = new Set<() => void>();
   const record = (workflowId: string) => {
@@ -87,12 +88,13 @@ async function setUp(mode: 'embedded' | 'nats'): Promise<Setup> {
   await sim.start();
   return {
     runtime,
+    services,
     completed,
     onComplete,
     async stop() {
       unsubscribe();
       await sim.stop();
-      await intake.stop();
+      await services.stop();
       await runtime.stop();
       if (mode === 'nats') await dropNatsStreams(NATS_URL, prefix);
       await db.stop();
@@ -119,7 +121,7 @@ function waitAll(s: Setup, ids: string[], timeoutMs: number): Promise<void> {
 }
 
 async function throughput(s: Setup): Promise<{ sagasPerSec: number; ms: number }> {
-  const sagas = sagasOf(s.runtime);
+  const sagas = s.services.sagas;
   const ids: string[] = [];
   const t0 = performance.now();
   const queue = Array.from({ length: SAGAS }, () => order());
@@ -134,7 +136,7 @@ async function throughput(s: Setup): Promise<{ sagasPerSec: number; ms: number }
 }
 
 async function latency(s: Setup, seconds: number): Promise<{ p50: number; p99: number; max: number; n: number }> {
-  const sagas = sagasOf(s.runtime);
+  const sagas = s.services.sagas;
   const started = new Map<string, number>();
   const total = RATE * seconds;
   const t0 = performance.now();

@@ -1,9 +1,8 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
-import { systemClock, type Clock } from '../runtime/clock.js';
-import { DomainCode, DomainError } from '../runtime/domain/errors.js';
+import { DomainCode, DomainError } from '../services/common/errors.js';
 import type { Logger } from '../runtime/logger.js';
-import type { Runtime } from '../runtime/runtime.js';
+import type { Services } from '../services/index.js';
 import type { Env } from './env.js';
 import { authenticate } from './middleware/auth.js';
 import { observe } from './middleware/observe.js';
@@ -18,16 +17,14 @@ import { workflowCoordinationRoutes } from './routes/workflows-coordination.js';
 import { relationshipRoutes } from './routes/relationships.js';
 import { resourceRoutes } from './routes/resources.js';
 import { workflowRoutes } from './routes/workflows.js';
-import { registerSagaMetrics, sagasOf } from '../runtime/saga/index.js';
-import { createServices } from './services.js';
+import { registerSagaMetrics } from '../services/saga/index.js';
 
 export interface AppDeps {
-  runtime: Runtime;
+  /** The application layer (`services/`); the routes call nothing else. */
+  services: Services;
   log: Logger;
   /** HS256 secret for bearer tokens; defaults to the runtime's JWT_SECRET. */
   jwtSecret?: string;
-  /** Time for tokens and events (tests drive it); the system clock by default. */
-  clock?: Clock;
   /** Largest accepted request body in bytes (413 above it). */
   bodyLimitBytes?: number;
   /** Node process metrics on /metrics as well. */
@@ -43,12 +40,12 @@ const JSON_TYPE = /^application\/([a-z0-9.+-]+\+)?json\s*(;|$)/i;
  * `app.request(...)`.
  */
 export function createApp(deps: AppDeps): OpenAPIHono<Env> {
-  const clock = deps.clock ?? systemClock;
-  const secret = deps.jwtSecret ?? deps.runtime.config.jwtSecret;
+  const { services } = deps;
+  const { runtime, clock } = services;
+  const secret = deps.jwtSecret ?? runtime.config.jwtSecret;
   if (!secret) throw new DomainError(DomainCode.Unauthenticated, 'createApp needs a JWT secret (JWT_SECRET)');
-  const services = createServices(deps.runtime, clock, deps.log);
-  const metrics = createMetrics(deps.runtime, { defaultMetrics: deps.defaultMetrics });
-  registerSagaMetrics(metrics.registry, { pool: deps.runtime.database.pool, sagas: sagasOf(deps.runtime, clock), clock });
+  const metrics = createMetrics(runtime, { defaultMetrics: deps.defaultMetrics });
+  registerSagaMetrics(metrics.registry, { pool: runtime.database.pool, sagas: services.sagas, clock });
   const app = new OpenAPIHono<Env>();
 
   app.use('*', observe(deps.log, metrics.latency));
@@ -58,7 +55,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   });
 
   app.get('/health', async (c) => {
-    const [rt, sagas] = await Promise.all([deps.runtime.health(), sagasOf(deps.runtime, clock).health().catch(() => null)]);
+    const [rt, sagas] = await Promise.all([runtime.health(), services.sagas.health().catch(() => null)]);
     const h = sagas ? { ...rt, status: rt.status === 'up' && sagas.status === 'degraded' ? ('degraded' as const) : rt.status, sagas } : rt;
     return c.json(h, h.status === 'down' ? 503 : 200);
   });

@@ -1,8 +1,8 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import type { Logger } from '../runtime/logger.js';
-import type { Principal } from '../runtime/domain/principal.js';
-import { DomainCode, DomainError } from '../runtime/domain/errors.js';
-import type { Services } from './services.js';
+import type { Principal } from '../services/common/principal.js';
+import { DomainCode, DomainError } from '../services/common/errors.js';
+import type { Services } from '../services/index.js';
 
 /** What every handler finds on the context. */
 export interface Env {

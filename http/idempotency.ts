@@ -1,5 +1,5 @@
 import type { Context } from 'hono';
-import { idempotencyRequest, type IdempotencyRequest, type IdempotentResult } from '../runtime/domain/idempotency.js';
+import { idempotencyRequest, type IdempotencyRequest, type IdempotentResult } from '../services/common/idempotency.js';
 import type { Env } from './env.js';
 
 /** The caller's Idempotency-Key for this POST, fingerprinted with its method, path and body. */

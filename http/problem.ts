@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { ConcordError, ErrorCode } from '../runtime/errors.js';
-import { DomainCode } from '../runtime/domain/errors.js';
+import { DomainCode } from '../services/common/errors.js';
 import type { Env } from './env.js';
 
 /** RFC 9457 problem details, as every error leaves the edge. */

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type pg from 'pg';
 import type { Logger } from './logger.js';
 
-export const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations/', import.meta.url));
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations', import.meta.url));
 /** Advisory lock key taken while migrating, so two processes starting at once do not race. */
 const MIGRATION_LOCK = 7_201_001;
 

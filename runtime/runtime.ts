@@ -12,7 +12,6 @@ import { NatsTransport, type NatsHealth, type NatsTransportOptions } from './nat
 import type { Registry } from './registry.js';
 import { OutboxRelay, type Delivery } from './relay.js';
 import { Janitor } from './janitor.js';
-import { createEventDelivery, type EventDelivery } from './events/index.js';
 import { OutboxWakes } from './outbox-wakes.js';
 import { TimerPoller } from './timers.js';
 
@@ -28,7 +27,7 @@ export interface RuntimeOptions {
   /** Replaces the in-process delivery (the NATS transport plugs in here). */
   delivery?: (host: ActorHost, bus: InProcessBus) => Delivery;
   /** Background loops to run; all by default. */
-  run?: { timers?: boolean; relay?: boolean; events?: boolean };
+  run?: { timers?: boolean; relay?: boolean };
   commitConcurrency?: number;
   maxDeliveryAttempts?: number;
   /** Tests only: options of the NATS transport (used when `config.natsUrl` is set). */
@@ -57,8 +56,6 @@ export interface Runtime {
   leases: PartitionLeases;
   /** The JetStream transport, when `config.natsUrl` is set. */
   nats: NatsTransport | undefined;
-  /** Cross-integration event delivery (runtime/events). */
-  events: EventDelivery;
   start(): Promise<void>;
   stop(): Promise<void>;
   health(): Promise<RuntimeHealth>;
@@ -130,13 +127,12 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
     : relay;
   const leases = new PartitionLeases({ url: database.url, partitions: config.partitions, rebalanceMs: 1_000, log, listener });
   const janitor = new Janitor({ pool: database.pool, log, inboxRetentionHours: config.inboxRetentionHours, everyMs: 15 * 60_000 });
-  const events = createEventDelivery({ pool: database.pool, config, clock, log, bus, nats });
   const wakes = new OutboxWakes({ url: database.url, pool: database.pool, log, onWake: (p) => void relay.wake(p) });
   late.timers = timers;
   late.relay = relay;
   late.wakes = wakes;
   let sweeper: NodeJS.Timeout | undefined;
-  const run = { timers: true, relay: true, events: true, ...o.run };
+  const run = { timers: true, relay: true, ...o.run };
   const t = timers;
   const r = relay;
 
@@ -149,7 +145,6 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
     relay: r,
     leases,
     nats,
-    events,
     async start() {
       await migrate(database.pool, log);
       await warnWithoutAutovacuum(database.pool, log);
@@ -159,7 +154,6 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
         await leases.start();
       }
       if (run.timers) t.start();
-      if (run.events) await events.start();
       sweeper = setInterval(() => host.passivateIdle(), Math.max(1_000, Math.floor(config.actorIdleMs / 4)));
       sweeper.unref();
       janitor.start();
@@ -172,7 +166,6 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
       await nats?.stopIntake(); // consumers finish and ack what they started
       await host.close(); // stop intake, finish in-flight transitions
       await t.stop();
-      await events.stop();
       await leases.stop(); // each relay loop finishes its batch before its lease is released
       await r.stop();
       await nats?.close();

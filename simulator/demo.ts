@@ -19,7 +19,7 @@ import { loadConfig } from '../runtime/config.js';
 import { createLogger } from '../runtime/logger.js';
 import { Registry } from '../runtime/registry.js';
 import { createRuntime } from '../runtime/runtime.js';
-import { SagaIntake, sagasOf } from '../runtime/saga/index.js';
+import { createServices } from '../services/index.js';
 import { BusLink, NatsServiceLink } from './links.js';
 import { ServiceSimulator, type SimulatorBehavior } from './services.js';
 
@@ -52,16 +52,16 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel);
   const jwt = await resolveJwtSecret(config);
   const runtime = await createRuntime({ config, registry: new Registry(actorTypes), log });
+  const services = createServices({ runtime, log });
   await runtime.start();
-  const intake = new SagaIntake(runtime, sagasOf(runtime), log);
-  await intake.start();
+  await services.start();
   const servicePrefix = config.saga.servicePrefix;
   const link = runtime.nats?.link
     ? new NatsServiceLink(runtime.nats.link.nc, { natsPrefix: config.nats.prefix, servicePrefix, log })
     : new BusLink(runtime.bus, servicePrefix, log);
   const sim = new ServiceSimulator({ link, servicePrefix, log, seed: Date.now() % 1_000_000, ...behavior });
   await sim.start();
-  const app = createApp({ runtime, log, jwtSecret: jwt.secret, defaultMetrics: true });
+  const app = createApp({ services, log, jwtSecret: jwt.secret, defaultMetrics: true });
   const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
     const token = signToken({ sub: 'demo-operator', role: 'operator', exp: Math.floor(Date.now() / 1000) + 86_400 }, jwt.secret);
     process.stdout.write(
@@ -77,7 +77,7 @@ async function main(): Promise<void> {
     setTimeout(() => process.exit(1), config.shutdownTimeoutMs).unref();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await sim.stop();
-    await intake.stop();
+    await services.stop();
     await runtime.stop();
     process.exit(0);
   };

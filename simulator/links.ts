@@ -3,7 +3,7 @@ import { jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { InProcessBus } from '../runtime/bus.js';
 import type { Logger } from '../runtime/logger.js';
 import { natsNames } from '../runtime/nats/subjects.js';
-import { IdempotentConsumer } from '../runtime/saga/jetstream.js';
+import { IdempotentConsumer } from '../services/saga/jetstream.js';
 
 /** How the simulated services hear commands and answer: the in-process bus or NATS JetStream. */
 export interface ServiceLink {

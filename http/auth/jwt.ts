@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { DomainCode, DomainError } from '../../runtime/domain/errors.js';
-import { ROLES, type Principal, type Role } from '../../runtime/domain/principal.js';
+import { DomainCode, DomainError } from '../../services/common/errors.js';
+import { ROLES, type Principal, type Role } from '../../services/common/principal.js';
 
 /** The claims Concord reads from a bearer token. */
 export interface TokenClaims {

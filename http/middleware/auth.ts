@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from 'hono';
 import type { Clock } from '../../runtime/clock.js';
-import { DomainCode, DomainError } from '../../runtime/domain/errors.js';
-import type { Principal, Role } from '../../runtime/domain/principal.js';
+import { DomainCode, DomainError } from '../../services/common/errors.js';
+import type { Principal, Role } from '../../services/common/principal.js';
 import { verifyToken } from '../auth/jwt.js';
 import type { Env } from '../env.js';
 

@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { listAudit, reconcileActorAudit } from '../../runtime/domain/audit.js';
+import { listAudit, reconcileActorAudit } from '../../services/common/audit.js';
 import { router } from '../env.js';
 import { requireRole } from '../middleware/auth.js';
 import { Cursor, errors, Filter, json, Limit } from '../schemas.js';

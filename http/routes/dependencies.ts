@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { DEPENDENCY_TYPES, INTEGRATION_STATUSES } from '../../runtime/domain/dependencies.js';
-import { idempotentTransaction } from '../../runtime/domain/idempotency.js';
-import { transaction } from '../../runtime/domain/sql.js';
+import { DEPENDENCY_TYPES, INTEGRATION_STATUSES } from '../../services/coordination/dependencies.js';
+import { idempotentTransaction } from '../../services/common/idempotency.js';
+import { transaction } from '../../services/common/sql.js';
 import { router } from '../env.js';
 import { requireRole } from '../middleware/auth.js';
 import { idempotencyOf, reply } from '../idempotency.js';

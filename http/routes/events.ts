@@ -1,11 +1,8 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
-import type { Runtime } from '../../runtime/runtime.js';
-import type { Clock } from '../../runtime/clock.js';
-import { idempotentTransaction } from '../../runtime/domain/idempotency.js';
-import type { Queryable } from '../../runtime/domain/sql.js';
-import { EventService } from '../../runtime/events/service.js';
-import { DELIVERY_STATUSES, EVENT_PRIORITIES, EVENT_STATUSES } from '../../runtime/events/model.js';
+import { idempotentTransaction } from '../../services/common/idempotency.js';
+import type { Queryable } from '../../services/common/sql.js';
+import { DELIVERY_STATUSES, EVENT_PRIORITIES, EVENT_STATUSES } from '../../services/events/model.js';
 import { router, type Env } from '../env.js';
 import { requireRole } from '../middleware/auth.js';
 import { idempotencyOf, reply } from '../idempotency.js';
@@ -102,16 +99,6 @@ const IntegrationParam = z.object({ integrationId: IntegrationId.openapi({ param
 const tags = ['Cross-integration events'];
 const security = [{ bearerAuth: [] }];
 
-const services = new WeakMap<Runtime, EventService>();
-/** One EventService per runtime; it wakes that runtime's delivery worker after each commit. */
-export function eventService(runtime: Runtime, clock: Clock): EventService {
-  let s = services.get(runtime);
-  if (!s) {
-    s = new EventService(runtime.database.pool, clock, runtime.config.events, () => runtime.events.worker.wake());
-    services.set(runtime, s);
-  }
-  return s;
-}
 
 /**
  * `/events` and `/integrations/:integrationId/endpoint`: platform functions (operator and
@@ -137,7 +124,7 @@ export function eventRoutes() {
     }),
     async (c) => {
       const s = c.get('services');
-      const svc = eventService(s.runtime, s.clock);
+      const svc = s.events;
       const { status: _initial, ...body } = c.req.valid('json');
       const idem = idempotencyOf(c, body);
       const work = async (db: Queryable) => ({ status: 202, body: await svc.publish(db, c.get('principal'), body) });
@@ -175,7 +162,7 @@ export function eventRoutes() {
     async (c) => {
       const s = c.get('services');
       const q = c.req.valid('query');
-      const r = await eventService(s.runtime, s.clock).list(q);
+      const r = await s.events.list(q);
       return c.json({ data: r.data, pagination: { limit: q.limit, nextCursor: r.nextCursor } } as never, 200);
     },
   );
@@ -197,7 +184,7 @@ export function eventRoutes() {
     async (c) => {
       const s = c.get('services');
       const q = c.req.valid('query');
-      const r = await eventService(s.runtime, s.clock).deadLetters(q);
+      const r = await s.events.deadLetters(q);
       return c.json({ data: r.data, pagination: { limit: q.limit, nextCursor: r.nextCursor } } as never, 200);
     },
   );
@@ -217,7 +204,7 @@ export function eventRoutes() {
     }),
     async (c) => {
       const s = c.get('services');
-      const svc = eventService(s.runtime, s.clock);
+      const svc = s.events;
       const body = c.req.valid('json');
       const out = await idempotentTransaction(s.runtime.database.pool, idempotencyOf(c, body), async (client) => ({
         status: 202,
@@ -240,7 +227,7 @@ export function eventRoutes() {
     }),
     async (c) => {
       const s = c.get('services');
-      return c.json((await eventService(s.runtime, s.clock).get(c.req.valid('param').id)) as never, 200);
+      return c.json((await s.events.get(c.req.valid('param').id)) as never, 200);
     },
   );
 
@@ -256,7 +243,7 @@ export function eventRoutes() {
     }),
     async (c) => {
       const s = c.get('services');
-      const svc = eventService(s.runtime, s.clock);
+      const svc = s.events;
       const body = c.req.header('content-type') ? c.req.valid('json') : {};
       const out = await idempotentTransaction(s.runtime.database.pool, idempotencyOf(c, body), async (client) => ({
         status: 202,
@@ -279,7 +266,7 @@ export function eventRoutes() {
     }),
     async (c) => {
       const s = c.get('services');
-      const r = await eventService(s.runtime, s.clock).putEndpoint(c.get('principal'), c.req.valid('param').integrationId, c.req.valid('json'), c.get('requestId'));
+      const r = await s.events.putEndpoint(c.get('principal'), c.req.valid('param').integrationId, c.req.valid('json'), c.get('requestId'));
       return c.json(r.endpoint as never, r.created ? 201 : 200);
     },
   );
@@ -296,7 +283,7 @@ export function eventRoutes() {
     }),
     async (c) => {
       const s = c.get('services');
-      return c.json((await eventService(s.runtime, s.clock).getEndpoint(c.get('principal'), c.req.valid('param').integrationId)) as never, 200);
+      return c.json((await s.events.getEndpoint(c.get('principal'), c.req.valid('param').integrationId)) as never, 200);
     },
   );
 

@@ -1,9 +1,9 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { HonoRequest } from 'hono';
 import { RELATIONSHIP_STATUSES, RELATIONSHIP_TYPES } from '../../machines/relationship.js';
-import { DomainCode, DomainError } from '../../runtime/domain/errors.js';
-import { derivedId, idempotentTransition } from '../../runtime/domain/idempotency.js';
-import type { LifecycleAction } from '../../runtime/domain/relationships.js';
+import { DomainCode, DomainError } from '../../services/common/errors.js';
+import { derivedId, idempotentTransition } from '../../services/common/idempotency.js';
+import type { LifecycleAction } from '../../services/coordination/relationships.js';
 import { router } from '../env.js';
 import { idempotencyOf, reply } from '../idempotency.js';
 import { conflict, Cursor, errors, Filter, IdempotencyKeyHeader, JsonObject, json, jsonBody, Limit, page, Timestamp } from '../schemas.js';

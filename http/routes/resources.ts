@@ -1,8 +1,8 @@
 import { createRoute, z } from '@hono/zod-openapi';
-import { DomainCode, DomainError } from '../../runtime/domain/errors.js';
-import { idempotentTransaction } from '../../runtime/domain/idempotency.js';
-import { ACCESS_LEVELS, OWNER_TYPES, RESOURCE_TYPES } from '../../runtime/domain/resources.js';
-import { transaction } from '../../runtime/domain/sql.js';
+import { DomainCode, DomainError } from '../../services/common/errors.js';
+import { idempotentTransaction } from '../../services/common/idempotency.js';
+import { ACCESS_LEVELS, OWNER_TYPES, RESOURCE_TYPES } from '../../services/coordination/resources.js';
+import { transaction } from '../../services/common/sql.js';
 import { router } from '../env.js';
 import { idempotencyOf, reply } from '../idempotency.js';
 import { conflict, Cursor, errors, Filter, IdempotencyKeyHeader, JsonObject, json, jsonBody, Limit, page, Timestamp } from '../schemas.js';

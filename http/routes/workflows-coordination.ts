@@ -1,10 +1,8 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { STEP_STATUSES, WORKFLOW_STATUSES } from '../../machines/workflow.js';
 import { WORKFLOW_TYPES } from '../../machines/workflow-templates.js';
-import type { Clock } from '../../runtime/clock.js';
-import { derivedId, idempotentTransition } from '../../runtime/domain/idempotency.js';
-import type { Runtime } from '../../runtime/runtime.js';
-import { WorkflowService, type StepCommand } from '../../runtime/workflows/service.js';
+import { derivedId, idempotentTransition } from '../../services/common/idempotency.js';
+import type { StepCommand } from '../../services/workflows/service.js';
 import { router } from '../env.js';
 import { idempotencyOf, reply } from '../idempotency.js';
 import { conflict, Cursor, errors, Filter, IdempotencyKeyHeader, JsonObject, json, jsonBody, Limit, page } from '../schemas.js';
@@ -126,15 +124,6 @@ const StepParams = z.object({
 const tags = ['Workflows'];
 const security = [{ bearerAuth: [] }];
 
-const services = new WeakMap<Runtime, WorkflowService>();
-export function workflowService(runtime: Runtime, clock: Clock): WorkflowService {
-  let s = services.get(runtime);
-  if (!s) {
-    s = new WorkflowService(runtime.host, runtime.database.pool, clock, runtime.config.nats.prefix);
-    services.set(runtime, s);
-  }
-  return s;
-}
 
 /** `/workflows`: each integration workflow is a `workflow` actor; routes only translate. */
 export function workflowCoordinationRoutes() {
@@ -163,7 +152,7 @@ export function workflowCoordinationRoutes() {
     async (c) => {
       const s = c.get('services');
       const q = c.req.valid('query');
-      const r = await workflowService(s.runtime, s.clock).list(c.get('principal'), q);
+      const r = await s.workflows.list(c.get('principal'), q);
       return c.json({ data: r.data, pagination: { limit: q.limit, nextCursor: r.nextCursor } } as never, 200);
     },
   );
@@ -185,7 +174,7 @@ export function workflowCoordinationRoutes() {
       const { status: _initial, steps, ...rest } = body;
       const out = await idempotentTransition(s.runtime.database.pool, idem, async (messageId) => {
         const id = idem ? derivedId(idem) : crypto.randomUUID();
-        const created = await workflowService(s.runtime, s.clock).create({ principal: c.get('principal'), requestId: c.get('requestId'), messageId }, id, {
+        const created = await s.workflows.create({ principal: c.get('principal'), requestId: c.get('requestId'), messageId }, id, {
           ...rest,
           steps: steps?.map(({ status: _s, ...st }) => st),
         });
@@ -208,7 +197,7 @@ export function workflowCoordinationRoutes() {
     }),
     async (c) => {
       const s = c.get('services');
-      return c.json((await workflowService(s.runtime, s.clock).get(c.get('principal'), c.req.valid('param').id)) as never, 200);
+      return c.json((await s.workflows.get(c.get('principal'), c.req.valid('param').id)) as never, 200);
     },
   );
 
@@ -231,7 +220,7 @@ export function workflowCoordinationRoutes() {
         const id = c.req.valid('param').id;
         const body = c.req.header('content-type') ? c.req.valid('json') : {};
         const idem = idempotencyOf(c, body);
-        const svc = workflowService(s.runtime, s.clock);
+        const svc = s.workflows;
         const out = await idempotentTransition(s.runtime.database.pool, idem, async (messageId) => {
           const cx = { principal: c.get('principal'), requestId: c.get('requestId'), messageId };
           return { status: 200, body: action === 'start' ? await svc.start(cx, id) : await svc.cancel(cx, id, 'reason' in body ? body.reason : undefined) };
@@ -264,7 +253,7 @@ export function workflowCoordinationRoutes() {
         const idem = idempotencyOf(c, body);
         const out = await idempotentTransition(s.runtime.database.pool, idem, async (messageId) => ({
           status: 200,
-          body: await workflowService(s.runtime, s.clock).step({ principal: c.get('principal'), requestId: c.get('requestId'), messageId }, workflowId, stepId, command, body),
+          body: await s.workflows.step({ principal: c.get('principal'), requestId: c.get('requestId'), messageId }, workflowId, stepId, command, body),
         }));
         return reply(c, out);
       },

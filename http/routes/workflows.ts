@@ -1,10 +1,9 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import { SAGA_STATUSES, STEP_STATUSES } from '../../machines/saga.js';
 import { WORKFLOW_TYPES } from '../../machines/saga-definitions.js';
-import { DomainCode, DomainError } from '../../runtime/domain/errors.js';
-import { idempotentTransition } from '../../runtime/domain/idempotency.js';
-import { sagasOf } from '../../runtime/saga/index.js';
-import { OrderRequestShape, orderData } from '../../runtime/saga/order.js';
+import { DomainCode, DomainError } from '../../services/common/errors.js';
+import { idempotentTransition } from '../../services/common/idempotency.js';
+import { OrderRequestShape, orderData } from '../../services/saga/order.js';
 import { router } from '../env.js';
 import { idempotencyOf, reply } from '../idempotency.js';
 import { requireRole } from '../middleware/auth.js';
@@ -121,7 +120,7 @@ export function workflowRoutes() {
       const body = c.req.valid('json');
       const s = c.get('services');
       const out = await idempotentTransition(s.runtime.database.pool, idempotencyOf(c, body), async () => {
-        const r = await sagasOf(s.runtime, s.clock).start('ORDER_FULFILLMENT', orderData(body));
+        const r = await s.sagas.start('ORDER_FULFILLMENT', orderData(body));
         const ctx = r.context;
         const started = Date.parse(ctx.startedAt!);
         return {
@@ -131,7 +130,7 @@ export function workflowRoutes() {
             status: r.created ? 'STARTED' : ctx.status,
             orderId: body.orderId,
             estimatedCompletion: new Date(started + ctx.plan.timeoutMs).toISOString(),
-            currentStep: r.created ? ctx.plan.steps[0]!.name : (await sagasOf(s.runtime, s.clock).status(r.workflowId)).currentStep,
+            currentStep: r.created ? ctx.plan.steps[0]!.name : (await s.sagas.status(r.workflowId)).currentStep,
           },
         };
       });
@@ -152,7 +151,7 @@ export function workflowRoutes() {
     }),
     async (c) => {
       const s = c.get('services');
-      return c.json((await sagasOf(s.runtime, s.clock).status(c.req.valid('param').workflowId)) as never, 200);
+      return c.json((await s.sagas.status(c.req.valid('param').workflowId)) as never, 200);
     },
   );
 
@@ -173,7 +172,7 @@ export function workflowRoutes() {
       const initiatedBy = body.initiatedBy ?? c.get('principal').role.toUpperCase();
       const out = await idempotentTransition(s.runtime.database.pool, idempotencyOf(c, body), async (messageId) => ({
         status: 200,
-        body: await sagasOf(s.runtime, s.clock).cancel(id, { reason: body.reason, initiatedBy }, { messageId }),
+        body: await s.sagas.cancel(id, { reason: body.reason, initiatedBy }, { messageId }),
       }));
       return reply(c, out);
     },
@@ -197,7 +196,7 @@ export function workflowRoutes() {
     async (c) => {
       const s = c.get('services');
       const q = c.req.valid('query');
-      return c.json((await sagasOf(s.runtime, s.clock).active(q.page, q.size)) as never, 200);
+      return c.json((await s.sagas.active(q.page, q.size)) as never, 200);
     },
   );
 
@@ -212,7 +211,7 @@ export function workflowRoutes() {
     }),
     async (c) => {
       const s = c.get('services');
-      return c.json((await sagasOf(s.runtime, s.clock).metrics()) as never, 200);
+      return c.json((await s.sagas.metrics()) as never, 200);
     },
   );
 
@@ -230,7 +229,7 @@ export function workflowRoutes() {
       const s = c.get('services');
       const p = c.get('principal');
       if (p.role !== 'operator') throw new DomainError(DomainCode.Forbidden, 'this route is for operator tokens');
-      return c.json((await sagasOf(s.runtime, s.clock).retryCompensation(c.req.valid('param').workflowId, p.sub)) as never, 200);
+      return c.json((await s.sagas.retryCompensation(c.req.valid('param').workflowId, p.sub)) as never, 200);
     },
   );
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pruneIdempotencyKeys } from '../../runtime/domain/idempotency.js';
+import { pruneIdempotencyKeys } from '../../services/common/idempotency.js';
 import { BASE, harness, type Harness } from './harness.js';
 
 let h: Harness;

@@ -2,6 +2,7 @@ import { ManualClock } from '../../runtime/clock.js';
 import type { Database } from '../../runtime/db.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { createApp } from '../../http/app.js';
+import { createServices } from '../../services/index.js';
 import { signToken, type TokenClaims } from '../../http/auth/jwt.js';
 import { relationshipType } from '../../machines/relationship.js';
 import { freshDatabase } from '../helpers/db.js';
@@ -26,8 +27,10 @@ export async function harness(opts: { timers?: boolean; bodyLimitBytes?: number 
   const database = await freshDatabase();
   const clock = new ManualClock(Date.parse('2026-03-01T00:00:00Z'));
   const runtime = await testRuntime(database, { clock, types: [relationshipType], run: { timers: opts.timers ?? false, relay: false } });
+  const services = createServices({ runtime, log: testLog, clock, run: { sagaIntake: false } });
   await runtime.start();
-  const app = createApp({ runtime, log: testLog, jwtSecret: SECRET, clock, bodyLimitBytes: opts.bodyLimitBytes });
+  await services.start();
+  const app = createApp({ services, log: testLog, jwtSecret: SECRET, bodyLimitBytes: opts.bodyLimitBytes });
   const token: Harness['token'] = (role, tenantId, extra = {}) =>
     signToken({ sub: `${role}-user${tenantId ? `@${tenantId}` : ''}`, role, ...(tenantId ? { tenantId } : {}), exp: Math.floor(clock.now() / 1000) + 30 * 86_400, ...extra }, SECRET);
   const call: Harness['call'] = async (method, path, o = {}) => {
@@ -56,6 +59,7 @@ export async function harness(opts: { timers?: boolean; bodyLimitBytes?: number 
     token,
     call,
     async close() {
+      await services.stop();
       await runtime.stop();
       await database.close();
     },

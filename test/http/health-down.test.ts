@@ -1,6 +1,7 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import { expect, it } from 'vitest';
 import { createApp } from '../../http/app.js';
+import { createServices } from '../../services/index.js';
 import { relationshipType } from '../../machines/relationship.js';
 import { createPool, freePort } from '../../runtime/db.js';
 import { testLog, testRuntime } from '../helpers/runtime.js';
@@ -12,7 +13,7 @@ it('answers 503 with a health document (not a problem) when the database is unre
   const pool = createPool(url, 2);
   const database = { pool, db: new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) }), url, close: async () => pool.end() };
   const runtime = await testRuntime(database, { types: [relationshipType], run: { timers: false, relay: false } });
-  const app = createApp({ runtime, log: testLog, jwtSecret: SECRET });
+  const app = createApp({ services: createServices({ runtime, log: testLog }), log: testLog, jwtSecret: SECRET });
   try {
     for (const path of ['/api/v1/vendor-partner-coordination/health', '/health']) {
       const res = await app.request(path);

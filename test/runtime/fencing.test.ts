@@ -10,7 +10,7 @@ let database: Database;
 let rt: Runtime;
 beforeAll(async () => {
   database = await freshDatabase(6);
-  rt = await testRuntime(database, { run: { timers: false, relay: false, events: false } });
+  rt = await testRuntime(database, { run: { timers: false, relay: false } });
   await rt.start();
 });
 afterAll(async () => {

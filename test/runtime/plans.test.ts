@@ -43,7 +43,7 @@ describe('plans made while the tables are empty', () => {
     const out = new PassThrough();
     const lines: string[] = [];
     out.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
-    const rt = await testRuntime(database, { log: createLogger('info', out), run: { timers: false, relay: false, events: false } });
+    const rt = await testRuntime(database, { log: createLogger('info', out), run: { timers: false, relay: false } });
     await rt.start();
     await rt.stop();
     const warned = lines.map((l) => JSON.parse(l) as { level: number; setting?: string }).filter((l) => l.level === 40 && l.setting === 'autovacuum');

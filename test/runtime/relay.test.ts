@@ -230,9 +230,9 @@ describe('a commit in a process that does not relay its partition', () => {
     const db4 = await freshDatabase();
     // polls 20 s apart: only a wake can get a row out within the test's time
     const env = { PARTITIONS: '4', OUTBOX_POLL_MS: '20000' };
-    const a = await testRuntime(db4, { env, run: { timers: false, events: false } });
+    const a = await testRuntime(db4, { env, run: { timers: false } });
     const poolB = createPool(db4.url, 6);
-    const b = await testRuntime({ ...db4, pool: poolB, close: async () => void (await poolB.end()) }, { env, run: { timers: false, events: false } });
+    const b = await testRuntime({ ...db4, pool: poolB, close: async () => void (await poolB.end()) }, { env, run: { timers: false } });
     const got = new Map<string, number>();
     for (const r of [a, b]) r.bus.subscribe('test.ledger.*', (m) => void got.set(m.subject, Date.now()));
     await a.start();

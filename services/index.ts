@@ -1,0 +1,121 @@
+import pg from 'pg';
+import { systemClock, type Clock } from '../runtime/clock.js';
+import type { Logger } from '../runtime/logger.js';
+import type { Runtime } from '../runtime/runtime.js';
+import { AuditWriter } from './common/audit.js';
+import { pruneIdempotencyKeys } from './common/idempotency.js';
+import { DependencyService } from './coordination/dependencies.js';
+import { CoordinationMonitor } from './coordination/monitor.js';
+import { RelationshipService } from './coordination/relationships.js';
+import { ResourceService } from './coordination/resources.js';
+import { createEventDelivery, type EventDelivery } from './events/index.js';
+import { EventService } from './events/service.js';
+import { ActorInspector } from './operators/inspector.js';
+import { SagaIntake } from './saga/intake.js';
+import { SagaService } from './saga/service.js';
+import { WorkflowService } from './workflows/service.js';
+
+/**
+ * Concord's application layer: every service the HTTP edge and the NATS intake call, built once
+ * over one runtime. The engine (`runtime/`) knows none of them.
+ */
+export interface Services {
+  runtime: Runtime;
+  clock: Clock;
+  log: Logger;
+  relationships: RelationshipService;
+  dependencies: DependencyService;
+  resources: ResourceService;
+  monitor: CoordinationMonitor;
+  actors: ActorInspector;
+  events: EventService;
+  /** The cross-integration delivery worker and its channel (NATS or the in-process bus). */
+  eventDelivery: EventDelivery;
+  workflows: WorkflowService;
+  sagas: SagaService;
+  /** Order events and service replies reaching sagas (NATS consumer or in-process bus). */
+  sagaIntake: SagaIntake;
+  /** Starts the background work that `run` asks for; call after `runtime.start()`. */
+  start(): Promise<void>;
+  /** Stops the background work and closes what the services opened; call before `runtime.stop()`. */
+  stop(): Promise<void>;
+}
+
+export interface ServicesOptions {
+  runtime: Runtime;
+  log: Logger;
+  /** Time for tokens and events (tests drive it); the system clock by default. */
+  clock?: Clock;
+  /** Background work to run; all by default. */
+  run?: { events?: boolean; sagaIntake?: boolean; housekeeping?: boolean };
+}
+
+/** Builds every service over `runtime`; `start()`/`stop()` own their background work. */
+export function createServices(o: ServicesOptions): Services {
+  const { runtime, log } = o;
+  const clock = o.clock ?? systemClock;
+  const run = { events: true, sagaIntake: true, housekeeping: true, ...o.run };
+  const pool = runtime.database.pool;
+  const audit = auditPool(runtime.database.url);
+  const eventDelivery = createEventDelivery({ pool, config: runtime.config, clock, log, bus: runtime.bus, nats: runtime.nats });
+  const sagas = new SagaService(runtime.host, pool, runtime.config, clock);
+  let prune: NodeJS.Timeout | undefined;
+  let started = { events: false, intake: false };
+  const services: Services = {
+    runtime,
+    clock,
+    log,
+    relationships: new RelationshipService(runtime.host, pool, clock, new AuditWriter(audit), log),
+    dependencies: new DependencyService(pool, clock),
+    resources: new ResourceService(pool, clock),
+    monitor: new CoordinationMonitor(runtime, clock),
+    actors: new ActorInspector(runtime),
+    events: new EventService(pool, clock, runtime.config.events, () => eventDelivery.worker.wake()),
+    eventDelivery,
+    workflows: new WorkflowService(runtime.host, pool, clock, runtime.config.nats.prefix),
+    sagas,
+    sagaIntake: new SagaIntake(runtime, sagas, log),
+    async start() {
+      if (run.events) {
+        await eventDelivery.start();
+        started.events = true;
+      }
+      if (run.sagaIntake) {
+        await services.sagaIntake.start();
+        started.intake = true;
+      }
+      if (run.housekeeping) {
+        prune = setInterval(() => {
+          pruneIdempotencyKeys(pool, runtime.config.inboxRetentionHours).catch((err: unknown) => log.warn({ err }, 'pruning idempotency keys failed'));
+        }, 10 * 60_000);
+        prune.unref();
+      }
+    },
+    async stop() {
+      clearInterval(prune);
+      if (started.intake) await services.sagaIntake.stop();
+      if (started.events) await eventDelivery.stop();
+      started = { events: false, intake: false };
+      await audit.end();
+    },
+  };
+  return services;
+}
+
+/**
+ * The records written after an actor's commit go through their own small pool with
+ * asynchronous commit: the actor's journal, committed with the transition, is the durable
+ * record, and reading the audit log completes anything a crash lost (`reconcileActorAudit`),
+ * so these records need not wait for a second WAL flush.
+ */
+function auditPool(url: string): pg.Pool {
+  const p = new pg.Pool({
+    connectionString: url,
+    max: 2,
+    application_name: 'concord-audit',
+    options: '-c synchronous_commit=off',
+    allowExitOnIdle: true,
+  });
+  p.on('error', () => undefined); // an idle client losing its server is replaced on next use
+  return p;
+}

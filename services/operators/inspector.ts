@@ -1,0 +1,148 @@
+import type { AnyStateMachine } from 'xstate';
+import { toDirectedGraph } from 'xstate/graph';
+import type { Runtime } from '../../runtime/runtime.js';
+import { DomainCode, DomainError } from '../common/errors.js';
+import { decodeCursor, encodeCursor, iso } from '../common/sql.js';
+
+/** The actor types operators may inspect (those deployed in this process are resolved per call). */
+export const INSPECTABLE_TYPES = ['relationship', 'workflow', 'saga', 'integration'] as const;
+
+export interface ChartNode {
+  id: string;
+  key: string;
+  type: string;
+  initial: string | null;
+  current: boolean;
+  transitions: Array<{ event: string; target: string; guard: string | null; actions: string[]; reenter: boolean }>;
+  states: ChartNode[];
+}
+
+interface GraphNode {
+  id: string;
+  stateNode: { key: string; type: string; config: { initial?: unknown } };
+  edges: Array<{ label: { text: string }; target: { id: string }; transition: { guard?: { type?: string } | null; actions?: unknown[]; reenter?: boolean } }>;
+  children: GraphNode[];
+}
+
+/** Active state node ids for a state value, e.g. `{ active: 'open' }` -> relationship, relationship.active, relationship.active.open. */
+export function activeIds(machineId: string, value: unknown): Set<string> {
+  const out = new Set([machineId]);
+  const walk = (prefix: string, v: unknown) => {
+    if (typeof v === 'string') out.add(`${prefix}.${v}`);
+    else if (v && typeof v === 'object') {
+      for (const [k, sub] of Object.entries(v)) {
+        out.add(`${prefix}.${k}`);
+        walk(`${prefix}.${k}`, sub);
+      }
+    }
+  };
+  walk(machineId, value);
+  return out;
+}
+
+const chartCache = new WeakMap<AnyStateMachine, GraphNode>();
+
+function actionName(a: unknown): string {
+  if (typeof a === 'string') return a;
+  const t = (a as { type?: unknown } | null)?.type;
+  return typeof t === 'string' ? t : 'inline';
+}
+
+/** The statechart's states and transitions as JSON, with the current state marked. */
+export function chartOf(machine: AnyStateMachine, value: unknown): ChartNode {
+  let graph = chartCache.get(machine);
+  if (!graph) {
+    graph = toDirectedGraph(machine) as unknown as GraphNode;
+    chartCache.set(machine, graph);
+  }
+  const active = activeIds(machine.id, value);
+  const map = (n: GraphNode): ChartNode => ({
+    id: n.id,
+    key: n.stateNode.key,
+    type: n.stateNode.type,
+    initial: typeof n.stateNode.config.initial === 'string' ? n.stateNode.config.initial : null,
+    current: active.has(n.id),
+    transitions: n.edges.map((e) => ({
+      event: e.label.text,
+      target: e.target.id,
+      guard: e.transition.guard?.type ?? null,
+      actions: (e.transition.actions ?? []).map(actionName),
+      reenter: Boolean(e.transition.reenter),
+    })),
+    states: n.children.map(map),
+  });
+  return map(graph);
+}
+
+/** Operator inspection of any actor: snapshot, journal, chart and search over the indexed columns. */
+export class ActorInspector {
+  constructor(private readonly runtime: Runtime) {}
+
+  #assertType(type: string): void {
+    if (!this.runtime.host.registry.has(type)) {
+      throw new DomainError(DomainCode.NotFound, `actor type '${type}' is not deployed`, { type, deployed: this.runtime.host.registry.types() });
+    }
+  }
+
+  async view(type: string, id: string) {
+    this.#assertType(type);
+    const v = await this.runtime.host.get({ type, id });
+    return { ...v, type, id };
+  }
+
+  async history(type: string, id: string, afterVersion: number, limit: number) {
+    this.#assertType(type);
+    await this.runtime.host.get({ type, id }); // not-found for an unknown actor, not an empty page
+    const entries = await this.runtime.host.history({ type, id }, { afterVersion, limit: limit + 1 });
+    const page = entries.slice(0, limit);
+    return { data: page, nextAfterVersion: entries.length > limit ? (page[page.length - 1]?.version ?? null) : null };
+  }
+
+  async chart(type: string, id: string) {
+    this.#assertType(type);
+    const v = await this.runtime.host.get({ type, id });
+    const def = this.runtime.host.registry.get(type);
+    return { type, id, machineId: def.machine.id, machineVersion: def.version, value: v.value, status: v.status, chart: chartOf(def.machine, v.value) };
+  }
+
+  async search(q: { type?: string; status?: string; tenant?: string; limit: number; cursor?: string }) {
+    const params: unknown[] = [];
+    const where: string[] = [];
+    const add = (sql: string, v: unknown) => {
+      params.push(v);
+      where.push(sql.replace('?', `$${params.length}`));
+    };
+    if (q.type) add('type = ?', q.type);
+    if (q.status) add('status = ?', q.status);
+    if (q.tenant) add('tenant = ?', q.tenant);
+    const cur = decodeCursor(q.cursor);
+    if (q.cursor && !cur) throw new DomainError(DomainCode.ValidationFailed, 'invalid cursor', { issues: [{ path: ['cursor'], message: 'invalid cursor' }] });
+    if (cur) {
+      params.push(cur.at, cur.id);
+      where.push(`(updated_at, type || '/' || id) < ($${params.length - 1}::timestamptz, $${params.length})`);
+    }
+    params.push(q.limit + 1);
+    const { rows } = await this.runtime.database.pool.query(
+      `SELECT type, id, tenant, version, machine_version, state_value, status, attrs, created_at, updated_at FROM actors
+       ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY updated_at DESC, type || '/' || id DESC LIMIT $${params.length}`,
+      params,
+    );
+    const page = rows.slice(0, q.limit);
+    const last = page[page.length - 1];
+    return {
+      data: page.map((r) => ({
+        type: r.type as string,
+        id: r.id as string,
+        tenant: r.tenant as string | null,
+        version: Number(r.version),
+        machineVersion: r.machine_version as number,
+        value: r.state_value as unknown,
+        status: r.status as string,
+        attrs: r.attrs as Record<string, unknown>,
+        createdAt: iso(r.created_at)!,
+        updatedAt: iso(r.updated_at)!,
+      })),
+      nextCursor: rows.length > q.limit && last ? encodeCursor(last.updated_at, `${last.type}/${last.id}`) : null,
+    };
+  }
+}

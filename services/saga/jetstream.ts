@@ -1,0 +1,83 @@
+import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import type { Logger } from '../../runtime/logger.js';
+
+/**
+ * A durable pull consumer whose handler is idempotent, so order and redelivery do not matter:
+ * messages are handled concurrently (up to `concurrency`), acked after the handler resolved,
+ * nak'ed with a delay when it threw. Several processes may share one durable.
+ */
+export class IdempotentConsumer {
+  #messages: ConsumerMessages | undefined;
+  #loop: Promise<void> = Promise.resolve();
+  #stopped = false;
+  readonly #running = new Set<Promise<void>>();
+
+  constructor(
+    private readonly o: {
+      js: JetStreamClient;
+      jsm: JetStreamManager;
+      stream: string;
+      durable: string;
+      filter: string;
+      log: Logger;
+      concurrency?: number;
+      ackWaitMs?: number;
+      handle(msg: JsMsg): Promise<void>;
+    },
+  ) {}
+
+  async start(): Promise<void> {
+    const { jsm, stream, durable, filter } = this.o;
+    const config = { durable_name: durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, filter_subject: filter, ack_wait: (this.o.ackWaitMs ?? 30_000) * 1_000_000, max_ack_pending: 1_000 };
+    try {
+      await jsm.consumers.info(stream, durable);
+    } catch (err) {
+      if (!(err instanceof JetStreamApiError) || err.status !== 404) throw err;
+      await jsm.consumers.add(stream, config).catch(async (addErr) => {
+        await jsm.consumers.info(stream, durable).catch(() => {
+          throw addErr; // not a race with another process: a real failure
+        });
+      });
+    }
+    this.#stopped = false;
+    this.#loop = this.#run();
+  }
+
+  async #run(): Promise<void> {
+    const limit = this.o.concurrency ?? 32;
+    while (!this.#stopped) {
+      try {
+        const consumer = await this.o.js.consumers.get(this.o.stream, this.o.durable);
+        const messages = await consumer.consume({ max_messages: limit * 2, expires: 5_000 });
+        this.#messages = messages;
+        for await (const m of messages) {
+          const p = this.#one(m);
+          this.#running.add(p);
+          void p.finally(() => this.#running.delete(p));
+          while (this.#running.size >= limit) await Promise.race(this.#running);
+        }
+      } catch (err) {
+        if (this.#stopped) break;
+        this.o.log.warn({ err, consumer: this.o.durable }, 'consumer loop failed; restarting');
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  async #one(m: JsMsg): Promise<void> {
+    try {
+      await this.o.handle(m);
+      m.ack();
+    } catch (err) {
+      this.o.log.warn({ err, subject: m.subject, consumer: this.o.durable }, 'handler failed; redelivering');
+      m.nak(Math.min(30_000, 250 * 2 ** Math.min(7, m.info.deliveryCount)));
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    await this.#messages?.close().catch(() => undefined);
+    await this.#loop;
+    await Promise.allSettled([...this.#running]);
+  }
+}

@@ -1,0 +1,55 @@
+import { createHash } from 'node:crypto';
+import { parseDuration, planSaga, type PlanOverrides, type SagaPlan } from '../../machines/saga.js';
+import { SAGA_DEFINITIONS, type SagaDefinition, type WorkflowType } from '../../machines/saga-definitions.js';
+import type { Config } from '../../runtime/config.js';
+
+/** Where commands, service events and Concord's own events go, from the configuration. */
+export interface SagaSubjects {
+  /** `<services>.<service>.<command>`; service events on `<services>.events.<Name>`. */
+  services: string;
+  /** Concord's events: `<events>.<Name>` (`concord.events` by default). */
+  events: string;
+}
+
+export function sagaSubjects(config: Config): SagaSubjects {
+  return { services: config.saga.servicePrefix, events: `${config.nats.prefix}.events` };
+}
+
+/** The configured overrides of the definitions' timeouts and retry policies. */
+export function planOverrides(config: Config): PlanOverrides {
+  const s = config.saga;
+  const d = (v: string | undefined) => (v === undefined ? undefined : parseDuration(v));
+  const retry = {
+    ...(s.retryMaxAttempts !== undefined ? { maxAttempts: s.retryMaxAttempts } : {}),
+    ...(s.retryInitialInterval !== undefined ? { initialMs: d(s.retryInitialInterval) } : {}),
+    ...(s.retryMultiplier !== undefined ? { multiplier: s.retryMultiplier } : {}),
+    ...(s.retryMaxInterval !== undefined ? { maxMs: d(s.retryMaxInterval) } : {}),
+  };
+  const compensation = {
+    ...(s.compensationTimeout !== undefined ? { timeoutMs: d(s.compensationTimeout) } : {}),
+    ...(s.compensationMaxRetries !== undefined ? { maxRetries: s.compensationMaxRetries } : {}),
+  };
+  return {
+    ...(s.orderTimeout !== undefined ? { sagaTimeoutMs: d(s.orderTimeout) } : {}),
+    stepTimeoutsMs: Object.fromEntries(Object.entries(s.stepTimeouts).map(([k, v]) => [k, parseDuration(v)])),
+    retry,
+    compensation,
+  } as PlanOverrides;
+}
+
+export function planFor(config: Config, type: WorkflowType): SagaPlan {
+  return planSaga(definitionOf(type), sagaSubjects(config), planOverrides(config));
+}
+
+export function definitionOf(type: WorkflowType): SagaDefinition {
+  return SAGA_DEFINITIONS[type];
+}
+
+/**
+ * The workflow id of a saga type for one correlation id (an orderId): a UUID derived from both,
+ * so a repeated start, from HTTP or from an OrderCreatedEvent, lands on the same actor.
+ */
+export function workflowIdFor(type: WorkflowType, correlationId: string): string {
+  const h = createHash('sha256').update(`concord.saga\n${type}\n${correlationId}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}

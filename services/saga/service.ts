@@ -1,0 +1,288 @@
+import type pg from 'pg';
+import {
+  ACTIVE_SAGA_STATUSES,
+  RUNNING_SAGA_STATUSES,
+  compensationNames,
+  currentStepName,
+  formatDuration,
+  type SagaContext,
+  type SagaStatus,
+} from '../../machines/saga.js';
+import { WORKFLOW_TYPES, type WorkflowType } from '../../machines/saga-definitions.js';
+import type { ActorHost } from '../../runtime/actor-host.js';
+import type { Clock } from '../../runtime/clock.js';
+import type { Config } from '../../runtime/config.js';
+import { DomainCode, DomainError } from '../common/errors.js';
+import { ConcordError, ErrorCode, isConcordError, isRejected } from '../../runtime/errors.js';
+import { definitionOf, planFor, workflowIdFor } from './plan.js';
+
+export const SAGA_ACTOR = 'saga';
+
+export interface StartResult {
+  workflowId: string;
+  /** False when the saga for this correlation id existed already. */
+  created: boolean;
+  context: SagaContext;
+}
+
+export interface WorkflowStatusView {
+  workflowId: string;
+  type: WorkflowType;
+  status: SagaStatus;
+  currentStep: string | null;
+  steps: Array<Record<string, unknown>>;
+  metadata: Record<string, unknown>;
+  startedAt: string | null;
+  completedAt: string | null;
+  compensationSteps: string[];
+  error: { failedStep: string | null; code: string; message: string; details: Record<string, unknown> } | null;
+  cancellation: { reason: string; initiatedBy: string; at: string } | null;
+}
+
+export interface WorkflowMetrics {
+  activeWorkflows: number;
+  completedToday: number;
+  failedToday: number;
+  averageCompletionTime: string | null;
+  successRate: number;
+  workflowsByType: Record<WorkflowType, number>;
+}
+
+export interface SagaHealth {
+  status: 'up' | 'degraded';
+  active: number;
+  stuck: number;
+  stuckAfterMinutes: number;
+  degradedAbove: number;
+}
+
+const FAILED_STATUSES: SagaStatus[] = ['FAILED', 'COMPENSATION_FAILED'];
+
+const notFound = (id: string) => new DomainError(DomainCode.NotFound, `workflow ${id} not found`, { id });
+
+/**
+ * Sagas as the API and the intake see them: start (once per correlation id), status, cancel,
+ * the active list and the metrics. Every saga is a `saga` actor; the lists and counts read its
+ * indexed columns (status, attrs), never the snapshots of finished sagas.
+ */
+export class SagaService {
+  constructor(
+    private readonly host: ActorHost,
+    private readonly pool: pg.Pool,
+    private readonly config: Config,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Starts a saga of `type` for `data` (its correlation field is required), or finds the one that exists. */
+  async start(type: WorkflowType, data: Record<string, unknown>, opts: { messageId?: string } = {}): Promise<StartResult> {
+    const def = definitionOf(type);
+    const correlationId = data[def.correlationField];
+    if (typeof correlationId !== 'string' || correlationId === '') {
+      throw new DomainError(DomainCode.ValidationFailed, `a ${type} saga needs a string '${def.correlationField}'`, {
+        issues: [{ path: [def.correlationField], message: 'required' }],
+      });
+    }
+    const workflowId = workflowIdFor(type, correlationId);
+    const ref = { type: SAGA_ACTOR, id: workflowId };
+    const metadata = Object.fromEntries(def.metadataFields.filter((k) => data[k] !== undefined).map((k) => [k, data[k]]));
+    const event = {
+      type: 'saga.start',
+      at: new Date(this.clock.now()).toISOString(),
+      workflowType: type,
+      correlationId,
+      data,
+      metadata,
+      plan: planFor(this.config, type),
+    };
+    try {
+      const r = await this.host.send(ref, event, { messageId: opts.messageId ?? `saga.start:${workflowId}` });
+      if (!r.duplicate && r.context) return { workflowId, created: true, context: r.context as unknown as SagaContext };
+    } catch (err) {
+      if (!isRejected(err)) throw err; // it exists and is past `new`: a repeated start
+    }
+    return { workflowId, created: false, context: await this.context(workflowId) };
+  }
+
+  /** The saga's context, or 404. */
+  async context(workflowId: string): Promise<SagaContext> {
+    try {
+      const view = await this.host.get({ type: SAGA_ACTOR, id: workflowId });
+      const ctx = view.context as unknown as SagaContext;
+      if (ctx.status === 'NEW') throw notFound(workflowId);
+      return ctx;
+    } catch (err) {
+      if (isConcordError(err, ErrorCode.ActorNotFound)) throw notFound(workflowId);
+      throw err;
+    }
+  }
+
+  async status(workflowId: string): Promise<WorkflowStatusView> {
+    return statusView(await this.context(workflowId));
+  }
+
+  /**
+   * Cancels a running saga: CANCELLING with the compensations that will run, in order. A saga
+   * that is no longer running (finished, or already compensating) answers 409.
+   */
+  async cancel(workflowId: string, body: { reason: string; initiatedBy: string }, opts: { messageId?: string } = {}): Promise<{ workflowId: string; status: SagaStatus; compensationSteps: string[] }> {
+    const before = await this.context(workflowId);
+    const at = new Date(this.clock.now()).toISOString();
+    try {
+      const r = await this.host.send({ type: SAGA_ACTOR, id: workflowId }, { type: 'saga.cancel', at, reason: body.reason, initiatedBy: body.initiatedBy }, opts);
+      const ctx = r.context ? (r.context as unknown as SagaContext) : await this.context(workflowId);
+      return { workflowId, status: ctx.status as SagaStatus, compensationSteps: compensationNames(ctx) };
+    } catch (err) {
+      if (!isRejected(err)) throw err;
+      const now = await this.context(workflowId).catch(() => before);
+      throw new ConcordError(ErrorCode.EventRejected, `workflow ${workflowId} is ${now.status}: only an IN_PROGRESS workflow can be cancelled`, {
+        currentStatus: now.status,
+      });
+    }
+  }
+
+  /** Operator action: a saga in COMPENSATION_FAILED tries its failed compensation again. */
+  async retryCompensation(workflowId: string, by: string): Promise<WorkflowStatusView> {
+    await this.context(workflowId);
+    const at = new Date(this.clock.now()).toISOString();
+    try {
+      await this.host.send({ type: SAGA_ACTOR, id: workflowId }, { type: 'saga.retryCompensation', at, by });
+    } catch (err) {
+      if (!isRejected(err)) throw err;
+      const now = await this.context(workflowId);
+      throw new ConcordError(ErrorCode.EventRejected, `workflow ${workflowId} is ${now.status}: only COMPENSATION_FAILED can be retried`, { currentStatus: now.status });
+    }
+    return this.status(workflowId);
+  }
+
+  /** Workflows not finished (IN_PROGRESS, COMPENSATING, CANCELLING, COMPENSATION_FAILED), newest first. */
+  async active(page: number, size: number) {
+    const statuses = [...ACTIVE_SAGA_STATUSES];
+    const [rows, count] = await Promise.all([
+      this.pool.query<{ id: string; status: string; wt: string; metadata: Record<string, unknown> | null; started_at: string | null; created_at: Date }>(
+        `SELECT id, status, attrs->>'workflowType' AS wt, snapshot->'context'->'metadata' AS metadata, attrs->>'startedAt' AS started_at, created_at
+           FROM actors WHERE type = $1 AND status = ANY($2::text[])
+          ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4`,
+        [SAGA_ACTOR, statuses, size, page * size],
+      ),
+      this.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM actors WHERE type = $1 AND status = ANY($2::text[])`, [SAGA_ACTOR, statuses]),
+    ]);
+    const total = count.rows[0]!.n;
+    return {
+      content: rows.rows.map((r) => ({
+        workflowId: r.id,
+        type: r.wt,
+        status: r.status,
+        startedAt: r.started_at ?? r.created_at.toISOString(),
+        metadata: r.metadata ?? {},
+      })),
+      totalElements: total,
+      totalPages: Math.ceil(total / size),
+      number: page,
+      size,
+    };
+  }
+
+  /** The spec's metrics: "today" is the current UTC day by the runtime clock. */
+  async metrics(): Promise<WorkflowMetrics> {
+    const now = this.clock.now();
+    const today = new Date(now);
+    today.setUTCHours(0, 0, 0, 0);
+    const since = today.toISOString();
+    const [byType, day] = await Promise.all([
+      this.pool.query<{ t: string | null; n: number }>(
+        `SELECT attrs->>'workflowType' AS t, count(*)::int AS n FROM actors WHERE type = $1 AND status = ANY($2::text[]) GROUP BY 1`,
+        [SAGA_ACTOR, [...ACTIVE_SAGA_STATUSES]],
+      ),
+      this.pool.query<{ completed: number; failed: number; avg_ms: number | null }>(
+        `SELECT count(*) FILTER (WHERE status = 'COMPLETED' AND attrs->>'completedAt' >= $3)::int AS completed,
+                count(*) FILTER (WHERE status = ANY($2::text[]) AND attrs->>'failedAt' >= $3 AND attrs->>'cancelledAt' IS NULL)::int AS failed,
+                avg((attrs->>'durationMs')::float8) FILTER (WHERE status = 'COMPLETED' AND attrs->>'completedAt' >= $3) AS avg_ms
+           FROM actors
+          WHERE type = $1 AND status IN ('COMPLETED', 'FAILED', 'COMPENSATION_FAILED') AND updated_at >= $4`,
+        [SAGA_ACTOR, FAILED_STATUSES, since, today],
+      ),
+    ]);
+    const workflowsByType = Object.fromEntries(WORKFLOW_TYPES.map((t) => [t, 0])) as Record<WorkflowType, number>;
+    let active = 0;
+    for (const r of byType.rows) {
+      active += r.n;
+      if (r.t && r.t in workflowsByType) workflowsByType[r.t as WorkflowType] += r.n;
+    }
+    const { completed, failed, avg_ms } = day.rows[0]!;
+    const finished = completed + failed;
+    return {
+      activeWorkflows: active,
+      completedToday: completed,
+      failedToday: failed,
+      averageCompletionTime: avg_ms === null ? null : formatDuration(avg_ms),
+      successRate: finished === 0 ? 100 : Math.round((completed / finished) * 1000) / 10,
+      workflowsByType,
+    };
+  }
+
+  /** Sagas still moving (IN_PROGRESS, COMPENSATING, CANCELLING) that started longer ago than the threshold. */
+  async stuck(): Promise<number> {
+    const cutoff = new Date(this.clock.now() - this.config.saga.stuckAfterMs);
+    const { rows } = await this.pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM actors WHERE type = $1 AND status = ANY($2::text[]) AND created_at < $3`,
+      [SAGA_ACTOR, [...RUNNING_SAGA_STATUSES], cutoff],
+    );
+    return rows[0]!.n;
+  }
+
+  /** Degraded when more than SAGA_STUCK_DEGRADED_ABOVE sagas are stuck (the spec's health indicator). */
+  async health(): Promise<SagaHealth> {
+    const [stuck, active] = await Promise.all([
+      this.stuck(),
+      this.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM actors WHERE type = $1 AND status = 'IN_PROGRESS'`, [SAGA_ACTOR]),
+    ]);
+    const s = this.config.saga;
+    return {
+      status: stuck > s.stuckDegradedAbove ? 'degraded' : 'up',
+      active: active.rows[0]!.n,
+      stuck,
+      stuckAfterMinutes: s.stuckAfterMs / 60_000,
+      degradedAbove: s.stuckDegradedAbove,
+    };
+  }
+}
+
+/** The spec's status document, plus attempts, results and errors where there are some. */
+export function statusView(ctx: SagaContext): WorkflowStatusView {
+  const compensationOf = (i: number) => ctx.plan.steps[i]?.compensation;
+  return {
+    workflowId: ctx.workflowId,
+    type: ctx.workflowType!,
+    status: ctx.status as SagaStatus,
+    currentStep: currentStepName(ctx),
+    steps: ctx.steps.map((s, i) => {
+      const comp = compensationOf(i);
+      return {
+        name: s.name,
+        status: s.status,
+        ...(s.startedAt ? { startedAt: s.startedAt } : {}),
+        ...(s.completedAt ? { completedAt: s.completedAt } : {}),
+        ...(s.attempt > 0 ? { attempts: s.attempt } : {}),
+        ...(s.result ? { result: s.result } : {}),
+        ...(s.error ? { error: s.error } : {}),
+        ...(comp && s.compensation
+          ? {
+              compensation: {
+                name: comp.name,
+                status: s.compensation.status,
+                attempts: s.compensation.attempt,
+                ...(s.compensation.startedAt ? { startedAt: s.compensation.startedAt } : {}),
+                ...(s.compensation.completedAt ? { completedAt: s.compensation.completedAt } : {}),
+              },
+            }
+          : {}),
+      };
+    }),
+    metadata: ctx.metadata,
+    startedAt: ctx.startedAt,
+    completedAt: ctx.completedAt,
+    compensationSteps: ctx.status === 'COMPLETED' ? [] : compensationNames(ctx),
+    error: ctx.failure ? { failedStep: ctx.failure.step, ...ctx.failure.error } : null,
+    cancellation: ctx.cancel,
+  };
+}
