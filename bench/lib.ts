@@ -2,7 +2,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import pg from 'pg';
 import { createLogger } from '../runtime/logger.js';
-import { startEmbeddedPostgres } from '../runtime/db.js';
+import { startEmbeddedPostgres } from '../runtime/embedded-postgres.js';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -29,7 +29,7 @@ export async function benchDatabase(name: string): Promise<{ url: string; stop: 
   let admin = process.env.DATABASE_URL;
   let stopEmbedded = async () => undefined as void;
   if (!admin) {
-    const server = await startEmbeddedPostgres(path.join(os.tmpdir(), 'concord-bench-data'), 0, benchLog);
+    const server = await startEmbeddedPostgres({ dataDir: path.join(os.tmpdir(), 'concord-bench-data'), port: 0, log: benchLog });
     admin = server.url;
     stopEmbedded = server.stop;
   }

