@@ -17,7 +17,7 @@ describe('README', () => {
   });
 
   it('documents every table the migrations create', () => {
-    const dir = new URL('../migrations', import.meta.url);
+    const dir = new URL('../migrations/', import.meta.url);
     const sql = readdirSync(dir)
       .filter((f) => f.endsWith('.sql'))
       .map((f) => readFileSync(new URL(f, dir), 'utf8'))
