@@ -1,6 +1,6 @@
-import { createRoute, z } from '@hono/zod-openapi';
+import { z } from '@hono/zod-openapi';
 import { listDeadLetters, replayDeadLetter } from '../../runtime/dead-letters.js';
-import { router } from '../env.js';
+import { router, routes } from '../env.js';
 import { requireRole } from '../middleware/auth.js';
 import { errors, Filter, json, Limit } from '../schemas.js';
 
@@ -22,8 +22,7 @@ const DeadLetter = z
   })
   .openapi('DeadLetter');
 
-const tags = ['Operators'];
-const security = [{ bearerAuth: [] }];
+const route = routes('Operators');
 
 /** `/api/v1/dead-letters`: list what could not be applied or delivered, and replay it (operators only). */
 export function deadLetterRoutes() {
@@ -31,11 +30,9 @@ export function deadLetterRoutes() {
   app.use('*', requireRole('operator'));
 
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/',
-      tags,
-      security,
       summary: 'Dead letters, oldest first (open ones unless includeReplayed=true)',
       request: {
         query: z.object({
@@ -69,11 +66,9 @@ export function deadLetterRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'post',
       path: '/{id}/replay',
-      tags,
-      security,
       summary: 'Replay a dead letter through the outbox (with its original message id, so nothing is applied twice)',
       request: { params: z.object({ id: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).openapi({ param: { name: 'id', in: 'path' } }) }) },
       responses: { 200: json(DeadLetter, 'The dead letter, marked replayed'), ...errors },

@@ -1,8 +1,8 @@
-import { createRoute, z } from '@hono/zod-openapi';
+import { z } from '@hono/zod-openapi';
 import { DEPENDENCY_TYPES, INTEGRATION_STATUSES } from '../../services/coordination/dependencies.js';
 import { idempotentTransaction } from '../../services/common/idempotency.js';
 import { transaction } from '../../services/common/sql.js';
-import { router } from '../env.js';
+import { router, routes } from '../env.js';
 import { requireRole } from '../middleware/auth.js';
 import { idempotencyOf, reply } from '../idempotency.js';
 import { conflict, errors, IdempotencyKeyHeader, json, jsonBody } from '../schemas.js';
@@ -54,19 +54,16 @@ const Analysis = z
   .openapi('DependencyAnalysis');
 
 const IntegrationParam = z.object({ integrationId: z.string().openapi({ param: { name: 'integrationId', in: 'path' }, example: 'integration-a' }) });
-const tags = ['Integration dependencies'];
-const security = [{ bearerAuth: [] }];
+const route = routes('Integration dependencies');
 
 /** The dependency graph: readable by every role; writes are platform functions (operator, service). */
 export function dependencyRoutes() {
   const app = router();
   const list = (which: 'dependencies' | 'dependents', summary: string) =>
     app.openapi(
-      createRoute({
+      route({
         method: 'get',
         path: `/integrations/{integrationId}/${which}`,
-        tags,
-        security,
         summary,
         request: { params: IntegrationParam },
         responses: { 200: json(z.object({ integrationId: z.string(), data: z.array(Dependency) }), summary), ...errors },
@@ -81,11 +78,9 @@ export function dependencyRoutes() {
   list('dependents', 'What depends on this integration (direct edges)');
 
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/integrations/{integrationId}/analyze',
-      tags,
-      security,
       summary: 'Transitive requirements, cycles, conflicts, missing or inactive requirements, risk level, recommendations and impact set',
       request: { params: IntegrationParam },
       responses: { 200: json(Analysis, 'The analysis'), ...errors },
@@ -95,11 +90,9 @@ export function dependencyRoutes() {
 
   app.use('/integrations/:integrationId/status', requireRole('operator', 'service'));
   app.openapi(
-    createRoute({
+    route({
       method: 'put',
       path: '/integrations/{integrationId}/status',
-      tags,
-      security,
       summary: 'Report an integration\'s operational status (used by analyze when no integration actor exists)',
       request: { params: IntegrationParam, body: jsonBody(z.strictObject({ status: z.enum(INTEGRATION_STATUSES) }).openapi('IntegrationStatusReport')) },
       responses: { 200: json(z.object({ integrationId: z.string(), status: z.enum(INTEGRATION_STATUSES), updatedAt: z.string(), updatedBy: z.string() }), 'Recorded'), ...errors },
@@ -116,11 +109,9 @@ export function dependencyRoutes() {
   app.use('/dependencies', requireRole('operator', 'service'));
   app.use('/dependencies/*', requireRole('operator', 'service'));
   app.openapi(
-    createRoute({
+    route({
       method: 'post',
       path: '/dependencies',
-      tags,
-      security,
       summary: 'Create a dependency (operator, service); an edge that closes a REQUIRES/DEPENDS_ON_DATA cycle is 409 with the cycle',
       request: { headers: IdempotencyKeyHeader, body: jsonBody(CreateDependency) },
       responses: { 201: json(Dependency, 'Created'), ...errors, ...conflict },
@@ -138,11 +129,9 @@ export function dependencyRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'delete',
       path: '/dependencies/{id}',
-      tags,
-      security,
       summary: 'Delete a dependency (operator, service)',
       request: { params: z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' } }) }) },
       responses: { 200: json(Dependency, 'The deleted dependency'), ...errors },

@@ -1,9 +1,9 @@
-import { createRoute, z } from '@hono/zod-openapi';
+import { z } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
 import { idempotentTransaction } from '../../services/common/idempotency.js';
 import type { Queryable } from '../../services/common/sql.js';
 import { DELIVERY_STATUSES, EVENT_PRIORITIES, EVENT_STATUSES } from '../../services/events/model.js';
-import { router, type Env } from '../env.js';
+import { router, routes, type Env } from '../env.js';
 import { requireRole } from '../middleware/auth.js';
 import { idempotencyOf, reply } from '../idempotency.js';
 import { Cursor, errors, Filter, IdempotencyKeyHeader, JsonObject, json, jsonBody, Limit, page, Timestamp } from '../schemas.js';
@@ -96,8 +96,7 @@ const PutEndpoint = z
 
 const IdParam = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' } }) });
 const IntegrationParam = z.object({ integrationId: IntegrationId.openapi({ param: { name: 'integrationId', in: 'path' }, example: 'integration-b' }) });
-const tags = ['Cross-integration events'];
-const security = [{ bearerAuth: [] }];
+const route = routes('Cross-integration events');
 
 
 /**
@@ -113,11 +112,9 @@ export function eventRoutes() {
   app.use('/integrations/:integrationId/endpoint', platform);
 
   app.openapi(
-    createRoute({
+    route({
       method: 'post',
       path: '/events',
-      tags,
-      security,
       summary: 'Publish a cross-integration event (202: accepted with its deliveries; delivered asynchronously, in order per source and target)',
       request: { headers: IdempotencyKeyHeader, body: jsonBody(PublishEvent) },
       responses: { 202: json(CrossIntegrationEvent, 'Accepted'), ...errors },
@@ -137,11 +134,9 @@ export function eventRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/events',
-      tags,
-      security,
       summary: 'List events, newest first (operator, service)',
       request: {
         query: z.object({
@@ -169,11 +164,9 @@ export function eventRoutes() {
 
   // registered before /events/{id} so the static segment wins
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/events/dead-letters',
-      tags,
-      security,
       summary: 'Dead-lettered deliveries, oldest first (the dead-letter queue)',
       request: { query: z.object({ targetIntegrationId: Filter.optional(), sourceIntegrationId: Filter.optional(), limit: Limit, cursor: Cursor }) },
       responses: {
@@ -190,11 +183,9 @@ export function eventRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'post',
       path: '/events/dead-letters/republish',
-      tags,
-      security,
       summary: "Requeue every dead delivery to a target (optionally from one source), in their original order",
       request: {
         headers: IdempotencyKeyHeader,
@@ -216,11 +207,9 @@ export function eventRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/events/{id}',
-      tags,
-      security,
       summary: 'An event with its per-target deliveries',
       request: { params: IdParam },
       responses: { 200: json(CrossIntegrationEvent, 'The event'), ...errors },
@@ -232,11 +221,9 @@ export function eventRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'post',
       path: '/events/{id}/republish',
-      tags,
-      security,
       summary: 'Deliver again: every target, or with onlyFailed the failed and dead ones',
       request: { params: IdParam, headers: IdempotencyKeyHeader, body: jsonBody(Republish, false) },
       responses: { 202: json(CrossIntegrationEvent, 'Requeued'), ...errors },
@@ -255,11 +242,9 @@ export function eventRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'put',
       path: '/integrations/{integrationId}/endpoint',
-      tags,
-      security,
       summary: "Register the integration's webhook endpoint (answers with its signing secret)",
       request: { params: IntegrationParam, body: jsonBody(PutEndpoint) },
       responses: { 200: json(Endpoint, 'Updated'), 201: json(Endpoint, 'Registered'), ...errors },
@@ -272,11 +257,9 @@ export function eventRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/integrations/{integrationId}/endpoint',
-      tags,
-      security,
       summary: "The integration's webhook endpoint and secret (operator, service)",
       request: { params: IntegrationParam },
       responses: { 200: json(Endpoint, 'The endpoint'), ...errors },

@@ -1,9 +1,9 @@
-import { createRoute, z } from '@hono/zod-openapi';
+import { z } from '@hono/zod-openapi';
 import { DomainCode, DomainError } from '../../services/common/errors.js';
 import { idempotentTransaction } from '../../services/common/idempotency.js';
 import { ACCESS_LEVELS, OWNER_TYPES, RESOURCE_TYPES } from '../../services/coordination/resources.js';
 import { transaction } from '../../services/common/sql.js';
-import { router } from '../env.js';
+import { router, routes } from '../env.js';
 import { idempotencyOf, reply } from '../idempotency.js';
 import { conflict, Cursor, errors, Filter, IdempotencyKeyHeader, JsonObject, json, jsonBody, Limit, page, Timestamp } from '../schemas.js';
 
@@ -96,19 +96,16 @@ const Access = z
 
 const IdParam = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' } }) });
 const ResourceParam = z.object({ resourceId: z.string().openapi({ param: { name: 'resourceId', in: 'path' } }) });
-const tags = ['Shared resources'];
-const security = [{ bearerAuth: [] }];
+const route = routes('Shared resources');
 
 /** Shared resources and access grants: owned by the caller's tenant; others' answer 404. */
 export function resourceRoutes() {
   const app = router();
 
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/resources',
-      tags,
-      security,
       summary: 'List the resources the caller owns or was granted (operators: all)',
       request: {
         query: z.object({
@@ -130,11 +127,9 @@ export function resourceRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'post',
       path: '/resources',
-      tags,
-      security,
       summary: 'Create a shared resource owned by the caller (operators name ownerId and ownerType)',
       request: { headers: IdempotencyKeyHeader, body: jsonBody(CreateResource) },
       responses: { 201: json(Resource, 'Created'), ...errors },
@@ -153,11 +148,9 @@ export function resourceRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/resources/{id}',
-      tags,
-      security,
       summary: 'Get a resource with the grants the caller may see',
       request: { params: IdParam },
       responses: { 200: json(Resource, 'The resource'), ...errors },
@@ -166,11 +159,9 @@ export function resourceRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'post',
       path: '/resources/{resourceId}/grants',
-      tags,
-      security,
       summary: 'Grant access (the owner or an admin grantee; never above the granter\'s level)',
       request: { params: ResourceParam, headers: IdempotencyKeyHeader, body: jsonBody(CreateGrant) },
       responses: { 201: json(Grant, 'Granted'), ...errors, ...conflict },
@@ -193,11 +184,9 @@ export function resourceRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'post',
       path: '/resources/{resourceId}/deactivate',
-      tags,
-      security,
       summary: 'Deactivate a resource: its grants stop working',
       request: { params: ResourceParam, headers: IdempotencyKeyHeader },
       responses: { 200: json(Resource, 'Deactivated'), ...errors, ...conflict },
@@ -214,11 +203,9 @@ export function resourceRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/resources/{resourceId}/access',
-      tags,
-      security,
       summary: 'May a party do read/write/admin on this resource now? (defaults to the caller)',
       request: {
         params: ResourceParam,
@@ -230,11 +217,9 @@ export function resourceRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'delete',
       path: '/grants/{grantId}',
-      tags,
-      security,
       summary: 'Revoke a grant (owner, admin grantee, operator, or the grantee itself)',
       request: { params: z.object({ grantId: z.string().openapi({ param: { name: 'grantId', in: 'path' } }) }) },
       responses: { 200: json(Grant, 'Revoked'), ...errors, ...conflict },
