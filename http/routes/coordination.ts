@@ -1,5 +1,4 @@
 import { z } from '@hono/zod-openapi';
-import { listAudit, reconcileActorAudit } from '../../services/common/audit.js';
 import { router, routes } from '../env.js';
 import { requireRole } from '../middleware/auth.js';
 import { Cursor, errors, Filter, json, Limit } from '../schemas.js';
@@ -90,10 +89,7 @@ export function coordinationRoutes() {
     }),
     async (c) => {
       const q = c.req.valid('query');
-      const s = c.get('services');
-      const pool = s.runtime.database.pool;
-      if (!q.objectType || q.objectType === 'relationship') await reconcileActorAudit(pool, 'relationship', s.clock.now(), q.objectId);
-      const r = await listAudit(pool, q);
+      const r = await c.get('services').audit.list(q);
       return c.json({ data: r.data, pagination: { limit: q.limit, nextCursor: r.nextCursor } } as never, 200);
     },
   );

@@ -1,5 +1,5 @@
 import { z } from '@hono/zod-openapi';
-import { listDeadLetters, replayDeadLetter } from '../../runtime/dead-letters.js';
+import { commandOf } from '../command.js';
 import { router, routes } from '../env.js';
 import { requireRole } from '../middleware/auth.js';
 import { errors, Filter, json, Limit } from '../schemas.js';
@@ -53,15 +53,8 @@ export function deadLetterRoutes() {
     }),
     async (c) => {
       const q = c.req.valid('query');
-      const data = await listDeadLetters(c.get('services').runtime.database.pool, {
-        reason: q.reason,
-        actor: q.actorType ? { type: q.actorType, id: q.actorId } : undefined,
-        includeReplayed: q.includeReplayed === 'true',
-        afterId: q.afterId,
-        limit: q.limit,
-      });
-      const last = data.length === q.limit ? data[data.length - 1]!.id : null;
-      return c.json({ data, pagination: { limit: q.limit, nextAfterId: last } } as never, 200);
+      const r = await c.get('services').deadLetters.list({ ...q, includeReplayed: q.includeReplayed === 'true' });
+      return c.json({ data: r.data, pagination: { limit: q.limit, nextAfterId: r.nextAfterId } } as never, 200);
     },
   );
 
@@ -74,10 +67,7 @@ export function deadLetterRoutes() {
       responses: { 200: json(DeadLetter, 'The dead letter, marked replayed'), ...errors },
     }),
     async (c) => {
-      const { id } = c.req.valid('param');
-      const services = c.get('services');
-      const dl = await replayDeadLetter(services.runtime.database.pool, id, services.runtime.config.partitions);
-      return c.json(dl as never, 200);
+      return c.json((await c.get('services').deadLetters.replay(commandOf(c), c.req.valid('param').id)) as never, 200);
     },
   );
   return app;

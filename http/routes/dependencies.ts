@@ -1,10 +1,9 @@
 import { z } from '@hono/zod-openapi';
 import { DEPENDENCY_TYPES, INTEGRATION_STATUSES } from '../../services/coordination/dependencies.js';
-import { idempotentTransaction } from '../../services/common/idempotency.js';
-import { transaction } from '../../services/common/sql.js';
 import { router, routes } from '../env.js';
 import { requireRole } from '../middleware/auth.js';
-import { idempotencyOf, reply } from '../idempotency.js';
+import { commandOf } from '../command.js';
+import { reply } from '../idempotency.js';
 import { conflict, errors, IdempotencyKeyHeader, json, jsonBody } from '../schemas.js';
 
 const IntegrationId = z.string().min(1).max(200).regex(/^[A-Za-z0-9][A-Za-z0-9_.:@-]*$/, 'letters, digits and _ . : @ -');
@@ -98,11 +97,8 @@ export function dependencyRoutes() {
       responses: { 200: json(z.object({ integrationId: z.string(), status: z.enum(INTEGRATION_STATUSES), updatedAt: z.string(), updatedBy: z.string() }), 'Recorded'), ...errors },
     }),
     async (c) => {
-      const s = c.get('services');
-      const out = await transaction(s.runtime.database.pool, (client) =>
-        s.dependencies.setStatus(client, c.get('principal'), c.req.valid('param').integrationId, c.req.valid('json').status, c.get('requestId')),
-      );
-      return c.json(out as never, 200);
+      const out = await c.get('services').dependencies.setStatus(commandOf(c), c.req.valid('param').integrationId, c.req.valid('json').status);
+      return c.json(out, 200);
     },
   );
 
@@ -117,13 +113,9 @@ export function dependencyRoutes() {
       responses: { 201: json(Dependency, 'Created'), ...errors, ...conflict },
     }),
     async (c) => {
-      const s = c.get('services');
       const body = c.req.valid('json');
-      const out = await idempotentTransaction(s.runtime.database.pool, idempotencyOf(c, body), async (client) => ({
-        status: 201,
-        body: await s.dependencies.create(client, c.get('principal'), body, c.get('requestId')),
-      }));
-      c.header('location', `${c.req.path}/${(out.body as { id: string }).id}`);
+      const out = await c.get('services').dependencies.create(commandOf(c, body), body);
+      c.header('location', `${c.req.path}/${out.body.id}`);
       return reply(c, out);
     },
   );
@@ -137,9 +129,8 @@ export function dependencyRoutes() {
       responses: { 200: json(Dependency, 'The deleted dependency'), ...errors },
     }),
     async (c) => {
-      const s = c.get('services');
-      const out = await transaction(s.runtime.database.pool, (client) => s.dependencies.delete(client, c.get('principal'), c.req.valid('param').id, c.get('requestId')));
-      return c.json(out as never, 200);
+      const out = await c.get('services').dependencies.delete(commandOf(c), c.req.valid('param').id);
+      return c.json(out, 200);
     },
   );
   return app;

@@ -1,11 +1,10 @@
 import { z } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
-import { idempotentTransaction } from '../../services/common/idempotency.js';
-import type { Queryable } from '../../services/common/sql.js';
 import { DELIVERY_STATUSES, EVENT_PRIORITIES, EVENT_STATUSES } from '../../services/events/model.js';
 import { router, routes, type Env } from '../env.js';
 import { requireRole } from '../middleware/auth.js';
-import { idempotencyOf, reply } from '../idempotency.js';
+import { commandOf } from '../command.js';
+import { reply } from '../idempotency.js';
 import { Cursor, errors, Filter, IdempotencyKeyHeader, JsonObject, json, jsonBody, Limit, page, Timestamp } from '../schemas.js';
 
 const IntegrationId = z.string().min(1).max(200).regex(/^[A-Za-z0-9][A-Za-z0-9_.:@-]*$/, 'letters, digits and _ . : @ -');
@@ -120,15 +119,9 @@ export function eventRoutes() {
       responses: { 202: json(CrossIntegrationEvent, 'Accepted'), ...errors },
     }),
     async (c) => {
-      const s = c.get('services');
-      const svc = s.events;
       const { status: _initial, ...body } = c.req.valid('json');
-      const idem = idempotencyOf(c, body);
-      const work = async (db: Queryable) => ({ status: 202, body: await svc.publish(db, c.get('principal'), body) });
-      // without a key the insert is one atomic statement; with one, it commits with the stored answer
-      const out = idem ? await idempotentTransaction(s.runtime.database.pool, idem, work) : { ...(await work(s.runtime.database.pool)), replayed: false };
-      if (!out.replayed) svc.notify();
-      c.header('location', `${c.req.path}/${(out.body as { id: string }).id}`);
+      const out = await c.get('services').events.accept(commandOf(c, body), body);
+      c.header('location', `${c.req.path}/${out.body.id}`);
       return reply(c, out);
     },
   );
@@ -194,15 +187,8 @@ export function eventRoutes() {
       responses: { 202: json(z.object({ requeued: z.number().int() }), 'Requeued'), ...errors },
     }),
     async (c) => {
-      const s = c.get('services');
-      const svc = s.events;
       const body = c.req.valid('json');
-      const out = await idempotentTransaction(s.runtime.database.pool, idempotencyOf(c, body), async (client) => ({
-        status: 202,
-        body: await svc.republishDead(client, c.get('principal'), body, c.get('requestId')),
-      }));
-      svc.notify();
-      return reply(c, out);
+      return reply(c, await c.get('services').events.republishDead(commandOf(c, body), body));
     },
   );
 
@@ -229,15 +215,8 @@ export function eventRoutes() {
       responses: { 202: json(CrossIntegrationEvent, 'Requeued'), ...errors },
     }),
     async (c) => {
-      const s = c.get('services');
-      const svc = s.events;
       const body = c.req.header('content-type') ? c.req.valid('json') : {};
-      const out = await idempotentTransaction(s.runtime.database.pool, idempotencyOf(c, body), async (client) => ({
-        status: 202,
-        body: await svc.republish(client, c.get('principal'), c.req.valid('param').id, body.onlyFailed ?? false, c.get('requestId')),
-      }));
-      svc.notify();
-      return reply(c, out);
+      return reply(c, await c.get('services').events.republish(commandOf(c, body), c.req.valid('param').id, body.onlyFailed ?? false));
     },
   );
 

@@ -1,10 +1,9 @@
 import { z } from '@hono/zod-openapi';
 import { DomainCode, DomainError } from '../../services/common/errors.js';
-import { idempotentTransaction } from '../../services/common/idempotency.js';
 import { ACCESS_LEVELS, OWNER_TYPES, RESOURCE_TYPES } from '../../services/coordination/resources.js';
-import { transaction } from '../../services/common/sql.js';
 import { router, routes } from '../env.js';
-import { idempotencyOf, reply } from '../idempotency.js';
+import { commandOf } from '../command.js';
+import { reply } from '../idempotency.js';
 import { conflict, Cursor, errors, Filter, IdempotencyKeyHeader, JsonObject, json, jsonBody, Limit, page, Timestamp } from '../schemas.js';
 
 const PartyId = z.string().min(1).max(200).regex(/^[A-Za-z0-9][A-Za-z0-9_.:@-]*$/, 'letters, digits and _ . : @ -');
@@ -135,14 +134,10 @@ export function resourceRoutes() {
       responses: { 201: json(Resource, 'Created'), ...errors },
     }),
     async (c) => {
-      const s = c.get('services');
       const body = c.req.valid('json');
       const { isActive: _initial, ...input } = body;
-      const out = await idempotentTransaction(s.runtime.database.pool, idempotencyOf(c, body), async (client) => ({
-        status: 201,
-        body: await s.resources.create(client, c.get('principal'), input, c.get('requestId')),
-      }));
-      c.header('location', `${c.req.path}/${(out.body as { id: string }).id}`);
+      const out = await c.get('services').resources.create(commandOf(c, body), input);
+      c.header('location', `${c.req.path}/${out.body.id}`);
       return reply(c, out);
     },
   );
@@ -167,7 +162,6 @@ export function resourceRoutes() {
       responses: { 201: json(Grant, 'Granted'), ...errors, ...conflict },
     }),
     async (c) => {
-      const s = c.get('services');
       const { resourceId } = c.req.valid('param');
       const body = c.req.valid('json');
       if (body.resourceId !== undefined && body.resourceId !== resourceId) {
@@ -175,11 +169,7 @@ export function resourceRoutes() {
       }
       const { resourceId: _same, ...grant } = body;
       const expiresAt = grant.expiresAt == null ? grant.expiresAt : new Date(grant.expiresAt).toISOString();
-      const out = await idempotentTransaction(s.runtime.database.pool, idempotencyOf(c, body), async (client) => ({
-        status: 201,
-        body: await s.resources.grant(client, c.get('principal'), resourceId, { ...grant, expiresAt }, c.get('requestId')),
-      }));
-      return reply(c, out);
+      return reply(c, await c.get('services').resources.grant(commandOf(c, body), resourceId, { ...grant, expiresAt }));
     },
   );
 
@@ -192,13 +182,7 @@ export function resourceRoutes() {
       responses: { 200: json(Resource, 'Deactivated'), ...errors, ...conflict },
     }),
     async (c) => {
-      const s = c.get('services');
-      const { resourceId } = c.req.valid('param');
-      const out = await idempotentTransaction(s.runtime.database.pool, idempotencyOf(c, null), async (client) => ({
-        status: 200,
-        body: await s.resources.deactivate(client, c.get('principal'), resourceId, c.get('requestId')),
-      }));
-      return reply(c, out);
+      return reply(c, await c.get('services').resources.deactivate(commandOf(c, null), c.req.valid('param').resourceId));
     },
   );
 
@@ -225,9 +209,7 @@ export function resourceRoutes() {
       responses: { 200: json(Grant, 'Revoked'), ...errors, ...conflict },
     }),
     async (c) => {
-      const s = c.get('services');
-      const out = await transaction(s.runtime.database.pool, (client) => s.resources.revoke(client, c.get('principal'), c.req.valid('param').grantId, c.get('requestId')));
-      return c.json(out as never, 200);
+      return c.json(await c.get('services').resources.revoke(commandOf(c), c.req.valid('param').grantId), 200);
     },
   );
   return app;

@@ -2,9 +2,10 @@ import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { Clock } from '../../runtime/clock.js';
 import { recordAudit } from '../common/audit.js';
+import { keyedTransaction, type Answer, type CommandContext } from '../common/command.js';
 import { DomainCode, DomainError, notFound } from '../common/errors.js';
 import { isPlatform, partyOf, type Principal } from '../common/principal.js';
-import { decodeCursor, encodeCursor, iso, type Queryable } from '../common/sql.js';
+import { decodeCursor, encodeCursor, iso, transaction, type Queryable } from '../common/sql.js';
 
 export const RESOURCE_TYPES = ['API_ENDPOINT', 'WEBHOOK', 'DATABASE_TABLE', 'CACHE_KEY', 'QUEUE_TOPIC', 'STORAGE_BUCKET'] as const;
 export type ResourceType = (typeof RESOURCE_TYPES)[number];
@@ -180,7 +181,12 @@ export class ResourceService {
     return rows.map(toGrant);
   }
 
-  async create(client: pg.PoolClient, p: Principal, input: CreateResource, requestId: string | null): Promise<SharedResource> {
+  /** Creates a resource owned by the caller's tenant (operators name the owner): 201. */
+  create(cx: CommandContext, input: CreateResource): Promise<Answer<SharedResource>> {
+    return keyedTransaction(this.pool, cx, 201, (client) => this.#create(client, cx, input));
+  }
+
+  async #create(client: pg.PoolClient, { principal: p, requestId }: CommandContext, input: CreateResource): Promise<SharedResource> {
     const party = partyOf(p);
     let owner: { id: string; type: OwnerType };
     if (isPlatform(p)) {
@@ -264,7 +270,12 @@ export class ResourceService {
     return { data, nextCursor: rows.length > f.limit && last ? encodeCursor(last.created_at, last.id) : null };
   }
 
-  async deactivate(client: pg.PoolClient, p: Principal, id: string, requestId: string | null): Promise<SharedResource> {
+  /** Deactivates a resource (its grants stop working): 200. */
+  deactivate(cx: CommandContext, id: string): Promise<Answer<SharedResource>> {
+    return keyedTransaction(this.pool, cx, 200, (client) => this.#deactivate(client, cx, id));
+  }
+
+  async #deactivate(client: pg.PoolClient, { principal: p, requestId }: CommandContext, id: string): Promise<SharedResource> {
     const { row, standing } = await this.#load(client, p, id, true);
     if (!standing.platform && !standing.owner && standing.level !== 'admin') {
       throw new DomainError(DomainCode.Forbidden, 'only the owner, an admin grantee or an operator may deactivate a resource');
@@ -278,7 +289,12 @@ export class ResourceService {
     return after;
   }
 
-  async grant(client: pg.PoolClient, p: Principal, resourceId: string, input: CreateGrant, requestId: string | null): Promise<ResourceAccessGrant> {
+  /** Grants access to a resource (the owner or an admin grantee, never above its own level): 201. */
+  grant(cx: CommandContext, resourceId: string, input: CreateGrant): Promise<Answer<ResourceAccessGrant>> {
+    return keyedTransaction(this.pool, cx, 201, (client) => this.#grant(client, cx, resourceId, input));
+  }
+
+  async #grant(client: pg.PoolClient, { principal: p, requestId }: CommandContext, resourceId: string, input: CreateGrant): Promise<ResourceAccessGrant> {
     const { row, standing } = await this.#load(client, p, resourceId, true);
     if (standing.level !== 'admin') {
       throw new DomainError(DomainCode.Forbidden, 'only the owner or a grantee with admin access may grant access to this resource', {
@@ -303,7 +319,12 @@ export class ResourceService {
     return g;
   }
 
-  async revoke(client: pg.PoolClient, p: Principal, grantId: string, requestId: string | null): Promise<ResourceAccessGrant> {
+  /** Revokes a grant (owner, admin grantee, operator, or the grantee itself), in one transaction. */
+  revoke(cx: CommandContext, grantId: string): Promise<ResourceAccessGrant> {
+    return transaction(this.pool, (client) => this.#revoke(client, cx, grantId));
+  }
+
+  async #revoke(client: pg.PoolClient, { principal: p, requestId }: CommandContext, grantId: string): Promise<ResourceAccessGrant> {
     const { rows } = await client.query('SELECT * FROM resource_access_grants WHERE id = $1 FOR UPDATE', [grantId]);
     const g = rows[0];
     if (!g) throw notFound('grant', grantId);

@@ -3,6 +3,7 @@ import type pg from 'pg';
 import type { Clock } from '../../runtime/clock.js';
 import type { EventsConfig } from '../../runtime/config.js';
 import { recordAudit } from '../common/audit.js';
+import { keyedTransaction, type Answer, type CommandContext } from '../common/command.js';
 import { DomainCode, DomainError, notFound } from '../common/errors.js';
 import { isPlatform, type Principal } from '../common/principal.js';
 import { decodeCursor, encodeCursor, iso, transaction, type Queryable } from '../common/sql.js';
@@ -193,6 +194,18 @@ export class EventService {
     return { ...renderEvent(event), deliveries: deliveries.map(renderDelivery), filteredTargetIds: targets.filter((t) => !delivered.has(t)) };
   }
 
+  /**
+   * The publish command (202): without an Idempotency-Key the insert is one atomic statement;
+   * with one, it commits with the stored answer. The local worker is told once it committed.
+   */
+  async accept(cx: CommandContext, input: PublishEvent): Promise<Answer<CrossIntegrationEvent>> {
+    const out = cx.idempotency
+      ? await keyedTransaction(this.pool, cx, 202, (client) => this.publish(client, cx.principal, input))
+      : { status: 202, body: await this.publish(this.pool, cx.principal, input), replayed: false };
+    if (!out.replayed) this.notify();
+    return out;
+  }
+
   /** Tells the local worker that deliveries are due (call after the publishing commit). */
   notify(): void {
     this.onDue();
@@ -242,7 +255,13 @@ export class EventService {
    * them, or with `onlyFailed` the failed and dead ones. A delivered row gets a new webhook-id
    * (its generation), so deduplicating receivers accept the deliberate resend.
    */
-  async republish(db: Queryable, principal: Principal, id: string, onlyFailed: boolean, requestId?: string | null): Promise<CrossIntegrationEvent> {
+  async republish(cx: CommandContext, id: string, onlyFailed: boolean): Promise<Answer<CrossIntegrationEvent>> {
+    const out = await keyedTransaction(this.pool, cx, 202, (client) => this.#republish(client, cx, id, onlyFailed));
+    this.notify();
+    return out;
+  }
+
+  async #republish(db: Queryable, { principal, requestId }: CommandContext, id: string, onlyFailed: boolean): Promise<CrossIntegrationEvent> {
     platformOnly(principal, 'cross-integration events');
     const now = new Date(this.clock.now());
     const ev = await db.query<EventRow>('SELECT * FROM cross_integration_events WHERE id = $1 FOR UPDATE', [id]);
@@ -290,7 +309,13 @@ export class EventService {
    * place in its (source, target) queue, so they go out in their original order: what an
    * operator does once a dead target is back.
    */
-  async republishDead(db: Queryable, principal: Principal, f: { targetIntegrationId: string; sourceIntegrationId?: string }, requestId?: string | null): Promise<{ requeued: number }> {
+  async republishDead(cx: CommandContext, f: { targetIntegrationId: string; sourceIntegrationId?: string }): Promise<Answer<{ requeued: number }>> {
+    const out = await keyedTransaction(this.pool, cx, 202, (client) => this.#republishDead(client, cx, f));
+    this.notify();
+    return out;
+  }
+
+  async #republishDead(db: Queryable, { principal, requestId }: CommandContext, f: { targetIntegrationId: string; sourceIntegrationId?: string }): Promise<{ requeued: number }> {
     platformOnly(principal, 'cross-integration events');
     const now = new Date(this.clock.now());
     const { rows } = await db.query<{ event_id: string }>(
