@@ -5,6 +5,7 @@ import { recordAudit } from '../common/audit.js';
 import { keyedTransaction, type Answer, type CommandContext } from '../common/command.js';
 import { DomainCode, DomainError, notFound } from '../common/errors.js';
 import { isPlatform, type Principal } from '../common/principal.js';
+import { queryBuilder, type Db } from '../common/schema.js';
 import { iso, transaction, type Queryable } from '../common/sql.js';
 
 export const DEPENDENCY_TYPES = ['REQUIRES', 'CONFLICTS', 'ENHANCES', 'DEPENDS_ON_DATA'] as const;
@@ -86,10 +87,14 @@ const GRAPH_LOCK = 7_201_002;
  * acyclic: an edge that would close a cycle is refused, naming the cycle.
  */
 export class DependencyService {
+  readonly #db: Db;
+
   constructor(
     private readonly pool: pg.Pool,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.#db = queryBuilder(pool);
+  }
 
   /** Creates an edge (201), in one transaction with its audit record and, when keyed, its stored answer. */
   async create(cx: CommandContext, input: CreateDependency): Promise<Answer<IntegrationDependency>> {
@@ -145,13 +150,18 @@ export class DependencyService {
     });
   }
 
-  async dependencies(integrationId: string): Promise<IntegrationDependency[]> {
-    const { rows } = await this.pool.query('SELECT * FROM integration_dependencies WHERE integration_id = $1 ORDER BY created_at, id', [integrationId]);
-    return rows.map(toDependency);
+  /** What `integrationId` depends on (its direct edges), oldest first. */
+  dependencies(integrationId: string): Promise<IntegrationDependency[]> {
+    return this.#edges('integration_id', integrationId);
   }
 
-  async dependents(integrationId: string): Promise<IntegrationDependency[]> {
-    const { rows } = await this.pool.query('SELECT * FROM integration_dependencies WHERE depends_on_integration_id = $1 ORDER BY created_at, id', [integrationId]);
+  /** What depends on `integrationId` (direct edges), oldest first. */
+  dependents(integrationId: string): Promise<IntegrationDependency[]> {
+    return this.#edges('depends_on_integration_id', integrationId);
+  }
+
+  async #edges(end: 'integration_id' | 'depends_on_integration_id', integrationId: string): Promise<IntegrationDependency[]> {
+    const rows = await this.#db.selectFrom('integration_dependencies').selectAll().where(end, '=', integrationId).orderBy('created_at').orderBy('id').execute();
     return rows.map(toDependency);
   }
 
