@@ -17,7 +17,6 @@ import { workflowCoordinationRoutes } from './routes/workflows-coordination.js';
 import { relationshipRoutes } from './routes/relationships.js';
 import { resourceRoutes } from './routes/resources.js';
 import { workflowRoutes } from './routes/workflows.js';
-import { registerSagaMetrics } from '../services/saga/index.js';
 
 export interface AppDeps {
   /** The application layer (`services/`); the routes call nothing else. */
@@ -45,7 +44,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   const secret = deps.jwtSecret ?? runtime.config.jwtSecret;
   if (!secret) throw new DomainError(DomainCode.Unauthenticated, 'createApp needs a JWT secret (JWT_SECRET)');
   const metrics = createMetrics(runtime, { defaultMetrics: deps.defaultMetrics });
-  registerSagaMetrics(metrics.registry, { pool: runtime.database.pool, sagas: services.sagas, clock });
+  services.registerMetrics(metrics.registry);
   const app = new OpenAPIHono<Env>();
 
   app.use('*', observe(deps.log, metrics.latency));

@@ -1,4 +1,4 @@
-import { OpenAPIHono } from '@hono/zod-openapi';
+import { createRoute, OpenAPIHono, type RouteConfig } from '@hono/zod-openapi';
 import type { Logger } from '../runtime/logger.js';
 import type { Principal } from '../services/common/principal.js';
 import { DomainCode, DomainError } from '../services/common/errors.js';
@@ -29,4 +29,21 @@ export function router(): OpenAPIHono<Env> {
       }
     },
   });
+}
+
+const BEARER = [{ bearerAuth: [] }];
+
+/**
+ * The route definer of one OpenAPI tag: `createRoute` with `tags` and `security` filled in
+ * (a bearer token, or none for a `public` route), so a route file names its tag once and each
+ * route states only what is its own.
+ *
+ * @example
+ * const route = routes('Operators');
+ * app.openapi(route({ method: 'get', path: '/', summary: 'Search actors', responses }), handler);
+ */
+export function routes(tag: string, o: { public?: boolean } = {}) {
+  const security = o.public ? [] : BEARER;
+  return <P extends string, R extends Omit<RouteConfig, 'path' | 'tags' | 'security'> & { path: P }>(config: R) =>
+    createRoute({ tags: [tag], security, ...config });
 }

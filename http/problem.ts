@@ -16,8 +16,8 @@ export interface Problem {
   [extension: string]: unknown;
 }
 
-/** The one mapping of error codes to HTTP statuses. */
-const STATUS: Partial<Record<ErrorCode, [number, string]>> = {
+/** The one mapping of error codes (the engine's `ErrorCode` and the services' `DomainCode`) to HTTP statuses. */
+const STATUS: Partial<Record<string, [number, string]>> = {
   [ErrorCode.ActorNotFound]: [404, 'Not Found'],
   [ErrorCode.UnknownActorType]: [404, 'Not Found'],
   [ErrorCode.EventRejected]: [409, 'Transition Not Allowed'],
@@ -56,8 +56,9 @@ const slug = (code: string) => `https://concord.dev/problems/${code.toLowerCase(
 /** Maps any thrown value to a problem; unknown errors are 500s with the request id only. */
 export function toProblem(err: unknown, requestId: string, path: string): Problem {
   const base = { instance: path, requestId };
-  if (err instanceof ConcordError && STATUS[err.code]) {
-    const [status, title] = STATUS[err.code]!;
+  const mapped = err instanceof ConcordError ? STATUS[err.code] : undefined;
+  if (err instanceof ConcordError && mapped) {
+    const [status, title] = mapped;
     return { type: slug(err.code), title, status, detail: err.message, code: err.code, ...publicDetails(err.details), ...base };
   }
   if (err instanceof HTTPException) {

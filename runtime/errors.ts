@@ -1,5 +1,7 @@
 /**
- * One error class for the whole runtime, with a string code from a const object.
+ * One error class for the whole runtime, with a string code from a const object. The engine's
+ * own codes are below; the application layer extends the class with its own code family
+ * (`services/common/errors.ts`), so one `onError` maps both.
  * Call sites test codes with the predicates below, never with message text.
  */
 export const ErrorCode = {
@@ -17,28 +19,12 @@ export const ErrorCode = {
   ShuttingDown: 'SHUTTING_DOWN',
   InvalidConfig: 'INVALID_CONFIG',
   Unavailable: 'UNAVAILABLE',
-  // the coordination domain and the edge's policy (runtime/domain/errors.ts names them DomainCode)
-  Unauthenticated: 'UNAUTHENTICATED',
-  Forbidden: 'FORBIDDEN',
-  NotFound: 'NOT_FOUND',
-  ValidationFailed: 'VALIDATION_FAILED',
-  DependencyCycle: 'DEPENDENCY_CYCLE',
-  DuplicateDependency: 'DUPLICATE_DEPENDENCY',
-  ResourceInactive: 'RESOURCE_INACTIVE',
-  GrantInactive: 'GRANT_INACTIVE',
-  AccessLevelExceeded: 'ACCESS_LEVEL_EXCEEDED',
-  IdempotencyKeyReused: 'IDEMPOTENCY_KEY_REUSED',
-  IdempotencyKeyInvalid: 'IDEMPOTENCY_KEY_INVALID',
-  PayloadTooLarge: 'PAYLOAD_TOO_LARGE',
-  UnsupportedMediaType: 'UNSUPPORTED_MEDIA_TYPE',
-  MalformedJson: 'MALFORMED_JSON',
-  RouteNotFound: 'ROUTE_NOT_FOUND',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
-export class ConcordError extends Error {
+export class ConcordError<C extends string = ErrorCode> extends Error {
   constructor(
-    readonly code: ErrorCode,
+    readonly code: C,
     message: string,
     readonly details: Record<string, unknown> = {},
     options?: ErrorOptions,

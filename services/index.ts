@@ -1,4 +1,5 @@
 import pg from 'pg';
+import type { Registry as MetricsRegistry } from 'prom-client';
 import { systemClock, type Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Runtime } from '../runtime/runtime.js';
@@ -10,7 +11,10 @@ import { RelationshipService } from './coordination/relationships.js';
 import { ResourceService } from './coordination/resources.js';
 import { createEventDelivery, type EventDelivery } from './events/index.js';
 import { EventService } from './events/service.js';
+import { AuditTrail } from './operators/audit.js';
+import { DeadLetterService } from './operators/dead-letters.js';
 import { ActorInspector } from './operators/inspector.js';
+import { registerSagaMetrics } from './saga/index.js';
 import { SagaIntake } from './saga/intake.js';
 import { SagaService } from './saga/service.js';
 import { WorkflowService } from './workflows/service.js';
@@ -28,6 +32,10 @@ export interface Services {
   resources: ResourceService;
   monitor: CoordinationMonitor;
   actors: ActorInspector;
+  /** The engine's dead-letter store, for operators. */
+  deadLetters: DeadLetterService;
+  /** The audit log, for operators. */
+  audit: AuditTrail;
   events: EventService;
   /** The cross-integration delivery worker and its channel (NATS or the in-process bus). */
   eventDelivery: EventDelivery;
@@ -35,6 +43,8 @@ export interface Services {
   sagas: SagaService;
   /** Order events and service replies reaching sagas (NATS consumer or in-process bus). */
   sagaIntake: SagaIntake;
+  /** Adds the services' own figures (sagas) to the edge's metrics registry. */
+  registerMetrics(registry: MetricsRegistry): void;
   /** Starts the background work that `run` asks for; call after `runtime.start()`. */
   start(): Promise<void>;
   /** Stops the background work and closes what the services opened; call before `runtime.stop()`. */
@@ -70,11 +80,16 @@ export function createServices(o: ServicesOptions): Services {
     resources: new ResourceService(pool, clock),
     monitor: new CoordinationMonitor(runtime, clock),
     actors: new ActorInspector(runtime),
+    deadLetters: new DeadLetterService(pool, runtime.config.partitions),
+    audit: new AuditTrail(pool, clock),
     events: new EventService(pool, clock, runtime.config.events, () => eventDelivery.worker.wake()),
     eventDelivery,
     workflows: new WorkflowService(runtime.host, pool, clock, runtime.config.nats.prefix),
     sagas,
     sagaIntake: new SagaIntake(runtime, sagas, log),
+    registerMetrics(registry) {
+      registerSagaMetrics(registry, { pool, sagas, clock });
+    },
     async start() {
       if (run.events) {
         await eventDelivery.start();

@@ -1,5 +1,5 @@
-import { createRoute, z } from '@hono/zod-openapi';
-import { router } from '../env.js';
+import { z } from '@hono/zod-openapi';
+import { router, routes } from '../env.js';
 import { requireRole } from '../middleware/auth.js';
 import { Cursor, errors, Filter, json, Limit } from '../schemas.js';
 
@@ -43,8 +43,7 @@ const ChartNode = z
   })
   .openapi('ChartNode');
 
-const tags = ['Operators'];
-const security = [{ bearerAuth: [] }];
+const route = routes('Operators');
 
 /** `/api/v1/actors`: inspect any actor (operators only). */
 export function actorRoutes() {
@@ -52,11 +51,9 @@ export function actorRoutes() {
   app.use('*', requireRole('operator'));
 
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/',
-      tags,
-      security,
       summary: 'Search actors by type, status and tenant',
       request: { query: z.object({ type: Filter.optional(), status: Filter.optional(), tenant: Filter.optional(), limit: Limit, cursor: Cursor }) },
       responses: {
@@ -80,11 +77,9 @@ export function actorRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/{type}/{id}',
-      tags,
-      security,
       summary: 'Snapshot: state value, context, status, version, pending timers, accepted events',
       request: { params: ActorParams },
       responses: { 200: json(ActorView, 'The actor'), ...errors },
@@ -98,11 +93,9 @@ export function actorRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/{type}/{id}/history',
-      tags,
-      security,
       summary: 'The journal of applied events, oldest first',
       request: { params: ActorParams, query: z.object({ afterVersion: z.coerce.number().int().min(0).default(0), limit: Limit }) },
       responses: {
@@ -119,11 +112,9 @@ export function actorRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/{type}/{id}/chart',
-      tags,
-      security,
       summary: 'The statechart (states and transitions) with the current state marked',
       request: { params: ActorParams },
       responses: {

@@ -1,6 +1,5 @@
-import { createRoute, z } from '@hono/zod-openapi';
-import { listAudit, reconcileActorAudit } from '../../services/common/audit.js';
-import { router } from '../env.js';
+import { z } from '@hono/zod-openapi';
+import { router, routes } from '../env.js';
 import { requireRole } from '../middleware/auth.js';
 import { Cursor, errors, Filter, json, Limit } from '../schemas.js';
 
@@ -45,15 +44,17 @@ const AuditEntry = z
   })
   .openapi('AuditEntry');
 
+const publicHealth = routes('Health & metrics', { public: true });
+const health = routes('Health & metrics');
+const audit = routes('Audit');
+
 /** Health, metrics and the audit trail of the coordination layer. */
 export function coordinationRoutes() {
   const app = router();
   app.openapi(
-    createRoute({
+    publicHealth({
       method: 'get',
       path: '/health',
-      tags: ['Health & metrics'],
-      security: [],
       summary: 'Public. Workflow engine, dependency resolution, resource sharing, event coordination, database, messaging (503 when down)',
       responses: { 200: json(Health, 'Up or degraded'), 503: json(Health, 'Down') },
     }),
@@ -63,11 +64,9 @@ export function coordinationRoutes() {
     },
   );
   app.openapi(
-    createRoute({
+    health({
       method: 'get',
       path: '/metrics',
-      tags: ['Health & metrics'],
-      security: [{ bearerAuth: [] }],
       summary: 'Counts of relationships, workflows, resources, events and dependencies',
       responses: { 200: json(Metrics, 'The metrics'), ...errors },
     }),
@@ -76,11 +75,9 @@ export function coordinationRoutes() {
 
   app.use('/audit', requireRole('operator'));
   app.openapi(
-    createRoute({
+    audit({
       method: 'get',
       path: '/audit',
-      tags: ['Audit'],
-      security: [{ bearerAuth: [] }],
       summary: 'The audit log, newest first (operators)',
       request: {
         query: z.object({ objectType: Filter.optional(), objectId: Filter.optional(), action: Filter.optional(), limit: Limit, cursor: Cursor }),
@@ -92,10 +89,7 @@ export function coordinationRoutes() {
     }),
     async (c) => {
       const q = c.req.valid('query');
-      const s = c.get('services');
-      const pool = s.runtime.database.pool;
-      if (!q.objectType || q.objectType === 'relationship') await reconcileActorAudit(pool, 'relationship', s.clock.now(), q.objectId);
-      const r = await listAudit(pool, q);
+      const r = await c.get('services').audit.list(q);
       return c.json({ data: r.data, pagination: { limit: q.limit, nextCursor: r.nextCursor } } as never, 200);
     },
   );

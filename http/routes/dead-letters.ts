@@ -1,6 +1,6 @@
-import { createRoute, z } from '@hono/zod-openapi';
-import { listDeadLetters, replayDeadLetter } from '../../runtime/dead-letters.js';
-import { router } from '../env.js';
+import { z } from '@hono/zod-openapi';
+import { commandOf } from '../command.js';
+import { router, routes } from '../env.js';
 import { requireRole } from '../middleware/auth.js';
 import { errors, Filter, json, Limit } from '../schemas.js';
 
@@ -22,8 +22,7 @@ const DeadLetter = z
   })
   .openapi('DeadLetter');
 
-const tags = ['Operators'];
-const security = [{ bearerAuth: [] }];
+const route = routes('Operators');
 
 /** `/api/v1/dead-letters`: list what could not be applied or delivered, and replay it (operators only). */
 export function deadLetterRoutes() {
@@ -31,11 +30,9 @@ export function deadLetterRoutes() {
   app.use('*', requireRole('operator'));
 
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/',
-      tags,
-      security,
       summary: 'Dead letters, oldest first (open ones unless includeReplayed=true)',
       request: {
         query: z.object({
@@ -56,33 +53,21 @@ export function deadLetterRoutes() {
     }),
     async (c) => {
       const q = c.req.valid('query');
-      const data = await listDeadLetters(c.get('services').runtime.database.pool, {
-        reason: q.reason,
-        actor: q.actorType ? { type: q.actorType, id: q.actorId } : undefined,
-        includeReplayed: q.includeReplayed === 'true',
-        afterId: q.afterId,
-        limit: q.limit,
-      });
-      const last = data.length === q.limit ? data[data.length - 1]!.id : null;
-      return c.json({ data, pagination: { limit: q.limit, nextAfterId: last } } as never, 200);
+      const r = await c.get('services').deadLetters.list({ ...q, includeReplayed: q.includeReplayed === 'true' });
+      return c.json({ data: r.data, pagination: { limit: q.limit, nextAfterId: r.nextAfterId } } as never, 200);
     },
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'post',
       path: '/{id}/replay',
-      tags,
-      security,
       summary: 'Replay a dead letter through the outbox (with its original message id, so nothing is applied twice)',
       request: { params: z.object({ id: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).openapi({ param: { name: 'id', in: 'path' } }) }) },
       responses: { 200: json(DeadLetter, 'The dead letter, marked replayed'), ...errors },
     }),
     async (c) => {
-      const { id } = c.req.valid('param');
-      const services = c.get('services');
-      const dl = await replayDeadLetter(services.runtime.database.pool, id, services.runtime.config.partitions);
-      return c.json(dl as never, 200);
+      return c.json((await c.get('services').deadLetters.replay(commandOf(c), c.req.valid('param').id)) as never, 200);
     },
   );
   return app;

@@ -1,10 +1,9 @@
-import { createRoute, z } from '@hono/zod-openapi';
+import { z } from '@hono/zod-openapi';
 import { DEPENDENCY_TYPES, INTEGRATION_STATUSES } from '../../services/coordination/dependencies.js';
-import { idempotentTransaction } from '../../services/common/idempotency.js';
-import { transaction } from '../../services/common/sql.js';
-import { router } from '../env.js';
+import { router, routes } from '../env.js';
 import { requireRole } from '../middleware/auth.js';
-import { idempotencyOf, reply } from '../idempotency.js';
+import { commandOf } from '../command.js';
+import { reply } from '../idempotency.js';
 import { conflict, errors, IdempotencyKeyHeader, json, jsonBody } from '../schemas.js';
 
 const IntegrationId = z.string().min(1).max(200).regex(/^[A-Za-z0-9][A-Za-z0-9_.:@-]*$/, 'letters, digits and _ . : @ -');
@@ -54,19 +53,16 @@ const Analysis = z
   .openapi('DependencyAnalysis');
 
 const IntegrationParam = z.object({ integrationId: z.string().openapi({ param: { name: 'integrationId', in: 'path' }, example: 'integration-a' }) });
-const tags = ['Integration dependencies'];
-const security = [{ bearerAuth: [] }];
+const route = routes('Integration dependencies');
 
 /** The dependency graph: readable by every role; writes are platform functions (operator, service). */
 export function dependencyRoutes() {
   const app = router();
   const list = (which: 'dependencies' | 'dependents', summary: string) =>
     app.openapi(
-      createRoute({
+      route({
         method: 'get',
         path: `/integrations/{integrationId}/${which}`,
-        tags,
-        security,
         summary,
         request: { params: IntegrationParam },
         responses: { 200: json(z.object({ integrationId: z.string(), data: z.array(Dependency) }), summary), ...errors },
@@ -81,11 +77,9 @@ export function dependencyRoutes() {
   list('dependents', 'What depends on this integration (direct edges)');
 
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/integrations/{integrationId}/analyze',
-      tags,
-      security,
       summary: 'Transitive requirements, cycles, conflicts, missing or inactive requirements, risk level, recommendations and impact set',
       request: { params: IntegrationParam },
       responses: { 200: json(Analysis, 'The analysis'), ...errors },
@@ -95,62 +89,48 @@ export function dependencyRoutes() {
 
   app.use('/integrations/:integrationId/status', requireRole('operator', 'service'));
   app.openapi(
-    createRoute({
+    route({
       method: 'put',
       path: '/integrations/{integrationId}/status',
-      tags,
-      security,
       summary: 'Report an integration\'s operational status (used by analyze when no integration actor exists)',
       request: { params: IntegrationParam, body: jsonBody(z.strictObject({ status: z.enum(INTEGRATION_STATUSES) }).openapi('IntegrationStatusReport')) },
       responses: { 200: json(z.object({ integrationId: z.string(), status: z.enum(INTEGRATION_STATUSES), updatedAt: z.string(), updatedBy: z.string() }), 'Recorded'), ...errors },
     }),
     async (c) => {
-      const s = c.get('services');
-      const out = await transaction(s.runtime.database.pool, (client) =>
-        s.dependencies.setStatus(client, c.get('principal'), c.req.valid('param').integrationId, c.req.valid('json').status, c.get('requestId')),
-      );
-      return c.json(out as never, 200);
+      const out = await c.get('services').dependencies.setStatus(commandOf(c), c.req.valid('param').integrationId, c.req.valid('json').status);
+      return c.json(out, 200);
     },
   );
 
   app.use('/dependencies', requireRole('operator', 'service'));
   app.use('/dependencies/*', requireRole('operator', 'service'));
   app.openapi(
-    createRoute({
+    route({
       method: 'post',
       path: '/dependencies',
-      tags,
-      security,
       summary: 'Create a dependency (operator, service); an edge that closes a REQUIRES/DEPENDS_ON_DATA cycle is 409 with the cycle',
       request: { headers: IdempotencyKeyHeader, body: jsonBody(CreateDependency) },
       responses: { 201: json(Dependency, 'Created'), ...errors, ...conflict },
     }),
     async (c) => {
-      const s = c.get('services');
       const body = c.req.valid('json');
-      const out = await idempotentTransaction(s.runtime.database.pool, idempotencyOf(c, body), async (client) => ({
-        status: 201,
-        body: await s.dependencies.create(client, c.get('principal'), body, c.get('requestId')),
-      }));
-      c.header('location', `${c.req.path}/${(out.body as { id: string }).id}`);
+      const out = await c.get('services').dependencies.create(commandOf(c, body), body);
+      c.header('location', `${c.req.path}/${out.body.id}`);
       return reply(c, out);
     },
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'delete',
       path: '/dependencies/{id}',
-      tags,
-      security,
       summary: 'Delete a dependency (operator, service)',
       request: { params: z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' } }) }) },
       responses: { 200: json(Dependency, 'The deleted dependency'), ...errors },
     }),
     async (c) => {
-      const s = c.get('services');
-      const out = await transaction(s.runtime.database.pool, (client) => s.dependencies.delete(client, c.get('principal'), c.req.valid('param').id, c.get('requestId')));
-      return c.json(out as never, 200);
+      const out = await c.get('services').dependencies.delete(commandOf(c), c.req.valid('param').id);
+      return c.json(out, 200);
     },
   );
   return app;

@@ -1,11 +1,10 @@
-import { createRoute, z } from '@hono/zod-openapi';
+import { z } from '@hono/zod-openapi';
 import type { MiddlewareHandler } from 'hono';
-import { idempotentTransaction } from '../../services/common/idempotency.js';
-import type { Queryable } from '../../services/common/sql.js';
 import { DELIVERY_STATUSES, EVENT_PRIORITIES, EVENT_STATUSES } from '../../services/events/model.js';
-import { router, type Env } from '../env.js';
+import { router, routes, type Env } from '../env.js';
 import { requireRole } from '../middleware/auth.js';
-import { idempotencyOf, reply } from '../idempotency.js';
+import { commandOf } from '../command.js';
+import { reply } from '../idempotency.js';
 import { Cursor, errors, Filter, IdempotencyKeyHeader, JsonObject, json, jsonBody, Limit, page, Timestamp } from '../schemas.js';
 
 const IntegrationId = z.string().min(1).max(200).regex(/^[A-Za-z0-9][A-Za-z0-9_.:@-]*$/, 'letters, digits and _ . : @ -');
@@ -96,8 +95,7 @@ const PutEndpoint = z
 
 const IdParam = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' } }) });
 const IntegrationParam = z.object({ integrationId: IntegrationId.openapi({ param: { name: 'integrationId', in: 'path' }, example: 'integration-b' }) });
-const tags = ['Cross-integration events'];
-const security = [{ bearerAuth: [] }];
+const route = routes('Cross-integration events');
 
 
 /**
@@ -113,35 +111,25 @@ export function eventRoutes() {
   app.use('/integrations/:integrationId/endpoint', platform);
 
   app.openapi(
-    createRoute({
+    route({
       method: 'post',
       path: '/events',
-      tags,
-      security,
       summary: 'Publish a cross-integration event (202: accepted with its deliveries; delivered asynchronously, in order per source and target)',
       request: { headers: IdempotencyKeyHeader, body: jsonBody(PublishEvent) },
       responses: { 202: json(CrossIntegrationEvent, 'Accepted'), ...errors },
     }),
     async (c) => {
-      const s = c.get('services');
-      const svc = s.events;
       const { status: _initial, ...body } = c.req.valid('json');
-      const idem = idempotencyOf(c, body);
-      const work = async (db: Queryable) => ({ status: 202, body: await svc.publish(db, c.get('principal'), body) });
-      // without a key the insert is one atomic statement; with one, it commits with the stored answer
-      const out = idem ? await idempotentTransaction(s.runtime.database.pool, idem, work) : { ...(await work(s.runtime.database.pool)), replayed: false };
-      if (!out.replayed) svc.notify();
-      c.header('location', `${c.req.path}/${(out.body as { id: string }).id}`);
+      const out = await c.get('services').events.accept(commandOf(c, body), body);
+      c.header('location', `${c.req.path}/${out.body.id}`);
       return reply(c, out);
     },
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/events',
-      tags,
-      security,
       summary: 'List events, newest first (operator, service)',
       request: {
         query: z.object({
@@ -169,11 +157,9 @@ export function eventRoutes() {
 
   // registered before /events/{id} so the static segment wins
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/events/dead-letters',
-      tags,
-      security,
       summary: 'Dead-lettered deliveries, oldest first (the dead-letter queue)',
       request: { query: z.object({ targetIntegrationId: Filter.optional(), sourceIntegrationId: Filter.optional(), limit: Limit, cursor: Cursor }) },
       responses: {
@@ -190,11 +176,9 @@ export function eventRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'post',
       path: '/events/dead-letters/republish',
-      tags,
-      security,
       summary: "Requeue every dead delivery to a target (optionally from one source), in their original order",
       request: {
         headers: IdempotencyKeyHeader,
@@ -203,24 +187,15 @@ export function eventRoutes() {
       responses: { 202: json(z.object({ requeued: z.number().int() }), 'Requeued'), ...errors },
     }),
     async (c) => {
-      const s = c.get('services');
-      const svc = s.events;
       const body = c.req.valid('json');
-      const out = await idempotentTransaction(s.runtime.database.pool, idempotencyOf(c, body), async (client) => ({
-        status: 202,
-        body: await svc.republishDead(client, c.get('principal'), body, c.get('requestId')),
-      }));
-      svc.notify();
-      return reply(c, out);
+      return reply(c, await c.get('services').events.republishDead(commandOf(c, body), body));
     },
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/events/{id}',
-      tags,
-      security,
       summary: 'An event with its per-target deliveries',
       request: { params: IdParam },
       responses: { 200: json(CrossIntegrationEvent, 'The event'), ...errors },
@@ -232,34 +207,23 @@ export function eventRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'post',
       path: '/events/{id}/republish',
-      tags,
-      security,
       summary: 'Deliver again: every target, or with onlyFailed the failed and dead ones',
       request: { params: IdParam, headers: IdempotencyKeyHeader, body: jsonBody(Republish, false) },
       responses: { 202: json(CrossIntegrationEvent, 'Requeued'), ...errors },
     }),
     async (c) => {
-      const s = c.get('services');
-      const svc = s.events;
       const body = c.req.header('content-type') ? c.req.valid('json') : {};
-      const out = await idempotentTransaction(s.runtime.database.pool, idempotencyOf(c, body), async (client) => ({
-        status: 202,
-        body: await svc.republish(client, c.get('principal'), c.req.valid('param').id, body.onlyFailed ?? false, c.get('requestId')),
-      }));
-      svc.notify();
-      return reply(c, out);
+      return reply(c, await c.get('services').events.republish(commandOf(c, body), c.req.valid('param').id, body.onlyFailed ?? false));
     },
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'put',
       path: '/integrations/{integrationId}/endpoint',
-      tags,
-      security,
       summary: "Register the integration's webhook endpoint (answers with its signing secret)",
       request: { params: IntegrationParam, body: jsonBody(PutEndpoint) },
       responses: { 200: json(Endpoint, 'Updated'), 201: json(Endpoint, 'Registered'), ...errors },
@@ -272,11 +236,9 @@ export function eventRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/integrations/{integrationId}/endpoint',
-      tags,
-      security,
       summary: "The integration's webhook endpoint and secret (operator, service)",
       request: { params: IntegrationParam },
       responses: { 200: json(Endpoint, 'The endpoint'), ...errors },

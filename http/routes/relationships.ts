@@ -1,10 +1,10 @@
-import { createRoute, z } from '@hono/zod-openapi';
+import { z } from '@hono/zod-openapi';
 import type { HonoRequest } from 'hono';
 import { RELATIONSHIP_STATUSES, RELATIONSHIP_TYPES } from '../../machines/relationship.js';
 import { DomainCode, DomainError } from '../../services/common/errors.js';
 import { derivedId, idempotentTransition } from '../../services/common/idempotency.js';
 import type { LifecycleAction } from '../../services/coordination/relationships.js';
-import { router } from '../env.js';
+import { router, routes } from '../env.js';
 import { idempotencyOf, reply } from '../idempotency.js';
 import { conflict, Cursor, errors, Filter, IdempotencyKeyHeader, JsonObject, json, jsonBody, Limit, page, Timestamp } from '../schemas.js';
 
@@ -67,8 +67,7 @@ const UpdateRelationship = z
 const LifecycleBody = z.strictObject({ reason: z.string().max(1000).optional() }).openapi('LifecycleRequest');
 const IdParam = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' }, example: '6f1d2c3e-8a4b-4c5d-9e6f-0a1b2c3d4e5f' }) });
 
-const tags = ['Relationships'];
-const security = [{ bearerAuth: [] }];
+const route = routes('Relationships');
 
 const toIso = (v: string | null | undefined) => (v == null ? v : new Date(v).toISOString());
 
@@ -86,11 +85,9 @@ export function relationshipRoutes() {
   const app = router();
 
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/relationships',
-      tags,
-      security,
       summary: 'List relationships (filters hit indexed columns)',
       request: {
         query: z.object({
@@ -112,11 +109,9 @@ export function relationshipRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'post',
       path: '/relationships',
-      tags,
-      security,
       summary: 'Create a relationship (status PENDING)',
       request: { headers: IdempotencyKeyHeader, body: jsonBody(CreateRelationship) },
       responses: { 201: json(Relationship, 'Created'), ...errors },
@@ -142,11 +137,9 @@ export function relationshipRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/relationships/{id}',
-      tags,
-      security,
       summary: 'Get a relationship',
       request: { params: IdParam },
       responses: { 200: json(Relationship, 'The relationship'), ...errors },
@@ -155,11 +148,9 @@ export function relationshipRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'put',
       path: '/relationships/{id}',
-      tags,
-      security,
       summary: 'Update agreementDetails, configuration, metadata or endDate',
       request: { params: IdParam, body: jsonBody(UpdateRelationship) },
       responses: { 200: json(Relationship, 'Updated'), ...errors, ...conflict },
@@ -179,11 +170,9 @@ export function relationshipRoutes() {
 
   for (const action of ['activate', 'suspend', 'terminate'] as const satisfies readonly LifecycleAction[]) {
     app.openapi(
-      createRoute({
+      route({
         method: 'post',
         path: `/relationships/{id}/${action}`,
-        tags,
-        security,
         summary: `${action[0]!.toUpperCase()}${action.slice(1)} a relationship (409 with the allowed actions when the lifecycle forbids it)`,
         // the body is optional (an empty body with a JSON content type included), so it is parsed here
         request: { params: IdParam, headers: IdempotencyKeyHeader, body: { required: false, content: { 'application/json': { schema: { $ref: '#/components/schemas/LifecycleRequest' } } } } },

@@ -1,10 +1,9 @@
-import { createRoute, z } from '@hono/zod-openapi';
+import { z } from '@hono/zod-openapi';
 import { DomainCode, DomainError } from '../../services/common/errors.js';
-import { idempotentTransaction } from '../../services/common/idempotency.js';
 import { ACCESS_LEVELS, OWNER_TYPES, RESOURCE_TYPES } from '../../services/coordination/resources.js';
-import { transaction } from '../../services/common/sql.js';
-import { router } from '../env.js';
-import { idempotencyOf, reply } from '../idempotency.js';
+import { router, routes } from '../env.js';
+import { commandOf } from '../command.js';
+import { reply } from '../idempotency.js';
 import { conflict, Cursor, errors, Filter, IdempotencyKeyHeader, JsonObject, json, jsonBody, Limit, page, Timestamp } from '../schemas.js';
 
 const PartyId = z.string().min(1).max(200).regex(/^[A-Za-z0-9][A-Za-z0-9_.:@-]*$/, 'letters, digits and _ . : @ -');
@@ -96,19 +95,16 @@ const Access = z
 
 const IdParam = z.object({ id: z.string().openapi({ param: { name: 'id', in: 'path' } }) });
 const ResourceParam = z.object({ resourceId: z.string().openapi({ param: { name: 'resourceId', in: 'path' } }) });
-const tags = ['Shared resources'];
-const security = [{ bearerAuth: [] }];
+const route = routes('Shared resources');
 
 /** Shared resources and access grants: owned by the caller's tenant; others' answer 404. */
 export function resourceRoutes() {
   const app = router();
 
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/resources',
-      tags,
-      security,
       summary: 'List the resources the caller owns or was granted (operators: all)',
       request: {
         query: z.object({
@@ -130,34 +126,26 @@ export function resourceRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'post',
       path: '/resources',
-      tags,
-      security,
       summary: 'Create a shared resource owned by the caller (operators name ownerId and ownerType)',
       request: { headers: IdempotencyKeyHeader, body: jsonBody(CreateResource) },
       responses: { 201: json(Resource, 'Created'), ...errors },
     }),
     async (c) => {
-      const s = c.get('services');
       const body = c.req.valid('json');
       const { isActive: _initial, ...input } = body;
-      const out = await idempotentTransaction(s.runtime.database.pool, idempotencyOf(c, body), async (client) => ({
-        status: 201,
-        body: await s.resources.create(client, c.get('principal'), input, c.get('requestId')),
-      }));
-      c.header('location', `${c.req.path}/${(out.body as { id: string }).id}`);
+      const out = await c.get('services').resources.create(commandOf(c, body), input);
+      c.header('location', `${c.req.path}/${out.body.id}`);
       return reply(c, out);
     },
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/resources/{id}',
-      tags,
-      security,
       summary: 'Get a resource with the grants the caller may see',
       request: { params: IdParam },
       responses: { 200: json(Resource, 'The resource'), ...errors },
@@ -166,17 +154,14 @@ export function resourceRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'post',
       path: '/resources/{resourceId}/grants',
-      tags,
-      security,
       summary: 'Grant access (the owner or an admin grantee; never above the granter\'s level)',
       request: { params: ResourceParam, headers: IdempotencyKeyHeader, body: jsonBody(CreateGrant) },
       responses: { 201: json(Grant, 'Granted'), ...errors, ...conflict },
     }),
     async (c) => {
-      const s = c.get('services');
       const { resourceId } = c.req.valid('param');
       const body = c.req.valid('json');
       if (body.resourceId !== undefined && body.resourceId !== resourceId) {
@@ -184,41 +169,27 @@ export function resourceRoutes() {
       }
       const { resourceId: _same, ...grant } = body;
       const expiresAt = grant.expiresAt == null ? grant.expiresAt : new Date(grant.expiresAt).toISOString();
-      const out = await idempotentTransaction(s.runtime.database.pool, idempotencyOf(c, body), async (client) => ({
-        status: 201,
-        body: await s.resources.grant(client, c.get('principal'), resourceId, { ...grant, expiresAt }, c.get('requestId')),
-      }));
-      return reply(c, out);
+      return reply(c, await c.get('services').resources.grant(commandOf(c, body), resourceId, { ...grant, expiresAt }));
     },
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'post',
       path: '/resources/{resourceId}/deactivate',
-      tags,
-      security,
       summary: 'Deactivate a resource: its grants stop working',
       request: { params: ResourceParam, headers: IdempotencyKeyHeader },
       responses: { 200: json(Resource, 'Deactivated'), ...errors, ...conflict },
     }),
     async (c) => {
-      const s = c.get('services');
-      const { resourceId } = c.req.valid('param');
-      const out = await idempotentTransaction(s.runtime.database.pool, idempotencyOf(c, null), async (client) => ({
-        status: 200,
-        body: await s.resources.deactivate(client, c.get('principal'), resourceId, c.get('requestId')),
-      }));
-      return reply(c, out);
+      return reply(c, await c.get('services').resources.deactivate(commandOf(c, null), c.req.valid('param').resourceId));
     },
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/resources/{resourceId}/access',
-      tags,
-      security,
       summary: 'May a party do read/write/admin on this resource now? (defaults to the caller)',
       request: {
         params: ResourceParam,
@@ -230,19 +201,15 @@ export function resourceRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'delete',
       path: '/grants/{grantId}',
-      tags,
-      security,
       summary: 'Revoke a grant (owner, admin grantee, operator, or the grantee itself)',
       request: { params: z.object({ grantId: z.string().openapi({ param: { name: 'grantId', in: 'path' } }) }) },
       responses: { 200: json(Grant, 'Revoked'), ...errors, ...conflict },
     }),
     async (c) => {
-      const s = c.get('services');
-      const out = await transaction(s.runtime.database.pool, (client) => s.resources.revoke(client, c.get('principal'), c.req.valid('param').grantId, c.get('requestId')));
-      return c.json(out as never, 200);
+      return c.json(await c.get('services').resources.revoke(commandOf(c), c.req.valid('param').grantId), 200);
     },
   );
   return app;

@@ -1,9 +1,9 @@
-import { createRoute, z } from '@hono/zod-openapi';
+import { z } from '@hono/zod-openapi';
 import { STEP_STATUSES, WORKFLOW_STATUSES } from '../../machines/workflow.js';
 import { WORKFLOW_TYPES } from '../../machines/workflow-templates.js';
 import { derivedId, idempotentTransition } from '../../services/common/idempotency.js';
 import type { StepCommand } from '../../services/workflows/service.js';
-import { router } from '../env.js';
+import { router, routes } from '../env.js';
 import { idempotencyOf, reply } from '../idempotency.js';
 import { conflict, Cursor, errors, Filter, IdempotencyKeyHeader, JsonObject, json, jsonBody, Limit, page } from '../schemas.js';
 
@@ -121,8 +121,7 @@ const StepParams = z.object({
   workflowId: z.string().openapi({ param: { name: 'workflowId', in: 'path' } }),
   stepId: z.string().openapi({ param: { name: 'stepId', in: 'path' }, description: "The step's id" }),
 });
-const tags = ['Workflows'];
-const security = [{ bearerAuth: [] }];
+const route = routes('Workflows');
 
 
 /** `/workflows`: each integration workflow is a `workflow` actor; routes only translate. */
@@ -130,11 +129,9 @@ export function workflowCoordinationRoutes() {
   const app = router();
 
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/workflows',
-      tags,
-      security,
       summary: 'List workflows (a vendor or partner sees those it is party to)',
       request: {
         query: z.object({
@@ -158,11 +155,9 @@ export function workflowCoordinationRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'post',
       path: '/workflows',
-      tags,
-      security,
       summary: 'Create a workflow (NOT_STARTED); step dependencies must form a DAG',
       request: { headers: IdempotencyKeyHeader, body: jsonBody(CreateWorkflow) },
       responses: { 201: json(Workflow, 'Created'), ...errors, ...conflict },
@@ -186,11 +181,9 @@ export function workflowCoordinationRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/workflows/{id}',
-      tags,
-      security,
       summary: 'A workflow with its steps',
       request: { params: IdParam },
       responses: { 200: json(Workflow, 'The workflow'), ...errors },
@@ -203,11 +196,9 @@ export function workflowCoordinationRoutes() {
 
   for (const action of ['start', 'cancel'] as const) {
     app.openapi(
-      createRoute({
+      route({
         method: 'post',
         path: `/workflows/{id}/${action}`,
-        tags,
-        security,
         summary:
           action === 'start'
             ? 'Start: BLOCKED until every dependency workflow completes, then IN_PROGRESS with every step whose dependencies are done READY'
@@ -237,11 +228,9 @@ export function workflowCoordinationRoutes() {
   };
   for (const command of ['execute', 'complete', 'retry'] as const) {
     app.openapi(
-      createRoute({
+      route({
         method: 'post',
         path: `/workflows/{workflowId}/steps/{stepId}/${command}`,
-        tags,
-        security,
         summary: summaries[command],
         request: { params: StepParams, headers: IdempotencyKeyHeader, body: jsonBody(STEP_BODIES[command], false) },
         responses: { 200: json(Workflow, 'The workflow after the change'), ...errors, ...conflict },

@@ -1,16 +1,15 @@
-import { createRoute, z } from '@hono/zod-openapi';
+import { z } from '@hono/zod-openapi';
 import { SAGA_STATUSES, STEP_STATUSES } from '../../machines/saga.js';
 import { WORKFLOW_TYPES } from '../../machines/saga-definitions.js';
 import { DomainCode, DomainError } from '../../services/common/errors.js';
 import { idempotentTransition } from '../../services/common/idempotency.js';
 import { OrderRequestShape, orderData } from '../../services/saga/order.js';
-import { router } from '../env.js';
+import { router, routes } from '../env.js';
 import { idempotencyOf, reply } from '../idempotency.js';
 import { requireRole } from '../middleware/auth.js';
 import { conflict, errors, IdempotencyKeyHeader, JsonObject, json, jsonBody } from '../schemas.js';
 
-const tags = ['Workflows'];
-const security = [{ bearerAuth: [] }];
+const route = routes('Workflows');
 
 const StartOrder = z.strictObject(OrderRequestShape).openapi('OrderWorkflowRequest', {
   example: {
@@ -107,11 +106,9 @@ export function workflowRoutes() {
   app.use('*', requireRole('operator', 'service'));
 
   app.openapi(
-    createRoute({
+    route({
       method: 'post',
       path: '/order/start',
-      tags,
-      security,
       summary: 'Start the ORDER_FULFILLMENT saga of an order (once per orderId: a repeat returns the existing workflow)',
       request: { headers: IdempotencyKeyHeader, body: jsonBody(StartOrder) },
       responses: { 201: json(Started, 'Started'), 200: json(Started, 'The order had a workflow already'), ...errors },
@@ -140,11 +137,9 @@ export function workflowRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/{workflowId}/status',
-      tags,
-      security,
       summary: 'A workflow: status, current step, every step with its times, metadata',
       request: { params: IdParam },
       responses: { 200: json(Status, 'The workflow'), ...errors },
@@ -156,11 +151,9 @@ export function workflowRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'post',
       path: '/{workflowId}/cancel',
-      tags,
-      security,
       summary: 'Cancel a running workflow: CANCELLING, then its completed steps are compensated in reverse order (409 once it is no longer IN_PROGRESS)',
       request: { params: IdParam, headers: IdempotencyKeyHeader, body: jsonBody(CancelBody) },
       responses: { 200: json(Cancelled, 'Cancelling'), ...errors, ...conflict },
@@ -179,11 +172,9 @@ export function workflowRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/active',
-      tags,
-      security,
       summary: 'Workflows not finished (IN_PROGRESS, COMPENSATING, CANCELLING, COMPENSATION_FAILED), newest first',
       request: {
         query: z.object({
@@ -201,11 +192,9 @@ export function workflowRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'get',
       path: '/metrics',
-      tags,
-      security,
       summary: 'Active workflows by type, today\u2019s completions and failures, average completion time, success rate',
       responses: { 200: json(Metrics, 'Workflow metrics'), ...errors },
     }),
@@ -216,11 +205,9 @@ export function workflowRoutes() {
   );
 
   app.openapi(
-    createRoute({
+    route({
       method: 'post',
       path: '/{workflowId}/compensation/retry',
-      tags,
-      security,
       summary: 'Operators: a workflow in COMPENSATION_FAILED tries its failed compensation again (409 in any other status)',
       request: { params: IdParam },
       responses: { 200: json(Status, 'The workflow, compensating again'), ...errors, ...conflict },

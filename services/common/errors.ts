@@ -1,31 +1,32 @@
-import { ConcordError, ErrorCode } from '../../runtime/errors.js';
+import { ConcordError } from '../../runtime/errors.js';
 
 /**
- * Errors of the coordination domain (the non-actor objects and the edge's policy), in the same
- * shape as the runtime's `ConcordError`: a string code from a const object and JSON details.
- * The HTTP edge maps both families to statuses in its one `onError`.
+ * Errors of the application layer (the coordination domain, its non-actor objects and the edge's
+ * policy), in the same shape as the engine's `ConcordError`: a string code from a const object
+ * and JSON details. The engine knows none of these codes; the HTTP edge maps both families to
+ * statuses in its one `onError`.
  */
 export const DomainCode = {
-  Unauthenticated: ErrorCode.Unauthenticated,
-  Forbidden: ErrorCode.Forbidden,
-  NotFound: ErrorCode.NotFound,
-  ValidationFailed: ErrorCode.ValidationFailed,
-  DependencyCycle: ErrorCode.DependencyCycle,
-  DuplicateDependency: ErrorCode.DuplicateDependency,
-  ResourceInactive: ErrorCode.ResourceInactive,
-  GrantInactive: ErrorCode.GrantInactive,
-  AccessLevelExceeded: ErrorCode.AccessLevelExceeded,
-  IdempotencyKeyReused: ErrorCode.IdempotencyKeyReused,
-  IdempotencyKeyInvalid: ErrorCode.IdempotencyKeyInvalid,
-  PayloadTooLarge: ErrorCode.PayloadTooLarge,
-  UnsupportedMediaType: ErrorCode.UnsupportedMediaType,
-  MalformedJson: ErrorCode.MalformedJson,
-  RouteNotFound: ErrorCode.RouteNotFound,
+  Unauthenticated: 'UNAUTHENTICATED',
+  Forbidden: 'FORBIDDEN',
+  NotFound: 'NOT_FOUND',
+  ValidationFailed: 'VALIDATION_FAILED',
+  DependencyCycle: 'DEPENDENCY_CYCLE',
+  DuplicateDependency: 'DUPLICATE_DEPENDENCY',
+  ResourceInactive: 'RESOURCE_INACTIVE',
+  GrantInactive: 'GRANT_INACTIVE',
+  AccessLevelExceeded: 'ACCESS_LEVEL_EXCEEDED',
+  IdempotencyKeyReused: 'IDEMPOTENCY_KEY_REUSED',
+  IdempotencyKeyInvalid: 'IDEMPOTENCY_KEY_INVALID',
+  PayloadTooLarge: 'PAYLOAD_TOO_LARGE',
+  UnsupportedMediaType: 'UNSUPPORTED_MEDIA_TYPE',
+  MalformedJson: 'MALFORMED_JSON',
+  RouteNotFound: 'ROUTE_NOT_FOUND',
 } as const;
 export type DomainCode = (typeof DomainCode)[keyof typeof DomainCode];
 
 /** A `ConcordError` raised by the coordination domain: one error family, one `onError`. */
-export class DomainError extends ConcordError {
+export class DomainError extends ConcordError<DomainCode> {
   constructor(code: DomainCode, message: string, details: Record<string, unknown> = {}, options?: ErrorOptions) {
     super(code, message, details, options);
     this.name = 'DomainError';

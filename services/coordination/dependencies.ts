@@ -2,9 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { Clock } from '../../runtime/clock.js';
 import { recordAudit } from '../common/audit.js';
+import { keyedTransaction, type Answer, type CommandContext } from '../common/command.js';
 import { DomainCode, DomainError, notFound } from '../common/errors.js';
 import { isPlatform, type Principal } from '../common/principal.js';
-import { iso, type Queryable } from '../common/sql.js';
+import { queryBuilder, type Db } from '../common/schema.js';
+import { iso, transaction, type Queryable } from '../common/sql.js';
 
 export const DEPENDENCY_TYPES = ['REQUIRES', 'CONFLICTS', 'ENHANCES', 'DEPENDS_ON_DATA'] as const;
 export type DependencyType = (typeof DEPENDENCY_TYPES)[number];
@@ -85,12 +87,21 @@ const GRAPH_LOCK = 7_201_002;
  * acyclic: an edge that would close a cycle is refused, naming the cycle.
  */
 export class DependencyService {
+  readonly #db: Db;
+
   constructor(
     private readonly pool: pg.Pool,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.#db = queryBuilder(pool);
+  }
 
-  async create(client: pg.PoolClient, principal: Principal, input: CreateDependency, requestId: string | null): Promise<IntegrationDependency> {
+  /** Creates an edge (201), in one transaction with its audit record and, when keyed, its stored answer. */
+  async create(cx: CommandContext, input: CreateDependency): Promise<Answer<IntegrationDependency>> {
+    return keyedTransaction(this.pool, cx, 201, (client) => this.#create(client, cx, input));
+  }
+
+  async #create(client: pg.PoolClient, { principal, requestId }: CommandContext, input: CreateDependency): Promise<IntegrationDependency> {
     assertPlatformWrite(principal, 'integration dependencies');
     if (input.integrationId === input.dependsOnIntegrationId) {
       throw new DomainError(DomainCode.DependencyCycle, 'an integration cannot depend on itself', { cycle: [input.integrationId, input.integrationId] });
@@ -118,55 +129,66 @@ export class DependencyService {
     return dep;
   }
 
-  async delete(client: pg.PoolClient, principal: Principal, id: string, requestId: string | null): Promise<IntegrationDependency> {
+  /** Deletes an edge, with its audit record in the same transaction. */
+  async delete({ principal, requestId }: CommandContext, id: string): Promise<IntegrationDependency> {
     assertPlatformWrite(principal, 'integration dependencies');
-    const { rows } = await client.query('DELETE FROM integration_dependencies WHERE id = $1 RETURNING *', [id]);
-    if (!rows[0]) throw notFound('dependency', id);
-    const dep = toDependency(rows[0]);
-    await recordAudit(client, {
-      principal,
-      action: 'dependency.delete',
-      objectType: 'dependency',
-      objectId: id,
-      before: dep,
-      after: null,
-      at: new Date(this.clock.now()).toISOString(),
-      requestId,
+    return transaction(this.pool, async (client) => {
+      const { rows } = await client.query('DELETE FROM integration_dependencies WHERE id = $1 RETURNING *', [id]);
+      if (!rows[0]) throw notFound('dependency', id);
+      const dep = toDependency(rows[0]);
+      await recordAudit(client, {
+        principal,
+        action: 'dependency.delete',
+        objectType: 'dependency',
+        objectId: id,
+        before: dep,
+        after: null,
+        at: new Date(this.clock.now()).toISOString(),
+        requestId,
+      });
+      return dep;
     });
-    return dep;
   }
 
-  async dependencies(integrationId: string): Promise<IntegrationDependency[]> {
-    const { rows } = await this.pool.query('SELECT * FROM integration_dependencies WHERE integration_id = $1 ORDER BY created_at, id', [integrationId]);
+  /** What `integrationId` depends on (its direct edges), oldest first. */
+  dependencies(integrationId: string): Promise<IntegrationDependency[]> {
+    return this.#edges('integration_id', integrationId);
+  }
+
+  /** What depends on `integrationId` (direct edges), oldest first. */
+  dependents(integrationId: string): Promise<IntegrationDependency[]> {
+    return this.#edges('depends_on_integration_id', integrationId);
+  }
+
+  async #edges(end: 'integration_id' | 'depends_on_integration_id', integrationId: string): Promise<IntegrationDependency[]> {
+    const rows = await this.#db.selectFrom('integration_dependencies').selectAll().where(end, '=', integrationId).orderBy('created_at').orderBy('id').execute();
     return rows.map(toDependency);
   }
 
-  async dependents(integrationId: string): Promise<IntegrationDependency[]> {
-    const { rows } = await this.pool.query('SELECT * FROM integration_dependencies WHERE depends_on_integration_id = $1 ORDER BY created_at, id', [integrationId]);
-    return rows.map(toDependency);
-  }
-
-  async setStatus(client: pg.PoolClient, principal: Principal, integrationId: string, status: (typeof INTEGRATION_STATUSES)[number], requestId: string | null) {
+  /** Records an integration's reported status, with its audit record in the same transaction. */
+  async setStatus({ principal, requestId }: CommandContext, integrationId: string, status: (typeof INTEGRATION_STATUSES)[number]) {
     assertPlatformWrite(principal, 'integration status');
     const now = new Date(this.clock.now());
-    const prev = await client.query('SELECT status FROM integration_status WHERE integration_id = $1 FOR UPDATE', [integrationId]);
-    await client.query(
-      `INSERT INTO integration_status (integration_id, status, updated_by, updated_at) VALUES ($1, $2, $3, $4)
-       ON CONFLICT (integration_id) DO UPDATE SET status = EXCLUDED.status, updated_by = EXCLUDED.updated_by, updated_at = EXCLUDED.updated_at`,
-      [integrationId, status, principal.sub, now],
-    );
-    const after = { integrationId, status, updatedAt: now.toISOString(), updatedBy: principal.sub };
-    await recordAudit(client, {
-      principal,
-      action: 'integration.status',
-      objectType: 'integration',
-      objectId: integrationId,
-      before: prev.rows[0] ? { integrationId, status: prev.rows[0].status } : null,
-      after,
-      at: now.toISOString(),
-      requestId,
+    return transaction(this.pool, async (client) => {
+      const prev = await client.query('SELECT status FROM integration_status WHERE integration_id = $1 FOR UPDATE', [integrationId]);
+      await client.query(
+        `INSERT INTO integration_status (integration_id, status, updated_by, updated_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (integration_id) DO UPDATE SET status = EXCLUDED.status, updated_by = EXCLUDED.updated_by, updated_at = EXCLUDED.updated_at`,
+        [integrationId, status, principal.sub, now],
+      );
+      const after = { integrationId, status, updatedAt: now.toISOString(), updatedBy: principal.sub };
+      await recordAudit(client, {
+        principal,
+        action: 'integration.status',
+        objectType: 'integration',
+        objectId: integrationId,
+        before: prev.rows[0] ? { integrationId, status: prev.rows[0].status } : null,
+        after,
+        at: now.toISOString(),
+        requestId,
+      });
+      return after;
     });
-    return after;
   }
 
   /** Status per integration: its `integration` actor when there is one, else the reported status. */

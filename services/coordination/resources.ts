@@ -1,10 +1,13 @@
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import type pg from 'pg';
 import type { Clock } from '../../runtime/clock.js';
 import { recordAudit } from '../common/audit.js';
+import { keyedTransaction, type Answer, type CommandContext } from '../common/command.js';
 import { DomainCode, DomainError, notFound } from '../common/errors.js';
 import { isPlatform, partyOf, type Principal } from '../common/principal.js';
-import { decodeCursor, encodeCursor, iso, type Queryable } from '../common/sql.js';
+import { queryBuilder, type Db } from '../common/schema.js';
+import { decodeCursor, encodeCursor, iso, transaction, type Queryable } from '../common/sql.js';
 
 export const RESOURCE_TYPES = ['API_ENDPOINT', 'WEBHOOK', 'DATABASE_TABLE', 'CACHE_KEY', 'QUEUE_TOPIC', 'STORAGE_BUCKET'] as const;
 export type ResourceType = (typeof RESOURCE_TYPES)[number];
@@ -134,10 +137,14 @@ const json = (v: unknown) => (v === undefined || v === null ? null : JSON.string
  * second by every check. Callers that are not a party answer not-found.
  */
 export class ResourceService {
+  readonly #db: Db;
+
   constructor(
     private readonly pool: pg.Pool,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.#db = queryBuilder(pool);
+  }
 
   #now(): Date {
     return new Date(this.clock.now());
@@ -180,7 +187,12 @@ export class ResourceService {
     return rows.map(toGrant);
   }
 
-  async create(client: pg.PoolClient, p: Principal, input: CreateResource, requestId: string | null): Promise<SharedResource> {
+  /** Creates a resource owned by the caller's tenant (operators name the owner): 201. */
+  create(cx: CommandContext, input: CreateResource): Promise<Answer<SharedResource>> {
+    return keyedTransaction(this.pool, cx, 201, (client) => this.#create(client, cx, input));
+  }
+
+  async #create(client: pg.PoolClient, { principal: p, requestId }: CommandContext, input: CreateResource): Promise<SharedResource> {
     const party = partyOf(p);
     let owner: { id: string; type: OwnerType };
     if (isPlatform(p)) {
@@ -221,39 +233,34 @@ export class ResourceService {
     p: Principal,
     f: { resourceType?: ResourceType; ownerId?: string; ownerType?: OwnerType; isActive?: boolean; limit: number; cursor?: string },
   ): Promise<{ data: SharedResource[]; nextCursor: string | null }> {
-    const params: unknown[] = [];
-    const where: string[] = [];
-    const add = (sql: string, ...v: unknown[]) => {
-      let s = sql;
-      for (const x of v) {
-        params.push(x);
-        s = s.replace('?', `$${params.length}`);
-      }
-      where.push(s);
-    };
-    if (f.resourceType) add('r.resource_type = ?', f.resourceType);
-    if (f.ownerId) add('r.owner_id = ?', f.ownerId);
-    if (f.ownerType) add('r.owner_type = ?', f.ownerType);
-    if (f.isActive !== undefined) add('r.is_active = ?', f.isActive);
+    let q = this.#db.selectFrom('shared_resources as r').selectAll('r');
+    if (f.resourceType) q = q.where('r.resource_type', '=', f.resourceType);
+    if (f.ownerId) q = q.where('r.owner_id', '=', f.ownerId);
+    if (f.ownerType) q = q.where('r.owner_type', '=', f.ownerType);
+    if (f.isActive !== undefined) q = q.where('r.is_active', '=', f.isActive);
     const party = partyOf(p);
     if (!isPlatform(p)) {
       if (!party) return { data: [], nextCursor: null };
-      add(
-        `((r.owner_id = ? AND r.owner_type = ?) OR EXISTS (SELECT 1 FROM resource_access_grants g WHERE g.resource_id = r.id AND g.granted_to_id = ? AND g.granted_to_type = ? AND g.is_active))`,
-        party.id,
-        party.type,
-        party.id,
-        party.type,
+      q = q.where((eb) =>
+        eb.or([
+          eb.and([eb('r.owner_id', '=', party.id), eb('r.owner_type', '=', party.type)]),
+          eb.exists(
+            eb
+              .selectFrom('resource_access_grants as g')
+              .select(sql.lit(1).as('one'))
+              .whereRef('g.resource_id', '=', 'r.id')
+              .where('g.granted_to_id', '=', party.id)
+              .where('g.granted_to_type', '=', party.type)
+              // the bare column, as the partial index on active grants is written
+              .where(sql<boolean>`g.is_active`),
+          ),
+        ]),
       );
     }
     const cur = decodeCursor(f.cursor);
     if (f.cursor && !cur) throw new DomainError(DomainCode.ValidationFailed, 'invalid cursor', { issues: [{ path: ['cursor'], message: 'invalid cursor' }] });
-    if (cur) add('(r.created_at, r.id) < (?::timestamptz, ?)', cur.at, cur.id);
-    params.push(f.limit + 1);
-    const { rows } = await this.pool.query(
-      `SELECT r.* FROM shared_resources r ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY r.created_at DESC, r.id DESC LIMIT $${params.length}`,
-      params,
-    );
+    if (cur) q = q.where(sql<boolean>`(r.created_at, r.id) < (${cur.at}::timestamptz, ${cur.id})`);
+    const rows = await q.orderBy('r.created_at', 'desc').orderBy('r.id', 'desc').limit(f.limit + 1).execute();
     const page = rows.slice(0, f.limit);
     const data: SharedResource[] = [];
     for (const row of page) {
@@ -264,7 +271,12 @@ export class ResourceService {
     return { data, nextCursor: rows.length > f.limit && last ? encodeCursor(last.created_at, last.id) : null };
   }
 
-  async deactivate(client: pg.PoolClient, p: Principal, id: string, requestId: string | null): Promise<SharedResource> {
+  /** Deactivates a resource (its grants stop working): 200. */
+  deactivate(cx: CommandContext, id: string): Promise<Answer<SharedResource>> {
+    return keyedTransaction(this.pool, cx, 200, (client) => this.#deactivate(client, cx, id));
+  }
+
+  async #deactivate(client: pg.PoolClient, { principal: p, requestId }: CommandContext, id: string): Promise<SharedResource> {
     const { row, standing } = await this.#load(client, p, id, true);
     if (!standing.platform && !standing.owner && standing.level !== 'admin') {
       throw new DomainError(DomainCode.Forbidden, 'only the owner, an admin grantee or an operator may deactivate a resource');
@@ -278,7 +290,12 @@ export class ResourceService {
     return after;
   }
 
-  async grant(client: pg.PoolClient, p: Principal, resourceId: string, input: CreateGrant, requestId: string | null): Promise<ResourceAccessGrant> {
+  /** Grants access to a resource (the owner or an admin grantee, never above its own level): 201. */
+  grant(cx: CommandContext, resourceId: string, input: CreateGrant): Promise<Answer<ResourceAccessGrant>> {
+    return keyedTransaction(this.pool, cx, 201, (client) => this.#grant(client, cx, resourceId, input));
+  }
+
+  async #grant(client: pg.PoolClient, { principal: p, requestId }: CommandContext, resourceId: string, input: CreateGrant): Promise<ResourceAccessGrant> {
     const { row, standing } = await this.#load(client, p, resourceId, true);
     if (standing.level !== 'admin') {
       throw new DomainError(DomainCode.Forbidden, 'only the owner or a grantee with admin access may grant access to this resource', {
@@ -303,7 +320,12 @@ export class ResourceService {
     return g;
   }
 
-  async revoke(client: pg.PoolClient, p: Principal, grantId: string, requestId: string | null): Promise<ResourceAccessGrant> {
+  /** Revokes a grant (owner, admin grantee, operator, or the grantee itself), in one transaction. */
+  revoke(cx: CommandContext, grantId: string): Promise<ResourceAccessGrant> {
+    return transaction(this.pool, (client) => this.#revoke(client, cx, grantId));
+  }
+
+  async #revoke(client: pg.PoolClient, { principal: p, requestId }: CommandContext, grantId: string): Promise<ResourceAccessGrant> {
     const { rows } = await client.query('SELECT * FROM resource_access_grants WHERE id = $1 FOR UPDATE', [grantId]);
     const g = rows[0];
     if (!g) throw notFound('grant', grantId);

@@ -1,10 +1,13 @@
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import type pg from 'pg';
 import type { Clock } from '../../runtime/clock.js';
 import type { EventsConfig } from '../../runtime/config.js';
 import { recordAudit } from '../common/audit.js';
+import { keyedTransaction, type Answer, type CommandContext } from '../common/command.js';
 import { DomainCode, DomainError, notFound } from '../common/errors.js';
 import { isPlatform, type Principal } from '../common/principal.js';
+import { queryBuilder, type Db } from '../common/schema.js';
 import { decodeCursor, encodeCursor, iso, transaction, type Queryable } from '../common/sql.js';
 import {
   priorityRank,
@@ -128,13 +131,17 @@ function renderDelivery(d: DeliveryRow): Delivery {
  * (as the dependency graph is); publishing, republishing and endpoints are platform functions.
  */
 export class EventService {
+  readonly #db: Db;
+
   constructor(
     private readonly pool: pg.Pool,
     private readonly clock: Clock,
     private readonly config: EventsConfig,
     /** Told after a commit that made deliveries due (the local worker starts at once). */
     private readonly onDue: () => void = () => undefined,
-  ) {}
+  ) {
+    this.#db = queryBuilder(pool);
+  }
 
   /**
    * Inserts the event and its deliveries on `db` (a pool, or the caller's transaction when an
@@ -193,6 +200,18 @@ export class EventService {
     return { ...renderEvent(event), deliveries: deliveries.map(renderDelivery), filteredTargetIds: targets.filter((t) => !delivered.has(t)) };
   }
 
+  /**
+   * The publish command (202): without an Idempotency-Key the insert is one atomic statement;
+   * with one, it commits with the stored answer. The local worker is told once it committed.
+   */
+  async accept(cx: CommandContext, input: PublishEvent): Promise<Answer<CrossIntegrationEvent>> {
+    const out = cx.idempotency
+      ? await keyedTransaction(this.pool, cx, 202, (client) => this.publish(client, cx.principal, input))
+      : { status: 202, body: await this.publish(this.pool, cx.principal, input), replayed: false };
+    if (!out.replayed) this.notify();
+    return out;
+  }
+
   /** Tells the local worker that deliveries are due (call after the publishing commit). */
   notify(): void {
     this.onDue();
@@ -207,31 +226,20 @@ export class EventService {
   }
 
   async list(f: EventFilter): Promise<{ data: CrossIntegrationEvent[]; nextCursor: string | null }> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    const add = (sql: string, v: unknown) => {
-      params.push(v);
-      where.push(sql.replaceAll('?', `$${params.length}`));
-    };
-    if (f.sourceIntegrationId) add('source_integration_id = ?', f.sourceIntegrationId);
-    if (f.targetIntegrationId) add('target_integration_ids @> ARRAY[?]::text[]', f.targetIntegrationId);
-    if (f.status) add('status = ?', f.status);
-    if (f.eventCategory) add('event_category = ?', f.eventCategory);
-    if (f.priority) add('priority = ?', f.priority);
-    if (f.eventName) add('event_name = ?', f.eventName);
-    if (f.from) add('created_at >= ?::timestamptz', f.from);
-    if (f.to) add('created_at < ?::timestamptz', f.to);
+    let q = this.#db.selectFrom('cross_integration_events').selectAll();
+    if (f.sourceIntegrationId) q = q.where('source_integration_id', '=', f.sourceIntegrationId);
+    if (f.targetIntegrationId) q = q.where('target_integration_ids', '@>', sql<string[]>`ARRAY[${f.targetIntegrationId}]::text[]`);
+    if (f.status) q = q.where('status', '=', f.status);
+    if (f.eventCategory) q = q.where('event_category', '=', f.eventCategory);
+    if (f.priority) q = q.where('priority', '=', f.priority);
+    if (f.eventName) q = q.where('event_name', '=', f.eventName);
+    // ISO dates without a time are read by PostgreSQL, as they always were
+    if (f.from) q = q.where('created_at', '>=', sql<Date>`${f.from}::timestamptz`);
+    if (f.to) q = q.where('created_at', '<', sql<Date>`${f.to}::timestamptz`);
     const cur = decodeCursor(f.cursor);
     if (f.cursor && !cur) throw new DomainError(DomainCode.ValidationFailed, 'invalid cursor', { issues: [{ path: ['cursor'], message: 'invalid cursor' }] });
-    if (cur) {
-      params.push(cur.at, cur.id);
-      where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length})`);
-    }
-    params.push(f.limit + 1);
-    const { rows } = await this.pool.query<EventRow>(
-      `SELECT * FROM cross_integration_events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
-      params,
-    );
+    if (cur) q = q.where(sql<boolean>`(created_at, id) < (${cur.at}::timestamptz, ${cur.id})`);
+    const rows = await q.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(f.limit + 1).execute();
     const page = rows.slice(0, f.limit);
     const last = page[page.length - 1];
     return { data: page.map(renderEvent), nextCursor: rows.length > f.limit && last ? encodeCursor(last.created_at, last.id) : null };
@@ -242,7 +250,13 @@ export class EventService {
    * them, or with `onlyFailed` the failed and dead ones. A delivered row gets a new webhook-id
    * (its generation), so deduplicating receivers accept the deliberate resend.
    */
-  async republish(db: Queryable, principal: Principal, id: string, onlyFailed: boolean, requestId?: string | null): Promise<CrossIntegrationEvent> {
+  async republish(cx: CommandContext, id: string, onlyFailed: boolean): Promise<Answer<CrossIntegrationEvent>> {
+    const out = await keyedTransaction(this.pool, cx, 202, (client) => this.#republish(client, cx, id, onlyFailed));
+    this.notify();
+    return out;
+  }
+
+  async #republish(db: Queryable, { principal, requestId }: CommandContext, id: string, onlyFailed: boolean): Promise<CrossIntegrationEvent> {
     platformOnly(principal, 'cross-integration events');
     const now = new Date(this.clock.now());
     const ev = await db.query<EventRow>('SELECT * FROM cross_integration_events WHERE id = $1 FOR UPDATE', [id]);
@@ -264,20 +278,20 @@ export class EventService {
 
   /** Dead-lettered deliveries, oldest first (the dead-letter queue), with their event's name and source. */
   async deadLetters(f: { targetIntegrationId?: string; sourceIntegrationId?: string; limit: number; cursor?: string }): Promise<{ data: Array<Delivery & { eventId: string; eventName: string; sourceIntegrationId: string }>; nextCursor: string | null }> {
-    const params: unknown[] = [];
-    const where = [`d.status = 'dead'`];
-    if (f.targetIntegrationId) where.push(`d.target_integration_id = $${params.push(f.targetIntegrationId)}`);
-    if (f.sourceIntegrationId) where.push(`d.source_integration_id = $${params.push(f.sourceIntegrationId)}`);
+    let q = this.#db
+      .selectFrom('event_deliveries as d')
+      .innerJoin('cross_integration_events as e', 'e.id', 'd.event_id')
+      .selectAll('d')
+      .select('e.event_name')
+      .where('d.status', '=', 'dead');
+    if (f.targetIntegrationId) q = q.where('d.target_integration_id', '=', f.targetIntegrationId);
+    if (f.sourceIntegrationId) q = q.where('d.source_integration_id', '=', f.sourceIntegrationId);
     if (f.cursor) {
       const after = Number(Buffer.from(f.cursor, 'base64url').toString());
       if (!Number.isSafeInteger(after)) throw new DomainError(DomainCode.ValidationFailed, 'invalid cursor', { issues: [{ path: ['cursor'], message: 'invalid cursor' }] });
-      where.push(`d.id > $${params.push(after)}`);
+      q = q.where('d.id', '>', after);
     }
-    const { rows } = await this.pool.query<DeliveryRow & { id: string; event_name: string; source_integration_id: string }>(
-      `SELECT d.*, e.event_name FROM event_deliveries d JOIN cross_integration_events e ON e.id = d.event_id
-       WHERE ${where.join(' AND ')} ORDER BY d.id LIMIT $${params.push(f.limit + 1)}`,
-      params,
-    );
+    const rows = await q.orderBy('d.id').limit(f.limit + 1).execute();
     const page = rows.slice(0, f.limit);
     return {
       data: page.map((r) => ({ eventId: r.event_id, eventName: r.event_name, sourceIntegrationId: r.source_integration_id, ...renderDelivery(r) })),
@@ -290,7 +304,13 @@ export class EventService {
    * place in its (source, target) queue, so they go out in their original order: what an
    * operator does once a dead target is back.
    */
-  async republishDead(db: Queryable, principal: Principal, f: { targetIntegrationId: string; sourceIntegrationId?: string }, requestId?: string | null): Promise<{ requeued: number }> {
+  async republishDead(cx: CommandContext, f: { targetIntegrationId: string; sourceIntegrationId?: string }): Promise<Answer<{ requeued: number }>> {
+    const out = await keyedTransaction(this.pool, cx, 202, (client) => this.#republishDead(client, cx, f));
+    this.notify();
+    return out;
+  }
+
+  async #republishDead(db: Queryable, { principal, requestId }: CommandContext, f: { targetIntegrationId: string; sourceIntegrationId?: string }): Promise<{ requeued: number }> {
     platformOnly(principal, 'cross-integration events');
     const now = new Date(this.clock.now());
     const { rows } = await db.query<{ event_id: string }>(

@@ -1,7 +1,9 @@
+import { sql } from 'kysely';
 import type { AnyStateMachine } from 'xstate';
 import { toDirectedGraph } from 'xstate/graph';
 import type { Runtime } from '../../runtime/runtime.js';
 import { DomainCode, DomainError } from '../common/errors.js';
+import { queryBuilder, type Db } from '../common/schema.js';
 import { decodeCursor, encodeCursor, iso } from '../common/sql.js';
 
 /** The actor types operators may inspect (those deployed in this process are resolved per call). */
@@ -76,7 +78,11 @@ export function chartOf(machine: AnyStateMachine, value: unknown): ChartNode {
 
 /** Operator inspection of any actor: snapshot, journal, chart and search over the indexed columns. */
 export class ActorInspector {
-  constructor(private readonly runtime: Runtime) {}
+  readonly #db: Db;
+
+  constructor(private readonly runtime: Runtime) {
+    this.#db = queryBuilder(runtime.database.pool);
+  }
 
   #assertType(type: string): void {
     if (!this.runtime.host.registry.has(type)) {
@@ -106,39 +112,30 @@ export class ActorInspector {
   }
 
   async search(q: { type?: string; status?: string; tenant?: string; limit: number; cursor?: string }) {
-    const params: unknown[] = [];
-    const where: string[] = [];
-    const add = (sql: string, v: unknown) => {
-      params.push(v);
-      where.push(sql.replace('?', `$${params.length}`));
-    };
-    if (q.type) add('type = ?', q.type);
-    if (q.status) add('status = ?', q.status);
-    if (q.tenant) add('tenant = ?', q.tenant);
+    // the key as one sortable value: actors changed in the same instant keep a stable order
+    const key = sql<string>`type || '/' || id`;
+    let query = this.#db
+      .selectFrom('actors')
+      .select(['type', 'id', 'tenant', 'version', 'machine_version', 'state_value', 'status', 'attrs', 'created_at', 'updated_at']);
+    if (q.type) query = query.where('type', '=', q.type);
+    if (q.status) query = query.where('status', '=', q.status);
+    if (q.tenant) query = query.where('tenant', '=', q.tenant);
     const cur = decodeCursor(q.cursor);
     if (q.cursor && !cur) throw new DomainError(DomainCode.ValidationFailed, 'invalid cursor', { issues: [{ path: ['cursor'], message: 'invalid cursor' }] });
-    if (cur) {
-      params.push(cur.at, cur.id);
-      where.push(`(updated_at, type || '/' || id) < ($${params.length - 1}::timestamptz, $${params.length})`);
-    }
-    params.push(q.limit + 1);
-    const { rows } = await this.runtime.database.pool.query(
-      `SELECT type, id, tenant, version, machine_version, state_value, status, attrs, created_at, updated_at FROM actors
-       ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY updated_at DESC, type || '/' || id DESC LIMIT $${params.length}`,
-      params,
-    );
+    if (cur) query = query.where(sql<boolean>`(updated_at, ${key}) < (${cur.at}::timestamptz, ${cur.id})`);
+    const rows = await query.orderBy('updated_at', 'desc').orderBy(key, 'desc').limit(q.limit + 1).execute();
     const page = rows.slice(0, q.limit);
     const last = page[page.length - 1];
     return {
       data: page.map((r) => ({
-        type: r.type as string,
-        id: r.id as string,
-        tenant: r.tenant as string | null,
+        type: r.type,
+        id: r.id,
+        tenant: r.tenant,
         version: Number(r.version),
-        machineVersion: r.machine_version as number,
-        value: r.state_value as unknown,
-        status: r.status as string,
-        attrs: r.attrs as Record<string, unknown>,
+        machineVersion: r.machine_version,
+        value: r.state_value,
+        status: r.status,
+        attrs: r.attrs,
         createdAt: iso(r.created_at)!,
         updatedAt: iso(r.updated_at)!,
       })),
