@@ -65,11 +65,11 @@ export type CommitExtras = Record<string, readonly unknown[]>;
  * first commit.
  *
  * ```ts
- * const auditExtension: CommitExtension = {
- *   name: 'audit',
- *   sql: (rows) => `INSERT INTO audit_log (...) SELECT ... FROM g CROSS JOIN LATERAL jsonb_to_recordset(${rows}) AS r(...) ON CONFLICT (dedupe_key) DO NOTHING`,
+ * const notes: CommitExtension = {
+ *   name: 'notes',
+ *   sql: (rows) => `INSERT INTO notes (actor_id, version, text) SELECT g.id, g.expected + 1, r.text FROM g CROSS JOIN LATERAL jsonb_to_recordset(${rows}) AS r(text text)`,
  * };
- * host.extendCommit(auditExtension); // then: host.send(ref, event, { extras: () => ({ audit: [row] }) })
+ * host.extendCommit(notes); // before start; then: host.send(ref, event, { extras: (t) => ({ notes: [{ text: `v${t.version}` }] }) })
  * ```
  */
 export interface CommitExtension {

@@ -184,12 +184,13 @@ export async function idempotentCommand(
 
 /** Stores `res` as the key's answer unless another is stored already; answers the one that stands. */
 async function storeFirst(pool: pg.Pool, r: IdempotencyRequest, res: StoredResponse): Promise<IdempotentResult> {
-  await pool.query(
+  const { rowCount } = await pool.query(
     `INSERT INTO idempotency_keys (scope, key, fingerprint, status, body) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
     [r.scope, r.key, r.fingerprint, res.status, JSON.stringify(res.body)],
   );
+  if (rowCount === 1) return { ...res, replayed: false };
   const winner = await stored(pool, r);
-  return winner && JSON.stringify(winner.body) !== JSON.stringify(res.body) ? { ...winner, replayed: true } : { ...res, replayed: false };
+  return winner ? { ...winner, replayed: true } : { ...res, replayed: false };
 }
 
 /**
