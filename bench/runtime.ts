@@ -12,7 +12,7 @@ import { loadConfig } from '../runtime/config.js';
 import { createPool, type Database } from '../runtime/db.js';
 import { Kysely, PostgresDialect } from 'kysely';
 import { migrate } from '../runtime/migrate.js';
-import { commitBatch, type CommitRecord } from '../runtime/store.js';
+import { CommitStatement, type CommitRecord } from '../runtime/store.js';
 import { Registry } from '../runtime/registry.js';
 import { createRuntime, type Runtime } from '../runtime/runtime.js';
 import { benchDatabase, benchLog, fmt, percentile, table } from './lib.js';
@@ -134,7 +134,8 @@ async function main() {
   // the runtime's own commit statement driven from pg, one transition per statement, no runtime
   // around it: what the required writes (snapshot, inbox, journal, outbox) cost Postgres and the
   // driver alone, the floor under the runtime rows above
-  await plainRows('commit statement alone (no runtime)', async (pool, id, version, next, n) => (await commitBatch(pool, [commitRecord(id, version, next, n)])).get(`bench/${id}`) === 'committed');
+  const statement = new CommitStatement();
+  await plainRows('commit statement alone (no runtime)', async (pool, id, version, next, n) => (await statement.run(pool, [commitRecord(id, version, next, n)])).get(`bench/${id}`) === 'committed');
   await setupPool.end();
 
   // memory: 100,000 actors touched with a 10,000-actor cache, in a clean child process
@@ -167,7 +168,7 @@ function commitRecord(id: string, version: number, snapshot: unknown, n: number)
     journal: { kind: 'event', targetPath: '', event: { type: 'bench.tick', i: n } as CommitRecord['journal']['event'], input: null },
     partition: 0,
     outbox: [{ kind: 'publish', subject: `bench.ticks.${id}`, messageId: `bench/${id}@${version + 1}#0`, payload: { i: n }, headers: {} }],
-    correlations: [], timerDeletes: [], timerUpserts: [], at: new Date().toISOString(), audit: [], fence: null,
+    correlations: [], timerDeletes: [], timerUpserts: [], at: new Date().toISOString(), extras: {}, fence: null,
   };
 }
 

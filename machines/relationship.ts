@@ -244,7 +244,7 @@ export function project(snapshot: PersistedSnapshot) {
   };
 }
 
-export const relationshipType: ActorTypeDefinition = {
+export const relationshipType: ActorTypeDefinition<typeof relationshipMachine> = {
   type: 'relationship',
   machine: relationshipMachine,
   version,

@@ -765,7 +765,7 @@ export function projectSaga(snapshot: PersistedSnapshot) {
   };
 }
 
-export const sagaType: ActorTypeDefinition = {
+export const sagaType: ActorTypeDefinition<typeof sagaMachine> = {
   type: 'saga',
   machine: sagaMachine,
   version: sagaVersion,

@@ -634,7 +634,7 @@ export function project(snapshot: PersistedSnapshot) {
   };
 }
 
-export const workflowType: ActorTypeDefinition = {
+export const workflowType: ActorTypeDefinition<typeof workflowMachine> = {
   type: 'workflow',
   machine: workflowMachine,
   version,

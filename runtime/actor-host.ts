@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { EventObject } from 'xstate';
+import { ActorHandle } from './actor-handle.js';
 import { LruCache } from './cache.js';
 import type { Clock } from './clock.js';
 import { Committer, type CommitOutcome } from './committer.js';
@@ -8,14 +9,43 @@ import { ConcordError, ErrorCode } from './errors.js';
 import type { Logger } from './logger.js';
 import { Mailbox } from './mailbox.js';
 import { partitionOf } from './partition.js';
-import { assertRef, refKey, upgradeSnapshot, type ActorRef, type ActorTypeDefinition, type PersistedSnapshot, type Registry } from './registry.js';
+import { assertRef, refKey, upgradeSnapshot, type ActorRef, type ActorTypeDefinition, type AnyActorTypeDefinition, type PersistedSnapshot, type Registry } from './registry.js';
 import { acceptedEventsOf, LiveActor, replay, type StepInput, type TimerRow } from './step.js';
-import { CorrelationIndex, loadActor, lookupInbox, readJournal, type AuditRow, type CommitRecord, type Fence, type JournalEntry, type StoredActor } from './store.js';
+import {
+  CorrelationIndex,
+  loadActor,
+  lookupInbox,
+  readJournal,
+  type CommitExtension,
+  type CommitExtras,
+  type CommitRecord,
+  type Fence,
+  type JournalEntry,
+  type StoredActor,
+} from './store.js';
 
 /** An event as callers send it: a `type` and any JSON fields. */
 export type ActorEvent = { type: string; [key: string]: unknown };
 
-export interface SendOptions {
+/** A transition's outcome before it commits: what `SendOptions.extras` renders its rows from. */
+export interface Transition<TContext = Record<string, unknown>> {
+  /** The version the actor will have once this commits. */
+  version: number;
+  value: unknown;
+  status: string;
+  context: TContext;
+}
+
+/** Why an actor refused an event: its state (fresh from Postgres) and the events it accepts there. */
+export interface RejectionInfo {
+  ref: ActorRef;
+  value: unknown;
+  status: string | null;
+  accepts: string[];
+  event: string;
+}
+
+export interface SendOptions<TContext = Record<string, unknown>> {
   /** Dedupe key: a message id already applied to this actor is not applied again. */
   messageId?: string;
   /** The caller's tenant; an actor of another tenant answers ACTOR_NOT_FOUND. */
@@ -23,11 +53,18 @@ export interface SendOptions {
   /** Deliver to a child actor (`kid`, `kid/grandkid`) instead of the root. */
   targetPath?: string;
   /**
-   * The audit record of this change, written in the transition's own statement (the change and
-   * its record commit together or not at all). Called with the transition's outcome before the
+   * Extra rows of this transition, by commit extension name (`extendCommit`): written in the
+   * transition's own statement, so they commit with the change or not at all (an audit record,
+   * the stored answer of an HTTP command). Called with the transition's outcome before the
    * commit, again on each retry after a version conflict; null writes none.
    */
-  audit?: (t: { version: number; value: unknown; context: Record<string, unknown> }) => AuditRow | null;
+  extras?: (t: Transition<TContext>) => CommitExtras | null | undefined;
+  /**
+   * The error to throw when the actor's state does not accept the event (by default an
+   * EVENT_REJECTED `ConcordError` naming the state and the accepted events). Built once, here,
+   * from the state the decision was made on.
+   */
+  rejected?: (r: RejectionInfo) => Error;
   /**
    * The partition lease the event was consumed under (a NATS partition consumer's): the commit
    * writes nothing, and the send fails with FENCED, once that lease has passed to another process.
@@ -35,7 +72,7 @@ export interface SendOptions {
   fence?: Fence;
 }
 
-export interface SendResult {
+export interface SendResult<TContext = Record<string, unknown>> {
   ref: ActorRef;
   version: number;
   value: unknown;
@@ -43,17 +80,27 @@ export interface SendResult {
   /** True when the message id had been applied before: this is the first answer again. */
   duplicate: boolean;
   /** The context after the transition (absent on a duplicate). */
-  context?: Record<string, unknown>;
+  context?: TContext;
 }
 
-export interface ActorView {
+/** An actor's current state as this process knows it (see `ActorHost.current`). */
+export interface ActorState<TContext = Record<string, unknown>> {
+  ref: ActorRef;
+  tenant: string | null;
+  version: number;
+  value: unknown;
+  status: string;
+  context: TContext;
+}
+
+export interface ActorView<TContext = Record<string, unknown>> {
   ref: ActorRef;
   tenant: string | null;
   version: number;
   machineVersion: number;
   value: unknown;
   status: string;
-  context: Record<string, unknown>;
+  context: TContext;
   attrs: Record<string, unknown>;
   timers: Array<{ key: string; event: string; dueAt: string; targetPath: string }>;
   accepts: string[];
@@ -136,6 +183,19 @@ export class ActorHost {
     return this.o.clock.now();
   }
 
+  /**
+   * Adds a commit extension: rows the application writes with a transition (see
+   * `CommitExtension`). Register every extension before the first commit (before `start()`).
+   */
+  extendCommit(ext: CommitExtension): void {
+    this.#committer.extend(ext);
+  }
+
+  /** A typed handle on the actors of one type: its machine's events in, its context out. */
+  actor<TDef extends AnyActorTypeDefinition>(def: TDef): ActorHandle<TDef> {
+    return new ActorHandle(this, def);
+  }
+
   /** Applies `event` to the actor (creating it from its initial state if it does not exist). */
   async send(ref: ActorRef, event: ActorEvent, opts: SendOptions = {}): Promise<SendResult> {
     const def = this.o.registry.get(ref.type);
@@ -167,6 +227,7 @@ export class ActorHost {
   async #apply(def: ActorTypeDefinition, ref: ActorRef, input: StepInput, opts: SendOptions): Promise<SendResult> {
     const key = refKey(ref);
     const messageId = opts.messageId ?? null;
+    const statement = this.#committer.statement;
     for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
       const fresh = attempt > 0;
       const entry = await this.#load(def, ref, fresh);
@@ -190,11 +251,8 @@ export class ActorHost {
         }
         if (!fresh && entry) continue; // the cached snapshot may be stale: decide on the stored one
         this.stats.rejected++;
-        throw new ConcordError(
-          ErrorCode.EventRejected,
-          `${key} in state ${JSON.stringify(out.value)} does not accept '${(input as { event: EventObject }).event.type}'`,
-          { ref, value: out.value, status: entry?.status ?? null, accepts: out.accepts, event: (input as { event: EventObject }).event.type },
-        );
+        const why: RejectionInfo = { ref, value: out.value, status: entry?.status ?? null, accepts: out.accepts, event: (input as { event: EventObject }).event.type };
+        throw opts.rejected?.(why) ?? new ConcordError(ErrorCode.EventRejected, `${key} in state ${JSON.stringify(why.value)} does not accept '${why.event}'`, { ...why });
       }
       const version = (entry?.version ?? 0) + 1;
       const projection = def.project(out.snapshot);
@@ -222,11 +280,12 @@ export class ActorHost {
         timerDeletes: [...prevTimers.keys()].filter((k) => !nextKeys.has(k)),
         timerUpserts: out.timers.filter((t) => prevTimers.get(t.key)?.dueAt !== t.dueAt || prevTimers.get(t.key)?.xstateId !== t.xstateId),
         at: new Date(now).toISOString(),
-        audit: [],
+        extras: opts.extras?.({ version, value: out.snapshot.value, status: projection.status, context: out.snapshot.context }) ?? {},
         fence: opts.fence ?? null,
       };
-      const audit = opts.audit?.({ version, value: out.snapshot.value, context: out.snapshot.context as Record<string, unknown> });
-      if (audit) rec.audit.push(audit);
+      for (const name of Object.keys(rec.extras)) {
+        if (!statement.has(name)) throw new ConcordError(ErrorCode.InvalidConfig, `${key}: no commit extension '${name}' is registered`, { ref });
+      }
       await this.o.hooks?.beforeCommit?.(rec);
       let outcome: CommitOutcome;
       try {
@@ -239,6 +298,10 @@ export class ActorHost {
         this.#cache.delete(key);
         const fence = opts.fence!;
         throw new ConcordError(ErrorCode.Fenced, `partition ${fence.partition} has passed to another process (lease epoch ${fence.epoch} is stale); ${key} is unchanged`, { ref, ...fence });
+      }
+      if (typeof outcome === 'object') {
+        this.#cache.delete(key); // refused before the version check: what is cached is not known to be current
+        throw new ConcordError(ErrorCode.Conflict, `${key}: the commit extension '${outcome.refusedBy}' refused the transition; ${key} is unchanged`, { ref, ...outcome });
       }
       if (outcome === 'conflict') {
         this.stats.conflicts++;
@@ -316,6 +379,29 @@ export class ActorHost {
     const entry: Entry = { ...stored, snapshot, def };
     this.#cache.set(key, entry);
     return entry;
+  }
+
+  /**
+   * The actor's current state as this process knows it: the cached snapshot (what the next
+   * transition here starts from), else one load from Postgres, which then stays cached. Null
+   * when it does not exist, or belongs to another tenant than `opts.tenant`. Another process
+   * may have moved it on since; a transition decides on its own copy and its version check.
+   */
+  async current(ref: ActorRef, opts: { tenant?: string | null } = {}): Promise<ActorState | null> {
+    const def = this.o.registry.get(ref.type);
+    const key = refKey(ref);
+    let entry: StoredActor | undefined = this.#cache.get(key);
+    if (!entry) {
+      const stored = await loadActor(this.o.pool, ref);
+      if (!stored) return null;
+      this.stats.hydrations++;
+      const loaded: Entry = { ...stored, snapshot: upgradeSnapshot(def, ref, stored.snapshot, stored.machineVersion), def };
+      // a transition may have cached a newer copy meanwhile: it stays
+      if (!this.#cache.peek(key)) this.#cache.set(key, loaded);
+      entry = loaded;
+    }
+    if (opts.tenant && entry.tenant && entry.tenant !== opts.tenant) return null;
+    return { ref, tenant: entry.tenant, version: entry.version, value: entry.snapshot.value, status: entry.status, context: entry.snapshot.context };
   }
 
   /** The actor as stored now (always read from Postgres, so any process sees the latest). */

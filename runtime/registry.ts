@@ -1,38 +1,8 @@
-import type { AnyStateMachine } from 'xstate';
+import type { ActorTypeDefinition, PersistedSnapshot } from '../machines/kit/actor-type.js';
 import { ConcordError, ErrorCode } from './errors.js';
 
-/** A snapshot as persisted by `actor.getPersistedSnapshot()`, after a JSON round trip. */
-export interface PersistedSnapshot {
-  status: string;
-  value: unknown;
-  context: Record<string, unknown>;
-  children: Record<string, unknown>;
-  historyValue?: unknown;
-  [key: string]: unknown;
-}
-
-/** What the runtime stores in indexed columns beside the snapshot. */
-export interface Projection {
-  /** Domain status (e.g. ACTIVE), searchable by operators. */
-  status: string;
-  /** The tenant that owns the actor, if any. */
-  tenant?: string | null;
-  /** Searchable attributes (GIN-indexed jsonb). */
-  attrs?: Record<string, string | number | boolean | null | string[]>;
-}
-
-/**
- * One actor type as a machine module exports it: the machine, its version, pure JSON migrations
- * from older versions (`migrations[n]` turns a version-n snapshot into version n+1), and a
- * projection of a snapshot to indexed columns.
- */
-export interface ActorTypeDefinition {
-  type: string;
-  machine: AnyStateMachine;
-  version: number;
-  migrations?: Record<number, (snapshot: PersistedSnapshot) => PersistedSnapshot>;
-  project(snapshot: PersistedSnapshot): Projection;
-}
+// the actor type definition lives with the machines (which import nothing outside machines/)
+export type { ActorTypeDefinition, AnyActorTypeDefinition, ContextOf, EventOf, PersistedSnapshot, Projection } from '../machines/kit/actor-type.js';
 
 export interface ActorRef {
   type: string;

@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import type { EventObject } from 'xstate';
 import { LruCache } from './cache.js';
+import { ConcordError, ErrorCode } from './errors.js';
 import type { OutboxDraft } from './effects.js';
 import type { ActorRef, PersistedSnapshot } from './registry.js';
 import type { TimerRow } from './step.js';
@@ -40,8 +42,8 @@ export interface CommitRecord {
   timerDeletes: string[];
   timerUpserts: TimerRow[];
   at: string;
-  /** Audit records that commit with the transition (`audit_log`, deduplicated by `dedupeKey`). */
-  audit: AuditRow[];
+  /** Extra rows of the transition, by commit extension name (see `CommitExtension`). */
+  extras: CommitExtras;
   /** The partition lease this transition's message was consumed under: no write unless it is current. */
   fence: Fence | null;
 }
@@ -52,20 +54,42 @@ export interface Fence {
   epoch: number;
 }
 
-/** One `audit_log` row: who changed what, when, with the object before and after. */
-export interface AuditRow {
-  at: string;
-  subject: string;
-  role: string;
-  tenant: string | null;
-  action: string;
-  objectType: string;
-  objectId: string;
-  before: unknown;
-  after: unknown;
-  requestId: string | null;
-  dedupeKey: string | null;
+/** Extra rows a transition commits with, by commit extension name. */
+export type CommitExtras = Record<string, readonly unknown[]>;
+
+/**
+ * Rows the application writes together with a transition, in the transition's own statement:
+ * written only when the transition commits, never otherwise (e.g. an audit record, the stored
+ * answer of an HTTP command). The engine knows no application table: an extension names its
+ * rows, and the engine composes its one commit statement from every extension once, before the
+ * first commit.
+ *
+ * ```ts
+ * const notes: CommitExtension = {
+ *   name: 'notes',
+ *   sql: (rows) => `INSERT INTO notes (actor_id, version, text) SELECT g.id, g.expected + 1, r.text FROM g CROSS JOIN LATERAL jsonb_to_recordset(${rows}) AS r(text text)`,
+ * };
+ * host.extendCommit(notes); // before start; then: host.send(ref, event, { extras: (t) => ({ notes: [{ text: `v${t.version}` }] }) })
+ * ```
+ */
+export interface CommitExtension {
+  /** The key of `extras` whose rows this writes: `[a-z][a-z0-9_]*`. */
+  name: string;
+  /**
+   * A data-modifying statement (a CTE body) over `g`, the transitions that committed (columns
+   * `type`, `id`, `tenant`, `expected`, `at`, ...); `rows` is the SQL expression of one
+   * transition's jsonb array of rows (NULL when it carries none).
+   */
+  sql(rows: string): string;
+  /**
+   * Optional: a boolean SQL expression over `b`, one transition before it is written; true
+   * refuses the transition (nothing of it is written, and the send fails with CONFLICT whose
+   * `refusedBy` names this extension). For rows that claim something unique, such as a key.
+   */
+  refuse?(rows: string): string;
 }
+
+const EXTENSION_NAME = /^[a-z][a-z0-9_]{0,40}$/;
 
 const TIMERS_JSON = `COALESCE((SELECT json_agg(json_build_object(
     'key', t.timer_key, 'xstateId', t.xstate_id, 'sourcePath', t.source_path, 'targetPath', t.target_path,
@@ -113,25 +137,43 @@ export async function lookupInbox(db: pg.Pool, ref: ActorRef, messageId: string)
   return rows[0]?.result;
 }
 
+/** The column of `b` holding one extension's rows of a transition. */
+const extColumn = (name: string) => `"x_${name}"`;
+
 /**
  * The whole commit of a batch of transitions (of distinct actors) as ONE statement. Each
- * actor's row is written only if its version is still the one the transition started from
- * and its message id is not yet in the inbox; the inbox, journal, outbox, timer and audit
- * writes follow only for the rows that were written. Rows are locked in key order so that two
- * concurrent batches cannot deadlock. Returns the keys that committed.
+ * actor's row is written only if its version is still the one the transition started from,
+ * its message id is not yet in the inbox, its fence is current and no extension refuses it; the
+ * inbox, journal, outbox, timer and extension writes follow only for the rows that were
+ * written. Rows are locked in key order so that two concurrent batches cannot deadlock. Returns
+ * the keys that committed, were fenced or were refused.
  */
-const COMMIT_SQL = `
+function commitSql(exts: readonly CommitExtension[]): string {
+  const columns = exts.map((e) => `, ${extColumn(e.name)} jsonb`).join('');
+  const refusals = exts.filter((e) => e.refuse);
+  const refused = refusals.length
+    ? `refused AS (
+  SELECT DISTINCT ON (b.type, b.id) b.type, b.id, r.ext FROM b CROSS JOIN LATERAL (
+    ${refusals.map((e) => `SELECT '${e.name}'::text AS ext WHERE ${e.refuse!(`b.${extColumn(e.name)}`)}`).join('\n    UNION ALL ')}
+  ) r
+  WHERE NOT EXISTS (SELECT 1 FROM fenced WHERE fenced.type = b.type AND fenced.id = b.id)
+),`
+    : `refused AS (SELECT NULL::text AS type, NULL::text AS id, NULL::text AS ext WHERE false),`;
+  const writes = exts.map((e) => `,\n${extColumn(e.name)} AS (\n  ${e.sql(`g.${extColumn(e.name)}`)}\n)`).join('');
+  return `
 WITH b AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
     i int, type text, id text, tenant text, expected bigint, mv int, value jsonb, status text, attrs jsonb,
     snapshot jsonb, msg text, result jsonb, jkind text, jtarget text, jevent jsonb, jinput jsonb, part int,
-    outbox jsonb, corr jsonb, tdel jsonb, tups jsonb, at timestamptz, audit jsonb, fp int, fe bigint)
+    outbox jsonb, corr jsonb, tdel jsonb, tups jsonb, at timestamptz, fp int, fe bigint${columns})
 ),
 -- transitions consumed under a partition lease that has passed to another process
 fenced AS (
   SELECT b.type, b.id FROM b
   WHERE b.fp IS NOT NULL AND NOT EXISTS (SELECT 1 FROM partition_epochs f WHERE f.partition = b.fp AND f.epoch = b.fe)
 ),
+-- transitions an extension refuses (e.g. an Idempotency-Key already taken)
+${refused}
 ok AS (
   INSERT INTO actors AS a (type, id, tenant, machine_version, version, state_value, status, attrs, snapshot, created_at, updated_at)
   SELECT b.type, b.id, b.tenant, b.mv, b.expected + 1, b.value, b.status, b.attrs, b.snapshot, b.at, b.at FROM b
@@ -141,6 +183,7 @@ ok AS (
     SELECT true AS seen FROM inbox n WHERE n.actor_type = b.type AND n.actor_id = b.id AND n.message_id = b.msg LIMIT 1
   ) d ON b.msg IS NOT NULL
   WHERE d.seen IS NULL AND NOT EXISTS (SELECT 1 FROM fenced WHERE fenced.type = b.type AND fenced.id = b.id)
+    AND NOT EXISTS (SELECT 1 FROM refused WHERE refused.type = b.type AND refused.id = b.id)
   ORDER BY b.type, b.id
   ON CONFLICT (type, id) DO UPDATE SET
     tenant = EXCLUDED.tenant, machine_version = EXCLUDED.machine_version, version = EXCLUDED.version,
@@ -181,54 +224,88 @@ tu AS (
   ON CONFLICT (actor_type, actor_id, timer_key) DO UPDATE SET
     xstate_id = EXCLUDED.xstate_id, source_path = EXCLUDED.source_path, target_path = EXCLUDED.target_path,
     event = EXCLUDED.event, due_at = EXCLUDED.due_at, claimed_until = NULL
-),
-au AS (
-  INSERT INTO audit_log (at, subject, role, tenant, action, object_type, object_id, before, after, request_id, dedupe_key)
-  SELECT r."at", r."subject", r."role", r."tenant", r."action", r."objectType", r."objectId", r."before", r."after", r."requestId", r."dedupeKey"
-  FROM g CROSS JOIN LATERAL jsonb_to_recordset(g.audit) AS r("at" timestamptz, "subject" text, "role" text, "tenant" text, "action" text,
-    "objectType" text, "objectId" text, "before" jsonb, "after" jsonb, "requestId" text, "dedupeKey" text)
-  ON CONFLICT (dedupe_key) DO NOTHING
-)
-SELECT type, id, false AS fenced FROM ok
+)${writes}
+SELECT type, id, 'committed' AS outcome, NULL AS ext FROM ok
 UNION ALL
-SELECT type, id, true FROM fenced`;
-
-function encode(recs: readonly CommitRecord[]): string {
-  return JSON.stringify(
-    recs.map((r, i) => ({
-      i,
-      type: r.type,
-      id: r.id,
-      tenant: r.tenant,
-      expected: r.expected,
-      mv: r.machineVersion,
-      value: r.value,
-      status: r.status,
-      attrs: r.attrs,
-      snapshot: r.snapshot,
-      msg: r.messageId,
-      result: r.result,
-      jkind: r.journal.kind,
-      jtarget: r.journal.targetPath,
-      jevent: r.journal.event,
-      jinput: r.journal.input ?? null,
-      part: r.partition,
-      outbox: r.outbox.map((o, n) => ({ n, kind: o.kind, subject: o.subject, message_id: o.messageId, payload: o.payload, headers: o.headers })),
-      corr: r.correlations,
-      tdel: r.timerDeletes,
-      tups: r.timerUpserts.map((t) => ({ key: t.key, xid: t.xstateId, src: t.sourcePath, tgt: t.targetPath, event: t.event, due: t.dueAt })),
-      at: r.at,
-      audit: r.audit,
-      fp: r.fence?.partition ?? null,
-      fe: r.fence?.epoch ?? null,
-    })),
-  );
+SELECT type, id, 'fenced', NULL FROM fenced
+UNION ALL
+SELECT type, id, 'refused', ext FROM refused`;
 }
 
-/** What became of each transition of a batch, by `type/id`: written, or refused by its fence (absent: a conflict). */
-export async function commitBatch(db: pg.Pool, recs: readonly CommitRecord[]): Promise<Map<string, 'committed' | 'fenced'>> {
-  const { rows } = await db.query<{ type: string; id: string; fenced: boolean }>({ name: 'concord_commit', text: COMMIT_SQL, values: [encode(recs)] });
-  return new Map(rows.map((r) => [`${r.type}/${r.id}`, r.fenced ? 'fenced' : 'committed']));
+/** What became of one transition of a batch (absent from the answer: a conflict). */
+export type BatchOutcome = 'committed' | 'fenced' | { refusedBy: string };
+
+/**
+ * The commit statement of a set of extensions: composed once, then prepared once per
+ * connection (its name follows its text, so runtimes with other extensions never collide).
+ */
+export class CommitStatement {
+  readonly #name: string;
+  readonly #text: string;
+  readonly #exts: readonly CommitExtension[];
+
+  constructor(exts: readonly CommitExtension[] = []) {
+    const seen = new Set<string>();
+    for (const e of exts) {
+      if (!EXTENSION_NAME.test(e.name)) throw new ConcordError(ErrorCode.InvalidConfig, `invalid commit extension name '${e.name}'`);
+      if (seen.has(e.name)) throw new ConcordError(ErrorCode.InvalidConfig, `commit extension '${e.name}' registered twice`);
+      seen.add(e.name);
+    }
+    this.#exts = [...exts];
+    this.#text = commitSql(this.#exts);
+    this.#name = `concord_commit_${createHash('sha1').update(this.#text).digest('hex').slice(0, 12)}`;
+  }
+
+  /** The extensions this statement writes, by name. */
+  has(name: string): boolean {
+    return this.#exts.some((e) => e.name === name);
+  }
+
+  /** Writes a batch in one round trip; answers what became of each transition, by `type/id`. */
+  async run(db: pg.Pool, recs: readonly CommitRecord[]): Promise<Map<string, BatchOutcome>> {
+    const { rows } = await db.query<{ type: string; id: string; outcome: 'committed' | 'fenced' | 'refused'; ext: string | null }>({
+      name: this.#name,
+      text: this.#text,
+      values: [this.#encode(recs)],
+    });
+    return new Map(rows.map((r) => [`${r.type}/${r.id}`, r.outcome === 'refused' ? { refusedBy: r.ext! } : r.outcome]));
+  }
+
+  #encode(recs: readonly CommitRecord[]): string {
+    return JSON.stringify(
+      recs.map((r, i) => {
+        const row: Record<string, unknown> = {
+          i,
+          type: r.type,
+          id: r.id,
+          tenant: r.tenant,
+          expected: r.expected,
+          mv: r.machineVersion,
+          value: r.value,
+          status: r.status,
+          attrs: r.attrs,
+          snapshot: r.snapshot,
+          msg: r.messageId,
+          result: r.result,
+          jkind: r.journal.kind,
+          jtarget: r.journal.targetPath,
+          jevent: r.journal.event,
+          jinput: r.journal.input ?? null,
+          part: r.partition,
+          outbox: r.outbox.map((o, n) => ({ n, kind: o.kind, subject: o.subject, message_id: o.messageId, payload: o.payload, headers: o.headers })),
+          corr: r.correlations,
+          tdel: r.timerDeletes,
+          tups: r.timerUpserts.map((t) => ({ key: t.key, xid: t.xstateId, src: t.sourcePath, tgt: t.targetPath, event: t.event, due: t.dueAt })),
+          at: r.at,
+          fp: r.fence?.partition ?? null,
+          fe: r.fence?.epoch ?? null,
+        };
+        // the host lets through only extensions of this statement (`has`); absent rows are NULL
+        for (const [name, extra] of Object.entries(r.extras)) if (extra.length > 0) row[`x_${name}`] = extra;
+        return row;
+      }),
+    );
+  }
 }
 
 export interface JournalEntry {

@@ -3,8 +3,8 @@ import type { Registry as MetricsRegistry } from 'prom-client';
 import { systemClock, type Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Runtime } from '../runtime/runtime.js';
-import { AuditWriter } from './common/audit.js';
-import { pruneIdempotencyKeys } from './common/idempotency.js';
+import { auditExtension, AuditWriter } from './common/audit.js';
+import { idempotencyExtension, pruneIdempotencyKeys } from './common/idempotency.js';
 import { DependencyService } from './coordination/dependencies.js';
 import { CoordinationMonitor } from './coordination/monitor.js';
 import { RelationshipService } from './coordination/relationships.js';
@@ -66,6 +66,9 @@ export function createServices(o: ServicesOptions): Services {
   const clock = o.clock ?? systemClock;
   const run = { events: true, sagaIntake: true, housekeeping: true, ...o.run };
   const pool = runtime.database.pool;
+  // rows that commit with a transition, in its one statement (registered before the first commit)
+  runtime.host.extendCommit(auditExtension);
+  runtime.host.extendCommit(idempotencyExtension);
   const audit = auditPool(runtime.database.url);
   const eventDelivery = createEventDelivery({ pool, config: runtime.config, clock, log, bus: runtime.bus, nats: runtime.nats });
   const sagas = new SagaService(runtime.host, pool, runtime.config, clock);

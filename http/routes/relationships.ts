@@ -2,7 +2,7 @@ import { z } from '@hono/zod-openapi';
 import type { HonoRequest } from 'hono';
 import { RELATIONSHIP_STATUSES, RELATIONSHIP_TYPES } from '../../machines/relationship.js';
 import { DomainCode, DomainError } from '../../services/common/errors.js';
-import { derivedId, idempotentTransition } from '../../services/common/idempotency.js';
+import { derivedId, idempotentCommand } from '../../services/common/idempotency.js';
 import type { LifecycleAction } from '../../services/coordination/relationships.js';
 import { router, routes } from '../env.js';
 import { idempotencyOf, reply } from '../idempotency.js';
@@ -122,15 +122,14 @@ export function relationshipRoutes() {
       checkDates(body.startDate, body.endDate, s.clock.now());
       const idem = idempotencyOf(c, body);
       const { status: _initial, ...input } = body;
-      const out = await idempotentTransition(s.runtime.database.pool, idem, async (messageId) => {
-        const id = idem ? derivedId(idem) : crypto.randomUUID();
-        const created = await s.relationships.create(
-          { principal: c.get('principal'), requestId: c.get('requestId'), messageId },
-          id,
-          { ...input, startDate: toIso(input.startDate) ?? undefined, endDate: toIso(input.endDate) },
-        );
-        return { status: 201, body: created };
-      });
+      const id = idem ? derivedId(idem) : crypto.randomUUID();
+      const out = await idempotentCommand(s.runtime.database.pool, idem, 201, (key) =>
+        s.relationships.create({ principal: c.get('principal'), requestId: c.get('requestId'), key }, id, {
+          ...input,
+          startDate: toIso(input.startDate) ?? undefined,
+          endDate: toIso(input.endDate),
+        }),
+      );
       c.header('location', `${c.req.path}/${(out.body as { id: string }).id}`);
       return reply(c, out);
     },
@@ -183,10 +182,9 @@ export function relationshipRoutes() {
         const id = c.req.valid('param').id;
         const body = await optionalBody(c.req);
         const idem = idempotencyOf(c, body);
-        const out = await idempotentTransition(s.runtime.database.pool, idem, async (messageId) => ({
-          status: 200,
-          body: await s.relationships.transition({ principal: c.get('principal'), requestId: c.get('requestId'), messageId }, id, action, body.reason),
-        }));
+        const out = await idempotentCommand(s.runtime.database.pool, idem, 200, (key) =>
+          s.relationships.transition({ principal: c.get('principal'), requestId: c.get('requestId'), key }, id, action, body.reason),
+        );
         return reply(c, out);
       },
     );

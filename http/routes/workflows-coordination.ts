@@ -1,7 +1,7 @@
 import { z } from '@hono/zod-openapi';
 import { STEP_STATUSES, WORKFLOW_STATUSES } from '../../machines/workflow.js';
 import { WORKFLOW_TYPES } from '../../machines/workflow-templates.js';
-import { derivedId, idempotentTransition } from '../../services/common/idempotency.js';
+import { derivedId, idempotentCommand } from '../../services/common/idempotency.js';
 import type { StepCommand } from '../../services/workflows/service.js';
 import { router, routes } from '../env.js';
 import { idempotencyOf, reply } from '../idempotency.js';
@@ -167,14 +167,13 @@ export function workflowCoordinationRoutes() {
       const body = c.req.valid('json');
       const idem = idempotencyOf(c, body);
       const { status: _initial, steps, ...rest } = body;
-      const out = await idempotentTransition(s.runtime.database.pool, idem, async (messageId) => {
-        const id = idem ? derivedId(idem) : crypto.randomUUID();
-        const created = await s.workflows.create({ principal: c.get('principal'), requestId: c.get('requestId'), messageId }, id, {
+      const id = idem ? derivedId(idem) : crypto.randomUUID();
+      const out = await idempotentCommand(s.runtime.database.pool, idem, 201, (key) =>
+        s.workflows.create({ principal: c.get('principal'), requestId: c.get('requestId'), key }, id, {
           ...rest,
           steps: steps?.map(({ status: _s, ...st }) => st),
-        });
-        return { status: 201, body: created };
-      });
+        }),
+      );
       c.header('location', `${c.req.path}/${(out.body as { id: string }).id}`);
       return reply(c, out);
     },
@@ -212,9 +211,9 @@ export function workflowCoordinationRoutes() {
         const body = c.req.header('content-type') ? c.req.valid('json') : {};
         const idem = idempotencyOf(c, body);
         const svc = s.workflows;
-        const out = await idempotentTransition(s.runtime.database.pool, idem, async (messageId) => {
-          const cx = { principal: c.get('principal'), requestId: c.get('requestId'), messageId };
-          return { status: 200, body: action === 'start' ? await svc.start(cx, id) : await svc.cancel(cx, id, 'reason' in body ? body.reason : undefined) };
+        const out = await idempotentCommand(s.runtime.database.pool, idem, 200, (key) => {
+          const cx = { principal: c.get('principal'), requestId: c.get('requestId'), key };
+          return action === 'start' ? svc.start(cx, id) : svc.cancel(cx, id, 'reason' in body ? body.reason : undefined);
         });
         return reply(c, out);
       },
@@ -240,10 +239,9 @@ export function workflowCoordinationRoutes() {
         const { workflowId, stepId } = c.req.valid('param');
         const body = c.req.header('content-type') ? c.req.valid('json') : {};
         const idem = idempotencyOf(c, body);
-        const out = await idempotentTransition(s.runtime.database.pool, idem, async (messageId) => ({
-          status: 200,
-          body: await s.workflows.step({ principal: c.get('principal'), requestId: c.get('requestId'), messageId }, workflowId, stepId, command, body),
-        }));
+        const out = await idempotentCommand(s.runtime.database.pool, idem, 200, (key) =>
+          s.workflows.step({ principal: c.get('principal'), requestId: c.get('requestId'), key }, workflowId, stepId, command, body),
+        );
         return reply(c, out);
       },
     );

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { Grouper } from '../../runtime/grouper.js';
-import type { AuditRow } from '../../runtime/store.js';
+import type { CommitExtension, CommitExtras } from '../../runtime/store.js';
 import type { Principal } from './principal.js';
 import { decodeCursor, encodeCursor, iso, type Queryable } from './sql.js';
 
@@ -23,12 +23,48 @@ export interface AuditEntry extends Pick<AuditRow, 'at' | 'action' | 'objectType
   who: { sub: string; role: string; tenantId: string | null };
 }
 
+/** One `audit_log` row: who changed what, when, with the object before and after. */
+export interface AuditRow {
+  at: string;
+  subject: string;
+  role: string;
+  tenant: string | null;
+  action: string;
+  objectType: string;
+  objectId: string;
+  before: unknown;
+  after: unknown;
+  requestId: string | null;
+  dedupeKey: string | null;
+}
+
 /**
  * The audit trail: who changed what, when, with the object before and after. Plain-table
  * changes write their record in the transaction that does the work; actor transitions carry it
- * into their own commit statement (`SendOptions.audit`), deduplicated by actor version.
+ * into their own commit statement (`auditExtension`), deduplicated by actor version.
  */
 const COLUMNS = '(at, subject, role, tenant, action, object_type, object_id, before, after, request_id, dedupe_key)';
+
+/** The record layout of `AuditRow` for `jsonb_to_recordset`. */
+const RECORD = `("at" timestamptz, "subject" text, "role" text, "tenant" text, "action" text,
+    "objectType" text, "objectId" text, "before" jsonb, "after" jsonb, "requestId" text, "dedupeKey" text)`;
+
+const AUDIT = 'audit';
+
+/**
+ * The commit extension that writes a transition's audit records in its own statement (the
+ * change and its record commit together or not at all); `createServices` registers it.
+ */
+export const auditExtension: CommitExtension = {
+  name: AUDIT,
+  sql: (rows) => `INSERT INTO audit_log ${COLUMNS}
+  SELECT r."at", r."subject", r."role", r."tenant", r."action", r."objectType", r."objectId", r."before", r."after", r."requestId", r."dedupeKey"
+  FROM g CROSS JOIN LATERAL jsonb_to_recordset(${rows}) AS r${RECORD}
+  ON CONFLICT (dedupe_key) DO NOTHING`,
+};
+
+/** A transition's extra rows holding its audit record (none for null). */
+export const auditExtras = (row: AuditRow | null): CommitExtras => (row ? { [AUDIT]: [row] } : {});
 
 /**
  * One named statement whatever the number of records: they travel as one jsonb array, so
@@ -57,8 +93,7 @@ function insertMany(recs: readonly AuditRecord[]): { name: string; text: string;
     name: 'concord_audit_insert',
     text: `INSERT INTO audit_log ${COLUMNS}
            SELECT r.at, r.subject, r.role, r.tenant, r.action, r.object_type, r.object_id, r.before, r.after, r.request_id, r.dedupe_key
-           FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS ("at" timestamptz, "subject" text, "role" text, "tenant" text, "action" text,
-             "objectType" text, "objectId" text, "before" jsonb, "after" jsonb, "requestId" text, "dedupeKey" text))
+           FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS ${RECORD})
              WITH ORDINALITY AS r(at, subject, role, tenant, action, object_type, object_id, before, after, request_id, dedupe_key, n)
            ORDER BY r.n
            ON CONFLICT (dedupe_key) DO NOTHING`,

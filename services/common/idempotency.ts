@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
+import { ErrorCode, isConcordError } from '../../runtime/errors.js';
+import type { CommitExtension, CommitExtras } from '../../runtime/store.js';
 import { DomainCode, DomainError } from './errors.js';
 import type { Principal } from './principal.js';
 import { transaction } from './sql.js';
@@ -90,27 +92,117 @@ export async function idempotentTransaction(
   }
 }
 
+const IDEMPOTENCY = 'idempotency';
+
 /**
- * An actor transition under an Idempotency-Key. The actor's inbox (keyed by the message id,
- * written in the transition's own commit) guarantees the work happens once; the HTTP answer is
- * stored right after, so a retry gets the first answer. `run` receives the message id and
- * whether the key was seen by the actor before (then it renders the actor as it is now).
+ * The commit extension that stores a keyed command's answer with the transition that applies
+ * it, and refuses a transition whose key is taken (by an earlier request of the same caller, on
+ * this actor or another): a keyed command on a cached actor is then ONE statement, and a key
+ * reused for another request never applies it. `createServices` registers it.
  */
-export async function idempotentTransition(
+export const idempotencyExtension: CommitExtension = {
+  name: IDEMPOTENCY,
+  sql: (rows) => `INSERT INTO idempotency_keys (scope, key, fingerprint, status, body)
+  SELECT r.scope, r.key, r.fingerprint, r.status, r.body
+  FROM g CROSS JOIN LATERAL jsonb_to_recordset(${rows}) AS r(scope text, key text, fingerprint text, status int, body jsonb)
+  ON CONFLICT DO NOTHING`,
+  refuse: (rows) =>
+    `EXISTS (SELECT 1 FROM jsonb_to_recordset(${rows}) AS r(scope text, key text) JOIN idempotency_keys k ON k.scope = r.scope AND k.key = r.key)`,
+};
+
+/**
+ * A command under an Idempotency-Key, as a service carries it into the actor's commit: the
+ * inbox message id (the actor applies the command at most once) and the answer, rendered from
+ * the transition's outcome before the commit, that commits with it.
+ *
+ * ```ts
+ * const res = await handle.send(id, event, {
+ *   messageId: key?.messageId,
+ *   extras: (t) => { after = render(t); return { ...auditExtras(row), ...key?.answer(after) } },
+ * });
+ * return res.duplicate ? this.get(id) : after; // `after` is what the commit stored
+ * ```
+ */
+export class KeyedCommand {
+  readonly messageId: string;
+  #answered: unknown;
+
+  constructor(
+    readonly request: IdempotencyRequest,
+    /** The HTTP status of the answer. */
+    readonly status: number,
+  ) {
+    this.messageId = messageIdOf(request);
+  }
+
+  /** The transition's extra rows that store `body` as this command's answer. */
+  answer(body: object): CommitExtras {
+    this.#answered = body;
+    const { scope, key, fingerprint } = this.request;
+    return { [IDEMPOTENCY]: [{ scope, key, fingerprint, status: this.status, body }] };
+  }
+
+  /** True when `body` is the answer the last rendered transition stored (the one that committed, if one did). */
+  carried(body: unknown): boolean {
+    return this.#answered !== undefined && body === this.#answered;
+  }
+}
+
+/**
+ * An actor command under an Idempotency-Key (`r`; null: a plain command). `run` passes the key
+ * to the service, which sends the command with `key.messageId` and stores its answer with the
+ * commit (`key.answer`), and answers with that very object: then nothing is left to do here,
+ * and the whole command was the transition's one statement.
+ *
+ * Otherwise the command was applied before (the inbox refused the message id, or the key was
+ * taken): the stored answer is read, checked against this request's fingerprint (another
+ * request with the same key is IDEMPOTENCY_KEY_REUSED) and given again. An answer that was
+ * never stored (pruned, or lost) is stored now, first writer wins. A rejection stores nothing.
+ */
+export async function idempotentCommand(
   pool: pg.Pool,
   r: IdempotencyRequest | null,
-  run: (messageId: string | undefined) => Promise<StoredResponse>,
+  status: number,
+  run: (key: KeyedCommand | undefined) => Promise<unknown>,
 ): Promise<IdempotentResult> {
-  if (!r) return { ...(await run(undefined)), replayed: false };
+  if (!r) return { status, body: await run(undefined), replayed: false };
+  const key = new KeyedCommand(r, status);
+  let body: unknown;
+  try {
+    body = await run(key);
+  } catch (err) {
+    if (!(isConcordError(err, ErrorCode.Conflict) && err.details.refusedBy === IDEMPOTENCY)) throw err;
+    const first = await stored(pool, r); // the key is taken: that request's answer, if this is the same request
+    if (first) return { ...first, replayed: true };
+    throw err;
+  }
+  if (key.carried(body)) return { status, body, replayed: false };
   const first = await stored(pool, r);
   if (first) return { ...first, replayed: true };
-  const res = await run(messageIdOf(r));
-  await pool.query(
+  return storeFirst(pool, r, { status, body });
+}
+
+/** Stores `res` as the key's answer unless another is stored already; answers the one that stands. */
+async function storeFirst(pool: pg.Pool, r: IdempotencyRequest, res: StoredResponse): Promise<IdempotentResult> {
+  const { rowCount } = await pool.query(
     `INSERT INTO idempotency_keys (scope, key, fingerprint, status, body) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
     [r.scope, r.key, r.fingerprint, res.status, JSON.stringify(res.body)],
   );
+  if (rowCount === 1) return { ...res, replayed: false };
   const winner = await stored(pool, r);
-  return winner && JSON.stringify(winner.body) !== JSON.stringify(res.body) ? { ...winner, replayed: true } : { ...res, replayed: false };
+  return winner ? { ...winner, replayed: true } : { ...res, replayed: false };
+}
+
+/**
+ * A call under an Idempotency-Key whose actor messages are not keyed by it (starting an order's
+ * saga: its message id is the order's, and its answer is 201 or 200): the stored answer is
+ * looked up first, `run` makes the answer, which is stored right after.
+ */
+export async function idempotentCall(pool: pg.Pool, r: IdempotencyRequest | null, run: () => Promise<StoredResponse>): Promise<IdempotentResult> {
+  if (!r) return { ...(await run()), replayed: false };
+  const first = await stored(pool, r);
+  if (first) return { ...first, replayed: true };
+  return storeFirst(pool, r, await run());
 }
 
 function canonicalJson(v: unknown): string {

@@ -1,23 +1,24 @@
 import type pg from 'pg';
-import type { ActorEvent, ActorHost, SendResult } from '../../runtime/actor-host.js';
+import type { ActorHandle } from '../../runtime/actor-handle.js';
+import type { ActorHost } from '../../runtime/actor-host.js';
 import type { Clock } from '../../runtime/clock.js';
-import { LruCache } from '../../runtime/cache.js';
 import { Grouper } from '../../runtime/grouper.js';
 import type { Logger } from '../../runtime/logger.js';
-import { ConcordError, ErrorCode, isRejected } from '../../runtime/errors.js';
+import { ConcordError, ErrorCode } from '../../runtime/errors.js';
 import { acceptedEventsOf } from '../../runtime/step.js';
 import {
   RELATIONSHIP_ACTIONS,
   relationshipMachine,
+  relationshipType,
   statusOf,
   type RelationshipContext,
   type RelationshipEvent,
   type RelationshipStatus,
   type RelationshipType,
 } from '../../machines/relationship.js';
-import { toAuditRow, type AuditRecord, type AuditWriter } from '../common/audit.js';
-import type { AuditRow } from '../../runtime/store.js';
+import { auditExtras, toAuditRow, type AuditRecord, type AuditRow, type AuditWriter } from '../common/audit.js';
 import { DomainCode, DomainError } from '../common/errors.js';
+import type { KeyedCommand } from '../common/idempotency.js';
 import { isPlatform, type Principal } from '../common/principal.js';
 import { pageActors } from '../common/sql.js';
 
@@ -71,8 +72,8 @@ export interface RelationshipFilter {
 export interface CallContext {
   principal: Principal;
   requestId?: string | null;
-  /** Inbox message id (from an Idempotency-Key). */
-  messageId?: string;
+  /** The command's Idempotency-Key: its message id, and its answer stored with the commit. */
+  key?: KeyedCommand;
 }
 
 const TYPE = 'relationship';
@@ -131,20 +132,17 @@ const notFound = (id: string) => new ConcordError(ErrorCode.ActorNotFound, `rela
  * answers not-found, exactly as an id that does not exist.
  */
 export class RelationshipService {
-  /**
-   * The last view this process rendered of each relationship. Parties never change, so the
-   * party check may use it; as the audit's `before` it is used only when the transition's
-   * version proves it was the version just before (another process may have moved on).
-   */
-  readonly #views = new LruCache<Relationship>(10_000, 10 * 60_000);
+  readonly #actors: ActorHandle<typeof relationshipType>;
 
   constructor(
-    private readonly host: ActorHost,
+    host: ActorHost,
     private readonly pool: pg.Pool,
     private readonly clock: Clock,
     private readonly audit: AuditWriter,
     private readonly log?: Logger,
-  ) {}
+  ) {
+    this.#actors = host.actor(relationshipType);
+  }
 
   /** Point reads issued in the same moment share one statement (see `Grouper`). */
   readonly #reads = new Grouper<string, StoredRelationship | undefined>(
@@ -163,9 +161,7 @@ export class RelationshipService {
   async get(principal: Principal, id: string): Promise<Relationship> {
     const row = await this.#reads.submit(id);
     if (!row || !canSee(principal, row.context) || statusOf(row.state_value) === 'DRAFT') throw notFound(id);
-    const view = render(id, row.version, row.state_value, row.context);
-    this.#views.set(id, view);
-    return view;
+    return render(id, row.version, row.state_value, row.context);
   }
 
   async list(principal: Principal, f: RelationshipFilter): Promise<{ data: Relationship[]; nextCursor: string | null }> {
@@ -187,22 +183,17 @@ export class RelationshipService {
       throw new DomainError(DomainCode.Forbidden, `a ${p.role} may only create relationships it is party to`);
     }
     const at = new Date(this.clock.now()).toISOString();
-    const event: RelationshipEvent = { type: 'relationship.create', ...input, at, by: p.sub };
-    let res: SendResult;
-    try {
-      res = await this.host.send({ type: TYPE, id }, event as unknown as ActorEvent, {
-        messageId: cx.messageId,
-        audit: (t) => this.#auditRow(cx, 'relationship.create', null, render(id, t.version, t.value, t.context as unknown as RelationshipContext), at),
-      });
-    } catch (err) {
+    let after: Relationship | undefined;
+    const res = await this.#actors.send(id, { type: 'relationship.create', ...input, at, by: p.sub }, {
+      messageId: cx.key?.messageId,
+      extras: (t) => {
+        after = render(id, t.version, t.value, t.context);
+        return { ...auditExtras(this.#auditRow(cx, 'relationship.create', null, after, at)), ...cx.key?.answer(after) };
+      },
       // the id exists already: only possible for a reused client-derived id
-      if (isRejected(err)) throw new DomainError(DomainCode.IdempotencyKeyReused, `relationship ${id} already exists`);
-      throw err;
-    }
-    if (res.duplicate) return this.get(p, id);
-    const after = render(id, res.version, res.value, res.context as unknown as RelationshipContext);
-    this.#views.set(id, after);
-    return after;
+      rejected: () => new DomainError(DomainCode.IdempotencyKeyReused, `relationship ${id} already exists`),
+    });
+    return res.duplicate ? this.get(p, id) : after!;
   }
 
   async update(cx: CallContext, id: string, patch: UpdateRelationship): Promise<Relationship> {
@@ -214,38 +205,35 @@ export class RelationshipService {
   }
 
   async #send(cx: CallContext, id: string, make: (at: string, by: string) => RelationshipEvent): Promise<Relationship> {
-    // not-found and party check before any write (parties are immutable: a cached view will do)
-    const cached = this.#views.get(id);
-    if (cached && !canSee(cx.principal, cached)) throw notFound(id);
-    const known = cached ?? (await this.get(cx.principal, id));
+    // not-found and party check before any write, on the state the host holds (no read when cached)
+    const now = await this.#actors.current(id);
+    if (!now || !canSee(cx.principal, now.context) || statusOf(now.value) === 'DRAFT') throw notFound(id);
+    const known = render(id, now.version, now.value, now.context);
     const at = new Date(this.clock.now()).toISOString();
     const event = make(at, cx.principal.sub);
-    let res: SendResult;
+    const action = RELATIONSHIP_ACTIONS[event.type];
+    let after: Relationship | undefined;
     // the record commits with the change when the version before is the one known here;
     // otherwise (another process moved the relationship on) it is completed after the commit
-    try {
-      res = await this.host.send({ type: TYPE, id }, event as unknown as ActorEvent, {
-        messageId: cx.messageId,
-        audit: (t) =>
-          known.version === t.version - 1 ? this.#auditRow(cx, event.type, known, render(id, t.version, t.value, t.context as unknown as RelationshipContext), at) : null,
-      });
-    } catch (err) {
-      if (isRejected(err)) {
-        const d = err.details as { value: unknown; status: string | null; accepts: string[] };
-        const allowed = d.accepts.map((e) => RELATIONSHIP_ACTIONS[e]).filter(Boolean);
-        throw new ConcordError(
-          ErrorCode.EventRejected,
-          `relationship ${id} is ${d.status}: '${RELATIONSHIP_ACTIONS[event.type]}' is not allowed; allowed: ${allowed.join(', ') || 'none'}`,
-          { ...d, currentStatus: d.status, allowedActions: allowed, action: RELATIONSHIP_ACTIONS[event.type] },
-        );
-      }
-      throw err;
-    }
+    const res = await this.#actors.send(id, event, {
+      messageId: cx.key?.messageId,
+      extras: (t) => {
+        after = render(id, t.version, t.value, t.context);
+        return { ...auditExtras(known.version === t.version - 1 ? this.#auditRow(cx, event.type, known, after, at) : null), ...cx.key?.answer(after) };
+      },
+      rejected: (r) => {
+        const allowed = r.accepts.map((e) => RELATIONSHIP_ACTIONS[e]).filter(Boolean);
+        return new ConcordError(ErrorCode.EventRejected, `relationship ${id} is ${r.status}: '${action}' is not allowed; allowed: ${allowed.join(', ') || 'none'}`, {
+          ...r,
+          currentStatus: r.status,
+          allowedActions: allowed,
+          action,
+        });
+      },
+    });
     if (res.duplicate) return this.get(cx.principal, id);
-    const after = render(id, res.version, res.value, res.context as unknown as RelationshipContext);
-    this.#views.set(id, after);
-    if (known.version !== res.version - 1) await this.#record(cx, event.type, await this.#versionBefore(id, res.version), after, at);
-    return after;
+    if (known.version !== res.version - 1) await this.#record(cx, event.type, await this.#versionBefore(id, res.version), after!, at);
+    return after!;
   }
 
   /** The audit record of the version before `version` holds its `after`; else what the journal knows. */

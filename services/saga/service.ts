@@ -5,14 +5,18 @@ import {
   compensationNames,
   currentStepName,
   formatDuration,
+  sagaType,
   type SagaContext,
+  type SagaStartEvent,
   type SagaStatus,
 } from '../../machines/saga.js';
 import { WORKFLOW_TYPES, type WorkflowType } from '../../machines/saga-definitions.js';
+import type { ActorHandle } from '../../runtime/actor-handle.js';
 import type { ActorHost } from '../../runtime/actor-host.js';
 import type { Clock } from '../../runtime/clock.js';
 import type { Config } from '../../runtime/config.js';
 import { DomainCode, DomainError } from '../common/errors.js';
+import type { KeyedCommand } from '../common/idempotency.js';
 import { ConcordError, ErrorCode, isConcordError, isRejected } from '../../runtime/errors.js';
 import { definitionOf, planFor, workflowIdFor } from './plan.js';
 
@@ -23,6 +27,12 @@ export interface StartResult {
   /** False when the saga for this correlation id existed already. */
   created: boolean;
   context: SagaContext;
+}
+
+export interface CancelResult {
+  workflowId: string;
+  status: SagaStatus;
+  compensationSteps: string[];
 }
 
 export interface WorkflowStatusView {
@@ -66,12 +76,16 @@ const notFound = (id: string) => new DomainError(DomainCode.NotFound, `workflow 
  * indexed columns (status, attrs), never the snapshots of finished sagas.
  */
 export class SagaService {
+  readonly #sagas: ActorHandle<typeof sagaType>;
+
   constructor(
-    private readonly host: ActorHost,
+    host: ActorHost,
     private readonly pool: pg.Pool,
     private readonly config: Config,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.#sagas = host.actor(sagaType);
+  }
 
   /** Starts a saga of `type` for `data` (its correlation field is required), or finds the one that exists. */
   async start(type: WorkflowType, data: Record<string, unknown>, opts: { messageId?: string } = {}): Promise<StartResult> {
@@ -83,9 +97,8 @@ export class SagaService {
       });
     }
     const workflowId = workflowIdFor(type, correlationId);
-    const ref = { type: SAGA_ACTOR, id: workflowId };
     const metadata = Object.fromEntries(def.metadataFields.filter((k) => data[k] !== undefined).map((k) => [k, data[k]]));
-    const event = {
+    const event: SagaStartEvent = {
       type: 'saga.start',
       at: new Date(this.clock.now()).toISOString(),
       workflowType: type,
@@ -95,8 +108,8 @@ export class SagaService {
       plan: planFor(this.config, type),
     };
     try {
-      const r = await this.host.send(ref, event, { messageId: opts.messageId ?? `saga.start:${workflowId}` });
-      if (!r.duplicate && r.context) return { workflowId, created: true, context: r.context as unknown as SagaContext };
+      const r = await this.#sagas.send(workflowId, event, { messageId: opts.messageId ?? `saga.start:${workflowId}` });
+      if (!r.duplicate && r.context) return { workflowId, created: true, context: r.context };
     } catch (err) {
       if (!isRejected(err)) throw err; // it exists and is past `new`: a repeated start
     }
@@ -106,8 +119,7 @@ export class SagaService {
   /** The saga's context, or 404. */
   async context(workflowId: string): Promise<SagaContext> {
     try {
-      const view = await this.host.get({ type: SAGA_ACTOR, id: workflowId });
-      const ctx = view.context as unknown as SagaContext;
+      const ctx = (await this.#sagas.get(workflowId)).context;
       if (ctx.status === 'NEW') throw notFound(workflowId);
       return ctx;
     } catch (err) {
@@ -120,37 +132,41 @@ export class SagaService {
     return statusView(await this.context(workflowId));
   }
 
+  /** The saga as the host holds it (no read when cached), or 404: the check before a command. */
+  async #current(workflowId: string): Promise<SagaContext> {
+    const now = await this.#sagas.current(workflowId);
+    if (!now || now.context.status === 'NEW') throw notFound(workflowId);
+    return now.context;
+  }
+
   /**
    * Cancels a running saga: CANCELLING with the compensations that will run, in order. A saga
-   * that is no longer running (finished, or already compensating) answers 409.
+   * that is no longer running (finished, or already compensating) answers 409. With an
+   * Idempotency-Key (`key`), the answer commits with the cancellation.
    */
-  async cancel(workflowId: string, body: { reason: string; initiatedBy: string }, opts: { messageId?: string } = {}): Promise<{ workflowId: string; status: SagaStatus; compensationSteps: string[] }> {
-    const before = await this.context(workflowId);
+  async cancel(workflowId: string, body: { reason: string; initiatedBy: string }, opts: { key?: KeyedCommand } = {}): Promise<CancelResult> {
+    await this.#current(workflowId);
     const at = new Date(this.clock.now()).toISOString();
-    try {
-      const r = await this.host.send({ type: SAGA_ACTOR, id: workflowId }, { type: 'saga.cancel', at, reason: body.reason, initiatedBy: body.initiatedBy }, opts);
-      const ctx = r.context ? (r.context as unknown as SagaContext) : await this.context(workflowId);
-      return { workflowId, status: ctx.status as SagaStatus, compensationSteps: compensationNames(ctx) };
-    } catch (err) {
-      if (!isRejected(err)) throw err;
-      const now = await this.context(workflowId).catch(() => before);
-      throw new ConcordError(ErrorCode.EventRejected, `workflow ${workflowId} is ${now.status}: only an IN_PROGRESS workflow can be cancelled`, {
-        currentStatus: now.status,
-      });
-    }
+    const answer = (ctx: SagaContext): CancelResult => ({ workflowId, status: ctx.status as SagaStatus, compensationSteps: compensationNames(ctx) });
+    let after: CancelResult | undefined;
+    const r = await this.#sagas.send(workflowId, { type: 'saga.cancel', at, reason: body.reason, initiatedBy: body.initiatedBy }, {
+      messageId: opts.key?.messageId,
+      extras: (t) => {
+        after = answer(t.context);
+        return opts.key?.answer(after);
+      },
+      rejected: (why) => new ConcordError(ErrorCode.EventRejected, `workflow ${workflowId} is ${why.status}: only an IN_PROGRESS workflow can be cancelled`, { currentStatus: why.status }),
+    });
+    return r.duplicate ? answer(await this.context(workflowId)) : after!;
   }
 
   /** Operator action: a saga in COMPENSATION_FAILED tries its failed compensation again. */
   async retryCompensation(workflowId: string, by: string): Promise<WorkflowStatusView> {
-    await this.context(workflowId);
+    await this.#current(workflowId);
     const at = new Date(this.clock.now()).toISOString();
-    try {
-      await this.host.send({ type: SAGA_ACTOR, id: workflowId }, { type: 'saga.retryCompensation', at, by });
-    } catch (err) {
-      if (!isRejected(err)) throw err;
-      const now = await this.context(workflowId);
-      throw new ConcordError(ErrorCode.EventRejected, `workflow ${workflowId} is ${now.status}: only COMPENSATION_FAILED can be retried`, { currentStatus: now.status });
-    }
+    await this.#sagas.send(workflowId, { type: 'saga.retryCompensation', at, by }, {
+      rejected: (why) => new ConcordError(ErrorCode.EventRejected, `workflow ${workflowId} is ${why.status}: only COMPENSATION_FAILED can be retried`, { currentStatus: why.status }),
+    });
     return this.status(workflowId);
   }
 

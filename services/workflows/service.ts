@@ -1,14 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import type { ActorEvent, ActorHost, SendResult } from '../../runtime/actor-host.js';
+import type { ActorHandle } from '../../runtime/actor-handle.js';
+import type { ActorHost } from '../../runtime/actor-host.js';
 import type { Clock } from '../../runtime/clock.js';
-import { ConcordError, ErrorCode, isRejected } from '../../runtime/errors.js';
-import { recordAudit, toAuditRow, type AuditRecord } from '../common/audit.js';
-import type { AuditRow } from '../../runtime/store.js';
+import { ConcordError, ErrorCode } from '../../runtime/errors.js';
+import { auditExtras, recordAudit, toAuditRow, type AuditRecord, type AuditRow } from '../common/audit.js';
 import { DomainCode, DomainError } from '../common/errors.js';
+import type { KeyedCommand } from '../common/idempotency.js';
 import { isPlatform, type Principal } from '../common/principal.js';
 import { pageActors } from '../common/sql.js';
-import { statusOf, type StepStatus, type WorkflowContext, type WorkflowEvent, type WorkflowStatus, type WorkflowStep } from '../../machines/workflow.js';
+import { statusOf, workflowType, type StepStatus, type WorkflowContext, type WorkflowEvent, type WorkflowStatus, type WorkflowStep } from '../../machines/workflow.js';
 import type { WorkflowType } from '../../machines/workflow-templates.js';
 import { resolveSteps, type StepInput } from './validate.js';
 
@@ -62,7 +63,8 @@ export interface WorkflowFilter {
 export interface CallContext {
   principal: Principal;
   requestId?: string | null;
-  messageId?: string;
+  /** The command's Idempotency-Key: its message id, and its answer stored with the commit. */
+  key?: KeyedCommand;
 }
 
 export type StepCommand = 'execute' | 'complete' | 'retry';
@@ -108,13 +110,17 @@ const STEP_NEEDS: Record<StepCommand, StepStatus> = { execute: 'READY', complete
  * drives only the workflows it is party to; any other id is not found.
  */
 export class WorkflowService {
+  readonly #actors: ActorHandle<typeof workflowType>;
+
   constructor(
-    private readonly host: ActorHost,
+    host: ActorHost,
     private readonly pool: pg.Pool,
     private readonly clock: Clock,
     /** The runtime's own first subject token (`NATS_PREFIX`), which steps may not publish under. */
     private readonly reservedPrefix: string,
-  ) {}
+  ) {
+    this.#actors = host.actor(workflowType);
+  }
 
   async #row(id: string): Promise<{ version: number; state_value: unknown; context: WorkflowContext } | undefined> {
     const { rows } = await this.pool.query<{ version: number; state_value: unknown; context: WorkflowContext }>(
@@ -128,6 +134,13 @@ export class WorkflowService {
     const row = await this.#row(id);
     if (!row || !canSee(principal, row.context) || statusOf(row.state_value) === 'DRAFT') throw notFound(id);
     return render(id, row.version, row.state_value, row.context);
+  }
+
+  /** The workflow as the host holds it (no read when cached), for the checks before a command. */
+  async #current(principal: Principal, id: string): Promise<Workflow> {
+    const now = await this.#actors.current(id);
+    if (!now || !canSee(principal, now.context) || statusOf(now.value) === 'DRAFT') throw notFound(id);
+    return render(id, now.version, now.value, now.context);
   }
 
   async list(principal: Principal, f: WorkflowFilter): Promise<{ data: Workflow[]; nextCursor: string | null }> {
@@ -186,18 +199,16 @@ export class WorkflowService {
       at,
       by: p.sub,
     };
-    let res: SendResult;
-    try {
-      res = await this.host.send({ type: TYPE, id }, event as unknown as ActorEvent, {
-        messageId: cx.messageId,
-        audit: (t) => this.#auditRow(cx, 'workflow.create', null, render(id, t.version, t.value, t.context as unknown as WorkflowContext), at),
-      });
-    } catch (err) {
-      if (isRejected(err)) throw new DomainError(DomainCode.IdempotencyKeyReused, `workflow ${id} already exists`);
-      throw err;
-    }
-    if (res.duplicate) return this.get(p, id);
-    return render(id, res.version, res.value, res.context as unknown as WorkflowContext);
+    let after: Workflow | undefined;
+    const res = await this.#actors.send(id, event, {
+      messageId: cx.key?.messageId,
+      extras: (t) => {
+        after = render(id, t.version, t.value, t.context);
+        return { ...auditExtras(this.#auditRow(cx, 'workflow.create', null, after, at)), ...cx.key?.answer(after) };
+      },
+      rejected: () => new DomainError(DomainCode.IdempotencyKeyReused, `workflow ${id} already exists`),
+    });
+    return res.duplicate ? this.get(p, id) : after!;
   }
 
   start(cx: CallContext, id: string): Promise<Workflow> {
@@ -213,7 +224,7 @@ export class WorkflowService {
    * `errorMessage`), `retry` (FAILED -> READY). A step in another status is a 409 naming it.
    */
   async step(cx: CallContext, id: string, stepId: string, command: StepCommand, body: { output?: unknown; status?: 'COMPLETED' | 'FAILED'; errorMessage?: string } = {}): Promise<Workflow> {
-    const before = await this.get(cx.principal, id);
+    const before = await this.#current(cx.principal, id);
     const step = before.steps.find((s) => s.id === stepId);
     if (!step) throw new DomainError(DomainCode.NotFound, `workflow ${id} has no step ${stepId}`, { id: stepId });
     const needs = STEP_NEEDS[command];
@@ -232,31 +243,22 @@ export class WorkflowService {
   }
 
   async #send(cx: CallContext, id: string, action: string, make: (at: string, by: string) => WorkflowEvent, known?: Workflow): Promise<Workflow> {
-    const before = known ?? (await this.get(cx.principal, id));
+    const before = known ?? (await this.#current(cx.principal, id));
     const at = new Date(this.clock.now()).toISOString();
-    const event = make(at, cx.principal.sub);
-    let res: SendResult;
-    try {
-      // the record commits with the change when `before` is the version just before it; otherwise
-      // (another process moved the workflow on meanwhile) it is written right after the commit
-      res = await this.host.send({ type: TYPE, id }, event as unknown as ActorEvent, {
-        messageId: cx.messageId,
-        audit: (t) =>
-          before.version === t.version - 1
-            ? this.#auditRow(cx, `workflow.${action}`, before, render(id, t.version, t.value, t.context as unknown as WorkflowContext), at)
-            : null,
-      });
-    } catch (err) {
-      if (isRejected(err)) {
-        const d = err.details as { status: string | null };
-        throw new ConcordError(ErrorCode.EventRejected, `workflow ${id} is ${d.status}: '${action}' is not allowed now`, { currentStatus: d.status, action });
-      }
-      throw err;
-    }
+    let after: Workflow | undefined;
+    // the record commits with the change when `before` is the version just before it; otherwise
+    // (another process moved the workflow on meanwhile) it is written right after the commit
+    const res = await this.#actors.send(id, make(at, cx.principal.sub), {
+      messageId: cx.key?.messageId,
+      extras: (t) => {
+        after = render(id, t.version, t.value, t.context);
+        return { ...auditExtras(before.version === t.version - 1 ? this.#auditRow(cx, `workflow.${action}`, before, after, at) : null), ...cx.key?.answer(after) };
+      },
+      rejected: (r) => new ConcordError(ErrorCode.EventRejected, `workflow ${id} is ${r.status}: '${action}' is not allowed now`, { currentStatus: r.status, action }),
+    });
     if (res.duplicate) return this.get(cx.principal, id);
-    const after = render(id, res.version, res.value, res.context as unknown as WorkflowContext);
-    if (before.version !== res.version - 1) await recordAudit(this.pool, this.#auditRecord(cx, `workflow.${action}`, null, after, at));
-    return after;
+    if (before.version !== res.version - 1) await recordAudit(this.pool, this.#auditRecord(cx, `workflow.${action}`, null, after!, at));
+    return after!;
   }
 
   /** The audit record of a change, as the row its transition commits with. */

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../runtime/db.js';
 import { ErrorCode } from '../../runtime/errors.js';
 import type { Runtime } from '../../runtime/runtime.js';
+import { auditExtension, auditExtras } from '../../services/common/audit.js';
 import { freshDatabase, waitFor } from '../helpers/db.js';
 import { testRuntime } from '../helpers/runtime.js';
 
@@ -20,6 +21,7 @@ beforeAll(async () => {
     END $$;
     CREATE TRIGGER refuse_boom BEFORE INSERT ON journal FOR EACH ROW EXECUTE FUNCTION refuse_boom();`);
   rt = await testRuntime(database);
+  rt.host.extendCommit(auditExtension); // the audit record rides the commit as extra rows of the transition
   rt.bus.subscribe('test.ledger.>', (m) => void published.push(`${m.subject}:${JSON.stringify(m.data)}`));
   await rt.start();
 });
@@ -68,13 +70,13 @@ describe('a transition whose commit fails', () => {
     });
     const count = async () => (await database.pool.query(`SELECT count(*)::int AS n FROM audit_log WHERE object_id = 'audited'`)).rows[0].n as number;
     // 'audited' commits with its record; the trigger refuses every later version of 'boom'
-    const ok = await rt.host.send({ type: 'ledger', id: 'audited' }, { type: 'ledger.append', seq: 1 }, { audit });
+    const ok = await rt.host.send({ type: 'ledger', id: 'audited' }, { type: 'ledger.append', seq: 1 }, { extras: (t) => auditExtras(audit(t)) });
     expect(await count()).toBe(1);
     const { rows } = await database.pool.query(`SELECT after, dedupe_key FROM audit_log WHERE object_id = 'audited'`);
     expect(rows[0]).toEqual({ after: { version: ok.version }, dedupe_key: 'ledger/audited@1' });
     const boomVersion = (await rt.host.get({ type: 'ledger', id: 'boom' })).version;
     const err = await rt.host
-      .send({ type: 'ledger', id: 'boom' }, { type: 'ledger.append', seq: 9 }, { audit: (t) => ({ ...audit(t), objectId: 'boom-audit', dedupeKey: `ledger/boom@${t.version}` }) })
+      .send({ type: 'ledger', id: 'boom' }, { type: 'ledger.append', seq: 9 }, { extras: (t) => auditExtras({ ...audit(t), objectId: 'boom-audit', dedupeKey: `ledger/boom@${t.version}` }) })
       .catch((e: unknown) => e);
     expect(err).toMatchObject({ code: ErrorCode.CommitFailed });
     expect((await database.pool.query(`SELECT count(*)::int AS n FROM audit_log WHERE object_id = 'boom-audit'`)).rows[0].n).toBe(0);
