@@ -150,8 +150,19 @@ export class ResourceService {
     return new Date(this.clock.now());
   }
 
-  /** The caller's standing on a row: null when it may not see the resource at all. */
-  async #standing(db: Queryable, p: Principal, row: Record<string, unknown>): Promise<{ level: AccessLevel | null; platform: boolean; owner: boolean } | null> {
+  /**
+   * The caller's standing on a row: null when it may not see the resource at all. To read a
+   * resource a vendor or partner must own it, or hold a live grant on it now: active, unexpired,
+   * on an active resource (`read`). The access-decision route (`check`) and a grantee giving up
+   * its own grant also let a party that holds an active grant see its own standing, expired or
+   * on a deactivated resource, so that it can be told why it has no access.
+   */
+  async #standing(
+    db: Queryable,
+    p: Principal,
+    row: Record<string, unknown>,
+    purpose: 'read' | 'check' = 'read',
+  ): Promise<{ level: AccessLevel | null; platform: boolean; owner: boolean } | null> {
     if (isPlatform(p)) return { level: 'admin', platform: true, owner: false };
     if (isOwner(p, row as never)) return { level: 'admin', platform: false, owner: true };
     const party = partyOf(p);
@@ -161,16 +172,17 @@ export class ResourceService {
        WHERE resource_id = $1 AND granted_to_id = $2 AND granted_to_type = $3 AND is_active`,
       [row.id, party.id, party.type, this.#now()],
     );
-    if (rows.length === 0) return null;
     const live = rows.filter((r) => r.live).map((r) => r.access_level);
-    const best = live.sort((a, b) => LEVEL[b] - LEVEL[a])[0] ?? null;
-    return { level: row.is_active ? best : null, platform: false, owner: false };
+    const best = row.is_active ? (live.sort((a, b) => LEVEL[b] - LEVEL[a])[0] ?? null) : null;
+    if (purpose === 'read' && best === null) return null;
+    if (rows.length === 0) return null;
+    return { level: best, platform: false, owner: false };
   }
 
-  async #load(db: Queryable, p: Principal, id: string, lock = false) {
+  async #load(db: Queryable, p: Principal, id: string, lock = false, purpose: 'read' | 'check' = 'read') {
     const { rows } = await db.query(`SELECT * FROM shared_resources WHERE id = $1 ${lock ? 'FOR UPDATE' : ''}`, [id]);
     const row = rows[0];
-    const standing = row ? await this.#standing(db, p, row) : null;
+    const standing = row ? await this.#standing(db, p, row, purpose) : null;
     if (!row || !standing) throw notFound('resource', id);
     return { row, standing };
   }
@@ -239,6 +251,7 @@ export class ResourceService {
     if (f.ownerType) q = q.where('r.owner_type', '=', f.ownerType);
     if (f.isActive !== undefined) q = q.where('r.is_active', '=', f.isActive);
     const party = partyOf(p);
+    const now = this.#now();
     if (!isPlatform(p)) {
       if (!party) return { data: [], nextCursor: null };
       q = q.where((eb) =>
@@ -252,7 +265,10 @@ export class ResourceService {
               .where('g.granted_to_id', '=', party.id)
               .where('g.granted_to_type', '=', party.type)
               // the bare column, as the partial index on active grants is written
-              .where(sql<boolean>`g.is_active`),
+              .where(sql<boolean>`g.is_active`)
+              // a live grant now: unexpired, on an active resource
+              .where((w) => w.or([w('g.expires_at', 'is', null), w('g.expires_at', '>', now)]))
+              .where(sql<boolean>`r.is_active`),
           ),
         ]),
       );
@@ -330,7 +346,7 @@ export class ResourceService {
     const g = rows[0];
     if (!g) throw notFound('grant', grantId);
     const res = await client.query('SELECT * FROM shared_resources WHERE id = $1', [g.resource_id]);
-    const standing = await this.#standing(client, p, res.rows[0]);
+    const standing = await this.#standing(client, p, res.rows[0], 'check');
     const party = partyOf(p);
     const isGrantee = party !== null && party.id === g.granted_to_id && party.type === g.granted_to_type;
     // another grantee's grant is not a lesser grantee's business: it does not exist for it
@@ -352,7 +368,7 @@ export class ResourceService {
    * partner may ask about itself, or about anyone when it holds admin on the resource.
    */
   async check(p: Principal, resourceId: string, q: { partyId?: string; partyType?: OwnerType; level: AccessLevel }): Promise<AccessDecision> {
-    const { row, standing } = await this.#load(this.pool, p, resourceId);
+    const { row, standing } = await this.#load(this.pool, p, resourceId, false, 'check');
     const self = partyOf(p);
     const partyId = q.partyId ?? self?.id;
     const partyType = q.partyType ?? self?.type;

@@ -170,4 +170,36 @@ describe('shared resources', () => {
     expect(n.rows[0].n).toBe(1);
     expect((await grant(res.id, { ...body, accessLevel: 'write' }, owner, { 'idempotency-key': 'g-1' })).status).toBe(422);
   });
+
+  it('reads and lists a resource only for a live grant now: expired, revoked over an older expired grant, or on a deactivated resource is 404', async () => {
+    // a partner of its own for each case, so that no other test's grant lets it see anything
+    const pa = h.token('partner', 'partner-expired');
+    const pb = h.token('partner', 'partner-revoked');
+    const pc = h.token('partner', 'partner-deactivated');
+    const listed = async (token: string) => ((await h.call('GET', `${BASE}/resources?limit=200`, { token })).body.data as Array<{ id: string }>).map((r) => r.id);
+    const expired = await newResource();
+    await grant(expired.id, { grantedToId: 'partner-expired', grantedToType: 'partner', accessLevel: 'read', expiresAt: new Date(h.clock.now() + 1000).toISOString() });
+    const revoked = await newResource();
+    await grant(revoked.id, { grantedToId: 'partner-revoked', grantedToType: 'partner', accessLevel: 'read', expiresAt: new Date(h.clock.now() + 1000).toISOString() });
+    const later = (await grant(revoked.id, { grantedToId: 'partner-revoked', grantedToType: 'partner', accessLevel: 'write' })).body;
+    const deactivated = await newResource();
+    await grant(deactivated.id, { grantedToId: 'partner-deactivated', grantedToType: 'partner', accessLevel: 'read' });
+    // while the grants are live, each partner reads and lists its resource
+    for (const [token, res] of [[pa, expired], [pb, revoked], [pc, deactivated]] as const) {
+      expect((await h.call('GET', `${BASE}/resources/${res.id}`, { token })).status).toBe(200);
+      expect(await listed(token)).toEqual([res.id]);
+    }
+    h.clock.advance(1000); // the read grants with an expiry have expired
+    expect((await h.call('DELETE', `${BASE}/grants/${later.id}`, { token: owner })).status).toBe(200);
+    expect((await h.call('POST', `${BASE}/resources/${deactivated.id}/deactivate`, { token: owner })).status).toBe(200);
+    for (const [token, res] of [[pa, expired], [pb, revoked], [pc, deactivated]] as const) {
+      expect((await h.call('GET', `${BASE}/resources/${res.id}`, { token })).status).toBe(404);
+      expect(await listed(token)).toEqual([]);
+    }
+    // the owner and operators still read all three
+    for (const res of [expired, revoked, deactivated]) {
+      expect((await h.call('GET', `${BASE}/resources/${res.id}`, { token: owner })).status).toBe(200);
+      expect((await h.call('GET', `${BASE}/resources/${res.id}`, { token: op })).status).toBe(200);
+    }
+  });
 });
