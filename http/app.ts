@@ -5,6 +5,7 @@ import type { Logger } from '../runtime/logger.js';
 import type { Services } from '../services/index.js';
 import type { Env } from './env.js';
 import { authenticate } from './middleware/auth.js';
+import { guardInput } from './middleware/guard.js';
 import { observe } from './middleware/observe.js';
 import { createMetrics } from './metrics.js';
 import { problemResponse, toProblem } from './problem.js';
@@ -83,6 +84,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     }
     await next();
   });
+  app.use('/api/*', guardInput());
   // the coordination health document is public like /health: load balancers carry no token
   const auth = authenticate(secret, clock);
   app.use('/api/*', (c, next) => (c.req.method === 'GET' && c.req.path === `${API_PREFIX}/health` ? next() : auth(c, next)));
