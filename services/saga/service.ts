@@ -7,8 +7,8 @@ import {
   formatDuration,
   type SagaContext,
   type SagaStatus,
-} from '../../machines/saga.js';
-import { WORKFLOW_TYPES, type WorkflowType } from '../../machines/saga-definitions.js';
+} from '../../machines/saga/index.js';
+import { SAGA_TYPES, type SagaType } from '../../machines/saga/definitions.js';
 import type { ActorHost } from '../../runtime/actor-host.js';
 import type { Clock } from '../../runtime/clock.js';
 import type { Config } from '../../runtime/config.js';
@@ -27,7 +27,7 @@ export interface StartResult {
 
 export interface WorkflowStatusView {
   workflowId: string;
-  type: WorkflowType;
+  type: SagaType;
   status: SagaStatus;
   currentStep: string | null;
   steps: Array<Record<string, unknown>>;
@@ -45,7 +45,7 @@ export interface WorkflowMetrics {
   failedToday: number;
   averageCompletionTime: string | null;
   successRate: number;
-  workflowsByType: Record<WorkflowType, number>;
+  workflowsByType: Record<SagaType, number>;
 }
 
 export interface SagaHealth {
@@ -74,7 +74,7 @@ export class SagaService {
   ) {}
 
   /** Starts a saga of `type` for `data` (its correlation field is required), or finds the one that exists. */
-  async start(type: WorkflowType, data: Record<string, unknown>, opts: { messageId?: string } = {}): Promise<StartResult> {
+  async start(type: SagaType, data: Record<string, unknown>, opts: { messageId?: string } = {}): Promise<StartResult> {
     const def = definitionOf(type);
     const correlationId = data[def.correlationField];
     if (typeof correlationId !== 'string' || correlationId === '') {
@@ -202,11 +202,11 @@ export class SagaService {
         [SAGA_ACTOR, FAILED_STATUSES, since, today],
       ),
     ]);
-    const workflowsByType = Object.fromEntries(WORKFLOW_TYPES.map((t) => [t, 0])) as Record<WorkflowType, number>;
+    const workflowsByType = Object.fromEntries(SAGA_TYPES.map((t) => [t, 0])) as Record<SagaType, number>;
     let active = 0;
     for (const r of byType.rows) {
       active += r.n;
-      if (r.t && r.t in workflowsByType) workflowsByType[r.t as WorkflowType] += r.n;
+      if (r.t && r.t in workflowsByType) workflowsByType[r.t as SagaType] += r.n;
     }
     const { completed, failed, avg_ms } = day.rows[0]!;
     const finished = completed + failed;

@@ -8,8 +8,8 @@ import type { AuditRow } from '../../runtime/store.js';
 import { DomainCode, DomainError } from '../common/errors.js';
 import { isPlatform, type Principal } from '../common/principal.js';
 import { pageActors } from '../common/sql.js';
-import { statusOf, type StepStatus, type WorkflowContext, type WorkflowEvent, type WorkflowStatus, type WorkflowStep } from '../../machines/workflow.js';
-import type { WorkflowType } from '../../machines/workflow-templates.js';
+import { statusOf, type StepStatus, type WorkflowContext, type WorkflowEvent, type WorkflowStatus, type WorkflowStep } from '../../machines/workflow/index.js';
+import type { WorkflowType } from '../../machines/workflow/templates.js';
 import { resolveSteps, type StepInput } from './validate.js';
 
 /** A workflow as clients see it: the spec's IntegrationWorkflow with its steps. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { EventObject } from 'xstate';
-import { statusOf, workflowMachine, type StepInit, type WorkflowContext } from '../../machines/workflow.js';
-import { ConditionSyntaxError, evaluateCondition, parseCondition } from '../../machines/workflow-condition.js';
+import { statusOf, workflowMachine, type StepInit, type WorkflowContext } from '../../machines/workflow/index.js';
+import { ConditionSyntaxError, evaluateCondition, parseCondition } from '../../machines/workflow/condition.js';
 import type { PersistedSnapshot } from '../../runtime/registry.js';
 import { step, type TimerRow } from '../../runtime/step.js';
 
