@@ -15,6 +15,7 @@ import {
   type RelationshipStatus,
   type RelationshipType,
 } from '../../machines/relationship.js';
+import { DEFAULT_EVENTS_ROOT } from '../../machines/lib/events.js';
 import { toAuditRow, type AuditRecord, type AuditWriter } from '../common/audit.js';
 import type { AuditRow } from '../../runtime/store.js';
 import { DomainCode, DomainError } from '../common/errors.js';
@@ -144,6 +145,8 @@ export class RelationshipService {
     private readonly clock: Clock,
     private readonly audit: AuditWriter,
     private readonly log?: Logger,
+    /** Subject root of Concord's events (`<NATS_PREFIX>.events`), recorded in each new relationship. */
+    private readonly events: string = DEFAULT_EVENTS_ROOT,
   ) {}
 
   /** Point reads issued in the same moment share one statement (see `Grouper`). */
@@ -187,7 +190,7 @@ export class RelationshipService {
       throw new DomainError(DomainCode.Forbidden, `a ${p.role} may only create relationships it is party to`);
     }
     const at = new Date(this.clock.now()).toISOString();
-    const event: RelationshipEvent = { type: 'relationship.create', ...input, at, by: p.sub };
+    const event: RelationshipEvent = { type: 'relationship.create', ...input, events: this.events, at, by: p.sub };
     let res: SendResult;
     try {
       res = await this.host.send({ type: TYPE, id }, event as unknown as ActorEvent, {

@@ -183,6 +183,7 @@ export class WorkflowService {
       estimatedDuration: input.estimatedDuration ?? steps.reduce((sum, s) => sum + (s.estimatedDuration ?? 0), 0),
       metadata: input.metadata ?? null,
       steps,
+      events: `${this.reservedPrefix}.events`,
       at,
       by: p.sub,
     };
