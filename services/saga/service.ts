@@ -4,11 +4,11 @@ import {
   RUNNING_SAGA_STATUSES,
   compensationNames,
   currentStepName,
-  formatDuration,
   type SagaContext,
   type SagaStatus,
 } from '../../machines/saga/index.js';
 import { SAGA_TYPES, type SagaType } from '../../machines/saga/definitions.js';
+import { formatDuration } from '../../machines/lib/duration.js';
 import type { ActorHost } from '../../runtime/actor-host.js';
 import type { Clock } from '../../runtime/clock.js';
 import type { Config } from '../../runtime/config.js';
