@@ -31,7 +31,7 @@ export default tseslint.config(
       ],
       '@typescript-eslint/no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['../runtime/*', '../http/*', 'pg', 'kysely', '@nats-io/*', 'node:*'], message: 'machines do no I/O and never import runtime or http (type imports are fine)', allowTypeImports: true }] },
+        { patterns: [{ group: ['../runtime/*', '../http/*', '../../runtime/*', '../../http/*', 'pg', 'kysely', '@nats-io/*', 'node:*'], message: 'machines do no I/O and never import runtime or http (type imports are fine)', allowTypeImports: true }] },
       ],
     },
   },

@@ -2,10 +2,13 @@
 
 const DURATION = /^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$/;
 
+/** True for what `parseDuration` reads: days, hours, minutes and (fractional) seconds, at least one. */
+export const isDuration = (iso: string): boolean => DURATION.test(iso) && iso !== 'P' && !iso.endsWith('T');
+
 /** `PT1M30S` -> 90000. Days, hours, minutes and (fractional) seconds. */
 export function parseDuration(iso: string): number {
   const m = DURATION.exec(iso);
-  if (!m || iso === 'P' || iso.endsWith('T')) throw new Error(`not an ISO-8601 duration: '${iso}'`);
+  if (!m || !isDuration(iso)) throw new Error(`not an ISO-8601 duration: '${iso}'`);
   const [, d, h, min, s] = m.map((x) => (x === undefined ? 0 : Number(x)));
   return Math.round((((d! * 24 + h!) * 60 + min!) * 60 + s!) * 1000);
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { backoffDelay, eventsRoot, formatDuration, isoAt, minutesBetween, parseDuration, plusMs, uuidFrom, uuidFromHex } from '../../machines/lib/index.js';
+import { backoffDelay, eventsRoot, formatDuration, isDuration, isoAt, minutesBetween, parseDuration, plusMs, uuidFrom, uuidFromHex } from '../../machines/lib/index.js';
 
 describe('machines/lib', () => {
   it('backoff: initial × multiplier^(retry−1), capped, whole milliseconds, never NaN', () => {
@@ -15,6 +15,8 @@ describe('machines/lib', () => {
 
   it('durations and times', () => {
     expect(parseDuration('PT1M30S')).toBe(90_000);
+    expect(['PT1M', 'P1D', 'PT0.5S'].every(isDuration)).toBe(true);
+    expect(['P', 'PT', '1M', 'PT1X'].some(isDuration)).toBe(false);
     expect(formatDuration(150_000)).toBe('PT2M30S');
     expect(plusMs('2026-03-01T00:00:00.000Z', 1500)).toBe('2026-03-01T00:00:01.500Z');
     expect(isoAt(0)).toBe('1970-01-01T00:00:00.000Z');
