@@ -25,7 +25,7 @@ export interface StartResult {
   context: SagaContext;
 }
 
-export interface WorkflowStatusView {
+export interface SagaStatusView {
   workflowId: string;
   type: SagaType;
   status: SagaStatus;
@@ -39,7 +39,7 @@ export interface WorkflowStatusView {
   cancellation: { reason: string; initiatedBy: string; at: string } | null;
 }
 
-export interface WorkflowMetrics {
+export interface SagaMetrics {
   activeWorkflows: number;
   completedToday: number;
   failedToday: number;
@@ -116,7 +116,7 @@ export class SagaService {
     }
   }
 
-  async status(workflowId: string): Promise<WorkflowStatusView> {
+  async status(workflowId: string): Promise<SagaStatusView> {
     return statusView(await this.context(workflowId));
   }
 
@@ -141,7 +141,7 @@ export class SagaService {
   }
 
   /** Operator action: a saga in COMPENSATION_FAILED tries its failed compensation again. */
-  async retryCompensation(workflowId: string, by: string): Promise<WorkflowStatusView> {
+  async retryCompensation(workflowId: string, by: string): Promise<SagaStatusView> {
     await this.context(workflowId);
     const at = new Date(this.clock.now()).toISOString();
     try {
@@ -183,7 +183,7 @@ export class SagaService {
   }
 
   /** The spec's metrics: "today" is the current UTC day by the runtime clock. */
-  async metrics(): Promise<WorkflowMetrics> {
+  async metrics(): Promise<SagaMetrics> {
     const now = this.clock.now();
     const today = new Date(now);
     today.setUTCHours(0, 0, 0, 0);
@@ -248,7 +248,7 @@ export class SagaService {
 }
 
 /** The spec's status document, plus attempts, results and errors where there are some. */
-export function statusView(ctx: SagaContext): WorkflowStatusView {
+export function statusView(ctx: SagaContext): SagaStatusView {
   const compensationOf = (i: number) => ctx.plan.steps[i]?.compensation;
   return {
     workflowId: ctx.workflowId,
