@@ -42,7 +42,7 @@ const base = setup({
 
 /**
  * Runs a named action on a draft of the context, then hands XState the new context, the timers
- * to cancel and set, and the effects. `null` for an entry action: the time is the last event's.
+ * to cancel and set, and the effects. An entry action (`onEntry`) takes the last event's time.
  */
 const named = (run: (o: Draft, e: WorkflowEvent) => void, onEntry = false) =>
   base.enqueueActions(({ context, event, enqueue }) => {
@@ -54,6 +54,7 @@ const named = (run: (o: Draft, e: WorkflowEvent) => void, onEntry = false) =>
     for (const e of o.effects) enqueue.emit(e);
   });
 
+/** An action written for one event type; the chart only names it on transitions for that type. */
 const as = <E extends WorkflowEvent['type']>(fn: (o: Draft, e: Extract<WorkflowEvent, { type: E }>) => void) => fn as (o: Draft, e: WorkflowEvent) => void;
 
 /** A step failed: it runs again after its backoff while it has retries, else the workflow fails. */
