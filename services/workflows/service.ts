@@ -103,7 +103,7 @@ function render(id: string, version: number, value: unknown, c: WorkflowContext)
 const STEP_NEEDS: Record<StepCommand, StepStatus> = { execute: 'READY', complete: 'IN_PROGRESS', retry: 'FAILED' };
 
 /**
- * Integration workflows are `workflow` actors (machines/workflow.ts): every command is an
+ * Integration workflows are `workflow` actors (machines/workflow/): every command is an
  * event through the actor host, reads go to the `actors` table. A vendor or partner sees and
  * drives only the workflows it is party to; any other id is not found.
  */
