@@ -37,11 +37,6 @@ const machinesAt = (depth) =>
     [
       { regex: `^(?:\\.\\./){${depth}}` },
       { regex: `^(?!\\.|(?:${PURE_PACKAGES.join('|')})(?:/|$))` },
-      // TEMPORARY: the actor type definition (ActorTypeDefinition, PersistedSnapshot) is moving
-      // from runtime/registry.ts into machines/kit/. Until that lands, machines/index.ts,
-      // relationship.ts, saga.ts and workflow.ts type-import it from runtime/registry; remove this
-      // entry (and its test) once they import it from machines/kit/.
-      { regex: `^(?:\\.\\./){${depth}}runtime/registry\\.js$`, allowTypeImports: true },
     ],
   );
 

@@ -16,7 +16,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
-import { sagaType } from '../machines/saga.js';
+import { sagaType } from '../machines/saga/index.js';
 import { loadConfig } from '../runtime/config.js';
 import { Registry } from '../runtime/registry.js';
 import { createRuntime, type Runtime } from '../runtime/runtime.js';

@@ -1,6 +1,7 @@
 import { assign, emit, setup } from 'xstate';
-import type { ActorTypeDefinition, PersistedSnapshot } from '../runtime/registry.js';
+import type { ActorTypeDefinition, PersistedSnapshot } from './kit/actor-type.js';
 import { publish, type ConcordEffect } from './effects.js';
+import { eventsRoot } from './lib/events.js';
 
 /**
  * A vendor-partner relationship and its lifecycle:
@@ -13,7 +14,8 @@ import { publish, type ConcordEffect } from './effects.js';
  * Each live state watches `endDate`: with one set, it waits in `ending` on the named delay
  * `untilEnd`, which the runtime stores as a durable timer; with none, it rests in `open`.
  * Changing `endDate` re-enters the state, so the timer is rescheduled. Time arrives in events
- * (`at`), never from a clock, so a journal replays to the same state.
+ * (`at`), never from a clock, so a journal replays to the same state. Every change is published
+ * on `<events>.relationship.<kind>` (`events` from `relationship.create`: `<NATS_PREFIX>.events`).
  */
 
 export const RELATIONSHIP_TYPES = ['INTEGRATION', 'RESELLER', 'REFERRAL', 'COLLABORATION', 'API_CONSUMPTION'] as const;
@@ -41,6 +43,11 @@ export interface RelationshipContext {
   terminatedAt: string | null;
   /** Why the relationship left ACTIVE (suspend) or ended (terminate, `endDate`). */
   statusReason: string | null;
+  /**
+   * Subject root of Concord's own events (`<NATS_PREFIX>.events`), from `relationship.create`.
+   * Absent in snapshots written before it existed: those publish under `concord.events`.
+   */
+  events?: string;
 }
 
 interface Stamp {
@@ -59,6 +66,8 @@ export type RelationshipEvent =
       agreementDetails?: Json | null;
       configuration?: Json | null;
       metadata?: Json | null;
+      /** Subject root of Concord's events (`<NATS_PREFIX>.events`; `concord.events` if absent). */
+      events?: string;
     } & Stamp)
   | ({
       type: 'relationship.update';
@@ -79,7 +88,6 @@ export const RELATIONSHIP_ACTIONS: Record<string, string> = {
   'relationship.terminate': 'terminate',
 };
 
-const subjectOf = (kind: string) => `concord.events.relationship.${kind}`;
 
 /**
  * Every live status watches `endDate`: with one set, the relationship waits on the named delay
@@ -124,6 +132,7 @@ export const relationshipMachine = setup({
         createdAt: event.at,
         createdBy: event.by,
         lastEventAt: event.at,
+        ...(event.events ? { events: event.events } : {}),
       };
     }),
     applyUpdate: assign(({ context, event }) => {
@@ -149,7 +158,7 @@ export const relationshipMachine = setup({
     })),
     recordExpiry: assign(({ context }) => ({ terminatedAt: context.endDate, lastEventAt: context.endDate, statusReason: 'endDate reached' })),
     announce: emit(({ context }, params: { kind: string }) =>
-      publish(subjectOf(params.kind), {
+      publish(`${eventsRoot(context)}.relationship.${params.kind}`, {
         id: context.id,
         vendorId: context.vendorId,
         partnerId: context.partnerId,

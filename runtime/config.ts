@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ConcordError, ErrorCode } from './errors.js';
+import { isDuration } from '../machines/lib/duration.js';
 
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number().int().min(min).max(max).default(def);
@@ -119,12 +120,10 @@ export interface SagaConfig {
   readonly stuckDegradedAbove: number;
 }
 
-const ISO_DURATION = /^P(?:\d+(?:\.\d+)?D)?(?:T(?:\d+(?:\.\d+)?H)?(?:\d+(?:\.\d+)?M)?(?:\d+(?:\.\d+)?S)?)?$/;
-
 function sagaDurations(e: z.infer<typeof EnvSchema>): { stepTimeouts: Record<string, string>; problems: string[] } {
   const problems: string[] = [];
   const check = (name: string, v: string | undefined) => {
-    if (v !== undefined && (!ISO_DURATION.test(v) || v === 'P' || v.endsWith('T'))) problems.push(`${name}: not an ISO-8601 duration: ${v}`);
+    if (v !== undefined && !isDuration(v)) problems.push(`${name}: not an ISO-8601 duration: ${v}`);
   };
   check('SAGA_ORDER_TIMEOUT', e.SAGA_ORDER_TIMEOUT);
   check('SAGA_RETRY_INITIAL_INTERVAL', e.SAGA_RETRY_INITIAL_INTERVAL);

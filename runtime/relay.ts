@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { Grouper } from './grouper.js';
 import type { LeaseListener } from './leases.js';
 import type { Logger } from './logger.js';
+import { backoffDelay } from '../machines/lib/backoff.js';
 
 export interface OutboxRow {
   id: number;
@@ -158,7 +159,7 @@ export class OutboxRelay implements LeaseListener {
         done = [];
       } catch (err) {
         this.o.log.warn({ err, partition: p }, 'outbox read failed');
-        await sleep(Math.min(5_000, 100 * 2 ** Math.min(failures++, 6)));
+        await sleep(backoffDelay({ initialMs: 100, maxMs: 5_000 }, 1 + failures++));
         continue;
       }
       if (rows.length === 0) {
@@ -180,7 +181,7 @@ export class OutboxRelay implements LeaseListener {
         retried = 1;
       }
       if (retried > 0) {
-        const backoff = this.o.backoffMs ?? ((n: number) => Math.min(5_000, 50 * 2 ** Math.min(n, 7)));
+        const backoff = this.o.backoffMs ?? ((n: number) => backoffDelay({ initialMs: 50, maxMs: 5_000 }, n + 1));
         await sleep(backoff(failures++));
       } else {
         failures = 0;

@@ -78,7 +78,7 @@ export function createServices(o: ServicesOptions): Services {
     runtime,
     clock,
     log,
-    relationships: new RelationshipService(runtime.host, pool, clock, new AuditWriter(audit), log),
+    relationships: new RelationshipService(runtime.host, pool, clock, new AuditWriter(audit), log, `${runtime.config.nats.prefix}.events`),
     dependencies: new DependencyService(pool, clock),
     resources: new ResourceService(pool, clock),
     monitor: new CoordinationMonitor(runtime, clock),

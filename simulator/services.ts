@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { SAGA_DEFINITIONS, type SagaDefinition } from '../machines/saga-definitions.js';
+import { SAGA_DEFINITIONS, type SagaDefinition } from '../machines/saga/definitions.js';
 import type { Logger } from '../runtime/logger.js';
 import type { ServiceLink } from './links.js';
 

@@ -1,6 +1,6 @@
 import { z } from '@hono/zod-openapi';
-import { STEP_STATUSES, WORKFLOW_STATUSES } from '../../machines/workflow.js';
-import { WORKFLOW_TYPES } from '../../machines/workflow-templates.js';
+import { STEP_STATUSES, WORKFLOW_STATUSES } from '../../machines/workflow/index.js';
+import { WORKFLOW_TYPES } from '../../machines/workflow/templates.js';
 import { derivedId, idempotentCommand } from '../../services/common/idempotency.js';
 import type { StepCommand } from '../../services/workflows/service.js';
 import { router, routes } from '../env.js';

@@ -1,6 +1,6 @@
 import { z } from '@hono/zod-openapi';
-import { SAGA_STATUSES, STEP_STATUSES } from '../../machines/saga.js';
-import { WORKFLOW_TYPES } from '../../machines/saga-definitions.js';
+import { SAGA_STATUSES, STEP_STATUSES } from '../../machines/saga/index.js';
+import { SAGA_TYPES as WORKFLOW_TYPES } from '../../machines/saga/definitions.js';
 import { DomainCode, DomainError } from '../../services/common/errors.js';
 import { idempotentCall, idempotentCommand } from '../../services/common/idempotency.js';
 import { OrderRequestShape, orderData } from '../../services/saga/order.js';

@@ -3,6 +3,7 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import type pg from 'pg';
 import type { Logger } from '../logger.js';
 import { Hdr } from './subjects.js';
+import { backoffDelay } from '../../machines/lib/backoff.js';
 
 const encoder = new TextEncoder();
 
@@ -42,7 +43,7 @@ export class DeadLetterAnnouncer {
         this.o.log.warn({ err }, 'announcing dead letters failed');
         failures++;
       }
-      if (n === 0 || failures > 0) await this.#sleep(failures ? Math.min(5_000, 200 * 2 ** Math.min(failures, 5)) : this.o.pollMs);
+      if (n === 0 || failures > 0) await this.#sleep(failures ? backoffDelay({ initialMs: 200, maxMs: 5_000 }, failures + 1) : this.o.pollMs);
     }
   }
 

@@ -1,5 +1,6 @@
 import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { Logger } from '../logger.js';
+import { backoffDelay } from '../../machines/lib/backoff.js';
 
 /** What a handler made of one message. */
 export type Verdict =
@@ -182,7 +183,7 @@ export class DurableWorker {
       } catch (err) {
         if (!this.#stopped) {
           this.o.log.warn({ err, consumer: this.o.consumer }, 'consumer failed; retrying');
-          await this.#sleep(Math.min(5_000, 100 * 2 ** Math.min(failures++, 6)));
+          await this.#sleep(backoffDelay({ initialMs: 100, maxMs: 5_000 }, 1 + failures++));
         }
       }
       // finish (and ack) everything started before recreating or leaving the consumer
@@ -238,7 +239,7 @@ export class DurableWorker {
       if (v.status === 'retry' && (v.transient || attempt < this.o.maxAttempts)) {
         this.o.log.debug({ consumer: this.o.consumer, seq: f.seq, attempt, transient: v.transient, error: v.error }, 'message failed; retrying in place');
         if (!v.transient) attempt++;
-        await this.#sleep(Math.min(v.transient ? 5_000 : MAX_BACKOFF_MS, this.o.retryBackoffMs * 2 ** Math.min(tries - 1, 16)));
+        await this.#sleep(backoffDelay({ initialMs: this.o.retryBackoffMs, maxMs: v.transient ? 5_000 : MAX_BACKOFF_MS }, tries));
         continue;
       }
       const reason = v.status === 'dead' ? v.reason : 'failed';
@@ -261,7 +262,7 @@ export class DurableWorker {
           return;
         }
         this.o.log.warn({ err, seq: f.seq }, 'recording a dead letter failed; retrying');
-        await this.#sleep(Math.min(5_000, 100 * 2 ** Math.min(n, 6)));
+        await this.#sleep(backoffDelay({ initialMs: 100, maxMs: 5_000 }, n + 1));
       }
     }
   }

@@ -5,6 +5,7 @@ import type { CommitExtension, CommitExtras } from '../../runtime/store.js';
 import { DomainCode, DomainError } from './errors.js';
 import type { Principal } from './principal.js';
 import { transaction } from './sql.js';
+import { uuidFromHex } from '../../machines/lib/uuid.js';
 
 /** A POST's Idempotency-Key, scoped to its caller, with the fingerprint of the request. */
 export interface IdempotencyRequest {
@@ -41,7 +42,7 @@ export const messageIdOf = (r: IdempotencyRequest): string => `idem:${r.scope}:$
 /** A stable id derived from the key, so a retried create lands on the same actor. */
 export function derivedId(r: IdempotencyRequest): string {
   const h = createHash('sha256').update(`${r.scope}\n${r.key}`).digest('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+  return uuidFromHex(h);
 }
 
 function mismatch(): DomainError {

@@ -16,6 +16,7 @@ import {
   type RelationshipStatus,
   type RelationshipType,
 } from '../../machines/relationship.js';
+import { DEFAULT_EVENTS_ROOT } from '../../machines/lib/events.js';
 import { auditExtras, toAuditRow, type AuditRecord, type AuditRow, type AuditWriter } from '../common/audit.js';
 import { DomainCode, DomainError } from '../common/errors.js';
 import type { KeyedCommand } from '../common/idempotency.js';
@@ -140,6 +141,8 @@ export class RelationshipService {
     private readonly clock: Clock,
     private readonly audit: AuditWriter,
     private readonly log?: Logger,
+    /** Subject root of Concord's events (`<NATS_PREFIX>.events`), recorded in each new relationship. */
+    private readonly events: string = DEFAULT_EVENTS_ROOT,
   ) {
     this.#actors = host.actor(relationshipType);
   }
@@ -184,7 +187,7 @@ export class RelationshipService {
     }
     const at = new Date(this.clock.now()).toISOString();
     let after: Relationship | undefined;
-    const res = await this.#actors.send(id, { type: 'relationship.create', ...input, at, by: p.sub }, {
+    const res = await this.#actors.send(id, { type: 'relationship.create', ...input, events: this.events, at, by: p.sub }, {
       messageId: cx.key?.messageId,
       extras: (t) => {
         after = render(id, t.version, t.value, t.context);

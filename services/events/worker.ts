@@ -5,6 +5,7 @@ import type { Logger } from '../../runtime/logger.js';
 import { endpointWants, webhookIdOf } from './model.js';
 import { webhookHeaders } from './signing.js';
 import { postWebhook, type PostOutcome } from './webhook.js';
+import { backoffDelay } from '../../machines/lib/backoff.js';
 
 /** Publishes one delivery to the messaging channel (NATS `concord.deliver.<target>` or in-process). */
 export type DeliverPublisher = (target: string, body: string, messageId: string, headers: Record<string, string>) => Promise<void>;
@@ -243,7 +244,7 @@ export class EventDeliveryWorker {
       params = [row.id, row.event_id, at, outcome.statusCode, channels];
     } else if (outcome.kind === 'retry' && row.attempts < c.maxAttempts) {
       this.stats.retried++;
-      const backoff = Math.min(c.retryMaxMs, c.retryBackoffMs * 2 ** (row.attempts - 1));
+      const backoff = backoffDelay({ initialMs: c.retryBackoffMs, maxMs: c.retryMaxMs }, row.attempts);
       const delay = Math.max(backoff, Math.min(outcome.retryAfterMs ?? 0, 3_600_000));
       // the event's status does not change while a delivery is retrying
       await this.o.pool.query(

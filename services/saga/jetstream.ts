@@ -1,5 +1,6 @@
 import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { Logger } from '../../runtime/logger.js';
+import { backoffDelay } from '../../machines/lib/backoff.js';
 
 /**
  * A durable pull consumer whose handler is idempotent, so order and redelivery do not matter:
@@ -70,7 +71,7 @@ export class IdempotentConsumer {
       m.ack();
     } catch (err) {
       this.o.log.warn({ err, subject: m.subject, consumer: this.o.durable }, 'handler failed; redelivering');
-      m.nak(Math.min(30_000, 250 * 2 ** Math.min(7, m.info.deliveryCount)));
+      m.nak(backoffDelay({ initialMs: 250, maxMs: 30_000 }, m.info.deliveryCount + 1));
     }
   }
 

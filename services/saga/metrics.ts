@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type pg from 'pg';
-import { ACTIVE_SAGA_STATUSES } from '../../machines/saga.js';
+import { ACTIVE_SAGA_STATUSES } from '../../machines/saga/index.js';
 import type { Clock } from '../../runtime/clock.js';
 import { SAGA_ACTOR, type SagaService } from './service.js';
 

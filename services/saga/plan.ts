@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
-import { parseDuration, planSaga, type PlanOverrides, type SagaPlan } from '../../machines/saga.js';
-import { SAGA_DEFINITIONS, type SagaDefinition, type WorkflowType } from '../../machines/saga-definitions.js';
+import { parseDuration } from '../../machines/lib/duration.js';
+import { planSaga, type PlanOverrides, type SagaPlan } from '../../machines/saga/index.js';
+import { SAGA_DEFINITIONS, type SagaDefinition, type SagaType } from '../../machines/saga/definitions.js';
 import type { Config } from '../../runtime/config.js';
+import { uuidFromHex } from '../../machines/lib/uuid.js';
 
 /** Where commands, service events and Concord's own events go, from the configuration. */
 export interface SagaSubjects {
@@ -37,11 +39,11 @@ export function planOverrides(config: Config): PlanOverrides {
   } as PlanOverrides;
 }
 
-export function planFor(config: Config, type: WorkflowType): SagaPlan {
+export function planFor(config: Config, type: SagaType): SagaPlan {
   return planSaga(definitionOf(type), sagaSubjects(config), planOverrides(config));
 }
 
-export function definitionOf(type: WorkflowType): SagaDefinition {
+export function definitionOf(type: SagaType): SagaDefinition {
   return SAGA_DEFINITIONS[type];
 }
 
@@ -49,7 +51,7 @@ export function definitionOf(type: WorkflowType): SagaDefinition {
  * The workflow id of a saga type for one correlation id (an orderId): a UUID derived from both,
  * so a repeated start, from HTTP or from an OrderCreatedEvent, lands on the same actor.
  */
-export function workflowIdFor(type: WorkflowType, correlationId: string): string {
+export function workflowIdFor(type: SagaType, correlationId: string): string {
   const h = createHash('sha256').update(`concord.saga\n${type}\n${correlationId}`).digest('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+  return uuidFromHex(h);
 }

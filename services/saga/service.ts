@@ -4,13 +4,13 @@ import {
   RUNNING_SAGA_STATUSES,
   compensationNames,
   currentStepName,
-  formatDuration,
-  sagaType,
   type SagaContext,
   type SagaStartEvent,
   type SagaStatus,
-} from '../../machines/saga.js';
-import { WORKFLOW_TYPES, type WorkflowType } from '../../machines/saga-definitions.js';
+} from '../../machines/saga/index.js';
+import { sagaType } from '../../machines/saga/index.js';
+import { SAGA_TYPES, type SagaType } from '../../machines/saga/definitions.js';
+import { formatDuration } from '../../machines/lib/duration.js';
 import type { ActorHandle } from '../../runtime/actor-handle.js';
 import type { ActorHost } from '../../runtime/actor-host.js';
 import type { Clock } from '../../runtime/clock.js';
@@ -35,9 +35,9 @@ export interface CancelResult {
   compensationSteps: string[];
 }
 
-export interface WorkflowStatusView {
+export interface SagaStatusView {
   workflowId: string;
-  type: WorkflowType;
+  type: SagaType;
   status: SagaStatus;
   currentStep: string | null;
   steps: Array<Record<string, unknown>>;
@@ -49,13 +49,13 @@ export interface WorkflowStatusView {
   cancellation: { reason: string; initiatedBy: string; at: string } | null;
 }
 
-export interface WorkflowMetrics {
+export interface SagaMetrics {
   activeWorkflows: number;
   completedToday: number;
   failedToday: number;
   averageCompletionTime: string | null;
   successRate: number;
-  workflowsByType: Record<WorkflowType, number>;
+  workflowsByType: Record<SagaType, number>;
 }
 
 export interface SagaHealth {
@@ -88,7 +88,7 @@ export class SagaService {
   }
 
   /** Starts a saga of `type` for `data` (its correlation field is required), or finds the one that exists. */
-  async start(type: WorkflowType, data: Record<string, unknown>, opts: { messageId?: string } = {}): Promise<StartResult> {
+  async start(type: SagaType, data: Record<string, unknown>, opts: { messageId?: string } = {}): Promise<StartResult> {
     const def = definitionOf(type);
     const correlationId = data[def.correlationField];
     if (typeof correlationId !== 'string' || correlationId === '') {
@@ -128,7 +128,7 @@ export class SagaService {
     }
   }
 
-  async status(workflowId: string): Promise<WorkflowStatusView> {
+  async status(workflowId: string): Promise<SagaStatusView> {
     return statusView(await this.context(workflowId));
   }
 
@@ -161,7 +161,7 @@ export class SagaService {
   }
 
   /** Operator action: a saga in COMPENSATION_FAILED tries its failed compensation again. */
-  async retryCompensation(workflowId: string, by: string): Promise<WorkflowStatusView> {
+  async retryCompensation(workflowId: string, by: string): Promise<SagaStatusView> {
     await this.#current(workflowId);
     const at = new Date(this.clock.now()).toISOString();
     await this.#sagas.send(workflowId, { type: 'saga.retryCompensation', at, by }, {
@@ -199,7 +199,7 @@ export class SagaService {
   }
 
   /** The spec's metrics: "today" is the current UTC day by the runtime clock. */
-  async metrics(): Promise<WorkflowMetrics> {
+  async metrics(): Promise<SagaMetrics> {
     const now = this.clock.now();
     const today = new Date(now);
     today.setUTCHours(0, 0, 0, 0);
@@ -218,11 +218,11 @@ export class SagaService {
         [SAGA_ACTOR, FAILED_STATUSES, since, today],
       ),
     ]);
-    const workflowsByType = Object.fromEntries(WORKFLOW_TYPES.map((t) => [t, 0])) as Record<WorkflowType, number>;
+    const workflowsByType = Object.fromEntries(SAGA_TYPES.map((t) => [t, 0])) as Record<SagaType, number>;
     let active = 0;
     for (const r of byType.rows) {
       active += r.n;
-      if (r.t && r.t in workflowsByType) workflowsByType[r.t as WorkflowType] += r.n;
+      if (r.t && r.t in workflowsByType) workflowsByType[r.t as SagaType] += r.n;
     }
     const { completed, failed, avg_ms } = day.rows[0]!;
     const finished = completed + failed;
@@ -264,7 +264,7 @@ export class SagaService {
 }
 
 /** The spec's status document, plus attempts, results and errors where there are some. */
-export function statusView(ctx: SagaContext): WorkflowStatusView {
+export function statusView(ctx: SagaContext): SagaStatusView {
   const compensationOf = (i: number) => ctx.plan.steps[i]?.compensation;
   return {
     workflowId: ctx.workflowId,

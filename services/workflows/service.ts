@@ -9,8 +9,8 @@ import { DomainCode, DomainError } from '../common/errors.js';
 import type { KeyedCommand } from '../common/idempotency.js';
 import { isPlatform, type Principal } from '../common/principal.js';
 import { pageActors } from '../common/sql.js';
-import { statusOf, workflowType, type StepStatus, type WorkflowContext, type WorkflowEvent, type WorkflowStatus, type WorkflowStep } from '../../machines/workflow.js';
-import type { WorkflowType } from '../../machines/workflow-templates.js';
+import { statusOf, workflowType, type StepStatus, type WorkflowContext, type WorkflowEvent, type WorkflowStatus, type WorkflowStep } from '../../machines/workflow/index.js';
+import type { WorkflowType } from '../../machines/workflow/templates.js';
 import { resolveSteps, type StepInput } from './validate.js';
 
 /** A workflow as clients see it: the spec's IntegrationWorkflow with its steps. */
@@ -105,7 +105,7 @@ function render(id: string, version: number, value: unknown, c: WorkflowContext)
 const STEP_NEEDS: Record<StepCommand, StepStatus> = { execute: 'READY', complete: 'IN_PROGRESS', retry: 'FAILED' };
 
 /**
- * Integration workflows are `workflow` actors (machines/workflow.ts): every command is an
+ * Integration workflows are `workflow` actors (machines/workflow/): every command is an
  * event through the actor host, reads go to the `actors` table. A vendor or partner sees and
  * drives only the workflows it is party to; any other id is not found.
  */
@@ -196,6 +196,7 @@ export class WorkflowService {
       estimatedDuration: input.estimatedDuration ?? steps.reduce((sum, s) => sum + (s.estimatedDuration ?? 0), 0),
       metadata: input.metadata ?? null,
       steps,
+      events: `${this.reservedPrefix}.events`,
       at,
       by: p.sub,
     };

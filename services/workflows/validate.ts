@@ -1,6 +1,6 @@
-import type { StepInit } from '../../machines/workflow.js';
-import { ConditionSyntaxError, parseCondition, pathsOf, type ConditionNode } from '../../machines/workflow-condition.js';
-import { WORKFLOW_TEMPLATES, type WorkflowType } from '../../machines/workflow-templates.js';
+import type { StepInit } from '../../machines/workflow/index.js';
+import { ConditionSyntaxError, parseCondition, pathsOf, type ConditionNode } from '../../machines/workflow/condition.js';
+import { WORKFLOW_TEMPLATES, type WorkflowType } from '../../machines/workflow/templates.js';
 import { DomainCode, DomainError } from '../common/errors.js';
 
 /** A step as a client gives it (the spec's WorkflowStep minus server-owned fields). */

@@ -72,8 +72,6 @@ describe('import boundaries', () => {
     ['machines (nested) -> machines', 'machines/kit/actor-type.ts', uses('../effects.js')],
     ['machines -> xstate', 'machines/saga.ts', uses('xstate')],
     ['machines -> xstate/graph', 'machines/saga.ts', uses('xstate/graph')],
-    // TEMPORARY (eslint.config.js): until the actor type definition lands in machines/kit/.
-    ['machines -> runtime/registry, type only', 'machines/index.ts', `import type { ActorTypeDefinition } from '../runtime/registry.js';\nexport type D = ActorTypeDefinition;\n`],
     ['app -> anything', 'app/main.ts', uses('../http/app.js')],
     ['test -> anything', 'test/http/x.test.ts', uses('../../app/main.js')],
     ['bench -> anything', 'bench/http.ts', uses('../services/index.js')],

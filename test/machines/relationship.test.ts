@@ -79,4 +79,20 @@ describe('relationship machine', () => {
     expect(persisted.context).toEqual(s!.context);
     live.stop();
   });
+
+  it('publishes under the events root its create named, including the endDate timer; a snapshot without one uses concord.events', () => {
+    const created = ok(run(null, { ...create, events: 'acme.events', endDate: at(60) }));
+    expect((created.snapshot.context as unknown as RelationshipContext).events).toBe('acme.events');
+    expect(created.effects).toEqual([expect.objectContaining({ subject: 'acme.events.relationship.created' })]);
+    const activated = ok(run(created.snapshot, { type: 'relationship.activate', at: at(1), by: 'op' }, created.timers));
+    expect(activated.effects).toEqual([expect.objectContaining({ subject: 'acme.events.relationship.activated' })]);
+    const fired = step({ machine: relationshipMachine, snapshot: activated.snapshot, input: null, timers: activated.timers, deliver: { kind: 'timer', key: activated.timers[0]!.key }, now: Date.parse(at(60)) });
+    if ('rejected' in fired) throw new Error('timer rejected');
+    expect(fired.effects).toEqual([expect.objectContaining({ subject: 'acme.events.relationship.terminated' })]);
+
+    // a relationship persisted before the root was recorded (no `events` in its context)
+    const old = ok(run(null, create)).snapshot;
+    expect(old.context).not.toHaveProperty('events');
+    expect(ok(run(old, { type: 'relationship.activate', at: at(1), by: 'op' })).effects).toEqual([expect.objectContaining({ subject: 'concord.events.relationship.activated' })]);
+  });
 });

@@ -1,7 +1,7 @@
 import { createActor, type EventObject } from 'xstate';
 import { describe, expect, it } from 'vitest';
-import { backoffMs, formatDuration, parseDuration, planSaga, replyTypes, sagaMachine, uuidFrom, type SagaContext } from '../../machines/saga.js';
-import { ORDER_FULFILLMENT, SAGA_DEFINITIONS } from '../../machines/saga-definitions.js';
+import { backoffMs, formatDuration, parseDuration, planSaga, replyTypes, sagaMachine, uuidFrom, type SagaContext } from '../../machines/saga/index.js';
+import { ORDER_FULFILLMENT, SAGA_DEFINITIONS } from '../../machines/saga/definitions.js';
 import { loadConfig } from '../../runtime/config.js';
 import { planFor } from '../../services/saga/plan.js';
 import { replay } from '../../runtime/step.js';

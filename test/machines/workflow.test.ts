@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { EventObject } from 'xstate';
-import { statusOf, workflowMachine, type StepInit, type WorkflowContext } from '../../machines/workflow.js';
-import { ConditionSyntaxError, evaluateCondition, parseCondition } from '../../machines/workflow-condition.js';
+import { statusOf, workflowMachine, type StepInit, type WorkflowContext } from '../../machines/workflow/index.js';
+import { ConditionSyntaxError, evaluateCondition, parseCondition } from '../../machines/workflow/condition.js';
 import type { PersistedSnapshot } from '../../runtime/registry.js';
 import { step, type TimerRow } from '../../runtime/step.js';
 
@@ -82,6 +82,31 @@ describe('workflow machine (pure, snapshot round-tripped through JSON)', () => {
       ['a', 'workflow.dependencyCompleted'],
       ['b', 'workflow.dependencyCompleted'],
     ]);
+  });
+});
+
+describe('workflow events root', () => {
+  it('publishes every event under the root its create named; a snapshot without one uses concord.events', () => {
+    const d = driver('wr');
+    d.send({ type: 'workflow.create', name: 'w', workflowType: 'DATA_SYNC', steps: steps([{ stepNumber: 1 }]), events: 'acme.events', at: d.at(), by: 't' });
+    d.send({ type: 'workflow.start', at: d.at(), by: 't' });
+    d.send({ type: 'workflow.step.execute', stepId: 's1', at: d.at(), by: 't' });
+    d.send({ type: 'workflow.step.complete', stepId: 's1', at: d.at(), by: 't' });
+    const subjects = (d.effects as unknown as Array<{ type: string; subject?: string }>).filter((e) => e.type === 'concord.publish').map((e) => e.subject);
+    expect(subjects).toEqual([
+      'acme.events.workflow.created',
+      'acme.events.workflow.started',
+      'acme.events.workflow.step.ready',
+      'acme.events.workflow.step.started',
+      'acme.events.workflow.step.completed',
+      'acme.events.workflow.completed',
+    ]);
+
+    const old = driver('wo');
+    old.send({ type: 'workflow.create', name: 'w', workflowType: 'DATA_SYNC', steps: steps([{ stepNumber: 1 }]), at: old.at(), by: 't' });
+    expect(old.ctx()).not.toHaveProperty('events');
+    old.send({ type: 'workflow.start', at: old.at(), by: 't' });
+    expect((old.effects as unknown as Array<{ subject?: string }>).map((e) => e.subject)).toEqual(['concord.events.workflow.created', 'concord.events.workflow.started', 'concord.events.workflow.step.ready']);
   });
 });
 

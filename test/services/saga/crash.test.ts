@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sagaType, type SagaContext } from '../../../machines/saga.js';
+import { sagaType, type SagaContext } from '../../../machines/saga/index.js';
 import { systemClock } from '../../../runtime/clock.js';
 import { orderData } from '../../../services/saga/order.js';
 import { SagaService } from '../../../services/saga/service.js';

@@ -1,5 +1,5 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { sagaType, type SagaContext } from '../../../machines/saga.js';
+import { sagaType, type SagaContext } from '../../../machines/saga/index.js';
 import type { Database } from '../../../runtime/db.js';
 import type { Runtime } from '../../../runtime/runtime.js';
 import { createServices, type Services } from '../../../services/index.js';

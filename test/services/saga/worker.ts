@@ -3,7 +3,7 @@
  * saga type and the saga intake (OrderCreatedEvent). Prints `ready` once started; runs until
  * it is killed. Configured by the environment the test passes.
  */
-import { sagaType } from '../../../machines/saga.js';
+import { sagaType } from '../../../machines/saga/index.js';
 import { loadConfig } from '../../../runtime/config.js';
 import { createLogger } from '../../../runtime/logger.js';
 import { Registry } from '../../../runtime/registry.js';

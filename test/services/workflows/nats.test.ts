@@ -1,7 +1,7 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { workflowType } from '../../../machines/workflow.js';
+import { workflowType } from '../../../machines/workflow/index.js';
 import { freshDatabase } from '../../helpers/db.js';
 import { dropPrefix, natsEnv, natsForTests, testPrefix } from '../../helpers/nats.js';
 import { waitFor } from '../../helpers/db.js';

@@ -11,7 +11,7 @@ import { createLogger } from '../../../runtime/logger.js';
 import { Registry } from '../../../runtime/registry.js';
 import { createRuntime } from '../../../runtime/runtime.js';
 import type { ConnectorInvoker } from '../../../runtime/in-process.js';
-import { workflowType, type StepInit } from '../../../machines/workflow.js';
+import { workflowType, type StepInit } from '../../../machines/workflow/index.js';
 
 const env = process.env;
 const mode = env.WORKER_MODE ?? 'resume';

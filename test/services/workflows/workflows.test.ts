@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { workflowType } from '../../../machines/workflow.js';
+import { workflowType } from '../../../machines/workflow/index.js';
 import type { BusMessage } from '../../../runtime/bus.js';
 import type { ConnectorInvoker } from '../../../runtime/in-process.js';
 import { lookupCorrelation } from '../../../runtime/store.js';

@@ -2,7 +2,7 @@
  * Saga types as data. Each step names the command Concord sends (`svc.<service>.<command>`),
  * the reply events that settle it, its timeout and retry policy, the fields it copies into the
  * command, the result fields a service returns, and the compensation that undoes it. A new saga
- * type is a new entry here; `machines/saga.ts` runs any of them and the simulator answers any of
+ * type is a new entry here; `machines/saga/` runs any of them and the simulator answers any of
  * them.
  *
  * Durations are ISO-8601 (`PT1M`). The runtime may override timeouts and retries from its
@@ -10,8 +10,8 @@
  * running saga keeps the policy it started with.
  */
 
-export const WORKFLOW_TYPES = ['ORDER_FULFILLMENT', 'RETURN_PROCESSING', 'INVENTORY_REPLENISHMENT'] as const;
-export type WorkflowType = (typeof WORKFLOW_TYPES)[number];
+export const SAGA_TYPES = ['ORDER_FULFILLMENT', 'RETURN_PROCESSING', 'INVENTORY_REPLENISHMENT'] as const;
+export type SagaType = (typeof SAGA_TYPES)[number];
 
 export interface RetryPolicy {
   /** Attempts in total, the first included. */
@@ -52,7 +52,7 @@ export interface StepDefinition {
 }
 
 export interface SagaDefinition {
-  type: WorkflowType;
+  type: SagaType;
   /** The saga's data field that correlates it (WorkflowStartedEvent.correlationId). */
   correlationField: string;
   /** Data fields shown as `metadata` in status and events. */
@@ -221,4 +221,4 @@ export const INVENTORY_REPLENISHMENT: SagaDefinition = {
   ],
 };
 
-export const SAGA_DEFINITIONS: Record<WorkflowType, SagaDefinition> = { ORDER_FULFILLMENT, RETURN_PROCESSING, INVENTORY_REPLENISHMENT };
+export const SAGA_DEFINITIONS: Record<SagaType, SagaDefinition> = { ORDER_FULFILLMENT, RETURN_PROCESSING, INVENTORY_REPLENISHMENT };
