@@ -6,7 +6,12 @@ import { createServer as createHttpsServer, type ServerOptions as HttpsServerOpt
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
-import type { Hono, MiddlewareHandler } from 'hono';
+import type { MiddlewareHandler } from 'hono';
+
+/** Anything with a fetch handler (a Hono app of any environment). */
+export interface FetchApp {
+  fetch: (request: Request, env: never) => Response | Promise<Response>;
+}
 
 /** Every fake answers with this shape. */
 export interface FakeServer<State, Control> {
@@ -213,19 +218,19 @@ export class Listener {
   #server: Server | undefined;
   #port: number;
   readonly host: string;
-  readonly #app: Hono;
+  readonly #app: FetchApp;
   readonly #tls: HttpsServerOptions | undefined;
   /** Called on down/close so hung requests end with their sockets. */
   onDown: () => void = () => undefined;
 
-  private constructor(app: Hono, o: ListenOptions) {
+  private constructor(app: FetchApp, o: ListenOptions) {
     this.#app = app;
     this.#port = o.port ?? 0;
     this.host = o.host ?? '127.0.0.1';
     this.#tls = o.tls;
   }
 
-  static async start(app: Hono, o: ListenOptions = {}): Promise<Listener> {
+  static async start(app: FetchApp, o: ListenOptions = {}): Promise<Listener> {
     const l = new Listener(app, o);
     await l.up();
     return l;
@@ -245,7 +250,7 @@ export class Listener {
 
   async up(): Promise<void> {
     if (this.#server) return;
-    const base = { fetch: this.#app.fetch, port: this.#port, hostname: this.host };
+    const base = { fetch: this.#app.fetch as (request: Request) => Response | Promise<Response>, port: this.#port, hostname: this.host };
     await new Promise<void>((resolve, reject) => {
       const server = (
         this.#tls ? serve({ ...base, createServer: createHttpsServer, serverOptions: this.#tls }, () => resolve()) : serve(base, () => resolve())

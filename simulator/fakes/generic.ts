@@ -248,7 +248,7 @@ export async function startGenericFake(options: GenericFakeOptions = {}): Promis
   const tls = options.tls
     ? { key: options.tls.key, cert: options.tls.cert, ...(options.tls.ca ? { ca: options.tls.ca, requestCert: true, rejectUnauthorized: options.tls.rejectUnauthorized ?? true } : {}) }
     : undefined;
-  const listener = await Listener.start(app as unknown as Hono, { port: options.port, host: options.host, tls });
+  const listener = await Listener.start(app, { port: options.port, host: options.host, tls });
   listener.onDown = () => faults.releaseHanging();
 
   const control: GenericControl = {

@@ -517,7 +517,7 @@ export async function startMercadoLibreFake(options: MercadoLibreFakeOptions = {
   app.route('/', api);
   app.all('*', (c) => c.json(mlError(404, `resource ${new URL(c.req.url).pathname} not found`), 404));
 
-  const listener = await Listener.start(app as unknown as Hono, { port: options.port, host: options.host });
+  const listener = await Listener.start(app, { port: options.port, host: options.host });
   listener.onDown = () => faults.releaseHanging();
 
   const control: MercadoLibreControl = {
