@@ -72,6 +72,11 @@ export class WebhookSender {
     return this.#track(this.#deliver(d.shop, d.topic, d.body, d.headers, d.to));
   }
 
+  /** Resolves when every delivery started so far has ended. */
+  async idle(): Promise<void> {
+    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+  }
+
   /** Aborts deliveries in flight and waits for them to settle. */
   async close(): Promise<void> {
     this.#outgoing.abort();

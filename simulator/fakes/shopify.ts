@@ -90,6 +90,8 @@ export interface ShopifyControl {
   sendWebhook(shop: string, topic: string, payload: unknown, o: SendWebhookOptions): Promise<WebhookDelivery[]>;
   /** Sends a delivery again exactly as it was (a Shopify retry: same ids, same Triggered-At, original body). */
   redeliver(d: WebhookDelivery): Promise<WebhookDelivery>;
+  /** Resolves when every webhook the fake started sending (also those the app's mutations caused) has ended. */
+  webhooksIdle(): Promise<void>;
   /** The app is uninstalled: tokens answer 401, refresh answers invalid_grant. */
   revoke(shop: string): void;
   fail(spec: FaultSpec & { status: 500 | 502 | 503 | number; retryAfterSeconds?: number }): void;
@@ -253,6 +255,7 @@ export async function startShopifyFake(options: ShopifyFakeOptions = {}): Promis
     },
     sendWebhook: (shop, topic, payload, o) => webhooks.send(shop, topic, payload, o),
     redeliver: (d) => webhooks.redeliver(d),
+    webhooksIdle: () => webhooks.idle(),
     revoke: (shop) => tokens.revoke(shop),
     fail: (spec) => faults.fail(spec),
     hang: (spec) => faults.hang(spec),

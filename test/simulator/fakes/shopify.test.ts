@@ -256,6 +256,12 @@ describe('Shopify fake', () => {
       expect(fake.control.level(SHOP, 'ADJ-1')!.available).toBe(14);
     });
 
+    it('answers MAX_COST_EXCEEDED for a query over 1000 points', async () => {
+      const { body } = await gqlJson(fake, token, '{ products(first: 250) { nodes { id variants(first: 5) { nodes { id } } } } }');
+      expect(body.errors[0].extensions).toMatchObject({ code: 'MAX_COST_EXCEEDED', maxCost: 1000 });
+      expect(body.extensions.cost.actualQueryCost).toBeNull();
+    });
+
     it('refuses a field the token has no scope for', async () => {
       const readOnly = fake.control.issueToken(SHOP, { scope: 'read_products' }).access_token;
       const { body } = await gqlJson(fake, readOnly, SET, { input: { name: 'available', reason: 'correction', quantities: [] }, key: 'x' });
@@ -371,6 +377,14 @@ describe('Shopify fake', () => {
         const body = JSON.parse(rx.received[0]!.raw.toString()) as Record<string, unknown>;
         expect(body).toMatchObject({ available: 3, admin_graphql_api_id: expect.stringMatching(/^gid:\/\/shopify\/InventoryLevel\/\d+\?inventory_item_id=\d+$/) });
         expect(rx.received[0]!.headers['x-shopify-hmac-sha256']).toBe(createHmac('sha256', SECRET).update(rx.received[0]!.raw).digest('base64'));
+
+        // the app's own change is announced too, as Shopify does
+        const [s] = fake.control.seed(SHOP, [{ sku: 'HOOK-2', quantity: 1 }]);
+        const before = fake.state.webhookDeliveries.length;
+        await gqlJson(fake, token, SET, { input: { name: 'available', reason: 'correction', quantities: [{ inventoryItemId: s!.inventoryItemId, locationId: s!.locationId, quantity: 5, changeFromQuantity: 1 }] }, key: 'hook-2' });
+        await fake.control.webhooksIdle();
+        expect(fake.state.webhookDeliveries.length).toBe(before + 1);
+        expect(JSON.parse(fake.state.webhookDeliveries.at(-1)!.body)).toMatchObject({ available: 5 });
       } finally {
         await rx.close();
       }
