@@ -60,6 +60,7 @@ export function parseRetryAfter(value: string | null | undefined, now: number): 
   const v = value?.trim();
   if (!v) return undefined;
   if (/^\d+$/.test(v)) return Number(v) * 1000;
+  if (!/GMT$/i.test(v)) return undefined; // an HTTP date ends in GMT; Date.parse would take '-3' for a year
   const at = Date.parse(v);
   return Number.isNaN(at) ? undefined : Math.max(0, at - now);
 }

@@ -81,8 +81,13 @@ export interface Connector<
   classify(err: unknown): ConnectorError;
 }
 
-export type InputOf<C extends Connector, Op extends keyof C['calls']> = Parameters<C['calls'][Op]>[1];
-export type OutputOf<C extends Connector, Op extends keyof C['calls']> = Awaited<ReturnType<C['calls'][Op]>>;
+/** Any provider's calls, whatever its credentials (for the helpers below). */
+type AnyCalls = Record<string, (credentials: never, input: never, ctx: CallContext) => Promise<unknown>>;
+
+/** The input type of a provider's call: `InputOf<typeof shopify, 'getOrder'>`. */
+export type InputOf<C extends { calls: AnyCalls }, Op extends keyof C['calls']> = Parameters<C['calls'][Op]>[1];
+/** The output type of a provider's call. */
+export type OutputOf<C extends { calls: AnyCalls }, Op extends keyof C['calls']> = Awaited<ReturnType<C['calls'][Op]>>;
 
 const ID = /^[a-z][a-z0-9_-]{0,62}$/;
 
