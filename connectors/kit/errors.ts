@@ -49,6 +49,7 @@ export const RETRYABLE_BY_DEFAULT: Readonly<Record<ConnectorCode, boolean>> = Ob
 });
 
 const STANDARD = new Set<string>(Object.values(ConnectorCode));
+const MAX_MESSAGE = 2_000;
 
 export const isStandardCode = (code: string): code is ConnectorCode => STANDARD.has(code);
 
@@ -89,11 +90,11 @@ export class ConnectorError extends Error {
     this.status = options.status;
   }
 
-  /** The failure as the actor gets it (no stack, no cause: it is stored in the actor's snapshot and journal). */
+  /** The failure as the actor gets it (no stack, no cause, the message cut to 2,000 characters: it is stored in the actor's snapshot and journal). */
   toFailure(): ConnectorFailure {
     return {
       code: this.code,
-      message: this.message,
+      message: this.message.length > MAX_MESSAGE ? `${this.message.slice(0, MAX_MESSAGE - 1)}…` : this.message,
       retryable: this.retryable,
       ...(this.retryAfterMs !== undefined ? { retryAfterMs: this.retryAfterMs } : {}),
       ...(this.status !== undefined ? { status: this.status } : {}),

@@ -139,5 +139,6 @@ describe('classify: thrown failures', () => {
     expect(isRetryable(Object.assign(new Error('x'), { retryable: true }))).toBe(false);
     expect(new ConnectorError(ConnectorCode.RateLimited, 'wait', { retryAfterMs: 2_000, status: 429 }).toFailure()).toEqual({ code: 'RATE_LIMITED', message: 'wait', retryable: true, retryAfterMs: 2_000, status: 429 });
     expect(JSON.parse(JSON.stringify(new ConnectorError(ConnectorCode.NotFound, 'gone').toFailure()))).toEqual({ code: 'NOT_FOUND', message: 'gone', retryable: false });
+    expect(new ConnectorError(ConnectorCode.Unknown, 'x'.repeat(10_000)).toFailure().message).toHaveLength(2_000);
   });
 });
