@@ -1,11 +1,13 @@
+import { classify } from '../connectors/kit/classify.js';
+import type { ConnectorInvoker } from '../connectors/kit/contract.js';
+import { ConnectorCode, ConnectorError } from '../connectors/kit/errors.js';
 import type { ActorHost } from './actor-host.js';
 import type { InProcessBus } from './bus.js';
 import { actorSubject, decodeToken } from './effects.js';
 import { ErrorCode, isConcordError } from './errors.js';
 import type { Delivery, OutboxRow, Outcome } from './relay.js';
 
-/** A connector operation as the effect workers call it; results return to the actor as events. */
-export type ConnectorInvoker = (operation: string, input: unknown, ctx: { idempotencyKey: string; signal: AbortSignal }) => Promise<unknown>;
+export type { ConnectorInvoker };
 
 const TERMINAL = new Set<string>([ErrorCode.EventRejected, ErrorCode.UnknownActorType, ErrorCode.InvalidEvent, ErrorCode.ActorNotFound]);
 
@@ -78,19 +80,17 @@ export class InProcessDelivery implements Delivery {
         const timeout = new Promise<never>((_, reject) => {
           timer = setTimeout(() => {
             abort.abort();
-            reject(Object.assign(new Error(`connector ${call.connector}.${call.operation} did not answer in ${this.callTimeoutMs} ms`), { code: 'TIMEOUT', retryable: true }));
+            reject(new ConnectorError(ConnectorCode.Timeout, `connector ${call.connector}.${call.operation} did not answer in ${this.callTimeoutMs} ms`));
           }, this.callTimeoutMs);
         });
         try {
           const output = await Promise.race([invoker(call.operation, call.input, { idempotencyKey: row.messageId, signal: abort.signal }), timeout]);
           reply = { type: `${replyType}.done`, output: output ?? null, at: new Date(this.host.now()).toISOString() };
         } catch (err) {
-          const e = err as { code?: string; retryable?: boolean; message?: string };
-          reply = {
-            type: `${replyType}.failed`,
-            error: { code: e.code ?? 'CONNECTOR_ERROR', message: e.message ?? String(err), retryable: e.retryable ?? true },
-            at: new Date(this.host.now()).toISOString(),
-          };
+          // the one classification (connectors/kit): the actor is told the code, whether a retry
+          // can help and how long the provider asked us to wait; its machine decides the retry
+          const failure = classify(err, { now: this.host.now() });
+          reply = { type: `${replyType}.failed`, error: failure.toFailure(), at: new Date(this.host.now()).toISOString() };
         } finally {
           clearTimeout(timer);
         }

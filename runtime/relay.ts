@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { backoffMs, decideRetry, type RetryPolicy } from '../connectors/kit/retry.js';
 import { Grouper } from './grouper.js';
 import type { LeaseListener } from './leases.js';
 import type { Logger } from './logger.js';
@@ -43,6 +44,9 @@ export interface Delivery {
   deliver(rows: readonly OutboxRow[]): Promise<Outcome[]>;
 }
 
+/** A partition whose batch needed a retry waits 50 ms, doubling to 5 s; no jitter (one loop per partition). */
+const PARTITION_BACKOFF = { initialMs: 50, factor: 2, maxMs: 5_000, jitter: 0 } as const;
+
 interface Loop {
   stop: boolean;
   /** Set by `wake` and cleared as a read starts: a commit the running read may have missed. */
@@ -73,6 +77,7 @@ export class OutboxRelay implements LeaseListener {
   readonly #running = new Map<number, Promise<void>>();
   delivered = 0;
   deadLettered = 0;
+  readonly #policy: RetryPolicy;
 
   constructor(
     private readonly o: {
@@ -84,7 +89,9 @@ export class OutboxRelay implements LeaseListener {
       maxAttempts: number;
       backoffMs?: (attempt: number) => number;
     },
-  ) {}
+  ) {
+    this.#policy = { ...PARTITION_BACKOFF, maxAttempts: o.maxAttempts, maxRetryAfterMs: 0 };
+  }
 
   acquired(p: number): void {
     if (this.#loops.has(p)) return;
@@ -181,7 +188,7 @@ export class OutboxRelay implements LeaseListener {
         retried = 1;
       }
       if (retried > 0) {
-        const backoff = this.o.backoffMs ?? ((n: number) => backoffDelay({ initialMs: 50, maxMs: 5_000 }, n + 1));
+        const backoff = this.o.backoffMs ?? ((n: number) => backoffMs(PARTITION_BACKOFF, n + 1));
         await sleep(backoff(failures++));
       } else {
         failures = 0;
@@ -273,8 +280,9 @@ export class OutboxRelay implements LeaseListener {
       }
       else if (o.status === 'dead') dead.push({ row, reason: o.reason, error: o.error });
       else if (o.status === 'retry') {
-        if (row.attempts + 1 >= this.o.maxAttempts) dead.push({ row, reason: 'failed', error: o.error });
-        else retry.push({ row, error: o.error });
+        // the one retry decision (connectors/kit/retry.ts); the row's wait is its partition's backoff
+        if (decideRetry({ retryable: true }, row.attempts + 1, this.#policy).retry) retry.push({ row, error: o.error });
+        else dead.push({ row, reason: 'failed', error: o.error });
       }
     });
     // one statement, so all of it happens or none of it does

@@ -2,6 +2,8 @@ import dns from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
+import { classify, classifyResponse } from '../../connectors/kit/classify.js';
+import { ConnectorCode, ConnectorError } from '../../connectors/kit/errors.js';
 
 /**
  * One signed HTTP POST to a registered endpoint, with the SSRF guard applied to the address
@@ -52,25 +54,31 @@ const guardedLookup = (refused: (address: string) => boolean) => (hostname: stri
 
 export interface PostOutcome {
   /**
-   * delivered (2xx), retry (429, 408, 5xx, network, timeout), dead (other 4xx, refused target),
-   * or aborted: cut short by the caller's `signal` (shutdown), which says nothing of the receiver.
+   * delivered (2xx), retry or dead (as the connector kit classifies the failure: 429, 408, 5xx,
+   * network and timeouts are retryable; other 4xx and a refused target are not), or aborted: cut
+   * short by the caller's `signal` (shutdown), which says nothing of the receiver.
    */
   kind: 'delivered' | 'retry' | 'dead' | 'aborted';
   statusCode: number | null;
   /** Milliseconds from Retry-After, when the receiver sent one. */
   retryAfterMs: number | null;
   error: string | null;
+  /** The classified failure, for `retry` and `dead`. */
+  failure?: ConnectorError;
 }
 
 const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 256 }), https: new https.Agent({ keepAlive: true, maxSockets: 256 }) };
 
-/** Retry-After in seconds or as an HTTP date, to milliseconds from `now`. */
-export function parseRetryAfter(value: string | undefined, now: number): number | null {
-  if (!value) return null;
-  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
-  const at = Date.parse(value);
-  return Number.isNaN(at) ? null : Math.max(0, at - now);
+/** Retry-After in seconds or as an HTTP date, to milliseconds from `now` (the connector kit's). */
+export { parseRetryAfter } from '../../connectors/kit/classify.js';
+
+/** A failed attempt: retry or dead as the failure is classified. */
+function failed(failure: ConnectorError, error: string): PostOutcome {
+  return { kind: failure.retryable ? 'retry' : 'dead', statusCode: failure.status ?? null, retryAfterMs: failure.retryAfterMs ?? null, error, failure };
 }
+
+/** Our own refusal of a target (before or instead of any answer from it): never retried. */
+const refusal = (code: ConnectorCode, error: string): PostOutcome => failed(new ConnectorError(code, error, { retryable: false }), error);
 
 const MAX_REDIRECTS = 3;
 
@@ -94,25 +102,28 @@ export async function postWebhook(
   try {
     target = new URL(url);
   } catch {
-    return { kind: 'dead', statusCode: null, retryAfterMs: null, error: `invalid URL ${url}` };
+    return refusal(ConnectorCode.Validation, `invalid URL ${url}`);
   }
   const deadline = Date.now() + o.timeoutMs;
   for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
     if (target.protocol !== 'http:' && target.protocol !== 'https:') {
-      return { kind: 'dead', statusCode: null, retryAfterMs: null, error: `unsupported scheme ${target.protocol}` };
+      return refusal(ConnectorCode.Validation, `unsupported scheme ${target.protocol}`);
     }
     const host = target.hostname.replace(/^\[|\]$/g, '');
     if (refused && net.isIP(host) && refused(host)) {
-      return { kind: 'dead', statusCode: null, retryAfterMs: null, error: new PrivateTargetError(host, host).message };
+      return refusal(ConnectorCode.Forbidden, new PrivateTargetError(host, host).message);
     }
     let res: { status: number; headers: http.IncomingHttpHeaders };
     try {
       res = await once(target, headers, body, Math.max(1, deadline - Date.now()), refused, o.signal);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      if (e.code === 'EPRIVATE' || e instanceof PrivateTargetError) return { kind: 'dead', statusCode: null, retryAfterMs: null, error: e.message };
+      if (e.code === 'EPRIVATE' || e instanceof PrivateTargetError) return refusal(ConnectorCode.Forbidden, e.message);
       if (o.signal?.aborted) return { kind: 'aborted', statusCode: null, retryAfterMs: null, error: 'attempt aborted: the worker is stopping' };
-      return { kind: 'retry', statusCode: null, retryAfterMs: null, error: e.name === 'TimeoutError' || e.code === 'ABORT_ERR' ? `timed out after ${o.timeoutMs} ms` : `${e.code ?? 'ERROR'}: ${e.message}` };
+      const failure = classify(err, { now: o.now() });
+      // our own deadline aborted the request: say so (an OS-level ETIMEDOUT keeps its own text)
+      const ours = e.name === 'TimeoutError' || e.name === 'AbortError' || e.code === 'ABORT_ERR';
+      return failed(failure, ours ? `timed out after ${o.timeoutMs} ms` : `${e.code ?? 'ERROR'}: ${e.message}`);
     }
     const s = res.status;
     if (s >= 200 && s < 300) return { kind: 'delivered', statusCode: s, retryAfterMs: null, error: null };
@@ -120,11 +131,10 @@ export async function postWebhook(
       target = new URL(res.headers.location, target);
       continue;
     }
-    const retryAfterMs = parseRetryAfter(res.headers['retry-after'] as string | undefined, o.now());
-    if (s === 429 || s === 408 || s >= 500) return { kind: 'retry', statusCode: s, retryAfterMs, error: `HTTP ${s}` };
-    return { kind: 'dead', statusCode: s, retryAfterMs: null, error: `HTTP ${s} (not retryable)` };
+    const failure = classifyResponse(res, { now: o.now() });
+    return failed(failure, failure.retryable ? `HTTP ${s}` : `HTTP ${s} (not retryable)`);
   }
-  return { kind: 'dead', statusCode: null, retryAfterMs: null, error: `more than ${MAX_REDIRECTS} redirects` };
+  return refusal(ConnectorCode.Validation, `more than ${MAX_REDIRECTS} redirects`);
 }
 
 function once(target: URL, headers: Record<string, string>, body: string, timeoutMs: number, refused: ((address: string) => boolean) | null, signal?: AbortSignal): Promise<{ status: number; headers: http.IncomingHttpHeaders }> {

@@ -1,11 +1,11 @@
 import type pg from 'pg';
+import { decideRetry, type RetryPolicy } from '../../connectors/kit/retry.js';
 import type { Clock } from '../../runtime/clock.js';
 import type { EventsConfig } from '../../runtime/config.js';
 import type { Logger } from '../../runtime/logger.js';
 import { endpointWants, webhookIdOf } from './model.js';
 import { webhookHeaders } from './signing.js';
 import { postWebhook, type PostOutcome } from './webhook.js';
-import { backoffDelay } from '../../machines/lib/backoff.js';
 
 /** Publishes one delivery to the messaging channel (NATS `concord.deliver.<target>` or in-process). */
 export type DeliverPublisher = (target: string, body: string, messageId: string, headers: Record<string, string>) => Promise<void>;
@@ -24,6 +24,14 @@ export interface EventDeliveryWorkerOptions {
 }
 
 const CLAIM_GAP_MS = 4;
+
+/** A receiver's Retry-After is honoured up to an hour. */
+const MAX_RETRY_AFTER_MS = 3_600_000;
+
+/** The delivery retry policy of the events configuration (doubling, no jitter: a row's retry time is its queue's). */
+export function deliveryRetryPolicy(c: EventsConfig): RetryPolicy {
+  return { maxAttempts: c.maxAttempts, initialMs: c.retryBackoffMs, factor: 2, maxMs: c.retryMaxMs, jitter: 0, maxRetryAfterMs: MAX_RETRY_AFTER_MS };
+}
 
 interface Claimed {
   id: number;
@@ -223,7 +231,6 @@ export class EventDeliveryWorker {
   async #record(row: Claimed, outcome: PostOutcome, channels: string[]): Promise<void> {
     const now = this.o.clock.now();
     const at = new Date(now);
-    const c = this.o.config;
     let set: string;
     let params: unknown[];
     if (outcome.kind === 'aborted') {
@@ -242,17 +249,19 @@ export class EventDeliveryWorker {
       this.stats.delivered++;
       set = `status = 'delivered', lease_until = NULL, delivered_at = $3, updated_at = $3, last_status_code = $4, last_error = NULL, channels = $5`;
       params = [row.id, row.event_id, at, outcome.statusCode, channels];
-    } else if (outcome.kind === 'retry' && row.attempts < c.maxAttempts) {
-      this.stats.retried++;
-      const backoff = backoffDelay({ initialMs: c.retryBackoffMs, maxMs: c.retryMaxMs }, row.attempts);
-      const delay = Math.max(backoff, Math.min(outcome.retryAfterMs ?? 0, 3_600_000));
-      // the event's status does not change while a delivery is retrying
-      await this.o.pool.query(
-        `UPDATE event_deliveries SET status = 'failed', lease_until = NULL, next_attempt_at = $2, updated_at = $3, last_status_code = $4, last_error = $5 WHERE id = $1`,
-        [row.id, new Date(now + delay), at, outcome.statusCode, outcome.error],
-      );
-      return;
     } else {
+      // the one retry decision (connectors/kit/retry.ts): a terminal failure never, a retryable
+      // one until the attempts run out, after its backoff or the receiver's Retry-After if longer
+      const decision = decideRetry({ retryable: outcome.kind === 'retry', retryAfterMs: outcome.retryAfterMs ?? undefined }, row.attempts, deliveryRetryPolicy(this.o.config));
+      if (decision.retry) {
+        this.stats.retried++;
+        // the event's status does not change while a delivery is retrying
+        await this.o.pool.query(
+          `UPDATE event_deliveries SET status = 'failed', lease_until = NULL, next_attempt_at = $2, updated_at = $3, last_status_code = $4, last_error = $5 WHERE id = $1`,
+          [row.id, new Date(now + decision.delayMs), at, outcome.statusCode, outcome.error],
+        );
+        return;
+      }
       this.stats.dead++;
       const why = outcome.kind === 'retry' ? `${outcome.error} (gave up after ${row.attempts} attempts)` : outcome.error;
       this.o.log.warn({ event: row.event_id, target: row.target_integration_id, attempts: row.attempts, error: why }, 'event delivery dead-lettered');

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConnectorError } from '../../connectors/kit/errors.js';
 import type { Database } from '../../runtime/db.js';
 import { createPool } from '../../runtime/db.js';
 import { InProcessDelivery } from '../../runtime/in-process.js';
@@ -109,7 +110,7 @@ describe('connector calls', () => {
         'fake',
         async (op: string, _input: unknown, ctx: { signal: AbortSignal }) => {
           if (op === 'hang') return new Promise((_, reject) => ctx.signal.addEventListener('abort', () => (aborted.push(op), reject(new Error('aborted')))));
-          if (op === 'boom') throw Object.assign(new Error('card declined'), { code: 'DECLINED', retryable: false });
+          if (op === 'boom') throw new ConnectorError('DECLINED', 'card declined', { retryable: false });
           return { op };
         },
       ],

@@ -12,6 +12,7 @@ import { Registry } from '../../../runtime/registry.js';
 import { createRuntime } from '../../../runtime/runtime.js';
 import type { ConnectorInvoker } from '../../../runtime/in-process.js';
 import { workflowType, type StepInit } from '../../../machines/workflow/index.js';
+import { ConnectorCode, ConnectorError } from '../../../connectors/kit/errors.js';
 
 const env = process.env;
 const mode = env.WORKER_MODE ?? 'resume';
@@ -22,7 +23,7 @@ const ops: ConnectorInvoker = async (_operation, input) => {
   out(`called ${workflowId} ${stepNumber}`);
   if (mode === 'start' && workflowId === 'wf-timer' && stepNumber === 1 && attempt === 1) {
     setImmediate(() => out(`failed ${workflowId} ${stepNumber}`));
-    throw Object.assign(new Error('upstream unavailable'), { retryable: true });
+    throw new ConnectorError(ConnectorCode.Unavailable, 'upstream unavailable');
   }
   if (mode === 'start' && workflowId === 'wf-call' && stepNumber === 2) return new Promise(() => undefined); // hangs until the process dies
   return { done: stepNumber };

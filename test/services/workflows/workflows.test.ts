@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConnectorCode, ConnectorError } from '../../../connectors/kit/errors.js';
 import { workflowType } from '../../../machines/workflow/index.js';
 import type { BusMessage } from '../../../runtime/bus.js';
 import type { ConnectorInvoker } from '../../../runtime/in-process.js';
@@ -14,7 +15,7 @@ const published: BusMessage[] = [];
 const behaviours = new Map<string, (input: { stepNumber: number; attempt: number; input: unknown }) => Promise<unknown>>();
 const ops: ConnectorInvoker = async (operation, input) => {
   const b = behaviours.get(operation);
-  if (!b) throw Object.assign(new Error(`no behaviour for ${operation}`), { retryable: false });
+  if (!b) throw new ConnectorError(ConnectorCode.Validation, `no behaviour for ${operation}`);
   return b(input as { stepNumber: number; attempt: number; input: unknown });
 };
 
@@ -183,7 +184,7 @@ describe('integration workflows', () => {
     let calls = 0;
     behaviours.set('flaky', async () => {
       calls++;
-      if (calls === 1) throw Object.assign(new Error('upstream 503'), { code: 'UPSTREAM', retryable: true });
+      if (calls === 1) throw new ConnectorError(ConnectorCode.Unavailable, 'upstream 503', { status: 503 });
       return { attempt: calls };
     });
     const wf = await create({
