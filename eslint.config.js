@@ -98,6 +98,18 @@ export default tseslint.config(
     [{ regex: into('app', ...LEAVES) }],
   ),
   {
+    // routes translate: the services own the database, its transactions and idempotency
+    files: ['http/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        { selector: "MemberExpression[object.name='process'][property.name='env']", message: 'read configuration through runtime/config.ts' },
+        { selector: "MemberExpression[property.name='pool']", message: 'routes never touch the database pool: call a service method (services own transactions and idempotency)' },
+        { selector: "MemberExpression[property.name='database']", message: 'routes never touch the database: call a service method' },
+      ],
+    },
+  },
+  {
     // configuration is read in one place; tests, benchmarks and fixture processes set it up
     files: ['runtime/config.ts', 'test/**/*.ts', 'bench/**/*.ts', 'vitest.config.ts'],
     rules: { 'no-restricted-syntax': 'off' },

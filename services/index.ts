@@ -4,7 +4,7 @@ import { systemClock, type Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { auditExtension, AuditWriter } from './common/audit.js';
-import { idempotencyExtension, pruneIdempotencyKeys } from './common/idempotency.js';
+import { Idempotency, idempotencyExtension, pruneIdempotencyKeys } from './common/idempotency.js';
 import { DependencyService } from './coordination/dependencies.js';
 import { CoordinationMonitor } from './coordination/monitor.js';
 import { RelationshipService } from './coordination/relationships.js';
@@ -34,6 +34,8 @@ export interface Services {
   actors: ActorInspector;
   /** The engine's dead-letter store, for operators. */
   deadLetters: DeadLetterService;
+  /** Idempotency-Key answers of actor commands: stored with the commit, replayed on a retry. */
+  idempotency: Idempotency;
   /** The audit log, for operators. */
   audit: AuditTrail;
   events: EventService;
@@ -84,6 +86,7 @@ export function createServices(o: ServicesOptions): Services {
     monitor: new CoordinationMonitor(runtime, clock),
     actors: new ActorInspector(runtime),
     deadLetters: new DeadLetterService(pool, runtime.config.partitions),
+    idempotency: new Idempotency(pool),
     audit: new AuditTrail(pool, clock),
     events: new EventService(pool, clock, runtime.config.events, () => eventDelivery.worker.wake()),
     eventDelivery,

@@ -2,7 +2,7 @@ import { z } from '@hono/zod-openapi';
 import type { HonoRequest } from 'hono';
 import { RELATIONSHIP_STATUSES, RELATIONSHIP_TYPES } from '../../machines/relationship.js';
 import { DomainCode, DomainError } from '../../services/common/errors.js';
-import { derivedId, idempotentCommand } from '../../services/common/idempotency.js';
+import { derivedId } from '../../services/common/idempotency.js';
 import type { LifecycleAction } from '../../services/coordination/relationships.js';
 import { router, routes } from '../env.js';
 import { idempotencyOf, reply } from '../idempotency.js';
@@ -123,7 +123,7 @@ export function relationshipRoutes() {
       const idem = idempotencyOf(c, body);
       const { status: _initial, ...input } = body;
       const id = idem ? derivedId(idem) : crypto.randomUUID();
-      const out = await idempotentCommand(s.runtime.database.pool, idem, 201, (key) =>
+      const out = await s.idempotency.command(idem, 201, (key) =>
         s.relationships.create({ principal: c.get('principal'), requestId: c.get('requestId'), key }, id, {
           ...input,
           startDate: toIso(input.startDate) ?? undefined,
@@ -182,7 +182,7 @@ export function relationshipRoutes() {
         const id = c.req.valid('param').id;
         const body = await optionalBody(c.req);
         const idem = idempotencyOf(c, body);
-        const out = await idempotentCommand(s.runtime.database.pool, idem, 200, (key) =>
+        const out = await s.idempotency.command(idem, 200, (key) =>
           s.relationships.transition({ principal: c.get('principal'), requestId: c.get('requestId'), key }, id, action, body.reason),
         );
         return reply(c, out);

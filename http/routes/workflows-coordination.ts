@@ -1,7 +1,7 @@
 import { z } from '@hono/zod-openapi';
 import { STEP_STATUSES, WORKFLOW_STATUSES } from '../../machines/workflow/index.js';
 import { WORKFLOW_TYPES } from '../../machines/workflow/templates.js';
-import { derivedId, idempotentCommand } from '../../services/common/idempotency.js';
+import { derivedId } from '../../services/common/idempotency.js';
 import type { StepCommand } from '../../services/workflows/service.js';
 import { router, routes } from '../env.js';
 import { idempotencyOf, reply } from '../idempotency.js';
@@ -168,7 +168,7 @@ export function workflowCoordinationRoutes() {
       const idem = idempotencyOf(c, body);
       const { status: _initial, steps, ...rest } = body;
       const id = idem ? derivedId(idem) : crypto.randomUUID();
-      const out = await idempotentCommand(s.runtime.database.pool, idem, 201, (key) =>
+      const out = await s.idempotency.command(idem, 201, (key) =>
         s.workflows.create({ principal: c.get('principal'), requestId: c.get('requestId'), key }, id, {
           ...rest,
           steps: steps?.map(({ status: _s, ...st }) => st),
@@ -211,7 +211,7 @@ export function workflowCoordinationRoutes() {
         const body = c.req.header('content-type') ? c.req.valid('json') : {};
         const idem = idempotencyOf(c, body);
         const svc = s.workflows;
-        const out = await idempotentCommand(s.runtime.database.pool, idem, 200, (key) => {
+        const out = await s.idempotency.command(idem, 200, (key) => {
           const cx = { principal: c.get('principal'), requestId: c.get('requestId'), key };
           return action === 'start' ? svc.start(cx, id) : svc.cancel(cx, id, 'reason' in body ? body.reason : undefined);
         });
@@ -239,7 +239,7 @@ export function workflowCoordinationRoutes() {
         const { workflowId, stepId } = c.req.valid('param');
         const body = c.req.header('content-type') ? c.req.valid('json') : {};
         const idem = idempotencyOf(c, body);
-        const out = await idempotentCommand(s.runtime.database.pool, idem, 200, (key) =>
+        const out = await s.idempotency.command(idem, 200, (key) =>
           s.workflows.step({ principal: c.get('principal'), requestId: c.get('requestId'), key }, workflowId, stepId, command, body),
         );
         return reply(c, out);

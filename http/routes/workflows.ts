@@ -2,7 +2,6 @@ import { z } from '@hono/zod-openapi';
 import { SAGA_STATUSES, STEP_STATUSES } from '../../machines/saga/index.js';
 import { SAGA_TYPES as WORKFLOW_TYPES } from '../../machines/saga/definitions.js';
 import { DomainCode, DomainError } from '../../services/common/errors.js';
-import { idempotentCall, idempotentCommand } from '../../services/common/idempotency.js';
 import { OrderRequestShape, orderData } from '../../services/saga/order.js';
 import { router, routes } from '../env.js';
 import { idempotencyOf, reply } from '../idempotency.js';
@@ -117,7 +116,7 @@ export function workflowRoutes() {
       const body = c.req.valid('json');
       const s = c.get('services');
       // the saga's start is deduplicated by its order (one saga per orderId, whatever the key)
-      const out = await idempotentCall(s.runtime.database.pool, idempotencyOf(c, body), async () => {
+      const out = await s.idempotency.call(idempotencyOf(c, body), async () => {
         const r = await s.sagas.start('ORDER_FULFILLMENT', orderData(body));
         const ctx = r.context;
         const started = Date.parse(ctx.startedAt!);
@@ -164,7 +163,7 @@ export function workflowRoutes() {
       const body = c.req.valid('json');
       const id = c.req.valid('param').workflowId;
       const initiatedBy = body.initiatedBy ?? c.get('principal').role.toUpperCase();
-      const out = await idempotentCommand(s.runtime.database.pool, idempotencyOf(c, body), 200, (key) =>
+      const out = await s.idempotency.command(idempotencyOf(c, body), 200, (key) =>
         s.sagas.cancel(id, { reason: body.reason, initiatedBy }, { key }),
       );
       return reply(c, out);

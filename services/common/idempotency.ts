@@ -226,3 +226,21 @@ export async function pruneIdempotencyKeys(pool: pg.Pool, retentionHours: number
   const { rowCount } = await pool.query(`DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)`, [retentionHours]);
   return rowCount ?? 0;
 }
+
+/**
+ * The Idempotency-Key mechanics over one pool, as the services hand them to the edge: a route
+ * says which answer a keyed command gives, the service layer stores and replays it.
+ */
+export class Idempotency {
+  constructor(private readonly pool: pg.Pool) {}
+
+  /** An actor command under a key: its answer rides the commit (see `idempotentCommand`). */
+  command(r: IdempotencyRequest | null, status: number, run: (key: KeyedCommand | undefined) => Promise<unknown>): Promise<IdempotentResult> {
+    return idempotentCommand(this.pool, r, status, run);
+  }
+
+  /** A call whose actor messages are not keyed by the key (see `idempotentCall`). */
+  call(r: IdempotencyRequest | null, run: () => Promise<StoredResponse>): Promise<IdempotentResult> {
+    return idempotentCall(this.pool, r, run);
+  }
+}

@@ -80,3 +80,18 @@ describe('import boundaries', () => {
     expect(await boundaryErrors(file, code)).toEqual([]);
   });
 });
+
+describe('thin routes', () => {
+  it.each([
+    ['the pool', `export const f = (s: { runtime: { database: { pool: { query(q: string): void } } } }) => s.runtime.database.pool.query('SELECT 1');\n`],
+    ['the database', `export const f = (s: { runtime: { database: unknown } }) => s.runtime.database;\n`],
+  ])('a route that reaches %s fails the lint', async (_what, code) => {
+    const [result] = await eslint.lintText(code, { filePath: `${root}http/routes/x.ts` });
+    expect((result?.messages ?? []).filter((m) => m.ruleId === 'no-restricted-syntax').length).toBeGreaterThan(0);
+  });
+
+  it('a route that calls a service passes', async () => {
+    const [result] = await eslint.lintText(`export const f = (s: { relationships: { get(id: string): void } }) => s.relationships.get('x');\n`, { filePath: `${root}http/routes/x.ts` });
+    expect(result?.messages ?? []).toEqual([]);
+  });
+});
