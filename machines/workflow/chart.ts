@@ -57,9 +57,12 @@ const named = (run: (o: Draft, e: WorkflowEvent) => void, onEntry = false) =>
 /** An action written for one event type; the chart only names it on transitions for that type. */
 const as = <E extends WorkflowEvent['type']>(fn: (o: Draft, e: Extract<WorkflowEvent, { type: E }>) => void) => fn as (o: Draft, e: WorkflowEvent) => void;
 
-/** A step failed: it runs again after its backoff while it has retries, else the workflow fails. */
+/**
+ * A step failed: it runs again after its backoff while it has retries and the failure may pass
+ * (a connector's terminal failure, `retryable: false`, never does), else the workflow fails.
+ */
 const failure = [
-  { guard: and(['appliesToStep', 'hasRetriesLeft']), actions: ['failStep', 'scheduleRetry'] },
+  { guard: and(['appliesToStep', 'mayPass', 'hasRetriesLeft']), actions: ['failStep', 'scheduleRetry'] },
   { guard: 'appliesToStep', actions: ['failStep', 'giveUpStep'] },
 ] as const;
 
@@ -74,6 +77,10 @@ export const workflowMachine = base.extend({
     hasRetriesLeft: ({ context, event }) => {
       const s = stepOf(context, event);
       return s !== undefined && hasRetriesLeft(s, retryPolicyOf(s));
+    },
+    mayPass: ({ event }) => {
+      const error = 'error' in event ? event.error : undefined;
+      return !(typeof error === 'object' && error !== null && 'retryable' in error && error.retryable === false);
     },
     reportsSuccess: ({ event }) => reportsSuccess(event),
     allStepsDone: ({ context }) => allStepsDone(context.steps),

@@ -69,6 +69,25 @@ describe('workflow machine (pure, snapshot round-tripped through JSON)', () => {
     expect(d.ctx()).toMatchObject({ currentStep: null, actualDuration: 0.03, outcome: 'COMPLETED' });
   });
 
+  it('gives a step up at once when its connector says the failure is terminal (retryable: false), retries a retryable one', () => {
+    const action = { type: 'connector', connector: 'ops', operation: 'provision' };
+    const terminal = driver('w-terminal');
+    terminal.send({ type: 'workflow.create', name: 'w', workflowType: 'DATA_SYNC', steps: steps([{ stepNumber: 1, maxRetries: 3, configuration: { action, timeoutMs: 1000, retryBackoffMs: 500 } }]), at: terminal.at(), by: 't' });
+    terminal.send({ type: 'workflow.start', at: terminal.at(), by: 't' });
+    terminal.send({ type: 'wfstep.s1.1.failed', error: { code: 'NOT_FOUND', message: 'no such store', retryable: false }, at: terminal.at() });
+    expect(terminal.ctx().steps[0]).toMatchObject({ status: 'FAILED', retryCount: 0 });
+    expect(terminal.status()).toBe('FAILED');
+    expect(terminal.timers).toEqual([]);
+
+    const retryable = driver('w-retryable');
+    retryable.send({ type: 'workflow.create', name: 'w', workflowType: 'DATA_SYNC', steps: steps([{ stepNumber: 1, maxRetries: 3, configuration: { action, timeoutMs: 1000, retryBackoffMs: 500 } }]), at: retryable.at(), by: 't' });
+    retryable.send({ type: 'workflow.start', at: retryable.at(), by: 't' });
+    retryable.send({ type: 'wfstep.s1.1.failed', error: { code: 'UNAVAILABLE', message: '503', retryable: true }, at: retryable.at() });
+    expect(retryable.ctx().steps[0]).toMatchObject({ status: 'FAILED', retryCount: 1 });
+    expect(retryable.status()).toBe('IN_PROGRESS');
+    expect(retryable.timers.map((t) => t.event.type)).toEqual(['workflow.step.retryDue']);
+  });
+
   it('tells dependents once it finishes, and at once when asked after finishing', () => {
     const d = driver('dep');
     d.send({ type: 'workflow.create', name: 'w', workflowType: 'DATA_SYNC', steps: steps([{ stepNumber: 1 }]), at: d.at(), by: 't' });
