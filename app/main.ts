@@ -9,6 +9,7 @@ import { createLogger } from '../runtime/logger.js';
 import { Registry } from '../runtime/registry.js';
 import { createRuntime } from '../runtime/runtime.js';
 import { createServices } from '../services/index.js';
+import { resolveCredentialKeys } from '../services/integrations/keys.js';
 
 /** `npm start`: the runtime and the HTTP edge in one process, stopped cleanly by SIGTERM/SIGINT. */
 async function main(): Promise<void> {
@@ -21,14 +22,16 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel);
   let jwt;
+  let credentials;
   try {
     jwt = await resolveJwtSecret(config);
+    credentials = await resolveCredentialKeys(config);
   } catch (err) {
     console.error(isConcordError(err) ? err.message : err);
     process.exit(78);
   }
   const runtime = await createRuntime({ config, registry: new Registry(actorTypes), log });
-  const services = createServices({ runtime, log });
+  const services = createServices({ runtime, log, credentialKeys: credentials.ring });
   await runtime.start();
   await services.start();
   const app = createApp({ services, log, jwtSecret: jwt.secret, defaultMetrics: true });

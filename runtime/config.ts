@@ -36,6 +36,7 @@ const EnvSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: int(10_000, 100),
   CONNECTOR_CALL_TIMEOUT_MS: int(30_000, 100),
   JWT_SECRET: optionalString,
+  CREDENTIALS_KEYS: optionalString,
   NATS_PREFIX: z.string().regex(/^[a-z][a-z0-9_-]*$/, 'lowercase letters, digits, _ and -').default('concord'),
   NATS_REPLICAS: int(1, 1, 5),
   NATS_MAX_AGE_HOURS: int(168, 1),
@@ -94,6 +95,12 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   readonly connectorCallTimeoutMs: number;
   readonly jwtSecret: string | undefined;
+  /**
+   * The credential vault's key ring from `CREDENTIALS_KEYS` (`id:base64key,...`): the first key
+   * encrypts, all decrypt. Unset: generated under DATA_DIR in the embedded default, required
+   * with DATABASE_URL (services/integrations/keys.ts).
+   */
+  readonly credentialsKeys: readonly CredentialKey[] | undefined;
   readonly nats: NatsConfig;
   readonly events: EventsConfig;
   readonly saga: SagaConfig;
@@ -181,6 +188,55 @@ export interface NatsConfig {
   readonly routerSkip: readonly string[];
 }
 
+/**
+ * One AES-256 key of the credential vault. The key bytes are a non-enumerable property, so a
+ * logged or serialized config shows the id only.
+ */
+export interface CredentialKey {
+  readonly id: string;
+  readonly key: Buffer;
+}
+
+/** A key id: short, and free of the `:` and `,` that separate the variable's parts and the ciphertext envelope. */
+export const CREDENTIAL_KEY_ID = /^[A-Za-z0-9_-]{1,32}$/;
+
+export function credentialKey(id: string, key: Buffer): CredentialKey {
+  const k = { id } as { id: string; key: Buffer };
+  Object.defineProperty(k, 'key', { value: key, enumerable: false });
+  return Object.freeze(k);
+}
+
+/**
+ * Parses `CREDENTIALS_KEYS` (`id:base64key,...`, each key 32 bytes in base64 or base64url).
+ * Problems name the entry by its id or position, never by its key material.
+ */
+export function parseCredentialKeys(value: string): { keys: CredentialKey[]; problems: string[] } {
+  const keys: CredentialKey[] = [];
+  const problems: string[] = [];
+  const entries = value.split(',').map((p) => p.trim());
+  entries.forEach((entry, n) => {
+    const sep = entry.indexOf(':');
+    const id = sep < 0 ? '' : entry.slice(0, sep).trim();
+    const material = sep < 0 ? '' : entry.slice(sep + 1).trim();
+    const where = `CREDENTIALS_KEYS entry ${n + 1}${CREDENTIAL_KEY_ID.test(id) ? ` ('${id}')` : ''}`;
+    if (!CREDENTIAL_KEY_ID.test(id) || material === '') {
+      problems.push(`${where}: expected id:base64key, the id 1-32 letters, digits, _ or -`);
+      return;
+    }
+    if (keys.some((k) => k.id === id)) {
+      problems.push(`${where}: key id '${id}' appears twice`);
+      return;
+    }
+    const key = /^[A-Za-z0-9+/_-]+={0,2}$/.test(material) ? Buffer.from(material.replace(/-/g, '+').replace(/_/g, '/'), 'base64') : Buffer.alloc(0);
+    if (key.length !== 32) {
+      problems.push(`${where}: the key must be 32 bytes in base64 (openssl rand -base64 32)`);
+      return;
+    }
+    keys.push(credentialKey(id, key));
+  });
+  return { keys, problems };
+}
+
 /** Parses the environment once; a bad value throws an INVALID_CONFIG error naming the variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const parsed = EnvSchema.safeParse(env);
@@ -190,8 +246,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const e = parsed.data;
   const saga = sagaDurations(e);
-  if (saga.problems.length > 0) {
-    throw new ConcordError(ErrorCode.InvalidConfig, `invalid configuration: ${saga.problems.join('; ')}`, { problems: saga.problems });
+  const credentials = e.CREDENTIALS_KEYS === undefined ? undefined : parseCredentialKeys(e.CREDENTIALS_KEYS);
+  const problems = [...saga.problems, ...(credentials?.problems ?? [])];
+  if (problems.length > 0) {
+    throw new ConcordError(ErrorCode.InvalidConfig, `invalid configuration: ${problems.join('; ')}`, { problems });
   }
   return Object.freeze({
     databaseUrl: e.DATABASE_URL,
@@ -216,6 +274,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     connectorCallTimeoutMs: e.CONNECTOR_CALL_TIMEOUT_MS,
     jwtSecret: e.JWT_SECRET,
+    credentialsKeys: credentials ? Object.freeze(credentials.keys) : undefined,
     nats: Object.freeze({
       prefix: e.NATS_PREFIX,
       replicas: e.NATS_REPLICAS,

@@ -11,6 +11,7 @@ import { RelationshipService } from './coordination/relationships.js';
 import { ResourceService } from './coordination/resources.js';
 import { createEventDelivery, type EventDelivery } from './events/index.js';
 import { EventService } from './events/service.js';
+import { CredentialVault, KeyRing } from './integrations/vault.js';
 import { AuditTrail } from './operators/audit.js';
 import { DeadLetterService } from './operators/dead-letters.js';
 import { ActorInspector } from './operators/inspector.js';
@@ -45,6 +46,8 @@ export interface Services {
   sagas: SagaService;
   /** Order events and service replies reaching sagas (NATS consumer or in-process bus). */
   sagaIntake: SagaIntake;
+  /** Connection secrets, encrypted at rest; `start()` checks that the key ring opens what is stored. */
+  vault: CredentialVault;
   /** Adds the services' own figures (sagas) to the edge's metrics registry. */
   registerMetrics(registry: MetricsRegistry): void;
   /** Starts the background work that `run` asks for; call after `runtime.start()`. */
@@ -60,6 +63,12 @@ export interface ServicesOptions {
   clock?: Clock;
   /** Background work to run; all by default. */
   run?: { events?: boolean; sagaIntake?: boolean; housekeeping?: boolean };
+  /**
+   * The vault's keys (app/main.ts resolves them with `resolveCredentialKeys`); by default
+   * `config.credentialsKeys`, else an empty ring that stores nothing and fails the start-up
+   * check if anything is stored.
+   */
+  credentialKeys?: KeyRing;
 }
 
 /** Builds every service over `runtime`; `start()`/`stop()` own their background work. */
@@ -93,10 +102,13 @@ export function createServices(o: ServicesOptions): Services {
     workflows: new WorkflowService(runtime.host, pool, clock, runtime.config.nats.prefix),
     sagas,
     sagaIntake: new SagaIntake(runtime, sagas, log),
+    vault: new CredentialVault(pool, o.credentialKeys ?? new KeyRing(runtime.config.credentialsKeys ?? []), log),
     registerMetrics(registry) {
       registerSagaMetrics(registry, { pool, sagas, clock });
     },
     async start() {
+      // a wrong or missing key stops start-up here, before anything could need a credential
+      await services.vault.check();
       if (run.events) {
         await eventDelivery.start();
         started.events = true;

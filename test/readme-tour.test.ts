@@ -129,7 +129,7 @@ describe('the README tour, run against a started server', () => {
   it('npm start: every command prints what the README says', async () => {
     const database = await freshDatabase(4);
     try {
-      const env = { DATABASE_URL: database.url, JWT_SECRET: SECRET, PORT: '0', HOST: '127.0.0.1', NATS_URL: '', LOG_LEVEL: 'info' };
+      const env = { DATABASE_URL: database.url, JWT_SECRET: SECRET, CREDENTIALS_KEYS: `tour:${Buffer.alloc(32, 1).toString('base64')}`, PORT: '0', HOST: '127.0.0.1', NATS_URL: '', LOG_LEVEL: 'info' };
       const server = await startServer('app/main.ts', env);
       running.push(server.proc);
       const token = signToken({ sub: 'local-operator', role: 'operator', exp: Math.floor(Date.now() / 1000) + 3600 }, SECRET);

@@ -23,7 +23,7 @@ describe('the server process', () => {
   it('starts with only DATABASE_URL, answers health, and stops cleanly on SIGTERM', async () => {
     let port = 0;
     const lines: string[] = [];
-    const child = spawnTs(MAIN, { DATABASE_URL: database.url, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', NATS_URL: '', JWT_SECRET: 'test-secret-for-the-shutdown-test-0123456789' }, (line) => {
+    const child = spawnTs(MAIN, { DATABASE_URL: database.url, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', NATS_URL: '', JWT_SECRET: 'test-secret-for-the-shutdown-test-0123456789', CREDENTIALS_KEYS: `test:${Buffer.alloc(32, 7).toString('base64')}` }, (line) => {
       lines.push(line);
       if (line.includes('concord listening')) port = JSON.parse(line).port;
     });
