@@ -47,16 +47,8 @@ export interface Relationship {
   statusReason: string | null;
 }
 
-export interface CreateRelationship {
-  vendorId: string;
-  partnerId: string;
-  relationshipType: RelationshipType;
-  startDate?: string;
-  endDate?: string | null;
-  agreementDetails?: Json | null;
-  configuration?: Json | null;
-  metadata?: Json | null;
-}
+/** What a caller gives to create a relationship: the machine's creating event, less what the service stamps. */
+export type CreateRelationship = Omit<Extract<RelationshipEvent, { type: 'relationship.create' }>, 'type' | 'at' | 'by' | 'events'>;
 
 export type UpdateRelationship = Partial<Pick<CreateRelationship, 'agreementDetails' | 'configuration' | 'metadata' | 'endDate'>>;
 export type LifecycleAction = 'activate' | 'suspend' | 'terminate';
