@@ -17,14 +17,17 @@ import { ConnectorCode, ConnectorError } from './errors.js';
  */
 
 /** How a provider authenticates us. */
-export type AuthPattern = 'api_key' | 'oauth2' | 'service_account' | 'certificate';
+export type AuthPattern = 'api_key' | 'oauth2' | 'client_credentials' | 'service_account' | 'certificate';
 
 /** The credentials each pattern hands to a call (stored encrypted; decrypted just before the call). */
 export interface CredentialsByPattern {
   api_key: { apiKey: string };
   oauth2: { accessToken: string; refreshToken?: string; expiresAt?: string; scopes?: string[] };
+  /** OAuth 2.0 client credentials (a service account of a REST API): the connector fetches and caches the access token. */
+  client_credentials: { clientId: string; clientSecret: string; scopes?: string[] };
   service_account: { clientEmail: string; privateKey: string; scopes?: string[] };
-  certificate: { certificatePem: string; privateKeyPem: string; passphrase?: string };
+  /** Mutual TLS: the client certificate and key, and the CA that signed the server's certificate when it is private. */
+  certificate: { certificatePem: string; privateKeyPem: string; passphrase?: string; caPem?: string };
 }
 export type CredentialsOf<A extends AuthPattern> = CredentialsByPattern[A];
 
@@ -43,6 +46,8 @@ export type ConnectorCall<C, I, O> = (credentials: C, input: I, ctx: CallContext
 export interface WebhookRequest {
   body: Uint8Array;
   headers: Readonly<Record<string, string | undefined>>;
+  /** The query parameters of the callback URL (MercadoLibre's unsigned notifications carry a shared `secret` there). */
+  query?: Readonly<Record<string, string | undefined>>;
 }
 
 export type WebhookVerification = { ok: true } | { ok: false; reason: string };
