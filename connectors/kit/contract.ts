@@ -66,12 +66,15 @@ export interface RecordMapping<P, O> {
   toProvider?(record: O): P;
 }
 
+/** Any mapping, whatever its record types (`toProvider` returns the provider's record, so `RecordMapping<never, unknown>` would refuse every one that has it). */
+type AnyMapping = { fromProvider(record: never): unknown; toProvider?(record: never): unknown };
+
 /** A provider module. `Calls` keeps each call's own input and output types. */
 export interface Connector<
   A extends AuthPattern = AuthPattern,
   Calls extends Record<string, ConnectorCall<CredentialsOf<A>, never, unknown>> = Record<string, ConnectorCall<CredentialsOf<A>, never, unknown>>,
   E = unknown,
-  M extends Record<string, RecordMapping<never, unknown>> = Record<string, RecordMapping<never, unknown>>,
+  M extends Record<string, AnyMapping> = Record<string, AnyMapping>,
 > {
   /** Lowercase, the name calls are addressed by (`callConnector('<id>', '<operation>', input)`). */
   readonly id: string;
@@ -112,7 +115,7 @@ export function defineConnector<
   A extends AuthPattern,
   Calls extends Record<string, ConnectorCall<CredentialsOf<A>, never, unknown>>,
   E = unknown,
-  M extends Record<string, RecordMapping<never, unknown>> = Record<string, never>,
+  M extends Record<string, AnyMapping> = Record<string, never>,
 >(def: Connector<A, Calls, E, M>): Connector<A, Calls, E, M> {
   if (!ID.test(def.id)) throw new TypeError(`connector id '${def.id}' must be lowercase letters, digits, '-' or '_'`);
   if (Object.keys(def.calls).length === 0) throw new TypeError(`connector '${def.id}' has no calls`);
