@@ -3,6 +3,7 @@
  * parameter, name configurable), OAuth 2.0 client credentials (token cached until shortly
  * before expiry), OAuth 2.0 authorization code with refresh, and certificate (mutual TLS).
  */
+import { createHash } from 'node:crypto';
 import { ConnectorCode, ConnectorError } from '../kit/errors.js';
 import type { CredentialsByPattern } from '../kit/contract.js';
 import { classifyGenericAnswer } from './errors.js';
@@ -99,7 +100,8 @@ export class ClientCredentialsCache {
   constructor(private readonly now: () => number = Date.now) {}
 
   async token(t: Transport, auth: Extract<GenericAuth, { pattern: 'client_credentials' }>, creds: CredentialsByPattern['client_credentials'], signal: AbortSignal): Promise<string> {
-    const key = `${creds.clientId}\u0000${(creds.scopes ?? []).join(' ')}`;
+    // the secret is part of the key: a rotated or wrong secret must not be served a token minted with another
+    const key = `${creds.clientId}\u0000${createHash('sha256').update(creds.clientSecret).digest('base64url')}\u0000${(creds.scopes ?? []).join(' ')}`;
     const hit = this.#tokens.get(key);
     if (hit && hit.until > this.now()) return hit.grant.accessToken;
     let p = this.#inflight.get(key);

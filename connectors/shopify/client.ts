@@ -142,11 +142,10 @@ export async function listProducts(
   return { products: r.data.products.nodes, pageInfo: r.data.products.pageInfo, cost: r.cost };
 }
 
-/** Follows the cursor to the end: one page at a time, each answered as it arrives. */
-export async function* pages<I extends { after?: string | null }, O extends { pageInfo: PageInfo }>(call: (input: I) => Promise<O>, input: I): AsyncGenerator<O> {
-  let after = input.after ?? null;
+/** Follows the cursor to the end, one page at a time: `pages((after) => listVariants(s, creds, { locationId, after }, ctx))`. */
+export async function* pages<O extends { pageInfo: PageInfo }>(call: (after: string | null) => Promise<O>, after: string | null = null): AsyncGenerator<O> {
   for (;;) {
-    const page = await call({ ...input, after });
+    const page = await call(after);
     yield page;
     if (!page.pageInfo.hasNextPage || !page.pageInfo.endCursor) return;
     after = page.pageInfo.endCursor;
