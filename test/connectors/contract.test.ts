@@ -152,9 +152,10 @@ describe.each(providers.map((p) => [p.name, p] as const))('the provider contract
     for (const bad of w.bad) expect(w.webhooks.verify(bad, w.secret, Date.now()).ok).toBe(false);
   });
 
-  it('error answers: 5xx retryable (with Retry-After), 404-style refusals terminal', async () => {
+  it('error answers: 5xx retryable (with Retry-After), a missing record NOT_FOUND (terminal)', async () => {
     const creds = await p.credentials();
     await p.probe(creds);
+    expectFailure(await p.readMissing(creds).catch((x: unknown) => x), ConnectorCode.NotFound, false);
     p.fail(503, 7);
     const e = expectFailure(await p.probe(creds).catch((x: unknown) => x), ConnectorCode.Unavailable, true);
     expect(e.retryAfterMs).toBe(7000);

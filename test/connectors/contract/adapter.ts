@@ -38,6 +38,8 @@ export interface ProviderUnderTest {
   throttled(creds: Creds): Promise<Array<{ what: string; error: unknown; expectRetryAfterMs?: number }>>;
   /** A real delivery from the fake, and a bad one; `expect` is what the parse must contain. */
   webhook(): Promise<{ webhooks: ConnectorWebhooks<unknown>; secret: string; good: WebhookRequest; bad: WebhookRequest[]; expect: Record<string, unknown> }>;
+  /** Reads a record that does not exist. */
+  readMissing(creds: Creds): Promise<unknown>;
   fail(status: number, retryAfterSeconds?: number): void;
   hang(): void;
   clearFaults(): void;

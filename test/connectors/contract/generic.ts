@@ -62,6 +62,7 @@ export function genericAdapter(): ProviderUnderTest & { fake(): GenericFake } {
         expect: { payload: { id: 'evt-9', type: 'stock.changed', sku: 'G-1' } },
       };
     },
+    readMissing: (c) => client.get(creds(c), { resource: 'products', id: 'nope' }, ctxOf()),
     fail: (status, retryAfterSeconds) => fake.control.fail({ status, count: 1, path: '/v1', ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }) }),
     hang: () => fake.control.hang({ count: 1, path: '/v1' }),
     clearFaults: () => fake.control.clearFaults(),

@@ -110,6 +110,7 @@ export function mercadolibreAdapter(): ProviderUnderTest & { fake(): MercadoLibr
         expect: { id: 'notif-1', topic: 'items', resource: '/items/MLA1', userId: SELLER, applicationId: Number(ML_APP_ID) },
       };
     },
+    readMissing: (c) => ml.getItem(settings, creds(c), { itemId: 'MLA404' }, ctxOf()),
     fail: (status, retryAfterSeconds) => fake.control.fail({ status, count: 1, ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }) }),
     hang: () => fake.control.hang({ count: 1 }),
     clearFaults: () => fake.control.clearFaults(),

@@ -113,6 +113,7 @@ export function shopifyAdapter(): ProviderUnderTest & { fake(): ShopifyFake; set
         expect: { topic: 'inventory_levels/update', shopDomain: SHOP, webhookId: 'wh-1', eventId: 'evt-1', payload },
       };
     },
+    readMissing: (c) => shopify.getInventoryLevel(settings, creds(c), { inventoryItemId: 'gid://shopify/InventoryItem/1', locationId }, ctxOf()),
     fail: (status, retryAfterSeconds) => fake.control.fail({ status, count: 1, ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }) }),
     hang: () => fake.control.hang({ count: 1 }),
     clearFaults: () => fake.control.clearFaults(),
