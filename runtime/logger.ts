@@ -20,23 +20,6 @@ export const REDACT_PATHS = [
   'req.headers.cookie',
   'config.databaseUrl',
   'config.jwtSecret',
-  // provider keys and credentials (runtime/config.ts providers, connectors' credentials)
-  'apiSecret',
-  'clientSecret',
-  'webhookSecret',
-  'apiKey',
-  'privateKeyPem',
-  'passphrase',
-  '*.apiSecret',
-  '*.clientSecret',
-  '*.webhookSecret',
-  '*.apiKey',
-  '*.privateKeyPem',
-  '*.passphrase',
-  'config.providers.shopify.apiSecret',
-  'config.providers.shopify.webhookSecret',
-  'config.providers.mercadolibre.clientSecret',
-  'config.providers.mercadolibre.webhookSecret',
 ];
 
 export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
