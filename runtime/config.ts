@@ -69,6 +69,22 @@ const EnvSchema = z.object({
   SAGA_COMPENSATION_MAX_RETRIES: z.coerce.number().int().min(0).max(100).optional(),
   SAGA_STUCK_AFTER_MINUTES: int(30, 1),
   SAGA_STUCK_DEGRADED_ABOVE: int(10, 0),
+  // Marketplace providers (connectors/shopify, connectors/mercadolibre): optional; a provider
+  // whose keys are missing is unconfigured (`unconfiguredProviders`), and the rest of Concord runs.
+  SHOPIFY_API_KEY: optionalString,
+  SHOPIFY_API_SECRET: optionalString,
+  SHOPIFY_WEBHOOK_SECRET: optionalString,
+  SHOPIFY_API_VERSION: z.string().regex(/^(\d{4}-(01|04|07|10)|unstable)$/, 'a quarterly version YYYY-01|04|07|10, or unstable').default('2026-04'),
+  SHOPIFY_SHOP_URL_TEMPLATE: z
+    .string()
+    .default('https://{shop}')
+    .refine((v) => v.includes('{shop}') && /^https?:\/\//.test(v), 'an http(s) URL containing {shop}'),
+  ML_CLIENT_ID: optionalString,
+  ML_CLIENT_SECRET: optionalString,
+  ML_WEBHOOK_SECRET: optionalString,
+  ML_API_BASE_URL: z.url({ protocol: /^https?$/ }).default('https://api.mercadolibre.com'),
+  ML_AUTH_BASE_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  PUBLIC_BASE_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
 });
 
 export interface Config {
@@ -104,6 +120,43 @@ export interface Config {
   readonly nats: NatsConfig;
   readonly events: EventsConfig;
   readonly saga: SagaConfig;
+  readonly providers: ProvidersConfig;
+}
+
+/**
+ * The marketplace providers' settings. Connectors never read them: the caller passes them to
+ * the connector factories. Secrets stay here and in the vault, never in a log or an answer.
+ */
+export interface ProvidersConfig {
+  /** What redirect and webhook URLs are built from (default `http://localhost:$PORT`), without a trailing slash. */
+  readonly publicBaseUrl: string;
+  readonly shopify: {
+    readonly apiKey: string | undefined;
+    readonly apiSecret: string | undefined;
+    /** Defaults to the API secret (Shopify signs webhooks with the app's client secret). */
+    readonly webhookSecret: string | undefined;
+    readonly apiVersion: string;
+    /** `https://{shop}`; tests and the demo point it at the local fake (`http://127.0.0.1:4010/{shop}`). */
+    readonly shopUrlTemplate: string;
+  };
+  readonly mercadolibre: {
+    readonly clientId: string | undefined;
+    readonly clientSecret: string | undefined;
+    readonly webhookSecret: string | undefined;
+    readonly apiBaseUrl: string;
+    /** Overrides the country's authorization domain (`https://auth.mercadolibre.com.ar`, ...). */
+    readonly authBaseUrl: string | undefined;
+  };
+}
+
+/** The providers whose required variables are missing, with the variables' names (an empty list: all configured). */
+export function unconfiguredProviders(p: ProvidersConfig): Array<{ provider: 'shopify' | 'mercadolibre'; missing: string[] }> {
+  const out: Array<{ provider: 'shopify' | 'mercadolibre'; missing: string[] }> = [];
+  const shopify = [p.shopify.apiKey ? undefined : 'SHOPIFY_API_KEY', p.shopify.apiSecret ? undefined : 'SHOPIFY_API_SECRET'].filter((x): x is string => x !== undefined);
+  if (shopify.length > 0) out.push({ provider: 'shopify', missing: shopify });
+  const ml = [p.mercadolibre.clientId ? undefined : 'ML_CLIENT_ID', p.mercadolibre.clientSecret ? undefined : 'ML_CLIENT_SECRET'].filter((x): x is string => x !== undefined);
+  if (ml.length > 0) out.push({ provider: 'mercadolibre', missing: ml });
+  return out;
 }
 
 /**
@@ -312,6 +365,23 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       compensationMaxRetries: e.SAGA_COMPENSATION_MAX_RETRIES,
       stuckAfterMs: e.SAGA_STUCK_AFTER_MINUTES * 60_000,
       stuckDegradedAbove: e.SAGA_STUCK_DEGRADED_ABOVE,
+    }),
+    providers: Object.freeze({
+      publicBaseUrl: (e.PUBLIC_BASE_URL ?? `http://localhost:${e.PORT}`).replace(/\/+$/, ''),
+      shopify: Object.freeze({
+        apiKey: e.SHOPIFY_API_KEY,
+        apiSecret: e.SHOPIFY_API_SECRET,
+        webhookSecret: e.SHOPIFY_WEBHOOK_SECRET ?? e.SHOPIFY_API_SECRET,
+        apiVersion: e.SHOPIFY_API_VERSION,
+        shopUrlTemplate: e.SHOPIFY_SHOP_URL_TEMPLATE,
+      }),
+      mercadolibre: Object.freeze({
+        clientId: e.ML_CLIENT_ID,
+        clientSecret: e.ML_CLIENT_SECRET,
+        webhookSecret: e.ML_WEBHOOK_SECRET,
+        apiBaseUrl: e.ML_API_BASE_URL.replace(/\/+$/, ''),
+        authBaseUrl: e.ML_AUTH_BASE_URL?.replace(/\/+$/, ''),
+      }),
     }),
   });
 }

@@ -17,14 +17,17 @@ import { ConnectorCode, ConnectorError } from './errors.js';
  */
 
 /** How a provider authenticates us. */
-export type AuthPattern = 'api_key' | 'oauth2' | 'service_account' | 'certificate';
+export type AuthPattern = 'api_key' | 'oauth2' | 'client_credentials' | 'service_account' | 'certificate';
 
 /** The credentials each pattern hands to a call (stored encrypted; decrypted just before the call). */
 export interface CredentialsByPattern {
   api_key: { apiKey: string };
   oauth2: { accessToken: string; refreshToken?: string; expiresAt?: string; scopes?: string[] };
+  /** OAuth 2.0 client credentials (a service account of a REST API): the connector fetches and caches the access token. */
+  client_credentials: { clientId: string; clientSecret: string; scopes?: string[] };
   service_account: { clientEmail: string; privateKey: string; scopes?: string[] };
-  certificate: { certificatePem: string; privateKeyPem: string; passphrase?: string };
+  /** Mutual TLS: the client certificate and key, and the CA that signed the server's certificate when it is private. */
+  certificate: { certificatePem: string; privateKeyPem: string; passphrase?: string; caPem?: string };
 }
 export type CredentialsOf<A extends AuthPattern> = CredentialsByPattern[A];
 
@@ -43,6 +46,8 @@ export type ConnectorCall<C, I, O> = (credentials: C, input: I, ctx: CallContext
 export interface WebhookRequest {
   body: Uint8Array;
   headers: Readonly<Record<string, string | undefined>>;
+  /** The query parameters of the callback URL (MercadoLibre's unsigned notifications carry a shared `secret` there). */
+  query?: Readonly<Record<string, string | undefined>>;
 }
 
 export type WebhookVerification = { ok: true } | { ok: false; reason: string };
@@ -61,12 +66,15 @@ export interface RecordMapping<P, O> {
   toProvider?(record: O): P;
 }
 
+/** Any mapping, whatever its record types (`toProvider` returns the provider's record, so `RecordMapping<never, unknown>` would refuse every one that has it). */
+type AnyMapping = { fromProvider(record: never): unknown; toProvider?(record: never): unknown };
+
 /** A provider module. `Calls` keeps each call's own input and output types. */
 export interface Connector<
   A extends AuthPattern = AuthPattern,
   Calls extends Record<string, ConnectorCall<CredentialsOf<A>, never, unknown>> = Record<string, ConnectorCall<CredentialsOf<A>, never, unknown>>,
   E = unknown,
-  M extends Record<string, RecordMapping<never, unknown>> = Record<string, RecordMapping<never, unknown>>,
+  M extends Record<string, AnyMapping> = Record<string, AnyMapping>,
 > {
   /** Lowercase, the name calls are addressed by (`callConnector('<id>', '<operation>', input)`). */
   readonly id: string;
@@ -107,7 +115,7 @@ export function defineConnector<
   A extends AuthPattern,
   Calls extends Record<string, ConnectorCall<CredentialsOf<A>, never, unknown>>,
   E = unknown,
-  M extends Record<string, RecordMapping<never, unknown>> = Record<string, never>,
+  M extends Record<string, AnyMapping> = Record<string, never>,
 >(def: Connector<A, Calls, E, M>): Connector<A, Calls, E, M> {
   if (!ID.test(def.id)) throw new TypeError(`connector id '${def.id}' must be lowercase letters, digits, '-' or '_'`);
   if (Object.keys(def.calls).length === 0) throw new TypeError(`connector '${def.id}' has no calls`);
