@@ -19,6 +19,8 @@ const SECRET_FIELDS = [
   'id_token',
   'client_secret',
   'clientSecret',
+  'webhookSecret',
+  'privateKeyPem',
   'apiKey',
   'api_key',
   'apiSecret',
@@ -42,6 +44,10 @@ export const REDACT_PATHS = [
   'config.databaseUrl',
   'config.jwtSecret',
   'config.credentialsKeys',
+  'config.providers.shopify.apiSecret',
+  'config.providers.shopify.webhookSecret',
+  'config.providers.mercadolibre.clientSecret',
+  'config.providers.mercadolibre.webhookSecret',
 ];
 
 export function createLogger(level: string, destination?: NodeJS.WritableStream): Logger {
