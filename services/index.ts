@@ -11,9 +11,12 @@ import { RelationshipService } from './coordination/relationships.js';
 import { ResourceService } from './coordination/resources.js';
 import { createEventDelivery, type EventDelivery } from './events/index.js';
 import { EventService } from './events/service.js';
+import { OperatorActions } from './operators/actions.js';
 import { AuditTrail } from './operators/audit.js';
+import { BulkActions } from './operators/bulk.js';
 import { DeadLetterService } from './operators/dead-letters.js';
 import { ActorInspector } from './operators/inspector.js';
+import { TimerControl } from './operators/timers.js';
 import { registerSagaMetrics } from './saga/index.js';
 import { SagaIntake } from './saga/intake.js';
 import { SagaService } from './saga/service.js';
@@ -32,6 +35,12 @@ export interface Services {
   resources: ResourceService;
   monitor: CoordinationMonitor;
   actors: ActorInspector;
+  /** Operator actions on one actor: pause, resume, send, fork. */
+  operators: OperatorActions;
+  /** An operator action over every actor a filter matches. */
+  bulk: BulkActions;
+  /** Pending durable timers: list, fire now, cancel. */
+  timers: TimerControl;
   /** The engine's dead-letter store, for operators. */
   deadLetters: DeadLetterService;
   /** The audit log, for operators. */
@@ -72,6 +81,7 @@ export function createServices(o: ServicesOptions): Services {
   const audit = auditPool(runtime.database.url);
   const eventDelivery = createEventDelivery({ pool, config: runtime.config, clock, log, bus: runtime.bus, nats: runtime.nats });
   const sagas = new SagaService(runtime.host, pool, runtime.config, clock);
+  const operators = new OperatorActions(runtime, clock);
   let prune: NodeJS.Timeout | undefined;
   let started = { events: false, intake: false };
   const services: Services = {
@@ -83,6 +93,9 @@ export function createServices(o: ServicesOptions): Services {
     resources: new ResourceService(pool, clock),
     monitor: new CoordinationMonitor(runtime, clock),
     actors: new ActorInspector(runtime),
+    operators,
+    bulk: new BulkActions(runtime, operators),
+    timers: new TimerControl(runtime, clock),
     deadLetters: new DeadLetterService(pool, runtime.config.partitions),
     audit: new AuditTrail(pool, clock),
     events: new EventService(pool, clock, runtime.config.events, () => eventDelivery.worker.wake()),
