@@ -171,7 +171,8 @@ export class ActorHost {
   readonly #live = new Map<string, Entry>();
   readonly #committer: Committer;
   #closing = false;
-  readonly stats = { transitions: 0, duplicates: 0, rejected: 0, conflicts: 0, hydrations: 0 };
+  /** `paused`: events and timers refused because their actor is paused (they wait, or the caller got ACTOR_PAUSED). */
+  readonly stats = { transitions: 0, duplicates: 0, rejected: 0, conflicts: 0, hydrations: 0, paused: 0 };
   /** Which actor waits on a correlation id (what this host committed is answered from memory). */
   readonly correlations: CorrelationIndex;
 
@@ -246,6 +247,7 @@ export class ActorHost {
       if (remembered !== undefined) return this.#duplicate(ref, remembered);
       if (entry?.paused) {
         if (!fresh) continue; // a resume in another process is seen only in the stored row
+        this.stats.paused++;
         throw new ConcordError(ErrorCode.ActorPaused, `${key} is paused: it applies nothing until an operator resumes it`, { ref, pausedAt: entry.paused.at });
       }
       const now = this.o.clock.now();
