@@ -295,7 +295,7 @@ export function actorRoutes() {
           z.object({
             version: z.number().int().min(1),
             reason: Reason,
-            newId: z.string().min(1).max(200).regex(/^[^\s/]+$/, 'no spaces or slashes').optional().openapi({ description: 'The new actor\'s id (generated when absent)' }),
+            newId: z.string().regex(/^[A-Za-z0-9_.:@-]{1,200}$/, '1-200 of [A-Za-z0-9_.:@-]').optional().openapi({ description: 'The new actor\'s id (generated when absent)' }),
           }),
         ),
       },

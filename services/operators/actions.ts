@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Clock } from '../../runtime/clock.js';
 import { lockActor, setPaused, writeFork, type ControlledActor } from '../../runtime/control.js';
 import { ConcordError, ErrorCode } from '../../runtime/errors.js';
-import { upgradeSnapshot, type ActorRef } from '../../runtime/registry.js';
+import { assertRef, upgradeSnapshot, type ActorRef } from '../../runtime/registry.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { replay } from '../../runtime/step.js';
 import { auditExtras, recordAudit, toAuditRow, type AuditRecord } from '../common/audit.js';
@@ -157,7 +157,8 @@ export class OperatorActions {
     const entries = await this.runtime.host.history(ref, { limit: version });
     const snapshot = upgradeSnapshot(def, ref, replay(def.machine, entries[0]?.input ?? { id: ref.id, tenant: source.tenant }, entries), def.version);
     const projection = def.project(snapshot);
-    const id = newId ?? `${ref.id}.fork-${randomUUID().slice(0, 8)}`;
+    const id = newId ?? `${ref.id.slice(0, 180)}.fork-${randomUUID().slice(0, 8)}`;
+    assertRef({ type: ref.type, id }); // ids the engine accepts (they travel in NATS subjects)
     const at = new Date(this.clock.now()).toISOString();
     const from = { type: ref.type, id: ref.id, version };
     await transaction(this.runtime.database.pool, async (client) => {
