@@ -17,6 +17,7 @@ import { eventRoutes } from './routes/events.js';
 import { workflowCoordinationRoutes } from './routes/workflows-coordination.js';
 import { relationshipRoutes } from './routes/relationships.js';
 import { resourceRoutes } from './routes/resources.js';
+import { timerRoutes } from './routes/timers.js';
 import { workflowRoutes } from './routes/workflows.js';
 
 export interface AppDeps {
@@ -97,6 +98,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   app.route(API_PREFIX, workflowCoordinationRoutes());
   app.route('/api/v1/workflows', workflowRoutes());
   app.route('/api/v1/actors', actorRoutes());
+  app.route('/api/v1/timers', timerRoutes());
   app.route('/api/v1/dead-letters', deadLetterRoutes());
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });

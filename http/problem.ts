@@ -23,6 +23,7 @@ const STATUS: Partial<Record<string, [number, string]>> = {
   [ErrorCode.EventRejected]: [409, 'Transition Not Allowed'],
   [ErrorCode.InvalidEvent]: [400, 'Bad Request'],
   [ErrorCode.Conflict]: [409, 'Conflict'],
+  [ErrorCode.ActorPaused]: [409, 'Actor Paused'],
   [ErrorCode.ShuttingDown]: [503, 'Service Unavailable'],
   [ErrorCode.Unavailable]: [503, 'Service Unavailable'],
   [ErrorCode.CommitFailed]: [503, 'Service Unavailable'],
@@ -45,7 +46,7 @@ const STATUS: Partial<Record<string, [number, string]>> = {
 };
 
 /** Details that may reach a client; internal refs and stack traces never do. */
-const PUBLIC_DETAILS = new Set(['issues', 'target', 'cycle', 'currentStatus', 'allowedActions', 'action', 'isActive', 'yourLevel', 'error', 'type', 'deployed', 'id', 'limit']);
+const PUBLIC_DETAILS = new Set(['issues', 'target', 'cycle', 'currentStatus', 'allowedActions', 'action', 'isActive', 'yourLevel', 'error', 'type', 'deployed', 'id', 'limit', 'accepts']);
 
 function publicDetails(details: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(details).filter(([k]) => PUBLIC_DETAILS.has(k)));

@@ -10,7 +10,7 @@ import type { Logger } from './logger.js';
 import { Mailbox } from './mailbox.js';
 import { partitionOf } from './partition.js';
 import { assertRef, refKey, upgradeSnapshot, type ActorRef, type ActorTypeDefinition, type AnyActorTypeDefinition, type PersistedSnapshot, type Registry } from './registry.js';
-import { acceptedEventsOf, LiveActor, replay, type StepInput, type TimerRow } from './step.js';
+import { acceptedEventsOf, canonical, LiveActor, replay, type StepInput, type TimerRow } from './step.js';
 import {
   CorrelationIndex,
   loadActor,
@@ -20,7 +20,9 @@ import {
   type CommitExtras,
   type CommitRecord,
   type Fence,
+  type ForkMark,
   type JournalEntry,
+  type PauseMark,
   type StoredActor,
 } from './store.js';
 
@@ -104,6 +106,9 @@ export interface ActorView<TContext = Record<string, unknown>> {
   attrs: Record<string, unknown>;
   timers: Array<{ key: string; event: string; dueAt: string; targetPath: string }>;
   accepts: string[];
+  /** Who paused the actor, when and why; null while it runs. */
+  paused: PauseMark | null;
+  forkedFrom: ForkMark | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -155,7 +160,9 @@ const MAX_CONFLICT_RETRIES = 50;
  * Every transition is one statement (see store.ts) that writes the snapshot under a version
  * check together with the inbox, journal, outbox and timer rows; nothing leaves the process
  * before it commits. A commit that finds the version moved on (another process) or the message
- * id already applied reloads and answers accordingly.
+ * id already applied reloads and answers accordingly. A paused actor (`actors.paused_at`, set by
+ * an operator) applies nothing: the commit statement refuses its transitions, so a pause taken
+ * in one process stops every other, and the send fails with ACTOR_PAUSED.
  */
 export class ActorHost {
   readonly #mailbox = new Mailbox();
@@ -164,7 +171,8 @@ export class ActorHost {
   readonly #live = new Map<string, Entry>();
   readonly #committer: Committer;
   #closing = false;
-  readonly stats = { transitions: 0, duplicates: 0, rejected: 0, conflicts: 0, hydrations: 0 };
+  /** `paused`: events and timers refused because their actor is paused (they wait, or the caller got ACTOR_PAUSED). */
+  readonly stats = { transitions: 0, duplicates: 0, rejected: 0, conflicts: 0, hydrations: 0, paused: 0 };
   /** Which actor waits on a correlation id (what this host committed is answered from memory). */
   readonly correlations: CorrelationIndex;
 
@@ -237,6 +245,11 @@ export class ActorHost {
       // an id once applied stays applied: a redelivery seen here needs neither a transition nor a query
       const remembered = messageId ? entry?.recent?.get(messageId) : undefined;
       if (remembered !== undefined) return this.#duplicate(ref, remembered);
+      if (entry?.paused) {
+        if (!fresh) continue; // a resume in another process is seen only in the stored row
+        this.stats.paused++;
+        throw new ConcordError(ErrorCode.ActorPaused, `${key} is paused: it applies nothing until an operator resumes it`, { ref, pausedAt: entry.paused.at });
+      }
       const now = this.o.clock.now();
       const machineInput = entry ? null : { id: ref.id, tenant: opts.tenant ?? null };
       // the entry's started actor, taken out: it comes back (advanced) only with a commit
@@ -331,6 +344,8 @@ export class ActorHost {
         timers: out.timers,
         createdAt: entry?.createdAt ?? at,
         updatedAt: at,
+        paused: null,
+        forkedFrom: entry?.forkedFrom ?? null,
         uses: (entry?.uses ?? 0) + 1,
       });
       // an actor touched once (a create, a one-off event) is not worth keeping started
@@ -423,6 +438,8 @@ export class ActorHost {
       attrs: stored.attrs,
       timers: stored.timers.map((t) => ({ key: t.key, event: t.event.type, dueAt: new Date(t.dueAt).toISOString(), targetPath: t.targetPath })),
       accepts: acceptedEventsOf(def.machine, snapshot),
+      paused: stored.paused,
+      forkedFrom: stored.forkedFrom,
       createdAt: stored.createdAt.toISOString(),
       updatedAt: stored.updatedAt.toISOString(),
     };
@@ -449,6 +466,14 @@ export class ActorHost {
     return { matches: same, replayed, stored: stored.snapshot };
   }
 
+  /**
+   * Forgets what this process holds of the actor, so its next use reads the stored row (after an
+   * operator paused, resumed or changed its timers outside a transition).
+   */
+  evict(ref: ActorRef): void {
+    this.#cache.delete(refKey(ref));
+  }
+
   /** Drops idle actors from memory. */
   passivateIdle(): number {
     return this.#cache.sweep();
@@ -467,14 +492,6 @@ export class ActorHost {
     this.#closing = true;
     await this.#mailbox.drain();
   }
-}
-
-function canonical(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(canonical);
-  if (v && typeof v === 'object') {
-    return Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])]));
-  }
-  return v;
 }
 
 export type { TimerRow };

@@ -16,6 +16,8 @@ export const ErrorCode = {
   CommitFailed: 'COMMIT_FAILED',
   /** The partition lease the message was consumed under has passed to another process. */
   Fenced: 'FENCED',
+  /** An operator paused the actor: it applies nothing until resumed (messages and timers wait). */
+  ActorPaused: 'ACTOR_PAUSED',
   ShuttingDown: 'SHUTTING_DOWN',
   InvalidConfig: 'INVALID_CONFIG',
   Unavailable: 'UNAVAILABLE',
@@ -41,6 +43,7 @@ export function isConcordError(err: unknown, code?: ErrorCode): err is ConcordEr
 export const isRejected = (err: unknown): err is ConcordError => isConcordError(err, ErrorCode.EventRejected);
 export const isNotFound = (err: unknown): err is ConcordError => isConcordError(err, ErrorCode.ActorNotFound);
 export const isConflict = (err: unknown): err is ConcordError => isConcordError(err, ErrorCode.Conflict);
+export const isPaused = (err: unknown): err is ConcordError => isConcordError(err, ErrorCode.ActorPaused);
 
 /** Postgres SQLSTATEs after which the same work may simply be tried again. */
 const RETRYABLE_SQLSTATES = new Set(['40001', '40P01', '55P03', '57P01', '08006', '08003', '08000', '57P03']);

@@ -54,7 +54,7 @@ export class InProcessDelivery implements Delivery {
           }
           const o = await this.#one(rows[i]!);
           outcomes[i] = o;
-          if (o.status === 'retry') return; // keep order: the rest of this destination waits
+          if (o.status === 'retry' || o.status === 'wait') return; // keep order: the rest of this destination waits
         }
       }),
     );
@@ -100,6 +100,8 @@ export class InProcessDelivery implements Delivery {
       return { status: 'done' };
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
+      // paused by an operator: not a failure; the row waits (no attempt counted) until the resume
+      if (isConcordError(err, ErrorCode.ActorPaused)) return { status: 'wait' };
       if (isConcordError(err) && TERMINAL.has(err.code)) {
         return { status: 'dead', reason: err.code === ErrorCode.EventRejected ? 'rejected' : 'unroutable', error: message };
       }

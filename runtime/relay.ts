@@ -28,6 +28,8 @@ export type Outcome =
   | { status: 'done'; then?: { kind: 'send'; subject: string; messageId: string; payload: unknown } }
   | { status: 'dead'; reason: string; error: string }
   | { status: 'retry'; error: string }
+  /** The destination is paused by an operator: the row stays, counts no attempt, and is tried again after the partition's backoff. */
+  | { status: 'wait' }
   | { status: 'skipped' }
   /**
    * Still running (a connector call): the row stays in the outbox, is not handed out again by
@@ -38,7 +40,7 @@ export type Outcome =
 
 /**
  * Carries out a batch of outbox rows (in id order). An implementation keeps order per
- * destination: after a row answers `retry`, later rows to the same destination are `skipped`.
+ * destination: after a row answers `retry` or `wait`, later rows to the same destination are `skipped`.
  */
 export interface Delivery {
   deliver(rows: readonly OutboxRow[]): Promise<Outcome[]>;
@@ -263,6 +265,7 @@ export class OutboxRelay implements LeaseListener {
     const followUps: Array<{ row: OutboxRow; then: NonNullable<Extract<Outcome, { status: 'done' }>['then']> }> = [];
     const dead: Array<{ row: OutboxRow; reason: string; error: string }> = [];
     const retry: Array<{ row: OutboxRow; error: string }> = [];
+    let waiting = 0;
     rows.forEach((row, i) => {
       const o = outcomes[i] ?? { status: 'skipped' };
       if (o.status === 'running') {
@@ -278,6 +281,7 @@ export class OutboxRelay implements LeaseListener {
         doneIds.push(row.id);
         if (o.then) followUps.push({ row, then: o.then });
       }
+      else if (o.status === 'wait') waiting++;
       else if (o.status === 'dead') dead.push({ row, reason: o.reason, error: o.error });
       else if (o.status === 'retry') {
         // the one retry decision (connectors/kit/retry.ts); the row's wait is its partition's backoff
@@ -339,6 +343,6 @@ export class OutboxRelay implements LeaseListener {
     this.delivered += doneIds.length;
     this.deadLettered += dead.length;
     if (dead.length) this.o.log.warn({ dead: dead.map((d) => ({ id: d.row.id, reason: d.reason, error: d.error })) }, 'outbox rows dead-lettered');
-    return retry.length;
+    return retry.length + waiting; // either way the partition backs off (a new commit's wake cuts it short)
   }
 }

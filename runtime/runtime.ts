@@ -188,7 +188,9 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
           `SELECT (SELECT count(*)::int FROM outbox) AS pending,
                   (SELECT extract(epoch FROM min(created_at)) * 1000 FROM outbox)::float8 AS oldest,
                   (SELECT count(*)::int FROM timers) AS tpending,
-                  (SELECT count(*)::int FROM timers WHERE due_at < to_timestamp(($1::float8 - 5000) / 1000.0)) AS overdue,
+                  (SELECT count(*)::int FROM timers t WHERE t.due_at < to_timestamp(($1::float8 - 5000) / 1000.0)
+                     -- a paused actor's timers wait on purpose: not a sign of trouble
+                     AND NOT EXISTS (SELECT 1 FROM actors a WHERE a.type = t.actor_type AND a.id = t.actor_id AND a.paused_at IS NOT NULL)) AS overdue,
                   (SELECT count(*)::int FROM dead_letters WHERE replayed_at IS NULL) AS dead`,
           [now],
         );

@@ -261,3 +261,12 @@ export function replay(machine: AnyStateMachine, input: unknown, entries: Iterab
     actor.stop();
   }
 }
+
+/** A JSON value with object keys sorted, for comparing snapshots whatever their key order. */
+export function canonical(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canonical);
+  if (v && typeof v === 'object') {
+    return Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])]));
+  }
+  return v;
+}

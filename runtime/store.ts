@@ -18,6 +18,24 @@ export interface StoredActor {
   timers: TimerRow[];
   createdAt: Date;
   updatedAt: Date;
+  /** Set while an operator has the actor paused (see `ActorHost`): it applies nothing. */
+  paused: PauseMark | null;
+  /** The journal entry this actor was forked from, if it was made by a fork. */
+  forkedFrom: ForkMark | null;
+}
+
+/** Who paused an actor, when and why. */
+export interface PauseMark {
+  at: string;
+  by: string;
+  reason: string | null;
+}
+
+/** The journal entry a forked actor was made from. */
+export interface ForkMark {
+  type: string;
+  id: string;
+  version: number;
 }
 
 /** Everything one transition writes, committed together or not at all. */
@@ -97,7 +115,7 @@ const TIMERS_JSON = `COALESCE((SELECT json_agg(json_build_object(
   FROM timers t WHERE t.actor_type = a.type AND t.actor_id = a.id), '[]'::json)`;
 
 const LOAD_SQL = `SELECT a.tenant, a.machine_version, a.version, a.snapshot, a.status, a.attrs, a.created_at, a.updated_at,
-  ${TIMERS_JSON} AS timers FROM actors a WHERE a.type = $1 AND a.id = $2`;
+  a.paused_at, a.paused_by, a.paused_reason, a.forked_from, ${TIMERS_JSON} AS timers FROM actors a WHERE a.type = $1 AND a.id = $2`;
 
 interface ActorRow {
   tenant: string | null;
@@ -108,6 +126,10 @@ interface ActorRow {
   attrs: Record<string, unknown>;
   created_at: Date;
   updated_at: Date;
+  paused_at: Date | null;
+  paused_by: string | null;
+  paused_reason: string | null;
+  forked_from: ForkMark | null;
   timers: TimerRow[];
 }
 
@@ -125,6 +147,8 @@ export async function loadActor(db: pg.Pool | pg.ClientBase, ref: ActorRef): Pro
     timers: r.timers.map((t) => ({ ...t, dueAt: Number(t.dueAt) })),
     createdAt: r.created_at,
     updatedAt: r.updated_at,
+    paused: r.paused_at ? { at: r.paused_at.toISOString(), by: r.paused_by ?? 'unknown', reason: r.paused_reason } : null,
+    forkedFrom: r.forked_from,
   };
 }
 
@@ -143,7 +167,7 @@ const extColumn = (name: string) => `"x_${name}"`;
 /**
  * The whole commit of a batch of transitions (of distinct actors) as ONE statement. Each
  * actor's row is written only if its version is still the one the transition started from,
- * its message id is not yet in the inbox, its fence is current and no extension refuses it; the
+ * its message id is not yet in the inbox, the actor is not paused, its fence is current and no extension refuses it; the
  * inbox, journal, outbox, timer and extension writes follow only for the rows that were
  * written. Rows are locked in key order so that two concurrent batches cannot deadlock. Returns
  * the keys that committed, were fenced or were refused.
@@ -189,7 +213,9 @@ ok AS (
     tenant = EXCLUDED.tenant, machine_version = EXCLUDED.machine_version, version = EXCLUDED.version,
     state_value = EXCLUDED.state_value, status = EXCLUDED.status, attrs = EXCLUDED.attrs,
     snapshot = EXCLUDED.snapshot, updated_at = EXCLUDED.updated_at
-  WHERE a.version = EXCLUDED.version - 1
+  -- a paused actor takes no transition, whichever process computed it (the row is locked and
+  -- read here anyway: the pause check costs nothing); the host reloads and sees the pause
+  WHERE a.version = EXCLUDED.version - 1 AND a.paused_at IS NULL
   RETURNING a.type, a.id
 ),
 g AS (SELECT b.* FROM b JOIN ok ON ok.type = b.type AND ok.id = b.id),

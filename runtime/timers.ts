@@ -1,13 +1,15 @@
 import type pg from 'pg';
 import type { ActorHost } from './actor-host.js';
 import type { Clock } from './clock.js';
+import { isPaused } from './errors.js';
 import type { Logger } from './logger.js';
 
 /**
  * Fires due timers. Rows are claimed with `FOR UPDATE SKIP LOCKED` (a claim is a short lease,
  * so a poller that dies mid-fire leaves the timer to another after `claimMs`) and fired through
  * the actor host like any event, deduped by timer key and due time: a timer fires once.
- * Due is judged by the runtime clock, never by Postgres' `now()`, so tests drive it.
+ * Due is judged by the runtime clock, never by Postgres' `now()`, so tests drive it. A paused
+ * actor's timers are not claimed: they stay due, and fire in due order once it is resumed.
  */
 export class TimerPoller {
   #timer: NodeJS.Timeout | undefined;
@@ -95,6 +97,8 @@ export class TimerPoller {
           WHERE id IN (
             SELECT id FROM timers
             WHERE due_at <= to_timestamp($1 / 1000.0) AND (claimed_until IS NULL OR claimed_until < to_timestamp($1 / 1000.0))
+              -- a paused actor's due timers stay where they are, and fire after its resume
+              AND NOT EXISTS (SELECT 1 FROM actors a WHERE a.type = timers.actor_type AND a.id = timers.actor_id AND a.paused_at IS NOT NULL)
             ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED)
           RETURNING actor_type, actor_id, timer_key, round(extract(epoch FROM due_at) * 1000)::text AS due),
         upcoming AS (SELECT round(extract(epoch FROM min(due_at)) * 1000)::text AS next_due FROM timers WHERE due_at > to_timestamp($1 / 1000.0))
@@ -110,11 +114,22 @@ export class TimerPoller {
           const res = await this.o.host.fireTimer({ type: r.actor_type, id: r.actor_id }, r.timer_key, Number(r.due));
           if (res && !res.duplicate) this.fired++;
         } catch (err) {
+          if (isPaused(err)) {
+            // paused after the claim: hand the timer back at once, so the resume fires it promptly
+            await this.#release(r.actor_type, r.actor_id, r.timer_key);
+            return;
+          }
           this.o.log.error({ err, actor: `${r.actor_type}/${r.actor_id}`, timer: r.timer_key }, 'timer failed to fire; retried after its claim expires');
         }
       }),
     );
     return rows.length;
+  }
+
+  async #release(type: string, id: string, key: string): Promise<void> {
+    await this.o.pool
+      .query('UPDATE timers SET claimed_until = NULL WHERE actor_type = $1 AND actor_id = $2 AND timer_key = $3', [type, id, key])
+      .catch((err: unknown) => this.o.log.warn({ err, actor: `${type}/${id}`, timer: key }, 'releasing the claim of a paused actor\'s timer failed; it waits for the claim to expire'));
   }
 
   async stop(): Promise<void> {

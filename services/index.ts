@@ -12,9 +12,12 @@ import { ResourceService } from './coordination/resources.js';
 import { createEventDelivery, type EventDelivery } from './events/index.js';
 import { EventService } from './events/service.js';
 import { CredentialVault, KeyRing } from './integrations/vault.js';
+import { OperatorActions } from './operators/actions.js';
 import { AuditTrail } from './operators/audit.js';
+import { BulkActions } from './operators/bulk.js';
 import { DeadLetterService } from './operators/dead-letters.js';
 import { ActorInspector } from './operators/inspector.js';
+import { TimerControl } from './operators/timers.js';
 import { registerSagaMetrics } from './saga/index.js';
 import { SagaIntake } from './saga/intake.js';
 import { SagaService } from './saga/service.js';
@@ -33,6 +36,12 @@ export interface Services {
   resources: ResourceService;
   monitor: CoordinationMonitor;
   actors: ActorInspector;
+  /** Operator actions on one actor: pause, resume, send, fork. */
+  operators: OperatorActions;
+  /** An operator action over every actor a filter matches. */
+  bulk: BulkActions;
+  /** Pending durable timers: list, fire now, cancel. */
+  timers: TimerControl;
   /** The engine's dead-letter store, for operators. */
   deadLetters: DeadLetterService;
   /** Idempotency-Key answers of actor commands: stored with the commit, replayed on a retry. */
@@ -83,6 +92,7 @@ export function createServices(o: ServicesOptions): Services {
   const audit = auditPool(runtime.database.url);
   const eventDelivery = createEventDelivery({ pool, config: runtime.config, clock, log, bus: runtime.bus, nats: runtime.nats });
   const sagas = new SagaService(runtime.host, pool, runtime.config, clock);
+  const operators = new OperatorActions(runtime, clock);
   let prune: NodeJS.Timeout | undefined;
   let started = { events: false, intake: false };
   const services: Services = {
@@ -94,6 +104,9 @@ export function createServices(o: ServicesOptions): Services {
     resources: new ResourceService(pool, clock),
     monitor: new CoordinationMonitor(runtime, clock),
     actors: new ActorInspector(runtime),
+    operators,
+    bulk: new BulkActions(runtime, operators),
+    timers: new TimerControl(runtime, clock),
     deadLetters: new DeadLetterService(pool, runtime.config.partitions),
     idempotency: new Idempotency(pool),
     audit: new AuditTrail(pool, clock),

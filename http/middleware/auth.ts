@@ -41,3 +41,16 @@ export function requireRole(...roles: Role[]): MiddlewareHandler<Env> {
     await next();
   };
 }
+
+/**
+ * The operator routes: a vendor or partner gets the 404 of a route that does not exist (the
+ * operator surface is not theirs to discover), any other non-operator role a 403.
+ */
+export function operatorsOnly(): MiddlewareHandler<Env> {
+  return async (c, next) => {
+    const p = c.get('principal');
+    if (p.role === 'vendor' || p.role === 'partner') throw new DomainError(DomainCode.RouteNotFound, `no route for ${c.req.method} ${c.req.path}`);
+    if (p.role !== 'operator') throw new DomainError(DomainCode.Forbidden, 'this route is for operator tokens');
+    await next();
+  };
+}

@@ -41,6 +41,7 @@ const AuditEntry = z
     before: z.unknown(),
     after: z.unknown(),
     requestId: z.string().nullable(),
+    reason: z.string().nullable().openapi({ description: 'Why: the reason an operator gave (operator actions)' }),
   })
   .openapi('AuditEntry');
 

@@ -1,7 +1,7 @@
 import { z } from '@hono/zod-openapi';
 import { commandOf } from '../command.js';
 import { router, routes } from '../env.js';
-import { requireRole } from '../middleware/auth.js';
+import { operatorsOnly } from '../middleware/auth.js';
 import { errors, Filter, json, Limit } from '../schemas.js';
 
 const DeadLetter = z
@@ -27,7 +27,7 @@ const route = routes('Operators');
 /** `/api/v1/dead-letters`: list what could not be applied or delivered, and replay it (operators only). */
 export function deadLetterRoutes() {
   const app = router();
-  app.use('*', requireRole('operator'));
+  app.use('*', operatorsOnly());
 
   app.openapi(
     route({

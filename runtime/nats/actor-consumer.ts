@@ -8,6 +8,8 @@ import type { Verdict } from './durable-worker.js';
 import { Hdr, parsePartitionedSubject } from './subjects.js';
 
 const decoder = new TextDecoder();
+/** How often a paused actor's waiting message is tried again: the longest a resume waits for it. */
+const PAUSED_RETRY_MS = 500;
 
 const TERMINAL: Record<string, string> = {
   [ErrorCode.EventRejected]: 'rejected',
@@ -64,6 +66,9 @@ export async function applyMessage(host: ActorHost, ref: { type: string; id: str
   } catch (err) {
     const error = err instanceof Error ? err.message : String(err);
     if (isConcordError(err) && TERMINAL[err.code]) return { status: 'dead', reason: TERMINAL[err.code]!, error };
+    // paused by an operator: the message waits in place (its actor's later ones behind it) and is
+    // applied after the resume; waiting is not a failure, so it never counts toward a dead letter
+    if (isConcordError(err, ErrorCode.ActorPaused)) return { status: 'retry', error, transient: true, waitMs: PAUSED_RETRY_MS };
     return { status: 'retry', error, transient: isTransient(err) };
   }
 }

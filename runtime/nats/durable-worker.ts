@@ -7,7 +7,13 @@ export type Verdict =
   | { status: 'done' }
   | { status: 'dead'; reason: string; error: string }
   /** `transient`: the infrastructure failed (database or NATS unavailable), not the message: no attempt is counted. */
-  | { status: 'retry'; error: string; transient?: boolean };
+  | {
+      status: 'retry';
+      error: string;
+      transient?: boolean;
+      /** Try again after this long rather than after the backoff (a paused actor: it is not failing). */
+      waitMs?: number;
+    };
 
 export interface WorkerOptions {
   js: JetStreamClient;
@@ -239,7 +245,7 @@ export class DurableWorker {
       if (v.status === 'retry' && (v.transient || attempt < this.o.maxAttempts)) {
         this.o.log.debug({ consumer: this.o.consumer, seq: f.seq, attempt, transient: v.transient, error: v.error }, 'message failed; retrying in place');
         if (!v.transient) attempt++;
-        await this.#sleep(backoffDelay({ initialMs: this.o.retryBackoffMs, maxMs: v.transient ? 5_000 : MAX_BACKOFF_MS }, tries));
+        await this.#sleep(v.waitMs ?? backoffDelay({ initialMs: this.o.retryBackoffMs, maxMs: v.transient ? 5_000 : MAX_BACKOFF_MS }, tries));
         continue;
       }
       const reason = v.status === 'dead' ? v.reason : 'failed';

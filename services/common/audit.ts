@@ -15,10 +15,12 @@ export interface AuditRecord {
   requestId?: string | null;
   /** Makes the record safe to write twice (e.g. `relationship/<id>@<version>`). */
   dedupeKey?: string;
+  /** Why: the reason an operator gave for the action. */
+  reason?: string | null;
 }
 
 /** An audit record as the API shows it: the stored row with its id and who as one object. */
-export interface AuditEntry extends Pick<AuditRow, 'at' | 'action' | 'objectType' | 'objectId' | 'before' | 'after' | 'requestId'> {
+export interface AuditEntry extends Pick<AuditRow, 'at' | 'action' | 'objectType' | 'objectId' | 'before' | 'after' | 'requestId' | 'reason'> {
   id: number;
   who: { sub: string; role: string; tenantId: string | null };
 }
@@ -36,6 +38,8 @@ export interface AuditRow {
   after: unknown;
   requestId: string | null;
   dedupeKey: string | null;
+  /** Why (operator actions); absent is NULL. */
+  reason?: string | null;
 }
 
 /**
@@ -43,11 +47,11 @@ export interface AuditRow {
  * changes write their record in the transaction that does the work; actor transitions carry it
  * into their own commit statement (`auditExtension`), deduplicated by actor version.
  */
-const COLUMNS = '(at, subject, role, tenant, action, object_type, object_id, before, after, request_id, dedupe_key)';
+const COLUMNS = '(at, subject, role, tenant, action, object_type, object_id, before, after, request_id, dedupe_key, reason)';
 
 /** The record layout of `AuditRow` for `jsonb_to_recordset`. */
 const RECORD = `("at" timestamptz, "subject" text, "role" text, "tenant" text, "action" text,
-    "objectType" text, "objectId" text, "before" jsonb, "after" jsonb, "requestId" text, "dedupeKey" text)`;
+    "objectType" text, "objectId" text, "before" jsonb, "after" jsonb, "requestId" text, "dedupeKey" text, "reason" text)`;
 
 const AUDIT = 'audit';
 
@@ -58,7 +62,7 @@ const AUDIT = 'audit';
 export const auditExtension: CommitExtension = {
   name: AUDIT,
   sql: (rows) => `INSERT INTO audit_log ${COLUMNS}
-  SELECT r."at", r."subject", r."role", r."tenant", r."action", r."objectType", r."objectId", r."before", r."after", r."requestId", r."dedupeKey"
+  SELECT r."at", r."subject", r."role", r."tenant", r."action", r."objectType", r."objectId", r."before", r."after", r."requestId", r."dedupeKey", r."reason"
   FROM g CROSS JOIN LATERAL jsonb_to_recordset(${rows}) AS r${RECORD}
   ON CONFLICT (dedupe_key) DO NOTHING`,
 };
@@ -84,6 +88,7 @@ export function toAuditRow(r: AuditRecord): AuditRow {
     after: r.after === undefined ? null : r.after,
     requestId: r.requestId ?? null,
     dedupeKey: r.dedupeKey ?? null,
+    reason: r.reason ?? null,
   };
 }
 
@@ -92,9 +97,9 @@ function insertMany(recs: readonly AuditRecord[]): { name: string; text: string;
   return {
     name: 'concord_audit_insert',
     text: `INSERT INTO audit_log ${COLUMNS}
-           SELECT r.at, r.subject, r.role, r.tenant, r.action, r.object_type, r.object_id, r.before, r.after, r.request_id, r.dedupe_key
+           SELECT r.at, r.subject, r.role, r.tenant, r.action, r.object_type, r.object_id, r.before, r.after, r.request_id, r.dedupe_key, r.reason
            FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS ${RECORD})
-             WITH ORDINALITY AS r(at, subject, role, tenant, action, object_type, object_id, before, after, request_id, dedupe_key, n)
+             WITH ORDINALITY AS r(at, subject, role, tenant, action, object_type, object_id, before, after, request_id, dedupe_key, reason, n)
            ORDER BY r.n
            ON CONFLICT (dedupe_key) DO NOTHING`,
     values: [JSON.stringify(rows)],
@@ -154,7 +159,8 @@ export async function reconcileActorAudit(pool: pg.Pool, type: string, nowMs: nu
                FROM journal p WHERE p.actor_type = j.actor_type AND p.actor_id = j.actor_id AND p.version = j.version - 1),
             jsonb_build_object('id', j.actor_id, 'version', j.version, 'status', ${statusOf('j.state_value')}, 'value', j.state_value, 'event', j.event),
             NULL,
-            $1 || '/' || j.actor_id || '@' || j.version
+            $1 || '/' || j.actor_id || '@' || j.version,
+            NULL
        FROM journal j
       WHERE j.actor_type = $1 AND ($2::text IS NULL OR j.actor_id = $2)
         AND (j.kind = 'timer' OR j.at < $3::timestamptz)
@@ -185,7 +191,7 @@ export async function listAudit(
   }
   params.push(q.limit + 1);
   const { rows } = await pool.query(
-    `SELECT id, at, subject, role, tenant, action, object_type, object_id, before, after, request_id FROM audit_log
+    `SELECT id, at, subject, role, tenant, action, object_type, object_id, before, after, request_id, reason FROM audit_log
      ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY at DESC, id DESC LIMIT $${params.length}`,
     params,
   );
@@ -202,6 +208,7 @@ export async function listAudit(
       before: r.before,
       after: r.after,
       requestId: r.request_id,
+      reason: r.reason,
     })),
     nextCursor: rows.length > q.limit && last ? encodeCursor(last.at, String(last.id)) : null,
   };

@@ -21,7 +21,7 @@ export interface Schema {
 
 type Json = Record<string, unknown>;
 
-/** `0001_runtime.sql` (the engine's table, searched by operators). */
+/** `0001_runtime.sql` and `0008_operators.sql` (the engine's table, searched by operators). */
 export interface ActorsTable {
   type: string;
   id: string;
@@ -34,6 +34,11 @@ export interface ActorsTable {
   snapshot: unknown;
   created_at: Date;
   updated_at: Date;
+  /** `0008_operators.sql` */
+  paused_at: Date | null;
+  paused_by: string | null;
+  paused_reason: string | null;
+  forked_from: { type: string; id: string; version: number } | null;
 }
 
 /** `0002_coordination.sql` */

@@ -111,15 +111,16 @@ export class ActorInspector {
     return { type, id, machineId: def.machine.id, machineVersion: def.version, value: v.value, status: v.status, chart: chartOf(def.machine, v.value) };
   }
 
-  async search(q: { type?: string; status?: string; tenant?: string; limit: number; cursor?: string }) {
+  async search(q: { type?: string; status?: string; tenant?: string; paused?: boolean; limit: number; cursor?: string }) {
     // the key as one sortable value: actors changed in the same instant keep a stable order
     const key = sql<string>`type || '/' || id`;
     let query = this.#db
       .selectFrom('actors')
-      .select(['type', 'id', 'tenant', 'version', 'machine_version', 'state_value', 'status', 'attrs', 'created_at', 'updated_at']);
+      .select(['type', 'id', 'tenant', 'version', 'machine_version', 'state_value', 'status', 'attrs', 'created_at', 'updated_at', 'paused_at', 'paused_by', 'paused_reason', 'forked_from']);
     if (q.type) query = query.where('type', '=', q.type);
     if (q.status) query = query.where('status', '=', q.status);
     if (q.tenant) query = query.where('tenant', '=', q.tenant);
+    if (q.paused !== undefined) query = query.where('paused_at', q.paused ? 'is not' : 'is', null);
     const cur = decodeCursor(q.cursor);
     if (q.cursor && !cur) throw new DomainError(DomainCode.ValidationFailed, 'invalid cursor', { issues: [{ path: ['cursor'], message: 'invalid cursor' }] });
     if (cur) query = query.where(sql<boolean>`(updated_at, ${key}) < (${cur.at}::timestamptz, ${cur.id})`);
@@ -136,6 +137,8 @@ export class ActorInspector {
         value: r.state_value,
         status: r.status,
         attrs: r.attrs,
+        paused: r.paused_at ? { at: iso(r.paused_at)!, by: r.paused_by ?? 'unknown', reason: r.paused_reason } : null,
+        forkedFrom: r.forked_from,
         createdAt: iso(r.created_at)!,
         updatedAt: iso(r.updated_at)!,
       })),

@@ -60,11 +60,11 @@ describe('operator routes', () => {
     expect((await h.call('GET', `/api/v1/actors?type=relationship&status=ACTIVE&tenant=vendor-ops`, { token: op })).body.data).toEqual([]);
   });
 
-  it('is for operators only (403 for every other role), and 404 for unknown ids and undeployed types', async () => {
-    for (const token of [h.token('vendor', 'vendor-ops'), h.token('partner', 'partner-ops'), h.token('service')]) {
+  it('is for operators only (404 for vendors and partners, 403 for services), and 404 for unknown ids and undeployed types', async () => {
+    for (const [token, status] of [[h.token('vendor', 'vendor-ops'), 404], [h.token('partner', 'partner-ops'), 404], [h.token('service'), 403]] as const) {
       for (const path of [`/api/v1/actors/relationship/${id}`, `/api/v1/actors/relationship/${id}/history`, `/api/v1/actors/relationship/${id}/chart`, '/api/v1/actors?type=relationship']) {
         const r = await h.call('GET', path, { token });
-        expect(r.status, path).toBe(403);
+        expect(r.status, path).toBe(status);
       }
     }
     expect((await h.call('GET', '/api/v1/actors/relationship/nope', { token: op })).status).toBe(404);

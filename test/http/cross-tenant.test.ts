@@ -4,7 +4,7 @@ import { BASE, harness, type Harness } from './harness.js';
 /**
  * Every route in the OpenAPI document, called by a vendor and a partner that are party to
  * nothing of the victim's, with the victim's ids: nothing of the victim's comes back (404 for
- * its objects, empty lists, 403 on platform functions and operator routes), and nothing changes.
+ * its objects, empty lists, 403 on platform functions, 404 on operator routes), and nothing changes.
  */
 let h: Harness;
 const MARK = 'victim-marker-7f3a';
@@ -61,10 +61,19 @@ const EXPECTED: Record<string, number[]> = {
   [`GET ${BASE}/health`]: [200], // aggregate counts only
   [`GET ${BASE}/metrics`]: [200],
   [`GET ${BASE}/audit`]: [403],
-  ['GET /api/v1/actors']: [403],
-  ['GET /api/v1/actors/{type}/{id}']: [403],
-  ['GET /api/v1/actors/{type}/{id}/history']: [403],
-  ['GET /api/v1/actors/{type}/{id}/chart']: [403],
+  // operator routes do not exist for a vendor or partner
+  ['GET /api/v1/actors']: [404],
+  ['GET /api/v1/actors/{type}/{id}']: [404],
+  ['GET /api/v1/actors/{type}/{id}/history']: [404],
+  ['GET /api/v1/actors/{type}/{id}/chart']: [404],
+  ['POST /api/v1/actors/{type}/{id}/pause']: [404],
+  ['POST /api/v1/actors/{type}/{id}/resume']: [404],
+  ['POST /api/v1/actors/{type}/{id}/send']: [404],
+  ['POST /api/v1/actors/{type}/{id}/fork']: [404],
+  ['POST /api/v1/actors/bulk']: [404],
+  ['GET /api/v1/timers']: [404],
+  ['POST /api/v1/timers/{id}/fire']: [404],
+  ['DELETE /api/v1/timers/{id}']: [404],
 };
 const OTHERS = [200, 201, 202, 400, 403, 404, 409, 422];
 const allowed = (op: string): number[] => EXPECTED[op] ?? OTHERS;
