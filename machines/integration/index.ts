@@ -212,8 +212,9 @@ export const integrationMachine = setup({
   initial: 'connecting',
   on: {
     'integration.disconnect': { target: '.disconnected', actions: 'forget' },
-    // a new authorization (after a reauthorization request, or to change scopes) from any state
-    'integration.authorization.started': { target: '.connecting', actions: 'recordStart' },
+    // a new authorization (to reauthorize, or to change scopes) records its nonce; a working
+    // connection keeps working until the callback delivers `integration.connected`
+    'integration.authorization.started': { actions: 'recordStart' },
     'integration.connected': { target: '.connected', actions: 'recordConnection' },
   },
   states: {
@@ -272,6 +273,7 @@ export const integrationMachine = setup({
     disconnected: {
       // a webhook for a disconnected connection is refused (EVENT_REJECTED): nothing applies it
       on: {
+        'integration.authorization.started': { target: 'connecting', actions: 'recordStart' },
         'integration.disconnect': { actions: 'stamp' },
       },
     },
