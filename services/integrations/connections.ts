@@ -3,6 +3,7 @@ import { ConnectorCode, ConnectorError, isConnectorError } from '../../connector
 import type { CallContext, ConnectorInvoker } from '../../connectors/kit/contract.js';
 import * as mercadolibre from '../../connectors/mercadolibre/auth.js';
 import * as shopify from '../../connectors/shopify/auth.js';
+import { createWebhookSubscription, graphql } from '../../connectors/shopify/client.js';
 import { connectionId, integrationType, stateOf, type CredentialReference, type IntegrationContext, type IntegrationState, type Provider } from '../../machines/integration/index.js';
 import type { ActorHandle } from '../../runtime/actor-handle.js';
 import type { ActorState } from '../../runtime/actor-host.js';
@@ -16,6 +17,9 @@ import { StateSigner, STATE_TTL_MS, type OAuthState } from './oauth-state.js';
 import type { CredentialInfo, CredentialSecret, CredentialVault } from './vault.js';
 
 export const PROVIDERS = ['shopify', 'mercadolibre'] as const satisfies readonly Provider[];
+
+/** The Shopify topics a connection subscribes to when it is made (inventory and products). */
+export const SHOPIFY_WEBHOOK_TOPICS = ['INVENTORY_LEVELS_UPDATE', 'PRODUCTS_UPDATE', 'PRODUCTS_DELETE'];
 
 /** Shopify scopes asked for when the caller names none: what inventory sync needs. */
 export const DEFAULT_SHOPIFY_SCOPES = ['read_products', 'read_inventory', 'write_inventory', 'read_locations'];
@@ -193,12 +197,14 @@ export class ConnectionService {
     }
     const ref = { tenantId: state.tenantId, service: p, connectionId: account };
     const info = await this.vault.put(ref, secret, { expiresAt, scopes, metadata });
+    // stored first: only now may anything use the new access token
+    const webhookSubscriptions = p === 'shopify' ? await this.#subscribeShopify(account, secret.access_token!) : [];
     const id = connectionId(state.tenantId, p, account);
     const events = `${this.config.nats.prefix}.events`;
     await this.#actors.send(id, { type: 'integration.authorization.started', tenantId: state.tenantId, provider: p, account, stateNonce: state.nonce, events, at: iso(now) }, { messageId: `oauth:${state.nonce}:started`, tenant: state.tenantId });
     const r = await this.#actors.send(
       id,
-      { type: 'integration.connected', tenantId: state.tenantId, provider: p, account, credential: { ...ref, version: info.version }, tokenExpiresAt: info.expiresAt, scopes: info.scopes, events, at: iso(now) },
+      { type: 'integration.connected', tenantId: state.tenantId, provider: p, account, credential: { ...ref, version: info.version }, tokenExpiresAt: info.expiresAt, scopes: info.scopes, webhookSubscriptions, events, at: iso(now) },
       { messageId: `oauth:${state.nonce}:connected`, tenant: state.tenantId },
     );
     this.log.info({ tenantId: state.tenantId, provider: p, account }, 'integration connected');
@@ -297,6 +303,41 @@ export class ConnectionService {
       }
       throw err;
     }
+  }
+
+  /**
+   * Subscribes the shop to `SHOPIFY_WEBHOOK_TOPICS` at `<PUBLIC_BASE_URL>/api/integrations/shopify/webhook`
+   * (skipping those already there: a reconnect), answering the topics subscribed. A failure is
+   * logged and leaves that topic out: the connection stands, and status shows what is missing.
+   * (MercadoLibre's notification topics are set in the app's settings, not per seller.)
+   */
+  async #subscribeShopify(shop: string, accessToken: string): Promise<string[]> {
+    const settings = { shop, apiVersion: this.config.providers.shopify.apiVersion, shopUrlTemplate: this.config.providers.shopify.shopUrlTemplate };
+    const callbackUrl = `${this.config.providers.publicBaseUrl}/api/integrations/shopify/webhook`;
+    const signal = AbortSignal.timeout(this.config.connectorCallTimeoutMs);
+    const subscribed = new Set<string>();
+    try {
+      const r = await graphql<{ webhookSubscriptions: { nodes: Array<{ topic: string }> } }>(
+        settings,
+        { accessToken },
+        'query Subs($uri: String) { webhookSubscriptions(first: 100, uri: $uri) { nodes { topic } } }',
+        { uri: callbackUrl },
+        signal,
+      );
+      for (const n of r.data.webhookSubscriptions.nodes) subscribed.add(n.topic);
+    } catch (err) {
+      this.log.warn({ shop, code: isConnectorError(err) ? err.code : 'UNKNOWN' }, 'listing Shopify webhook subscriptions failed');
+    }
+    for (const topic of SHOPIFY_WEBHOOK_TOPICS) {
+      if (subscribed.has(topic)) continue;
+      try {
+        await createWebhookSubscription(settings, { accessToken }, { topic, callbackUrl }, { signal });
+        subscribed.add(topic);
+      } catch (err) {
+        this.log.warn({ shop, topic, code: isConnectorError(err) ? err.code : 'UNKNOWN' }, 'subscribing to a Shopify webhook topic failed');
+      }
+    }
+    return SHOPIFY_WEBHOOK_TOPICS.filter((t) => subscribed.has(t));
   }
 
   async #connectionsOf(tenantId: string, provider: Provider): Promise<Array<ActorState<IntegrationContext>>> {

@@ -10,7 +10,7 @@ import type { Database } from '../../runtime/db.js';
 import { createLogger } from '../../runtime/logger.js';
 import type { Runtime } from '../../runtime/runtime.js';
 import { createServices, type Services } from '../../services/index.js';
-import { ConnectionService } from '../../services/integrations/connections.js';
+import { ConnectionService, SHOPIFY_WEBHOOK_TOPICS } from '../../services/integrations/connections.js';
 import { startMarketplaceFakes, type MarketplaceFakes } from '../../simulator/fakes/index.js';
 import { freshDatabase, waitFor } from '../helpers/db.js';
 import { testConfig, testRuntime } from '../helpers/runtime.js';
@@ -119,7 +119,10 @@ describe('integrations over OAuth (real PostgreSQL, the fakes over real HTTP)', 
     expect(Date.parse(cb.body.tokenExpiresAt)).toBeGreaterThan(clock.now());
     const status = await call('GET', '/api/integrations/shopify/status', { token: token('vendor', 'v1') });
     expect(status.status).toBe(200);
-    expect(status.body.connections).toEqual([expect.objectContaining({ state: 'connected', account: SHOP, tokenExpiresAt: cb.body.tokenExpiresAt, webhookSubscriptions: [], lastWebhook: null })]);
+    expect(status.body.connections).toEqual([expect.objectContaining({ state: 'connected', account: SHOP, tokenExpiresAt: cb.body.tokenExpiresAt, webhookSubscriptions: SHOPIFY_WEBHOOK_TOPICS, lastWebhook: null })]);
+    // registered with the shop, pointing at PUBLIC_BASE_URL
+    const subs = [...fakes.shopify.state.shops.get(SHOP)!.webhookSubscriptions.values()];
+    expect(subs.map((x) => [x.topic, x.uri]).sort()).toEqual(SHOPIFY_WEBHOOK_TOPICS.map((t) => [t, `${PUBLIC}/api/integrations/shopify/webhook`]).sort());
     const stored = await services.vault.get({ tenantId: 'v1', service: 'shopify', connectionId: SHOP });
     expect(stored.secret.access_token).toMatch(/^shpat_|./);
     for (const t of Object.values(stored.secret)) {
