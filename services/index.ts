@@ -136,6 +136,7 @@ export function createServices(o: ServicesOptions): Services {
       if (run.housekeeping) {
         prune = setInterval(() => {
           pruneIdempotencyKeys(pool, runtime.config.inboxRetentionHours).catch((err: unknown) => log.warn({ err }, 'pruning idempotency keys failed'));
+          integrations.pruneStates().catch((err: unknown) => log.warn({ err }, 'pruning OAuth states failed'));
         }, 10 * 60_000);
         prune.unref();
       }

@@ -275,6 +275,10 @@ export const integrationMachine = setup({
       on: {
         'integration.authorization.started': { target: 'connecting', actions: 'recordStart' },
         'integration.disconnect': { actions: 'stamp' },
+        // the answer of a refresh that was running when the connection was disconnected: its
+        // vault write lost the compare-and-set against the delete, so there is nothing to keep
+        'integration.refresh.done': { actions: 'stamp' },
+        'integration.refresh.failed': { actions: 'stamp' },
       },
     },
   },

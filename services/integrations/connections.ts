@@ -239,6 +239,12 @@ export class ConnectionService {
     return { provider: p, tenantId: tenant, connections: out };
   }
 
+  /** Forgets authorizations that expired more than a day ago (used or not); answers how many. */
+  async pruneStates(): Promise<number> {
+    const r = await this.pool.query(`DELETE FROM integration_oauth_states WHERE expires_at < $1`, [new Date(this.clock.now() - 86_400_000)]);
+    return r.rowCount ?? 0;
+  }
+
   /** One connection's actor state (for the webhook intake): null when there is none. */
   async connection(tenantId: string, provider: Provider, account: string): Promise<ActorState<IntegrationContext> | null> {
     return this.#actors.current(connectionId(tenantId, provider, account), { tenant: tenantId });

@@ -225,6 +225,29 @@ describe('integrations over OAuth (real PostgreSQL, the fakes over real HTTP)', 
     }
   });
 
+  it('Shopify: a refresh asked for (a 401 seen) rotates the grant and stores it before the connection uses it', async () => {
+    const id = `v1:shopify:${SHOP}`;
+    const ref = { tenantId: 'v1', service: 'shopify', connectionId: SHOP };
+    // (the clock moved six hours in the test before: its own timer refreshed it once already)
+    const settled = await waitFor('connected', async () => {
+      const a = await actorOf(id);
+      return typeof a.value === 'object' && a.value !== null && 'connected' in a.value ? a : null;
+    });
+    const known = (settled.context as IntegrationContext).credential!.version;
+    const before = await services.vault.get(ref);
+    expect(before.version).toBe(known);
+    await services.integrations.requestRefresh('v1', 'shopify', SHOP, '401');
+    const done = await waitFor('refreshed', async () => {
+      const a = await actorOf(id);
+      return (a.context as IntegrationContext).credential!.version > known ? a : null;
+    });
+    const after = await services.vault.get(ref);
+    expect(after.version).toBe(before.version + 1);
+    expect(after.secret.refresh_token).not.toBe(before.secret.refresh_token);
+    expect((done.context as IntegrationContext).credential).toEqual({ ...ref, version: after.version });
+    expect(done.value).toMatchObject({ connected: 'waiting' });
+  });
+
   it('delete forgets the credentials and leaves the connection disconnected', async () => {
     const r = await call('DELETE', '/api/integrations/shopify', { token: token('vendor', 'v1') });
     expect(r.status).toBe(200);

@@ -103,6 +103,10 @@ describe('integration (connection) machine', () => {
     expect(ctx(gone.snapshot)).toMatchObject({ credential: null, tokenExpiresAt: null });
     expect(gone.timers).toEqual([]);
     expect(run(gone.snapshot, { type: 'integration.webhook.received', webhookId: 'w3', topic: 'items', receivedAt: at(6) })).toMatchObject({ rejected: true });
+    // a refresh answer that arrives after the disconnect changes nothing (and is not dead-lettered)
+    const late = ok(run(gone.snapshot, { type: 'integration.refresh.done', output: { credential: { ...credential, version: 9 }, tokenExpiresAt: at(999), scopes: [] }, at: at(6) }));
+    expect(ctx(late.snapshot)).toMatchObject({ credential: null, tokenExpiresAt: null });
+    expect(late.timers).toEqual([]);
     // reconnecting from disconnected is a new authorization
     expect(stateOf(ok(run(gone.snapshot, { ...connected, at: at(7) })).snapshot.value)).toBe('connected');
   });
