@@ -3,6 +3,7 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signToken, type TokenClaims } from '../../http/auth/jwt.js';
 import { createApp } from '../../http/app.js';
+import { toProblem } from '../../http/problem.js';
 import { integrationType, type IntegrationContext } from '../../machines/integration/index.js';
 import { ManualClock } from '../../runtime/clock.js';
 import type { ConnectorInvoker } from '../../connectors/kit/contract.js';
@@ -193,6 +194,7 @@ describe('integrations over OAuth (real PostgreSQL, the fakes over real HTTP)', 
     const bare = new ConnectionService(runtime.host.actor(integrationType), database.pool, services.vault, testConfig({ DATABASE_URL: database.url }), clock, log);
     const err = await bare.authorize({ sub: 'v', role: 'vendor', tenantId: 'v1' }, 'shopify', { shop: SHOP }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'PROVIDER_NOT_CONFIGURED', message: expect.stringContaining('SHOPIFY_API_KEY and SHOPIFY_API_SECRET') });
+    expect(toProblem(err, 'req-1', '/api/integrations/shopify/auth')).toMatchObject({ status: 503, code: 'PROVIDER_NOT_CONFIGURED', detail: expect.stringContaining('SHOPIFY_API_KEY') });
   });
 
   it('refreshes a token expiring mid-run exactly once with two runtimes over one database, storing the rotated token first', async () => {
