@@ -13,7 +13,7 @@ import type { Logger } from '../../runtime/logger.js';
 import { DomainCode, DomainError, notFound } from '../common/errors.js';
 import { isPlatform, type Principal } from '../common/principal.js';
 import { isVaultError, VaultCode } from './errors.js';
-import { StateSigner, STATE_TTL_MS, type OAuthState } from './oauth-state.js';
+import { StateSigner, STATE_TTL_MS } from './oauth-state.js';
 import type { CredentialInfo, CredentialSecret, CredentialVault } from './vault.js';
 
 export const PROVIDERS = ['shopify', 'mercadolibre'] as const satisfies readonly Provider[];
@@ -113,7 +113,7 @@ export class ConnectionService {
     const nonce = StateSigner.nonce();
     const expiresAt = now + STATE_TTL_MS;
     const redirectUri = this.#redirectUri(p);
-    let state: OAuthState;
+    let signed: string;
     let authorizationUrl: string;
     if (p === 'shopify') {
       const shop = body.shop;
@@ -121,22 +121,22 @@ export class ConnectionService {
         throw new DomainError(DomainCode.ValidationFailed, 'shop must be a *.myshopify.com host', { field: 'shop' });
       }
       const scopes = body.scopes && body.scopes.length > 0 ? body.scopes : DEFAULT_SHOPIFY_SCOPES;
-      state = { nonce, tenantId, provider: p, shop, expiresAt };
-      authorizationUrl = shopify.authorizeUrl(this.#shopifyApp(), { shop, scopes, redirectUri, state: signer.sign(state) });
+      signed = signer.sign({ nonce, tenantId, provider: p, shop, expiresAt });
+      authorizationUrl = shopify.authorizeUrl(this.#shopifyApp(), { shop, scopes, redirectUri, state: signed });
     } else {
       if (body.siteId !== undefined && !Object.hasOwn(mercadolibre.AUTH_DOMAINS, body.siteId)) {
         throw new DomainError(DomainCode.ValidationFailed, `siteId must be one of ${Object.keys(mercadolibre.AUTH_DOMAINS).join(', ')}`, { field: 'siteId' });
       }
-      state = { nonce, tenantId, provider: p, expiresAt };
+      signed = signer.sign({ nonce, tenantId, provider: p, expiresAt });
       authorizationUrl = mercadolibre.authorizationUrl(this.#mlApp(), {
         redirectUri,
-        state: signer.sign(state),
+        state: signed,
         codeChallenge: mercadolibre.pkceChallenge(signer.pkceVerifier(nonce)),
         ...(body.siteId ? { siteId: body.siteId } : {}),
       });
     }
     await this.pool.query('INSERT INTO integration_oauth_states (nonce, tenant_id, provider, expires_at) VALUES ($1, $2, $3, $4)', [nonce, tenantId, p, new Date(expiresAt)]);
-    return { authorizationUrl, state: signer.sign(state), expiresAt: new Date(expiresAt).toISOString() };
+    return { authorizationUrl, state: signed, expiresAt: new Date(expiresAt).toISOString() };
   }
 
   /**
