@@ -250,6 +250,18 @@ describe('integrations over OAuth (real PostgreSQL, the fakes over real HTTP)', 
     expect(done.value).toMatchObject({ connected: 'waiting' });
   });
 
+  it('a refresh call carried out again after its grant was stored (a crash before the answer reached the actor) spends nothing', async () => {
+    const ref = { tenantId: 'v1', service: 'mercadolibre', connectionId: SELLER };
+    const stored = await services.vault.get(ref);
+    expect(stored.version).toBeGreaterThan(1);
+    const issued = fakes.mercadolibre.state.refreshTokens.size;
+    const retry = services.integrations.invoker();
+    const out = await retry('refresh', { tenantId: 'v1', provider: 'mercadolibre', account: SELLER, credential: { ...ref, version: stored.version - 1 } }, { idempotencyKey: 'k', signal: AbortSignal.timeout(5_000) });
+    expect(out).toEqual({ credential: { ...ref, version: stored.version }, tokenExpiresAt: stored.expiresAt, scopes: stored.scopes });
+    expect(fakes.mercadolibre.state.refreshTokens.size).toBe(issued);
+    expect((await services.vault.get(ref)).secret).toEqual(stored.secret);
+  });
+
   it('delete forgets the credentials and leaves the connection disconnected', async () => {
     const r = await call('DELETE', '/api/integrations/shopify', { token: token('vendor', 'v1') });
     expect(r.status).toBe(200);
