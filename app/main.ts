@@ -1,4 +1,5 @@
 import { serve } from '@hono/node-server';
+import type { ConnectorInvoker } from '../connectors/kit/contract.js';
 import { createApp } from '../http/app.js';
 import { signToken } from '../http/auth/jwt.js';
 import { resolveJwtSecret } from '../http/auth/secret.js';
@@ -30,8 +31,10 @@ async function main(): Promise<void> {
     console.error(isConcordError(err) ? err.message : err);
     process.exit(78);
   }
-  const runtime = await createRuntime({ config, registry: new Registry(actorTypes), log });
-  const services = createServices({ runtime, log, credentialKeys: credentials.ring });
+  // one connector map: the services register the connectors they implement (`integration`)
+  const connectors = new Map<string, ConnectorInvoker>();
+  const runtime = await createRuntime({ config, registry: new Registry(actorTypes), log, connectors });
+  const services = createServices({ runtime, log, credentialKeys: credentials.ring, connectors });
   await runtime.start();
   await services.start();
   const app = createApp({ services, log, jwtSecret: jwt.secret, defaultMetrics: true });

@@ -14,6 +14,7 @@ import { deadLetterRoutes } from './routes/dead-letters.js';
 import { coordinationRoutes } from './routes/coordination.js';
 import { dependencyRoutes } from './routes/dependencies.js';
 import { eventRoutes } from './routes/events.js';
+import { integrationRoutes } from './routes/integrations.js';
 import { workflowCoordinationRoutes } from './routes/workflows-coordination.js';
 import { relationshipRoutes } from './routes/relationships.js';
 import { resourceRoutes } from './routes/resources.js';
@@ -33,6 +34,7 @@ export interface AppDeps {
 }
 
 export const API_PREFIX = '/api/v1/vendor-partner-coordination';
+const OAUTH_CALLBACK = /^\/api\/integrations\/[a-z]+\/callback$/;
 const JSON_TYPE = /^application\/([a-z0-9.+-]+\+)?json\s*(;|$)/i;
 
 /**
@@ -88,7 +90,10 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   app.use('/api/*', guardInput());
   // the coordination health document is public like /health: load balancers carry no token
   const auth = authenticate(secret, clock);
-  app.use('/api/*', (c, next) => (c.req.method === 'GET' && c.req.path === `${API_PREFIX}/health` ? next() : auth(c, next)));
+  // the OAuth callback is reached by the merchant's browser, sent by the provider: the signed
+  // state authenticates it, not a bearer token
+  const isPublic = (method: string, path: string) => method === 'GET' && (path === `${API_PREFIX}/health` || OAUTH_CALLBACK.test(path));
+  app.use('/api/*', (c, next) => (isPublic(c.req.method, c.req.path) ? next() : auth(c, next)));
 
   app.route(API_PREFIX, relationshipRoutes());
   app.route(API_PREFIX, dependencyRoutes());
@@ -100,6 +105,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   app.route('/api/v1/actors', actorRoutes());
   app.route('/api/v1/timers', timerRoutes());
   app.route('/api/v1/dead-letters', deadLetterRoutes());
+  app.route('/api/integrations', integrationRoutes());
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   app.doc31('/openapi.json', {

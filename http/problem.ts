@@ -43,6 +43,7 @@ const STATUS: Partial<Record<string, [number, string]>> = {
   [DomainCode.IdempotencyKeyReused]: [422, 'Unprocessable Content'],
   [DomainCode.PayloadTooLarge]: [413, 'Content Too Large'],
   [DomainCode.UnsupportedMediaType]: [415, 'Unsupported Media Type'],
+  [DomainCode.ProviderNotConfigured]: [503, 'Service Unavailable'],
 };
 
 /** Details that may reach a client; internal refs and stack traces never do. */

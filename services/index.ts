@@ -11,6 +11,9 @@ import { RelationshipService } from './coordination/relationships.js';
 import { ResourceService } from './coordination/resources.js';
 import { createEventDelivery, type EventDelivery } from './events/index.js';
 import { EventService } from './events/service.js';
+import type { ConnectorInvoker } from '../connectors/kit/contract.js';
+import { integrationType } from '../machines/integration/index.js';
+import { ConnectionService, type ConnectionHooks } from './integrations/connections.js';
 import { CredentialVault, KeyRing } from './integrations/vault.js';
 import { OperatorActions } from './operators/actions.js';
 import { AuditTrail } from './operators/audit.js';
@@ -57,6 +60,8 @@ export interface Services {
   sagaIntake: SagaIntake;
   /** Connection secrets, encrypted at rest; `start()` checks that the key ring opens what is stored. */
   vault: CredentialVault;
+  /** Marketplace connections: OAuth flows, status, disconnect; the connection actors' refresh. */
+  integrations: ConnectionService;
   /** Adds the services' own figures (sagas) to the edge's metrics registry. */
   registerMetrics(registry: MetricsRegistry): void;
   /** Starts the background work that `run` asks for; call after `runtime.start()`. */
@@ -78,6 +83,13 @@ export interface ServicesOptions {
    * check if anything is stored.
    */
   credentialKeys?: KeyRing;
+  /**
+   * The runtime's connector map (the one passed to `createRuntime({ connectors })`): the services
+   * register the connectors they implement in it (`integration`, the connection actor's refresh).
+   */
+  connectors?: Map<string, ConnectorInvoker>;
+  /** Crash points of the integration flows, for tests. */
+  integrationHooks?: ConnectionHooks;
 }
 
 /** Builds every service over `runtime`; `start()`/`stop()` own their background work. */
@@ -93,6 +105,9 @@ export function createServices(o: ServicesOptions): Services {
   const eventDelivery = createEventDelivery({ pool, config: runtime.config, clock, log, bus: runtime.bus, nats: runtime.nats });
   const sagas = new SagaService(runtime.host, pool, runtime.config, clock);
   const operators = new OperatorActions(runtime, clock);
+  const vault = new CredentialVault(pool, o.credentialKeys ?? new KeyRing(runtime.config.credentialsKeys ?? []), log);
+  const integrations = new ConnectionService(runtime.host.actor(integrationType), pool, vault, runtime.config, clock, log, o.integrationHooks);
+  o.connectors?.set('integration', integrations.invoker());
   let prune: NodeJS.Timeout | undefined;
   let started = { events: false, intake: false };
   const services: Services = {
@@ -115,7 +130,8 @@ export function createServices(o: ServicesOptions): Services {
     workflows: new WorkflowService(runtime.host, pool, clock, runtime.config.nats.prefix),
     sagas,
     sagaIntake: new SagaIntake(runtime, sagas, log),
-    vault: new CredentialVault(pool, o.credentialKeys ?? new KeyRing(runtime.config.credentialsKeys ?? []), log),
+    vault,
+    integrations,
     registerMetrics(registry) {
       registerSagaMetrics(registry, { pool, sagas, clock });
     },
@@ -133,6 +149,7 @@ export function createServices(o: ServicesOptions): Services {
       if (run.housekeeping) {
         prune = setInterval(() => {
           pruneIdempotencyKeys(pool, runtime.config.inboxRetentionHours).catch((err: unknown) => log.warn({ err }, 'pruning idempotency keys failed'));
+          integrations.pruneStates().catch((err: unknown) => log.warn({ err }, 'pruning OAuth states failed'));
         }, 10 * 60_000);
         prune.unref();
       }

@@ -22,6 +22,8 @@ export const DomainCode = {
   UnsupportedMediaType: 'UNSUPPORTED_MEDIA_TYPE',
   MalformedJson: 'MALFORMED_JSON',
   RouteNotFound: 'ROUTE_NOT_FOUND',
+  /** A marketplace provider whose keys are missing (`unconfiguredProviders`): its routes answer 503. */
+  ProviderNotConfigured: 'PROVIDER_NOT_CONFIGURED',
 } as const;
 export type DomainCode = (typeof DomainCode)[keyof typeof DomainCode];
 

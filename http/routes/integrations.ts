@@ -1,0 +1,113 @@
+import { z } from '@hono/zod-openapi';
+import { router, routes } from '../env.js';
+import { errors, json, jsonBody } from '../schemas.js';
+
+const Service = z.object({ service: z.enum(['shopify', 'mercadolibre']).openapi({ description: 'The marketplace' }) });
+
+const AuthorizeBody = z
+  .object({
+    tenantId: z.string().min(1).max(200).optional().openapi({ description: 'Operators name the tenant; a vendor connects its own store' }),
+    shop: z.string().min(1).max(255).optional().openapi({ example: 'example.myshopify.com', description: 'Shopify: the *.myshopify.com shop' }),
+    scopes: z.array(z.string().min(1).max(100)).max(50).optional().openapi({ description: 'Shopify: the access scopes to ask for' }),
+    siteId: z.string().min(3).max(3).optional().openapi({ example: 'MLA', description: "MercadoLibre: the site whose authorization domain the seller is sent to" }),
+  })
+  .openapi('IntegrationAuthorizeRequest');
+
+const Authorization = z
+  .object({ authorizationUrl: z.string(), state: z.string(), expiresAt: z.string() })
+  .openapi('IntegrationAuthorization');
+
+const Connection = z
+  .object({
+    connectionId: z.string(),
+    provider: z.string(),
+    account: z.string(),
+    state: z.string().openapi({ description: 'connecting, connected, token_expired, reauthorization_required, paused or disconnected' }),
+    tokenExpiresAt: z.string().nullable(),
+    scopes: z.array(z.string()),
+    webhookSubscriptions: z.array(z.string()),
+    lastWebhook: z.object({ webhookId: z.string(), topic: z.string(), receivedAt: z.string() }).nullable(),
+    connectedAt: z.string().nullable(),
+    lastRefreshAt: z.string().nullable(),
+    lastError: z.object({ code: z.string(), message: z.string() }).nullable(),
+  })
+  .openapi('IntegrationConnection');
+
+const Connections = z.object({ provider: z.string(), tenantId: z.string(), connections: z.array(Connection) }).openapi('IntegrationConnections');
+const TenantQuery = z.object({ tenantId: z.string().min(1).max(200).optional().openapi({ description: 'Operators name the tenant' }) });
+
+const route = routes('Integrations');
+const publicRoute = routes('Integrations', { public: true });
+
+const escape = (s: string) => s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
+
+/**
+ * `/api/integrations/:service`: connect a marketplace over OAuth, see the connection, end it.
+ * The callback carries no token: the provider redirects the merchant's browser there and the
+ * signed `state` authenticates it (app.ts exempts its path from the bearer check).
+ */
+export function integrationRoutes() {
+  const app = router();
+
+  app.openapi(
+    route({
+      method: 'post',
+      path: '/{service}/auth',
+      summary: 'Start an OAuth authorization: the URL to send the merchant to, and its signed state (10 minutes, single use)',
+      request: { params: Service, body: jsonBody(AuthorizeBody) },
+      responses: { 200: json(Authorization, 'Where to send the merchant'), ...errors, 503: json(z.unknown(), 'The provider is not configured') },
+    }),
+    async (c) => c.json(await c.get('services').integrations.authorize(c.get('principal'), c.req.valid('param').service, c.req.valid('json')), 200),
+  );
+
+  app.openapi(
+    publicRoute({
+      method: 'get',
+      path: '/{service}/callback',
+      summary: "The provider's redirect after the merchant's consent (no bearer token: the signed state authenticates it)",
+      request: {
+        params: Service,
+        query: z
+          .object({ state: z.string().max(2000).optional(), code: z.string().max(2000).optional(), shop: z.string().max(255).optional(), hmac: z.string().max(200).optional(), timestamp: z.string().max(20).optional() })
+          .loose(),
+      },
+      responses: {
+        200: { description: 'Connected: a small HTML page, or JSON when asked for', content: { 'text/html': { schema: z.string() }, 'application/json': { schema: Connection } } },
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const r = await c.get('services').integrations.callback(c.req.valid('param').service, c.req.query());
+      if ((c.req.header('accept') ?? '').includes('application/json')) return c.json(r.connection, 200);
+      const name = r.provider === 'shopify' ? 'Shopify' : 'MercadoLibre';
+      return c.html(
+        `<!doctype html><html><head><meta charset="utf-8"><title>Connected to ${name}</title></head><body><h1>Connected to ${name}</h1><p>Account ${escape(r.connection.account)} is connected. You can close this window.</p></body></html>`,
+        200,
+      );
+    },
+  );
+
+  app.openapi(
+    route({
+      method: 'get',
+      path: '/{service}/status',
+      summary: "The caller's connections to the service: state, token expiry (never a token), scopes, webhook subscriptions, last webhook",
+      request: { params: Service, query: TenantQuery },
+      responses: { 200: json(Connections, 'The connections'), ...errors },
+    }),
+    async (c) => c.json(await c.get('services').integrations.status(c.get('principal'), c.req.valid('param').service, c.req.valid('query').tenantId), 200),
+  );
+
+  app.openapi(
+    route({
+      method: 'delete',
+      path: '/{service}',
+      summary: 'Disconnect: forget the credentials; the connections become disconnected',
+      request: { params: Service, query: TenantQuery },
+      responses: { 200: json(Connections, 'The disconnected connections'), ...errors },
+    }),
+    async (c) => c.json(await c.get('services').integrations.disconnect(c.get('principal'), c.req.valid('param').service, c.req.valid('query').tenantId), 200),
+  );
+
+  return app;
+}

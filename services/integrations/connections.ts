@@ -1,0 +1,426 @@
+import type pg from 'pg';
+import { ConnectorCode, ConnectorError, isConnectorError } from '../../connectors/kit/errors.js';
+import type { CallContext, ConnectorInvoker } from '../../connectors/kit/contract.js';
+import * as mercadolibre from '../../connectors/mercadolibre/auth.js';
+import * as shopify from '../../connectors/shopify/auth.js';
+import { createWebhookSubscription, graphql } from '../../connectors/shopify/client.js';
+import { connectionId, integrationType, stateOf, type CredentialReference, type IntegrationContext, type IntegrationState, type Provider } from '../../machines/integration/index.js';
+import type { ActorHandle } from '../../runtime/actor-handle.js';
+import type { ActorState } from '../../runtime/actor-host.js';
+import type { Clock } from '../../runtime/clock.js';
+import { unconfiguredProviders, type Config } from '../../runtime/config.js';
+import type { Logger } from '../../runtime/logger.js';
+import { DomainCode, DomainError, notFound } from '../common/errors.js';
+import { isPlatform, type Principal } from '../common/principal.js';
+import { isVaultError, VaultCode } from './errors.js';
+import { StateSigner, STATE_TTL_MS } from './oauth-state.js';
+import type { CredentialInfo, CredentialSecret, CredentialVault } from './vault.js';
+
+export const PROVIDERS = ['shopify', 'mercadolibre'] as const satisfies readonly Provider[];
+
+/** The Shopify topics a connection subscribes to when it is made (inventory and products). */
+export const SHOPIFY_WEBHOOK_TOPICS = ['INVENTORY_LEVELS_UPDATE', 'PRODUCTS_UPDATE', 'PRODUCTS_DELETE'];
+
+/** Shopify scopes asked for when the caller names none: what inventory sync needs. */
+export const DEFAULT_SHOPIFY_SCOPES = ['read_products', 'read_inventory', 'write_inventory', 'read_locations'];
+
+export interface AuthorizeBody {
+  /** Operators and services name the tenant; a vendor connects its own store. */
+  tenantId?: string;
+  /** Shopify: the `*.myshopify.com` shop. */
+  shop?: string;
+  scopes?: string[];
+  /** MercadoLibre: the site (country) whose authorization domain the seller is sent to. */
+  siteId?: string;
+}
+
+export interface Authorization {
+  authorizationUrl: string;
+  state: string;
+  expiresAt: string;
+}
+
+/** A connection as `status` shows it: never a token. */
+export interface ConnectionStatus {
+  connectionId: string;
+  provider: Provider;
+  account: string;
+  state: IntegrationState;
+  tokenExpiresAt: string | null;
+  scopes: string[];
+  webhookSubscriptions: string[];
+  lastWebhook: IntegrationContext['lastWebhook'];
+  connectedAt: string | null;
+  lastRefreshAt: string | null;
+  lastError: IntegrationContext['lastError'];
+}
+
+export interface CallbackResult {
+  provider: Provider;
+  tenantId: string;
+  connection: ConnectionStatus;
+}
+
+/** The input of the `integration.refresh` call the connection actor emits. */
+interface RefreshInput {
+  tenantId: string;
+  provider: Provider;
+  account: string;
+  credential: CredentialReference;
+}
+
+interface RefreshOutput {
+  credential: CredentialReference;
+  tokenExpiresAt: string | null;
+  scopes: string[];
+}
+
+/** Points where a crash matters during a refresh; tests make the process die right there. */
+export interface ConnectionHooks {
+  /** The provider answered with a new grant (the old refresh token is spent); nothing stored yet. */
+  afterTokenReceived?(ref: { tenantId: string; provider: Provider; account: string }): void | Promise<void>;
+}
+
+const badRequest = (reason: string) => new DomainError(DomainCode.ValidationFailed, `authorization callback refused: ${reason}`, { reason });
+
+/**
+ * Marketplace connections: the OAuth flows that make them, their status and their end. Each
+ * connection is an `integration` actor (`<tenant>:<provider>:<account>`); its tokens live only
+ * in the vault (`services/integrations/vault.ts`), and the actor holds the vault reference.
+ * Refreshing is the actor's effect: `invoker()` is the `integration` connector that carries out
+ * its `refresh` call (registered with the runtime by `createServices`).
+ */
+export class ConnectionService {
+  readonly #actors: ActorHandle<typeof integrationType>;
+
+  constructor(
+    actors: ActorHandle<typeof integrationType>,
+    private readonly pool: pg.Pool,
+    private readonly vault: CredentialVault,
+    private readonly config: Config,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+    private readonly hooks: ConnectionHooks = {},
+  ) {
+    this.#actors = actors;
+  }
+
+  async authorize(principal: Principal, provider: string, body: AuthorizeBody): Promise<Authorization> {
+    const p = this.#provider(provider);
+    const tenantId = tenantOf(principal, body.tenantId);
+    const signer = this.#signer();
+    const now = this.clock.now();
+    const nonce = StateSigner.nonce();
+    const expiresAt = now + STATE_TTL_MS;
+    const redirectUri = this.#redirectUri(p);
+    let signed: string;
+    let authorizationUrl: string;
+    if (p === 'shopify') {
+      const shop = body.shop;
+      if (typeof shop !== 'string' || !shopify.isShopDomain(shop)) {
+        throw new DomainError(DomainCode.ValidationFailed, 'shop must be a *.myshopify.com host', { field: 'shop' });
+      }
+      const scopes = body.scopes && body.scopes.length > 0 ? body.scopes : DEFAULT_SHOPIFY_SCOPES;
+      signed = signer.sign({ nonce, tenantId, provider: p, shop, expiresAt });
+      authorizationUrl = shopify.authorizeUrl(this.#shopifyApp(), { shop, scopes, redirectUri, state: signed });
+    } else {
+      if (body.siteId !== undefined && !Object.hasOwn(mercadolibre.AUTH_DOMAINS, body.siteId)) {
+        throw new DomainError(DomainCode.ValidationFailed, `siteId must be one of ${Object.keys(mercadolibre.AUTH_DOMAINS).join(', ')}`, { field: 'siteId' });
+      }
+      signed = signer.sign({ nonce, tenantId, provider: p, expiresAt });
+      authorizationUrl = mercadolibre.authorizationUrl(this.#mlApp(), {
+        redirectUri,
+        state: signed,
+        codeChallenge: mercadolibre.pkceChallenge(signer.pkceVerifier(nonce)),
+        ...(body.siteId ? { siteId: body.siteId } : {}),
+      });
+    }
+    await this.pool.query('INSERT INTO integration_oauth_states (nonce, tenant_id, provider, expires_at) VALUES ($1, $2, $3, $4)', [nonce, tenantId, p, new Date(expiresAt)]);
+    return { authorizationUrl, state: signed, expiresAt: new Date(expiresAt).toISOString() };
+  }
+
+  /**
+   * The provider's redirect: checks the signed state (signature, expiry, provider), Shopify's
+   * query HMAC, timestamp and shop, uses the state once, exchanges the code, stores the grant in
+   * the vault and tells the connection actor. Any refusal is VALIDATION_FAILED (400) and stores nothing.
+   */
+  async callback(provider: string, query: Record<string, string | undefined>): Promise<CallbackResult> {
+    const p = this.#provider(provider);
+    const now = this.clock.now();
+    const checked = this.#signer().verify(query.state ?? '', now);
+    if (!checked.ok) throw badRequest(checked.reason);
+    const state = checked.state;
+    if (state.provider !== p) throw badRequest('state was issued for another provider');
+    let code: string;
+    if (p === 'shopify') {
+      const v = shopify.verifyCallback(query, this.config.providers.shopify.apiSecret!, now);
+      if (!v.ok) throw badRequest(v.reason);
+      if (v.shop !== state.shop) throw badRequest('shop does not match the state');
+      code = v.code;
+    } else {
+      if (!query.code) throw badRequest('code missing');
+      code = query.code;
+    }
+    // single use, across processes: the first callback to mark the nonce wins
+    const used = await this.pool.query(
+      'UPDATE integration_oauth_states SET used_at = now() WHERE nonce = $1 AND tenant_id = $2 AND provider = $3 AND used_at IS NULL AND expires_at > $4',
+      [state.nonce, state.tenantId, p, new Date(now)],
+    );
+    if (used.rowCount !== 1) throw badRequest('state already used or unknown');
+
+    const signal = AbortSignal.timeout(this.config.connectorCallTimeoutMs);
+    let account: string;
+    let secret: CredentialSecret;
+    let expiresAt: string | null;
+    let scopes: string[];
+    let metadata: Record<string, unknown>;
+    try {
+      if (p === 'shopify') {
+        const g = await shopify.exchangeCode(this.#shopifyApp(), { shop: state.shop!, code, signal, now: () => this.clock.now() });
+        account = state.shop!;
+        secret = secretOf(g);
+        expiresAt = g.expiresAt ?? null;
+        scopes = g.scopes;
+        metadata = { shop: state.shop, refreshTokenExpiresAt: g.refreshTokenExpiresAt ?? null };
+      } else {
+        const g = await mercadolibre.exchangeCode(this.#mlApp(), { code, redirectUri: this.#redirectUri(p), codeVerifier: this.#signer().pkceVerifier(state.nonce), signal, now: () => this.clock.now() });
+        account = String(g.userId);
+        secret = secretOf(g);
+        expiresAt = g.expiresAt;
+        scopes = g.scopes;
+        metadata = { userId: g.userId };
+      }
+    } catch (err) {
+      // the provider refused the code (bad, used, expired, wrong verifier): the merchant's problem, not ours
+      if (isConnectorError(err) && !err.retryable) throw badRequest('the provider refused the authorization code');
+      throw err;
+    }
+    const ref = { tenantId: state.tenantId, service: p, connectionId: account };
+    const info = await this.vault.put(ref, secret, { expiresAt, scopes, metadata });
+    // stored first: only now may anything use the new access token
+    const webhookSubscriptions = p === 'shopify' ? await this.#subscribeShopify(account, secret.access_token!) : [];
+    const id = connectionId(state.tenantId, p, account);
+    const events = `${this.config.nats.prefix}.events`;
+    await this.#actors.send(id, { type: 'integration.authorization.started', tenantId: state.tenantId, provider: p, account, stateNonce: state.nonce, events, at: iso(now) }, { messageId: `oauth:${state.nonce}:started`, tenant: state.tenantId });
+    const r = await this.#actors.send(
+      id,
+      { type: 'integration.connected', tenantId: state.tenantId, provider: p, account, credential: { ...ref, version: info.version }, tokenExpiresAt: info.expiresAt, scopes: info.scopes, webhookSubscriptions, events, at: iso(now) },
+      { messageId: `oauth:${state.nonce}:connected`, tenant: state.tenantId },
+    );
+    this.log.info({ tenantId: state.tenantId, provider: p, account }, 'integration connected');
+    return { provider: p, tenantId: state.tenantId, connection: statusOf(id, r.value, r.context ?? (await this.#actors.get(id)).context) };
+  }
+
+  /** The caller's connections to `provider`; NOT_FOUND when there are none (or they belong to another tenant). */
+  async status(principal: Principal, provider: string, tenantId?: string): Promise<{ provider: Provider; tenantId: string; connections: ConnectionStatus[] }> {
+    const p = this.#provider(provider);
+    const tenant = tenantOf(principal, tenantId);
+    const states = await this.#connectionsOf(tenant, p);
+    if (states.length === 0) throw notFound(`${p} connection of tenant`, tenant);
+    return { provider: p, tenantId: tenant, connections: states.map((s) => statusOf(s.ref.id, s.value, s.context)) };
+  }
+
+  /** Forgets the credentials of the caller's connections to `provider` and marks them disconnected. */
+  async disconnect(principal: Principal, provider: string, tenantId?: string): Promise<{ provider: Provider; tenantId: string; connections: ConnectionStatus[] }> {
+    const p = this.#provider(provider, { configured: false });
+    const tenant = tenantOf(principal, tenantId);
+    const states = (await this.#connectionsOf(tenant, p)).filter((s) => stateOf(s.value) !== 'disconnected');
+    if (states.length === 0) throw notFound(`${p} connection of tenant`, tenant);
+    const out: ConnectionStatus[] = [];
+    for (const s of states) {
+      const c = s.context;
+      // neither provider offers a token revocation endpoint we can rely on (Shopify revokes on
+      // uninstall; MercadoLibre has none): forgetting the grant is what ends our access
+      await this.vault.delete({ tenantId: tenant, service: p, connectionId: c.account! });
+      const r = await this.#actors.send(s.ref.id, { type: 'integration.disconnect', by: principal.sub, at: iso(this.clock.now()) }, { tenant });
+      out.push(statusOf(s.ref.id, r.value, r.context ?? c));
+    }
+    this.log.info({ tenantId: tenant, provider: p, connections: out.length }, 'integration disconnected');
+    return { provider: p, tenantId: tenant, connections: out };
+  }
+
+  /** Forgets authorizations that expired more than a day ago (used or not); answers how many. */
+  async pruneStates(): Promise<number> {
+    const r = await this.pool.query(`DELETE FROM integration_oauth_states WHERE expires_at < $1`, [new Date(this.clock.now() - 86_400_000)]);
+    return r.rowCount ?? 0;
+  }
+
+  /** One connection's actor state (for the webhook intake): null when there is none. */
+  async connection(tenantId: string, provider: Provider, account: string): Promise<ActorState<IntegrationContext> | null> {
+    return this.#actors.current(connectionId(tenantId, provider, account), { tenant: tenantId });
+  }
+
+  /** Asks a connection to refresh now (a 401 seen by a caller): one refresh however many ask. */
+  async requestRefresh(tenantId: string, provider: Provider, account: string, reason = 'requested'): Promise<void> {
+    await this.#actors.send(connectionId(tenantId, provider, account), { type: 'integration.refresh.start', reason, at: iso(this.clock.now()) }, { tenant: tenantId });
+  }
+
+  /**
+   * The `integration` connector: its `refresh` operation is the connection actor's refresh
+   * effect. It persists the rotated grant in the vault (compare-and-set on the version the actor
+   * knew) before answering, and only the answer (a new credential reference) reaches the actor,
+   * so nothing can use the new access token before it is stored. A retry of a call whose grant
+   * was already stored finds a newer vault version and answers that, without spending the
+   * refresh token again.
+   */
+  invoker(): ConnectorInvoker {
+    return async (operation, input, ctx) => {
+      if (operation !== 'refresh') throw new ConnectorError(ConnectorCode.Validation, `connector 'integration' has no operation '${operation}'`);
+      return this.#refresh(input as RefreshInput, ctx);
+    };
+  }
+
+  async #refresh(input: RefreshInput, ctx: CallContext): Promise<RefreshOutput> {
+    const p = input.provider;
+    const ref = { tenantId: input.tenantId, service: p, connectionId: input.account };
+    const stored = await this.vault.get(ref).catch((err: unknown) => {
+      if (err instanceof DomainError && err.code === DomainCode.NotFound) throw new ConnectorError(ConnectorCode.ReauthorizationRequired, 'no stored credentials for this connection');
+      throw err;
+    });
+    if (stored.version > input.credential.version) return outputOf(stored);
+    const refreshToken = stored.secret.refresh_token;
+    if (!refreshToken) throw new ConnectorError(ConnectorCode.ReauthorizationRequired, `${p}: the stored grant has no refresh token`);
+    const now = () => this.clock.now();
+    const store = async (secret: CredentialSecret, expiresAt: string | null, scopes: string[]): Promise<CredentialInfo> => {
+      await this.hooks.afterTokenReceived?.({ tenantId: input.tenantId, provider: p, account: input.account });
+      return this.vault.put(ref, secret, { expiresAt, scopes, metadata: stored.metadata, expectedVersion: stored.version });
+    };
+    try {
+      if (p === 'shopify') {
+        const g = await shopify.refreshGrant(this.#shopifyApp(), { shop: input.account, refreshToken, signal: ctx.signal, now });
+        return outputOf(await store(secretOf(g), g.expiresAt ?? null, g.scopes.length > 0 ? g.scopes : stored.scopes));
+      }
+      let info: CredentialInfo | undefined;
+      await mercadolibre.refreshGrant(this.#mlApp(), {
+        refreshToken,
+        signal: ctx.signal,
+        now,
+        persist: async (g) => {
+          info = await store(secretOf(g), g.expiresAt, g.scopes.length > 0 ? g.scopes : stored.scopes);
+        },
+      });
+      return outputOf(info!);
+    } catch (err) {
+      // another writer stored a newer grant (a reconnect): that one stands
+      const cause = err instanceof Error ? err.cause : undefined;
+      if (isVaultError(err, VaultCode.VersionConflict) || isVaultError(cause, VaultCode.VersionConflict)) {
+        const info = await this.vault.describe(ref);
+        if (info) return outputOf(info);
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Subscribes the shop to `SHOPIFY_WEBHOOK_TOPICS` at `<PUBLIC_BASE_URL>/api/integrations/shopify/webhook`
+   * (skipping those already there: a reconnect), answering the topics subscribed. A failure is
+   * logged and leaves that topic out: the connection stands, and status shows what is missing.
+   * (MercadoLibre's notification topics are set in the app's settings, not per seller.)
+   */
+  async #subscribeShopify(shop: string, accessToken: string): Promise<string[]> {
+    const settings = { shop, apiVersion: this.config.providers.shopify.apiVersion, shopUrlTemplate: this.config.providers.shopify.shopUrlTemplate };
+    const callbackUrl = `${this.config.providers.publicBaseUrl}/api/integrations/shopify/webhook`;
+    const signal = AbortSignal.timeout(this.config.connectorCallTimeoutMs);
+    const subscribed = new Set<string>();
+    try {
+      const r = await graphql<{ webhookSubscriptions: { nodes: Array<{ topic: string }> } }>(
+        settings,
+        { accessToken },
+        'query Subs($uri: String) { webhookSubscriptions(first: 100, uri: $uri) { nodes { topic } } }',
+        { uri: callbackUrl },
+        signal,
+      );
+      for (const n of r.data.webhookSubscriptions.nodes) subscribed.add(n.topic);
+    } catch (err) {
+      this.log.warn({ shop, code: isConnectorError(err) ? err.code : 'UNKNOWN' }, 'listing Shopify webhook subscriptions failed');
+    }
+    for (const topic of SHOPIFY_WEBHOOK_TOPICS) {
+      if (subscribed.has(topic)) continue;
+      try {
+        await createWebhookSubscription(settings, { accessToken }, { topic, callbackUrl }, { signal });
+        subscribed.add(topic);
+      } catch (err) {
+        this.log.warn({ shop, topic, code: isConnectorError(err) ? err.code : 'UNKNOWN' }, 'subscribing to a Shopify webhook topic failed');
+      }
+    }
+    return SHOPIFY_WEBHOOK_TOPICS.filter((t) => subscribed.has(t));
+  }
+
+  async #connectionsOf(tenantId: string, provider: Provider): Promise<Array<ActorState<IntegrationContext>>> {
+    const { rows } = await this.pool.query<{ id: string }>(
+      `SELECT id FROM actors WHERE type = 'integration' AND tenant = $1 AND attrs->>'provider' = $2 ORDER BY id`,
+      [tenantId, provider],
+    );
+    const states = await Promise.all(rows.map((r) => this.#actors.current(r.id, { tenant: tenantId })));
+    return states.filter((s): s is ActorState<IntegrationContext> => s !== null);
+  }
+
+  #provider(provider: string, o: { configured?: boolean } = {}): Provider {
+    if (!(PROVIDERS as readonly string[]).includes(provider)) throw notFound('integration service', provider);
+    const p = provider as Provider;
+    if (o.configured !== false) {
+      const missing = unconfiguredProviders(this.config.providers).find((u) => u.provider === p);
+      if (missing) {
+        throw new DomainError(DomainCode.ProviderNotConfigured, `${p} is not configured: set ${missing.missing.join(' and ')}`, { provider: p, missing: missing.missing });
+      }
+    }
+    return p;
+  }
+
+  #signer(): StateSigner {
+    const key = this.vault.ring.primary;
+    if (!key) throw new DomainError(DomainCode.ProviderNotConfigured, 'no credentials key is configured: set CREDENTIALS_KEYS', { missing: ['CREDENTIALS_KEYS'] });
+    return new StateSigner(key);
+  }
+
+  #redirectUri(p: Provider): string {
+    return `${this.config.providers.publicBaseUrl}/api/integrations/${p}/callback`;
+  }
+
+  #shopifyApp(): shopify.ShopifyAppSettings {
+    const s = this.config.providers.shopify;
+    return { apiKey: s.apiKey!, apiSecret: s.apiSecret!, shopUrlTemplate: s.shopUrlTemplate };
+  }
+
+  #mlApp(): mercadolibre.MercadoLibreAppSettings {
+    const m = this.config.providers.mercadolibre;
+    return { clientId: m.clientId!, clientSecret: m.clientSecret!, apiBaseUrl: m.apiBaseUrl, ...(m.authBaseUrl ? { authBaseUrl: m.authBaseUrl } : {}) };
+  }
+}
+
+/** A vendor acts for itself; an operator or a service names the tenant. */
+function tenantOf(principal: Principal, named: string | undefined): string {
+  if (isPlatform(principal)) {
+    if (!named) throw new DomainError(DomainCode.ValidationFailed, 'tenantId is required for operators', { field: 'tenantId' });
+    return named;
+  }
+  if (principal.role !== 'vendor' || !principal.tenantId) throw new DomainError(DomainCode.Forbidden, 'only a vendor connects its own store');
+  if (named !== undefined && named !== principal.tenantId) throw new DomainError(DomainCode.Forbidden, 'a vendor connects only its own store');
+  return principal.tenantId;
+}
+
+function secretOf(g: { accessToken: string; refreshToken?: string | undefined }): CredentialSecret {
+  return { access_token: g.accessToken, ...(g.refreshToken ? { refresh_token: g.refreshToken } : {}) };
+}
+
+function outputOf(info: CredentialInfo): RefreshOutput {
+  return { credential: { tenantId: info.tenantId, service: info.service, connectionId: info.connectionId, version: info.version }, tokenExpiresAt: info.expiresAt, scopes: info.scopes };
+}
+
+function statusOf(id: string, value: unknown, c: IntegrationContext): ConnectionStatus {
+  return {
+    connectionId: id,
+    provider: c.provider!,
+    account: c.account!,
+    state: stateOf(value),
+    tokenExpiresAt: c.tokenExpiresAt,
+    scopes: c.scopes,
+    webhookSubscriptions: c.webhookSubscriptions,
+    lastWebhook: c.lastWebhook,
+    connectedAt: c.connectedAt,
+    lastRefreshAt: c.lastRefreshAt,
+    lastError: c.lastError,
+  };
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
