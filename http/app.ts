@@ -14,6 +14,7 @@ import { deadLetterRoutes } from './routes/dead-letters.js';
 import { coordinationRoutes } from './routes/coordination.js';
 import { dependencyRoutes } from './routes/dependencies.js';
 import { eventRoutes } from './routes/events.js';
+import { integrationWebhookRoutes, WEBHOOK_PATH } from './routes/integration-webhooks.js';
 import { workflowCoordinationRoutes } from './routes/workflows-coordination.js';
 import { relationshipRoutes } from './routes/relationships.js';
 import { resourceRoutes } from './routes/resources.js';
@@ -84,10 +85,18 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     }
     await next();
   });
+  // a webhook's signature covers its raw bytes: read them first, so the guard's text() below is
+  // decoded from them and the route gets them as they came (a BOM or a bad byte intact)
+  app.use('/api/integrations/:service/webhook', async (c, next) => {
+    if (c.req.method === 'POST') await c.req.arrayBuffer();
+    await next();
+  });
   app.use('/api/*', guardInput());
-  // the coordination health document is public like /health: load balancers carry no token
+  // the coordination health document is public like /health: load balancers carry no token;
+  // a provider's webhook carries none either (it is signed, or checked against the connection)
   const auth = authenticate(secret, clock);
-  app.use('/api/*', (c, next) => (c.req.method === 'GET' && c.req.path === `${API_PREFIX}/health` ? next() : auth(c, next)));
+  const isPublic = (method: string, path: string) => (method === 'GET' && path === `${API_PREFIX}/health`) || (method === 'POST' && WEBHOOK_PATH.test(path));
+  app.use('/api/*', (c, next) => (isPublic(c.req.method, c.req.path) ? next() : auth(c, next)));
 
   app.route(API_PREFIX, relationshipRoutes());
   app.route(API_PREFIX, dependencyRoutes());
@@ -98,6 +107,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   app.route('/api/v1/workflows', workflowRoutes());
   app.route('/api/v1/actors', actorRoutes());
   app.route('/api/v1/dead-letters', deadLetterRoutes());
+  app.route('/api/integrations', integrationWebhookRoutes());
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   app.doc31('/openapi.json', {

@@ -12,6 +12,7 @@ import { ResourceService } from './coordination/resources.js';
 import { createEventDelivery, type EventDelivery } from './events/index.js';
 import { EventService } from './events/service.js';
 import { CredentialVault, KeyRing } from './integrations/vault.js';
+import { WebhookIntake } from './integrations/webhooks.js';
 import { AuditTrail } from './operators/audit.js';
 import { DeadLetterService } from './operators/dead-letters.js';
 import { ActorInspector } from './operators/inspector.js';
@@ -48,6 +49,8 @@ export interface Services {
   sagaIntake: SagaIntake;
   /** Connection secrets, encrypted at rest; `start()` checks that the key ring opens what is stored. */
   vault: CredentialVault;
+  /** Signed webhooks in (`POST /api/integrations/:service/webhook`), handed to the connection's actor. */
+  webhooks: WebhookIntake;
   /** Adds the services' own figures (sagas) to the edge's metrics registry. */
   registerMetrics(registry: MetricsRegistry): void;
   /** Starts the background work that `run` asks for; call after `runtime.start()`. */
@@ -103,6 +106,7 @@ export function createServices(o: ServicesOptions): Services {
     sagas,
     sagaIntake: new SagaIntake(runtime, sagas, log),
     vault: new CredentialVault(pool, o.credentialKeys ?? new KeyRing(runtime.config.credentialsKeys ?? []), log),
+    webhooks: new WebhookIntake({ pool, providers: runtime.config.providers, host: runtime.host, clock, log }),
     registerMetrics(registry) {
       registerSagaMetrics(registry, { pool, sagas, clock });
     },
@@ -118,6 +122,7 @@ export function createServices(o: ServicesOptions): Services {
         started.intake = true;
       }
       if (run.housekeeping) {
+        services.webhooks.start();
         prune = setInterval(() => {
           pruneIdempotencyKeys(pool, runtime.config.inboxRetentionHours).catch((err: unknown) => log.warn({ err }, 'pruning idempotency keys failed'));
         }, 10 * 60_000);
@@ -126,6 +131,7 @@ export function createServices(o: ServicesOptions): Services {
     },
     async stop() {
       clearInterval(prune);
+      await services.webhooks.stop();
       if (started.intake) await services.sagaIntake.stop();
       if (started.events) await eventDelivery.stop();
       started = { events: false, intake: false };
