@@ -126,6 +126,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     if (problem.status >= 500) (c.get('log') ?? deps.log).error({ err, reqId: requestId }, 'unhandled error');
     const res = problemResponse(c, problem);
     res.headers.set('x-request-id', requestId);
+    // refused before its body was read: the rest of it is still on the socket, so a reused
+    // keep-alive connection would hang the client's next request; close it instead
+    if (problem.status === 413) res.headers.set('connection', 'close');
     return res;
   });
   return app;
