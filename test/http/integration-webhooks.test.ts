@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { serve, type ServerType } from '@hono/node-server';
@@ -12,9 +12,11 @@ import type { ActorTypeDefinition, PersistedSnapshot } from '../../runtime/regis
 import type { Runtime } from '../../runtime/runtime.js';
 import { createServices, type Services } from '../../services/index.js';
 import { KeyRing } from '../../services/integrations/vault.js';
+import { WebhookIntake } from '../../services/integrations/webhooks.js';
 import { startMercadoLibreFake, startShopifyFake, type MercadoLibreFake, type ShopifyFake, type WebhookDelivery } from '../../simulator/fakes/index.js';
 import { freshDatabase, waitFor } from '../helpers/db.js';
 import { testRuntime } from '../helpers/runtime.js';
+import { ledgerType } from '../fixtures/machines.js';
 
 const WEBHOOK_SECRET = `whsec_${randomBytes(12).toString('hex')}`;
 const ML_APP = '5503910054141466';
@@ -233,5 +235,34 @@ describe('MercadoLibre', () => {
     } finally {
       await other.close();
     }
+  });
+});
+
+describe('the hand-off to the connection actor', () => {
+  it('leaves a webhook `accepted` while no `integration` actor type is registered, and a process that has one picks it up', async () => {
+    // a process of this deployment that does not run connection actors (same database)
+    const bare = await testRuntime(database, { types: [ledgerType], run: { timers: false, relay: false }, env: { SHOPIFY_WEBHOOK_SECRET: WEBHOOK_SECRET } });
+    const intake = new WebhookIntake({ pool: database.pool, providers: bare.config.providers, host: bare.host, clock: services.clock, log, sweepMs: 0 });
+    const body = Buffer.from(JSON.stringify({ id: 77, title: 'later' }));
+    const headers = {
+      'x-shopify-topic': 'products/update',
+      'x-shopify-hmac-sha256': createHmac('sha256', WEBHOOK_SECRET).update(body).digest('base64'),
+      'x-shopify-shop-domain': SHOPS[1]!,
+      'x-shopify-webhook-id': randomUUID(),
+      'x-shopify-event-id': randomUUID(),
+      'x-shopify-triggered-at': new Date().toISOString(),
+    };
+    const outcome = await intake.accept('shopify', body, headers);
+    expect(outcome.status).toBe('accepted');
+    await intake.idle();
+    expect(bare.host.registry.has('integration')).toBe(false);
+    expect((await rows('id = $1', [outcome.id]))[0]?.status).toBe('accepted');
+    expect(await intake.sweep()).toBe(0);
+
+    // the process with the actor type sweeps it over, once
+    expect(await services.webhooks.sweep()).toBeGreaterThanOrEqual(1);
+    expect((await rows('id = $1', [outcome.id]))[0]?.status).toBe('handed');
+    const view = await runtime.host.get({ type: 'integration', id: `${TENANT(SHOPS[1]!)}:shopify:${SHOPS[1]!}` });
+    expect((view.context as { webhooks: string[] }).webhooks.filter((w) => w === outcome.id)).toHaveLength(1);
   });
 });
