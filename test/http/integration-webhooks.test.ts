@@ -235,6 +235,9 @@ describe('MercadoLibre', () => {
     } finally {
       await other.close();
     }
+    // the secret rides in the callback URL's query: no log line (access log included) carries it
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines.some((l) => l.includes(ML_SECRET) || l.includes(WEBHOOK_SECRET))).toBe(false);
   });
 });
 
@@ -258,6 +261,9 @@ describe('the hand-off to the connection actor', () => {
     expect(bare.host.registry.has('integration')).toBe(false);
     expect((await rows('id = $1', [outcome.id]))[0]?.status).toBe('accepted');
     expect(await intake.sweep()).toBe(0);
+    // that process has no ML_CLIENT_ID: MercadoLibre notifications are a 503 naming it; an unknown service a 404
+    await expect(intake.accept('mercadolibre', Buffer.from('{}'), {})).rejects.toMatchObject({ code: 'UNAVAILABLE', details: { missing: ['ML_CLIENT_ID'] } });
+    await expect(intake.accept('ebay', Buffer.from('{}'), {})).rejects.toMatchObject({ code: 'NOT_FOUND' });
 
     // the process with the actor type sweeps it over, once
     expect(await services.webhooks.sweep()).toBeGreaterThanOrEqual(1);
