@@ -109,6 +109,7 @@ export function createServices(o: ServicesOptions): Services {
     webhooks: new WebhookIntake({ pool, providers: runtime.config.providers, host: runtime.host, clock, log }),
     registerMetrics(registry) {
       registerSagaMetrics(registry, { pool, sagas, clock });
+      services.webhooks.registerMetrics(registry);
     },
     async start() {
       // a wrong or missing key stops start-up here, before anything could need a credential

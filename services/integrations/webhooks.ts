@@ -16,6 +16,7 @@
  * // { status: 'accepted' | 'duplicate' | 'stale', id?: '42' }
  */
 import type pg from 'pg';
+import { Counter, Histogram, type Registry as MetricsRegistry } from 'prom-client';
 import { parseShopifyWebhook, verifyShopifyWebhook } from '../../connectors/shopify/webhooks.js';
 import { parseNotification, verifyNotification } from '../../connectors/mercadolibre/webhooks.js';
 import type { ActorHost } from '../../runtime/actor-host.js';
@@ -115,8 +116,27 @@ export interface WebhookIntakeOptions {
 export class WebhookIntake {
   readonly #inFlight = new Set<Promise<void>>();
   #sweep: NodeJS.Timeout | undefined;
+  #metrics: { outcomes: Counter<'service' | 'outcome'>; processing: Histogram<'service'> } | undefined;
 
   constructor(private readonly o: WebhookIntakeOptions) {}
+
+  /**
+   * `concord_webhooks_total{service,outcome}` (accepted, duplicate, stale, refused) and
+   * `concord_webhook_processing_seconds{service}`: received -> handed to the connection's actor
+   * (also stored per row as `processing_ms`).
+   */
+  registerMetrics(registry: MetricsRegistry): void {
+    this.#metrics = {
+      outcomes: new Counter({ name: 'concord_webhooks_total', help: 'Webhooks received, by outcome', labelNames: ['service', 'outcome'] as const, registers: [registry] }),
+      processing: new Histogram({
+        name: 'concord_webhook_processing_seconds',
+        help: 'From a webhook received to it handed to its connection actor',
+        labelNames: ['service'] as const,
+        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300],
+        registers: [registry],
+      }),
+    };
+  }
 
   /**
    * Checks and stores one delivery. Throws a 404 problem for an unknown provider, 503 when the
@@ -124,15 +144,22 @@ export class WebhookIntake {
    * or application (nothing stored), 400 for a signed delivery that is not a webhook.
    */
   async accept(provider: string, rawBody: Uint8Array, headers: Readonly<Record<string, string | undefined>>, query: Readonly<Record<string, string | undefined>> = {}): Promise<WebhookOutcome> {
-    const delivery = provider === 'shopify' ? this.#shopify(rawBody, headers) : provider === 'mercadolibre' ? this.#mercadolibre(rawBody, headers, query) : undefined;
-    if (!delivery) throw new DomainError(DomainCode.NotFound, `no webhooks for service '${provider}'`, { service: provider });
-    const d = delivery;
+    if (provider !== 'shopify' && provider !== 'mercadolibre') throw new DomainError(DomainCode.NotFound, `no webhooks for service '${provider}'`, { service: provider });
+    let d: Delivery;
+    try {
+      d = provider === 'shopify' ? this.#shopify(rawBody, headers) : this.#mercadolibre(rawBody, headers, query);
+    } catch (err) {
+      if (err instanceof DomainError && err.code === DomainCode.Unauthenticated) this.#metrics?.outcomes.inc({ service: provider, outcome: 'refused' });
+      throw err;
+    }
     const { rows } = await this.o.pool.query<Row>(ACCEPT, [d.service, d.connectionId, d.topic, d.deliveryId, d.eventId, d.resource, d.triggeredAt, JSON.stringify(d.payload)]);
     const row = rows[0]!;
     if (row.tenant_id === null) {
       this.o.log.warn({ service: d.service, connection: d.connectionId, topic: d.topic }, 'webhook refused: no connection for this account');
+      this.#metrics?.outcomes.inc({ service: d.service, outcome: 'refused' });
       throw new DomainError(DomainCode.Unauthenticated, d.service === 'shopify' ? 'unknown shop' : 'unknown seller', { service: d.service });
     }
+    this.#metrics?.outcomes.inc({ service: d.service, outcome: row.id === null ? 'duplicate' : row.status! });
     if (row.id === null) return { status: 'duplicate' };
     if (row.status === 'accepted') this.#handOff(row.tenant_id, d.service, d.connectionId, row.id, d.topic, row.received_at!);
     return { status: row.status!, id: row.id };
@@ -183,7 +210,9 @@ export class WebhookIntake {
     const p = (async () => {
       try {
         await host.send({ type: INTEGRATION_ACTOR_TYPE, id: `${tenant}:${service}:${connectionId}` }, event, { messageId: `webhook:${id}`, tenant });
-        await pool.query(HANDED, [id, new Date(clock.now())]);
+        const handedAt = clock.now();
+        await pool.query(HANDED, [id, new Date(handedAt)]);
+        this.#metrics?.processing.observe({ service }, Math.max(0, handedAt - receivedAt.getTime()) / 1000);
       } catch (err) {
         // left `accepted`: the next sweep tries again, and the actor's inbox dedupes a repeat
         log.warn({ err, webhookId: id, service, connection: connectionId }, 'handing a webhook to its connection failed');

@@ -169,6 +169,12 @@ describe('Shopify', () => {
     expect(handed.size).toBe(700);
     const timed = await database.pool.query<{ n: string }>("SELECT count(*) AS n FROM integration_webhooks WHERE status = 'handed' AND processing_ms >= 0 AND handed_at >= received_at");
     expect(Number(timed.rows[0]!.n)).toBe(700);
+    const metrics = await (await fetch(`${url}/metrics`)).text();
+    expect(metrics).toMatch(/concord_webhooks_total\{service="shopify",outcome="accepted"\} 700\n/);
+    expect(metrics).toMatch(/concord_webhooks_total\{service="shopify",outcome="refused"\} 100\n/);
+    expect(metrics).toMatch(/concord_webhooks_total\{service="shopify",outcome="duplicate"\} 100\n/);
+    expect(metrics).toMatch(/concord_webhooks_total\{service="shopify",outcome="stale"\} 100\n/);
+    expect(metrics).toMatch(/concord_webhook_processing_seconds_count\{service="shopify"\} 700\n/);
   }, 120_000);
 
   it('refuses a bad signature with a 401 problem, stores nothing and logs without the body', async () => {
