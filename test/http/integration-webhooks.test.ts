@@ -177,6 +177,28 @@ describe('Shopify', () => {
     expect(metrics).toMatch(/concord_webhook_processing_seconds_count\{service="shopify"\} 700\n/);
   }, 120_000);
 
+  it('racing deliveries of one resource: the newer is never stale and stays the resource's newest Triggered-At, whatever the order', async () => {
+    const t1 = '2026-03-02T00:00:00.000Z';
+    const t2 = '2026-03-02T00:00:05.000Z';
+    const pairs = await Promise.all(
+      Array.from({ length: 40 }, async (_, i) => {
+        const payload = { inventory_item_id: 9_000 + i, location_id: 3, available: i };
+        const send = async (triggeredAt: string) => (await shopify.control.sendWebhook(SHOPS[0]!, 'inventory_levels/update', payload, { to: hook('shopify'), triggeredAt }))[0]!;
+        const [older, newer] = await Promise.all([send(t1), send(t2)]);
+        return { i, older, newer };
+      }),
+    );
+    for (const { i, older, newer } of pairs) {
+      expect([older.status, newer.status]).toEqual([200, 200]);
+      const [o] = await rows('delivery_id = $1', [older.headers['x-shopify-webhook-id']]);
+      const [n] = await rows('delivery_id = $1', [newer.headers['x-shopify-webhook-id']]);
+      expect(n!.status).not.toBe('stale');
+      expect(o).toBeDefined(); // stored either way: accepted if it got there first, else stale
+      const { rows: r } = await database.pool.query<{ t: Date }>('SELECT newest_triggered_at AS t FROM integration_webhook_resources WHERE resource = $1', [`inventory_level:${9_000 + i}:3`]);
+      expect(r[0]!.t.toISOString()).toBe(t2);
+    }
+  });
+
   it('refuses a bad signature with a 401 problem, stores nothing and logs without the body', async () => {
     const marker = `BODY-MARKER-${randomUUID()}`;
     const [d] = await shopify.control.sendWebhook(SHOPS[0]!, 'products/update', { id: 1, title: marker }, { to: hook('shopify'), corruptSignature: true });
