@@ -177,7 +177,7 @@ describe('Shopify', () => {
     expect(metrics).toMatch(/concord_webhook_processing_seconds_count\{service="shopify"\} 700\n/);
   }, 120_000);
 
-  it('racing deliveries of one resource: the newer is never stale and stays the resource's newest Triggered-At, whatever the order', async () => {
+  it('racing deliveries of one resource: the newer is never stale and stays the newest Triggered-At of the resource, whatever the order', async () => {
     const t1 = '2026-03-02T00:00:00.000Z';
     const t2 = '2026-03-02T00:00:05.000Z';
     const pairs = await Promise.all(
