@@ -12,6 +12,8 @@ export interface OpenLoopRequest {
   method: 'GET' | 'POST';
   path: string;
   body?: string;
+  /** Added to `OpenLoopOptions.headers` for this request (a signature, an id). */
+  headers?: Record<string, string>;
 }
 
 export interface OpenLoopOptions {
@@ -50,7 +52,8 @@ export async function openLoop(opts: OpenLoopOptions): Promise<OpenLoopResult> {
 
   const fire = (due: number) => {
     const r = opts.next();
-    const headers = r.body === undefined ? opts.headers : { ...opts.headers, 'content-length': String(Buffer.byteLength(r.body)) };
+    const base = r.headers ? { ...opts.headers, ...r.headers } : opts.headers;
+    const headers = r.body === undefined ? base : { ...base, 'content-length': String(Buffer.byteLength(r.body)) };
     const req = http.request({ agent, host: '127.0.0.1', port: opts.port, method: r.method, path: r.path, headers }, (res) => {
       res.on('data', () => undefined);
       res.on('end', () => {

@@ -15,6 +15,7 @@ import { coordinationRoutes } from './routes/coordination.js';
 import { dependencyRoutes } from './routes/dependencies.js';
 import { eventRoutes } from './routes/events.js';
 import { integrationRoutes } from './routes/integrations.js';
+import { integrationWebhookRoutes, WEBHOOK_PATH } from './routes/integration-webhooks.js';
 import { workflowCoordinationRoutes } from './routes/workflows-coordination.js';
 import { relationshipRoutes } from './routes/relationships.js';
 import { resourceRoutes } from './routes/resources.js';
@@ -87,12 +88,21 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     }
     await next();
   });
+  // a webhook's signature covers its raw bytes: read them first, so the guard's text() below is
+  // decoded from them and the route gets them as they came (a BOM or a bad byte intact)
+  app.use('/api/integrations/:service/webhook', async (c, next) => {
+    if (c.req.method === 'POST') await c.req.arrayBuffer();
+    await next();
+  });
   app.use('/api/*', guardInput());
-  // the coordination health document is public like /health: load balancers carry no token
+  // the coordination health document is public like /health: load balancers carry no token;
+  // a provider's webhook carries none either (it is signed, or checked against the connection)
   const auth = authenticate(secret, clock);
   // the OAuth callback is reached by the merchant's browser, sent by the provider: the signed
-  // state authenticates it, not a bearer token
-  const isPublic = (method: string, path: string) => method === 'GET' && (path === `${API_PREFIX}/health` || OAUTH_CALLBACK.test(path));
+  // state authenticates it; a provider's webhook is authenticated by its signature. Neither
+  // carries a bearer token
+  const isPublic = (method: string, path: string) =>
+    (method === 'GET' && (path === `${API_PREFIX}/health` || OAUTH_CALLBACK.test(path))) || (method === 'POST' && WEBHOOK_PATH.test(path));
   app.use('/api/*', (c, next) => (isPublic(c.req.method, c.req.path) ? next() : auth(c, next)));
 
   app.route(API_PREFIX, relationshipRoutes());
@@ -106,6 +116,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   app.route('/api/v1/timers', timerRoutes());
   app.route('/api/v1/dead-letters', deadLetterRoutes());
   app.route('/api/integrations', integrationRoutes());
+  app.route('/api/integrations', integrationWebhookRoutes());
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   app.doc31('/openapi.json', {
@@ -124,6 +135,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     if (problem.status >= 500) (c.get('log') ?? deps.log).error({ err, reqId: requestId }, 'unhandled error');
     const res = problemResponse(c, problem);
     res.headers.set('x-request-id', requestId);
+    // refused before its body was read: the rest of it is still on the socket, so a reused
+    // keep-alive connection would hang the client's next request; close it instead
+    if (problem.status === 413) res.headers.set('connection', 'close');
     return res;
   });
   return app;

@@ -16,6 +16,7 @@ import { integrationType } from '../machines/integration/index.js';
 import { ConnectionService, type ConnectionHooks } from './integrations/connections.js';
 import { CredentialVault, KeyRing } from './integrations/vault.js';
 import { OperatorActions } from './operators/actions.js';
+import { WebhookIntake } from './integrations/webhooks.js';
 import { AuditTrail } from './operators/audit.js';
 import { BulkActions } from './operators/bulk.js';
 import { DeadLetterService } from './operators/dead-letters.js';
@@ -62,6 +63,8 @@ export interface Services {
   vault: CredentialVault;
   /** Marketplace connections: OAuth flows, status, disconnect; the connection actors' refresh. */
   integrations: ConnectionService;
+  /** Signed webhooks in (`POST /api/integrations/:service/webhook`), handed to the connection's actor. */
+  webhooks: WebhookIntake;
   /** Adds the services' own figures (sagas) to the edge's metrics registry. */
   registerMetrics(registry: MetricsRegistry): void;
   /** Starts the background work that `run` asks for; call after `runtime.start()`. */
@@ -132,8 +135,10 @@ export function createServices(o: ServicesOptions): Services {
     sagaIntake: new SagaIntake(runtime, sagas, log),
     vault,
     integrations,
+    webhooks: new WebhookIntake({ pool, providers: runtime.config.providers, host: runtime.host, clock, log }),
     registerMetrics(registry) {
       registerSagaMetrics(registry, { pool, sagas, clock });
+      services.webhooks.registerMetrics(registry);
     },
     async start() {
       // a wrong or missing key stops start-up here, before anything could need a credential
@@ -147,6 +152,7 @@ export function createServices(o: ServicesOptions): Services {
         started.intake = true;
       }
       if (run.housekeeping) {
+        services.webhooks.start();
         prune = setInterval(() => {
           pruneIdempotencyKeys(pool, runtime.config.inboxRetentionHours).catch((err: unknown) => log.warn({ err }, 'pruning idempotency keys failed'));
           integrations.pruneStates().catch((err: unknown) => log.warn({ err }, 'pruning OAuth states failed'));
@@ -156,6 +162,7 @@ export function createServices(o: ServicesOptions): Services {
     },
     async stop() {
       clearInterval(prune);
+      await services.webhooks.stop();
       if (started.intake) await services.sagaIntake.stop();
       if (started.events) await eventDelivery.stop();
       started = { events: false, intake: false };
