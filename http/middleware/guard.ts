@@ -36,7 +36,11 @@ export function guardInput(): MiddlewareHandler<Env> {
       }
     }
     const method = c.req.method;
-    if ((method === 'POST' || method === 'PUT' || method === 'PATCH') && c.req.header('content-type') !== undefined) {
+    // only a request that has a body is read here: reading one makes node-server build the full
+    // Request, which a body-less command (activate, suspend) must not pay for
+    const length = c.req.header('content-length');
+    const hasBody = length !== undefined ? length !== '0' : c.req.header('transfer-encoding') !== undefined;
+    if ((method === 'POST' || method === 'PUT' || method === 'PATCH') && hasBody && c.req.header('content-type') !== undefined) {
       const text = await c.req.text(); // cached: the route's validator parses the same text
       const depth = jsonDepth(text, MAX_JSON_DEPTH);
       if (depth > MAX_JSON_DEPTH) {
