@@ -33,6 +33,19 @@ const Connection = z
   })
   .openapi('IntegrationConnection');
 
+const Disconnected = z
+  .object({
+    provider: z.string(),
+    tenantId: z.string(),
+    connections: z.array(
+      Connection.extend({
+        revoked: z.boolean().openapi({ description: 'The provider revoked the grant (Shopify); false when it could not or has no revoke endpoint (MercadoLibre)' }),
+        reason: z.string().optional().openapi({ description: 'Why the grant was not revoked' }),
+      }),
+    ),
+  })
+  .openapi('IntegrationDisconnected');
+
 const Connections = z.object({ provider: z.string(), tenantId: z.string(), connections: z.array(Connection) }).openapi('IntegrationConnections');
 const TenantQuery = z.object({ tenantId: z.string().min(1).max(200).optional().openapi({ description: 'Operators name the tenant' }) });
 
@@ -102,9 +115,9 @@ export function integrationRoutes() {
     route({
       method: 'delete',
       path: '/{service}',
-      summary: 'Disconnect: forget the credentials; the connections become disconnected',
+      summary: 'Disconnect: revoke the grant at the provider where it can be, forget the credentials; the connections become disconnected',
       request: { params: Service, query: TenantQuery },
-      responses: { 200: json(Connections, 'The disconnected connections'), ...errors },
+      responses: { 200: json(Disconnected, 'The disconnected connections, each with whether the provider revoked its grant'), ...errors },
     }),
     async (c) => c.json(await c.get('services').integrations.disconnect(c.get('principal'), c.req.valid('param').service, c.req.valid('query').tenantId), 200),
   );

@@ -3,7 +3,7 @@ import { ConnectorCode, ConnectorError, isConnectorError } from '../../connector
 import type { CallContext, ConnectorInvoker } from '../../connectors/kit/contract.js';
 import * as mercadolibre from '../../connectors/mercadolibre/auth.js';
 import * as shopify from '../../connectors/shopify/auth.js';
-import { createWebhookSubscription, graphql } from '../../connectors/shopify/client.js';
+import { createWebhookSubscription, graphql, revoke as revokeShopify } from '../../connectors/shopify/client.js';
 import { connectionId, integrationType, stateOf, type CredentialReference, type IntegrationContext, type IntegrationState, type Provider } from '../../machines/integration/index.js';
 import type { ActorHandle } from '../../runtime/actor-handle.js';
 import type { ActorState } from '../../runtime/actor-host.js';
@@ -54,6 +54,15 @@ export interface ConnectionStatus {
   lastRefreshAt: string | null;
   lastError: IntegrationContext['lastError'];
 }
+
+/** What a disconnect did at the provider. */
+export interface Revocation {
+  /** The provider revoked the grant; false when it could not (then `reason` says why). */
+  revoked: boolean;
+  reason?: string;
+}
+
+export type DisconnectedConnection = ConnectionStatus & Revocation;
 
 export interface CallbackResult {
   provider: Provider;
@@ -220,23 +229,51 @@ export class ConnectionService {
     return { provider: p, tenantId: tenant, connections: states.map((s) => statusOf(s.ref.id, s.value, s.context)) };
   }
 
-  /** Forgets the credentials of the caller's connections to `provider` and marks them disconnected. */
-  async disconnect(principal: Principal, provider: string, tenantId?: string): Promise<{ provider: Provider; tenantId: string; connections: ConnectionStatus[] }> {
+  /**
+   * Ends the caller's connections to `provider`: revokes the grant at the provider where it can
+   * be revoked (Shopify: `DELETE /admin/api_permissions/current.json`), then forgets the vault
+   * row whatever the revoke answered, and marks the connection disconnected. A revoke that fails
+   * is logged and answered as `revoked: false` with its reason; MercadoLibre has no revoke
+   * endpoint (`revoked: false` and why).
+   */
+  async disconnect(principal: Principal, provider: string, tenantId?: string): Promise<{ provider: Provider; tenantId: string; connections: DisconnectedConnection[] }> {
     const p = this.#provider(provider, { configured: false });
     const tenant = tenantOf(principal, tenantId);
     const states = (await this.#connectionsOf(tenant, p)).filter((s) => stateOf(s.value) !== 'disconnected');
     if (states.length === 0) throw notFound(`${p} connection of tenant`, tenant);
-    const out: ConnectionStatus[] = [];
+    const out: DisconnectedConnection[] = [];
     for (const s of states) {
       const c = s.context;
-      // neither provider offers a token revocation endpoint we can rely on (Shopify revokes on
-      // uninstall; MercadoLibre has none): forgetting the grant is what ends our access
-      await this.vault.delete({ tenantId: tenant, service: p, connectionId: c.account! });
+      const ref = { tenantId: tenant, service: p, connectionId: c.account! };
+      const revocation = await this.#revoke(p, ref);
+      await this.vault.delete(ref);
       const r = await this.#actors.send(s.ref.id, { type: 'integration.disconnect', by: principal.sub, at: iso(this.clock.now()) }, { tenant });
-      out.push(statusOf(s.ref.id, r.value, r.context ?? c));
+      out.push({ ...statusOf(s.ref.id, r.value, r.context ?? c), ...revocation });
     }
-    this.log.info({ tenantId: tenant, provider: p, connections: out.length }, 'integration disconnected');
+    this.log.info({ tenantId: tenant, provider: p, connections: out.length, revoked: out.filter((x) => x.revoked).length }, 'integration disconnected');
     return { provider: p, tenantId: tenant, connections: out };
+  }
+
+  /** Revokes one connection's grant at the provider; never throws (the credentials are forgotten either way). */
+  async #revoke(p: Provider, ref: { tenantId: string; service: string; connectionId: string }): Promise<Revocation> {
+    if (p === 'mercadolibre') return { revoked: false, reason: 'MercadoLibre has no token revocation endpoint: the credentials are forgotten; the seller can remove the app in their MercadoLibre account' };
+    let accessToken: string | undefined;
+    try {
+      accessToken = (await this.vault.get(ref)).secret.access_token;
+    } catch (err) {
+      if (!(err instanceof DomainError && err.code === DomainCode.NotFound)) this.log.warn({ ...ref, code: err instanceof DomainError ? err.code : 'UNKNOWN' }, 'reading credentials to revoke failed');
+    }
+    if (!accessToken) return { revoked: false, reason: 'no stored access token to revoke' };
+    const settings = { shop: ref.connectionId, apiVersion: this.config.providers.shopify.apiVersion, shopUrlTemplate: this.config.providers.shopify.shopUrlTemplate };
+    try {
+      await revokeShopify(settings, { accessToken }, { signal: AbortSignal.timeout(this.config.connectorCallTimeoutMs) });
+      return { revoked: true };
+    } catch (err) {
+      const code = isConnectorError(err) ? err.code : 'UNKNOWN';
+      const retryable = isConnectorError(err) && err.retryable;
+      this.log.warn({ ...ref, code, retryable }, 'revoking the Shopify grant failed; forgetting the credentials anyway');
+      return { revoked: false, reason: `Shopify did not revoke the grant (${code}${retryable ? ', retryable' : ''}): the credentials are forgotten; the merchant can uninstall the app` };
+    }
   }
 
   /** Forgets authorizations that expired more than a day ago (used or not); answers how many. */
