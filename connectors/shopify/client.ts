@@ -306,3 +306,31 @@ export async function createWebhookSubscription(
   if (p.userErrors.length > 0 || !p.webhookSubscription) throw classifyUserErrors('webhookSubscriptionCreate', p.userErrors, r.cost);
   return { id: p.webhookSubscription.id, topic: p.webhookSubscription.topic, callbackUrl: p.webhookSubscription.endpoint.callbackUrl, cost: r.cost };
 }
+
+/**
+ * Revokes the app's access to the shop (REST `DELETE /admin/api_permissions/current.json`, the
+ * one REST call left for it): the access token and its refresh token stop working. A token
+ * already dead answers 401 (UNAUTHORIZED): the access is gone either way.
+ */
+export async function revoke(s: ShopifySettings, creds: ShopifyCredentials, ctx: Pick<CallContext, 'signal'>): Promise<{ revoked: true }> {
+  let res: Response;
+  try {
+    res = await fetch(`${shopUrl(s.shop, s.shopUrlTemplate)}/admin/api_permissions/current.json`, {
+      method: 'DELETE',
+      headers: { accept: 'application/json', 'x-shopify-access-token': creds.accessToken },
+      signal: ctx.signal,
+    });
+  } catch (err) {
+    throw classifyShopify(err);
+  }
+  let body: unknown;
+  try {
+    const text = await res.text();
+    body = text ? JSON.parse(text) : undefined;
+  } catch (err) {
+    if (ctx.signal.aborted) throw classifyShopify(err);
+    body = undefined;
+  }
+  if (res.status < 200 || res.status >= 300) throw classifyShopifyAnswer(res.status, res.headers, body);
+  return { revoked: true };
+}

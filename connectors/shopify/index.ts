@@ -8,7 +8,7 @@
  * const page = await shopify.calls.listVariants({ accessToken }, { locationId }, ctx);
  */
 import { defineConnector } from '../kit/contract.js';
-import { adjustQuantities, createWebhookSubscription, getInventoryLevel, listLocations, listProducts, listVariants, setQuantities, type ShopifySettings } from './client.js';
+import { adjustQuantities, createWebhookSubscription, getInventoryLevel, listLocations, listProducts, listVariants, revoke, setQuantities, type ShopifySettings } from './client.js';
 import { classifyShopify } from './errors.js';
 import { stockMapping } from './mapping.js';
 import { shopifyWebhooks } from './webhooks.js';
@@ -25,6 +25,7 @@ export function createShopifyConnector(settings: ShopifySettings) {
       setQuantities: (creds, input: Parameters<typeof setQuantities>[2], ctx) => setQuantities(settings, creds, input, ctx),
       adjustQuantities: (creds, input: Parameters<typeof adjustQuantities>[2], ctx) => adjustQuantities(settings, creds, input, ctx),
       createWebhookSubscription: (creds, input: Parameters<typeof createWebhookSubscription>[2], ctx) => createWebhookSubscription(settings, creds, input, ctx),
+      revoke: (creds, _input: Record<string, never>, ctx) => revoke(settings, creds, ctx),
     },
     webhooks: shopifyWebhooks,
     mapping: { stock: stockMapping },

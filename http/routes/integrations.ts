@@ -3,6 +3,7 @@ import { router, routes } from '../env.js';
 import { errors, json, jsonBody } from '../schemas.js';
 
 const Service = z.object({ service: z.enum(['shopify', 'mercadolibre']).openapi({ description: 'The marketplace' }) });
+const AnyService = z.object({ service: z.enum(['shopify', 'mercadolibre', 'generic']).openapi({ description: 'The marketplace, or generic: a REST API connected with an API key or OAuth client credentials' }) });
 
 const AuthorizeBody = z
   .object({
@@ -10,6 +11,19 @@ const AuthorizeBody = z
     shop: z.string().min(1).max(255).optional().openapi({ example: 'example.myshopify.com', description: 'Shopify: the *.myshopify.com shop' }),
     scopes: z.array(z.string().min(1).max(100)).max(50).optional().openapi({ description: 'Shopify: the access scopes to ask for' }),
     siteId: z.string().min(3).max(3).optional().openapi({ example: 'MLA', description: "MercadoLibre: the site whose authorization domain the seller is sent to" }),
+    name: z.string().min(1).max(100).optional().openapi({ description: "generic: the connection's account name (default: the base URL's host)" }),
+    baseUrl: z.string().min(1).max(2000).optional().openapi({ example: 'https://api.example.com/v1', description: 'generic: the REST API' }),
+    healthCheck: z
+      .object({ path: z.string().min(1).max(500), expectStatus: z.number().int().min(100).max(599) })
+      .optional()
+      .openapi({ description: 'generic: a request that needs the credentials (default GET /health expecting 200)' }),
+    credentials: z
+      .union([
+        z.object({ apiKey: z.string().min(1).max(4000), in: z.enum(['header', 'query']), name: z.string().min(1).max(100) }).strict(),
+        z.object({ tokenUrl: z.string().min(1).max(2000), clientId: z.string().min(1).max(500), clientSecret: z.string().min(1).max(4000), scopes: z.array(z.string().min(1).max(200)).max(50).optional() }).strict(),
+      ])
+      .optional()
+      .openapi({ description: 'generic: an API key (header or query parameter) or OAuth client credentials; checked once, stored in the vault, never answered' }),
   })
   .openapi('IntegrationAuthorizeRequest');
 
@@ -33,6 +47,19 @@ const Connection = z
   })
   .openapi('IntegrationConnection');
 
+const Disconnected = z
+  .object({
+    provider: z.string(),
+    tenantId: z.string(),
+    connections: z.array(
+      Connection.extend({
+        revoked: z.boolean().openapi({ description: 'The provider revoked the grant (Shopify); false when it could not or has no revoke endpoint (MercadoLibre)' }),
+        reason: z.string().optional().openapi({ description: 'Why the grant was not revoked' }),
+      }),
+    ),
+  })
+  .openapi('IntegrationDisconnected');
+
 const Connections = z.object({ provider: z.string(), tenantId: z.string(), connections: z.array(Connection) }).openapi('IntegrationConnections');
 const TenantQuery = z.object({ tenantId: z.string().min(1).max(200).optional().openapi({ description: 'Operators name the tenant' }) });
 
@@ -53,11 +80,22 @@ export function integrationRoutes() {
     route({
       method: 'post',
       path: '/{service}/auth',
-      summary: 'Start an OAuth authorization: the URL to send the merchant to, and its signed state (10 minutes, single use)',
-      request: { params: Service, body: jsonBody(AuthorizeBody) },
-      responses: { 200: json(Authorization, 'Where to send the merchant'), ...errors, 503: json(z.unknown(), 'The provider is not configured') },
+      summary:
+        'Start an OAuth authorization (Shopify, MercadoLibre): the URL to send the merchant to, and its signed state (10 minutes, single use). For generic: take the credentials, check them once against the service, store them and answer the connection',
+      request: { params: AnyService, body: jsonBody(AuthorizeBody) },
+      responses: {
+        200: json(z.union([Authorization, Connection]), 'Where to send the merchant; for generic, the connection (never a secret)'),
+        ...errors,
+        503: json(z.unknown(), 'The provider is not configured'),
+      },
     }),
-    async (c) => c.json(await c.get('services').integrations.authorize(c.get('principal'), c.req.valid('param').service, c.req.valid('json')), 200),
+    async (c) => {
+      const service = c.req.valid('param').service;
+      const body = c.req.valid('json');
+      const integrations = c.get('services').integrations;
+      if (service !== 'generic') return c.json(await integrations.authorize(c.get('principal'), service, body), 200);
+      return c.json(await integrations.connectWithCredentials(c.get('principal'), service, body), 200);
+    },
   );
 
   app.openapi(
@@ -92,7 +130,7 @@ export function integrationRoutes() {
       method: 'get',
       path: '/{service}/status',
       summary: "The caller's connections to the service: state, token expiry (never a token), scopes, webhook subscriptions, last webhook",
-      request: { params: Service, query: TenantQuery },
+      request: { params: AnyService, query: TenantQuery },
       responses: { 200: json(Connections, 'The connections'), ...errors },
     }),
     async (c) => c.json(await c.get('services').integrations.status(c.get('principal'), c.req.valid('param').service, c.req.valid('query').tenantId), 200),
@@ -102,9 +140,9 @@ export function integrationRoutes() {
     route({
       method: 'delete',
       path: '/{service}',
-      summary: 'Disconnect: forget the credentials; the connections become disconnected',
-      request: { params: Service, query: TenantQuery },
-      responses: { 200: json(Connections, 'The disconnected connections'), ...errors },
+      summary: 'Disconnect: revoke the grant at the provider where it can be, forget the credentials; the connections become disconnected',
+      request: { params: AnyService, query: TenantQuery },
+      responses: { 200: json(Disconnected, 'The disconnected connections, each with whether the provider revoked its grant'), ...errors },
     }),
     async (c) => c.json(await c.get('services').integrations.disconnect(c.get('principal'), c.req.valid('param').service, c.req.valid('query').tenantId), 200),
   );

@@ -24,7 +24,8 @@ export const REFRESH_MARGIN_MS = 5 * 60_000;
 /** Wait before retrying a refresh that failed with a retryable error. */
 export const REFRESH_RETRY_MS = 30_000;
 
-export type Provider = 'shopify' | 'mercadolibre';
+/** A marketplace over OAuth, or `generic`: any REST API connected with an API key or OAuth client credentials. */
+export type Provider = 'shopify' | 'mercadolibre' | 'generic';
 
 /** The vault key of a connection's secret: never the secret. */
 export interface CredentialReference {

@@ -1,9 +1,10 @@
 import type pg from 'pg';
 import { ConnectorCode, ConnectorError, isConnectorError } from '../../connectors/kit/errors.js';
 import type { CallContext, ConnectorInvoker } from '../../connectors/kit/contract.js';
+import { GenericClient, tokenRequest, type GenericAuth } from '../../connectors/generic/index.js';
 import * as mercadolibre from '../../connectors/mercadolibre/auth.js';
 import * as shopify from '../../connectors/shopify/auth.js';
-import { createWebhookSubscription, graphql } from '../../connectors/shopify/client.js';
+import { createWebhookSubscription, graphql, revoke as revokeShopify } from '../../connectors/shopify/client.js';
 import { connectionId, integrationType, stateOf, type CredentialReference, type IntegrationContext, type IntegrationState, type Provider } from '../../machines/integration/index.js';
 import type { ActorHandle } from '../../runtime/actor-handle.js';
 import type { ActorState } from '../../runtime/actor-host.js';
@@ -16,7 +17,10 @@ import { isVaultError, VaultCode } from './errors.js';
 import { StateSigner, STATE_TTL_MS } from './oauth-state.js';
 import type { CredentialInfo, CredentialSecret, CredentialVault } from './vault.js';
 
-export const PROVIDERS = ['shopify', 'mercadolibre'] as const satisfies readonly Provider[];
+/** The marketplaces connected over OAuth's authorization code (authorize, then the callback). */
+export const OAUTH_PROVIDERS = ['shopify', 'mercadolibre'] as const satisfies readonly Provider[];
+/** Every service a connection can be made to: the marketplaces, and `generic` (an API key or OAuth client credentials). */
+export const PROVIDERS = [...OAUTH_PROVIDERS, 'generic'] as const satisfies readonly Provider[];
 
 /** The Shopify topics a connection subscribes to when it is made (inventory and products). */
 export const SHOPIFY_WEBHOOK_TOPICS = ['INVENTORY_LEVELS_UPDATE', 'PRODUCTS_UPDATE', 'PRODUCTS_DELETE'];
@@ -54,6 +58,26 @@ export interface ConnectionStatus {
   lastRefreshAt: string | null;
   lastError: IntegrationContext['lastError'];
 }
+
+/** `POST /api/integrations/generic/auth`: a REST API and the credentials to call it with (checked once, then stored in the vault). */
+export interface CredentialsBody {
+  tenantId?: string;
+  /** The connection's account name (default: the base URL's host name). */
+  name?: string;
+  baseUrl?: string;
+  /** A request that needs the credentials (default `GET /health` expecting 200). */
+  healthCheck?: { path: string; expectStatus: number };
+  credentials?: { apiKey: string; in: 'header' | 'query'; name: string } | { tokenUrl: string; clientId: string; clientSecret: string; scopes?: string[] };
+}
+
+/** What a disconnect did at the provider. */
+export interface Revocation {
+  /** The provider revoked the grant; false when it could not (then `reason` says why). */
+  revoked: boolean;
+  reason?: string;
+}
+
+export type DisconnectedConnection = ConnectionStatus & Revocation;
 
 export interface CallbackResult {
   provider: Provider;
@@ -106,7 +130,7 @@ export class ConnectionService {
   }
 
   async authorize(principal: Principal, provider: string, body: AuthorizeBody): Promise<Authorization> {
-    const p = this.#provider(provider);
+    const p = this.#oauthProvider(provider);
     const tenantId = tenantOf(principal, body.tenantId);
     const signer = this.#signer();
     const now = this.clock.now();
@@ -145,7 +169,7 @@ export class ConnectionService {
    * the vault and tells the connection actor. Any refusal is VALIDATION_FAILED (400) and stores nothing.
    */
   async callback(provider: string, query: Record<string, string | undefined>): Promise<CallbackResult> {
-    const p = this.#provider(provider);
+    const p = this.#oauthProvider(provider);
     const now = this.clock.now();
     const checked = this.#signer().verify(query.state ?? '', now);
     if (!checked.ok) throw badRequest(checked.reason);
@@ -211,6 +235,70 @@ export class ConnectionService {
     return { provider: p, tenantId: state.tenantId, connection: statusOf(id, r.value, r.context ?? (await this.#actors.get(id)).context) };
   }
 
+  /**
+   * Connects a REST API by API key or OAuth client credentials (the `generic` service): checks
+   * the credentials once against the service (a client-credentials token request, then the
+   * health check), stores them in the vault and marks the connection actor `connected`. A
+   * credential the service refuses is VALIDATION_FAILED (400) and stores nothing. The answer is
+   * the connection's status: never a secret.
+   */
+  async connectWithCredentials(principal: Principal, provider: string, body: CredentialsBody): Promise<ConnectionStatus> {
+    const p = this.#provider(provider);
+    if (p !== 'generic') throw new DomainError(DomainCode.ValidationFailed, `${p} connects over OAuth: POST its auth route with no credentials`, { field: 'credentials' });
+    const tenantId = tenantOf(principal, body.tenantId);
+    const cr = body.credentials;
+    if (!body.baseUrl || !cr) throw new DomainError(DomainCode.ValidationFailed, `${p} needs baseUrl and credentials`, { field: body.baseUrl ? 'credentials' : 'baseUrl' });
+    const base = parseBaseUrl(body.baseUrl);
+    const account = body.name ?? base.hostname;
+    if (!ACCOUNT_NAME.test(account)) throw new DomainError(DomainCode.ValidationFailed, 'name must be 1-100 letters, digits, dots, dashes or underscores', { field: 'name' });
+    const healthCheck = body.healthCheck ?? { path: '/health', expectStatus: 200 };
+    let auth: GenericAuth;
+    let secret: CredentialSecret;
+    let scopes: string[] = [];
+    const metadata: Record<string, unknown> = { baseUrl: base.href.replace(/\/+$/, ''), healthCheck };
+    if ('apiKey' in cr) {
+      auth = { pattern: 'api_key', in: cr.in, name: cr.name };
+      secret = { apiKey: cr.apiKey };
+      metadata.auth = auth;
+    } else {
+      parseBaseUrl(cr.tokenUrl, 'tokenUrl');
+      auth = { pattern: 'client_credentials', tokenUrl: cr.tokenUrl };
+      secret = { clientId: cr.clientId, clientSecret: cr.clientSecret };
+      scopes = cr.scopes ?? [];
+      metadata.auth = { ...auth, scopes };
+    }
+    const client = new GenericClient({ baseUrl: metadata.baseUrl as string, auth, healthCheck, name: account });
+    const signal = AbortSignal.timeout(this.config.connectorCallTimeoutMs);
+    const refused = (reason: string) => new DomainError(DomainCode.ValidationFailed, 'the service refused the credentials', { reason });
+    try {
+      if (auth.pattern === 'client_credentials') {
+        const g = await tokenRequest({}, { tokenUrl: auth.tokenUrl, clientId: secret.clientId!, clientSecret: secret.clientSecret!, params: { grant_type: 'client_credentials', ...(scopes.length ? { scope: scopes.join(' ') } : {}) }, signal });
+        if (g.scopes.length > 0) scopes = g.scopes;
+      }
+      // an API key is checked by the health check; client credentials by the token request, and the health check when one is named
+      if (auth.pattern === 'api_key' || body.healthCheck) {
+        const creds = auth.pattern === 'api_key' ? { apiKey: secret.apiKey! } : { clientId: secret.clientId!, clientSecret: secret.clientSecret!, scopes };
+        const h = await client.health(creds as never, { signal });
+        if (!h.ok) throw refused(`the health check answered ${h.status}, expected ${healthCheck.expectStatus}`);
+      }
+    } catch (err) {
+      if (err instanceof DomainError) throw err;
+      if (isConnectorError(err) && !err.retryable) throw refused(`the service answered ${err.code}`);
+      throw new DomainError(DomainCode.ValidationFailed, 'the service could not be reached to check the credentials', { reason: isConnectorError(err) ? err.code : 'UNKNOWN' });
+    }
+    const ref = { tenantId, service: p, connectionId: account };
+    const info = await this.vault.put(ref, secret, { expiresAt: null, scopes, metadata });
+    const id = connectionId(tenantId, p, account);
+    const now = this.clock.now();
+    const r = await this.#actors.send(
+      id,
+      { type: 'integration.connected', tenantId, provider: p, account, credential: { ...ref, version: info.version }, tokenExpiresAt: null, scopes, webhookSubscriptions: [], events: `${this.config.nats.prefix}.events`, at: iso(now) },
+      { tenant: tenantId },
+    );
+    this.log.info({ tenantId, provider: p, account, pattern: auth.pattern }, 'integration connected');
+    return statusOf(id, r.value, r.context ?? (await this.#actors.get(id)).context);
+  }
+
   /** The caller's connections to `provider`; NOT_FOUND when there are none (or they belong to another tenant). */
   async status(principal: Principal, provider: string, tenantId?: string): Promise<{ provider: Provider; tenantId: string; connections: ConnectionStatus[] }> {
     const p = this.#provider(provider);
@@ -220,23 +308,52 @@ export class ConnectionService {
     return { provider: p, tenantId: tenant, connections: states.map((s) => statusOf(s.ref.id, s.value, s.context)) };
   }
 
-  /** Forgets the credentials of the caller's connections to `provider` and marks them disconnected. */
-  async disconnect(principal: Principal, provider: string, tenantId?: string): Promise<{ provider: Provider; tenantId: string; connections: ConnectionStatus[] }> {
+  /**
+   * Ends the caller's connections to `provider`: revokes the grant at the provider where it can
+   * be revoked (Shopify: `DELETE /admin/api_permissions/current.json`), then forgets the vault
+   * row whatever the revoke answered, and marks the connection disconnected. A revoke that fails
+   * is logged and answered as `revoked: false` with its reason; MercadoLibre has no revoke
+   * endpoint (`revoked: false` and why).
+   */
+  async disconnect(principal: Principal, provider: string, tenantId?: string): Promise<{ provider: Provider; tenantId: string; connections: DisconnectedConnection[] }> {
     const p = this.#provider(provider, { configured: false });
     const tenant = tenantOf(principal, tenantId);
     const states = (await this.#connectionsOf(tenant, p)).filter((s) => stateOf(s.value) !== 'disconnected');
     if (states.length === 0) throw notFound(`${p} connection of tenant`, tenant);
-    const out: ConnectionStatus[] = [];
+    const out: DisconnectedConnection[] = [];
     for (const s of states) {
       const c = s.context;
-      // neither provider offers a token revocation endpoint we can rely on (Shopify revokes on
-      // uninstall; MercadoLibre has none): forgetting the grant is what ends our access
-      await this.vault.delete({ tenantId: tenant, service: p, connectionId: c.account! });
+      const ref = { tenantId: tenant, service: p, connectionId: c.account! };
+      const revocation = await this.#revoke(p, ref);
+      await this.vault.delete(ref);
       const r = await this.#actors.send(s.ref.id, { type: 'integration.disconnect', by: principal.sub, at: iso(this.clock.now()) }, { tenant });
-      out.push(statusOf(s.ref.id, r.value, r.context ?? c));
+      out.push({ ...statusOf(s.ref.id, r.value, r.context ?? c), ...revocation });
     }
-    this.log.info({ tenantId: tenant, provider: p, connections: out.length }, 'integration disconnected');
+    this.log.info({ tenantId: tenant, provider: p, connections: out.length, revoked: out.filter((x) => x.revoked).length }, 'integration disconnected');
     return { provider: p, tenantId: tenant, connections: out };
+  }
+
+  /** Revokes one connection's grant at the provider; never throws (the credentials are forgotten either way). */
+  async #revoke(p: Provider, ref: { tenantId: string; service: string; connectionId: string }): Promise<Revocation> {
+    if (p === 'generic') return { revoked: false, reason: 'API keys and client credentials are revoked at the service itself: the credentials are forgotten' };
+    if (p === 'mercadolibre') return { revoked: false, reason: 'MercadoLibre has no token revocation endpoint: the credentials are forgotten; the seller can remove the app in their MercadoLibre account' };
+    let accessToken: string | undefined;
+    try {
+      accessToken = (await this.vault.get(ref)).secret.access_token;
+    } catch (err) {
+      if (!(err instanceof DomainError && err.code === DomainCode.NotFound)) this.log.warn({ ...ref, code: err instanceof DomainError ? err.code : 'UNKNOWN' }, 'reading credentials to revoke failed');
+    }
+    if (!accessToken) return { revoked: false, reason: 'no stored access token to revoke' };
+    const settings = { shop: ref.connectionId, apiVersion: this.config.providers.shopify.apiVersion, shopUrlTemplate: this.config.providers.shopify.shopUrlTemplate };
+    try {
+      await revokeShopify(settings, { accessToken }, { signal: AbortSignal.timeout(this.config.connectorCallTimeoutMs) });
+      return { revoked: true };
+    } catch (err) {
+      const code = isConnectorError(err) ? err.code : 'UNKNOWN';
+      const retryable = isConnectorError(err) && err.retryable;
+      this.log.warn({ ...ref, code, retryable }, 'revoking the Shopify grant failed; forgetting the credentials anyway');
+      return { revoked: false, reason: `Shopify did not revoke the grant (${code}${retryable ? ', retryable' : ''}): the credentials are forgotten; the merchant can uninstall the app` };
+    }
   }
 
   /** Forgets authorizations that expired more than a day ago (used or not); answers how many. */
@@ -277,7 +394,8 @@ export class ConnectionService {
       if (err instanceof DomainError && err.code === DomainCode.NotFound) throw new ConnectorError(ConnectorCode.ReauthorizationRequired, 'no stored credentials for this connection');
       throw err;
     });
-    if (stored.version > input.credential.version) return outputOf(stored);
+    // an API key or client credentials have nothing to refresh (client-credentials tokens are minted per use)
+    if (stored.version > input.credential.version || p === 'generic') return outputOf(stored);
     const refreshToken = stored.secret.refresh_token;
     if (!refreshToken) throw new ConnectorError(ConnectorCode.ReauthorizationRequired, `${p}: the stored grant has no refresh token`);
     const now = () => this.clock.now();
@@ -355,6 +473,11 @@ export class ConnectionService {
     return states.filter((s): s is ActorState<IntegrationContext> => s !== null);
   }
 
+  #oauthProvider(provider: string): (typeof OAUTH_PROVIDERS)[number] {
+    if (!(OAUTH_PROVIDERS as readonly string[]).includes(provider)) throw notFound('OAuth integration service', provider);
+    return this.#provider(provider) as (typeof OAUTH_PROVIDERS)[number];
+  }
+
   #provider(provider: string, o: { configured?: boolean } = {}): Provider {
     if (!(PROVIDERS as readonly string[]).includes(provider)) throw notFound('integration service', provider);
     const p = provider as Provider;
@@ -386,6 +509,19 @@ export class ConnectionService {
     const m = this.config.providers.mercadolibre;
     return { clientId: m.clientId!, clientSecret: m.clientSecret!, apiBaseUrl: m.apiBaseUrl, ...(m.authBaseUrl ? { authBaseUrl: m.authBaseUrl } : {}) };
   }
+}
+
+const ACCOUNT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+function parseBaseUrl(raw: string, field = 'baseUrl'): URL {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new DomainError(DomainCode.ValidationFailed, `${field} must be an absolute http(s) URL`, { field });
+  }
+  if ((u.protocol !== 'https:' && u.protocol !== 'http:') || u.username || u.password) throw new DomainError(DomainCode.ValidationFailed, `${field} must be an absolute http(s) URL without credentials`, { field });
+  return u;
 }
 
 /** A vendor acts for itself; an operator or a service names the tenant. */

@@ -6,6 +6,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import type { Hono } from 'hono';
 import { readParams, type FakeClock } from './common.js';
+import { INVALID_TOKEN } from './shopify-graphql.js';
 
 /**
  * How the fake treats the refresh token a refresh replaced: `until-replacement-used` (Shopify
@@ -118,7 +119,11 @@ export class ShopifyTokens {
   }
 }
 
-/** `GET /{shop}/admin/oauth/authorize` and `POST /{shop}/admin/oauth/access_token`. */
+/**
+ * `GET /{shop}/admin/oauth/authorize`, `POST /{shop}/admin/oauth/access_token`, and
+ * `DELETE /{shop}/admin/api_permissions/current.json` (the app gives up its access: every token
+ * of the shop and its refresh tokens stop working; 200 `{}`).
+ */
 export function oauthRoutes(app: Hono, o: { apiKey: string; apiSecret: string; clock: FakeClock; tokens: ShopifyTokens; onInstall: (shop: string) => void }): void {
   const { clock, tokens } = o;
   const codes = new Map<string, { shop: string; scope: string; online: boolean; expiresAt: number; used: boolean }>();
@@ -143,6 +148,13 @@ export function oauthRoutes(app: Hono, o: { apiKey: string; apiSecret: string; c
     for (const [k, v] of Object.entries(params)) target.searchParams.set(k, v);
     target.searchParams.set('hmac', signOAuthQuery(params, o.apiSecret));
     return c.redirect(target.toString(), 302);
+  });
+
+  app.delete('/:shop/admin/api_permissions/current.json', (c) => {
+    const shop = c.req.param('shop');
+    if (!tokens.authenticate(c.req.header('x-shopify-access-token'), shop)) return c.json(INVALID_TOKEN, 401);
+    tokens.revoke(shop);
+    return c.json({}, 200);
   });
 
   app.post('/:shop/admin/oauth/access_token', async (c) => {

@@ -134,6 +134,22 @@ describe('integrations over OAuth (real PostgreSQL, the fakes over real HTTP)', 
     expect(actor.context.credential).toEqual({ tenantId: 'v1', service: 'shopify', connectionId: SHOP, version: 1 });
   });
 
+  it('a Shopify revoke that fails with a retryable error is logged, the credentials are still forgotten, and the answer says revoked: false', async () => {
+    const shop = 'failing.myshopify.com';
+    const a = await authorize('shopify', 'v7', { shop });
+    expect((await call('GET', await consent(a.authorizationUrl), { accept: 'application/json' })).status).toBe(200);
+    const old = (await services.vault.get({ tenantId: 'v7', service: 'shopify', connectionId: shop })).secret;
+    fakes.shopify.control.faults.fail({ status: 503, path: '/api_permissions/current.json', count: 1 });
+    const before = logLines.length;
+    const r = await call('DELETE', '/api/integrations/shopify', { token: token('vendor', 'v7') });
+    expect(r.status).toBe(200);
+    expect(r.body.connections).toEqual([expect.objectContaining({ state: 'disconnected', revoked: false, reason: expect.stringContaining('retryable') })]);
+    expect(await credentialRows('v7')).toEqual([]);
+    expect(logLines.slice(before).some((l) => l.includes('revoking the Shopify grant failed'))).toBe(true);
+    // not revoked at the shop: the fake still takes the token (the merchant uninstalls to end it)
+    expect(fakes.shopify.state.tokens.authenticate(old.access_token, shop)).toBeDefined();
+  });
+
   it('MercadoLibre: PKCE round trip; the callback answers a small HTML page unless JSON is asked for', async () => {
     const a = await authorize('mercadolibre', 'v1', { siteId: 'MLB' });
     const url = new URL(a.authorizationUrl);
@@ -262,13 +278,35 @@ describe('integrations over OAuth (real PostgreSQL, the fakes over real HTTP)', 
     expect((await services.vault.get(ref)).secret).toEqual(stored.secret);
   });
 
-  it('delete forgets the credentials and leaves the connection disconnected', async () => {
+  it('delete revokes the Shopify grant (the fake then refuses the old tokens), forgets the credentials and leaves the connection disconnected', async () => {
+    const ref = { tenantId: 'v1', service: 'shopify', connectionId: SHOP };
+    const old = (await services.vault.get(ref)).secret;
+    expect(fakes.shopify.state.tokens.authenticate(old.access_token, SHOP)).toBeDefined();
     const r = await call('DELETE', '/api/integrations/shopify', { token: token('vendor', 'v1') });
     expect(r.status).toBe(200);
-    expect(r.body.connections).toEqual([expect.objectContaining({ state: 'disconnected', tokenExpiresAt: null })]);
-    expect(await services.vault.describe({ tenantId: 'v1', service: 'shopify', connectionId: SHOP })).toBeUndefined();
+    expect(r.body.connections).toEqual([expect.objectContaining({ state: 'disconnected', tokenExpiresAt: null, revoked: true })]);
+    expect(await services.vault.describe(ref)).toBeUndefined();
+    // the shop refuses the old access token and its refresh token
+    expect(fakes.shopify.state.tokens.authenticate(old.access_token, SHOP)).toBeUndefined();
+    const gql = await fetch(`${fakes.env.SHOPIFY_SHOP_URL_TEMPLATE!.replace('{shop}', SHOP)}/admin/api/2026-04/graphql.json`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-shopify-access-token': old.access_token! },
+      body: JSON.stringify({ query: '{ shop { name } }' }),
+    });
+    expect(gql.status).toBe(401);
+    expect(fakes.shopify.state.tokens.rotate(old.refresh_token, SHOP)).toBeUndefined();
+    for (const t of Object.values(old)) expect(r.text).not.toContain(t);
     const s = await call('GET', '/api/integrations/shopify/status', { token: token('vendor', 'v1') });
     expect(s.body.connections[0].state).toBe('disconnected');
+  });
+
+  it('delete of MercadoLibre forgets the credentials and says it could not revoke (no endpoint)', async () => {
+    const a = await authorize('mercadolibre', 'v6', {});
+    expect((await call('GET', await consent(a.authorizationUrl), { accept: 'application/json' })).status).toBe(200);
+    const r = await call('DELETE', '/api/integrations/mercadolibre', { token: token('vendor', 'v6') });
+    expect(r.status).toBe(200);
+    expect(r.body.connections).toEqual([expect.objectContaining({ state: 'disconnected', revoked: false, reason: expect.stringContaining('no token revocation endpoint') })]);
+    expect(await credentialRows('v6')).toEqual([]);
   });
 
   it('an expired state is refused', async () => {

@@ -128,6 +128,24 @@ describe('Shopify fake', () => {
       }
     });
 
+    it('DELETE /admin/api_permissions/current.json: 200 {}; then the token answers 401 and its refresh token invalid_grant; an unknown token is 401', async () => {
+      const other = await startShopifyFake({ apiKey: KEY, apiSecret: SECRET });
+      try {
+        const { body } = await oauth(other);
+        const url = `${other.url}/${SHOP}/admin/api_permissions/current.json`;
+        expect((await fetch(url, { method: 'DELETE', headers: { 'x-shopify-access-token': 'shpat_unknown' } })).status).toBe(401);
+        const res = await fetch(url, { method: 'DELETE', headers: { 'x-shopify-access-token': body.access_token as string } });
+        expect(res.status).toBe(200);
+        expect(await res.json()).toEqual({});
+        expect((await gqlJson(other, body.access_token as string, '{ shop { id } }')).status).toBe(401);
+        const r = await refresh(other, body.refresh_token as string);
+        expect(r.status).toBe(400);
+        expect(await r.json()).toMatchObject({ error: 'invalid_grant' });
+      } finally {
+        await other.close();
+      }
+    });
+
     it('revoke: tokens answer 401 and refresh answers invalid_grant', async () => {
       const other = await startShopifyFake({ apiKey: KEY, apiSecret: SECRET });
       try {
