@@ -1,3 +1,6 @@
+import dns from 'node:dns/promises';
+import net from 'node:net';
+import { isPrivateAddress } from '../events/webhook.js';
 import type pg from 'pg';
 import { ConnectorCode, ConnectorError, isConnectorError } from '../../connectors/kit/errors.js';
 import type { CallContext, ConnectorInvoker } from '../../connectors/kit/contract.js';
@@ -249,6 +252,7 @@ export class ConnectionService {
     const cr = body.credentials;
     if (!body.baseUrl || !cr) throw new DomainError(DomainCode.ValidationFailed, `${p} needs baseUrl and credentials`, { field: body.baseUrl ? 'credentials' : 'baseUrl' });
     const base = parseBaseUrl(body.baseUrl);
+    await assertPublicTarget(base, this.config.events.allowPrivateTargets, 'baseUrl');
     const account = body.name ?? base.hostname;
     if (!ACCOUNT_NAME.test(account)) throw new DomainError(DomainCode.ValidationFailed, 'name must be 1-100 letters, digits, dots, dashes or underscores', { field: 'name' });
     const healthCheck = body.healthCheck ?? { path: '/health', expectStatus: 200 };
@@ -261,7 +265,7 @@ export class ConnectionService {
       secret = { apiKey: cr.apiKey };
       metadata.auth = auth;
     } else {
-      parseBaseUrl(cr.tokenUrl, 'tokenUrl');
+      await assertPublicTarget(parseBaseUrl(cr.tokenUrl, 'tokenUrl'), this.config.events.allowPrivateTargets, 'tokenUrl');
       auth = { pattern: 'client_credentials', tokenUrl: cr.tokenUrl };
       secret = { clientId: cr.clientId, clientSecret: cr.clientSecret };
       scopes = cr.scopes ?? [];
@@ -512,6 +516,26 @@ export class ConnectionService {
 }
 
 const ACCOUNT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+/**
+ * A vendor-supplied URL is a request the server will send: by the outbound rule of webhooks
+ * (`WEBHOOK_ALLOW_PRIVATE_TARGETS`), it may not resolve to a private, loopback or link-local
+ * address unless that is allowed, so a tenant cannot make Concord probe its own network.
+ */
+async function assertPublicTarget(u: URL, allowPrivate: boolean, field: string): Promise<void> {
+  if (allowPrivate) return;
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  let addresses: string[];
+  try {
+    addresses = net.isIP(host) ? [host] : (await dns.lookup(host, { all: true })).map((a) => a.address);
+  } catch {
+    throw new DomainError(DomainCode.ValidationFailed, `${field} names a host that does not resolve (${host})`, { field });
+  }
+  const refused = addresses.find((a) => isPrivateAddress(a));
+  if (refused !== undefined) {
+    throw new DomainError(DomainCode.ValidationFailed, `${field} resolves to a private or loopback address (${refused}); set WEBHOOK_ALLOW_PRIVATE_TARGETS=true to allow it`, { field });
+  }
+}
 
 function parseBaseUrl(raw: string, field = 'baseUrl'): URL {
   let u: URL;

@@ -63,7 +63,7 @@ beforeAll(async () => {
   api = await startGenericFake({ auth: { apiKey: { keys: [API_KEY], header: 'x-api-key', query: 'api_key' }, clientCredentials: { clients: [{ id: 'svc-1', secret: CLIENT_SECRET, scopes: ['read', 'write'] }] } } });
   database = await freshDatabase();
   const connectors = new Map<string, ConnectorInvoker>();
-  runtime = await testRuntime(database, { types: [integrationType], env: { CREDENTIALS_KEYS: KEYS, DATABASE_URL: database.url }, connectors, log, clock, run: { timers: true, relay: true } });
+  runtime = await testRuntime(database, { types: [integrationType], env: { CREDENTIALS_KEYS: KEYS, DATABASE_URL: database.url, WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true' }, connectors, log, clock, run: { timers: true, relay: true } });
   services = createServices({ runtime, log, clock, connectors, run: { sagaIntake: false, events: false, housekeeping: false } });
   await runtime.start();
   await services.start();
@@ -154,6 +154,40 @@ describe('generic connections by API key and client credentials (real PostgreSQL
     expect(logLines.length).toBeGreaterThan(0);
     for (const secret of secrets) {
       for (const text of [...answers, ...logLines, ...rows]) expect(text).not.toContain(secret);
+    }
+  });
+});
+
+describe('outbound rule', () => {
+  it('refuses a baseUrl or tokenUrl on a private or loopback address unless WEBHOOK_ALLOW_PRIVATE_TARGETS is set, and stores nothing', async () => {
+    const db = await freshDatabase();
+    const connectors = new Map<string, ConnectorInvoker>();
+    const rt = await testRuntime(db, { types: [integrationType], env: { CREDENTIALS_KEYS: KEYS, DATABASE_URL: db.url }, connectors, log, clock, run: { timers: false, relay: false } });
+    const sv = createServices({ runtime: rt, log, clock, connectors, run: { sagaIntake: false, events: false, housekeeping: false } });
+    await rt.start();
+    await sv.start();
+    const strict = createApp({ services: sv, log, jwtSecret: SECRET });
+    try {
+      for (const body of [
+        { baseUrl: baseUrl(), healthCheck: whoami, credentials: { apiKey: API_KEY, in: 'header', name: 'x-api-key' } },
+        { baseUrl: 'http://169.254.169.254/latest', credentials: { apiKey: API_KEY, in: 'header', name: 'x-api-key' } },
+        { baseUrl: 'http://localhost:1/v1', credentials: { apiKey: API_KEY, in: 'header', name: 'x-api-key' } },
+      ]) {
+        const raw = JSON.stringify(body);
+        const res = await strict.request('/api/integrations/generic/auth', {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token('vendor', 'tenant-strict')}`, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(raw)) },
+          body: raw,
+        });
+        expect(res.status, raw).toBe(400);
+        expect(((await res.json()) as { detail: string }).detail).toMatch(/private or loopback/);
+      }
+      expect((await db.pool.query('SELECT count(*)::int AS n FROM integration_credentials')).rows[0].n).toBe(0);
+      expect(api.state).toBeDefined();
+    } finally {
+      await sv.stop();
+      await rt.stop();
+      await db.close();
     }
   });
 });
