@@ -98,10 +98,31 @@ WITH conn AS (
 SELECT (SELECT tenant_id FROM conn) AS tenant_id, ins.id::text AS id, ins.status, ins.received_at
   FROM (SELECT 1) one LEFT JOIN ins ON true`;
 
+// Every row one batch of hand-offs delivered, marked in one statement.
 const HANDED = `
-UPDATE integration_webhooks
-   SET status = 'handed', handed_at = $2, processing_ms = GREATEST(0, EXTRACT(EPOCH FROM ($2::timestamptz - received_at)) * 1000)
- WHERE id = $1 AND status = 'accepted'`;
+UPDATE integration_webhooks w
+   SET status = 'handed', handed_at = h.at, processing_ms = GREATEST(0, EXTRACT(EPOCH FROM (h.at - w.received_at)) * 1000)
+  FROM unnest($1::bigint[], $2::timestamptz[]) AS h(id, at)
+ WHERE w.id = h.id AND w.status = 'accepted'`;
+
+/** Hand-offs started together (their commits share the committer's batches). */
+const HANDOFF_BATCH = 64;
+/**
+ * How long a short queue waits for more before it is handed on: at 200 webhooks/s about four
+ * more arrive, and their hand-offs then cost one commit and one mark between them, not two each.
+ */
+const HANDOFF_LINGER_MS = 20;
+/** Hand-offs waiting in memory at most; past it a row stays `accepted` for the sweep. */
+const HANDOFF_QUEUE_MAX = 10_000;
+
+interface HandOff {
+  tenant: string;
+  service: WebhookProvider;
+  connectionId: string;
+  id: string;
+  topic: string;
+  receivedAt: Date;
+}
 
 export interface WebhookIntakeOptions {
   pool: pg.Pool;
@@ -114,7 +135,9 @@ export interface WebhookIntakeOptions {
 }
 
 export class WebhookIntake {
-  readonly #inFlight = new Set<Promise<void>>();
+  /** Accepted rows waiting to be handed on, drained off the request path by one loop at a time. */
+  readonly #queue: HandOff[] = [];
+  #draining: Promise<void> | undefined;
   #sweep: NodeJS.Timeout | undefined;
   #metrics: { outcomes: Counter<'service' | 'outcome'>; processing: Histogram<'service'> } | undefined;
 
@@ -152,7 +175,8 @@ export class WebhookIntake {
       if (err instanceof DomainError && err.code === DomainCode.Unauthenticated) this.#metrics?.outcomes.inc({ service: provider, outcome: 'refused' });
       throw err;
     }
-    const { rows } = await this.o.pool.query<Row>(ACCEPT, [d.service, d.connectionId, d.topic, d.deliveryId, d.eventId, d.resource, d.triggeredAt, JSON.stringify(d.payload)]);
+    // named: parsed and planned once per connection, not once per webhook
+    const { rows } = await this.o.pool.query<Row>({ name: 'concord_webhook_accept', text: ACCEPT, values: [d.service, d.connectionId, d.topic, d.deliveryId, d.eventId, d.resource, d.triggeredAt, JSON.stringify(d.payload)] });
     const row = rows[0]!;
     if (row.tenant_id === null) {
       this.o.log.warn({ service: d.service, connection: d.connectionId, topic: d.topic }, 'webhook refused: no connection for this account');
@@ -161,7 +185,7 @@ export class WebhookIntake {
     }
     this.#metrics?.outcomes.inc({ service: d.service, outcome: row.id === null ? 'duplicate' : row.status! });
     if (row.id === null) return { status: 'duplicate' };
-    if (row.status === 'accepted') this.#handOff(row.tenant_id, d.service, d.connectionId, row.id, d.topic, row.received_at!);
+    if (row.status === 'accepted') this.#handOff({ tenant: row.tenant_id, service: d.service, connectionId: d.connectionId, id: row.id, topic: d.topic, receivedAt: row.received_at! });
     return { status: row.status!, id: row.id };
   }
 
@@ -180,9 +204,9 @@ export class WebhookIntake {
     await this.idle();
   }
 
-  /** Resolves when every hand-off started so far has ended. */
+  /** Resolves when every hand-off queued so far has ended. */
   async idle(): Promise<void> {
-    while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
+    while (this.#draining) await this.#draining;
   }
 
   /** Hands every row still `accepted` to its connection's actor (the inbox dedupes a repeat); answers how many it tried. */
@@ -194,7 +218,7 @@ export class WebhookIntake {
           WHERE status = 'accepted' ORDER BY received_at, id LIMIT $1`,
         [limit],
       );
-      for (const r of rows) this.#handOff(r.tenant_id, r.service, r.connection_id, r.id, r.topic, r.received_at);
+      for (const r of rows) this.#handOff({ tenant: r.tenant_id, service: r.service, connectionId: r.connection_id, id: r.id, topic: r.topic, receivedAt: r.received_at });
       await this.idle();
       return rows.length;
     } catch (err) {
@@ -203,23 +227,57 @@ export class WebhookIntake {
     }
   }
 
-  #handOff(tenant: string, service: WebhookProvider, connectionId: string, id: string, topic: string, receivedAt: Date): void {
+  /** Queues one accepted row for its connection's actor; the answer to the provider never waits for it. */
+  #handOff(h: HandOff): void {
+    if (!this.o.host.registry.has(INTEGRATION_ACTOR_TYPE)) return; // stays `accepted`: the actor picks it up
+    if (this.#queue.length >= HANDOFF_QUEUE_MAX) return; // stays `accepted`: the next sweep hands it on
+    this.#queue.push(h);
+    this.#kick();
+  }
+
+  /** Starts the drain loop unless it runs; a row queued as it ends starts it again. */
+  #kick(): void {
+    if (this.#draining || this.#queue.length === 0) return;
+    this.#draining = this.#drain().finally(() => {
+      this.#draining = undefined;
+      this.#kick();
+    });
+  }
+
+  /**
+   * Hands queued rows on in batches: the sends of one batch run together (the actor host's
+   * committer joins their commits), then one statement marks the delivered ones `handed`. A
+   * batch starts at the earliest on the next turn of the event loop, so the 200 that queued a
+   * row is written before its hand-off competes with it; a short queue lingers to fill.
+   */
+  async #drain(): Promise<void> {
     const { host, pool, clock, log } = this.o;
-    if (!host.registry.has(INTEGRATION_ACTOR_TYPE)) return; // stays `accepted`: the actor picks it up
-    const event: WebhookReceivedEvent = { type: 'integration.webhook.received', webhookId: id, topic, receivedAt: receivedAt.toISOString() };
-    const p = (async () => {
+    while (this.#queue.length > 0) {
+      if (this.#queue.length < HANDOFF_BATCH) await new Promise((resolve) => setTimeout(resolve, HANDOFF_LINGER_MS));
+      else await new Promise((resolve) => setImmediate(resolve));
+      const batch = this.#queue.splice(0, HANDOFF_BATCH);
+      const handed: Array<{ h: HandOff; at: number }> = [];
+      await Promise.all(
+        batch.map(async (h) => {
+          const event: WebhookReceivedEvent = { type: 'integration.webhook.received', webhookId: h.id, topic: h.topic, receivedAt: h.receivedAt.toISOString() };
+          try {
+            await host.send({ type: INTEGRATION_ACTOR_TYPE, id: `${h.tenant}:${h.service}:${h.connectionId}` }, event, { messageId: `webhook:${h.id}`, tenant: h.tenant });
+            handed.push({ h, at: clock.now() });
+          } catch (err) {
+            // left `accepted`: the next sweep tries again, and the actor's inbox dedupes a repeat
+            log.warn({ err, webhookId: h.id, service: h.service, connection: h.connectionId }, 'handing a webhook to its connection failed');
+          }
+        }),
+      );
+      if (handed.length === 0) continue;
       try {
-        await host.send({ type: INTEGRATION_ACTOR_TYPE, id: `${tenant}:${service}:${connectionId}` }, event, { messageId: `webhook:${id}`, tenant });
-        const handedAt = clock.now();
-        await pool.query(HANDED, [id, new Date(handedAt)]);
-        this.#metrics?.processing.observe({ service }, Math.max(0, handedAt - receivedAt.getTime()) / 1000);
+        await pool.query({ name: 'concord_webhook_handed', text: HANDED, values: [handed.map((x) => x.h.id), handed.map((x) => new Date(x.at))] });
+        for (const { h, at } of handed) this.#metrics?.processing.observe({ service: h.service }, Math.max(0, at - h.receivedAt.getTime()) / 1000);
       } catch (err) {
-        // left `accepted`: the next sweep tries again, and the actor's inbox dedupes a repeat
-        log.warn({ err, webhookId: id, service, connection: connectionId }, 'handing a webhook to its connection failed');
+        // the actors have them; the rows stay `accepted` and a sweep's repeat is deduped by their inboxes
+        log.warn({ err, handed: handed.length }, 'marking webhooks handed failed');
       }
-    })();
-    this.#inFlight.add(p);
-    void p.finally(() => this.#inFlight.delete(p));
+    }
   }
 
   #shopify(body: Uint8Array, headers: Readonly<Record<string, string | undefined>>): Delivery {
