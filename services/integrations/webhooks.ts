@@ -60,43 +60,72 @@ interface Delivery {
 }
 
 interface Row {
+  i: number;
   tenant_id: string | null;
   id: string | null;
   status: 'accepted' | 'stale' | null;
   received_at: Date | null;
 }
 
-// One round trip: the connection's tenant, whether either id was seen, the newest Triggered-At
-// of the resource (an upsert: its row lock orders racing deliveries of one resource), the insert.
-// A repeat that races its original passes `fresh` but loses the insert to the unique indexes.
+// One round trip for a batch of deliveries (group commit: one statement, one WAL flush): each
+// one's tenant, whether either of its ids was seen, the newest Triggered-At of its resource (an
+// upsert: its row lock orders racing deliveries of one resource), the insert. A batch never holds
+// two deliveries that share a delivery id, an event id or a resource (`#take` keeps them apart),
+// so each row is judged exactly as if it came alone. A repeat that races its original passes
+// `fresh` but loses the insert to the unique indexes.
 const ACCEPT = `
-WITH conn AS (
-  SELECT tenant_id FROM integration_credentials
-   WHERE service = $1 AND connection_id = $2
-   ORDER BY created_at, tenant_id LIMIT 1
+WITH input AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(i int, service text, connection_id text, topic text, delivery_id text, event_id text, resource text, triggered_at timestamptz, payload jsonb)
+), conn AS (
+  SELECT x.i, c.tenant_id FROM input x
+   CROSS JOIN LATERAL (
+     SELECT tenant_id FROM integration_credentials
+      WHERE service = x.service AND connection_id = x.connection_id
+      ORDER BY created_at, tenant_id LIMIT 1
+   ) c
 ), fresh AS (
-  SELECT NOT EXISTS (
-    SELECT 1 FROM integration_webhooks w
-     WHERE w.service = $1 AND w.connection_id = $2 AND (w.delivery_id = $4 OR w.event_id = $5)
-  ) AS fresh
+  SELECT x.service, x.connection_id, x.resource, x.triggered_at FROM input x JOIN conn ON conn.i = x.i
+   WHERE NOT EXISTS (
+     SELECT 1 FROM integration_webhooks w
+      WHERE w.service = x.service AND w.connection_id = x.connection_id AND (w.delivery_id = x.delivery_id OR w.event_id = x.event_id)
+   )
 ), newest AS (
   INSERT INTO integration_webhook_resources AS r (service, connection_id, resource, newest_triggered_at)
-  SELECT $1, $2, $6, $7 FROM conn, fresh
-   WHERE fresh.fresh AND $6::text IS NOT NULL AND $7::timestamptz IS NOT NULL
+  SELECT service, connection_id, resource, triggered_at FROM fresh
+   WHERE resource IS NOT NULL AND triggered_at IS NOT NULL
   ON CONFLICT (service, connection_id, resource) DO UPDATE SET newest_triggered_at = EXCLUDED.newest_triggered_at
    WHERE r.newest_triggered_at <= EXCLUDED.newest_triggered_at
-  RETURNING 1
+  RETURNING r.service, r.connection_id, r.resource
 ), ins AS (
   INSERT INTO integration_webhooks (tenant_id, service, connection_id, topic, delivery_id, event_id, resource, triggered_at, status, payload)
-  SELECT conn.tenant_id, $1, $2, $3, $4, $5, $6, $7,
-         CASE WHEN $6::text IS NULL OR $7::timestamptz IS NULL OR EXISTS (SELECT 1 FROM newest) THEN 'accepted' ELSE 'stale' END,
-         $8::jsonb
-    FROM conn
+  SELECT conn.tenant_id, x.service, x.connection_id, x.topic, x.delivery_id, x.event_id, x.resource, x.triggered_at,
+         CASE WHEN x.resource IS NULL OR x.triggered_at IS NULL
+                OR EXISTS (SELECT 1 FROM newest n WHERE n.service = x.service AND n.connection_id = x.connection_id AND n.resource = x.resource)
+              THEN 'accepted' ELSE 'stale' END,
+         COALESCE(x.payload, 'null'::jsonb)
+    FROM input x JOIN conn ON conn.i = x.i
+   ORDER BY x.i
   ON CONFLICT DO NOTHING
-  RETURNING id, status, received_at
+  RETURNING id, service, connection_id, delivery_id, status, received_at
 )
-SELECT (SELECT tenant_id FROM conn) AS tenant_id, ins.id::text AS id, ins.status, ins.received_at
-  FROM (SELECT 1) one LEFT JOIN ins ON true`;
+SELECT x.i, conn.tenant_id, ins.id::text AS id, ins.status, ins.received_at
+  FROM input x
+  LEFT JOIN conn ON conn.i = x.i
+  LEFT JOIN ins ON ins.service = x.service AND ins.connection_id = x.connection_id AND ins.delivery_id = x.delivery_id
+ ORDER BY x.i`;
+
+/** Deliveries in one accept statement at most. */
+const ACCEPT_BATCH = 64;
+/** Accept statements in flight at once; a batch forms only while they are all busy. */
+const ACCEPT_CONCURRENCY = 2;
+
+interface PendingAccept {
+  d: Delivery;
+  /** What the delivery must not share with another in its batch or in flight: its ids and resource. */
+  keys: string[];
+  resolve: (row: Row) => void;
+  reject: (err: unknown) => void;
+}
 
 // Every row one batch of hand-offs delivered, marked in one statement.
 const HANDED = `
@@ -137,6 +166,11 @@ export interface WebhookIntakeOptions {
 export class WebhookIntake {
   /** Accepted rows waiting to be handed on, drained off the request path by one loop at a time. */
   readonly #queue: HandOff[] = [];
+  /** Deliveries waiting for an accept statement, in arrival order. */
+  #pending: PendingAccept[] = [];
+  /** Keys (ids, resources) of the deliveries in statements in flight. */
+  readonly #busy = new Set<string>();
+  #accepting = 0;
   #draining: Promise<void> | undefined;
   #sweep: NodeJS.Timeout | undefined;
   #metrics: { outcomes: Counter<'service' | 'outcome'>; processing: Histogram<'service'> } | undefined;
@@ -175,9 +209,7 @@ export class WebhookIntake {
       if (err instanceof DomainError && err.code === DomainCode.Unauthenticated) this.#metrics?.outcomes.inc({ service: provider, outcome: 'refused' });
       throw err;
     }
-    // named: parsed and planned once per connection, not once per webhook
-    const { rows } = await this.o.pool.query<Row>({ name: 'concord_webhook_accept', text: ACCEPT, values: [d.service, d.connectionId, d.topic, d.deliveryId, d.eventId, d.resource, d.triggeredAt, JSON.stringify(d.payload)] });
-    const row = rows[0]!;
+    const row = await this.#store(d);
     if (row.tenant_id === null) {
       this.o.log.warn({ service: d.service, connection: d.connectionId, topic: d.topic }, 'webhook refused: no connection for this account');
       this.#metrics?.outcomes.inc({ service: d.service, outcome: 'refused' });
@@ -187,6 +219,69 @@ export class WebhookIntake {
     if (row.id === null) return { status: 'duplicate' };
     if (row.status === 'accepted') this.#handOff({ tenant: row.tenant_id, service: d.service, connectionId: d.connectionId, id: row.id, topic: d.topic, receivedAt: row.received_at! });
     return { status: row.status!, id: row.id };
+  }
+
+  /**
+   * Stores one delivery through the group commit: a lone delivery goes at once; while
+   * ACCEPT_CONCURRENCY statements are in flight, those arriving meanwhile share the next one.
+   */
+  #store(d: Delivery): Promise<Row> {
+    const scope = `${d.service}\u0000${d.connectionId}\u0000`;
+    const keys = [`${scope}d\u0000${d.deliveryId}`];
+    if (d.eventId !== null) keys.push(`${scope}e\u0000${d.eventId}`);
+    if (d.resource !== null) keys.push(`${scope}r\u0000${d.resource}`);
+    return new Promise((resolve, reject) => {
+      this.#pending.push({ d, keys, resolve, reject });
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    while (this.#accepting < ACCEPT_CONCURRENCY && this.#pending.length > 0) {
+      const batch = this.#take();
+      if (batch.length === 0) return; // every waiting one shares a key with a statement in flight
+      this.#accepting++;
+      for (const p of batch) for (const k of p.keys) this.#busy.add(k);
+      void this.#write(batch).finally(() => {
+        for (const p of batch) for (const k of p.keys) this.#busy.delete(k);
+        this.#accepting--;
+        this.#pump();
+      });
+    }
+  }
+
+  /**
+   * The next batch, in arrival order: a delivery that shares a delivery id, event id or resource
+   * with one in flight, one already taken, or an earlier one left waiting, waits for a later
+   * batch, so deliveries of one key are stored one after the other in the order they came.
+   */
+  #take(): PendingAccept[] {
+    const taken: PendingAccept[] = [];
+    const left: PendingAccept[] = [];
+    const blocked = new Set<string>();
+    for (const p of this.#pending) {
+      if (taken.length < ACCEPT_BATCH && !p.keys.some((k) => this.#busy.has(k) || blocked.has(k))) taken.push(p);
+      else left.push(p);
+      for (const k of p.keys) blocked.add(k);
+    }
+    this.#pending = left;
+    return taken;
+  }
+
+  /** One statement for the batch; when it fails, each delivery is tried alone so one bad one cannot fail its neighbours. */
+  async #write(batch: PendingAccept[]): Promise<void> {
+    try {
+      const input = batch.map((p, i) => ({ i, service: p.d.service, connection_id: p.d.connectionId, topic: p.d.topic, delivery_id: p.d.deliveryId, event_id: p.d.eventId, resource: p.d.resource, triggered_at: p.d.triggeredAt, payload: p.d.payload }));
+      // named: parsed and planned once per connection, not once per batch
+      const { rows } = await this.o.pool.query<Row>({ name: 'concord_webhook_accept_batch', text: ACCEPT, values: [JSON.stringify(input)] });
+      batch.forEach((p, i) => p.resolve(rows[i]!));
+    } catch (err) {
+      if (batch.length === 1) {
+        batch[0]!.reject(err);
+        return;
+      }
+      for (const p of batch) await this.#write([p]);
+    }
   }
 
   /** Sweeps accepted rows left behind by a crash now and then; hands nothing unless the actor type is registered. */
