@@ -199,6 +199,46 @@ describe('Shopify', () => {
     }
   });
 
+  it('deliveries that arrive together and share a delivery id, event id or resource are judged as if one came after the other', async () => {
+    const signed = (topic: string, payload: unknown, h: { id: string; event?: string; at?: string }) => {
+      const body = new TextEncoder().encode(JSON.stringify(payload));
+      const headers: Record<string, string> = {
+        'x-shopify-topic': topic,
+        'x-shopify-hmac-sha256': createHmac('sha256', WEBHOOK_SECRET).update(body).digest('base64'),
+        'x-shopify-shop-domain': SHOPS[1]!,
+        'x-shopify-webhook-id': h.id,
+      };
+      if (h.event) headers['x-shopify-event-id'] = h.event;
+      if (h.at) headers['x-shopify-triggered-at'] = h.at;
+      return () => services.webhooks.accept('shopify', body, headers);
+    };
+    const level = { inventory_item_id: 77_001, location_id: 9, available: 1 };
+    const [x, y, e] = [randomUUID(), randomUUID(), randomUUID()];
+    const calls = [
+      // the first ones go alone; the rest queue behind them and would share one statement
+      ...Array.from({ length: 4 }, (_, i) => signed('inventory_levels/update', { inventory_item_id: 78_000 + i, location_id: 9, available: 1 }, { id: randomUUID(), at: '2026-03-02T00:00:00.000Z' })),
+      signed('inventory_levels/update', level, { id: x, event: e, at: '2026-03-02T00:00:01.000Z' }), // accepted
+      signed('inventory_levels/update', level, { id: x, event: e, at: '2026-03-02T00:00:01.000Z' }), // the same delivery again
+      signed('inventory_levels/update', { ...level, available: 2 }, { id: randomUUID(), event: e, at: '2026-03-02T00:00:01.000Z' }), // its event again
+      signed('inventory_levels/update', { ...level, available: 3 }, { id: randomUUID(), at: '2026-03-02T00:00:03.000Z' }), // newer: accepted
+      signed('inventory_levels/update', { ...level, available: 4 }, { id: randomUUID(), at: '2026-03-02T00:00:02.000Z' }), // older than the one before: stale
+    ];
+    const outcomes = await Promise.all(calls.map((c) => c())); // all queued in one turn
+    expect(outcomes.slice(4).map((o) => o.status)).toEqual(['accepted', 'duplicate', 'duplicate', 'accepted', 'stale']);
+    // a repeat with nothing else in common, in a batch of its own: one row, one `accepted`
+    const again = [
+      ...Array.from({ length: 4 }, (_, i) => signed('products/update', { id: 79_000 + i }, { id: randomUUID() })),
+      signed('products/update', { title: 'no id' }, { id: y }), // no resource, no event id
+      signed('products/update', { title: 'no id' }, { id: y }), // the same delivery again
+    ];
+    const outcomes2 = await Promise.all(again.map((c) => c()));
+    expect(outcomes2.slice(4).map((o) => o.status)).toEqual(['accepted', 'duplicate']);
+    const ids = [...outcomes, ...outcomes2].filter((o) => o.id).map((o) => o.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    const { rows: r } = await database.pool.query<{ t: Date }>('SELECT newest_triggered_at AS t FROM integration_webhook_resources WHERE resource = $1', ['inventory_level:77001:9']);
+    expect(r[0]!.t.toISOString()).toBe('2026-03-02T00:00:03.000Z');
+  });
+
   it('refuses a bad signature with a 401 problem, stores nothing and logs without the body', async () => {
     const marker = `BODY-MARKER-${randomUUID()}`;
     const [d] = await shopify.control.sendWebhook(SHOPS[0]!, 'products/update', { id: 1, title: marker }, { to: hook('shopify'), corruptSignature: true });
