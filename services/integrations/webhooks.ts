@@ -114,6 +114,37 @@ SELECT x.i, conn.tenant_id, ins.id::text AS id, ins.status, ins.received_at
   LEFT JOIN ins ON ins.service = x.service AND ins.connection_id = x.connection_id AND ins.delivery_id = x.delivery_id
  ORDER BY x.i`;
 
+// A delivery alone in its batch (every quiet moment): the same judgement over plain parameters,
+// cheaper to run than unpacking a one-row recordset.
+const ACCEPT_ONE = `
+WITH conn AS (
+  SELECT tenant_id FROM integration_credentials
+   WHERE service = $1 AND connection_id = $2
+   ORDER BY created_at, tenant_id LIMIT 1
+), fresh AS (
+  SELECT NOT EXISTS (
+    SELECT 1 FROM integration_webhooks w
+     WHERE w.service = $1 AND w.connection_id = $2 AND (w.delivery_id = $4 OR w.event_id = $5)
+  ) AS fresh
+), newest AS (
+  INSERT INTO integration_webhook_resources AS r (service, connection_id, resource, newest_triggered_at)
+  SELECT $1, $2, $6, $7 FROM conn, fresh
+   WHERE fresh.fresh AND $6::text IS NOT NULL AND $7::timestamptz IS NOT NULL
+  ON CONFLICT (service, connection_id, resource) DO UPDATE SET newest_triggered_at = EXCLUDED.newest_triggered_at
+   WHERE r.newest_triggered_at <= EXCLUDED.newest_triggered_at
+  RETURNING 1
+), ins AS (
+  INSERT INTO integration_webhooks (tenant_id, service, connection_id, topic, delivery_id, event_id, resource, triggered_at, status, payload)
+  SELECT conn.tenant_id, $1, $2, $3, $4, $5, $6, $7,
+         CASE WHEN $6::text IS NULL OR $7::timestamptz IS NULL OR EXISTS (SELECT 1 FROM newest) THEN 'accepted' ELSE 'stale' END,
+         $8::jsonb
+    FROM conn
+  ON CONFLICT DO NOTHING
+  RETURNING id, status, received_at
+)
+SELECT 0 AS i, (SELECT tenant_id FROM conn) AS tenant_id, ins.id::text AS id, ins.status, ins.received_at
+  FROM (SELECT 1) one LEFT JOIN ins ON true`;
+
 /** Deliveries in one accept statement at most. */
 const ACCEPT_BATCH = 64;
 /** Accept statements in flight at once; a batch forms only while they are all busy. */
@@ -271,6 +302,13 @@ export class WebhookIntake {
   /** One statement for the batch; when it fails, each delivery is tried alone so one bad one cannot fail its neighbours. */
   async #write(batch: PendingAccept[]): Promise<void> {
     try {
+      if (batch.length === 1) {
+        const { d } = batch[0]!;
+        // named: parsed and planned once per connection, not once per webhook
+        const { rows } = await this.o.pool.query<Row>({ name: 'concord_webhook_accept', text: ACCEPT_ONE, values: [d.service, d.connectionId, d.topic, d.deliveryId, d.eventId, d.resource, d.triggeredAt, JSON.stringify(d.payload)] });
+        batch[0]!.resolve(rows[0]!);
+        return;
+      }
       const input = batch.map((p, i) => ({ i, service: p.d.service, connection_id: p.d.connectionId, topic: p.d.topic, delivery_id: p.d.deliveryId, event_id: p.d.eventId, resource: p.d.resource, triggered_at: p.d.triggeredAt, payload: p.d.payload }));
       // named: parsed and planned once per connection, not once per batch
       const { rows } = await this.o.pool.query<Row>({ name: 'concord_webhook_accept_batch', text: ACCEPT, values: [JSON.stringify(input)] });
