@@ -15,7 +15,6 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { jetstream } from '@nats-io/jetstream';
 import { connect, headers } from '@nats-io/transport-node';
-import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { assign, setup } from 'xstate';
 import { loadConfig } from '../runtime/config.js';
@@ -70,7 +69,7 @@ function env(url: string, prefix: string) {
 
 function openDb(url: string): Database {
   const pool = createPool(url, 16);
-  return { pool, db: new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) }), url, close: () => pool.end() };
+  return { pool, url, close: () => pool.end() };
 }
 
 /** 1. Raw pipelined publish with message ids, window 256. */

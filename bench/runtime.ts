@@ -10,7 +10,6 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { loadConfig } from '../runtime/config.js';
 import { createPool, type Database } from '../runtime/db.js';
-import { Kysely, PostgresDialect } from 'kysely';
 import { migrate } from '../runtime/migrate.js';
 import { CommitStatement, type CommitRecord } from '../runtime/store.js';
 import { Registry } from '../runtime/registry.js';
@@ -61,7 +60,7 @@ async function runtimeOver(url: string, cacheSize: number): Promise<Runtime> {
     ...(process.env.ACTOR_LIVE_SIZE ? { ACTOR_LIVE_SIZE: process.env.ACTOR_LIVE_SIZE } : {}),
   });
   const pool = createPool(url, config.dbPoolSize);
-  const database: Database = { pool, db: new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) }), url, close: () => pool.end() };
+  const database: Database = { pool, url, close: () => pool.end() };
   const rt = await createRuntime({ config, registry: new Registry([benchType]), log: benchLog, database, run: { timers: false, relay: false } });
   await rt.start();
   return rt;

@@ -1,5 +1,4 @@
 import pg from 'pg';
-import { Kysely, PostgresDialect } from 'kysely';
 import { startEmbeddedPostgres, type EmbeddedServer } from './embedded-postgres.js';
 import type { Logger } from './logger.js';
 
@@ -8,7 +7,6 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
 export interface Database {
   pool: pg.Pool;
-  db: Kysely<unknown>;
   url: string;
   /** Closes the pool and, when embedded, stops the embedded server. */
   close(): Promise<void>;
@@ -35,13 +33,11 @@ export async function openDatabase(opts: {
     url = embedded.url;
   }
   const pool = createPool(url, opts.poolSize);
-  const db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) });
   return {
     pool,
-    db,
     url,
     async close() {
-      await db.destroy().catch(() => undefined);
+      await pool.end().catch(() => undefined);
       await embedded?.stop();
     },
   };

@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { createPool, type Database } from '../../runtime/db.js';
-import { Kysely, PostgresDialect } from 'kysely';
 
 function withDatabase(url: string, db: string): string {
   const u = new URL(url);
@@ -27,13 +26,11 @@ export async function freshDatabase(poolSize = 12): Promise<Database> {
   }
   const url = withDatabase(adminUrl, name);
   const pool = createPool(url, poolSize, 'concord-test');
-  const db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) });
   return {
     pool,
-    db,
     url,
     async close() {
-      await db.destroy().catch(() => undefined);
+      await pool.end().catch(() => undefined);
     },
   };
 }

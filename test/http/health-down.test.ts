@@ -1,4 +1,3 @@
-import { Kysely, PostgresDialect } from 'kysely';
 import { expect, it } from 'vitest';
 import { createApp } from '../../http/app.js';
 import { createServices } from '../../services/index.js';
@@ -11,7 +10,7 @@ it('answers 503 with a health document (not a problem) when the database is unre
   // a real pool to a port nothing listens on: the database is down, not mocked
   const url = `postgres://postgres@127.0.0.1:${await freePort()}/nowhere`;
   const pool = createPool(url, 2);
-  const database = { pool, db: new Kysely<unknown>({ dialect: new PostgresDialect({ pool }) }), url, close: async () => pool.end() };
+  const database = { pool, url, close: async () => pool.end() };
   const runtime = await testRuntime(database, { types: [relationshipType], run: { timers: false, relay: false } });
   const app = createApp({ services: createServices({ runtime, log: testLog }), log: testLog, jwtSecret: SECRET });
   try {
