@@ -104,6 +104,14 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   const isPublic = (method: string, path: string) =>
     (method === 'GET' && (path === `${API_PREFIX}/health` || OAUTH_CALLBACK.test(path))) || (method === 'POST' && WEBHOOK_PATH.test(path));
   app.use('/api/*', (c, next) => (isPublic(c.req.method, c.req.path) ? next() : auth(c, next)));
+  // a tenant past its quota is refused before any work (no database, no actor)
+  if (services.quotas.enabled) {
+    app.use('/api/*', async (c, next) => {
+      const tenantId = c.get('principal')?.tenantId;
+      if (tenantId) services.quotas.take(tenantId, clock.now());
+      await next();
+    });
+  }
 
   app.route(API_PREFIX, relationshipRoutes());
   app.route(API_PREFIX, dependencyRoutes());

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ConcordError, ErrorCode } from './errors.js';
 import { isDuration } from '../machines/lib/duration.js';
+import { parseRateRule, type RateRule } from '../machines/lib/bucket.js';
 
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number().int().min(min).max(max).default(def);
@@ -36,6 +37,7 @@ const EnvSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: int(10_000, 100),
   CONNECTOR_CALL_TIMEOUT_MS: int(30_000, 100),
   JWT_SECRET: optionalString,
+  TENANT_QUOTAS: optionalString,
   CREDENTIALS_KEYS: optionalString,
   NATS_PREFIX: z.string().regex(/^[a-z][a-z0-9_-]*$/, 'lowercase letters, digits, _ and -').default('concord'),
   NATS_REPLICAS: int(1, 1, 5),
@@ -111,6 +113,8 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   readonly connectorCallTimeoutMs: number;
   readonly jwtSecret: string | undefined;
+  /** Per-tenant API quotas from `TENANT_QUOTAS` (the edge answers 429 past them). */
+  readonly tenantQuotas: TenantQuotas;
   /**
    * The credential vault's key ring from `CREDENTIALS_KEYS` (`id:base64key,...`): the first key
    * encrypts, all decrypt. Unset: generated under DATA_DIR in the embedded default, required
@@ -290,6 +294,49 @@ export function parseCredentialKeys(value: string): { keys: CredentialKey[]; pro
   return { keys, problems };
 }
 
+/**
+ * Per-tenant API quotas: `default` applies to every vendor and partner token without a rule of
+ * its own; `null` means unlimited. Each process enforces its own buckets.
+ */
+export interface TenantQuotas {
+  readonly default: RateRule | null;
+  readonly tenants: ReadonlyMap<string, RateRule | null>;
+}
+
+/**
+ * `TENANT_QUOTAS`: `100/s:200` (every tenant), or `default=100/s:200,vendor-7=1000/s,partner-3=off`.
+ * Unset or `off`: no quotas.
+ */
+export function parseTenantQuotas(text: string | undefined): { quotas: TenantQuotas; problems: string[] } {
+  const problems: string[] = [];
+  const tenants = new Map<string, RateRule | null>();
+  let def: RateRule | null = null;
+  const rule = (v: string): RateRule | null => {
+    if (v.trim().toLowerCase() === 'off') return null;
+    const r = parseRateRule(v);
+    if (typeof r === 'string') {
+      problems.push(`TENANT_QUOTAS: ${r}`);
+      return null;
+    }
+    return r;
+  };
+  for (const part of (text ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    if (eq < 0) {
+      def = rule(part);
+      continue;
+    }
+    const name = part.slice(0, eq).trim();
+    if (name === '') {
+      problems.push(`TENANT_QUOTAS: '${part}' has no tenant before '='`);
+      continue;
+    }
+    if (name === 'default') def = rule(part.slice(eq + 1));
+    else tenants.set(name, rule(part.slice(eq + 1)));
+  }
+  return { quotas: Object.freeze({ default: def, tenants }), problems };
+}
+
 /** Parses the environment once; a bad value throws an INVALID_CONFIG error naming the variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const parsed = EnvSchema.safeParse(env);
@@ -300,7 +347,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const e = parsed.data;
   const saga = sagaDurations(e);
   const credentials = e.CREDENTIALS_KEYS === undefined ? undefined : parseCredentialKeys(e.CREDENTIALS_KEYS);
-  const problems = [...saga.problems, ...(credentials?.problems ?? [])];
+  const quotas = parseTenantQuotas(e.TENANT_QUOTAS);
+  const problems = [...saga.problems, ...(credentials?.problems ?? []), ...quotas.problems];
   if (problems.length > 0) {
     throw new ConcordError(ErrorCode.InvalidConfig, `invalid configuration: ${problems.join('; ')}`, { problems });
   }
@@ -327,6 +375,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     connectorCallTimeoutMs: e.CONNECTOR_CALL_TIMEOUT_MS,
     jwtSecret: e.JWT_SECRET,
+    tenantQuotas: quotas.quotas,
     credentialsKeys: credentials ? Object.freeze(credentials.keys) : undefined,
     nats: Object.freeze({
       prefix: e.NATS_PREFIX,

@@ -26,6 +26,7 @@ import { registerSagaMetrics } from './saga/index.js';
 import { SagaIntake } from './saga/intake.js';
 import { SagaService } from './saga/service.js';
 import { WorkflowService } from './workflows/service.js';
+import { TenantQuotaService } from './common/quotas.js';
 
 /**
  * Concord's application layer: every service the HTTP edge and the NATS intake call, built once
@@ -65,6 +66,8 @@ export interface Services {
   integrations: ConnectionService;
   /** Signed webhooks in (`POST /api/integrations/:service/webhook`), handed to the connection's actor. */
   webhooks: WebhookIntake;
+  /** Per-tenant API quotas, taken by the edge once per request. */
+  quotas: TenantQuotaService;
   /** Adds the services' own figures (sagas) to the edge's metrics registry. */
   registerMetrics(registry: MetricsRegistry): void;
   /** Starts the background work that `run` asks for; call after `runtime.start()`. */
@@ -135,6 +138,7 @@ export function createServices(o: ServicesOptions): Services {
     sagaIntake: new SagaIntake(runtime, sagas, log),
     vault,
     integrations,
+    quotas: new TenantQuotaService(runtime.config.tenantQuotas),
     webhooks: new WebhookIntake({ pool, providers: runtime.config.providers, host: runtime.host, clock, log }),
     registerMetrics(registry) {
       registerSagaMetrics(registry, { pool, sagas, clock });
