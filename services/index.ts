@@ -15,6 +15,7 @@ import type { ConnectorInvoker } from '../connectors/kit/contract.js';
 import { integrationType } from '../machines/integration/index.js';
 import { ConnectionService, type ConnectionHooks } from './integrations/connections.js';
 import { CredentialVault, KeyRing } from './integrations/vault.js';
+import { connectionControl, OutboundService } from './integrations/outbound/index.js';
 import { OperatorActions } from './operators/actions.js';
 import { WebhookIntake } from './integrations/webhooks.js';
 import { AuditTrail } from './operators/audit.js';
@@ -65,6 +66,8 @@ export interface Services {
   integrations: ConnectionService;
   /** Signed webhooks in (`POST /api/integrations/:service/webhook`), handed to the connection's actor. */
   webhooks: WebhookIntake;
+  /** The one door every call out to a provider goes through: budget, breaker, retries, refresh on 401, dead letters (issue 17). */
+  outbound: OutboundService;
   /** Adds the services' own figures (sagas) to the edge's metrics registry. */
   registerMetrics(registry: MetricsRegistry): void;
   /** Starts the background work that `run` asks for; call after `runtime.start()`. */
@@ -79,7 +82,7 @@ export interface ServicesOptions {
   /** Time for tokens and events (tests drive it); the system clock by default. */
   clock?: Clock;
   /** Background work to run; all by default. */
-  run?: { events?: boolean; sagaIntake?: boolean; housekeeping?: boolean };
+  run?: { events?: boolean; sagaIntake?: boolean; housekeeping?: boolean; outbound?: boolean };
   /**
    * The vault's keys (app/main.ts resolves them with `resolveCredentialKeys`); by default
    * `config.credentialsKeys`, else an empty ring that stores nothing and fails the start-up
@@ -99,7 +102,7 @@ export interface ServicesOptions {
 export function createServices(o: ServicesOptions): Services {
   const { runtime, log } = o;
   const clock = o.clock ?? systemClock;
-  const run = { events: true, sagaIntake: true, housekeeping: true, ...o.run };
+  const run = { events: true, sagaIntake: true, housekeeping: true, outbound: true, ...o.run };
   const pool = runtime.database.pool;
   // rows that commit with a transition, in its one statement (registered before the first commit)
   runtime.host.extendCommit(auditExtension);
@@ -111,8 +114,10 @@ export function createServices(o: ServicesOptions): Services {
   const vault = new CredentialVault(pool, o.credentialKeys ?? new KeyRing(runtime.config.credentialsKeys ?? []), log);
   const integrations = new ConnectionService(runtime.host.actor(integrationType), pool, vault, runtime.config, clock, log, o.integrationHooks);
   o.connectors?.set('integration', integrations.invoker());
+  const outbound = new OutboundService({ pool, config: runtime.config, vault, connections: connectionControl(integrations), log });
+  integrations.extendStatus(async (c) => ({ outbound: await outbound.status(c) }));
   let prune: NodeJS.Timeout | undefined;
-  let started = { events: false, intake: false };
+  let started = { events: false, intake: false, outbound: false };
   const services: Services = {
     runtime,
     clock,
@@ -125,7 +130,7 @@ export function createServices(o: ServicesOptions): Services {
     operators,
     bulk: new BulkActions(runtime, operators),
     timers: new TimerControl(runtime, clock),
-    deadLetters: new DeadLetterService(pool, runtime.config.partitions),
+    deadLetters: new DeadLetterService(pool, runtime.config.partitions, { outbound: (id) => outbound.replay(id) }),
     idempotency: new Idempotency(pool),
     audit: new AuditTrail(pool, clock),
     events: new EventService(pool, clock, runtime.config.events, () => eventDelivery.worker.wake()),
@@ -136,7 +141,9 @@ export function createServices(o: ServicesOptions): Services {
     vault,
     integrations,
     webhooks: new WebhookIntake({ pool, providers: runtime.config.providers, host: runtime.host, clock, log }),
+    outbound,
     registerMetrics(registry) {
+      outbound.registerMetrics(registry);
       registerSagaMetrics(registry, { pool, sagas, clock });
       services.webhooks.registerMetrics(registry);
     },
@@ -150,6 +157,10 @@ export function createServices(o: ServicesOptions): Services {
       if (run.sagaIntake) {
         await services.sagaIntake.start();
         started.intake = true;
+      }
+      if (run.outbound) {
+        outbound.start();
+        started.outbound = true;
       }
       if (run.housekeeping) {
         services.webhooks.start();
@@ -165,7 +176,8 @@ export function createServices(o: ServicesOptions): Services {
       await services.webhooks.stop();
       if (started.intake) await services.sagaIntake.stop();
       if (started.events) await eventDelivery.stop();
-      started = { events: false, intake: false };
+      if (started.outbound) await outbound.stop();
+      started = { events: false, intake: false, outbound: false };
       await audit.end();
     },
   };
