@@ -15,6 +15,7 @@ import type { ConnectorInvoker } from '../connectors/kit/contract.js';
 import { integrationType } from '../machines/integration/index.js';
 import { ConnectionService, type ConnectionHooks } from './integrations/connections.js';
 import { CredentialVault, KeyRing } from './integrations/vault.js';
+import { connectionControl, OutboundService } from './integrations/outbound/index.js';
 import { OperatorActions } from './operators/actions.js';
 import { WebhookIntake } from './integrations/webhooks.js';
 import { AuditTrail } from './operators/audit.js';
@@ -68,6 +69,8 @@ export interface Services {
   webhooks: WebhookIntake;
   /** Per-tenant API quotas, taken by the edge once per request. */
   quotas: TenantQuotaService;
+  /** The one door every call out to a provider goes through: budget, breaker, retries, refresh on 401, dead letters (issue 17). */
+  outbound: OutboundService;
   /** Adds the services' own figures (sagas) to the edge's metrics registry. */
   registerMetrics(registry: MetricsRegistry): void;
   /** Starts the background work that `run` asks for; call after `runtime.start()`. */
@@ -82,7 +85,7 @@ export interface ServicesOptions {
   /** Time for tokens and events (tests drive it); the system clock by default. */
   clock?: Clock;
   /** Background work to run; all by default. */
-  run?: { events?: boolean; sagaIntake?: boolean; housekeeping?: boolean };
+  run?: { events?: boolean; sagaIntake?: boolean; housekeeping?: boolean; outbound?: boolean };
   /**
    * The vault's keys (app/main.ts resolves them with `resolveCredentialKeys`); by default
    * `config.credentialsKeys`, else an empty ring that stores nothing and fails the start-up
@@ -102,7 +105,7 @@ export interface ServicesOptions {
 export function createServices(o: ServicesOptions): Services {
   const { runtime, log } = o;
   const clock = o.clock ?? systemClock;
-  const run = { events: true, sagaIntake: true, housekeeping: true, ...o.run };
+  const run = { events: true, sagaIntake: true, housekeeping: true, outbound: true, ...o.run };
   const pool = runtime.database.pool;
   // rows that commit with a transition, in its one statement (registered before the first commit)
   runtime.host.extendCommit(auditExtension);
@@ -114,8 +117,10 @@ export function createServices(o: ServicesOptions): Services {
   const vault = new CredentialVault(pool, o.credentialKeys ?? new KeyRing(runtime.config.credentialsKeys ?? []), log);
   const integrations = new ConnectionService(runtime.host.actor(integrationType), pool, vault, runtime.config, clock, log, o.integrationHooks);
   o.connectors?.set('integration', integrations.invoker());
+  const outbound = new OutboundService({ pool, config: runtime.config, vault, connections: connectionControl(integrations), log });
+  integrations.extendStatus(async (c) => ({ outbound: await outbound.status(c) }));
   let prune: NodeJS.Timeout | undefined;
-  let started = { events: false, intake: false };
+  let started = { events: false, intake: false, outbound: false };
   const services: Services = {
     runtime,
     clock,
@@ -128,7 +133,7 @@ export function createServices(o: ServicesOptions): Services {
     operators,
     bulk: new BulkActions(runtime, operators),
     timers: new TimerControl(runtime, clock),
-    deadLetters: new DeadLetterService(pool, runtime.config.partitions),
+    deadLetters: new DeadLetterService(pool, runtime.config.partitions, { outbound: (id) => outbound.replay(id) }),
     idempotency: new Idempotency(pool),
     audit: new AuditTrail(pool, clock),
     events: new EventService(pool, clock, runtime.config.events, () => eventDelivery.worker.wake()),
@@ -140,7 +145,9 @@ export function createServices(o: ServicesOptions): Services {
     integrations,
     quotas: new TenantQuotaService(runtime.config.tenantQuotas),
     webhooks: new WebhookIntake({ pool, providers: runtime.config.providers, host: runtime.host, clock, log }),
+    outbound,
     registerMetrics(registry) {
+      outbound.registerMetrics(registry);
       registerSagaMetrics(registry, { pool, sagas, clock });
       services.webhooks.registerMetrics(registry);
     },
@@ -154,6 +161,10 @@ export function createServices(o: ServicesOptions): Services {
       if (run.sagaIntake) {
         await services.sagaIntake.start();
         started.intake = true;
+      }
+      if (run.outbound) {
+        outbound.start();
+        started.outbound = true;
       }
       if (run.housekeeping) {
         services.webhooks.start();
@@ -169,7 +180,8 @@ export function createServices(o: ServicesOptions): Services {
       await services.webhooks.stop();
       if (started.intake) await services.sagaIntake.stop();
       if (started.events) await eventDelivery.stop();
-      started = { events: false, intake: false };
+      if (started.outbound) await outbound.stop();
+      started = { events: false, intake: false, outbound: false };
       await audit.end();
     },
   };
