@@ -14,6 +14,12 @@ import { EventService } from './events/service.js';
 import type { ConnectorInvoker } from '../connectors/kit/contract.js';
 import { integrationType } from '../machines/integration/index.js';
 import { ConnectionService, type ConnectionHooks } from './integrations/connections.js';
+import { InventoryEngine, type EngineHooks } from './integrations/inventory/engine.js';
+import { InventoryIntake } from './integrations/inventory/intake.js';
+import { InventoryService } from './integrations/inventory/service.js';
+import type { OutboundCalls } from './integrations/outbound/types.js';
+import { syncType } from '../machines/integration/sync.js';
+import { ConnectorCode, ConnectorError } from '../connectors/kit/errors.js';
 import { CredentialVault, KeyRing } from './integrations/vault.js';
 import { OperatorActions } from './operators/actions.js';
 import { WebhookIntake } from './integrations/webhooks.js';
@@ -65,6 +71,10 @@ export interface Services {
   integrations: ConnectionService;
   /** Signed webhooks in (`POST /api/integrations/:service/webhook`), handed to the connection's actor. */
   webhooks: WebhookIntake;
+  /** Our stock, its fan-out to the channels, mappings, conflicts, sync runs and logs. */
+  inventory: InventoryService;
+  /** `svc.inventory.changed` in (NATS consumer or in-process bus). */
+  inventoryIntake: InventoryIntake;
   /** Adds the services' own figures (sagas) to the edge's metrics registry. */
   registerMetrics(registry: MetricsRegistry): void;
   /** Starts the background work that `run` asks for; call after `runtime.start()`. */
@@ -79,7 +89,7 @@ export interface ServicesOptions {
   /** Time for tokens and events (tests drive it); the system clock by default. */
   clock?: Clock;
   /** Background work to run; all by default. */
-  run?: { events?: boolean; sagaIntake?: boolean; housekeeping?: boolean };
+  run?: { events?: boolean; sagaIntake?: boolean; housekeeping?: boolean; inventoryIntake?: boolean };
   /**
    * The vault's keys (app/main.ts resolves them with `resolveCredentialKeys`); by default
    * `config.credentialsKeys`, else an empty ring that stores nothing and fails the start-up
@@ -93,13 +103,20 @@ export interface ServicesOptions {
   connectors?: Map<string, ConnectorInvoker>;
   /** Crash points of the integration flows, for tests. */
   integrationHooks?: ConnectionHooks;
+  /**
+   * The outbound call door every provider call of the inventory sync goes through (budget,
+   * retries, breaker, refresh-on-401; services/integrations/outbound/types.ts).
+   */
+  outbound?: OutboundCalls;
+  /** Points of the sync engine where tests make the world move. */
+  inventoryHooks?: EngineHooks;
 }
 
 /** Builds every service over `runtime`; `start()`/`stop()` own their background work. */
 export function createServices(o: ServicesOptions): Services {
   const { runtime, log } = o;
   const clock = o.clock ?? systemClock;
-  const run = { events: true, sagaIntake: true, housekeeping: true, ...o.run };
+  const run = { events: true, sagaIntake: true, housekeeping: true, inventoryIntake: true, ...o.run };
   const pool = runtime.database.pool;
   // rows that commit with a transition, in its one statement (registered before the first commit)
   runtime.host.extendCommit(auditExtension);
@@ -111,8 +128,19 @@ export function createServices(o: ServicesOptions): Services {
   const vault = new CredentialVault(pool, o.credentialKeys ?? new KeyRing(runtime.config.credentialsKeys ?? []), log);
   const integrations = new ConnectionService(runtime.host.actor(integrationType), pool, vault, runtime.config, clock, log, o.integrationHooks);
   o.connectors?.set('integration', integrations.invoker());
+  const outbound = (): OutboundCalls => {
+    if (!o.outbound) throw new ConnectorError(ConnectorCode.Unavailable, 'no outbound call door is configured for provider calls');
+    return o.outbound;
+  };
+  const eventsRoot = `${runtime.config.nats.prefix}.events`;
+  const syncs = runtime.host.actor(syncType);
+  const inventory = new InventoryService({ pool, syncs, connections: integrations, outbound, clock, log, eventsRoot });
+  const engine = new InventoryEngine({ pool, outbound, clock, log, hooks: o.inventoryHooks, fanOut: (tenantId, skus, except) => inventory.fanOut(tenantId, skus, except) });
+  o.connectors?.set('inventory', engine.invoker());
+  /** Stock webhooks go to the connection's sync actor too. */
+  const INVENTORY_TOPICS = new Set(['inventory_levels/update', 'items']);
   let prune: NodeJS.Timeout | undefined;
-  let started = { events: false, intake: false };
+  let started = { events: false, intake: false, inventory: false };
   const services: Services = {
     runtime,
     clock,
@@ -135,7 +163,22 @@ export function createServices(o: ServicesOptions): Services {
     sagaIntake: new SagaIntake(runtime, sagas, log),
     vault,
     integrations,
-    webhooks: new WebhookIntake({ pool, providers: runtime.config.providers, host: runtime.host, clock, log }),
+    webhooks: new WebhookIntake({
+      pool,
+      providers: runtime.config.providers,
+      host: runtime.host,
+      clock,
+      log,
+      forward: (h) =>
+        INVENTORY_TOPICS.has(h.topic)
+          ? {
+              ref: { type: syncType.type, id: `${h.tenant}:${h.service}:${h.connectionId}` },
+              event: { type: 'sync.webhook', webhookId: h.id, topic: h.topic, tenantId: h.tenant, provider: h.service, account: h.connectionId, events: eventsRoot, at: new Date(clock.now()).toISOString() },
+            }
+          : null,
+    }),
+    inventory,
+    inventoryIntake: new InventoryIntake(runtime, inventory, log),
     registerMetrics(registry) {
       registerSagaMetrics(registry, { pool, sagas, clock });
       services.webhooks.registerMetrics(registry);
@@ -151,6 +194,10 @@ export function createServices(o: ServicesOptions): Services {
         await services.sagaIntake.start();
         started.intake = true;
       }
+      if (run.inventoryIntake) {
+        await services.inventoryIntake.start();
+        started.inventory = true;
+      }
       if (run.housekeeping) {
         services.webhooks.start();
         prune = setInterval(() => {
@@ -164,8 +211,9 @@ export function createServices(o: ServicesOptions): Services {
       clearInterval(prune);
       await services.webhooks.stop();
       if (started.intake) await services.sagaIntake.stop();
+      if (started.inventory) await services.inventoryIntake.stop();
       if (started.events) await eventDelivery.stop();
-      started = { events: false, intake: false };
+      started = { events: false, intake: false, inventory: false };
       await audit.end();
     },
   };
