@@ -60,7 +60,19 @@ const Disconnected = z
   })
   .openapi('IntegrationDisconnected');
 
-const Connections = z.object({ provider: z.string(), tenantId: z.string(), connections: z.array(Connection) }).openapi('IntegrationConnections');
+const SyncStatus = z
+  .object({
+    conflictStrategy: z.string(),
+    lastSync: z.record(z.string(), z.unknown()).nullable().openapi({ description: 'The newest sync run (SyncProgress)' }),
+    syncSuccessRate: z.number().nullable().openapi({ description: 'Items synced, unchanged or settled over those plus failed, last 24 hours' }),
+    webhookProcessing: z.object({ handedMs: z.number().nullable(), appliedMs: z.number().nullable(), count: z.number().int() }).openapi({ description: 'Webhooks of the last hour: average received -> handed, received -> applied to our stock' }),
+    openConflicts: z.number().int(),
+  })
+  .openapi('IntegrationSyncStatus');
+
+const Connections = z
+  .object({ provider: z.string(), tenantId: z.string(), connections: z.array(Connection), sync: SyncStatus.optional().openapi({ description: 'The inventory sync (marketplaces)' }) })
+  .openapi('IntegrationConnections');
 const TenantQuery = z.object({ tenantId: z.string().min(1).max(200).optional().openapi({ description: 'Operators name the tenant' }) });
 
 const route = routes('Integrations');
@@ -133,7 +145,13 @@ export function integrationRoutes() {
       request: { params: AnyService, query: TenantQuery },
       responses: { 200: json(Connections, 'The connections'), ...errors },
     }),
-    async (c) => c.json(await c.get('services').integrations.status(c.get('principal'), c.req.valid('param').service, c.req.valid('query').tenantId), 200),
+    async (c) => {
+      const services = c.get('services');
+      const status = await services.integrations.status(c.get('principal'), c.req.valid('param').service, c.req.valid('query').tenantId);
+      // the inventory sync's figures (last sync, success rate, webhook processing, open conflicts)
+      if (status.provider === 'generic') return c.json(status, 200);
+      return c.json({ ...status, sync: await services.inventory.status(status.tenantId, status.provider) }, 200);
+    },
   );
 
   app.openapi(
