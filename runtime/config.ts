@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ConcordError, ErrorCode } from './errors.js';
 import { isDuration } from '../machines/lib/duration.js';
+import { parseRateLimits, type RateLimit } from '../connectors/kit/rate-limit.js';
 
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number().int().min(min).max(max).default(def);
@@ -85,6 +86,18 @@ const EnvSchema = z.object({
   ML_API_BASE_URL: z.url({ protocol: /^https?$/ }).default('https://api.mercadolibre.com'),
   ML_AUTH_BASE_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
   PUBLIC_BASE_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  // The outbound call door (services/integrations/outbound/): budgets, retries, breaker, alert.
+  RATE_LIMITS: optionalString,
+  OUTBOUND_MAX_ATTEMPTS: int(3, 1, 20),
+  OUTBOUND_RETRY_INITIAL_MS: int(1_000, 1),
+  OUTBOUND_RETRY_MAX_MS: int(30_000, 1),
+  OUTBOUND_RETRY_JITTER: z.coerce.number().min(0).max(1).default(0.2),
+  BREAKER_FAILURE_THRESHOLD: int(5, 1, 1_000),
+  BREAKER_COOLDOWN_MS: int(30_000, 100),
+  OUTBOUND_ALERT_ERROR_RATE: z.coerce.number().min(0).max(1).default(0.05),
+  OUTBOUND_ALERT_WINDOW_MS: int(300_000, 1_000),
+  OUTBOUND_ALERT_MIN_CALLS: int(20, 1),
+  OUTBOUND_STATS_WINDOW_MS: int(60_000, 1_000, 3_600_000),
 });
 
 export interface Config {
@@ -121,6 +134,27 @@ export interface Config {
   readonly events: EventsConfig;
   readonly saga: SagaConfig;
   readonly providers: ProvidersConfig;
+  readonly outbound: OutboundConfig;
+}
+
+/** The outbound call door (services/integrations/outbound/). */
+export interface OutboundConfig {
+  /** Per provider, from the seed's defaults and `RATE_LIMITS`; null: no budget. */
+  readonly rateLimits: Readonly<Record<string, RateLimit | null>>;
+  /** Attempts per call in all (the seed's 3), backoff from `retryInitialMs` doubling up to `retryMaxMs`, less up to `retryJitter` of it. */
+  readonly maxAttempts: number;
+  readonly retryInitialMs: number;
+  readonly retryMaxMs: number;
+  readonly retryJitter: number;
+  /** Consecutive failures that open a breaker (the seed's 5), and how long it stays open before one probe. */
+  readonly breakerThreshold: number;
+  readonly breakerCooldownMs: number;
+  /** Error rate above which a key turns `degraded` (the seed's 5%), over `alertWindowMs`, once it has `alertMinCalls` calls. */
+  readonly alertErrorRate: number;
+  readonly alertWindowMs: number;
+  readonly alertMinCalls: number;
+  /** The window `integration_rate_limits` counts usage in. */
+  readonly statsWindowMs: number;
 }
 
 /**
@@ -300,7 +334,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const e = parsed.data;
   const saga = sagaDurations(e);
   const credentials = e.CREDENTIALS_KEYS === undefined ? undefined : parseCredentialKeys(e.CREDENTIALS_KEYS);
-  const problems = [...saga.problems, ...(credentials?.problems ?? [])];
+  let rateLimits: Record<string, RateLimit | null> = {};
+  const rateProblems: string[] = [];
+  try {
+    rateLimits = parseRateLimits(e.RATE_LIMITS);
+  } catch (err) {
+    rateProblems.push(`RATE_LIMITS: ${(err as Error).message}`);
+  }
+  const problems = [...saga.problems, ...(credentials?.problems ?? []), ...rateProblems];
   if (problems.length > 0) {
     throw new ConcordError(ErrorCode.InvalidConfig, `invalid configuration: ${problems.join('; ')}`, { problems });
   }
@@ -382,6 +423,19 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         apiBaseUrl: e.ML_API_BASE_URL.replace(/\/+$/, ''),
         authBaseUrl: e.ML_AUTH_BASE_URL?.replace(/\/+$/, ''),
       }),
+    }),
+    outbound: Object.freeze({
+      rateLimits: Object.freeze(rateLimits),
+      maxAttempts: e.OUTBOUND_MAX_ATTEMPTS,
+      retryInitialMs: e.OUTBOUND_RETRY_INITIAL_MS,
+      retryMaxMs: e.OUTBOUND_RETRY_MAX_MS,
+      retryJitter: e.OUTBOUND_RETRY_JITTER,
+      breakerThreshold: e.BREAKER_FAILURE_THRESHOLD,
+      breakerCooldownMs: e.BREAKER_COOLDOWN_MS,
+      alertErrorRate: e.OUTBOUND_ALERT_ERROR_RATE,
+      alertWindowMs: e.OUTBOUND_ALERT_WINDOW_MS,
+      alertMinCalls: e.OUTBOUND_ALERT_MIN_CALLS,
+      statsWindowMs: e.OUTBOUND_STATS_WINDOW_MS,
     }),
   });
 }

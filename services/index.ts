@@ -19,8 +19,8 @@ import { InventoryIntake } from './integrations/inventory/intake.js';
 import { InventoryService } from './integrations/inventory/service.js';
 import type { OutboundCalls } from './integrations/outbound/types.js';
 import { syncType } from '../machines/integration/sync.js';
-import { ConnectorCode, ConnectorError } from '../connectors/kit/errors.js';
 import { CredentialVault, KeyRing } from './integrations/vault.js';
+import { connectionControl, OutboundService } from './integrations/outbound/index.js';
 import { OperatorActions } from './operators/actions.js';
 import { WebhookIntake } from './integrations/webhooks.js';
 import { AuditTrail } from './operators/audit.js';
@@ -75,6 +75,8 @@ export interface Services {
   inventory: InventoryService;
   /** `svc.inventory.changed` in (NATS consumer or in-process bus). */
   inventoryIntake: InventoryIntake;
+  /** The one door every call out to a provider goes through: budget, breaker, retries, refresh on 401, dead letters (issue 17). */
+  outbound: OutboundService;
   /** Adds the services' own figures (sagas) to the edge's metrics registry. */
   registerMetrics(registry: MetricsRegistry): void;
   /** Starts the background work that `run` asks for; call after `runtime.start()`. */
@@ -89,7 +91,7 @@ export interface ServicesOptions {
   /** Time for tokens and events (tests drive it); the system clock by default. */
   clock?: Clock;
   /** Background work to run; all by default. */
-  run?: { events?: boolean; sagaIntake?: boolean; housekeeping?: boolean; inventoryIntake?: boolean };
+  run?: { events?: boolean; sagaIntake?: boolean; housekeeping?: boolean; outbound?: boolean; inventoryIntake?: boolean };
   /**
    * The vault's keys (app/main.ts resolves them with `resolveCredentialKeys`); by default
    * `config.credentialsKeys`, else an empty ring that stores nothing and fails the start-up
@@ -116,7 +118,7 @@ export interface ServicesOptions {
 export function createServices(o: ServicesOptions): Services {
   const { runtime, log } = o;
   const clock = o.clock ?? systemClock;
-  const run = { events: true, sagaIntake: true, housekeeping: true, inventoryIntake: true, ...o.run };
+  const run = { events: true, sagaIntake: true, housekeeping: true, outbound: true, inventoryIntake: true, ...o.run };
   const pool = runtime.database.pool;
   // rows that commit with a transition, in its one statement (registered before the first commit)
   runtime.host.extendCommit(auditExtension);
@@ -128,19 +130,19 @@ export function createServices(o: ServicesOptions): Services {
   const vault = new CredentialVault(pool, o.credentialKeys ?? new KeyRing(runtime.config.credentialsKeys ?? []), log);
   const integrations = new ConnectionService(runtime.host.actor(integrationType), pool, vault, runtime.config, clock, log, o.integrationHooks);
   o.connectors?.set('integration', integrations.invoker());
-  const outbound = (): OutboundCalls => {
-    if (!o.outbound) throw new ConnectorError(ConnectorCode.Unavailable, 'no outbound call door is configured for provider calls');
-    return o.outbound;
-  };
+  const outbound = new OutboundService({ pool, config: runtime.config, vault, connections: connectionControl(integrations), log });
+  integrations.extendStatus(async (c) => ({ outbound: await outbound.status(c) }));
+  const door = (): OutboundCalls => o.outbound ?? outbound;
   const eventsRoot = `${runtime.config.nats.prefix}.events`;
   const syncs = runtime.host.actor(syncType);
-  const inventory = new InventoryService({ pool, syncs, connections: integrations, outbound, clock, log, eventsRoot });
-  const engine = new InventoryEngine({ pool, outbound, clock, log, hooks: o.inventoryHooks, fanOut: (tenantId, skus, except) => inventory.fanOut(tenantId, skus, except) });
+  const inventory = new InventoryService({ pool, syncs, connections: integrations, outbound: door, clock, log, eventsRoot });
+  const engine = new InventoryEngine({ pool, outbound: door, clock, log, hooks: o.inventoryHooks, fanOut: (tenantId, skus, except) => inventory.fanOut(tenantId, skus, except) });
   o.connectors?.set('inventory', engine.invoker());
   /** Stock webhooks go to the connection's sync actor too. */
   const INVENTORY_TOPICS = new Set(['inventory_levels/update', 'items']);
   let prune: NodeJS.Timeout | undefined;
-  let started = { events: false, intake: false, inventory: false };
+  let started = { events: false, intake: false, outbound: false, inventory: false };
+  integrations.extendStatus(async (c) => (c.provider === 'generic' ? {} : { sync: await inventory.status(c.tenantId, c.provider) }));
   const services: Services = {
     runtime,
     clock,
@@ -153,7 +155,7 @@ export function createServices(o: ServicesOptions): Services {
     operators,
     bulk: new BulkActions(runtime, operators),
     timers: new TimerControl(runtime, clock),
-    deadLetters: new DeadLetterService(pool, runtime.config.partitions),
+    deadLetters: new DeadLetterService(pool, runtime.config.partitions, { outbound: (id) => outbound.replay(id) }),
     idempotency: new Idempotency(pool),
     audit: new AuditTrail(pool, clock),
     events: new EventService(pool, clock, runtime.config.events, () => eventDelivery.worker.wake()),
@@ -179,7 +181,9 @@ export function createServices(o: ServicesOptions): Services {
     }),
     inventory,
     inventoryIntake: new InventoryIntake(runtime, inventory, log),
+    outbound,
     registerMetrics(registry) {
+      outbound.registerMetrics(registry);
       registerSagaMetrics(registry, { pool, sagas, clock });
       services.webhooks.registerMetrics(registry);
     },
@@ -198,6 +202,10 @@ export function createServices(o: ServicesOptions): Services {
         await services.inventoryIntake.start();
         started.inventory = true;
       }
+      if (run.outbound) {
+        outbound.start();
+        started.outbound = true;
+      }
       if (run.housekeeping) {
         services.webhooks.start();
         prune = setInterval(() => {
@@ -213,7 +221,8 @@ export function createServices(o: ServicesOptions): Services {
       if (started.intake) await services.sagaIntake.stop();
       if (started.inventory) await services.inventoryIntake.stop();
       if (started.events) await eventDelivery.stop();
-      started = { events: false, intake: false, inventory: false };
+      if (started.outbound) await outbound.stop();
+      started = { events: false, intake: false, outbound: false, inventory: false };
       await audit.end();
     },
   };

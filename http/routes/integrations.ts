@@ -47,6 +47,30 @@ const Connection = z
   })
   .openapi('IntegrationConnection');
 
+const Outbound = z
+  .object({
+    budget: z.object({
+      limit: z.string().openapi({ example: '4/s:40', description: 'The rate budget (RATE_LIMITS), or none' }),
+      usedInWindow: z.number().int().openapi({ description: 'Calls made in the current usage window, all processes' }),
+      throttledCalls: z.number().int().openapi({ description: 'Calls throttled in the current window: 429 / THROTTLED answers, and calls that waited for their budget' }),
+      windowSeconds: z.number().int().optional(),
+      scope: z.string().optional().openapi({ description: 'account (Shopify: per store), tenant or app' }),
+    }),
+    breaker: z.object({
+      state: z.enum(['closed', 'open', 'half_open']),
+      consecutiveFailures: z.number().int(),
+      openedAt: z.string().nullable(),
+    }),
+    errorRate: z.number().openapi({ description: 'Failed calls / calls over the last 5 minutes' }),
+    averageResponseMs: z.number().nullable().openapi({ description: 'Average provider response time over the last 5 minutes' }),
+    calls: z.number().int().optional(),
+    health: z.enum(['healthy', 'degraded']).optional().openapi({ description: 'degraded while the error rate is over 5% (IntegrationAlert)' }),
+    deadLetters: z.number().int().optional().openapi({ description: "Open dead letters of this connection's calls" }),
+  })
+  .openapi('IntegrationOutbound');
+
+const ConnectionStatus = Connection.extend({ outbound: Outbound.optional().openapi({ description: 'The outbound call door: budget, breaker, error rate, response time, dead letters' }) }).loose();
+
 const Disconnected = z
   .object({
     provider: z.string(),
@@ -60,19 +84,7 @@ const Disconnected = z
   })
   .openapi('IntegrationDisconnected');
 
-const SyncStatus = z
-  .object({
-    conflictStrategy: z.string(),
-    lastSync: z.record(z.string(), z.unknown()).nullable().openapi({ description: 'The newest sync run (SyncProgress)' }),
-    syncSuccessRate: z.number().nullable().openapi({ description: 'Items synced, unchanged or settled over those plus failed, last 24 hours' }),
-    webhookProcessing: z.object({ handedMs: z.number().nullable(), appliedMs: z.number().nullable(), count: z.number().int() }).openapi({ description: 'Webhooks of the last hour: average received -> handed, received -> applied to our stock' }),
-    openConflicts: z.number().int(),
-  })
-  .openapi('IntegrationSyncStatus');
-
-const Connections = z
-  .object({ provider: z.string(), tenantId: z.string(), connections: z.array(Connection), sync: SyncStatus.optional().openapi({ description: 'The inventory sync (marketplaces)' }) })
-  .openapi('IntegrationConnections');
+const Connections = z.object({ provider: z.string(), tenantId: z.string(), connections: z.array(ConnectionStatus) }).openapi('IntegrationConnections');
 const TenantQuery = z.object({ tenantId: z.string().min(1).max(200).optional().openapi({ description: 'Operators name the tenant' }) });
 
 const route = routes('Integrations');
@@ -141,17 +153,11 @@ export function integrationRoutes() {
     route({
       method: 'get',
       path: '/{service}/status',
-      summary: "The caller's connections to the service: state, token expiry (never a token), scopes, webhook subscriptions, last webhook",
+      summary: "The caller's connections to the service: state, token expiry (never a token), scopes, webhook subscriptions, last webhook; the outbound door's budget, breaker, error rate, response time and dead letters",
       request: { params: AnyService, query: TenantQuery },
       responses: { 200: json(Connections, 'The connections'), ...errors },
     }),
-    async (c) => {
-      const services = c.get('services');
-      const status = await services.integrations.status(c.get('principal'), c.req.valid('param').service, c.req.valid('query').tenantId);
-      // the inventory sync's figures (last sync, success rate, webhook processing, open conflicts)
-      if (status.provider === 'generic') return c.json(status, 200);
-      return c.json({ ...status, sync: await services.inventory.status(status.tenantId, status.provider) }, 200);
-    },
+    async (c) => c.json(await c.get('services').integrations.status(c.get('principal'), c.req.valid('param').service, c.req.valid('query').tenantId), 200),
   );
 
   app.openapi(

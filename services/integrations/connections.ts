@@ -88,6 +88,9 @@ export interface CallbackResult {
   connection: ConnectionStatus;
 }
 
+/** Adds fields to a connection's status (`ConnectionService.extendStatus`). */
+export type StatusExtension = (connection: { tenantId: string; provider: Provider; account: string }) => Promise<Record<string, unknown>>;
+
 /** The input of the `integration.refresh` call the connection actor emits. */
 interface RefreshInput {
   tenantId: string;
@@ -119,6 +122,7 @@ const badRequest = (reason: string) => new DomainError(DomainCode.ValidationFail
  */
 export class ConnectionService {
   readonly #actors: ActorHandle<typeof integrationType>;
+  readonly #statusExtensions: StatusExtension[] = [];
 
   constructor(
     actors: ActorHandle<typeof integrationType>,
@@ -309,7 +313,23 @@ export class ConnectionService {
     const tenant = tenantOf(principal, tenantId);
     const states = await this.#connectionsOf(tenant, p);
     if (states.length === 0) throw notFound(`${p} connection of tenant`, tenant);
-    return { provider: p, tenantId: tenant, connections: states.map((s) => statusOf(s.ref.id, s.value, s.context)) };
+    const connections = await Promise.all(
+      states.map(async (s) => {
+        const base = statusOf(s.ref.id, s.value, s.context);
+        const ref = { tenantId: tenant, provider: p, account: s.context.account ?? '' };
+        const extra = await Promise.all(this.#statusExtensions.map((x) => x(ref)));
+        return Object.assign(base, ...extra) as ConnectionStatus;
+      }),
+    );
+    return { provider: p, tenantId: tenant, connections };
+  }
+
+  /**
+   * Adds figures to each connection's status (the outbound door's budget and breaker, the
+   * sync's figures): each extension answers fields merged into the connection's status.
+   */
+  extendStatus(extension: StatusExtension): void {
+    this.#statusExtensions.push(extension);
   }
 
   /**
@@ -374,6 +394,22 @@ export class ConnectionService {
   /** Asks a connection to refresh now (a 401 seen by a caller): one refresh however many ask. */
   async requestRefresh(tenantId: string, provider: Provider, account: string, reason = 'requested'): Promise<void> {
     await this.#actors.send(connectionId(tenantId, provider, account), { type: 'integration.refresh.start', reason, at: iso(this.clock.now()) }, { tenant: tenantId });
+  }
+
+  /** The top-level state of a connection's actor, or null when there is none. */
+  async stateOf(tenantId: string, provider: Provider, account: string): Promise<IntegrationState | null> {
+    const s = await this.connection(tenantId, provider, account);
+    return s ? stateOf(s.value) : null;
+  }
+
+  /**
+   * Marks a connected connection `reauthorization_required` (a call was answered that only a
+   * person can fix it: a revoked grant); publishes IntegrationReauthorizationRequired. A
+   * connection in any other state is left alone (a refresh running decides for itself).
+   */
+  async markReauthorizationRequired(tenantId: string, provider: Provider, account: string, error: { code: string; message: string }): Promise<void> {
+    if ((await this.stateOf(tenantId, provider, account)) !== 'connected') return;
+    await this.#actors.send(connectionId(tenantId, provider, account), { type: 'integration.reauthorization.required', error, at: iso(this.clock.now()) }, { tenant: tenantId });
   }
 
   /**
