@@ -15,6 +15,7 @@ import { coordinationRoutes } from './routes/coordination.js';
 import { dependencyRoutes } from './routes/dependencies.js';
 import { eventRoutes } from './routes/events.js';
 import { integrationRoutes } from './routes/integrations.js';
+import { inventoryRoutes } from './routes/inventory.js';
 import { integrationWebhookRoutes, WEBHOOK_PATH } from './routes/integration-webhooks.js';
 import { workflowCoordinationRoutes } from './routes/workflows-coordination.js';
 import { relationshipRoutes } from './routes/relationships.js';
@@ -123,6 +124,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   app.route('/api/v1/actors', actorRoutes());
   app.route('/api/v1/timers', timerRoutes());
   app.route('/api/v1/dead-letters', deadLetterRoutes());
+  app.route('/api/integrations', inventoryRoutes());
   app.route('/api/integrations', integrationRoutes());
   app.route('/api/integrations', integrationWebhookRoutes());
 

@@ -14,6 +14,11 @@ import { EventService } from './events/service.js';
 import type { ConnectorInvoker } from '../connectors/kit/contract.js';
 import { integrationType } from '../machines/integration/index.js';
 import { ConnectionService, type ConnectionHooks } from './integrations/connections.js';
+import { InventoryEngine, type EngineHooks } from './integrations/inventory/engine.js';
+import { InventoryIntake } from './integrations/inventory/intake.js';
+import { InventoryService } from './integrations/inventory/service.js';
+import type { OutboundCalls } from './integrations/outbound/types.js';
+import { syncType } from '../machines/integration/sync.js';
 import { CredentialVault, KeyRing } from './integrations/vault.js';
 import { connectionControl, OutboundService } from './integrations/outbound/index.js';
 import { OperatorActions } from './operators/actions.js';
@@ -69,6 +74,10 @@ export interface Services {
   webhooks: WebhookIntake;
   /** Per-tenant API quotas, taken by the edge once per request. */
   quotas: TenantQuotaService;
+  /** Our stock, its fan-out to the channels, mappings, conflicts, sync runs and logs. */
+  inventory: InventoryService;
+  /** `svc.inventory.changed` in (NATS consumer or in-process bus). */
+  inventoryIntake: InventoryIntake;
   /** The one door every call out to a provider goes through: budget, breaker, retries, refresh on 401, dead letters (issue 17). */
   outbound: OutboundService;
   /** Adds the services' own figures (sagas) to the edge's metrics registry. */
@@ -85,7 +94,7 @@ export interface ServicesOptions {
   /** Time for tokens and events (tests drive it); the system clock by default. */
   clock?: Clock;
   /** Background work to run; all by default. */
-  run?: { events?: boolean; sagaIntake?: boolean; housekeeping?: boolean; outbound?: boolean };
+  run?: { events?: boolean; sagaIntake?: boolean; housekeeping?: boolean; outbound?: boolean; inventoryIntake?: boolean };
   /**
    * The vault's keys (app/main.ts resolves them with `resolveCredentialKeys`); by default
    * `config.credentialsKeys`, else an empty ring that stores nothing and fails the start-up
@@ -99,13 +108,20 @@ export interface ServicesOptions {
   connectors?: Map<string, ConnectorInvoker>;
   /** Crash points of the integration flows, for tests. */
   integrationHooks?: ConnectionHooks;
+  /**
+   * The outbound call door every provider call of the inventory sync goes through (budget,
+   * retries, breaker, refresh-on-401; services/integrations/outbound/types.ts).
+   */
+  outbound?: OutboundCalls;
+  /** Points of the sync engine where tests make the world move. */
+  inventoryHooks?: EngineHooks;
 }
 
 /** Builds every service over `runtime`; `start()`/`stop()` own their background work. */
 export function createServices(o: ServicesOptions): Services {
   const { runtime, log } = o;
   const clock = o.clock ?? systemClock;
-  const run = { events: true, sagaIntake: true, housekeeping: true, outbound: true, ...o.run };
+  const run = { events: true, sagaIntake: true, housekeeping: true, outbound: true, inventoryIntake: true, ...o.run };
   const pool = runtime.database.pool;
   // rows that commit with a transition, in its one statement (registered before the first commit)
   runtime.host.extendCommit(auditExtension);
@@ -119,8 +135,17 @@ export function createServices(o: ServicesOptions): Services {
   o.connectors?.set('integration', integrations.invoker());
   const outbound = new OutboundService({ pool, config: runtime.config, vault, connections: connectionControl(integrations), log });
   integrations.extendStatus(async (c) => ({ outbound: await outbound.status(c) }));
+  const door = (): OutboundCalls => o.outbound ?? outbound;
+  const eventsRoot = `${runtime.config.nats.prefix}.events`;
+  const syncs = runtime.host.actor(syncType);
+  const inventory = new InventoryService({ pool, syncs, connections: integrations, outbound: door, clock, log, eventsRoot });
+  const engine = new InventoryEngine({ pool, outbound: door, clock, log, hooks: o.inventoryHooks, fanOut: (tenantId, skus, except) => inventory.fanOut(tenantId, skus, except) });
+  o.connectors?.set('inventory', engine.invoker());
+  /** Stock webhooks go to the connection's sync actor too. */
+  const INVENTORY_TOPICS = new Set(['inventory_levels/update', 'items']);
   let prune: NodeJS.Timeout | undefined;
-  let started = { events: false, intake: false, outbound: false };
+  let started = { events: false, intake: false, outbound: false, inventory: false };
+  integrations.extendStatus(async (c) => (c.provider === 'generic' ? {} : { sync: await inventory.status(c.tenantId, c.provider) }));
   const services: Services = {
     runtime,
     clock,
@@ -144,7 +169,22 @@ export function createServices(o: ServicesOptions): Services {
     vault,
     integrations,
     quotas: new TenantQuotaService(runtime.config.tenantQuotas),
-    webhooks: new WebhookIntake({ pool, providers: runtime.config.providers, host: runtime.host, clock, log }),
+    webhooks: new WebhookIntake({
+      pool,
+      providers: runtime.config.providers,
+      host: runtime.host,
+      clock,
+      log,
+      forward: (h) =>
+        INVENTORY_TOPICS.has(h.topic)
+          ? {
+              ref: { type: syncType.type, id: `${h.tenant}:${h.service}:${h.connectionId}` },
+              event: { type: 'sync.webhook', webhookId: h.id, topic: h.topic, tenantId: h.tenant, provider: h.service, account: h.connectionId, events: eventsRoot, at: new Date(clock.now()).toISOString() },
+            }
+          : null,
+    }),
+    inventory,
+    inventoryIntake: new InventoryIntake(runtime, inventory, log),
     outbound,
     registerMetrics(registry) {
       outbound.registerMetrics(registry);
@@ -161,6 +201,10 @@ export function createServices(o: ServicesOptions): Services {
       if (run.sagaIntake) {
         await services.sagaIntake.start();
         started.intake = true;
+      }
+      if (run.inventoryIntake) {
+        await services.inventoryIntake.start();
+        started.inventory = true;
       }
       if (run.outbound) {
         outbound.start();
@@ -179,9 +223,10 @@ export function createServices(o: ServicesOptions): Services {
       clearInterval(prune);
       await services.webhooks.stop();
       if (started.intake) await services.sagaIntake.stop();
+      if (started.inventory) await services.inventoryIntake.stop();
       if (started.events) await eventDelivery.stop();
       if (started.outbound) await outbound.stop();
-      started = { events: false, intake: false, outbound: false };
+      started = { events: false, intake: false, outbound: false, inventory: false };
       await audit.end();
     },
   };
