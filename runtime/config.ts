@@ -85,6 +85,11 @@ const EnvSchema = z.object({
   ML_API_BASE_URL: z.url({ protocol: /^https?$/ }).default('https://api.mercadolibre.com'),
   ML_AUTH_BASE_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
   PUBLIC_BASE_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  // The partner registry (services/ecosystem/)
+  ECOSYSTEM_TIERS_FILE: optionalString,
+  ECOSYSTEM_TEMPLATES_DIR: optionalString,
+  ECOSYSTEM_ROTATION_DAYS: int(90, 1, 3650),
+  ECOSYSTEM_USAGE_FLUSH_MS: int(10_000, 100, 3_600_000),
 });
 
 export interface Config {
@@ -121,6 +126,19 @@ export interface Config {
   readonly events: EventsConfig;
   readonly saga: SagaConfig;
   readonly providers: ProvidersConfig;
+  readonly ecosystem: EcosystemConfig;
+}
+
+/** The partner registry (services/ecosystem/). */
+export interface EcosystemConfig {
+  /** A JSON tier table replacing the built-in one (services/ecosystem/tiers.json); undefined: the built-in. */
+  readonly tiersFile: string | undefined;
+  /** A folder of template JSON files added to the built-in ones (services/ecosystem/templates/). */
+  readonly templatesDir: string | undefined;
+  /** Credentials older than this many days are a compliance finding. */
+  readonly rotationDays: number;
+  /** How often the in-memory usage counters are added to `ecosystem_usage_hourly`. */
+  readonly usageFlushMs: number;
 }
 
 /**
@@ -382,6 +400,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         apiBaseUrl: e.ML_API_BASE_URL.replace(/\/+$/, ''),
         authBaseUrl: e.ML_AUTH_BASE_URL?.replace(/\/+$/, ''),
       }),
+    }),
+    ecosystem: Object.freeze({
+      tiersFile: e.ECOSYSTEM_TIERS_FILE,
+      templatesDir: e.ECOSYSTEM_TEMPLATES_DIR,
+      rotationDays: e.ECOSYSTEM_ROTATION_DAYS,
+      usageFlushMs: e.ECOSYSTEM_USAGE_FLUSH_MS,
     }),
   });
 }

@@ -7,6 +7,7 @@ import { auditExtension, AuditWriter } from './common/audit.js';
 import { Idempotency, idempotencyExtension, pruneIdempotencyKeys } from './common/idempotency.js';
 import { DependencyService } from './coordination/dependencies.js';
 import { CoordinationMonitor } from './coordination/monitor.js';
+import { EcosystemService } from './ecosystem/index.js';
 import { RelationshipService } from './coordination/relationships.js';
 import { ResourceService } from './coordination/resources.js';
 import { createEventDelivery, type EventDelivery } from './events/index.js';
@@ -65,6 +66,8 @@ export interface Services {
   integrations: ConnectionService;
   /** Signed webhooks in (`POST /api/integrations/:service/webhook`), handed to the connection's actor. */
   webhooks: WebhookIntake;
+  /** The partner registry: registered integrations, tiers, templates, health, usage, audit and compliance (`/api/v1/ecosystem`). */
+  ecosystem: EcosystemService;
   /** Adds the services' own figures (sagas) to the edge's metrics registry. */
   registerMetrics(registry: MetricsRegistry): void;
   /** Starts the background work that `run` asks for; call after `runtime.start()`. */
@@ -111,6 +114,8 @@ export function createServices(o: ServicesOptions): Services {
   const vault = new CredentialVault(pool, o.credentialKeys ?? new KeyRing(runtime.config.credentialsKeys ?? []), log);
   const integrations = new ConnectionService(runtime.host.actor(integrationType), pool, vault, runtime.config, clock, log, o.integrationHooks);
   o.connectors?.set('integration', integrations.invoker());
+  const ecosystem = new EcosystemService({ host: runtime.host, pool, vault, config: runtime.config, clock, log });
+  o.connectors?.set('ecosystem', ecosystem.invoker());
   let prune: NodeJS.Timeout | undefined;
   let started = { events: false, intake: false };
   const services: Services = {
@@ -136,6 +141,7 @@ export function createServices(o: ServicesOptions): Services {
     vault,
     integrations,
     webhooks: new WebhookIntake({ pool, providers: runtime.config.providers, host: runtime.host, clock, log }),
+    ecosystem,
     registerMetrics(registry) {
       registerSagaMetrics(registry, { pool, sagas, clock });
       services.webhooks.registerMetrics(registry);
@@ -143,6 +149,7 @@ export function createServices(o: ServicesOptions): Services {
     async start() {
       // a wrong or missing key stops start-up here, before anything could need a credential
       await services.vault.check();
+      ecosystem.start();
       if (run.events) {
         await eventDelivery.start();
         started.events = true;
@@ -166,6 +173,7 @@ export function createServices(o: ServicesOptions): Services {
       if (started.intake) await services.sagaIntake.stop();
       if (started.events) await eventDelivery.stop();
       started = { events: false, intake: false };
+      await ecosystem.stop();
       await audit.end();
     },
   };
