@@ -13,6 +13,7 @@ import { actorRoutes } from './routes/actors.js';
 import { deadLetterRoutes } from './routes/dead-letters.js';
 import { coordinationRoutes } from './routes/coordination.js';
 import { dependencyRoutes } from './routes/dependencies.js';
+import { ecosystemRoutes } from './routes/ecosystem.js';
 import { eventRoutes } from './routes/events.js';
 import { integrationRoutes } from './routes/integrations.js';
 import { inventoryRoutes } from './routes/inventory.js';
@@ -60,8 +61,10 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   });
 
   app.get('/health', async (c) => {
-    const [rt, sagas] = await Promise.all([runtime.health(), services.sagas.health().catch(() => null)]);
-    const h = sagas ? { ...rt, status: rt.status === 'up' && sagas.status === 'degraded' ? ('degraded' as const) : rt.status, sagas } : rt;
+    const [rt, sagas, integrations] = await Promise.all([runtime.health(), services.sagas.health().catch(() => null), services.ecosystem.health.summary().catch(() => null)]);
+    const base = sagas ? { ...rt, status: rt.status === 'up' && sagas.status === 'degraded' ? ('degraded' as const) : rt.status, sagas } : rt;
+    // the registry's integrations by health status: theirs, not Concord's, so they do not change `status`
+    const h = integrations ? { ...base, integrations } : base;
     return c.json(h, h.status === 'down' ? 503 : 200);
   });
   app.get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));
@@ -125,6 +128,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   app.route('/api/v1/timers', timerRoutes());
   app.route('/api/v1/dead-letters', deadLetterRoutes());
   app.route('/api/integrations', inventoryRoutes());
+  app.route('/api/v1/ecosystem', ecosystemRoutes());
   app.route('/api/integrations', integrationRoutes());
   app.route('/api/integrations', integrationWebhookRoutes());
 

@@ -100,6 +100,11 @@ const EnvSchema = z.object({
   OUTBOUND_ALERT_WINDOW_MS: int(300_000, 1_000),
   OUTBOUND_ALERT_MIN_CALLS: int(20, 1),
   OUTBOUND_STATS_WINDOW_MS: int(60_000, 1_000, 3_600_000),
+  // The partner registry (services/ecosystem/)
+  ECOSYSTEM_TIERS_FILE: optionalString,
+  ECOSYSTEM_TEMPLATES_DIR: optionalString,
+  ECOSYSTEM_ROTATION_DAYS: int(90, 1, 3650),
+  ECOSYSTEM_USAGE_FLUSH_MS: int(10_000, 100, 3_600_000),
 });
 
 export interface Config {
@@ -139,6 +144,7 @@ export interface Config {
   readonly saga: SagaConfig;
   readonly providers: ProvidersConfig;
   readonly outbound: OutboundConfig;
+  readonly ecosystem: EcosystemConfig;
 }
 
 /** The outbound call door (services/integrations/outbound/). */
@@ -159,6 +165,18 @@ export interface OutboundConfig {
   readonly alertMinCalls: number;
   /** The window `integration_rate_limits` counts usage in. */
   readonly statsWindowMs: number;
+}
+
+/** The partner registry (services/ecosystem/). */
+export interface EcosystemConfig {
+  /** A JSON tier table replacing the built-in one (services/ecosystem/tiers.json); undefined: the built-in. */
+  readonly tiersFile: string | undefined;
+  /** A folder of template JSON files added to the built-in ones (services/ecosystem/templates/). */
+  readonly templatesDir: string | undefined;
+  /** Credentials older than this many days are a compliance finding. */
+  readonly rotationDays: number;
+  /** How often the in-memory usage counters are added to `ecosystem_usage_hourly`. */
+  readonly usageFlushMs: number;
 }
 
 /**
@@ -485,6 +503,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       alertWindowMs: e.OUTBOUND_ALERT_WINDOW_MS,
       alertMinCalls: e.OUTBOUND_ALERT_MIN_CALLS,
       statsWindowMs: e.OUTBOUND_STATS_WINDOW_MS,
+    }),
+    ecosystem: Object.freeze({
+      tiersFile: e.ECOSYSTEM_TIERS_FILE,
+      templatesDir: e.ECOSYSTEM_TEMPLATES_DIR,
+      rotationDays: e.ECOSYSTEM_ROTATION_DAYS,
+      usageFlushMs: e.ECOSYSTEM_USAGE_FLUSH_MS,
     }),
   });
 }

@@ -7,6 +7,7 @@ import { auditExtension, AuditWriter } from './common/audit.js';
 import { Idempotency, idempotencyExtension, pruneIdempotencyKeys } from './common/idempotency.js';
 import { DependencyService } from './coordination/dependencies.js';
 import { CoordinationMonitor } from './coordination/monitor.js';
+import { EcosystemService } from './ecosystem/index.js';
 import { RelationshipService } from './coordination/relationships.js';
 import { ResourceService } from './coordination/resources.js';
 import { createEventDelivery, type EventDelivery } from './events/index.js';
@@ -80,6 +81,8 @@ export interface Services {
   inventoryIntake: InventoryIntake;
   /** The one door every call out to a provider goes through: budget, breaker, retries, refresh on 401, dead letters (issue 17). */
   outbound: OutboundService;
+  /** The partner registry: registered integrations, tiers, templates, health, usage, audit and compliance (`/api/v1/ecosystem`). */
+  ecosystem: EcosystemService;
   /** Adds the services' own figures (sagas) to the edge's metrics registry. */
   registerMetrics(registry: MetricsRegistry): void;
   /** Starts the background work that `run` asks for; call after `runtime.start()`. */
@@ -143,6 +146,8 @@ export function createServices(o: ServicesOptions): Services {
   o.connectors?.set('inventory', engine.invoker());
   /** Stock webhooks go to the connection's sync actor too. */
   const INVENTORY_TOPICS = new Set(['inventory_levels/update', 'items']);
+  const ecosystem = new EcosystemService({ host: runtime.host, pool, vault, config: runtime.config, clock, log });
+  o.connectors?.set('ecosystem', ecosystem.invoker());
   let prune: NodeJS.Timeout | undefined;
   let started = { events: false, intake: false, outbound: false, inventory: false };
   integrations.extendStatus(async (c) => (c.provider === 'generic' ? {} : { sync: await inventory.status(c.tenantId, c.provider) }));
@@ -186,6 +191,7 @@ export function createServices(o: ServicesOptions): Services {
     inventory,
     inventoryIntake: new InventoryIntake(runtime, inventory, log),
     outbound,
+    ecosystem,
     registerMetrics(registry) {
       outbound.registerMetrics(registry);
       registerSagaMetrics(registry, { pool, sagas, clock });
@@ -194,6 +200,7 @@ export function createServices(o: ServicesOptions): Services {
     async start() {
       // a wrong or missing key stops start-up here, before anything could need a credential
       await services.vault.check();
+      ecosystem.start();
       if (run.events) {
         await eventDelivery.start();
         started.events = true;
@@ -227,6 +234,7 @@ export function createServices(o: ServicesOptions): Services {
       if (started.events) await eventDelivery.stop();
       if (started.outbound) await outbound.stop();
       started = { events: false, intake: false, outbound: false, inventory: false };
+      await ecosystem.stop();
       await audit.end();
     },
   };

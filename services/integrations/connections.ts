@@ -679,7 +679,7 @@ const ACCOUNT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
  * (`WEBHOOK_ALLOW_PRIVATE_TARGETS`), it may not resolve to a private, loopback or link-local
  * address unless that is allowed, so a tenant cannot make Concord probe its own network.
  */
-async function assertPublicTarget(u: URL, allowPrivate: boolean, field: string): Promise<void> {
+export async function assertPublicTarget(u: URL, allowPrivate: boolean, field: string): Promise<void> {
   if (allowPrivate) return;
   const host = u.hostname.replace(/^\[|\]$/g, '');
   let addresses: string[];
@@ -694,7 +694,7 @@ async function assertPublicTarget(u: URL, allowPrivate: boolean, field: string):
   }
 }
 
-function parseBaseUrl(raw: string, field = 'baseUrl'): URL {
+export function parseBaseUrl(raw: string, field = 'baseUrl'): URL {
   let u: URL;
   try {
     u = new URL(raw);
