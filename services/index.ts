@@ -26,6 +26,9 @@ import { registerSagaMetrics } from './saga/index.js';
 import { SagaIntake } from './saga/intake.js';
 import { SagaService } from './saga/service.js';
 import { WorkflowService } from './workflows/service.js';
+import { PlaybookNatsIntake } from './playbooks/nats.js';
+import { PlaybookService } from './playbooks/service.js';
+import type { Expressions, StepRunner } from './playbooks/steps/types.js';
 
 /**
  * Concord's application layer: every service the HTTP edge and the NATS intake call, built once
@@ -65,6 +68,10 @@ export interface Services {
   integrations: ConnectionService;
   /** Signed webhooks in (`POST /api/integrations/:service/webhook`), handed to the connection's actor. */
   webhooks: WebhookIntake;
+  /** Playbooks: definitions, executions, triggers; `invoker()` is the `playbook` connector (step work). */
+  playbooks: PlaybookService;
+  /** The playbooks' nats trigger. */
+  playbookIntake: PlaybookNatsIntake;
   /** Adds the services' own figures (sagas) to the edge's metrics registry. */
   registerMetrics(registry: MetricsRegistry): void;
   /** Starts the background work that `run` asks for; call after `runtime.start()`. */
@@ -79,7 +86,9 @@ export interface ServicesOptions {
   /** Time for tokens and events (tests drive it); the system clock by default. */
   clock?: Clock;
   /** Background work to run; all by default. */
-  run?: { events?: boolean; sagaIntake?: boolean; housekeeping?: boolean };
+  run?: { events?: boolean; sagaIntake?: boolean; housekeeping?: boolean; playbookIntake?: boolean };
+  /** Playbook step runners by type key and the expression engine (CEL, Liquid). */
+  playbooks?: { runners?: Partial<Record<string, StepRunner>>; expressions?: Expressions };
   /**
    * The vault's keys (app/main.ts resolves them with `resolveCredentialKeys`); by default
    * `config.credentialsKeys`, else an empty ring that stores nothing and fails the start-up
@@ -99,7 +108,7 @@ export interface ServicesOptions {
 export function createServices(o: ServicesOptions): Services {
   const { runtime, log } = o;
   const clock = o.clock ?? systemClock;
-  const run = { events: true, sagaIntake: true, housekeeping: true, ...o.run };
+  const run = { events: true, sagaIntake: true, housekeeping: true, playbookIntake: true, ...o.run };
   const pool = runtime.database.pool;
   // rows that commit with a transition, in its one statement (registered before the first commit)
   runtime.host.extendCommit(auditExtension);
@@ -111,8 +120,20 @@ export function createServices(o: ServicesOptions): Services {
   const vault = new CredentialVault(pool, o.credentialKeys ?? new KeyRing(runtime.config.credentialsKeys ?? []), log);
   const integrations = new ConnectionService(runtime.host.actor(integrationType), pool, vault, runtime.config, clock, log, o.integrationHooks);
   o.connectors?.set('integration', integrations.invoker());
+  const playbooks = new PlaybookService({
+    host: runtime.host,
+    pool,
+    clock,
+    log,
+    vault,
+    runners: o.playbooks?.runners ?? {},
+    expressions: o.playbooks?.expressions,
+    publicBaseUrl: runtime.config.providers.publicBaseUrl,
+  });
+  o.connectors?.set('playbook', playbooks.invoker());
+  const playbookIntake = new PlaybookNatsIntake(runtime, playbooks, log);
   let prune: NodeJS.Timeout | undefined;
-  let started = { events: false, intake: false };
+  let started = { events: false, intake: false, playbooks: false };
   const services: Services = {
     runtime,
     clock,
@@ -136,6 +157,8 @@ export function createServices(o: ServicesOptions): Services {
     vault,
     integrations,
     webhooks: new WebhookIntake({ pool, providers: runtime.config.providers, host: runtime.host, clock, log }),
+    playbooks,
+    playbookIntake,
     registerMetrics(registry) {
       registerSagaMetrics(registry, { pool, sagas, clock });
       services.webhooks.registerMetrics(registry);
@@ -151,11 +174,16 @@ export function createServices(o: ServicesOptions): Services {
         await services.sagaIntake.start();
         started.intake = true;
       }
+      if (run.playbookIntake) {
+        await playbookIntake.start();
+        started.playbooks = true;
+      }
       if (run.housekeeping) {
         services.webhooks.start();
         prune = setInterval(() => {
           pruneIdempotencyKeys(pool, runtime.config.inboxRetentionHours).catch((err: unknown) => log.warn({ err }, 'pruning idempotency keys failed'));
           integrations.pruneStates().catch((err: unknown) => log.warn({ err }, 'pruning OAuth states failed'));
+          playbooks.prune().catch((err: unknown) => log.warn({ err }, 'pruning playbook webhook ids failed'));
         }, 10 * 60_000);
         prune.unref();
       }
@@ -163,9 +191,10 @@ export function createServices(o: ServicesOptions): Services {
     async stop() {
       clearInterval(prune);
       await services.webhooks.stop();
+      if (started.playbooks) await playbookIntake.stop();
       if (started.intake) await services.sagaIntake.stop();
       if (started.events) await eventDelivery.stop();
-      started = { events: false, intake: false };
+      started = { events: false, intake: false, playbooks: false };
       await audit.end();
     },
   };
