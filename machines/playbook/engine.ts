@@ -16,7 +16,7 @@ import {
   timeoutTimer,
   type RetryPolicy,
 } from '../steps/index.js';
-import type { ExecutionContext, ExecutionEvent, LogLine, PlaybookStep, StepOutcome } from './types.js';
+import type { ExecutionContext, ExecutionEvent, LogLine, PlaybookStep, PlaybookStepStatus, StepOutcome } from './types.js';
 
 /**
  * The execution's named actions as pure functions on a draft, over the shared step engine
@@ -78,7 +78,7 @@ export function scopeSteps(c: ExecutionContext): Record<string, { output: unknow
 }
 
 /** A step's status as the API and expressions name it. */
-export function stepStatusWord(s: Pick<PlaybookStep, 'status'>): string {
+export function stepStatusWord(s: Pick<PlaybookStep, 'status'>): PlaybookStepStatus {
   switch (s.status) {
     case 'NOT_STARTED':
       return 'pending';

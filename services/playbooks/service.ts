@@ -11,6 +11,7 @@ import {
   type ExecutionContext,
   type ExecutionEvent,
   type ExecutionStatus,
+  type PlaybookStepStatus,
   type Reuse,
   type TickAnswer,
   type TriggerInfo,
@@ -56,7 +57,7 @@ export interface ExecutionStep {
   id: string;
   phase: 'main' | 'finally';
   type: string;
-  status: string;
+  status: PlaybookStepStatus;
   dependsOn: string[];
   attempts: number;
   retryCount: number;
