@@ -28,6 +28,7 @@ import { SagaService } from './saga/service.js';
 import { WorkflowService } from './workflows/service.js';
 import { PlaybookNatsIntake } from './playbooks/nats.js';
 import { PlaybookService } from './playbooks/service.js';
+import { createExpressions } from './playbooks/steps/index.js';
 import type { Expressions, StepRunner } from './playbooks/steps/types.js';
 
 /**
@@ -127,7 +128,7 @@ export function createServices(o: ServicesOptions): Services {
     log,
     vault,
     runners: o.playbooks?.runners ?? {},
-    expressions: o.playbooks?.expressions,
+    expressions: o.playbooks?.expressions ?? createExpressions(),
     publicBaseUrl: runtime.config.providers.publicBaseUrl,
   });
   o.connectors?.set('playbook', playbooks.invoker());
