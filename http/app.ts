@@ -19,6 +19,7 @@ import { integrationRoutes } from './routes/integrations.js';
 import { inventoryRoutes } from './routes/inventory.js';
 import { integrationWebhookRoutes, WEBHOOK_PATH } from './routes/integration-webhooks.js';
 import { workflowCoordinationRoutes } from './routes/workflows-coordination.js';
+import { PLAYBOOK_SOURCE_PATH, PLAYBOOK_WEBHOOK_PATH, playbookRoutes, YAML_TYPE } from './routes/playbooks.js';
 import { relationshipRoutes } from './routes/relationships.js';
 import { resourceRoutes } from './routes/resources.js';
 import { timerRoutes } from './routes/timers.js';
@@ -87,7 +88,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   app.use('/api/*', async (c, next) => {
     const type = c.req.header('content-type');
     const hasBody = c.req.header('content-length') !== undefined ? c.req.header('content-length') !== '0' : c.req.header('transfer-encoding') !== undefined;
-    if ((c.req.method === 'POST' || c.req.method === 'PUT' || c.req.method === 'PATCH') && hasBody && !(type && JSON_TYPE.test(type))) {
+    // a playbook's source may be YAML as well
+    const yamlOk = type !== undefined && YAML_TYPE.test(type) && PLAYBOOK_SOURCE_PATH.test(c.req.path);
+    if ((c.req.method === 'POST' || c.req.method === 'PUT' || c.req.method === 'PATCH') && hasBody && !(type && JSON_TYPE.test(type)) && !yamlOk) {
       throw new DomainError(DomainCode.UnsupportedMediaType, 'request bodies must be application/json');
     }
     await next();
@@ -106,7 +109,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   // state authenticates it; a provider's webhook is authenticated by its signature. Neither
   // carries a bearer token
   const isPublic = (method: string, path: string) =>
-    (method === 'GET' && (path === `${API_PREFIX}/health` || OAUTH_CALLBACK.test(path))) || (method === 'POST' && WEBHOOK_PATH.test(path));
+    (method === 'GET' && (path === `${API_PREFIX}/health` || OAUTH_CALLBACK.test(path))) || (method === 'POST' && (WEBHOOK_PATH.test(path) || PLAYBOOK_WEBHOOK_PATH.test(path)));
   app.use('/api/*', (c, next) => (isPublic(c.req.method, c.req.path) ? next() : auth(c, next)));
   // a tenant past its quota is refused before any work (no database, no actor)
   if (services.quotas.enabled) {
@@ -131,6 +134,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   app.route('/api/v1/ecosystem', ecosystemRoutes());
   app.route('/api/integrations', integrationRoutes());
   app.route('/api/integrations', integrationWebhookRoutes());
+  app.route('/api/partnerships', playbookRoutes());
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   app.doc31('/openapi.json', {

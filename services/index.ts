@@ -34,6 +34,10 @@ import { SagaIntake } from './saga/intake.js';
 import { SagaService } from './saga/service.js';
 import { WorkflowService } from './workflows/service.js';
 import { TenantQuotaService } from './common/quotas.js';
+import { PlaybookNatsIntake } from './playbooks/nats.js';
+import { PlaybookService } from './playbooks/service.js';
+import { createExpressions } from './playbooks/steps/index.js';
+import type { Expressions, StepRunner } from './playbooks/steps/types.js';
 
 /**
  * Concord's application layer: every service the HTTP edge and the NATS intake call, built once
@@ -83,6 +87,10 @@ export interface Services {
   outbound: OutboundService;
   /** The partner registry: registered integrations, tiers, templates, health, usage, audit and compliance (`/api/v1/ecosystem`). */
   ecosystem: EcosystemService;
+  /** Playbooks: definitions, executions, triggers; `invoker()` is the `playbook` connector (step work). */
+  playbooks: PlaybookService;
+  /** The playbooks' nats trigger. */
+  playbookIntake: PlaybookNatsIntake;
   /** Adds the services' own figures (sagas) to the edge's metrics registry. */
   registerMetrics(registry: MetricsRegistry): void;
   /** Starts the background work that `run` asks for; call after `runtime.start()`. */
@@ -97,7 +105,9 @@ export interface ServicesOptions {
   /** Time for tokens and events (tests drive it); the system clock by default. */
   clock?: Clock;
   /** Background work to run; all by default. */
-  run?: { events?: boolean; sagaIntake?: boolean; housekeeping?: boolean; outbound?: boolean; inventoryIntake?: boolean };
+  run?: { events?: boolean; sagaIntake?: boolean; housekeeping?: boolean; outbound?: boolean; inventoryIntake?: boolean; playbookIntake?: boolean };
+  /** Playbook step runners by type key and the expression engine (CEL, Liquid). */
+  playbooks?: { runners?: Partial<Record<string, StepRunner>>; expressions?: Expressions };
   /**
    * The vault's keys (app/main.ts resolves them with `resolveCredentialKeys`); by default
    * `config.credentialsKeys`, else an empty ring that stores nothing and fails the start-up
@@ -124,7 +134,7 @@ export interface ServicesOptions {
 export function createServices(o: ServicesOptions): Services {
   const { runtime, log } = o;
   const clock = o.clock ?? systemClock;
-  const run = { events: true, sagaIntake: true, housekeeping: true, outbound: true, inventoryIntake: true, ...o.run };
+  const run = { events: true, sagaIntake: true, housekeeping: true, outbound: true, inventoryIntake: true, playbookIntake: true, ...o.run };
   const pool = runtime.database.pool;
   // rows that commit with a transition, in its one statement (registered before the first commit)
   runtime.host.extendCommit(auditExtension);
@@ -148,9 +158,21 @@ export function createServices(o: ServicesOptions): Services {
   const INVENTORY_TOPICS = new Set(['inventory_levels/update', 'items']);
   const ecosystem = new EcosystemService({ host: runtime.host, pool, vault, config: runtime.config, clock, log });
   o.connectors?.set('ecosystem', ecosystem.invoker());
-  let prune: NodeJS.Timeout | undefined;
-  let started = { events: false, intake: false, outbound: false, inventory: false };
+  let started = { events: false, intake: false, outbound: false, inventory: false, playbooks: false };
   integrations.extendStatus(async (c) => (c.provider === 'generic' ? {} : { sync: await inventory.status(c.tenantId, c.provider) }));
+  const playbooks = new PlaybookService({
+    host: runtime.host,
+    pool,
+    clock,
+    log,
+    vault,
+    runners: o.playbooks?.runners ?? {},
+    expressions: o.playbooks?.expressions ?? createExpressions(),
+    publicBaseUrl: runtime.config.providers.publicBaseUrl,
+  });
+  o.connectors?.set('playbook', playbooks.invoker());
+  const playbookIntake = new PlaybookNatsIntake(runtime, playbooks, log);
+  let prune: NodeJS.Timeout | undefined;
   const services: Services = {
     runtime,
     clock,
@@ -192,6 +214,8 @@ export function createServices(o: ServicesOptions): Services {
     inventoryIntake: new InventoryIntake(runtime, inventory, log),
     outbound,
     ecosystem,
+    playbooks,
+    playbookIntake,
     registerMetrics(registry) {
       outbound.registerMetrics(registry);
       registerSagaMetrics(registry, { pool, sagas, clock });
@@ -217,11 +241,16 @@ export function createServices(o: ServicesOptions): Services {
         outbound.start();
         started.outbound = true;
       }
+      if (run.playbookIntake) {
+        await playbookIntake.start();
+        started.playbooks = true;
+      }
       if (run.housekeeping) {
         services.webhooks.start();
         prune = setInterval(() => {
           pruneIdempotencyKeys(pool, runtime.config.inboxRetentionHours).catch((err: unknown) => log.warn({ err }, 'pruning idempotency keys failed'));
           integrations.pruneStates().catch((err: unknown) => log.warn({ err }, 'pruning OAuth states failed'));
+          playbooks.prune().catch((err: unknown) => log.warn({ err }, 'pruning playbook webhook ids failed'));
         }, 10 * 60_000);
         prune.unref();
       }
@@ -229,11 +258,12 @@ export function createServices(o: ServicesOptions): Services {
     async stop() {
       clearInterval(prune);
       await services.webhooks.stop();
+      if (started.playbooks) await playbookIntake.stop();
       if (started.intake) await services.sagaIntake.stop();
       if (started.inventory) await services.inventoryIntake.stop();
       if (started.events) await eventDelivery.stop();
       if (started.outbound) await outbound.stop();
-      started = { events: false, intake: false, outbound: false, inventory: false };
+      started = { events: false, intake: false, outbound: false, inventory: false, playbooks: false };
       await ecosystem.stop();
       await audit.end();
     },
