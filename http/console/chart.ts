@@ -121,7 +121,7 @@ async function computeLayout(root: ChartNode): Promise<ChartLayout> {
     layoutOptions: {
       'elk.algorithm': 'layered',
       'elk.hierarchyHandling': 'INCLUDE_CHILDREN',
-      'elk.direction': 'RIGHT',
+      'elk.direction': 'DOWN',
       'elk.edgeRouting': 'ORTHOGONAL',
       'elk.layered.spacing.nodeNodeBetweenLayers': '48',
       'elk.spacing.nodeNode': '24',

@@ -13,7 +13,7 @@ import { toProblem } from '../problem.js';
 import { ASSETS } from './assets.js';
 import { layoutChart } from './chart.js';
 import { Layout, type Section } from './layout.js';
-import { ActorPage, actorPath, JournalItems, LiveState, type ActorPageData } from './pages/actor.js';
+import { ActorPage, actorPath, JournalItems, LiveDetails, LiveState, type ActorPageData } from './pages/actor.js';
 import { ActorsPage, DeadLetterRow, DeadLettersPage, ErrorPage, IntegrationsPage, LoginPage, TimersPage, type IntegrationGroup } from './pages/lists.js';
 import { stateText } from './parts.js';
 import { checkLoginNonce, clearSession, consoleSession, loginNonce, sameOrigin, setSession, type ConsoleEnv } from './session.js';
@@ -195,6 +195,7 @@ export function consoleRoutes(o: ConsoleOptions): Hono<ConsoleEnv> {
         const fresh = (await s.actors.history(type, id, last, 100)).data;
         if (fresh.length) await stream.writeSSE({ event: 'journal', data: await (<JournalItems type={type} id={id} entries={fresh} />).toString() });
         await stream.writeSSE({ event: 'state', data: await (<LiveState {...data} />).toString() });
+        await stream.writeSSE({ event: 'details', data: await (<LiveDetails {...data} />).toString() });
         last = Math.max(last, data.view.version, fresh[fresh.length - 1]?.version ?? 0);
       };
       const unwatch = s.watch.watch(

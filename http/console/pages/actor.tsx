@@ -116,11 +116,10 @@ function Timers(props: { timers: PendingTimer[] }) {
   );
 }
 
-/** What changes with every transition or pause: swapped in whole over SSE (`state`). */
+/** The run state, the chart and the events accepted now: swapped in whole over SSE (`state`) after every transition or pause. */
 export function LiveState(props: ActorPageData) {
   const { view } = props;
   const path = actorPath(view.type, view.id);
-  const steps = Array.isArray((view.context as { steps?: unknown }).steps) ? ((view.context as { steps: Step[] }).steps as Step[]) : null;
   return (
     <div id="live-state-inner" data-version={view.version} data-paused={view.paused ? 'true' : 'false'}>
       <dl class="facts">
@@ -191,6 +190,16 @@ export function LiveState(props: ActorPageData) {
           )}
         </div>
       </section>
+    </div>
+  );
+}
+
+/** Steps, timers and context: swapped in whole over SSE (`details`). */
+export function LiveDetails(props: ActorPageData) {
+  const { view } = props;
+  const steps = Array.isArray((view.context as { steps?: unknown }).steps) ? ((view.context as { steps: Step[] }).steps as Step[]) : null;
+  return (
+    <div id="live-details-inner">
       {steps ? <Steps steps={steps} /> : null}
       <Timers timers={props.timers} />
       <section class="panel" aria-labelledby="context-h">
@@ -235,16 +244,19 @@ export function ActorPage(props: ActorPageData) {
       <div id="flash" role="status" aria-live="polite"></div>
       <div class="actor-grid" hx-ext="sse" sse-connect={`${path}/live?after=${view.version}&paused=${view.paused ? 1 : 0}`}>
         <div class="actor-main">
+          <div id="live-state" sse-swap="state" hx-swap="innerHTML">
+            <LiveState {...props} />
+          </div>
           <section id="act-fields" class="panel act" aria-labelledby="act-h">
-            <h2 id="act-h">Act</h2>
-            <p class="muted">Every action asks for confirmation and is audited with its reason.</p>
+            <h2 id="act-h">Why you act</h2>
+            <p class="muted">The buttons above and below ask for confirmation; each action is audited with this reason.</p>
             <label for="reason">Reason (required)</label>
-            <input id="reason" name="reason" type="text" maxlength={1000} required autocomplete="off" />
+            <input id="reason" name="reason" type="text" maxlength={1000} aria-required="true" autocomplete="off" />
             <label for="payload">Event payload (JSON object, merged into the event; optional)</label>
             <textarea id="payload" name="payload" rows={3} spellcheck={false}></textarea>
           </section>
-          <div id="live-state" sse-swap="state" hx-swap="innerHTML">
-            <LiveState {...props} />
+          <div id="live-details" sse-swap="details" hx-swap="innerHTML">
+            <LiveDetails {...props} />
           </div>
         </div>
         <section class="panel journal" aria-labelledby="journal-h">

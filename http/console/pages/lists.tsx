@@ -269,7 +269,7 @@ export function TimersPage(props: { timers: PendingTimer[]; types: string[]; typ
       <div id="flash" role="status" aria-live="polite"></div>
       <section id="act-fields" class="panel act">
         <label for="reason">Reason for fire or cancel (required)</label>
-        <input id="reason" name="reason" type="text" maxlength={1000} required autocomplete="off" />
+        <input id="reason" name="reason" type="text" maxlength={1000} aria-required="true" autocomplete="off" />
       </section>
       {props.timers.length === 0 ? (
         <p>No pending timers.</p>
