@@ -120,6 +120,8 @@ function Timers(props: { timers: PendingTimer[] }) {
 export function LiveState(props: ActorPageData) {
   const { view } = props;
   const path = actorPath(view.type, view.id);
+  // a wildcard (`wfstep.*`) is how a machine listens, not an event one can send
+  const accepts = view.accepts.filter((e) => !e.includes('*'));
   return (
     <div id="live-state-inner" data-version={view.version} data-paused={view.paused ? 'true' : 'false'}>
       <dl class="facts">
@@ -167,9 +169,9 @@ export function LiveState(props: ActorPageData) {
       <Chart layout={props.layout} machineId={props.machineId} value={view.value} />
       <section class="panel" aria-labelledby="accepts-h">
         <h2 id="accepts-h">Events it accepts now</h2>
-        {view.accepts.length === 0 ? <p class="muted">None in this state.</p> : null}
+        {accepts.length === 0 ? <p class="muted">None in this state.</p> : null}
         <div class="events">
-          {view.accepts.map((e) => (
+          {accepts.map((e) => (
             <form hx-post={`${path}/send`} hx-include="#act-fields" hx-target="#flash" hx-confirm={`Send ${e} to ${view.type}/${view.id}?`}>
               <input type="hidden" name="event" value={e} />
               <button type="submit" data-event={e} disabled={view.paused ? true : undefined}>
