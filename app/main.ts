@@ -56,6 +56,8 @@ async function main(): Promise<void> {
       process.exit(1);
     }, config.shutdownTimeoutMs);
     force.unref();
+    // the console's live pages hold their connections open: end them, or the close below waits for them
+    services.watch.stop();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await services.stop();
     await runtime.stop();

@@ -7,6 +7,7 @@ import type { Env } from './env.js';
 import { authenticate } from './middleware/auth.js';
 import { guardInput } from './middleware/guard.js';
 import { observe } from './middleware/observe.js';
+import { consoleRoutes } from './console/index.js';
 import { createMetrics } from './metrics.js';
 import { problemResponse, toProblem } from './problem.js';
 import { actorRoutes } from './routes/actors.js';
@@ -135,6 +136,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   app.route('/api/integrations', integrationRoutes());
   app.route('/api/integrations', integrationWebhookRoutes());
   app.route('/api/partnerships', playbookRoutes());
+  // the operator console: its own cookie session, never accepted by /api (which wants the bearer header)
+  app.route('/console', consoleRoutes({ secret, clock, log: deps.log }));
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   app.doc31('/openapi.json', {

@@ -26,9 +26,11 @@ import { OperatorActions } from './operators/actions.js';
 import { WebhookIntake } from './integrations/webhooks.js';
 import { AuditTrail } from './operators/audit.js';
 import { BulkActions } from './operators/bulk.js';
+import { ConsoleQueries } from './operators/console.js';
 import { DeadLetterService } from './operators/dead-letters.js';
 import { ActorInspector } from './operators/inspector.js';
 import { TimerControl } from './operators/timers.js';
+import { ActorWatch } from './operators/watch.js';
 import { registerSagaMetrics } from './saga/index.js';
 import { SagaIntake } from './saga/intake.js';
 import { SagaService } from './saga/service.js';
@@ -64,6 +66,10 @@ export interface Services {
   idempotency: Idempotency;
   /** The audit log, for operators. */
   audit: AuditTrail;
+  /** The operator console's reads: actor search with counts, an actor's timers. */
+  console: ConsoleQueries;
+  /** Version and pause changes of watched actors (the console's live pages); stopped by `stop()`. */
+  watch: ActorWatch;
   events: EventService;
   /** The cross-integration delivery worker and its channel (NATS or the in-process bus). */
   eventDelivery: EventDelivery;
@@ -172,6 +178,7 @@ export function createServices(o: ServicesOptions): Services {
   });
   o.connectors?.set('playbook', playbooks.invoker());
   const playbookIntake = new PlaybookNatsIntake(runtime, playbooks, log);
+  const consoleQueries = new ConsoleQueries(pool);
   let prune: NodeJS.Timeout | undefined;
   const services: Services = {
     runtime,
@@ -188,6 +195,8 @@ export function createServices(o: ServicesOptions): Services {
     deadLetters: new DeadLetterService(pool, runtime.config.partitions, { outbound: (id) => outbound.replay(id) }),
     idempotency: new Idempotency(pool),
     audit: new AuditTrail(pool, clock),
+    console: consoleQueries,
+    watch: new ActorWatch(consoleQueries, log),
     events: new EventService(pool, clock, runtime.config.events, () => eventDelivery.worker.wake()),
     eventDelivery,
     workflows: new WorkflowService(runtime.host, pool, clock, runtime.config.nats.prefix),
@@ -256,6 +265,7 @@ export function createServices(o: ServicesOptions): Services {
       }
     },
     async stop() {
+      services.watch.stop();
       clearInterval(prune);
       await services.webhooks.stop();
       if (started.playbooks) await playbookIntake.stop();
