@@ -125,7 +125,7 @@ export function createServices(o: ServicesOptions): Services {
     operators,
     bulk: new BulkActions(runtime, operators),
     timers: new TimerControl(runtime, clock),
-    deadLetters: new DeadLetterService(pool, runtime.config.partitions),
+    deadLetters: new DeadLetterService(pool, runtime.config.partitions, clock),
     idempotency: new Idempotency(pool),
     audit: new AuditTrail(pool, clock),
     events: new EventService(pool, clock, runtime.config.events, () => eventDelivery.worker.wake()),
