@@ -48,7 +48,7 @@ const STATUS: Partial<Record<string, [number, string]>> = {
 };
 
 /** Details that may reach a client; internal refs and stack traces never do. */
-const PUBLIC_DETAILS = new Set(['issues', 'target', 'cycle', 'currentStatus', 'allowedActions', 'action', 'isActive', 'yourLevel', 'error', 'type', 'deployed', 'id', 'limit', 'accepts', 'retryAfter']);
+const PUBLIC_DETAILS = new Set(['issues', 'target', 'cycle', 'currentStatus', 'allowedActions', 'action', 'isActive', 'yourLevel', 'error', 'type', 'deployed', 'id', 'limit', 'accepts', 'retryAfter', 'failedSteps', 'failedStep', 'replayedAt']);
 
 function publicDetails(details: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(details).filter(([k]) => PUBLIC_DETAILS.has(k)));
