@@ -53,6 +53,12 @@ describe('the history checker', () => {
     expect(v.examples.reordered[0]).toContain('p-a-2 (seq 2) after p-a-3 (seq 3)');
   });
 
+  it('counts an outside effect taken more than once as duplicated', () => {
+    const v = checkHistory(history({ effects: new Map([['w-1/PAYMENT_PROCESSING/1', 2], ['w-1/INVENTORY_RESERVATION/1', 1]]) }));
+    expect(v).toMatchObject({ duplicated: 1, ok: false });
+    expect(v.examples.duplicated).toEqual(['effect w-1/PAYMENT_PROCESSING/1 taken 2 times']);
+  });
+
   it('counts what is unfinished after the drain as stuck', () => {
     expect(checkHistory(history({ unfinished: ['saga w-1: PAYMENT_PROCESSING', 'outbox row 17'] }))).toMatchObject({ stuck: 2, ok: false });
   });

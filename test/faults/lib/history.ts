@@ -30,6 +30,11 @@ export interface History {
   applied: Map<string, string[]>;
   /** Things still unfinished after the drain, each named (`saga w-1: PAYMENT_PROCESSING`). */
   unfinished: string[];
+  /**
+   * Side effects taken outside (a service applying a command), by the key that must be taken at
+   * most once (`<workflow>/<step>/<attempt>`), with how many times each was taken.
+   */
+  effects?: Map<string, number>;
 }
 
 export interface Verdict {
@@ -83,6 +88,13 @@ export function checkHistory(h: History): Verdict {
         note('reordered', `${target}: ${id} (seq ${op.seq}) after ${last.id} (seq ${last.seq}) from ${op.source}`);
       }
       if (!last || op.seq > last.seq) lastSeqBySource.set(op.source, { seq: op.seq, id });
+    }
+  }
+
+  for (const [key, times] of h.effects ?? []) {
+    if (times > 1) {
+      duplicated += times - 1;
+      note('duplicated', `effect ${key} taken ${times} times`);
     }
   }
 
