@@ -55,6 +55,11 @@ export interface NatsHooks {
   afterPublish?(rows: readonly OutboxRow[]): void;
   /** A message was applied and committed; it is not acked yet. */
   beforeAck?(msg: JsMsg): void;
+  /**
+   * A consumed message is about to be applied. The fault suite's deliberately broken build acks
+   * it here, before the commit, to show that the history checker catches what that loses.
+   */
+  beforeHandle?(msg: JsMsg): void;
 }
 
 /**
@@ -138,6 +143,7 @@ export class NatsTransport implements LeaseListener, Delivery {
       retryBackoffMs: c.retryBackoffMs,
       heartbeat: this.o.heartbeat,
       beforeAck: this.o.hooks?.beforeAck,
+      beforeHandle: this.o.hooks?.beforeHandle,
       ...parts,
     });
   }
