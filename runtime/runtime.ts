@@ -107,13 +107,22 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
       })
     : undefined;
   const delivery = o.delivery?.(host, bus) ?? nats ?? inProcess;
-  const relay = new OutboxRelay({ pool: database.pool, delivery, log, batch: config.outboxBatch, pollMs: config.outboxPollMs, maxAttempts: o.maxDeliveryAttempts ?? 10 });
+  const relay = new OutboxRelay({
+    pool: database.pool,
+    delivery,
+    log,
+    batch: config.outboxBatch,
+    pollMs: config.outboxPollMs,
+    maxAttempts: o.maxDeliveryAttempts ?? 10,
+    // JetStream drops a second copy of a message id only inside its duplicate window
+    staleAfterMs: delivery === nats ? config.nats.duplicateWindowMs / 2 : undefined,
+  });
   const rl = relay;
   // the process that owns a partition relays its outbox and (with NATS) consumes its actors' messages
   const listener: LeaseListener = nats
     ? {
         acquired: (p, epoch) => {
-          rl.acquired(p);
+          rl.acquired(p, epoch);
           nats.acquired(p, epoch);
         },
         releasing: async (p) => {
