@@ -207,11 +207,11 @@ describe('the outbound call door (real PostgreSQL, the fakes over real HTTP)', (
     const letter = (await database.pool.query(`SELECT id FROM dead_letters WHERE message_id = 'dl-2'`)).rows[0].id as string;
     await database.pool.query(`UPDATE dead_letters SET payload = jsonb_set(payload, '{call,input,itemId}', to_jsonb($2::text)) WHERE id = $1`, [letter, item.id]);
     const m = mlCalls(`/items/${item.id}`).length;
-    const replayed = await services.deadLetters.replay({ principal: { sub: 'op', role: 'operator' } } as never, Number(letter));
+    const replayed = await services.deadLetters.replay({ principal: { sub: 'op', role: 'operator', tenantId: null }, requestId: 'test', idempotency: null, reason: 'the item id was wrong' }, Number(letter));
     expect(replayed.replayedAt).not.toBeNull();
     await waitFor('the replayed call reached the provider', () => mlCalls(`/items/${item.id}`).length > m);
     // replayed once: a second replay answers the row and runs nothing
-    await services.deadLetters.replay({ principal: { sub: 'op', role: 'operator' } } as never, Number(letter));
+    await services.deadLetters.replay({ principal: { sub: 'op', role: 'operator', tenantId: null }, requestId: 'test', idempotency: null, reason: 'the item id was wrong' }, Number(letter));
     await new Promise((r) => setTimeout(r, 100));
     expect(mlCalls(`/items/${item.id}`).length).toBe(m + 1);
     expect((await services.outbound.status(c)).deadLetters).toBe(1);
