@@ -21,6 +21,8 @@ export interface EventDeliveryWorkerOptions {
   beforeRecord?(deliveryId: number): void | Promise<void>;
   /** How often pending events whose deliveries all finished are looked for (default 30 s). */
   statusSweepMs?: number;
+  /** Rows of a messaging-only lane claimed together (default LANE_BATCH; 1: one at a time, the old way, for benchmarks). */
+  laneBatch?: number;
 }
 
 const CLAIM_GAP_MS = 4;
@@ -178,7 +180,7 @@ export class EventDeliveryWorker {
   async #claim(lanes: number): Promise<Claimed[]> {
     const now = new Date(this.o.clock.now());
     const leaseUntil = new Date(now.getTime() + this.o.config.leaseMs);
-    const perLane = this.o.publish ? LANE_BATCH : 1;
+    const perLane = this.o.publish ? (this.o.laneBatch ?? LANE_BATCH) : 1;
     const { rows } = await this.o.pool.query<Claimed>(
       `WITH open AS (
          SELECT d.id, d.source_integration_id, d.target_integration_id,
