@@ -121,7 +121,7 @@ async function latency(): Promise<{ p50: number; p99: number; max: number; seen:
 try {
   const ceil = await ceiling(DELIVERIES);
   const before = await drain(1);
-  const after = await drain(128);
+  const after = await drain(Number(process.env.BENCH_LANE_BATCH ?? 128));
   const l = await latency();
   console.log(`\nCross-integration delivery over NATS only (${SOURCES.length} sources x ${TARGETS.length} targets = ${SOURCES.length * TARGETS.length} lanes; ${DELIVERIES} deliveries backlog)\n`);
   console.log(
@@ -130,7 +130,7 @@ try {
       [
         ['raw JetStream publish, pipelined (ceiling), msg/s', fmt(ceil, 0)],
         ['one row per lane at a time (before), deliveries/s', fmt(before.perSecond, 0)],
-        ['lane batches of up to 128 (now), deliveries/s', fmt(after.perSecond, 0)],
+        [`lane batches of up to ${process.env.BENCH_LANE_BATCH ?? 128} (now), deliveries/s`, fmt(after.perSecond, 0)],
         [`at ${RATE * TARGETS.length} deliveries/s offered: commit -> seen, p50 / p99 / max ms`, `${fmt(l.p50, 1)} / ${fmt(l.p99, 1)} / ${fmt(l.max, 1)}`],
         ['  deliveries seen / offered', `${l.seen} / ${l.offered}`],
       ],
