@@ -458,7 +458,7 @@ export class InventoryService {
     } catch (err) {
       if (err instanceof ConcordError && err.code === ErrorCode.EventRejected) {
         const running = (await this.o.syncs.current(id, { tenant }))?.context.run;
-        throw new ConcordError(ErrorCode.Conflict, `a sync of this connection is already running${running ? ` (${running.syncId})` : ''}: one at a time`, { runningSyncId: running?.syncId ?? null });
+        throw new ConcordError(ErrorCode.Conflict, `a sync of this connection is already running${running ? ` (${running.syncId})` : ''}: one at a time`, { id: running?.syncId ?? null });
       }
       throw err;
     }
