@@ -33,10 +33,10 @@ export const token = (role: TokenClaims['role'], tenantId?: string) =>
  * timers, the services with the inventory sync, the app. PUBLIC_BASE_URL is the node's own URL.
  */
 export async function startNode(database: Database, fakes: MarketplaceFakes, o: { env?: Record<string, string>; hooks?: EngineHooks } = {}): Promise<Node> {
-  let app: ReturnType<typeof createApp> | undefined;
+  const holder: { app?: ReturnType<typeof createApp> } = {};
   let server: ServerType | undefined;
   const url = await new Promise<string>((resolve) => {
-    server = serve({ fetch: (req) => (app ? app.fetch(req) : new Response('starting', { status: 503 })), port: 0, hostname: '127.0.0.1' }, (info: AddressInfo) => resolve(`http://127.0.0.1:${info.port}`));
+    server = serve({ fetch: (req) => (holder.app ? holder.app.fetch(req) : new Response('starting', { status: 503 })), port: 0, hostname: '127.0.0.1' }, (info: AddressInfo) => resolve(`http://127.0.0.1:${info.port}`));
   });
   const connectors = new Map<string, ConnectorInvoker>();
   const runtime = await testRuntime(database, {
@@ -47,8 +47,8 @@ export async function startNode(database: Database, fakes: MarketplaceFakes, o: 
   const services = createServices({ runtime, log: testLog, connectors, run: { sagaIntake: false, events: false, housekeeping: false }, ...(o.hooks ? { inventoryHooks: o.hooks } : {}) });
   await runtime.start();
   await services.start();
-  app = createApp({ services, log: testLog, jwtSecret: SECRET });
-  const a = app;
+  const a = createApp({ services, log: testLog, jwtSecret: SECRET });
+  holder.app = a;
   return {
     runtime,
     services,
