@@ -32,7 +32,7 @@ export const token = (role: TokenClaims['role'], tenantId?: string) =>
  * One Concord node over real HTTP (the fakes send their webhooks to it): runtime with relay and
  * timers, the services with the inventory sync, the app. PUBLIC_BASE_URL is the node's own URL.
  */
-export async function startNode(database: Database, fakes: MarketplaceFakes, o: { env?: Record<string, string>; hooks?: EngineHooks } = {}): Promise<Node> {
+export async function startNode(database: Database, fakes: MarketplaceFakes, o: { env?: Record<string, string>; hooks?: EngineHooks; run?: { relay?: boolean; timers?: boolean } } = {}): Promise<Node> {
   const holder: { app?: ReturnType<typeof createApp> } = {};
   let server: ServerType | undefined;
   const url = await new Promise<string>((resolve) => {
@@ -42,6 +42,7 @@ export async function startNode(database: Database, fakes: MarketplaceFakes, o: 
   const runtime = await testRuntime(database, {
     types: [integrationType, syncType],
     connectors,
+    ...(o.run ? { run: o.run } : {}),
     env: { ...fakes.env, PUBLIC_BASE_URL: url, CREDENTIALS_KEYS: KEYS, OUTBOUND_RETRY_INITIAL_MS: '50', OUTBOUND_RETRY_JITTER: '0', ...o.env },
   });
   const services = createServices({ runtime, log: testLog, connectors, run: { sagaIntake: false, events: false, housekeeping: false }, ...(o.hooks ? { inventoryHooks: o.hooks } : {}) });
