@@ -32,7 +32,7 @@ export const token = (role: TokenClaims['role'], tenantId?: string) =>
  * One Concord node over real HTTP (the fakes send their webhooks to it): runtime with relay and
  * timers, the services with the inventory sync, the app. PUBLIC_BASE_URL is the node's own URL.
  */
-export async function startNode(database: Database, fakes: MarketplaceFakes, o: { env?: Record<string, string>; hooks?: EngineHooks; run?: { relay?: boolean; timers?: boolean } } = {}): Promise<Node> {
+export async function startNode(database: Database, fakes: MarketplaceFakes, o: { env?: Record<string, string>; hooks?: EngineHooks; run?: { relay?: boolean; timers?: boolean }; intake?: boolean } = {}): Promise<Node> {
   const holder: { app?: ReturnType<typeof createApp> } = {};
   let server: ServerType | undefined;
   const url = await new Promise<string>((resolve) => {
@@ -45,7 +45,7 @@ export async function startNode(database: Database, fakes: MarketplaceFakes, o: 
     ...(o.run ? { run: o.run } : {}),
     env: { ...fakes.env, PUBLIC_BASE_URL: url, CREDENTIALS_KEYS: KEYS, OUTBOUND_RETRY_INITIAL_MS: '50', OUTBOUND_RETRY_JITTER: '0', ...o.env },
   });
-  const services = createServices({ runtime, log: testLog, connectors, run: { sagaIntake: false, events: false, housekeeping: false }, ...(o.hooks ? { inventoryHooks: o.hooks } : {}) });
+  const services = createServices({ runtime, log: testLog, connectors, run: { sagaIntake: false, events: false, housekeeping: false, inventoryIntake: o.intake ?? true }, ...(o.hooks ? { inventoryHooks: o.hooks } : {}) });
   await runtime.start();
   await services.start();
   const a = createApp({ services, log: testLog, jwtSecret: SECRET });

@@ -10,12 +10,20 @@ let node: Node;
 /** SKUs whose channel gets a sale between our read and our write (the hook below). */
 const saleBeforeWrite = new Map<string, { shop: string; n: number }>();
 const published: Array<{ subject: string; data: Record<string, unknown> }> = [];
+/** A shop whose tokens expire right after the first page of the next sync. */
+let expireAfterFirstPage: string | null = null;
 
 beforeAll(async () => {
   fakes = await startMarketplaceFakes();
   database = await freshDatabase();
   node = await startNode(database, fakes, {
     hooks: {
+      afterPage: ({ page }) => {
+        if (page === 0 && expireAfterFirstPage) {
+          fakes.shopify.control.expireTokens(expireAfterFirstPage);
+          expireAfterFirstPage = null;
+        }
+      },
       beforeChannelWrite: async ({ skus }) => {
         for (const sku of skus) {
           const sale = saleBeforeWrite.get(sku);
@@ -205,6 +213,27 @@ describe('inventory sync with Shopify (real PostgreSQL, the fake over real HTTP,
       expect(shopLevel(shop, 'CAS')).toBe(9);
       expect(saleBeforeWrite.has('CAS')).toBe(false);
     });
+  });
+
+  it('a token expiring mid-sync is refreshed once (the door, on the 401) and the sync continues', async () => {
+    const tenant = 't-token';
+    const shop = 'token.myshopify.com';
+    await connectShopify(node.services, tenant, shop);
+    const n = 250;
+    const sku = (i: number) => `T${String(i).padStart(3, '0')}`;
+    fakes.shopify.control.seed(shop, Array.from({ length: n }, (_, i) => ({ sku: sku(i), quantity: i })));
+    for (let i = 0; i < n; i++) await node.services.inventory.setStock(tenant, sku(i), 500 + i, { source: 'api' });
+    const refreshes = () => [...fakes.shopify.state.tokens.refresh.values()].filter((r) => r.shop === shop && r.parent).length;
+    expect(refreshes()).toBe(0);
+    expireAfterFirstPage = shop;
+    const s = await fullSync(tenant, 'outbound');
+    expect(expireAfterFirstPage).toBeNull();
+    expect(s).toMatchObject({ status: 'completed', total: n, synced: n, failed: 0, pages: 3 });
+    expect(refreshes()).toBe(1);
+    for (let i = 0; i < n; i++) expect(shopLevel(shop, sku(i))).toBe(500 + i);
+    const status = await node.call('GET', '/api/integrations/shopify/status', { token: token('vendor', tenant) });
+    expect(status.body.connections[0]).toMatchObject({ state: 'connected' });
+    expect(status.body.connections[0].lastRefreshAt).not.toBeNull();
   });
 
   it('tenants are isolated: another vendor sees 404 for our items, syncs and conflicts, and an empty log', async () => {
