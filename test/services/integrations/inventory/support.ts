@@ -45,7 +45,7 @@ export async function startNode(database: Database, fakes: MarketplaceFakes, o: 
     ...(o.run ? { run: o.run } : {}),
     env: { ...fakes.env, PUBLIC_BASE_URL: url, CREDENTIALS_KEYS: KEYS, OUTBOUND_RETRY_INITIAL_MS: '50', OUTBOUND_RETRY_JITTER: '0', ...o.env },
   });
-  const services = createServices({ runtime, log: testLog, connectors, run: { sagaIntake: false, events: false, housekeeping: false, inventoryIntake: o.intake ?? true }, ...(o.hooks ? { inventoryHooks: o.hooks } : {}) });
+  const services = createServices({ runtime, log: testLog, connectors, run: { sagaIntake: false, events: false, housekeeping: false, inventoryIntake: o.intake ?? true }, ...(o.hooks ? { inventoryHooks: o.hooks } : {}), inventoryPagesPerStep: 1 });
   await runtime.start();
   await services.start();
   const a = createApp({ services, log: testLog, jwtSecret: SECRET });
