@@ -134,6 +134,8 @@ export interface ServicesOptions {
   outbound?: OutboundCalls;
   /** Points of the sync engine where tests make the world move. */
   inventoryHooks?: EngineHooks;
+  /** Channel pages per step of a full sync (progress is committed per step; default 5). */
+  inventoryPagesPerStep?: number;
 }
 
 /** Builds every service over `runtime`; `start()`/`stop()` own their background work. */
@@ -157,10 +159,11 @@ export function createServices(o: ServicesOptions): Services {
   const door = (): OutboundCalls => o.outbound ?? outbound;
   const eventsRoot = `${runtime.config.nats.prefix}.events`;
   const syncs = runtime.host.actor(syncType);
-  const inventory = new InventoryService({ pool, syncs, connections: integrations, outbound: door, clock, log, eventsRoot });
-  const engine = new InventoryEngine({ pool, outbound: door, clock, log, hooks: o.inventoryHooks, fanOut: (tenantId, skus, except) => inventory.fanOut(tenantId, skus, except) });
+  const inventory = new InventoryService({ pool, syncs, connections: integrations, outbound: door, clock, log, eventsRoot, runtime });
+  const engine = new InventoryEngine({ pool, outbound: door, clock, log, hooks: o.inventoryHooks, ...(o.inventoryPagesPerStep ? { pagesPerStep: o.inventoryPagesPerStep } : {}), fanOut: (tenantId, skus, except) => inventory.fanOut(tenantId, skus, except) });
   o.connectors?.set('inventory', engine.invoker());
-  /** Stock webhooks go to the connection's sync actor too. */
+  inventory.useEngine(engine);
+  /** Webhook topics that carry stock. */
   const INVENTORY_TOPICS = new Set(['inventory_levels/update', 'items']);
   const ecosystem = new EcosystemService({ host: runtime.host, pool, vault, config: runtime.config, clock, log });
   o.connectors?.set('ecosystem', ecosystem.invoker());
@@ -211,13 +214,10 @@ export function createServices(o: ServicesOptions): Services {
       host: runtime.host,
       clock,
       log,
-      forward: (h) =>
-        INVENTORY_TOPICS.has(h.topic)
-          ? {
-              ref: { type: syncType.type, id: `${h.tenant}:${h.service}:${h.connectionId}` },
-              event: { type: 'sync.webhook', webhookId: h.id, topic: h.topic, tenantId: h.tenant, provider: h.service, account: h.connectionId, events: eventsRoot, at: new Date(clock.now()).toISOString() },
-            }
-          : null,
+      // stock topics are applied to our side right away (the row is the durable record; a failure is swept again)
+      alsoHand: async (h) => {
+        if (INVENTORY_TOPICS.has(h.topic)) await inventory.applyWebhook({ tenantId: h.tenant, provider: h.service, account: h.connectionId, webhookId: h.id });
+      },
     }),
     inventory,
     inventoryIntake: new InventoryIntake(runtime, inventory, log),

@@ -200,10 +200,11 @@ export interface WebhookIntakeOptions {
   /** How often accepted rows not yet handed on (a crash, an actor type registered late) are swept; 0: never. */
   sweepMs?: number;
   /**
-   * Other actors a row is handed to with the connection's (the inventory sync: stock topics).
-   * A row is marked handed only once every one of them has it.
+   * Work a row is handed to besides the connection's actor (the inventory sync applies stock
+   * topics to our side). It runs with the actor's hand-off; a row is marked handed only once
+   * both succeeded, so a failure is retried by the sweep (it must be idempotent per row).
    */
-  forward?: (h: { tenant: string; service: WebhookProvider; connectionId: string; id: string; topic: string }) => { ref: { type: string; id: string }; event: { type: string; [k: string]: unknown } } | null;
+  alsoHand?: (h: { tenant: string; service: WebhookProvider; connectionId: string; id: string; topic: string }) => Promise<void>;
 }
 
 export class WebhookIntake {
@@ -427,10 +428,9 @@ export class WebhookIntake {
           batch.slice(i, i + HANDOFF_CONCURRENCY).map(async (h) => {
             const event: WebhookReceivedEvent = { type: 'integration.webhook.received', webhookId: h.id, topic: h.topic, receivedAt: h.receivedAt.toISOString() };
             try {
-              const also = this.o.forward?.(h);
               await Promise.all([
                 host.send({ type: INTEGRATION_ACTOR_TYPE, id: `${h.tenant}:${h.service}:${h.connectionId}` }, event, { messageId: `webhook:${h.id}`, tenant: h.tenant }),
-                ...(also && host.registry.has(also.ref.type) ? [host.send(also.ref, also.event, { messageId: `webhook:${h.id}`, tenant: h.tenant })] : []),
+                this.o.alsoHand?.(h),
               ]);
               handed.push({ h, at: clock.now() });
             } catch (err) {
