@@ -16,7 +16,7 @@ import type { CredentialVault } from '../integrations/vault.js';
 import { clientOf, refusesCredentials, VAULT_SERVICE, type IntegrationCalls, type Reachable } from './calls.js';
 import type { Catalog, RegistryAuthPattern, Template, TierName } from './catalog.js';
 import { splitCredentials, type SplitCredentials } from './credentials.js';
-import { ITEMS, viewOf, type IntegrationView, type ItemRow } from './views.js';
+import { itemsSql, viewOf, type IntegrationView, type ItemRow } from './views.js';
 
 /** `POST /api/v1/ecosystem/integrations`. */
 export interface RegisterInput {
@@ -71,7 +71,7 @@ export function tenantScope(p: Principal): string | null {
  * durable timers run its health checks at its tier's interval.
  */
 export class RegistryService {
-  readonly #items: string;
+  readonly #tier: string;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -83,7 +83,7 @@ export class RegistryService {
     private readonly clock: Clock,
     private readonly log: Logger,
   ) {
-    this.#items = ITEMS(catalog.tiers.marketplaceTier);
+    this.#tier = catalog.tiers.marketplaceTier;
   }
 
   /** The check settings of a tier (from the tier table). */
@@ -142,30 +142,14 @@ export class RegistryService {
 
   async list(principal: Principal, f: ListFilter): Promise<{ data: IntegrationView[]; nextCursor: string | null }> {
     const scope = tenantScope(principal);
-    const params: unknown[] = [];
-    const cond: string[] = [];
-    const add = (sql: string, v: unknown) => {
-      params.push(v);
-      cond.push(sql.replaceAll('?', `$${params.length}`));
-    };
-    if (scope) add('x.tenant_id = ?', scope);
-    else if (f.ownerId) add('x.tenant_id = ?', f.ownerId);
-    if (f.tier) add('x.tier = ?', f.tier);
-    if (f.platform) add('x.platform = ?', f.platform);
-    if (f.status) add('x.status = ?', f.status);
-    if (f.feature) add('x.features @> ARRAY[?]::text[]', f.feature);
-    if (f.source) add('x.source = ?', f.source);
+    let after: { name: string; id: string } | undefined;
     if (f.cursor) {
       const c = parseNameCursor(f.cursor);
       if (!c) throw bad('invalid cursor', 'cursor');
-      params.push(c.name, c.id);
-      cond.push(`(x.name, x.id) > ($${params.length - 1}, $${params.length})`);
+      after = c;
     }
-    params.push(f.limit + 1);
-    const { rows } = await this.pool.query<ItemRow>(
-      `SELECT x.* FROM (${this.#items}) x ${cond.length ? `WHERE ${cond.join(' AND ')}` : ''} ORDER BY x.name, x.id LIMIT $${params.length}`,
-      params,
-    );
+    const q = itemsSql(this.#tier, { tenantId: scope ?? f.ownerId, tier: f.tier, platform: f.platform, status: f.status, feature: f.feature, source: f.source, after, limit: f.limit + 1 });
+    const { rows } = await this.pool.query<ItemRow>(q);
     const page = rows.slice(0, f.limit);
     const last = page[page.length - 1];
     return { data: page.map(viewOf), nextCursor: rows.length > f.limit && last ? nameCursor(last.name, last.id) : null };
@@ -174,14 +158,7 @@ export class RegistryService {
   /** One integration the caller may see, by name (operators name the owner when two owners share a name); null when none. */
   async get(principal: Principal, name: string, ownerId?: string): Promise<IntegrationView | null> {
     const scope = tenantScope(principal);
-    const owner = scope ?? ownerId;
-    const params: unknown[] = [name];
-    let where = 'x.name = $1';
-    if (owner) {
-      params.push(owner);
-      where += ' AND x.tenant_id = $2';
-    }
-    const { rows } = await this.pool.query<ItemRow>(`SELECT x.* FROM (${this.#items}) x WHERE ${where} ORDER BY x.source DESC, x.id LIMIT 3`, params);
+    const { rows } = await this.pool.query<ItemRow>(itemsSql(this.#tier, { name, tenantId: scope ?? ownerId, limit: 3 }));
     const own = rows.filter((r) => r.source === 'registry');
     const pick = own.length > 0 ? own : rows;
     if (pick.length > 1 && new Set(pick.map((r) => r.tenant_id)).size > 1) {
@@ -304,7 +281,7 @@ export class RegistryService {
   }
 
   async #read(db: pg.PoolClient, id: string): Promise<IntegrationView> {
-    const { rows } = await db.query<ItemRow>(`SELECT x.* FROM (${this.#items}) x WHERE x.id = $1 AND x.source = 'registry'`, [id]);
+    const { rows } = await db.query<ItemRow>(itemsSql(this.#tier, { id, source: 'registry', limit: 1 }));
     return viewOf(rows[0]!);
   }
 
