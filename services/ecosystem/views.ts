@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { HealthStatus } from '../../machines/ecosystem/index.js';
 import { iso } from '../common/sql.js';
 
@@ -84,7 +85,7 @@ const marketplace = (tier: string): Branch => ({
  * then the two are merged: a page of 10,000 integrations reads about a page, not all of them.
  * `marketplaceTier` is a tier name from the checked tier table (one of three words).
  */
-export function itemsSql(marketplaceTier: string, f: ItemFilter): { text: string; values: unknown[] } {
+export function itemsSql(marketplaceTier: string, f: ItemFilter): { name: string; text: string; values: unknown[] } {
   const values: unknown[] = [];
   const v = (x: unknown) => {
     values.push(x);
@@ -104,7 +105,9 @@ export function itemsSql(marketplaceTier: string, f: ItemFilter): { text: string
     if (f.after) w.push(`(${b.col.name}, ${b.col.id}) > (${v(f.after.name)}, ${v(f.after.id)})`);
     return `(SELECT ${b.select} FROM ${b.from} ${w.length ? `WHERE ${w.join(' AND ')}` : ''} ORDER BY ${b.col.name}, ${b.col.id} LIMIT ${limit})`;
   });
-  return { text: `SELECT x.* FROM (${parts.join(' UNION ALL ')}) x ORDER BY x.name, x.id LIMIT ${limit}`, values };
+  const text = `SELECT x.* FROM (${parts.join(' UNION ALL ')}) x ORDER BY x.name, x.id LIMIT ${limit}`;
+  // one prepared statement per shape of filter (a few dozen at most): planned once per connection
+  return { name: `eco_items_${createHash('sha1').update(text).digest('base64url').slice(0, 16)}`, text, values };
 }
 
 export interface ItemRow {
