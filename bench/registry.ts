@@ -142,6 +142,7 @@ async function main(): Promise<void> {
   await spread; // one interval: every integration registered, its first check due one interval later
   const from = new Date();
   const busy = await measure('1,000 checked per interval', MEASURE_MS);
+  await services.ecosystem.meter.flush(); // the check counters are flushed every ECOSYSTEM_USAGE_FLUSH_MS: count them all
   const { rows: done } = await pool.query<{ checks: string; ok: string }>(`SELECT coalesce(sum(checks), 0) AS checks, coalesce(sum(ok), 0) AS ok FROM ecosystem_health_hourly`);
   const { rows: summary } = await pool.query(`SELECT attrs->>'health' AS health, count(*)::int AS n FROM actors WHERE type = 'ecosystem' GROUP BY 1`);
   const elapsedMin = (Date.now() - from.getTime()) / 60_000; // the first checks fall due from here on
