@@ -201,7 +201,9 @@ export class RegistryService {
       // new credentials are checked against the service before they replace the old ones
       await this.#firstCheck({ id: current.id, tenantId: current.ownerId, name: current.name, platform, authPattern, auth: creds.auth, config }, creds);
       try {
-        const info = await this.vault.put(ref, creds.secret, { expectedVersion: credentialsVersion, scopes: creds.scopes, expiresAt: creds.certificateExpiresAt, metadata: { integrationId: current.id, authPattern } });
+        // revoked credentials left no vault row: the new ones are its first version again
+        const expectedVersion = current.credentials!.revokedAt ? 0 : credentialsVersion;
+        const info = await this.vault.put(ref, creds.secret, { expectedVersion, scopes: creds.scopes, expiresAt: creds.certificateExpiresAt, metadata: { integrationId: current.id, authPattern } });
         credentialsVersion = info.version;
       } catch (err) {
         if (isVaultError(err, VaultCode.VersionConflict)) throw new ConcordError(ErrorCode.Conflict, `the credentials of ${name} changed meanwhile: read it again and retry`, { name });
@@ -216,6 +218,7 @@ export class RegistryService {
                 auth = coalesce($8, auth), scopes = coalesce($9, scopes), credentials_version = $10,
                 credentials_set_at = CASE WHEN $11 THEN $12 ELSE credentials_set_at END,
                 certificate_expires_at = CASE WHEN $11 THEN $13 ELSE certificate_expires_at END,
+                credentials_revoked_at = CASE WHEN $11 THEN NULL ELSE credentials_revoked_at END,
                 version = version + 1, updated_at = $12
           WHERE id = $1 AND version = $2`,
         [current.id, current.version, platform, tier, features, config, authPattern, creds?.auth ?? null, creds?.scopes ?? null, credentialsVersion, creds !== null, now, creds?.certificateExpiresAt ?? null],
@@ -249,12 +252,43 @@ export class RegistryService {
     const current = await this.#own(principal, name, ownerId);
     const status = active ? 'active' : 'inactive';
     if (current.status === status) return current;
+    if (active && current.credentials?.revokedAt) {
+      throw new ConcordError(ErrorCode.Conflict, `the credentials of ${name} were revoked: PATCH new credentials, then activate`, { name });
+    }
     const now = new Date(this.clock.now());
     await transaction(this.pool, async (db) => {
       await db.query('UPDATE ecosystem_integrations SET status = $2, version = version + 1, updated_at = $3 WHERE id = $1', [current.id, status, now]);
       await recordAudit(db, { principal, action: active ? 'integration.activated' : 'integration.deactivated', objectType: AUDIT_OBJECT, objectId: current.id, before: { status: current.status }, after: { status }, at: now.toISOString(), requestId: requestId ?? null });
     });
     await this.actors.send(current.id, { type: active ? 'ecosystem.activate' : 'ecosystem.deactivate', by: principal.sub, at: now.toISOString() }, { tenant: current.ownerId });
+    return (await this.get(principal, name, current.ownerId))!;
+  }
+
+  /**
+   * Revokes the credentials: forgotten from the vault, the integration inactive (its checks
+   * stop) until new credentials arrive by PATCH and it is activated again.
+   */
+  async revokeCredentials(principal: Principal, name: string, ownerId?: string, requestId?: string): Promise<IntegrationView> {
+    const current = await this.#own(principal, name, ownerId);
+    if (current.credentials?.revokedAt) return current;
+    const now = new Date(this.clock.now());
+    await transaction(this.pool, async (db) => {
+      await db.query(`UPDATE ecosystem_integrations SET credentials_revoked_at = $2, status = 'inactive', version = version + 1, updated_at = $2 WHERE id = $1`, [current.id, now]);
+      await recordAudit(db, {
+        principal,
+        action: 'integration.credentials_revoked',
+        objectType: AUDIT_OBJECT,
+        objectId: current.id,
+        before: { status: current.status, credentials: current.credentials },
+        after: { status: 'inactive', credentials: { ...current.credentials, revokedAt: now.toISOString() } },
+        at: now.toISOString(),
+        requestId: requestId ?? null,
+      });
+    });
+    await this.vault.delete({ tenantId: current.ownerId, service: VAULT_SERVICE, connectionId: current.name });
+    this.calls.forget(current.id);
+    if (current.status === 'active') await this.actors.send(current.id, { type: 'ecosystem.deactivate', by: principal.sub, at: now.toISOString() }, { tenant: current.ownerId });
+    this.log.info({ integrationId: current.id, by: principal.sub }, 'integration credentials revoked');
     return (await this.get(principal, name, current.ownerId))!;
   }
 

@@ -20,7 +20,8 @@ export interface IntegrationView {
   /** `registry`: registered here; `marketplace`: a connection made at /api/integrations (managed there). */
   source: 'registry' | 'marketplace';
   health: HealthStatus;
-  credentials: { version: number; setAt: string; certificateExpiresAt: string | null } | null;
+  /** The credentials' version and times (never their value); `revokedAt` set once revoked. Null for marketplace connections. */
+  credentials: { version: number; setAt: string; certificateExpiresAt: string | null; revokedAt: string | null } | null;
   version: number;
   createdAt: string;
   updatedAt: string;
@@ -56,7 +57,7 @@ const REGISTRY: Branch = {
          'registry' AS source,
          -- per row of the page (a primary-key probe), not a join that would read every registry actor
          coalesce((SELECT a.attrs->>'health' FROM actors a WHERE a.type = 'ecosystem' AND a.id = i.id), 'unknown') AS health,
-         i.credentials_version, i.credentials_set_at,
+         i.credentials_version, i.credentials_set_at, i.credentials_revoked_at,
          i.certificate_expires_at, i.version, i.created_at, i.updated_at`,
   from: 'ecosystem_integrations i',
   where: [],
@@ -73,7 +74,7 @@ const marketplace = (tier: string): Branch => ({
          ARRAY(SELECT jsonb_array_elements_text(coalesce(m.snapshot->'context'->'scopes', '[]'::jsonb))) AS scopes, '{}'::jsonb AS config,
          ${MARKETPLACE_STATUS} AS status, 'marketplace' AS source,
          CASE m.status WHEN 'CONNECTED' THEN 'healthy' WHEN 'TOKEN_EXPIRED' THEN 'degraded' WHEN 'REAUTHORIZATION_REQUIRED' THEN 'unhealthy' ELSE 'unknown' END AS health,
-         NULL::bigint AS credentials_version, NULL::timestamptz AS credentials_set_at, NULL::timestamptz AS certificate_expires_at, m.version, m.created_at, m.updated_at`,
+         NULL::bigint AS credentials_version, NULL::timestamptz AS credentials_set_at, NULL::timestamptz AS credentials_revoked_at, NULL::timestamptz AS certificate_expires_at, m.version, m.created_at, m.updated_at`,
   from: 'actors m',
   where: [`m.type = 'integration'`, 'm.tenant IS NOT NULL', `m.attrs->>'account' IS NOT NULL`],
   col: { tenant: 'm.tenant', tier: `'${tier}'::text`, platform: `(m.attrs->>'provider')`, status: MARKETPLACE_STATUS, features: MARKETPLACE_FEATURES, name: `(m.attrs->>'account')`, id: 'm.id' },
@@ -127,6 +128,7 @@ export interface ItemRow {
   health: HealthStatus;
   credentials_version: string | null;
   credentials_set_at: Date | null;
+  credentials_revoked_at: Date | null;
   certificate_expires_at: Date | null;
   version: number | string;
   created_at: Date;
@@ -149,7 +151,7 @@ export function viewOf(r: ItemRow): IntegrationView {
     status: r.status,
     source: r.source,
     health: r.health,
-    credentials: r.credentials_set_at ? { version: Number(r.credentials_version), setAt: iso(r.credentials_set_at)!, certificateExpiresAt: iso(r.certificate_expires_at) } : null,
+    credentials: r.credentials_set_at ? { version: Number(r.credentials_version), setAt: iso(r.credentials_set_at)!, certificateExpiresAt: iso(r.certificate_expires_at), revokedAt: iso(r.credentials_revoked_at) } : null,
     version: Number(r.version),
     createdAt: iso(r.created_at)!,
     updatedAt: iso(r.updated_at)!,
