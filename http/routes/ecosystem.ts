@@ -60,7 +60,7 @@ const Integration = z
     status: z.enum(['active', 'inactive']),
     source: z.enum(['registry', 'marketplace']),
     health: z.enum(['healthy', 'degraded', 'unhealthy', 'unknown']),
-    credentials: z.object({ version: z.number(), setAt: z.string(), certificateExpiresAt: z.string().nullable() }).nullable(),
+    credentials: z.object({ version: z.number(), setAt: z.string(), certificateExpiresAt: z.string().nullable(), revokedAt: z.string().nullable() }).nullable(),
     version: z.number(),
     createdAt: z.string(),
     updatedAt: z.string(),
@@ -201,6 +201,17 @@ export function ecosystemRoutes() {
       async (c) => c.json(await c.get('services').ecosystem.registry.setActive(c.get('principal'), c.req.valid('param').name, action === 'activate', c.req.valid('query').ownerId, c.get('requestId')), 200),
     );
   }
+
+  app.openapi(
+    route({
+      method: 'post',
+      path: '/integrations/{name}/credentials/revoke',
+      summary: 'Revoke the credentials: forgotten from the vault, the integration inactive until new credentials are PATCHed and it is activated',
+      request: { params: NameParam, query: Owner },
+      responses: { 200: json(Integration, 'The integration'), ...errors },
+    }),
+    async (c) => c.json(await c.get('services').ecosystem.registry.revokeCredentials(c.get('principal'), c.req.valid('param').name, c.req.valid('query').ownerId, c.get('requestId')), 200),
+  );
 
   app.openapi(
     route({ method: 'delete', path: '/integrations/{name}', summary: 'Delete the registration and revoke (forget) its credentials; usage and audit history stay', request: { params: NameParam, query: Owner }, responses: { 200: json(Integration, 'The deleted integration'), ...errors } }),

@@ -45,8 +45,8 @@ export class EcosystemService {
     this.meter = new UsageMeter(pool, config.ecosystem.usageFlushMs, log);
     this.calls = new IntegrationCalls(pool, o.vault, this.meter, clock, config.connectorCallTimeoutMs);
     this.registry = new RegistryService(pool, o.host.actor(ecosystemType), o.vault, this.calls, this.catalog, config, clock, log);
-    this.health = new HealthReports(pool, this.catalog, clock);
-    this.compliance = new Compliance(pool, this.catalog, clock, config.ecosystem.rotationDays);
+    this.health = new HealthReports(pool, this.catalog, clock, this.meter);
+    this.compliance = new Compliance(pool, this.catalog, clock, config.ecosystem.rotationDays, this.meter);
     this.pool = pool;
     this.clock = clock;
   }

@@ -16,7 +16,7 @@ import type { CredentialVault } from '../integrations/vault.js';
 import { clientOf, refusesCredentials, VAULT_SERVICE, type IntegrationCalls, type Reachable } from './calls.js';
 import type { Catalog, RegistryAuthPattern, Template, TierName } from './catalog.js';
 import { splitCredentials, type SplitCredentials } from './credentials.js';
-import { ITEMS, viewOf, type IntegrationView, type ItemRow } from './views.js';
+import { itemsSql, viewOf, type IntegrationView, type ItemRow } from './views.js';
 
 /** `POST /api/v1/ecosystem/integrations`. */
 export interface RegisterInput {
@@ -71,7 +71,7 @@ export function tenantScope(p: Principal): string | null {
  * durable timers run its health checks at its tier's interval.
  */
 export class RegistryService {
-  readonly #items: string;
+  readonly #tier: string;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -83,7 +83,7 @@ export class RegistryService {
     private readonly clock: Clock,
     private readonly log: Logger,
   ) {
-    this.#items = ITEMS(catalog.tiers.marketplaceTier);
+    this.#tier = catalog.tiers.marketplaceTier;
   }
 
   /** The check settings of a tier (from the tier table). */
@@ -142,30 +142,14 @@ export class RegistryService {
 
   async list(principal: Principal, f: ListFilter): Promise<{ data: IntegrationView[]; nextCursor: string | null }> {
     const scope = tenantScope(principal);
-    const params: unknown[] = [];
-    const cond: string[] = [];
-    const add = (sql: string, v: unknown) => {
-      params.push(v);
-      cond.push(sql.replaceAll('?', `$${params.length}`));
-    };
-    if (scope) add('x.tenant_id = ?', scope);
-    else if (f.ownerId) add('x.tenant_id = ?', f.ownerId);
-    if (f.tier) add('x.tier = ?', f.tier);
-    if (f.platform) add('x.platform = ?', f.platform);
-    if (f.status) add('x.status = ?', f.status);
-    if (f.feature) add('x.features @> ARRAY[?]::text[]', f.feature);
-    if (f.source) add('x.source = ?', f.source);
+    let after: { name: string; id: string } | undefined;
     if (f.cursor) {
       const c = parseNameCursor(f.cursor);
       if (!c) throw bad('invalid cursor', 'cursor');
-      params.push(c.name, c.id);
-      cond.push(`(x.name, x.id) > ($${params.length - 1}, $${params.length})`);
+      after = c;
     }
-    params.push(f.limit + 1);
-    const { rows } = await this.pool.query<ItemRow>(
-      `SELECT x.* FROM (${this.#items}) x ${cond.length ? `WHERE ${cond.join(' AND ')}` : ''} ORDER BY x.name, x.id LIMIT $${params.length}`,
-      params,
-    );
+    const q = itemsSql(this.#tier, { tenantId: scope ?? f.ownerId, tier: f.tier, platform: f.platform, status: f.status, feature: f.feature, source: f.source, after, limit: f.limit + 1 });
+    const { rows } = await this.pool.query<ItemRow>(q);
     const page = rows.slice(0, f.limit);
     const last = page[page.length - 1];
     return { data: page.map(viewOf), nextCursor: rows.length > f.limit && last ? nameCursor(last.name, last.id) : null };
@@ -174,14 +158,7 @@ export class RegistryService {
   /** One integration the caller may see, by name (operators name the owner when two owners share a name); null when none. */
   async get(principal: Principal, name: string, ownerId?: string): Promise<IntegrationView | null> {
     const scope = tenantScope(principal);
-    const owner = scope ?? ownerId;
-    const params: unknown[] = [name];
-    let where = 'x.name = $1';
-    if (owner) {
-      params.push(owner);
-      where += ' AND x.tenant_id = $2';
-    }
-    const { rows } = await this.pool.query<ItemRow>(`SELECT x.* FROM (${this.#items}) x WHERE ${where} ORDER BY x.source DESC, x.id LIMIT 3`, params);
+    const { rows } = await this.pool.query<ItemRow>(itemsSql(this.#tier, { name, tenantId: scope ?? ownerId, limit: 3 }));
     const own = rows.filter((r) => r.source === 'registry');
     const pick = own.length > 0 ? own : rows;
     if (pick.length > 1 && new Set(pick.map((r) => r.tenant_id)).size > 1) {
@@ -224,7 +201,9 @@ export class RegistryService {
       // new credentials are checked against the service before they replace the old ones
       await this.#firstCheck({ id: current.id, tenantId: current.ownerId, name: current.name, platform, authPattern, auth: creds.auth, config }, creds);
       try {
-        const info = await this.vault.put(ref, creds.secret, { expectedVersion: credentialsVersion, scopes: creds.scopes, expiresAt: creds.certificateExpiresAt, metadata: { integrationId: current.id, authPattern } });
+        // revoked credentials left no vault row: the new ones are its first version again
+        const expectedVersion = current.credentials!.revokedAt ? 0 : credentialsVersion;
+        const info = await this.vault.put(ref, creds.secret, { expectedVersion, scopes: creds.scopes, expiresAt: creds.certificateExpiresAt, metadata: { integrationId: current.id, authPattern } });
         credentialsVersion = info.version;
       } catch (err) {
         if (isVaultError(err, VaultCode.VersionConflict)) throw new ConcordError(ErrorCode.Conflict, `the credentials of ${name} changed meanwhile: read it again and retry`, { name });
@@ -239,6 +218,7 @@ export class RegistryService {
                 auth = coalesce($8, auth), scopes = coalesce($9, scopes), credentials_version = $10,
                 credentials_set_at = CASE WHEN $11 THEN $12 ELSE credentials_set_at END,
                 certificate_expires_at = CASE WHEN $11 THEN $13 ELSE certificate_expires_at END,
+                credentials_revoked_at = CASE WHEN $11 THEN NULL ELSE credentials_revoked_at END,
                 version = version + 1, updated_at = $12
           WHERE id = $1 AND version = $2`,
         [current.id, current.version, platform, tier, features, config, authPattern, creds?.auth ?? null, creds?.scopes ?? null, credentialsVersion, creds !== null, now, creds?.certificateExpiresAt ?? null],
@@ -272,12 +252,43 @@ export class RegistryService {
     const current = await this.#own(principal, name, ownerId);
     const status = active ? 'active' : 'inactive';
     if (current.status === status) return current;
+    if (active && current.credentials?.revokedAt) {
+      throw new ConcordError(ErrorCode.Conflict, `the credentials of ${name} were revoked: PATCH new credentials, then activate`, { name });
+    }
     const now = new Date(this.clock.now());
     await transaction(this.pool, async (db) => {
       await db.query('UPDATE ecosystem_integrations SET status = $2, version = version + 1, updated_at = $3 WHERE id = $1', [current.id, status, now]);
       await recordAudit(db, { principal, action: active ? 'integration.activated' : 'integration.deactivated', objectType: AUDIT_OBJECT, objectId: current.id, before: { status: current.status }, after: { status }, at: now.toISOString(), requestId: requestId ?? null });
     });
     await this.actors.send(current.id, { type: active ? 'ecosystem.activate' : 'ecosystem.deactivate', by: principal.sub, at: now.toISOString() }, { tenant: current.ownerId });
+    return (await this.get(principal, name, current.ownerId))!;
+  }
+
+  /**
+   * Revokes the credentials: forgotten from the vault, the integration inactive (its checks
+   * stop) until new credentials arrive by PATCH and it is activated again.
+   */
+  async revokeCredentials(principal: Principal, name: string, ownerId?: string, requestId?: string): Promise<IntegrationView> {
+    const current = await this.#own(principal, name, ownerId);
+    if (current.credentials?.revokedAt) return current;
+    const now = new Date(this.clock.now());
+    await transaction(this.pool, async (db) => {
+      await db.query(`UPDATE ecosystem_integrations SET credentials_revoked_at = $2, status = 'inactive', version = version + 1, updated_at = $2 WHERE id = $1`, [current.id, now]);
+      await recordAudit(db, {
+        principal,
+        action: 'integration.credentials_revoked',
+        objectType: AUDIT_OBJECT,
+        objectId: current.id,
+        before: { status: current.status, credentials: current.credentials },
+        after: { status: 'inactive', credentials: { ...current.credentials, revokedAt: now.toISOString() } },
+        at: now.toISOString(),
+        requestId: requestId ?? null,
+      });
+    });
+    await this.vault.delete({ tenantId: current.ownerId, service: VAULT_SERVICE, connectionId: current.name });
+    this.calls.forget(current.id);
+    if (current.status === 'active') await this.actors.send(current.id, { type: 'ecosystem.deactivate', by: principal.sub, at: now.toISOString() }, { tenant: current.ownerId });
+    this.log.info({ integrationId: current.id, by: principal.sub }, 'integration credentials revoked');
     return (await this.get(principal, name, current.ownerId))!;
   }
 
@@ -304,7 +315,7 @@ export class RegistryService {
   }
 
   async #read(db: pg.PoolClient, id: string): Promise<IntegrationView> {
-    const { rows } = await db.query<ItemRow>(`SELECT x.* FROM (${this.#items}) x WHERE x.id = $1 AND x.source = 'registry'`, [id]);
+    const { rows } = await db.query<ItemRow>(itemsSql(this.#tier, { id, source: 'registry', limit: 1 }));
     return viewOf(rows[0]!);
   }
 

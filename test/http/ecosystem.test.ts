@@ -296,6 +296,21 @@ describe('governance: audit and role-based access', () => {
     expect(byOperator.body.data.map((e: { action: string }) => e.action)).toEqual(['integration.updated']);
   });
 
+  it('revoking credentials forgets them (vault row gone), deactivates, is audited; activation waits for new credentials', async () => {
+    expect((await call('POST', `${E}/integrations`, { token: vendor('v7'), body: apiKeyBody('revoked') })).status).toBe(201);
+    const r = await call('POST', `${E}/integrations/revoked/credentials/revoke`, { token: vendor('v7') });
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ status: 'inactive', credentials: { version: 1, revokedAt: expect.any(String) } });
+    expect(await rows(`SELECT 1 FROM integration_credentials WHERE tenant_id = 'v7'`)).toEqual([]);
+    expect((await call('POST', `${E}/integrations/revoked/activate`, { token: vendor('v7') })).status).toBe(409);
+    const renewed = await call('PATCH', `${E}/integrations/revoked`, { token: vendor('v7'), body: { credentials: { apiKey: API_KEY, in: 'header', name: 'x-api-key' } } });
+    expect(renewed.status).toBe(200);
+    expect(renewed.body.credentials).toMatchObject({ version: 1, revokedAt: null });
+    expect((await call('POST', `${E}/integrations/revoked/activate`, { token: vendor('v7') })).body.status).toBe('active');
+    const trail = (await call('GET', `${E}/audit?name=revoked`, { token: vendor('v7') })).body.data.map((e: { action: string }) => e.action).reverse();
+    expect(trail).toEqual(['integration.registered', 'integration.credentials_revoked', 'integration.credentials_rotated', 'integration.activated']);
+  });
+
   it('a tenant never sees another tenant\'s integration: 404 on read, health, usage, update, delete; lists, audit and compliance hold only its own', async () => {
     const other = vendor('v9');
     for (const [m, p] of [
