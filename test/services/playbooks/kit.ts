@@ -16,7 +16,7 @@ import { testLog, testRuntime } from '../../helpers/runtime.js';
  *
  * Paths: `/ok/<name>` answers 200; `/fail<N>/<name>` answers 500 to the first N calls of an
  * idempotency key; `/flaky<N>/<name>` to the first N calls of the path whatever the key; `/bad/<name>` answers 400 (not retryable); `/slow<ms>/<name>` answers after
- * that long; `/hang/<name>` answers only when released (or never).
+ * that long; `/hang/<name>` answers only when released (or never); `/hangonce/<name>` hangs on its first call only.
  */
 export interface Call {
   path: string;
@@ -59,7 +59,7 @@ export async function countingServer(): Promise<CountingServer> {
         res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(data));
       };
       const [, how] = path.split('/');
-      const m = /^(ok|fail|flaky|bad|slow|hang)(\d*)$/.exec(how ?? '');
+      const m = /^(ok|fail|flaky|bad|slow|hangonce|hang)(\d*)$/.exec(how ?? '');
       const n = Number(m?.[2] || 0);
       switch (m?.[1]) {
         case 'fail':
@@ -70,6 +70,9 @@ export async function countingServer(): Promise<CountingServer> {
           return answer(400, { error: 'bad request' });
         case 'slow':
           return void setTimeout(() => answer(200, { path, seen }), n);
+        case 'hangonce':
+          if (calls.filter((c) => c.path === path).length > 1) return answer(200, { path, seen });
+          return void hung.push(() => answer(200, { path, seen }));
         case 'hang':
           return void hung.push(() => answer(200, { path, seen }));
         default:
