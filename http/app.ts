@@ -16,6 +16,7 @@ import { dependencyRoutes } from './routes/dependencies.js';
 import { eventRoutes } from './routes/events.js';
 import { integrationRoutes } from './routes/integrations.js';
 import { integrationWebhookRoutes, WEBHOOK_PATH } from './routes/integration-webhooks.js';
+import { playbookTemplateRoutes } from './routes/playbook-templates.js';
 import { workflowCoordinationRoutes } from './routes/workflows-coordination.js';
 import { PLAYBOOK_SOURCE_PATH, PLAYBOOK_WEBHOOK_PATH, playbookRoutes, YAML_TYPE } from './routes/playbooks.js';
 import { relationshipRoutes } from './routes/relationships.js';
@@ -121,6 +122,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   app.route('/api/integrations', integrationRoutes());
   app.route('/api/integrations', integrationWebhookRoutes());
   app.route('/api/partnerships', playbookRoutes());
+  app.route('/api/partnerships', playbookTemplateRoutes());
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   app.doc31('/openapi.json', {

@@ -16,6 +16,7 @@ import { integrationType } from '../machines/integration/index.js';
 import { ConnectionService, type ConnectionHooks } from './integrations/connections.js';
 import { CredentialVault, KeyRing } from './integrations/vault.js';
 import { OperatorActions } from './operators/actions.js';
+import { TemplateStore } from './playbooks/templates.js';
 import { WebhookIntake } from './integrations/webhooks.js';
 import { AuditTrail } from './operators/audit.js';
 import { BulkActions } from './operators/bulk.js';
@@ -28,7 +29,7 @@ import { SagaService } from './saga/service.js';
 import { WorkflowService } from './workflows/service.js';
 import { PlaybookNatsIntake } from './playbooks/nats.js';
 import { PlaybookService } from './playbooks/service.js';
-import { createExpressions } from './playbooks/steps/index.js';
+import { createExpressions, createStepRunners } from './playbooks/steps/index.js';
 import type { Expressions, StepRunner } from './playbooks/steps/types.js';
 
 /**
@@ -73,6 +74,8 @@ export interface Services {
   playbooks: PlaybookService;
   /** The playbooks' nats trigger. */
   playbookIntake: PlaybookNatsIntake;
+  /** The playbook template library (`GET/POST /api/partnerships/templates`), read by `template` steps. */
+  templates: TemplateStore;
   /** Adds the services' own figures (sagas) to the edge's metrics registry. */
   registerMetrics(registry: MetricsRegistry): void;
   /** Starts the background work that `run` asks for; call after `runtime.start()`. */
@@ -121,13 +124,16 @@ export function createServices(o: ServicesOptions): Services {
   const vault = new CredentialVault(pool, o.credentialKeys ?? new KeyRing(runtime.config.credentialsKeys ?? []), log);
   const integrations = new ConnectionService(runtime.host.actor(integrationType), pool, vault, runtime.config, clock, log, o.integrationHooks);
   o.connectors?.set('integration', integrations.invoker());
+  const templates = new TemplateStore(pool);
   const playbooks = new PlaybookService({
     host: runtime.host,
     pool,
     clock,
     log,
     vault,
-    runners: o.playbooks?.runners ?? {},
+    runners:
+      o.playbooks?.runners ??
+      createStepRunners({ pool, vault, templates, clock, webhooks: { allowPrivateTargets: runtime.config.events.allowPrivateTargets, timeoutMs: runtime.config.events.webhookTimeoutMs } }),
     expressions: o.playbooks?.expressions ?? createExpressions(),
     publicBaseUrl: runtime.config.providers.publicBaseUrl,
   });
@@ -160,6 +166,7 @@ export function createServices(o: ServicesOptions): Services {
     webhooks: new WebhookIntake({ pool, providers: runtime.config.providers, host: runtime.host, clock, log }),
     playbooks,
     playbookIntake,
+    templates,
     registerMetrics(registry) {
       registerSagaMetrics(registry, { pool, sagas, clock });
       services.webhooks.registerMetrics(registry);
