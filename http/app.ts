@@ -19,6 +19,7 @@ import { eventRoutes } from './routes/events.js';
 import { integrationRoutes } from './routes/integrations.js';
 import { inventoryRoutes } from './routes/inventory.js';
 import { integrationWebhookRoutes, WEBHOOK_PATH } from './routes/integration-webhooks.js';
+import { playbookTemplateRoutes } from './routes/playbook-templates.js';
 import { workflowCoordinationRoutes } from './routes/workflows-coordination.js';
 import { PLAYBOOK_SOURCE_PATH, PLAYBOOK_WEBHOOK_PATH, playbookRoutes, YAML_TYPE } from './routes/playbooks.js';
 import { relationshipRoutes } from './routes/relationships.js';
@@ -138,6 +139,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   app.route('/api/partnerships', playbookRoutes());
   // the operator console: its own cookie session, never accepted by /api (which wants the bearer header)
   app.route('/console', consoleRoutes({ secret, clock, log: deps.log }));
+  app.route('/api/partnerships', playbookTemplateRoutes());
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   app.doc31('/openapi.json', {

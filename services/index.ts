@@ -23,6 +23,7 @@ import { syncType } from '../machines/integration/sync.js';
 import { CredentialVault, KeyRing } from './integrations/vault.js';
 import { connectionControl, OutboundService } from './integrations/outbound/index.js';
 import { OperatorActions } from './operators/actions.js';
+import { TemplateStore } from './playbooks/templates.js';
 import { WebhookIntake } from './integrations/webhooks.js';
 import { AuditTrail } from './operators/audit.js';
 import { BulkActions } from './operators/bulk.js';
@@ -38,7 +39,7 @@ import { WorkflowService } from './workflows/service.js';
 import { TenantQuotaService } from './common/quotas.js';
 import { PlaybookNatsIntake } from './playbooks/nats.js';
 import { PlaybookService } from './playbooks/service.js';
-import { createExpressions } from './playbooks/steps/index.js';
+import { createExpressions, createStepRunners } from './playbooks/steps/index.js';
 import type { Expressions, StepRunner } from './playbooks/steps/types.js';
 
 /**
@@ -97,6 +98,8 @@ export interface Services {
   playbooks: PlaybookService;
   /** The playbooks' nats trigger. */
   playbookIntake: PlaybookNatsIntake;
+  /** The playbook template library (`GET/POST /api/partnerships/templates`), read by `template` steps. */
+  templates: TemplateStore;
   /** Adds the services' own figures (sagas) to the edge's metrics registry. */
   registerMetrics(registry: MetricsRegistry): void;
   /** Starts the background work that `run` asks for; call after `runtime.start()`. */
@@ -169,13 +172,16 @@ export function createServices(o: ServicesOptions): Services {
   o.connectors?.set('ecosystem', ecosystem.invoker());
   let started = { events: false, intake: false, outbound: false, inventory: false, playbooks: false };
   integrations.extendStatus(async (c) => (c.provider === 'generic' ? {} : { sync: await inventory.status(c.tenantId, c.provider) }));
+  const templates = new TemplateStore(pool);
   const playbooks = new PlaybookService({
     host: runtime.host,
     pool,
     clock,
     log,
     vault,
-    runners: o.playbooks?.runners ?? {},
+    runners:
+      o.playbooks?.runners ??
+      createStepRunners({ pool, vault, templates, clock, webhooks: { allowPrivateTargets: runtime.config.events.allowPrivateTargets, timeoutMs: runtime.config.events.webhookTimeoutMs } }),
     expressions: o.playbooks?.expressions ?? createExpressions(),
     publicBaseUrl: runtime.config.providers.publicBaseUrl,
   });
@@ -225,6 +231,7 @@ export function createServices(o: ServicesOptions): Services {
     ecosystem,
     playbooks,
     playbookIntake,
+    templates,
     registerMetrics(registry) {
       outbound.registerMetrics(registry);
       registerSagaMetrics(registry, { pool, sagas, clock });
