@@ -16,6 +16,7 @@ import { dependencyRoutes } from './routes/dependencies.js';
 import { eventRoutes } from './routes/events.js';
 import { integrationRoutes } from './routes/integrations.js';
 import { integrationWebhookRoutes, WEBHOOK_PATH } from './routes/integration-webhooks.js';
+import { playbookConnectionRoutes } from './routes/playbook-connections.js';
 import { playbookTemplateRoutes } from './routes/playbook-templates.js';
 import { workflowCoordinationRoutes } from './routes/workflows-coordination.js';
 import { relationshipRoutes } from './routes/relationships.js';
@@ -119,6 +120,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   app.route('/api/integrations', integrationRoutes());
   app.route('/api/integrations', integrationWebhookRoutes());
   app.route('/api/partnerships', playbookTemplateRoutes());
+  app.route('/api/partnerships', playbookConnectionRoutes());
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   app.doc31('/openapi.json', {

@@ -16,6 +16,8 @@ import { integrationType } from '../machines/integration/index.js';
 import { ConnectionService, type ConnectionHooks } from './integrations/connections.js';
 import { CredentialVault, KeyRing } from './integrations/vault.js';
 import { OperatorActions } from './operators/actions.js';
+import { createStepRunners, type StepRunner, type StepType } from './playbooks/steps/index.js';
+import { ChannelConnections } from './playbooks/connections.js';
 import { TemplateStore } from './playbooks/templates.js';
 import { WebhookIntake } from './integrations/webhooks.js';
 import { AuditTrail } from './operators/audit.js';
@@ -68,6 +70,10 @@ export interface Services {
   webhooks: WebhookIntake;
   /** The playbook template library (`GET/POST /api/partnerships/templates`), read by `template` steps. */
   templates: TemplateStore;
+  /** Messaging and CRM connections of `communicate` steps, and `webhook` steps' signing secrets (`/api/partnerships/connections`, `/webhook-secrets`). */
+  playbookConnections: ChannelConnections;
+  /** The playbook step runners (`query`, `evaluate`, `template`, `communicate`, `webhook`) the execution actor's effects call. */
+  playbookSteps: Record<StepType, StepRunner>;
   /** Adds the services' own figures (sagas) to the edge's metrics registry. */
   registerMetrics(registry: MetricsRegistry): void;
   /** Starts the background work that `run` asks for; call after `runtime.start()`. */
@@ -112,6 +118,7 @@ export function createServices(o: ServicesOptions): Services {
   const sagas = new SagaService(runtime.host, pool, runtime.config, clock);
   const operators = new OperatorActions(runtime, clock);
   const vault = new CredentialVault(pool, o.credentialKeys ?? new KeyRing(runtime.config.credentialsKeys ?? []), log);
+  const templates = new TemplateStore(pool);
   const integrations = new ConnectionService(runtime.host.actor(integrationType), pool, vault, runtime.config, clock, log, o.integrationHooks);
   o.connectors?.set('integration', integrations.invoker());
   let prune: NodeJS.Timeout | undefined;
@@ -139,7 +146,15 @@ export function createServices(o: ServicesOptions): Services {
     vault,
     integrations,
     webhooks: new WebhookIntake({ pool, providers: runtime.config.providers, host: runtime.host, clock, log }),
-    templates: new TemplateStore(pool),
+    templates,
+    playbookConnections: new ChannelConnections(pool, vault),
+    playbookSteps: createStepRunners({
+      pool,
+      vault,
+      templates,
+      clock,
+      webhooks: { allowPrivateTargets: runtime.config.events.allowPrivateTargets, timeoutMs: runtime.config.events.webhookTimeoutMs },
+    }),
     registerMetrics(registry) {
       registerSagaMetrics(registry, { pool, sagas, clock });
       services.webhooks.registerMetrics(registry);
