@@ -5,6 +5,7 @@ import { DomainCode, DomainError, notFound } from '../common/errors.js';
 import { isPlatform, type Principal } from '../common/principal.js';
 import type { CredentialInfo, CredentialVault } from '../integrations/vault.js';
 import { newSecret } from '../events/signing.js';
+import { isVaultError, VaultCode } from '../integrations/errors.js';
 import { SALESFORCE_HOSTS, type Provider } from './steps/communicate.js';
 import { vaultTenant, WEBHOOK_VAULT_SERVICE } from './steps/webhook.js';
 
@@ -33,6 +34,16 @@ export interface ChannelConnection {
   metadata: Record<string, unknown>;
   version: number;
   updatedAt: string;
+}
+
+/** A server without credential keys cannot store a secret: 503, as for an unconfigured provider (never a 500). */
+async function stored<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (isVaultError(err, VaultCode.NotConfigured)) throw new DomainError(DomainCode.ProviderNotConfigured, 'no credentials key is configured (CREDENTIALS_KEYS): secrets cannot be stored');
+    throw err;
+  }
 }
 
 const invalid = (field: string, message: string) => new DomainError(DomainCode.ValidationFailed, message, { field });
@@ -97,7 +108,7 @@ export class ChannelConnections {
       }
     }
     const tenant = tenantFor(principal, body.tenantId);
-    const info = await this.vault.put({ tenantId: tenant, service: provider, connectionId: account }, secret, { metadata });
+    const info = await stored(() => this.vault.put({ tenantId: tenant, service: provider, connectionId: account }, secret, { metadata }));
     await recordAudit(this.pool, { principal, action: 'connection.put', objectType: 'playbook_connection', objectId: `${tenant}/${provider}/${account}`, before: null, after: { metadata, version: info.version }, at: info.updatedAt, requestId: requestId ?? null });
     return view(info);
   }
@@ -119,7 +130,7 @@ export class ChannelConnections {
     if (!/^[\w.-]{1,100}$/.test(name)) throw invalid('name', 'name must be 1 to 100 letters, digits or . - _');
     const tenant = tenantFor(principal, tenantId);
     const secret = newSecret();
-    const info = await this.vault.put({ tenantId: tenant, service: WEBHOOK_VAULT_SERVICE, connectionId: name }, { secret });
+    const info = await stored(() => this.vault.put({ tenantId: tenant, service: WEBHOOK_VAULT_SERVICE, connectionId: name }, { secret }));
     await recordAudit(this.pool, { principal, action: 'webhookSecret.rotate', objectType: 'playbook_webhook_secret', objectId: `${tenant}/${name}`, before: null, after: { version: info.version }, at: info.updatedAt, requestId: requestId ?? null });
     return { name, secret, version: info.version };
   }
