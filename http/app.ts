@@ -19,6 +19,7 @@ import { eventRoutes } from './routes/events.js';
 import { integrationRoutes } from './routes/integrations.js';
 import { inventoryRoutes } from './routes/inventory.js';
 import { integrationWebhookRoutes, WEBHOOK_PATH } from './routes/integration-webhooks.js';
+import { playbookConnectionRoutes } from './routes/playbook-connections.js';
 import { playbookTemplateRoutes } from './routes/playbook-templates.js';
 import { workflowCoordinationRoutes } from './routes/workflows-coordination.js';
 import { PLAYBOOK_SOURCE_PATH, PLAYBOOK_WEBHOOK_PATH, playbookRoutes, YAML_TYPE } from './routes/playbooks.js';
@@ -140,6 +141,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   // the operator console: its own cookie session, never accepted by /api (which wants the bearer header)
   app.route('/console', consoleRoutes({ secret, clock, log: deps.log }));
   app.route('/api/partnerships', playbookTemplateRoutes());
+  app.route('/api/partnerships', playbookConnectionRoutes());
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   app.doc31('/openapi.json', {
