@@ -192,3 +192,16 @@ describe('the operator console in a real browser', () => {
     expect(outside).toEqual([]);
   });
 });
+
+describe('shutdown', () => {
+  it('ends open live streams when the services stop watching (SIGTERM does this before closing the server)', async () => {
+    const cookie = (await context.cookies()).map((c) => `${c.name}=${c.value}`).join('; ');
+    const res = await fetch(`${s.url}/console/actors/relationship/${relId}/live?after=0`, { headers: { cookie } });
+    expect(res.headers.get('content-type')).toMatch(/text\/event-stream/);
+    const reader = res.body!.getReader();
+    await reader.read();
+    s.services.watch.stop();
+    for (;;) if ((await reader.read()).done) break;
+    expect(s.services.watch.size).toBe(0);
+  });
+});
