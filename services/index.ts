@@ -7,6 +7,7 @@ import { auditExtension, AuditWriter } from './common/audit.js';
 import { Idempotency, idempotencyExtension, pruneIdempotencyKeys } from './common/idempotency.js';
 import { DependencyService } from './coordination/dependencies.js';
 import { CoordinationMonitor } from './coordination/monitor.js';
+import { EcosystemService } from './ecosystem/index.js';
 import { RelationshipService } from './coordination/relationships.js';
 import { ResourceService } from './coordination/resources.js';
 import { createEventDelivery, type EventDelivery } from './events/index.js';
@@ -14,7 +15,13 @@ import { EventService } from './events/service.js';
 import type { ConnectorInvoker } from '../connectors/kit/contract.js';
 import { integrationType } from '../machines/integration/index.js';
 import { ConnectionService, type ConnectionHooks } from './integrations/connections.js';
+import { InventoryEngine, type EngineHooks } from './integrations/inventory/engine.js';
+import { InventoryIntake } from './integrations/inventory/intake.js';
+import { InventoryService } from './integrations/inventory/service.js';
+import type { OutboundCalls } from './integrations/outbound/types.js';
+import { syncType } from '../machines/integration/sync.js';
 import { CredentialVault, KeyRing } from './integrations/vault.js';
+import { connectionControl, OutboundService } from './integrations/outbound/index.js';
 import { OperatorActions } from './operators/actions.js';
 import { WebhookIntake } from './integrations/webhooks.js';
 import { AuditTrail } from './operators/audit.js';
@@ -28,6 +35,11 @@ import { registerSagaMetrics } from './saga/index.js';
 import { SagaIntake } from './saga/intake.js';
 import { SagaService } from './saga/service.js';
 import { WorkflowService } from './workflows/service.js';
+import { TenantQuotaService } from './common/quotas.js';
+import { PlaybookNatsIntake } from './playbooks/nats.js';
+import { PlaybookService } from './playbooks/service.js';
+import { createExpressions } from './playbooks/steps/index.js';
+import type { Expressions, StepRunner } from './playbooks/steps/types.js';
 
 /**
  * Concord's application layer: every service the HTTP edge and the NATS intake call, built once
@@ -71,6 +83,20 @@ export interface Services {
   integrations: ConnectionService;
   /** Signed webhooks in (`POST /api/integrations/:service/webhook`), handed to the connection's actor. */
   webhooks: WebhookIntake;
+  /** Per-tenant API quotas, taken by the edge once per request. */
+  quotas: TenantQuotaService;
+  /** Our stock, its fan-out to the channels, mappings, conflicts, sync runs and logs. */
+  inventory: InventoryService;
+  /** `svc.inventory.changed` in (NATS consumer or in-process bus). */
+  inventoryIntake: InventoryIntake;
+  /** The one door every call out to a provider goes through: budget, breaker, retries, refresh on 401, dead letters (issue 17). */
+  outbound: OutboundService;
+  /** The partner registry: registered integrations, tiers, templates, health, usage, audit and compliance (`/api/v1/ecosystem`). */
+  ecosystem: EcosystemService;
+  /** Playbooks: definitions, executions, triggers; `invoker()` is the `playbook` connector (step work). */
+  playbooks: PlaybookService;
+  /** The playbooks' nats trigger. */
+  playbookIntake: PlaybookNatsIntake;
   /** Adds the services' own figures (sagas) to the edge's metrics registry. */
   registerMetrics(registry: MetricsRegistry): void;
   /** Starts the background work that `run` asks for; call after `runtime.start()`. */
@@ -85,7 +111,9 @@ export interface ServicesOptions {
   /** Time for tokens and events (tests drive it); the system clock by default. */
   clock?: Clock;
   /** Background work to run; all by default. */
-  run?: { events?: boolean; sagaIntake?: boolean; housekeeping?: boolean };
+  run?: { events?: boolean; sagaIntake?: boolean; housekeeping?: boolean; outbound?: boolean; inventoryIntake?: boolean; playbookIntake?: boolean };
+  /** Playbook step runners by type key and the expression engine (CEL, Liquid). */
+  playbooks?: { runners?: Partial<Record<string, StepRunner>>; expressions?: Expressions };
   /**
    * The vault's keys (app/main.ts resolves them with `resolveCredentialKeys`); by default
    * `config.credentialsKeys`, else an empty ring that stores nothing and fails the start-up
@@ -99,13 +127,20 @@ export interface ServicesOptions {
   connectors?: Map<string, ConnectorInvoker>;
   /** Crash points of the integration flows, for tests. */
   integrationHooks?: ConnectionHooks;
+  /**
+   * The outbound call door every provider call of the inventory sync goes through (budget,
+   * retries, breaker, refresh-on-401; services/integrations/outbound/types.ts).
+   */
+  outbound?: OutboundCalls;
+  /** Points of the sync engine where tests make the world move. */
+  inventoryHooks?: EngineHooks;
 }
 
 /** Builds every service over `runtime`; `start()`/`stop()` own their background work. */
 export function createServices(o: ServicesOptions): Services {
   const { runtime, log } = o;
   const clock = o.clock ?? systemClock;
-  const run = { events: true, sagaIntake: true, housekeeping: true, ...o.run };
+  const run = { events: true, sagaIntake: true, housekeeping: true, outbound: true, inventoryIntake: true, playbookIntake: true, ...o.run };
   const pool = runtime.database.pool;
   // rows that commit with a transition, in its one statement (registered before the first commit)
   runtime.host.extendCommit(auditExtension);
@@ -117,9 +152,34 @@ export function createServices(o: ServicesOptions): Services {
   const vault = new CredentialVault(pool, o.credentialKeys ?? new KeyRing(runtime.config.credentialsKeys ?? []), log);
   const integrations = new ConnectionService(runtime.host.actor(integrationType), pool, vault, runtime.config, clock, log, o.integrationHooks);
   o.connectors?.set('integration', integrations.invoker());
+  const outbound = new OutboundService({ pool, config: runtime.config, vault, connections: connectionControl(integrations), log });
+  integrations.extendStatus(async (c) => ({ outbound: await outbound.status(c) }));
+  const door = (): OutboundCalls => o.outbound ?? outbound;
+  const eventsRoot = `${runtime.config.nats.prefix}.events`;
+  const syncs = runtime.host.actor(syncType);
+  const inventory = new InventoryService({ pool, syncs, connections: integrations, outbound: door, clock, log, eventsRoot });
+  const engine = new InventoryEngine({ pool, outbound: door, clock, log, hooks: o.inventoryHooks, fanOut: (tenantId, skus, except) => inventory.fanOut(tenantId, skus, except) });
+  o.connectors?.set('inventory', engine.invoker());
+  /** Stock webhooks go to the connection's sync actor too. */
+  const INVENTORY_TOPICS = new Set(['inventory_levels/update', 'items']);
+  const ecosystem = new EcosystemService({ host: runtime.host, pool, vault, config: runtime.config, clock, log });
+  o.connectors?.set('ecosystem', ecosystem.invoker());
+  let started = { events: false, intake: false, outbound: false, inventory: false, playbooks: false };
+  integrations.extendStatus(async (c) => (c.provider === 'generic' ? {} : { sync: await inventory.status(c.tenantId, c.provider) }));
+  const playbooks = new PlaybookService({
+    host: runtime.host,
+    pool,
+    clock,
+    log,
+    vault,
+    runners: o.playbooks?.runners ?? {},
+    expressions: o.playbooks?.expressions ?? createExpressions(),
+    publicBaseUrl: runtime.config.providers.publicBaseUrl,
+  });
+  o.connectors?.set('playbook', playbooks.invoker());
+  const playbookIntake = new PlaybookNatsIntake(runtime, playbooks, log);
   const consoleQueries = new ConsoleQueries(pool);
   let prune: NodeJS.Timeout | undefined;
-  let started = { events: false, intake: false };
   const services: Services = {
     runtime,
     clock,
@@ -132,7 +192,7 @@ export function createServices(o: ServicesOptions): Services {
     operators,
     bulk: new BulkActions(runtime, operators),
     timers: new TimerControl(runtime, clock),
-    deadLetters: new DeadLetterService(pool, runtime.config.partitions),
+    deadLetters: new DeadLetterService(pool, runtime.config.partitions, clock, { outbound: (id) => outbound.replay(id) }),
     idempotency: new Idempotency(pool),
     audit: new AuditTrail(pool, clock),
     console: consoleQueries,
@@ -144,14 +204,36 @@ export function createServices(o: ServicesOptions): Services {
     sagaIntake: new SagaIntake(runtime, sagas, log),
     vault,
     integrations,
-    webhooks: new WebhookIntake({ pool, providers: runtime.config.providers, host: runtime.host, clock, log }),
+    quotas: new TenantQuotaService(runtime.config.tenantQuotas),
+    webhooks: new WebhookIntake({
+      pool,
+      providers: runtime.config.providers,
+      host: runtime.host,
+      clock,
+      log,
+      forward: (h) =>
+        INVENTORY_TOPICS.has(h.topic)
+          ? {
+              ref: { type: syncType.type, id: `${h.tenant}:${h.service}:${h.connectionId}` },
+              event: { type: 'sync.webhook', webhookId: h.id, topic: h.topic, tenantId: h.tenant, provider: h.service, account: h.connectionId, events: eventsRoot, at: new Date(clock.now()).toISOString() },
+            }
+          : null,
+    }),
+    inventory,
+    inventoryIntake: new InventoryIntake(runtime, inventory, log),
+    outbound,
+    ecosystem,
+    playbooks,
+    playbookIntake,
     registerMetrics(registry) {
+      outbound.registerMetrics(registry);
       registerSagaMetrics(registry, { pool, sagas, clock });
       services.webhooks.registerMetrics(registry);
     },
     async start() {
       // a wrong or missing key stops start-up here, before anything could need a credential
       await services.vault.check();
+      ecosystem.start();
       if (run.events) {
         await eventDelivery.start();
         started.events = true;
@@ -160,11 +242,24 @@ export function createServices(o: ServicesOptions): Services {
         await services.sagaIntake.start();
         started.intake = true;
       }
+      if (run.inventoryIntake) {
+        await services.inventoryIntake.start();
+        started.inventory = true;
+      }
+      if (run.outbound) {
+        outbound.start();
+        started.outbound = true;
+      }
+      if (run.playbookIntake) {
+        await playbookIntake.start();
+        started.playbooks = true;
+      }
       if (run.housekeeping) {
         services.webhooks.start();
         prune = setInterval(() => {
           pruneIdempotencyKeys(pool, runtime.config.inboxRetentionHours).catch((err: unknown) => log.warn({ err }, 'pruning idempotency keys failed'));
           integrations.pruneStates().catch((err: unknown) => log.warn({ err }, 'pruning OAuth states failed'));
+          playbooks.prune().catch((err: unknown) => log.warn({ err }, 'pruning playbook webhook ids failed'));
         }, 10 * 60_000);
         prune.unref();
       }
@@ -173,9 +268,13 @@ export function createServices(o: ServicesOptions): Services {
       services.watch.stop();
       clearInterval(prune);
       await services.webhooks.stop();
+      if (started.playbooks) await playbookIntake.stop();
       if (started.intake) await services.sagaIntake.stop();
+      if (started.inventory) await services.inventoryIntake.stop();
       if (started.events) await eventDelivery.stop();
-      started = { events: false, intake: false };
+      if (started.outbound) await outbound.stop();
+      started = { events: false, intake: false, outbound: false, inventory: false, playbooks: false };
+      await ecosystem.stop();
       await audit.end();
     },
   };

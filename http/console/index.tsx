@@ -296,7 +296,8 @@ export function consoleRoutes(o: ConsoleOptions): Hono<ConsoleEnv> {
 
   app.post('/dead-letters/:id/replay', async (c) => {
     const id = valid(PositiveId, c.req.param('id'), 'path');
-    const d = await c.get('services').deadLetters.replay(cx(c), id);
+    const f = await form(c);
+    const d = await c.get('services').deadLetters.replay({ ...cx(c), reason: f.reason ?? '' }, id);
     return html(c, <DeadLetterRow d={d} />);
   });
 

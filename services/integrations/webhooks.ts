@@ -192,6 +192,11 @@ export interface WebhookIntakeOptions {
   log: Logger;
   /** How often accepted rows not yet handed on (a crash, an actor type registered late) are swept; 0: never. */
   sweepMs?: number;
+  /**
+   * Other actors a row is handed to with the connection's (the inventory sync: stock topics).
+   * A row is marked handed only once every one of them has it.
+   */
+  forward?: (h: { tenant: string; service: WebhookProvider; connectionId: string; id: string; topic: string }) => { ref: { type: string; id: string }; event: { type: string; [k: string]: unknown } } | null;
 }
 
 export class WebhookIntake {
@@ -394,7 +399,11 @@ export class WebhookIntake {
         batch.map(async (h) => {
           const event: WebhookReceivedEvent = { type: 'integration.webhook.received', webhookId: h.id, topic: h.topic, receivedAt: h.receivedAt.toISOString() };
           try {
-            await host.send({ type: INTEGRATION_ACTOR_TYPE, id: `${h.tenant}:${h.service}:${h.connectionId}` }, event, { messageId: `webhook:${h.id}`, tenant: h.tenant });
+            const also = this.o.forward?.(h);
+            await Promise.all([
+              host.send({ type: INTEGRATION_ACTOR_TYPE, id: `${h.tenant}:${h.service}:${h.connectionId}` }, event, { messageId: `webhook:${h.id}`, tenant: h.tenant }),
+              ...(also && host.registry.has(also.ref.type) ? [host.send(also.ref, also.event, { messageId: `webhook:${h.id}`, tenant: h.tenant })] : []),
+            ]);
             handed.push({ h, at: clock.now() });
           } catch (err) {
             // left `accepted`: the next sweep tries again, and the actor's inbox dedupes a repeat
