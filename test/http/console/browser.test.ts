@@ -183,6 +183,10 @@ describe('the operator console in a real browser', () => {
     const id = await row.getAttribute('data-dead-letter');
     await accessible('dead letters');
     await page.screenshot({ path: `${SHOTS}/dead-letters.png`, fullPage: true });
+    await page.click(`[data-replay="${id}"]`); // no reason: refused, not replayed
+    await text(page.locator('#flash .flash.error')).toContain('reason');
+    await count(page.locator(`[data-replay="${id}"]`)).toBe(1);
+    await page.fill('#reason', 'the relationship accepts it now');
     await page.click(`[data-replay="${id}"]`);
     await text(page.locator(`tr[data-dead-letter="${id}"]`)).toContain('replayed');
     await waitFor('replayed_at', async () => (await s.services.runtime.database.pool.query(`SELECT replayed_at FROM dead_letters WHERE id = $1`, [id])).rows[0].replayed_at);

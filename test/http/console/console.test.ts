@@ -137,7 +137,8 @@ describe('console pages', () => {
     expect((await post(`/console/actors/relationship/${relId}/send`, { event: 'relationship.activate', payload: '[1]', reason: 'x' }, { 'x-csrf-token': csrf })).status).toBe(400);
     expect((await post(`/console/actors/relationship/${relId}/send`, { event: 'xstate.init', reason: 'x' }, { 'x-csrf-token': csrf })).status).toBe(400);
     expect((await post('/console/timers/1e30/fire', { reason: 'x' }, { 'x-csrf-token': csrf })).status).toBe(400);
-    expect((await post('/console/dead-letters/999999/replay', {}, { 'x-csrf-token': csrf })).status).toBe(404);
+    expect((await post('/console/dead-letters/999999/replay', { reason: 'x' }, { 'x-csrf-token': csrf })).status).toBe(404);
+    expect((await post('/console/dead-letters/1/replay', { reason: 'x', payload: '{nope' }, { 'x-csrf-token': csrf })).status).toBe(400);
   });
 });
 
