@@ -88,7 +88,7 @@ export function ActorsPage(props: { filter: ConsoleFilter; types: string[]; resu
       <div class="columns">
         <section class="panel counts" aria-labelledby="counts-h">
           <h2 id="counts-h">
-            Counts <span class="muted">({props.result.total} matching)</span>
+            Counts <span class="muted">({props.result.capped ? `more than ${props.result.total - 1}` : props.result.total} matching)</span>
           </h2>
           <table>
             <thead>
@@ -113,8 +113,10 @@ export function ActorsPage(props: { filter: ConsoleFilter; types: string[]; resu
         </section>
         <section class="panel results" aria-labelledby="results-h">
           <h2 id="results-h">
-            Most recently changed <span class="muted">(first {Math.min(props.limit, props.result.rows.length)})</span>
+            {props.result.order === 'recent' ? 'Most recently changed' : 'By type and id'} <span class="muted">(first {Math.min(props.limit, props.result.rows.length)})</span>
           </h2>
+          {props.result.order === 'key' ? <p class="muted small">Too many matches to sort by last change: narrow the filter to see the most recent first.</p> : null}
+          {props.result.capped ? <p class="muted small">Counted up to the first {props.result.total - 1} matches (the state and id filters have no index).</p> : null}
           {props.result.rows.length === 0 ? (
             <p>No actor matches.</p>
           ) : (
