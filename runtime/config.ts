@@ -85,6 +85,8 @@ const EnvSchema = z.object({
   ML_API_BASE_URL: z.url({ protocol: /^https?$/ }).default('https://api.mercadolibre.com'),
   ML_AUTH_BASE_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
   PUBLIC_BASE_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  OTEL_SERVICE_NAME: z.string().min(1).max(200).default('concord'),
 });
 
 export interface Config {
@@ -109,6 +111,8 @@ export interface Config {
   readonly outboxPollMs: number;
   readonly inboxRetentionHours: number;
   readonly shutdownTimeoutMs: number;
+  /** OpenTelemetry traces: exported over OTLP/HTTP (JSON) to `<endpoint>/v1/traces` when set; off (no spans at all) when not. */
+  readonly tracing: { readonly endpoint: string | undefined; readonly serviceName: string };
   readonly connectorCallTimeoutMs: number;
   readonly jwtSecret: string | undefined;
   /**
@@ -325,6 +329,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     outboxPollMs: e.OUTBOX_POLL_MS,
     inboxRetentionHours: e.INBOX_RETENTION_HOURS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    tracing: { endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: e.OTEL_SERVICE_NAME },
     connectorCallTimeoutMs: e.CONNECTOR_CALL_TIMEOUT_MS,
     jwtSecret: e.JWT_SECRET,
     credentialsKeys: credentials ? Object.freeze(credentials.keys) : undefined,

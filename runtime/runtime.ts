@@ -14,6 +14,7 @@ import { OutboxRelay, type Delivery } from './relay.js';
 import { Janitor } from './janitor.js';
 import { OutboxWakes } from './outbox-wakes.js';
 import { TimerPoller } from './timers.js';
+import { Tracing } from './tracing.js';
 
 export interface RuntimeOptions {
   config: Config;
@@ -30,6 +31,8 @@ export interface RuntimeOptions {
   run?: { timers?: boolean; relay?: boolean };
   commitConcurrency?: number;
   maxDeliveryAttempts?: number;
+  /** Replaces the tracing the configuration asks for (tests). */
+  tracing?: Tracing;
   /** Tests only: options of the NATS transport (used when `config.natsUrl` is set). */
   nats?: Pick<NatsTransportOptions, 'heartbeat' | 'name' | 'hooks'>;
 }
@@ -56,6 +59,8 @@ export interface Runtime {
   leases: PartitionLeases;
   /** The JetStream transport, when `config.natsUrl` is set. */
   nats: NatsTransport | undefined;
+  /** OpenTelemetry spans of the engine's path (off unless OTEL_EXPORTER_OTLP_ENDPOINT is set). */
+  tracing: Tracing;
   start(): Promise<void>;
   stop(): Promise<void>;
   health(): Promise<RuntimeHealth>;
@@ -71,7 +76,9 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
   const bus = new InProcessBus();
   // the host tells the poller and the relay about new work; they are built right after it
   const late: { timers?: TimerPoller; relay?: OutboxRelay; wakes?: OutboxWakes } = {};
+  const tracing = o.tracing ?? Tracing.fromConfig(config.tracing);
   const host = new ActorHost({
+    tracing,
     pool: database.pool,
     registry: o.registry,
     clock,
@@ -107,7 +114,7 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
       })
     : undefined;
   const delivery = o.delivery?.(host, bus) ?? nats ?? inProcess;
-  const relay = new OutboxRelay({ pool: database.pool, delivery, log, batch: config.outboxBatch, pollMs: config.outboxPollMs, maxAttempts: o.maxDeliveryAttempts ?? 10 });
+  const relay = new OutboxRelay({ pool: database.pool, delivery, log, batch: config.outboxBatch, pollMs: config.outboxPollMs, maxAttempts: o.maxDeliveryAttempts ?? 10, tracing });
   const rl = relay;
   // the process that owns a partition relays its outbox and (with NATS) consumes its actors' messages
   const listener: LeaseListener = nats
@@ -140,6 +147,7 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
     config,
     database,
     host,
+    tracing,
     bus,
     timers: t,
     relay: r,
@@ -170,6 +178,7 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
       await r.stop();
       await nats?.close();
       if (!o.database) await database.close();
+      await tracing.shutdown().catch((err: unknown) => log.warn({ err }, 'exporting the last spans failed'));
       log.info('runtime stopped');
     },
     async health() {
