@@ -8,6 +8,7 @@ import { authenticate } from './middleware/auth.js';
 import { guardInput } from './middleware/guard.js';
 import { observe } from './middleware/observe.js';
 import { consoleRoutes } from './console/index.js';
+import { traceRequests } from './middleware/trace.js';
 import { createMetrics } from './metrics.js';
 import { problemResponse, toProblem } from './problem.js';
 import { actorRoutes } from './routes/actors.js';
@@ -59,6 +60,7 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   const app = new OpenAPIHono<Env>();
 
   app.use('*', observe(deps.log, metrics.latency));
+  if (runtime.tracing.enabled) app.use('*', traceRequests(runtime.tracing));
   app.use('*', async (c, next) => {
     c.set('services', services);
     await next();
