@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import { ConcordError, ErrorCode } from '../runtime/errors.js';
+import { ConcordError, ErrorCode, isDatabaseUnavailable } from '../runtime/errors.js';
 import { DomainCode } from '../services/common/errors.js';
 import type { Env } from './env.js';
 
@@ -63,6 +63,10 @@ export function toProblem(err: unknown, requestId: string, path: string): Proble
     const [status, title] = mapped;
     return { type: slug(err.code), title, status, detail: err.message, code: err.code, ...publicDetails(err.details), ...base };
   }
+  if (isDatabaseUnavailable(err) || (err instanceof Error && isDatabaseUnavailable(err.cause))) {
+    // the database is down or restarting: the request may be tried again (Retry-After), never a 500
+    return { type: slug('DATABASE_UNAVAILABLE'), title: 'Service Unavailable', status: 503, detail: 'the database is unavailable; try again shortly', code: 'DATABASE_UNAVAILABLE', ...base };
+  }
   if (err instanceof HTTPException) {
     const status = err.status;
     const malformed = status === 400 && /json/i.test(err.message);
@@ -74,6 +78,8 @@ export function toProblem(err: unknown, requestId: string, path: string): Proble
 
 export function problemResponse(c: Context<Env>, problem: Problem): Response {
   const headers: Record<string, string> = { 'content-type': 'application/problem+json' };
+  // a passing unavailability (database down, shutting down, lease moving): worth a retry soon
+  if (problem.status === 503 && problem.code !== DomainCode.ProviderNotConfigured) headers['retry-after'] = '1';
   if (problem.status === 401) {
     const desc = problem.detail.replaceAll('"', "'");
     headers['www-authenticate'] = problem.error ? `Bearer realm="concord", error="invalid_token", error_description="${desc}"` : 'Bearer realm="concord"';
