@@ -137,6 +137,12 @@ export interface ActorHostOptions {
   idleMs: number;
   commitBatchMax: number;
   commitConcurrency: number;
+  /**
+   * Fair group commit: a tenant's share of each commit batch (default 1 each; the registry's tiers
+   * may weigh them). Transitions without a tenant count as one tenant, ''. `false`: first come,
+   * first served.
+   */
+  tenantWeight?: ((tenant: string) => number) | false;
   hooks?: HostHooks;
   /** Spans of transitions and commits (off: none at all). */
   tracing?: Tracing;
@@ -188,7 +194,7 @@ export class ActorHost {
   constructor(private readonly o: ActorHostOptions) {
     this.#cache = new LruCache<Entry>(o.cacheSize, o.idleMs);
     this.correlations = new CorrelationIndex(o.pool);
-    this.#committer = new Committer(o.pool, o.commitBatchMax, o.commitConcurrency);
+    this.#committer = new Committer(o.pool, o.commitBatchMax, o.commitConcurrency, o.tenantWeight === false ? undefined : (o.tenantWeight ?? (() => 1)));
     this.#tracing = o.tracing ?? Tracing.off;
   }
 
