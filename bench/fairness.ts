@@ -121,12 +121,16 @@ async function main(): Promise<void> {
     for (const sc of scenarios) {
       const server = await startServer({ ...process.env, DATABASE_URL: db.url, JWT_SECRET: secret, COMMIT_FAIR: sc.fair, TENANT_QUOTAS: sc.quotas });
       try {
-        const make = async (tenant: string) => {
+        const make = async (tenant: string): Promise<string> => {
           const res = await fetch(`http://127.0.0.1:${server.port}${BASE}/relationships`, {
             method: 'POST',
             headers: { authorization: tokenOf(tenant), 'content-type': 'application/json' },
             body: JSON.stringify({ vendorId: tenant, partnerId: `partner-${randomBytes(4).toString('hex')}`, relationshipType: 'RESELLER' }),
           });
+          if (res.status === 429) {
+            await new Promise((r) => setTimeout(r, 1_000 * Number(res.headers.get('retry-after') ?? 1)));
+            return make(tenant);
+          }
           if (res.status !== 201) throw new Error(`create relationship: ${res.status} ${await res.text()}`);
           return ((await res.json()) as { id: string }).id;
         };
