@@ -135,6 +135,18 @@ describe('partner registry: registration with each auth pattern against local fa
     expect((await services.vault.get({ tenantId: 'v1', service: 'ecosystem', connectionId: 'databricks-prod' })).secret).toEqual({ apiKey: API_KEY });
     const again = await call('POST', `${E}/integrations`, { token: vendor('v1'), body: apiKeyBody('databricks-prod') });
     expect(again.status).toBe(409);
+    // with an Idempotency-Key a retry answers the first registration
+    const keyed = async () => {
+      const body = JSON.stringify(apiKeyBody('databricks-dev'));
+      const res = await app.request(`${E}/integrations`, { method: 'POST', headers: { authorization: `Bearer ${vendor('v1')}`, 'content-type': 'application/json', 'idempotency-key': 'reg-1' }, body });
+      const text = await res.text();
+      answers.push(text);
+      return { status: res.status, replayed: res.headers.get('idempotent-replayed'), id: JSON.parse(text).id };
+    };
+    expect(await keyed()).toEqual({ status: 201, replayed: null, id: 'v1:databricks-dev' });
+    expect(await keyed()).toEqual({ status: 201, replayed: 'true', id: 'v1:databricks-dev' });
+    expect(JSON.stringify(await rows('SELECT body FROM idempotency_keys'))).not.toContain(API_KEY);
+    expect((await call('DELETE', `${E}/integrations/databricks-dev`, { token: vendor('v1') })).status).toBe(200);
   });
 
   it('a refused API key is a 400 problem and stores nothing', async () => {
