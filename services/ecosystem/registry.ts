@@ -308,6 +308,35 @@ export class RegistryService {
     return { ...current, status: 'inactive', credentials: null };
   }
 
+  /**
+   * Brings the registry actors in line with the rows after a crash between a row's commit and
+   * its actor's event: an active row without a running actor is registered (its checks start),
+   * an inactive one's actor deactivated, an actor without a row deleted. Answers how many it fixed.
+   */
+  async reconcile(): Promise<number> {
+    const at = new Date(this.clock.now()).toISOString();
+    const { rows } = await this.pool.query<{ id: string; tenant_id: string; name: string; tier: string; status: string; actor: string | null }>(
+      `SELECT i.id, i.tenant_id, i.name, i.tier, i.status, a.status AS actor
+         FROM ecosystem_integrations i LEFT JOIN actors a ON a.type = 'ecosystem' AND a.id = i.id
+        WHERE (i.status = 'active' AND (a.status IS NULL OR a.status IN ('UNREGISTERED', 'DELETED')))
+           OR (i.status = 'inactive' AND a.status = 'ACTIVE')
+       UNION ALL
+       SELECT a.id, a.tenant, a.attrs->>'name', a.attrs->>'tier', 'deleted', a.status FROM actors a
+        WHERE a.type = 'ecosystem' AND a.status IN ('ACTIVE', 'INACTIVE') AND NOT EXISTS (SELECT 1 FROM ecosystem_integrations i WHERE i.id = a.id)`,
+    );
+    for (const r of rows) {
+      if (r.status === 'active') {
+        await this.actors.send(r.id, { type: 'ecosystem.register', tenantId: r.tenant_id, name: r.name, settings: this.settingsOf(r.tier), events: `${this.config.nats.prefix}.events`, at }, { tenant: r.tenant_id });
+      } else if (r.status === 'inactive') {
+        await this.actors.send(r.id, { type: 'ecosystem.deactivate', by: 'system', at }, { tenant: r.tenant_id });
+      } else {
+        await this.actors.send(r.id, { type: 'ecosystem.delete', by: 'system', at }, { tenant: r.tenant_id });
+      }
+    }
+    if (rows.length > 0) this.log.info({ fixed: rows.length }, 'registry actors reconciled with their rows');
+    return rows.length;
+  }
+
   /** Asks the integration's actor to check now (the answer arrives asynchronously). */
   async checkNow(principal: Principal, name: string, ownerId?: string): Promise<void> {
     const v = await this.#own(principal, name, ownerId);

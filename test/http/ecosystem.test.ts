@@ -245,6 +245,27 @@ describe('health monitoring on durable actor timers', () => {
   });
 });
 
+describe('crash between a row and its actor', () => {
+  it('reconcile registers an active row whose actor never heard of it, and deletes an actor whose row is gone', async () => {
+    expect((await call('POST', `${E}/integrations`, { token: vendor('v8'), body: apiKeyBody('kept') })).status).toBe(201);
+    // as if the process died after the row committed and before the actor's event: a row, its credentials, no actor
+    await database.pool.query(
+      `INSERT INTO ecosystem_integrations (id, tenant_id, name, platform, template, tier, features, auth_pattern, auth, config, credentials_set_at, credentials_version)
+       SELECT 'v8:orphan', tenant_id, 'orphan', platform, template, tier, features, auth_pattern, auth, config, now(), 1 FROM ecosystem_integrations WHERE id = 'v8:kept'`,
+    );
+    await services.vault.put({ tenantId: 'v8', service: 'ecosystem', connectionId: 'orphan' }, { apiKey: API_KEY });
+    // and a row deleted whose actor kept running
+    await database.pool.query(`DELETE FROM ecosystem_integrations WHERE id = 'v8:kept'`);
+    expect(await services.ecosystem.registry.reconcile()).toBe(2);
+    const status = async (id: string) => (await rows(`SELECT status FROM actors WHERE type = 'ecosystem' AND id = $1`, [id]))[0]?.status;
+    expect(await status('v8:orphan')).toBe('ACTIVE');
+    expect(await status('v8:kept')).toBe('DELETED');
+    expect(await services.ecosystem.registry.reconcile()).toBe(0);
+    await call('POST', `${E}/integrations/orphan/health/check`, { token: vendor('v8') });
+    await waitFor('the orphan checked', async () => (await call('GET', `${E}/integrations/orphan/health`, { token: vendor('v8') })).body.status === 'healthy', 10_000);
+  });
+});
+
 describe('usage analytics', () => {
   it('usage figures equal the calls the fake saw (checks and requests, errors counted), by hour and by day, and after the flush', async () => {
     const r = await call('POST', `${E}/integrations`, {
