@@ -119,6 +119,13 @@ afterAll(async () => {
 });
 
 describe('partner registry: registration with each auth pattern against local fakes (real PostgreSQL, real HTTP)', () => {
+  it('the OpenAPI document describes the registry routes', async () => {
+    const doc = (await call('GET', '/openapi.json')).body;
+    expect(Object.keys(doc.paths).filter((p: string) => p.startsWith(E))).toEqual(
+      expect.arrayContaining([`${E}/integrations`, `${E}/integrations/{name}`, `${E}/integrations/{name}/health`, `${E}/integrations/{name}/usage`, `${E}/usage`, `${E}/audit`, `${E}/compliance`, `${E}/templates`]),
+    );
+  });
+
   it('lists the four templates (data files)', async () => {
     const r = await call('GET', `${E}/templates`, { token: vendor('v1') });
     expect(r.status).toBe(200);
