@@ -55,6 +55,8 @@ export interface ListFilter {
 
 export const AUDIT_OBJECT = 'ecosystem.integration';
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+/** An owner (tenant) id: it prefixes the actor id `<owner>:<name>`, so no colon, and what an actor id allows. */
+const OWNER = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,98}$/;
 const bad = (message: string, field: string, extra: Record<string, unknown> = {}) => new DomainError(DomainCode.ValidationFailed, message, { field, ...extra });
 const notFound = (name: string) => new DomainError(DomainCode.NotFound, `integration ${name} not found`, { name });
 
@@ -104,6 +106,7 @@ export class RegistryService {
     const features = this.#checkFeatures(template, body.features ?? template.defaultFeatures);
     const config = await this.#checkConfig(template, body.config);
     const creds = await this.#checkCredentials(authPattern, body.credentials);
+    guardConfig(config, creds.secret);
     const id = ecosystemId(owner, body.name);
     if ((await this.pool.query('SELECT 1 FROM ecosystem_integrations WHERE id = $1', [id])).rowCount) {
       throw new ConcordError(ErrorCode.Conflict, `integration ${body.name} is already registered`, { name: body.name });
@@ -198,6 +201,7 @@ export class RegistryService {
     const ref = { tenantId: current.ownerId, service: VAULT_SERVICE, connectionId: current.name };
     if (body.credentials) {
       creds = await this.#checkCredentials(authPattern, body.credentials);
+      guardConfig(config, creds.secret);
       // new credentials are checked against the service before they replace the old ones
       await this.#firstCheck({ id: current.id, tenantId: current.ownerId, name: current.name, platform, authPattern, auth: creds.auth, config }, creds);
       try {
@@ -406,13 +410,24 @@ export class RegistryService {
 }
 
 function ownerFor(p: Principal, ownerId: string | undefined): string {
+  let owner: string;
   if (isPlatform(p)) {
     if (!ownerId) throw bad('ownerId is required for operators: the vendor or partner that owns the integration', 'ownerId');
-    return ownerId;
+    owner = ownerId;
+  } else {
+    owner = tenantScope(p)!;
+    if (ownerId !== undefined && ownerId !== owner) throw new DomainError(DomainCode.Forbidden, 'a vendor or partner registers only its own integrations');
   }
-  const own = tenantScope(p)!;
-  if (ownerId !== undefined && ownerId !== own) throw new DomainError(DomainCode.Forbidden, 'a vendor or partner registers only its own integrations');
-  return own;
+  if (!OWNER.test(owner)) throw bad('ownerId must be 1-99 letters, digits, dots, dashes, underscores or @ (no colon)', 'ownerId');
+  return owner;
+}
+
+/** Config is stored and answered in clear: refuse one that repeats a credential value (a secret put in the wrong field). */
+function guardConfig(config: Record<string, unknown>, secret: Readonly<Record<string, string>>): void {
+  const clear = JSON.stringify(config);
+  for (const [field, value] of Object.entries(secret)) {
+    if (value.length >= 8 && clear.includes(value)) throw bad(`config repeats the credential ${field}: config is stored in clear, credentials go in credentials`, 'config');
+  }
 }
 
 /** What an audit record keeps of an integration: the view without its health (not a change) and timestamps. */

@@ -172,6 +172,9 @@ describe('partner registry: registration with each auth pattern against local fa
     expect(await bad({ platform: 'snowflakes' })).toBe(400);
     expect(await bad({ config: { healthCheck: whoami } })).toBe(400);
     expect(await bad({ tier: 'platinum' })).toBe(400);
+    // a credential repeated in config (stored and answered in clear) is refused
+    expect(await bad({ config: { baseUrl: `${api.url}/v1`, healthCheck: whoami, token: API_KEY } })).toBe(400);
+    expect((await call('POST', `${E}/integrations`, { token: operator(), body: apiKeyBody('x1', { ownerId: 'has:colon' }) })).status).toBe(400);
     expect(await rows(`SELECT 1 FROM ecosystem_integrations WHERE name = 'x1'`)).toEqual([]);
   });
 
