@@ -386,6 +386,9 @@ describe('governance: audit and role-based access', () => {
     const list = await call('GET', `${E}/integrations?source=marketplace`, { token: vendor('v6') });
     expect(list.body.data).toEqual([expect.objectContaining({ id: 'v6:generic:inventory-api', name: 'inventory-api', platform: 'generic', source: 'marketplace', health: 'healthy', status: 'active' })]);
     expect((await call('DELETE', `${E}/integrations/inventory-api`, { token: vendor('v6') })).status).toBe(400);
+    // the tier as data for the outbound door: a registered integration's own, a marketplace connection's the table's marketplaceTier
+    expect(await services.ecosystem.tierOf('v1', 'erp-oauth')).toMatchObject({ name: 'community', rateBudgetShare: 0.1, slaTarget: null });
+    expect(await services.ecosystem.tierOf('v6', 'generic')).toMatchObject({ name: 'professional', rateBudgetShare: 0.3 });
   });
 
   it('compliance: credentials older than the rotation period are a finding naming the integration and the fix', async () => {
