@@ -248,7 +248,7 @@ export function createServices(o: ServicesOptions): Services {
     async start() {
       // a wrong or missing key stops start-up here, before anything could need a credential
       await services.vault.check();
-      ecosystem.start();
+      await ecosystem.start({ reconcile: run.housekeeping });
       if (run.events) {
         await eventDelivery.start();
         started.events = true;
