@@ -7,3 +7,6 @@ CREATE OR REPLACE VIEW ops_journal AS
 SELECT j.actor_type, j.actor_id, j.version, j.kind, j.event->>'type' AS event_type, j.event,
        j.target_path, j.state_value, j.message_id, j.at, j.trace_id
   FROM journal j;
+
+-- The traceparent of the transition that set a timer: its firing continues that trace.
+ALTER TABLE timers ADD COLUMN traceparent text;
