@@ -60,7 +60,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   const app = new OpenAPIHono<Env>();
 
   app.use('*', observe(deps.log, metrics.latency));
-  if (runtime.tracing.enabled) app.use('*', traceRequests(runtime.tracing));
+  // API requests only: health checks and metrics scrapes would be most of the spans and none of the work
+  if (runtime.tracing.enabled) app.use('/api/*', traceRequests(runtime.tracing));
   app.use('*', async (c, next) => {
     c.set('services', services);
     await next();

@@ -239,7 +239,9 @@ export class ActorHost {
    * Fires a due timer through the normal path (deduped by its key and due time). A timer that
    * is no longer pending (cancelled, rescheduled, already fired) is a no-op and returns null.
    */
-  async fireTimer(ref: ActorRef, key: string, dueAt: number): Promise<SendResult | null> {
+  async fireTimer(ref: ActorRef, key: string, dueAt: number, traceparent?: string | null): Promise<SendResult | null> {
+    // the transition that set the timer is the parent of the one its firing makes
+    const parent = this.#tracing.enabled ? this.#tracing.parent(traceparent ?? undefined) : undefined;
     const def = this.o.registry.get(ref.type);
     return this.#mailbox.run(refKey(ref), async () => {
       for (let fresh = false; ; fresh = true) {
@@ -250,7 +252,7 @@ export class ActorHost {
       }
       const input: StepInput = { kind: 'timer', key };
       const opts = { messageId: `timer:${key}@${dueAt}` };
-      return this.#tracing.enabled ? this.#traced(def, ref, input, opts, this.#tracing.parent(), key) : this.#apply(def, ref, input, opts, null);
+      return this.#tracing.enabled ? this.#traced(def, ref, input, opts, parent, key) : this.#apply(def, ref, input, opts, null);
     });
   }
 
@@ -344,6 +346,7 @@ export class ActorHost {
         extras: opts.extras?.({ version, value: out.snapshot.value, status: projection.status, context: out.snapshot.context }) ?? {},
         fence: opts.fence ?? null,
         traceId: span?.spanContext().traceId ?? null,
+        traceparent: span ? this.#tracing.traceparentOf(span) : null,
       };
       for (const name of Object.keys(rec.extras)) {
         if (!statement.has(name)) throw new ConcordError(ErrorCode.InvalidConfig, `${key}: no commit extension '${name}' is registered`, { ref });
