@@ -84,7 +84,7 @@ const EXPECTED: Record<string, number[]> = {
   // the attacker's own secret; this harness has no credentials key, so the vault cannot store it
   ['POST /api/partnerships/webhook-secrets/{name}']: [201, 503],
 };
-const OTHERS = [200, 201, 202, 400, 403, 404, 409, 422];
+const OTHERS = [200, 201, 202, 400, 403, 404, 409, 415, 422];
 const allowed = (op: string): number[] => EXPECTED[op] ?? OTHERS;
 
 it('leaks nothing of another tenant on any route', async () => {

@@ -80,12 +80,12 @@ it("runs the issue's example: query, evaluate, template, the if condition and th
   const x = createExpressions();
   const scope: StepScope = { inputs: Object.fromEntries(Object.entries(doc.inputs).map(([k, v]) => [k, v.default])), steps: {} };
   for (const step of [...doc.steps, ...doc.finally]) {
-    if (step.if) x.checkCel(step.if);
+    if (step.if) x.checkCel(String(step.if));
     const type = STEP_TYPES.find((t) => t in step) as StepType;
     let spec = step[type];
     // the example's hook is on the internet; the test's receiver stands in for it
     if (type === 'webhook') spec = { ...(spec as object), url: hook };
-    if (step.if && x.evaluateCel(step.if, scope) !== true) {
+    if (step.if && x.evaluateCel(String(step.if), scope) !== true) {
       scope.steps[step.id] = { output: null, status: 'skipped' };
       continue;
     }
