@@ -7,15 +7,20 @@ import type { Env } from './env.js';
 import { authenticate } from './middleware/auth.js';
 import { guardInput } from './middleware/guard.js';
 import { observe } from './middleware/observe.js';
+import { consoleRoutes } from './console/index.js';
+import { traceRequests } from './middleware/trace.js';
 import { createMetrics } from './metrics.js';
 import { problemResponse, toProblem } from './problem.js';
 import { actorRoutes } from './routes/actors.js';
 import { deadLetterRoutes } from './routes/dead-letters.js';
 import { coordinationRoutes } from './routes/coordination.js';
 import { dependencyRoutes } from './routes/dependencies.js';
+import { ecosystemRoutes } from './routes/ecosystem.js';
 import { eventRoutes } from './routes/events.js';
 import { integrationRoutes } from './routes/integrations.js';
+import { inventoryRoutes } from './routes/inventory.js';
 import { integrationWebhookRoutes, WEBHOOK_PATH } from './routes/integration-webhooks.js';
+import { playbookConnectionRoutes } from './routes/playbook-connections.js';
 import { playbookTemplateRoutes } from './routes/playbook-templates.js';
 import { workflowCoordinationRoutes } from './routes/workflows-coordination.js';
 import { PLAYBOOK_SOURCE_PATH, PLAYBOOK_WEBHOOK_PATH, playbookRoutes, YAML_TYPE } from './routes/playbooks.js';
@@ -55,14 +60,17 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   const app = new OpenAPIHono<Env>();
 
   app.use('*', observe(deps.log, metrics.latency));
+  if (runtime.tracing.enabled) app.use('*', traceRequests(runtime.tracing));
   app.use('*', async (c, next) => {
     c.set('services', services);
     await next();
   });
 
   app.get('/health', async (c) => {
-    const [rt, sagas] = await Promise.all([runtime.health(), services.sagas.health().catch(() => null)]);
-    const h = sagas ? { ...rt, status: rt.status === 'up' && sagas.status === 'degraded' ? ('degraded' as const) : rt.status, sagas } : rt;
+    const [rt, sagas, integrations] = await Promise.all([runtime.health(), services.sagas.health().catch(() => null), services.ecosystem.health.summary().catch(() => null)]);
+    const base = sagas ? { ...rt, status: rt.status === 'up' && sagas.status === 'degraded' ? ('degraded' as const) : rt.status, sagas } : rt;
+    // the registry's integrations by health status: theirs, not Concord's, so they do not change `status`
+    const h = integrations ? { ...base, integrations } : base;
     return c.json(h, h.status === 'down' ? 503 : 200);
   });
   app.get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));
@@ -108,6 +116,14 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   const isPublic = (method: string, path: string) =>
     (method === 'GET' && (path === `${API_PREFIX}/health` || OAUTH_CALLBACK.test(path))) || (method === 'POST' && (WEBHOOK_PATH.test(path) || PLAYBOOK_WEBHOOK_PATH.test(path)));
   app.use('/api/*', (c, next) => (isPublic(c.req.method, c.req.path) ? next() : auth(c, next)));
+  // a tenant past its quota is refused before any work (no database, no actor)
+  if (services.quotas.enabled) {
+    app.use('/api/*', async (c, next) => {
+      const tenantId = c.get('principal')?.tenantId;
+      if (tenantId) services.quotas.take(tenantId, clock.now());
+      await next();
+    });
+  }
 
   app.route(API_PREFIX, relationshipRoutes());
   app.route(API_PREFIX, dependencyRoutes());
@@ -119,10 +135,15 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   app.route('/api/v1/actors', actorRoutes());
   app.route('/api/v1/timers', timerRoutes());
   app.route('/api/v1/dead-letters', deadLetterRoutes());
+  app.route('/api/integrations', inventoryRoutes());
+  app.route('/api/v1/ecosystem', ecosystemRoutes());
   app.route('/api/integrations', integrationRoutes());
   app.route('/api/integrations', integrationWebhookRoutes());
   app.route('/api/partnerships', playbookRoutes());
+  // the operator console: its own cookie session, never accepted by /api (which wants the bearer header)
+  app.route('/console', consoleRoutes({ secret, clock, log: deps.log }));
   app.route('/api/partnerships', playbookTemplateRoutes());
+  app.route('/api/partnerships', playbookConnectionRoutes());
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   app.doc31('/openapi.json', {

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { ConcordError, ErrorCode } from './errors.js';
 import { isDuration } from '../machines/lib/duration.js';
+import { parseRateRule, type RateRule } from '../machines/lib/bucket.js';
+import { parseRateLimits, type RateLimit } from '../connectors/kit/rate-limit.js';
 
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
   z.coerce.number().int().min(min).max(max).default(def);
@@ -36,6 +38,7 @@ const EnvSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: int(10_000, 100),
   CONNECTOR_CALL_TIMEOUT_MS: int(30_000, 100),
   JWT_SECRET: optionalString,
+  TENANT_QUOTAS: optionalString,
   CREDENTIALS_KEYS: optionalString,
   NATS_PREFIX: z.string().regex(/^[a-z][a-z0-9_-]*$/, 'lowercase letters, digits, _ and -').default('concord'),
   NATS_REPLICAS: int(1, 1, 5),
@@ -85,6 +88,25 @@ const EnvSchema = z.object({
   ML_API_BASE_URL: z.url({ protocol: /^https?$/ }).default('https://api.mercadolibre.com'),
   ML_AUTH_BASE_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
   PUBLIC_BASE_URL: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  // The outbound call door (services/integrations/outbound/): budgets, retries, breaker, alert.
+  RATE_LIMITS: optionalString,
+  OUTBOUND_MAX_ATTEMPTS: int(3, 1, 20),
+  OUTBOUND_RETRY_INITIAL_MS: int(1_000, 1),
+  OUTBOUND_RETRY_MAX_MS: int(30_000, 1),
+  OUTBOUND_RETRY_JITTER: z.coerce.number().min(0).max(1).default(0.2),
+  BREAKER_FAILURE_THRESHOLD: int(5, 1, 1_000),
+  BREAKER_COOLDOWN_MS: int(30_000, 100),
+  OUTBOUND_ALERT_ERROR_RATE: z.coerce.number().min(0).max(1).default(0.05),
+  OUTBOUND_ALERT_WINDOW_MS: int(300_000, 1_000),
+  OUTBOUND_ALERT_MIN_CALLS: int(20, 1),
+  OUTBOUND_STATS_WINDOW_MS: int(60_000, 1_000, 3_600_000),
+  // The partner registry (services/ecosystem/)
+  ECOSYSTEM_TIERS_FILE: optionalString,
+  ECOSYSTEM_TEMPLATES_DIR: optionalString,
+  ECOSYSTEM_ROTATION_DAYS: int(90, 1, 3650),
+  ECOSYSTEM_USAGE_FLUSH_MS: int(10_000, 100, 3_600_000),
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  OTEL_SERVICE_NAME: z.string().min(1).max(200).default('concord'),
 });
 
 export interface Config {
@@ -109,8 +131,12 @@ export interface Config {
   readonly outboxPollMs: number;
   readonly inboxRetentionHours: number;
   readonly shutdownTimeoutMs: number;
+  /** OpenTelemetry traces: exported over OTLP/HTTP (JSON) to `<endpoint>/v1/traces` when set; off (no spans at all) when not. */
+  readonly tracing: { readonly endpoint: string | undefined; readonly serviceName: string };
   readonly connectorCallTimeoutMs: number;
   readonly jwtSecret: string | undefined;
+  /** Per-tenant API quotas from `TENANT_QUOTAS` (the edge answers 429 past them). */
+  readonly tenantQuotas: TenantQuotas;
   /**
    * The credential vault's key ring from `CREDENTIALS_KEYS` (`id:base64key,...`): the first key
    * encrypts, all decrypt. Unset: generated under DATA_DIR in the embedded default, required
@@ -121,6 +147,40 @@ export interface Config {
   readonly events: EventsConfig;
   readonly saga: SagaConfig;
   readonly providers: ProvidersConfig;
+  readonly outbound: OutboundConfig;
+  readonly ecosystem: EcosystemConfig;
+}
+
+/** The outbound call door (services/integrations/outbound/). */
+export interface OutboundConfig {
+  /** Per provider, from the seed's defaults and `RATE_LIMITS`; null: no budget. */
+  readonly rateLimits: Readonly<Record<string, RateLimit | null>>;
+  /** Attempts per call in all (the seed's 3), backoff from `retryInitialMs` doubling up to `retryMaxMs`, less up to `retryJitter` of it. */
+  readonly maxAttempts: number;
+  readonly retryInitialMs: number;
+  readonly retryMaxMs: number;
+  readonly retryJitter: number;
+  /** Consecutive failures that open a breaker (the seed's 5), and how long it stays open before one probe. */
+  readonly breakerThreshold: number;
+  readonly breakerCooldownMs: number;
+  /** Error rate above which a key turns `degraded` (the seed's 5%), over `alertWindowMs`, once it has `alertMinCalls` calls. */
+  readonly alertErrorRate: number;
+  readonly alertWindowMs: number;
+  readonly alertMinCalls: number;
+  /** The window `integration_rate_limits` counts usage in. */
+  readonly statsWindowMs: number;
+}
+
+/** The partner registry (services/ecosystem/). */
+export interface EcosystemConfig {
+  /** A JSON tier table replacing the built-in one (services/ecosystem/tiers.json); undefined: the built-in. */
+  readonly tiersFile: string | undefined;
+  /** A folder of template JSON files added to the built-in ones (services/ecosystem/templates/). */
+  readonly templatesDir: string | undefined;
+  /** Credentials older than this many days are a compliance finding. */
+  readonly rotationDays: number;
+  /** How often the in-memory usage counters are added to `ecosystem_usage_hourly`. */
+  readonly usageFlushMs: number;
 }
 
 /**
@@ -290,6 +350,49 @@ export function parseCredentialKeys(value: string): { keys: CredentialKey[]; pro
   return { keys, problems };
 }
 
+/**
+ * Per-tenant API quotas: `default` applies to every vendor and partner token without a rule of
+ * its own; `null` means unlimited. Each process enforces its own buckets.
+ */
+export interface TenantQuotas {
+  readonly default: RateRule | null;
+  readonly tenants: ReadonlyMap<string, RateRule | null>;
+}
+
+/**
+ * `TENANT_QUOTAS`: `100/s:200` (every tenant), or `default=100/s:200,vendor-7=1000/s,partner-3=off`.
+ * Unset or `off`: no quotas.
+ */
+export function parseTenantQuotas(text: string | undefined): { quotas: TenantQuotas; problems: string[] } {
+  const problems: string[] = [];
+  const tenants = new Map<string, RateRule | null>();
+  let def: RateRule | null = null;
+  const rule = (v: string): RateRule | null => {
+    if (v.trim().toLowerCase() === 'off') return null;
+    const r = parseRateRule(v);
+    if (typeof r === 'string') {
+      problems.push(`TENANT_QUOTAS: ${r}`);
+      return null;
+    }
+    return r;
+  };
+  for (const part of (text ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    if (eq < 0) {
+      def = rule(part);
+      continue;
+    }
+    const name = part.slice(0, eq).trim();
+    if (name === '') {
+      problems.push(`TENANT_QUOTAS: '${part}' has no tenant before '='`);
+      continue;
+    }
+    if (name === 'default') def = rule(part.slice(eq + 1));
+    else tenants.set(name, rule(part.slice(eq + 1)));
+  }
+  return { quotas: Object.freeze({ default: def, tenants }), problems };
+}
+
 /** Parses the environment once; a bad value throws an INVALID_CONFIG error naming the variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const parsed = EnvSchema.safeParse(env);
@@ -300,7 +403,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const e = parsed.data;
   const saga = sagaDurations(e);
   const credentials = e.CREDENTIALS_KEYS === undefined ? undefined : parseCredentialKeys(e.CREDENTIALS_KEYS);
-  const problems = [...saga.problems, ...(credentials?.problems ?? [])];
+  const quotas = parseTenantQuotas(e.TENANT_QUOTAS);
+  let rateLimits: Record<string, RateLimit | null> = {};
+  const rateProblems: string[] = [];
+  try {
+    rateLimits = parseRateLimits(e.RATE_LIMITS);
+  } catch (err) {
+    rateProblems.push(`RATE_LIMITS: ${(err as Error).message}`);
+  }
+  const problems = [...saga.problems, ...(credentials?.problems ?? []), ...rateProblems, ...quotas.problems];
   if (problems.length > 0) {
     throw new ConcordError(ErrorCode.InvalidConfig, `invalid configuration: ${problems.join('; ')}`, { problems });
   }
@@ -325,8 +436,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     outboxPollMs: e.OUTBOX_POLL_MS,
     inboxRetentionHours: e.INBOX_RETENTION_HOURS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    tracing: { endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: e.OTEL_SERVICE_NAME },
     connectorCallTimeoutMs: e.CONNECTOR_CALL_TIMEOUT_MS,
     jwtSecret: e.JWT_SECRET,
+    tenantQuotas: quotas.quotas,
     credentialsKeys: credentials ? Object.freeze(credentials.keys) : undefined,
     nats: Object.freeze({
       prefix: e.NATS_PREFIX,
@@ -382,6 +495,25 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         apiBaseUrl: e.ML_API_BASE_URL.replace(/\/+$/, ''),
         authBaseUrl: e.ML_AUTH_BASE_URL?.replace(/\/+$/, ''),
       }),
+    }),
+    outbound: Object.freeze({
+      rateLimits: Object.freeze(rateLimits),
+      maxAttempts: e.OUTBOUND_MAX_ATTEMPTS,
+      retryInitialMs: e.OUTBOUND_RETRY_INITIAL_MS,
+      retryMaxMs: e.OUTBOUND_RETRY_MAX_MS,
+      retryJitter: e.OUTBOUND_RETRY_JITTER,
+      breakerThreshold: e.BREAKER_FAILURE_THRESHOLD,
+      breakerCooldownMs: e.BREAKER_COOLDOWN_MS,
+      alertErrorRate: e.OUTBOUND_ALERT_ERROR_RATE,
+      alertWindowMs: e.OUTBOUND_ALERT_WINDOW_MS,
+      alertMinCalls: e.OUTBOUND_ALERT_MIN_CALLS,
+      statsWindowMs: e.OUTBOUND_STATS_WINDOW_MS,
+    }),
+    ecosystem: Object.freeze({
+      tiersFile: e.ECOSYSTEM_TIERS_FILE,
+      templatesDir: e.ECOSYSTEM_TEMPLATES_DIR,
+      rotationDays: e.ECOSYSTEM_ROTATION_DAYS,
+      usageFlushMs: e.ECOSYSTEM_USAGE_FLUSH_MS,
     }),
   });
 }

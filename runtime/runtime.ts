@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { ActorHost, type HostHooks } from './actor-host.js';
 import { InProcessBus } from './bus.js';
-import { systemClock, type Clock } from './clock.js';
+import { DatabaseClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import { openDatabase, type Database } from './db.js';
 import { InProcessDelivery, type ConnectorInvoker } from './in-process.js';
@@ -14,11 +14,13 @@ import { OutboxRelay, type Delivery } from './relay.js';
 import { Janitor } from './janitor.js';
 import { OutboxWakes } from './outbox-wakes.js';
 import { TimerPoller } from './timers.js';
+import { Tracing } from './tracing.js';
 
 export interface RuntimeOptions {
   config: Config;
   registry: Registry;
   log: Logger;
+  /** The runtime's time; by default the database's (`DatabaseClock`, synced at start and every minute). */
   clock?: Clock;
   hooks?: HostHooks;
   connectors?: Map<string, ConnectorInvoker>;
@@ -30,6 +32,8 @@ export interface RuntimeOptions {
   run?: { timers?: boolean; relay?: boolean };
   commitConcurrency?: number;
   maxDeliveryAttempts?: number;
+  /** Replaces the tracing the configuration asks for (tests). */
+  tracing?: Tracing;
   /** Tests only: options of the NATS transport (used when `config.natsUrl` is set). */
   nats?: Pick<NatsTransportOptions, 'heartbeat' | 'name' | 'hooks'>;
 }
@@ -48,6 +52,8 @@ export interface RuntimeHealth {
 
 export interface Runtime {
   config: Config;
+  /** The runtime's time (the database's unless a clock was injected). */
+  clock: Clock;
   database: Database;
   host: ActorHost;
   bus: InProcessBus;
@@ -56,6 +62,8 @@ export interface Runtime {
   leases: PartitionLeases;
   /** The JetStream transport, when `config.natsUrl` is set. */
   nats: NatsTransport | undefined;
+  /** OpenTelemetry spans of the engine's path (off unless OTEL_EXPORTER_OTLP_ENDPOINT is set). */
+  tracing: Tracing;
   start(): Promise<void>;
   stop(): Promise<void>;
   health(): Promise<RuntimeHealth>;
@@ -64,14 +72,16 @@ export interface Runtime {
 /** Wires the actor host, timer poller, outbox relay and partition leases over one database. */
 export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
   const { config, log } = o;
-  const clock = o.clock ?? systemClock;
+  const clock = o.clock ?? new DatabaseClock();
   const database =
     o.database ??
     (await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, embeddedPort: config.embeddedPgPort, poolSize: config.dbPoolSize, log }));
   const bus = new InProcessBus();
   // the host tells the poller and the relay about new work; they are built right after it
   const late: { timers?: TimerPoller; relay?: OutboxRelay; wakes?: OutboxWakes } = {};
+  const tracing = o.tracing ?? Tracing.fromConfig(config.tracing);
   const host = new ActorHost({
+    tracing,
     pool: database.pool,
     registry: o.registry,
     clock,
@@ -107,13 +117,23 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
       })
     : undefined;
   const delivery = o.delivery?.(host, bus) ?? nats ?? inProcess;
-  const relay = new OutboxRelay({ pool: database.pool, delivery, log, batch: config.outboxBatch, pollMs: config.outboxPollMs, maxAttempts: o.maxDeliveryAttempts ?? 10 });
+  const relay = new OutboxRelay({
+    pool: database.pool,
+    delivery,
+    log,
+    batch: config.outboxBatch,
+    pollMs: config.outboxPollMs,
+    maxAttempts: o.maxDeliveryAttempts ?? 10,
+    // JetStream drops a second copy of a message id only inside its duplicate window
+    staleAfterMs: delivery === nats ? config.nats.duplicateWindowMs / 2 : undefined,
+    tracing,
+  });
   const rl = relay;
   // the process that owns a partition relays its outbox and (with NATS) consumes its actors' messages
   const listener: LeaseListener = nats
     ? {
         acquired: (p, epoch) => {
-          rl.acquired(p);
+          rl.acquired(p, epoch);
           nats.acquired(p, epoch);
         },
         releasing: async (p) => {
@@ -132,14 +152,31 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
   late.relay = relay;
   late.wakes = wakes;
   let sweeper: NodeJS.Timeout | undefined;
+  let clockSync: NodeJS.Timeout | undefined;
+  const syncClock = async (): Promise<void> => {
+    if (!(clock instanceof DatabaseClock)) return;
+    try {
+      await clock.sync(async () => (await database.pool.query<{ ms: number }>(`SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS ms`)).rows[0]!.ms);
+      if (Math.abs(clock.skewMs) > 1_000) {
+        log.warn(
+          { skewMs: clock.skewMs },
+          "this machine's clock is off the database's: the runtime keeps the database's time (timers, journal), but tokens and webhook signatures use this machine's clock: fix its time sync (NTP)",
+        );
+      }
+    } catch (err) {
+      log.warn({ err }, 'reading the database time failed; the runtime keeps its last reading');
+    }
+  };
   const run = { timers: true, relay: true, ...o.run };
   const t = timers;
   const r = relay;
 
   return {
     config,
+    clock,
     database,
     host,
+    tracing,
     bus,
     timers: t,
     relay: r,
@@ -147,6 +184,9 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
     nats,
     async start() {
       await migrate(database.pool, log);
+      await syncClock();
+      clockSync = setInterval(() => void syncClock(), 60_000);
+      clockSync.unref();
       await warnWithoutAutovacuum(database.pool, log);
       await nats?.start();
       if (run.relay) {
@@ -161,6 +201,7 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
     },
     async stop() {
       clearInterval(sweeper);
+      clearInterval(clockSync);
       await wakes.stop(); // first: a terminal's Ctrl-C stops an embedded PostgreSQL at the same time
       await janitor.stop();
       await nats?.stopIntake(); // consumers finish and ack what they started
@@ -170,6 +211,7 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
       await r.stop();
       await nats?.close();
       if (!o.database) await database.close();
+      await tracing.shutdown().catch((err: unknown) => log.warn({ err }, 'exporting the last spans failed'));
       log.info('runtime stopped');
     },
     async health() {
@@ -195,7 +237,7 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
           [now],
         );
         const row = rows[0]!;
-        h.outbox = { pending: row.pending, oldestAgeMs: row.oldest === null ? 0 : Math.max(0, Date.now() - row.oldest) };
+        h.outbox = { pending: row.pending, oldestAgeMs: row.oldest === null ? 0 : Math.max(0, now - row.oldest) };
         h.timers = { pending: row.tpending, overdue: row.overdue };
         h.deadLetters = row.dead;
         if (h.outbox.oldestAgeMs > 30_000 || h.timers.overdue > 0) h.status = 'degraded';

@@ -7,6 +7,7 @@ import { auditExtension, AuditWriter } from './common/audit.js';
 import { Idempotency, idempotencyExtension, pruneIdempotencyKeys } from './common/idempotency.js';
 import { DependencyService } from './coordination/dependencies.js';
 import { CoordinationMonitor } from './coordination/monitor.js';
+import { EcosystemService } from './ecosystem/index.js';
 import { RelationshipService } from './coordination/relationships.js';
 import { ResourceService } from './coordination/resources.js';
 import { createEventDelivery, type EventDelivery } from './events/index.js';
@@ -14,23 +15,34 @@ import { EventService } from './events/service.js';
 import type { ConnectorInvoker } from '../connectors/kit/contract.js';
 import { integrationType } from '../machines/integration/index.js';
 import { ConnectionService, type ConnectionHooks } from './integrations/connections.js';
+import { InventoryEngine, type EngineHooks } from './integrations/inventory/engine.js';
+import { InventoryIntake } from './integrations/inventory/intake.js';
+import { InventoryService } from './integrations/inventory/service.js';
+import type { OutboundCalls } from './integrations/outbound/types.js';
+import { syncType } from '../machines/integration/sync.js';
 import { CredentialVault, KeyRing } from './integrations/vault.js';
+import { connectionControl, OutboundService } from './integrations/outbound/index.js';
+import { OutboundStore } from './integrations/outbound/store.js';
 import { OperatorActions } from './operators/actions.js';
+import { ChannelConnections } from './playbooks/connections.js';
 import { TemplateStore } from './playbooks/templates.js';
 import { WebhookIntake } from './integrations/webhooks.js';
 import { AuditTrail } from './operators/audit.js';
 import { BulkActions } from './operators/bulk.js';
+import { ConsoleQueries } from './operators/console.js';
 import { DeadLetterService } from './operators/dead-letters.js';
 import { ActorInspector } from './operators/inspector.js';
 import { TimerControl } from './operators/timers.js';
+import { ActorWatch } from './operators/watch.js';
 import { registerSagaMetrics } from './saga/index.js';
 import { SagaIntake } from './saga/intake.js';
 import { SagaService } from './saga/service.js';
 import { WorkflowService } from './workflows/service.js';
+import { TenantQuotaService } from './common/quotas.js';
 import { PlaybookNatsIntake } from './playbooks/nats.js';
 import { PlaybookService } from './playbooks/service.js';
 import { createExpressions, createStepRunners } from './playbooks/steps/index.js';
-import type { Expressions, StepRunner } from './playbooks/steps/types.js';
+import type { Expressions, StepRunner, StepType } from './playbooks/steps/types.js';
 
 /**
  * Concord's application layer: every service the HTTP edge and the NATS intake call, built once
@@ -57,6 +69,10 @@ export interface Services {
   idempotency: Idempotency;
   /** The audit log, for operators. */
   audit: AuditTrail;
+  /** The operator console's reads: actor search with counts, an actor's timers. */
+  console: ConsoleQueries;
+  /** Version and pause changes of watched actors (the console's live pages); stopped by `stop()`. */
+  watch: ActorWatch;
   events: EventService;
   /** The cross-integration delivery worker and its channel (NATS or the in-process bus). */
   eventDelivery: EventDelivery;
@@ -70,12 +86,26 @@ export interface Services {
   integrations: ConnectionService;
   /** Signed webhooks in (`POST /api/integrations/:service/webhook`), handed to the connection's actor. */
   webhooks: WebhookIntake;
+  /** Per-tenant API quotas, taken by the edge once per request. */
+  quotas: TenantQuotaService;
+  /** Our stock, its fan-out to the channels, mappings, conflicts, sync runs and logs. */
+  inventory: InventoryService;
+  /** `svc.inventory.changed` in (NATS consumer or in-process bus). */
+  inventoryIntake: InventoryIntake;
+  /** The one door every call out to a provider goes through: budget, breaker, retries, refresh on 401, dead letters (issue 17). */
+  outbound: OutboundService;
+  /** The partner registry: registered integrations, tiers, templates, health, usage, audit and compliance (`/api/v1/ecosystem`). */
+  ecosystem: EcosystemService;
   /** Playbooks: definitions, executions, triggers; `invoker()` is the `playbook` connector (step work). */
   playbooks: PlaybookService;
   /** The playbooks' nats trigger. */
   playbookIntake: PlaybookNatsIntake;
   /** The playbook template library (`GET/POST /api/partnerships/templates`), read by `template` steps. */
   templates: TemplateStore;
+  /** Messaging and CRM connections of `communicate` steps, and `webhook` steps' signing secrets (`/api/partnerships/connections`, `/webhook-secrets`). */
+  playbookConnections: ChannelConnections;
+  /** The playbook step runners (`query`, `evaluate`, `template`, `communicate`, `webhook`) the execution actor's effects call. */
+  playbookSteps: Record<StepType, StepRunner>;
   /** Adds the services' own figures (sagas) to the edge's metrics registry. */
   registerMetrics(registry: MetricsRegistry): void;
   /** Starts the background work that `run` asks for; call after `runtime.start()`. */
@@ -90,7 +120,7 @@ export interface ServicesOptions {
   /** Time for tokens and events (tests drive it); the system clock by default. */
   clock?: Clock;
   /** Background work to run; all by default. */
-  run?: { events?: boolean; sagaIntake?: boolean; housekeeping?: boolean; playbookIntake?: boolean };
+  run?: { events?: boolean; sagaIntake?: boolean; housekeeping?: boolean; outbound?: boolean; inventoryIntake?: boolean; playbookIntake?: boolean };
   /** Playbook step runners by type key and the expression engine (CEL, Liquid). */
   playbooks?: { runners?: Partial<Record<string, StepRunner>>; expressions?: Expressions };
   /**
@@ -106,13 +136,22 @@ export interface ServicesOptions {
   connectors?: Map<string, ConnectorInvoker>;
   /** Crash points of the integration flows, for tests. */
   integrationHooks?: ConnectionHooks;
+  /**
+   * The outbound call door every provider call of the inventory sync goes through (budget,
+   * retries, breaker, refresh-on-401; services/integrations/outbound/types.ts).
+   */
+  outbound?: OutboundCalls;
+  /** Points of the sync engine where tests make the world move. */
+  inventoryHooks?: EngineHooks;
+  /** Channel pages per step of a full sync (progress is committed per step; default 5). */
+  inventoryPagesPerStep?: number;
 }
 
 /** Builds every service over `runtime`; `start()`/`stop()` own their background work. */
 export function createServices(o: ServicesOptions): Services {
   const { runtime, log } = o;
   const clock = o.clock ?? systemClock;
-  const run = { events: true, sagaIntake: true, housekeeping: true, playbookIntake: true, ...o.run };
+  const run = { events: true, sagaIntake: true, housekeeping: true, outbound: true, inventoryIntake: true, playbookIntake: true, ...o.run };
   const pool = runtime.database.pool;
   // rows that commit with a transition, in its one statement (registered before the first commit)
   runtime.host.extendCommit(auditExtension);
@@ -122,25 +161,47 @@ export function createServices(o: ServicesOptions): Services {
   const sagas = new SagaService(runtime.host, pool, runtime.config, clock);
   const operators = new OperatorActions(runtime, clock);
   const vault = new CredentialVault(pool, o.credentialKeys ?? new KeyRing(runtime.config.credentialsKeys ?? []), log);
+  const templates = new TemplateStore(pool);
   const integrations = new ConnectionService(runtime.host.actor(integrationType), pool, vault, runtime.config, clock, log, o.integrationHooks);
   o.connectors?.set('integration', integrations.invoker());
-  const templates = new TemplateStore(pool);
+  const outbound = new OutboundService({ pool, config: runtime.config, vault, connections: connectionControl(integrations), log });
+  integrations.extendStatus(async (c) => ({ outbound: await outbound.status(c) }));
+  const door = (): OutboundCalls => o.outbound ?? outbound;
+  const eventsRoot = `${runtime.config.nats.prefix}.events`;
+  const syncs = runtime.host.actor(syncType);
+  const inventory = new InventoryService({ pool, syncs, connections: integrations, outbound: door, clock, log, eventsRoot, runtime });
+  const engine = new InventoryEngine({ pool, outbound: door, clock, log, hooks: o.inventoryHooks, ...(o.inventoryPagesPerStep ? { pagesPerStep: o.inventoryPagesPerStep } : {}), fanOut: (tenantId, skus, except) => inventory.fanOut(tenantId, skus, except) });
+  o.connectors?.set('inventory', engine.invoker());
+  inventory.useEngine(engine);
+  /** Webhook topics that carry stock. */
+  const INVENTORY_TOPICS = new Set(['inventory_levels/update', 'items']);
+  const ecosystem = new EcosystemService({ host: runtime.host, pool, vault, config: runtime.config, clock, log });
+  o.connectors?.set('ecosystem', ecosystem.invoker());
+  let started = { events: false, intake: false, outbound: false, inventory: false, playbooks: false };
+  integrations.extendStatus(async (c) => (c.provider === 'generic' ? {} : { sync: await inventory.status(c.tenantId, c.provider) }));
+  const stepRunners = createStepRunners({
+    pool,
+    vault,
+    templates,
+    clock,
+    webhooks: { allowPrivateTargets: runtime.config.events.allowPrivateTargets, timeoutMs: runtime.config.events.webhookTimeoutMs },
+    // communicate's budgets and breakers share the outbound door's state (one key per tenant, provider, account)
+    outbound: { store: new OutboundStore(pool), breakerThreshold: runtime.config.outbound.breakerThreshold, breakerCooldownMs: runtime.config.outbound.breakerCooldownMs, rateLimits: runtime.config.outbound.rateLimits },
+  });
   const playbooks = new PlaybookService({
     host: runtime.host,
     pool,
     clock,
     log,
     vault,
-    runners:
-      o.playbooks?.runners ??
-      createStepRunners({ pool, vault, templates, clock, webhooks: { allowPrivateTargets: runtime.config.events.allowPrivateTargets, timeoutMs: runtime.config.events.webhookTimeoutMs } }),
+    runners: o.playbooks?.runners ?? stepRunners,
     expressions: o.playbooks?.expressions ?? createExpressions(),
     publicBaseUrl: runtime.config.providers.publicBaseUrl,
   });
   o.connectors?.set('playbook', playbooks.invoker());
   const playbookIntake = new PlaybookNatsIntake(runtime, playbooks, log);
+  const consoleQueries = new ConsoleQueries(pool);
   let prune: NodeJS.Timeout | undefined;
-  let started = { events: false, intake: false, playbooks: false };
   const services: Services = {
     runtime,
     clock,
@@ -153,9 +214,11 @@ export function createServices(o: ServicesOptions): Services {
     operators,
     bulk: new BulkActions(runtime, operators),
     timers: new TimerControl(runtime, clock),
-    deadLetters: new DeadLetterService(pool, runtime.config.partitions),
+    deadLetters: new DeadLetterService(pool, runtime.config.partitions, clock, { outbound: (id) => outbound.replay(id) }),
     idempotency: new Idempotency(pool),
     audit: new AuditTrail(pool, clock),
+    console: consoleQueries,
+    watch: new ActorWatch(consoleQueries, log),
     events: new EventService(pool, clock, runtime.config.events, () => eventDelivery.worker.wake()),
     eventDelivery,
     workflows: new WorkflowService(runtime.host, pool, clock, runtime.config.nats.prefix),
@@ -163,17 +226,36 @@ export function createServices(o: ServicesOptions): Services {
     sagaIntake: new SagaIntake(runtime, sagas, log),
     vault,
     integrations,
-    webhooks: new WebhookIntake({ pool, providers: runtime.config.providers, host: runtime.host, clock, log }),
+    quotas: new TenantQuotaService(runtime.config.tenantQuotas),
+    webhooks: new WebhookIntake({
+      pool,
+      providers: runtime.config.providers,
+      host: runtime.host,
+      clock,
+      log,
+      // stock topics are applied to our side right away (the row is the durable record; a failure is swept again)
+      alsoHand: async (h) => {
+        if (INVENTORY_TOPICS.has(h.topic)) await inventory.applyWebhook({ tenantId: h.tenant, provider: h.service, account: h.connectionId, webhookId: h.id });
+      },
+    }),
+    inventory,
+    inventoryIntake: new InventoryIntake(runtime, inventory, log),
+    outbound,
+    ecosystem,
     playbooks,
     playbookIntake,
     templates,
+    playbookConnections: new ChannelConnections(pool, vault),
+    playbookSteps: stepRunners,
     registerMetrics(registry) {
+      outbound.registerMetrics(registry);
       registerSagaMetrics(registry, { pool, sagas, clock });
       services.webhooks.registerMetrics(registry);
     },
     async start() {
       // a wrong or missing key stops start-up here, before anything could need a credential
       await services.vault.check();
+      ecosystem.start();
       if (run.events) {
         await eventDelivery.start();
         started.events = true;
@@ -181,6 +263,14 @@ export function createServices(o: ServicesOptions): Services {
       if (run.sagaIntake) {
         await services.sagaIntake.start();
         started.intake = true;
+      }
+      if (run.inventoryIntake) {
+        await services.inventoryIntake.start();
+        started.inventory = true;
+      }
+      if (run.outbound) {
+        outbound.start();
+        started.outbound = true;
       }
       if (run.playbookIntake) {
         await playbookIntake.start();
@@ -197,12 +287,16 @@ export function createServices(o: ServicesOptions): Services {
       }
     },
     async stop() {
+      services.watch.stop();
       clearInterval(prune);
       await services.webhooks.stop();
       if (started.playbooks) await playbookIntake.stop();
       if (started.intake) await services.sagaIntake.stop();
+      if (started.inventory) await services.inventoryIntake.stop();
       if (started.events) await eventDelivery.stop();
-      started = { events: false, intake: false, playbooks: false };
+      if (started.outbound) await outbound.stop();
+      started = { events: false, intake: false, outbound: false, inventory: false, playbooks: false };
+      await ecosystem.stop();
       await audit.end();
     },
   };

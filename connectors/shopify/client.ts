@@ -152,6 +152,41 @@ export async function* pages<O extends { pageInfo: PageInfo }>(call: (after: str
   }
 }
 
+export interface ShopifyInventoryItem {
+  id: string;
+  sku: string | null;
+  updatedAt: string;
+  variant: { id: string; product: { id: string } } | null;
+  inventoryLevel: ShopifyInventoryLevel | null;
+}
+
+/**
+ * A page of inventory items with their level at one location; with `query: "updated_at:>'<ISO>'"`
+ * the items whose stock changed since then (a level change bumps its item's `updatedAt`): the
+ * incremental poll for changes a webhook missed.
+ */
+export async function listInventoryItems(
+  s: ShopifySettings,
+  creds: ShopifyCredentials,
+  input: { locationId: string; first?: number; after?: string | null; query?: string },
+  ctx: Pick<CallContext, 'signal'>,
+): Promise<Costed & { items: ShopifyInventoryItem[]; pageInfo: PageInfo }> {
+  const q = `query Items($first: Int!, $after: String, $query: String, $locationId: ID!) {
+    inventoryItems(first: $first, after: $after, query: $query) {
+      nodes { id sku updatedAt variant { id product { id } } inventoryLevel(locationId: $locationId) { ${LEVEL} } }
+      pageInfo { hasNextPage endCursor }
+    }
+  }`;
+  const r = await graphql<{ inventoryItems: { nodes: ShopifyInventoryItem[]; pageInfo: PageInfo } }>(
+    s,
+    creds,
+    q,
+    { first: input.first ?? 100, after: input.after ?? null, query: input.query ?? null, locationId: input.locationId },
+    ctx.signal,
+  );
+  return { items: r.data.inventoryItems.nodes, pageInfo: r.data.inventoryItems.pageInfo, cost: r.cost };
+}
+
 // --- locations and levels --------------------------------------------------------------------
 
 export interface ShopifyLocation {

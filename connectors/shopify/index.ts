@@ -8,7 +8,7 @@
  * const page = await shopify.calls.listVariants({ accessToken }, { locationId }, ctx);
  */
 import { defineConnector } from '../kit/contract.js';
-import { adjustQuantities, createWebhookSubscription, getInventoryLevel, listLocations, listProducts, listVariants, revoke, setQuantities, type ShopifySettings } from './client.js';
+import { adjustQuantities, createWebhookSubscription, getInventoryLevel, listInventoryItems, listLocations, listProducts, listVariants, revoke, setQuantities, type ShopifySettings } from './client.js';
 import { classifyShopify } from './errors.js';
 import { stockMapping } from './mapping.js';
 import { shopifyWebhooks } from './webhooks.js';
@@ -20,6 +20,7 @@ export function createShopifyConnector(settings: ShopifySettings) {
     calls: {
       listProducts: (creds, input: Parameters<typeof listProducts>[2], ctx) => listProducts(settings, creds, input, ctx),
       listVariants: (creds, input: Parameters<typeof listVariants>[2], ctx) => listVariants(settings, creds, input, ctx),
+      listInventoryItems: (creds, input: Parameters<typeof listInventoryItems>[2], ctx) => listInventoryItems(settings, creds, input, ctx),
       listLocations: (creds, input: Parameters<typeof listLocations>[2], ctx) => listLocations(settings, creds, input, ctx),
       getInventoryLevel: (creds, input: Parameters<typeof getInventoryLevel>[2], ctx) => getInventoryLevel(settings, creds, input, ctx),
       setQuantities: (creds, input: Parameters<typeof setQuantities>[2], ctx) => setQuantities(settings, creds, input, ctx),

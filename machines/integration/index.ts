@@ -79,6 +79,8 @@ export type IntegrationEvent =
   | ({ type: 'integration.refresh.start'; reason?: string } & Stamp)
   | ({ type: 'integration.refresh.done'; output: { credential: CredentialReference; tokenExpiresAt: string | null; scopes: string[] } } & Stamp)
   | ({ type: 'integration.refresh.failed'; error: { code: string; message: string; retryable: boolean; retryAfterMs?: number } } & Stamp)
+  /** A call with the connection's token was answered that only a person can fix it (the outbound door's REAUTHORIZATION_REQUIRED). */
+  | ({ type: 'integration.reauthorization.required'; error: { code: string; message: string } } & Stamp)
   | ({ type: 'integration.pause'; reason?: string } & Stamp)
   | ({ type: 'integration.resume' } & Stamp)
   | ({ type: 'integration.disconnect'; by?: string } & Stamp)
@@ -164,6 +166,10 @@ export const integrationMachine = setup({
         lastEventAt: event.at,
       };
     }),
+    recordRefusal: assign(({ event }) => {
+      if (event.type !== 'integration.reauthorization.required') return {};
+      return { lastError: { code: event.error.code, message: event.error.message }, lastEventAt: event.at };
+    }),
     announceReauthorization: emit(({ context }) =>
       publish(`${eventsRoot(context)}.IntegrationReauthorizationRequired`, {
         connectionId: context.id,
@@ -230,6 +236,7 @@ export const integrationMachine = setup({
       on: {
         ...webhooks,
         'integration.refresh.start': { target: 'token_expired', actions: ['stamp', 'requestRefresh'] },
+        'integration.reauthorization.required': { target: 'reauthorization_required', actions: ['recordRefusal', 'announceReauthorization'] },
         'integration.pause': { target: 'paused', actions: ['stamp', 'rememberConnected'] },
       },
     },
@@ -255,6 +262,7 @@ export const integrationMachine = setup({
       on: {
         ...webhooks,
         'integration.refresh.start': { actions: 'stamp' },
+        'integration.reauthorization.required': { actions: 'recordRefusal' },
         'integration.pause': { target: 'paused', actions: ['stamp', 'rememberReauth'] },
       },
     },

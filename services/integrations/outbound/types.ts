@@ -36,6 +36,10 @@ export interface BudgetStatus {
   limit: string;
   usedInWindow: number;
   throttledCalls: number;
+  /** The usage window `usedInWindow` and `throttledCalls` count in (OUTBOUND_STATS_WINDOW_MS). */
+  windowSeconds?: number;
+  /** What the budget is counted per: `account` (Shopify: the store), `tenant`, or `app`. */
+  scope?: string;
 }
 
 export interface BreakerStatus {
@@ -50,6 +54,12 @@ export interface OutboundStatus {
   /** Over the last 5 minutes. */
   errorRate: number;
   averageResponseMs: number | null;
+  /** Calls made over the last 5 minutes (the error rate's denominator). */
+  calls?: number;
+  /** `degraded` while the error rate is over the alert threshold (5%). */
+  health?: 'healthy' | 'degraded';
+  /** Open dead letters of this connection's calls. */
+  deadLetters?: number;
 }
 
 export interface OutboundCalls {
