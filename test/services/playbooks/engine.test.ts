@@ -275,4 +275,14 @@ describe('the playbook engine', () => {
     expect(list[0]).toMatchObject({ trigger: 'nats', triggerInfo: { subject: 'partners.signup.eu', messageId: 'signup-1' }, status: 'succeeded' });
     expect(list[0]!.steps[0]!.output).toBe('ada');
   });
+
+  it('deleting a playbook stops its cron schedule (its timer is gone)', async () => {
+    const pb = await sys.services.playbooks.create({ principal: operator }, ['name: doomed', 'triggers:', '  - cron: { schedule: "0 9 * * MON" }', 'steps:', '  - id: s', '    evaluate: "1"'].join('\n'), 'yaml');
+    const timers = async () => (await sys.runtime.database.pool.query(`SELECT count(*)::int AS n FROM timers WHERE actor_type = 'playbook-schedule' AND actor_id = $1`, [pb.id])).rows[0].n;
+    expect(await timers()).toBe(1);
+    await sys.services.playbooks.delete({ principal: operator }, pb.id);
+    expect(await timers()).toBe(0);
+    const { rows } = await sys.runtime.database.pool.query(`SELECT status FROM actors WHERE type = 'playbook-schedule' AND id = $1`, [pb.id]);
+    expect(rows[0].status).toBe('STOPPED');
+  });
 });
