@@ -22,6 +22,7 @@ import type { OutboundCalls } from './integrations/outbound/types.js';
 import { syncType } from '../machines/integration/sync.js';
 import { CredentialVault, KeyRing } from './integrations/vault.js';
 import { connectionControl, OutboundService } from './integrations/outbound/index.js';
+import { OutboundStore } from './integrations/outbound/store.js';
 import { OperatorActions } from './operators/actions.js';
 import { ChannelConnections } from './playbooks/connections.js';
 import { TemplateStore } from './playbooks/templates.js';
@@ -180,7 +181,15 @@ export function createServices(o: ServicesOptions): Services {
   o.connectors?.set('ecosystem', ecosystem.invoker());
   let started = { events: false, intake: false, outbound: false, inventory: false, playbooks: false };
   integrations.extendStatus(async (c) => (c.provider === 'generic' ? {} : { sync: await inventory.status(c.tenantId, c.provider) }));
-  const stepRunners = createStepRunners({ pool, vault, templates, clock, webhooks: { allowPrivateTargets: runtime.config.events.allowPrivateTargets, timeoutMs: runtime.config.events.webhookTimeoutMs } });
+  const stepRunners = createStepRunners({
+    pool,
+    vault,
+    templates,
+    clock,
+    webhooks: { allowPrivateTargets: runtime.config.events.allowPrivateTargets, timeoutMs: runtime.config.events.webhookTimeoutMs },
+    // communicate's budgets and breakers share the outbound door's state (one key per tenant, provider, account)
+    outbound: { store: new OutboundStore(pool), breakerThreshold: runtime.config.outbound.breakerThreshold, breakerCooldownMs: runtime.config.outbound.breakerCooldownMs, rateLimits: runtime.config.outbound.rateLimits },
+  });
   const playbooks = new PlaybookService({
     host: runtime.host,
     pool,

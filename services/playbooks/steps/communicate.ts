@@ -7,6 +7,7 @@ import { createSlackConnector, SLACK_API } from '../../../connectors/slack/index
 import { checkTeamsUrl, createTeamsConnector } from '../../../connectors/teams/index.js';
 import { createTwilioConnector, TWILIO_API } from '../../../connectors/twilio/index.js';
 import type { CredentialSecret } from '../../integrations/vault.js';
+import type { Guard } from './guard.js';
 import { renderSpec } from './render.js';
 import { StepError, type StepRunContext, type StepRunner } from './types.js';
 import { vaultTenant } from './webhook.js';
@@ -37,6 +38,11 @@ import { vaultTenant } from './webhook.js';
  * | twilio | `authToken` | `accountSid`, `from` or `messagingServiceSid`, `keySid` (API key auth) |
  * | salesforce | `clientId`, `clientSecret` | `instanceUrl` (OAuth 2.0 client credentials, through the generic connector) |
  *
+ * Budgets and breakers: with `guard` (createServices gives it), each call takes from the
+ * connection's key of the outbound door's shared state and reports its outcome (./guard.ts): a
+ * breaker opens after `BREAKER_FAILURE_THRESHOLD` consecutive outages (`CIRCUIT_OPEN`,
+ * retryable after the cooldown), a 429 pauses the key for its Retry-After.
+ *
  * Strings with `{{ }}` are rendered (Liquid) before sending. Failures are the connectors'
  * classified errors as `StepError`s (429 and 5xx retryable with the provider's wait; a revoked
  * credential or a bad recipient not). The idempotency key goes where the provider dedupes: the
@@ -66,6 +72,8 @@ export interface CommunicateOptions {
   teams?: { checkUrl?: (url: URL) => void };
   /** Which Salesforce instance URLs may be called (default: HTTPS on Salesforce's hosts). */
   salesforce?: { checkUrl?: (url: URL) => void };
+  /** Budgets and breakers per (tenant, provider, account), on the outbound door's shared state (./guard.ts). */
+  guard?: Guard;
 }
 
 /** What the runner needs of the vault. */
@@ -123,7 +131,9 @@ export function communicateRunner(vault: CredentialSource, o: CommunicateOptions
     const account = str(s.account ?? 'default', 'account')!;
     const stored = await credentials(vault, ctx.tenantId, provider, account);
     const callCtx: CallContext = { signal: ctx.signal, idempotencyKey: ctx.idempotencyKey };
-    const bound = <A extends 'api_key' | 'oauth2'>(c: Connector<A>, creds: CredentialsOf<A>): ConnectorInvoker => invokerOf(c, async () => creds);
+    const key = { tenantId: vaultTenant(ctx.tenantId), provider, account };
+    const guarded = (invoke: ConnectorInvoker): ConnectorInvoker => (op, input, cc) => (o.guard ? o.guard(key, () => invoke(op, input, cc), ctx.signal) : invoke(op, input, cc));
+    const bound = <A extends 'api_key' | 'oauth2'>(c: Connector<A>, creds: CredentialsOf<A>): ConnectorInvoker => guarded(invokerOf(c, async () => creds));
     try {
       switch (provider) {
         case 'sendgrid':
@@ -183,14 +193,14 @@ export function communicateRunner(vault: CredentialSource, o: CommunicateOptions
           return { channel, provider, messages: sent };
         }
         case 'salesforce':
-          return await crm(s, stored, account, ctx, callCtx);
+          return await crm(s, stored, account, ctx, callCtx, guarded);
       }
     } catch (err) {
       throw toStepError(err);
     }
   };
 
-  async function crm(s: Record<string, unknown>, stored: { secret: CredentialSecret; metadata: Record<string, unknown> }, account: string, ctx: StepRunContext, callCtx: CallContext) {
+  async function crm(s: Record<string, unknown>, stored: { secret: CredentialSecret; metadata: Record<string, unknown> }, account: string, ctx: StepRunContext, callCtx: CallContext, guarded: (i: ConnectorInvoker) => ConnectorInvoker) {
     const clientId = need(stored.secret, 'clientId', 'salesforce', account);
     const clientSecret = need(stored.secret, 'clientSecret', 'salesforce', account);
     const instance = str(meta(stored.metadata, 'instanceUrl'), `instanceUrl (metadata of the salesforce connection '${account}')`)!;
@@ -212,7 +222,7 @@ export function communicateRunner(vault: CredentialSource, o: CommunicateOptions
       connector = createGenericConnector({ id: 'crm', name: 'salesforce', baseUrl: `${base}/services/data/${SALESFORCE_API_VERSION}`, auth: { pattern: 'client_credentials', tokenUrl: `${base}/services/oauth2/token`, clientAuth: 'body' } });
       crms.set(base, connector);
     }
-    const invoke = invokerOf(connector, async () => ({ clientId, clientSecret }));
+    const invoke = guarded(invokerOf(connector, async () => ({ clientId, clientSecret })));
     const input = upsertBy
       ? { method: 'PATCH', path: `/sobjects/${object}/${upsertBy}/${encodeURIComponent(ctx.idempotencyKey)}`, body: s.fields }
       : { method: 'POST', path: `/sobjects/${object}`, body: s.fields };

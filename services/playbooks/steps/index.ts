@@ -14,6 +14,7 @@ import type pg from 'pg';
 import type { Clock } from '../../../runtime/clock.js';
 import { communicateRunner, type CommunicateOptions, type CredentialSource } from './communicate.js';
 import { evaluateRunner } from './evaluate.js';
+import { createGuard, type GuardOptions } from './guard.js';
 import { queryRunner } from './query.js';
 import { templateRunner, type TemplateSource } from './template.js';
 import type { StepRunner, StepType } from './types.js';
@@ -30,7 +31,9 @@ export interface StepRunnerDeps {
   /** The outbound rules of webhooks (config.events: `allowPrivateTargets`, `webhookTimeoutMs`). */
   webhooks: { allowPrivateTargets: boolean; timeoutMs?: number };
   /** Provider endpoints of `communicate` (the real ones by default). */
-  providers?: CommunicateOptions;
+  providers?: Omit<CommunicateOptions, 'guard'>;
+  /** Budgets and breakers of `communicate` on the outbound door's store (none without it). */
+  outbound?: GuardOptions;
 }
 
 /** One runner per step type. */
@@ -40,7 +43,7 @@ export function createStepRunners(deps: StepRunnerDeps): Record<StepType, StepRu
     query: queryRunner(deps.pool),
     evaluate: evaluateRunner(),
     template: templateRunner(deps.templates, now),
-    communicate: communicateRunner(deps.vault, deps.providers),
+    communicate: communicateRunner(deps.vault, { ...deps.providers, ...(deps.outbound ? { guard: createGuard(deps.outbound) } : {}) }),
     webhook: webhookRunner(deps.vault, { allowPrivateTargets: deps.webhooks.allowPrivateTargets, timeoutMs: deps.webhooks.timeoutMs ?? 10_000, now }),
   };
 }
@@ -53,4 +56,5 @@ export { INTEGRATION_HEALTH, PLATFORM_TENANT, QUERY_LIMITS, QueryCode, RESOURCES
 export { PDF_MAX_BYTES } from './template.js';
 export { signingSecret, WEBHOOK_VAULT_SERVICE, WebhookCode } from './webhook.js';
 export { textToPdf } from './pdf.js';
+export { createGuard, MESSAGING_RATE_LIMITS, type GuardOptions } from './guard.js';
 export * from './types.js';

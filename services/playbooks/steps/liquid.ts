@@ -56,16 +56,27 @@ function message(err: unknown): string {
   return String(e.message ?? err).split('\n')[0]!;
 }
 
+/** Parsed templates by source (a playbook renders the same few sources over and over). */
+const parsed = new Map<string, Template[]>();
+const PARSED_MAX = 500;
+
 function parse(source: string, escape: Escape): Template[] {
   if (typeof source !== 'string') throw new StepError(TemplateCode.Invalid, 'a template source must be a string', false);
   if (source.length > LIQUID_LIMITS.sourceChars) {
     throw new StepError(TemplateCode.TooLarge, `the template is ${source.length} characters long; at most ${LIQUID_LIMITS.sourceChars} are allowed`, false);
   }
+  const key = `${escape}\u0000${source}`;
+  const hit = parsed.get(key);
+  if (hit) return hit;
+  let templates: Template[];
   try {
-    return engines[escape].parse(source);
+    templates = engines[escape].parse(source);
   } catch (err) {
     throw new StepError(TemplateCode.Invalid, `invalid template: ${message(err)}`, false);
   }
+  if (parsed.size >= PARSED_MAX) parsed.delete(parsed.keys().next().value!);
+  parsed.set(key, templates);
+  return templates;
 }
 
 /** Checks a template's syntax and size; throws `TEMPLATE_INVALID` or `TEMPLATE_TOO_LARGE`. */

@@ -201,6 +201,49 @@ describe('communicate: crm', () => {
   });
 });
 
+describe('communicate: budgets and breakers (the outbound door\'s shared state)', () => {
+  it('opens the breaker after consecutive outages and then fails fast without calling; a probe after the cooldown closes it', async () => {
+    const fake = await startSlackFake({ tokens: ['xoxb-breaker'], channels: { '#ops': 'C9' } });
+    const run = stepsOver(database, { providers: { slack: { baseUrl: `${fake.url}/api` } }, breaker: { threshold: 3, cooldownMs: 400 } });
+    try {
+      await run.vault.put({ tenantId: 'vendor-3', service: 'slack', connectionId: 'default' }, { botToken: 'xoxb-breaker' });
+      fake.control.fail({ status: 503, count: 3 });
+      for (let i = 0; i < 3; i++) expect(await failure(run.runners.communicate({ channel: 'chat', to: '#ops', text: 'x' }, scope, ctxOf('vendor-3')))).toMatchObject({ code: 'UNAVAILABLE', retryable: true });
+      const calls = fake.state.received.length;
+      const open = await failure(run.runners.communicate({ channel: 'chat', to: '#ops', text: 'x' }, scope, ctxOf('vendor-3')));
+      expect(open).toMatchObject({ code: 'CIRCUIT_OPEN', retryable: true });
+      expect((open as { retryAfterMs: number }).retryAfterMs).toBeGreaterThan(0);
+      expect(fake.state.received.length).toBe(calls); // failed fast: the provider was not called
+      // another tenant's key is its own: not affected
+      await run.vault.put({ tenantId: 'vendor-4', service: 'slack', connectionId: 'default' }, { botToken: 'xoxb-breaker' });
+      expect(await run.runners.communicate({ channel: 'chat', to: '#ops', text: 'x' }, scope, ctxOf('vendor-4'))).toMatchObject({ provider: 'slack' });
+      await new Promise((r) => setTimeout(r, 450));
+      expect(await run.runners.communicate({ channel: 'chat', to: '#ops', text: 'probe' }, scope, ctxOf('vendor-3'))).toMatchObject({ provider: 'slack' });
+      expect(await run.runners.communicate({ channel: 'chat', to: '#ops', text: 'closed' }, scope, ctxOf('vendor-3'))).toMatchObject({ provider: 'slack' });
+    } finally {
+      await fake.close();
+    }
+  });
+
+  it("a 429 pauses the connection's key: the next send waits out Retry-After instead of calling", async () => {
+    const fake = await startSlackFake({ tokens: ['xoxb-pause'], channels: { '#ops': 'C9' } });
+    const run = stepsOver(database, { providers: { slack: { baseUrl: `${fake.url}/api` } }, breaker: { threshold: 5, cooldownMs: 1000 } });
+    try {
+      await run.vault.put({ tenantId: 'vendor-5', service: 'slack', connectionId: 'default' }, { botToken: 'xoxb-pause' });
+      fake.control.setRateLimit({ limit: 0, windowMs: 30_000 });
+      expect(await failure(run.runners.communicate({ channel: 'chat', to: '#ops', text: 'x' }, scope, ctxOf('vendor-5')))).toMatchObject({ code: 'RATE_LIMITED' });
+      fake.control.setRateLimit(undefined);
+      const calls = fake.state.received.length;
+      const paused = await failure(run.runners.communicate({ channel: 'chat', to: '#ops', text: 'x' }, scope, ctxOf('vendor-5')));
+      expect(paused).toMatchObject({ code: 'RATE_LIMITED', retryable: true });
+      expect((paused as { retryAfterMs: number }).retryAfterMs).toBeGreaterThan(20_000);
+      expect(fake.state.received.length).toBe(calls);
+    } finally {
+      await fake.close();
+    }
+  });
+});
+
 describe('communicate: credentials and input', () => {
   it("reads only the tenant's own connections: another tenant has none and is told so", async () => {
     expect(await failure(steps.runners.communicate({ channel: 'chat', to: '#partners', text: 'x' }, scope, ctxOf('vendor-2')))).toMatchObject({ code: 'COMMUNICATE_NOT_CONNECTED', retryable: false });

@@ -74,7 +74,8 @@ afterAll(async () => {
 });
 
 it("runs the issue's example: query, evaluate, template, the if condition and the signed webhook", async () => {
-  const doc = parse(EXAMPLE) as { inputs: Record<string, { default: unknown }>; steps: Array<Record<string, unknown> & { id: string; if?: string }>; finally: Array<Record<string, unknown> & { id: string }> };
+  type Step = Record<string, unknown> & { id: string; if?: string };
+  const doc = parse(EXAMPLE) as { inputs: Record<string, { default: unknown }>; steps: Step[]; finally: Step[] };
   const { runners } = stepsOver(database);
   const x = createExpressions();
   const scope: StepScope = { inputs: Object.fromEntries(Object.entries(doc.inputs).map(([k, v]) => [k, v.default])), steps: {} };

@@ -5,6 +5,7 @@ import { ManualClock } from '../../../../runtime/clock.js';
 import type { Database } from '../../../../runtime/db.js';
 import { createLogger } from '../../../../runtime/logger.js';
 import { CredentialVault, KeyRing } from '../../../../services/integrations/vault.js';
+import { OutboundStore } from '../../../../services/integrations/outbound/store.js';
 import { TemplateStore } from '../../../../services/playbooks/templates.js';
 import { createStepRunners, type CommunicateOptions, type StepRunContext, type StepScope } from '../../../../services/playbooks/steps/index.js';
 
@@ -23,11 +24,14 @@ export const log = createLogger(
 /** One key for every vault the tests build over a database (as one process would have). */
 const KEY = credentialKey('k1', randomBytes(32));
 
-export function stepsOver(database: Database, o: { allowPrivateTargets?: boolean; providers?: CommunicateOptions } = {}) {
+export function stepsOver(database: Database, o: { allowPrivateTargets?: boolean; providers?: CommunicateOptions; breaker?: { threshold: number; cooldownMs: number } } = {}) {
   const clock = new ManualClock(Date.now());
   const vault = new CredentialVault(database.pool, new KeyRing([KEY]), log);
   const templates = new TemplateStore(database.pool);
-  const runners = createStepRunners({ pool: database.pool, vault, templates, clock, webhooks: { allowPrivateTargets: o.allowPrivateTargets ?? true, timeoutMs: 2000 }, providers: o.providers });
+  const runners = createStepRunners({ pool: database.pool, vault, templates, clock, webhooks: { allowPrivateTargets: o.allowPrivateTargets ?? true, timeoutMs: 2000 },
+    providers: o.providers,
+    ...(o.breaker ? { outbound: { store: new OutboundStore(database.pool), breakerThreshold: o.breaker.threshold, breakerCooldownMs: o.breaker.cooldownMs } } : {}),
+  });
   return { clock, vault, templates, runners };
 }
 
