@@ -4,7 +4,24 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const only = process.argv.slice(2);
-const scripts = ['runtime.ts', 'nats.ts', 'http.ts', 'events.ts', 'delivery.ts', 'saga.ts', 'webhooks.ts', 'quotas.ts', 'traces.ts'].filter(
+const scripts = [
+  'runtime.ts',
+  'nats.ts',
+  'http.ts',
+  'events.ts',
+  'delivery.ts',
+  'saga.ts',
+  'webhooks.ts',
+  'outbound.ts',
+  'sync.ts',
+  'registry.ts',
+  'playbooks.ts',
+  'playbook-steps.ts',
+  'console.ts',
+  'traces.ts',
+  'quotas.ts',
+  'fairness.ts',
+].filter(
   (s) => existsSync(fileURLToPath(new URL(`./${s}`, import.meta.url))) && (only.length === 0 || only.some((o) => s.startsWith(o))),
 );
 for (const s of scripts) {
