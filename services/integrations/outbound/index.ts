@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type pg from 'pg';
 import { Counter, Gauge, Histogram, type Registry as MetricsRegistry } from 'prom-client';
 import type { Config } from '../../../runtime/config.js';
@@ -116,6 +117,7 @@ export class OutboundService implements OutboundCalls {
 
   start(): void {
     this.#stopping = new AbortController();
+    setMaxListeners(0, this.#stopping.signal); // every call in flight listens for the stop
     const { log } = this.#o;
     this.#flush = setInterval(() => {
       this.flush().catch((err: unknown) => log.warn({ err }, 'writing outbound usage failed'));
