@@ -143,6 +143,39 @@ describe('the outbound call door (real PostgreSQL, the fakes over real HTTP)', (
     expect((await services.outbound.status(c)).breaker).toEqual({ state: 'closed', consecutiveFailures: 0, openedAt: null });
   });
 
+  it('with the budget lifted the breaker still opens and is honoured (no row lock per call while all is well)', async () => {
+    const lifted = await node({ RATE_LIMITS: 'shopify=none' });
+    const c = await connectShopify(lifted, 't-lifted', 'lifted.myshopify.com');
+    await lifted.outbound.call(c, { operation: 'listLocations', input: {}, idempotencyKey: 'l-0' });
+    const before = fakes.shopify.control.faults.hits.fail;
+    fakes.shopify.control.fail({ status: 503, path: '/lifted.myshopify.com/admin/api' });
+    try {
+      await failure(lifted.outbound.call(c, { operation: 'listLocations', input: {}, idempotencyKey: 'l-1', deadLetter: false }));
+      const second = await failure(lifted.outbound.call(c, { operation: 'listLocations', input: {}, idempotencyKey: 'l-2', deadLetter: false }));
+      expect(second.code).toBe('CIRCUIT_OPEN');
+      expect(fakes.shopify.control.faults.hits.fail - before).toBe(5);
+      expect((await lifted.outbound.status(c)).breaker).toMatchObject({ state: 'open', consecutiveFailures: 5 });
+      expect((await lifted.outbound.status(c)).budget.limit).toBe('none');
+    } finally {
+      fakes.shopify.control.clearFaults();
+    }
+  });
+
+  it('stopping the door (services.stop on SIGTERM) ends a call still waiting for its budget at once', async () => {
+    const slow = await node({ RATE_LIMITS: 'mercadolibre=1/min' });
+    const c = await connectMercadoLibre(slow, 't-stop');
+    await slow.outbound.call(c, { operation: 'getMe', input: {}, idempotencyKey: 's-0' });
+    const waiting = slow.outbound.call(c, { operation: 'getMe', input: {}, idempotencyKey: 's-1' }).then(
+      () => 'done',
+      (err: unknown) => (err as Error).name,
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    const t = Date.now();
+    await slow.outbound.stop();
+    expect(await waiting).toBe('AbortError');
+    expect(Date.now() - t).toBeLessThan(2_000);
+  });
+
   it("Shopify's THROTTLED answer pauses the store's key for the restore time, and the call goes through after it", async () => {
     const c = await connectShopify(services, 't-thr', 'throttled.myshopify.com');
     fakes.shopify.control.setPlan(c.account, { maximumAvailable: 100, restoreRate: 50 });
