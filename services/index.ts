@@ -116,6 +116,7 @@ export function createServices(o: ServicesOptions): Services {
   o.connectors?.set('integration', integrations.invoker());
   const outbound = new OutboundService({ pool, config: runtime.config, vault, connections: connectionControl(integrations), log });
   integrations.extendStatus(async (c) => ({ outbound: await outbound.status(c) }));
+  o.connectors?.set('outbound', outbound.invoker());
   let prune: NodeJS.Timeout | undefined;
   let started = { events: false, intake: false, outbound: false };
   const services: Services = {

@@ -18,6 +18,7 @@ const vendor = (tenantId: string) => ({ sub: 'v', role: 'vendor' as const, tenan
 let fakes: MarketplaceFakes;
 let database: Database;
 let services: Services;
+let connectorsOf: Map<string, ConnectorInvoker>;
 const stops: Array<() => Promise<void>> = [];
 
 /** One Concord node (runtime with relay and timers: the connection actor's refresh runs there). */
@@ -38,6 +39,7 @@ async function node(env: Record<string, string> = {}) {
     },
   });
   const s = createServices({ runtime, log: testLog, connectors, run: { sagaIntake: false, events: false, housekeeping: false } });
+  connectorsOf ??= connectors;
   await runtime.start();
   await s.start();
   stops.push(async () => {
@@ -100,6 +102,13 @@ describe('the outbound call door (real PostgreSQL, the fakes over real HTTP)', (
     const o = (status.connections[0] as unknown as { outbound: Record<string, unknown> }).outbound;
     expect(o).toMatchObject({ budget: { limit: '4/s:40', usedInWindow: 1, throttledCalls: 0 }, breaker: { state: 'closed', consecutiveFailures: 0, openedAt: null }, errorRate: 0, health: 'healthy', deadLetters: 0 });
     expect(o.averageResponseMs).toBeGreaterThan(0);
+    // the same door as the runtime's `outbound` connector (what a machine's callConnector effect reaches)
+    const invoker = connectorsOf.get('outbound')!;
+    const viaEffect = (await invoker('listLocations', { connection: c, input: {} }, { signal: AbortSignal.timeout(5_000), idempotencyKey: 'integration/x@1#0' })) as { locations: unknown[] };
+    expect(viaEffect.locations.length).toBeGreaterThan(0);
+    await services.outbound.flush();
+    expect((await services.outbound.status(c)).budget.usedInWindow).toBe(2);
+    await expect(invoker('listLocations', { input: {} }, { signal: AbortSignal.timeout(5_000), idempotencyKey: 'k' })).rejects.toMatchObject({ code: 'VALIDATION' });
   });
 
   it('a provider down: the breaker opens after 5 consecutive failures, calls fail fast (the fake sees only the probes), then a probe closes it', async () => {
