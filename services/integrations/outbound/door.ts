@@ -120,7 +120,12 @@ export class OutboundDoor implements OutboundCalls {
       signal?.throwIfAborted();
       // credentials first: the token is taken as late as possible, so the provider sees calls
       // spaced as the bucket granted them (a slow vault read after the grant would bunch them)
-      const bound = await this.o.connectors.bind(connection);
+      let bound: BoundConnector;
+      try {
+        bound = await this.o.connectors.bind(connection);
+      } catch (err) {
+        throw isConnectorError(err) ? err : classify(err); // the vault unreachable: the caller retries
+      }
       if (!bound.operations.has(call.operation)) {
         throw new ConnectorError(ConnectorCode.Validation, `${connection.provider} has no operation '${call.operation}'`);
       }
