@@ -145,9 +145,10 @@ DECLARE
   f integer;
   o timestamptz;
 BEGIN
+  -- a key without a budget may have no row yet (its calls go through without one)
+  INSERT INTO integration_outbound (tenant_id, provider, scope) VALUES (p_tenant, p_provider, p_scope) ON CONFLICT DO NOTHING;
   SELECT * INTO r FROM integration_outbound x
    WHERE x.tenant_id = p_tenant AND x.provider = p_provider AND x.scope = p_scope FOR UPDATE;
-  IF NOT FOUND THEN RETURN; END IF;
   s := r.breaker_state; f := r.consecutive_failures; o := r.opened_at;
   IF p_outcome = 'ok' THEN
     IF s = 'closed' OR p_probe OR (s = 'half_open' AND (r.probe_until IS NULL OR t >= r.probe_until)) THEN

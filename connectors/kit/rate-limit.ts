@@ -2,8 +2,10 @@
  * Providers' request budgets: how they are written (`RATE_LIMITS`, e.g.
  * `shopify=4/s:40,mercadolibre=200/min`) and the token bucket each one becomes. Pure.
  *
- * - `N/unit:B` (an explicit burst) is a token bucket of `B` tokens refilled at `N` per unit:
- *   Shopify's "4 requests/s, burst 40".
+ * - `N/unit:B` (an explicit burst) is a token bucket: Shopify's "4 requests/s, burst 40". It
+ *   keeps the same 2.5% margin as a window limit: `B - m` tokens (`m = max(1, ceil(B / 40))`)
+ *   refilled at 97.5% of `N` per unit, so the provider, counting arrivals, never sees the
+ *   bucket exceeded when a request takes a little longer to arrive than the one before it.
  * - `N/unit` (no burst) is a window limit, "never more than N in any window of one unit": a
  *   bucket of `B = max(1, ceil(N / 40))` tokens refilled at `N - 2B` per unit, so that any
  *   window of one unit holds at most `B + (N - 2B) = N - B` calls: B calls (2.5%) of margin
@@ -56,7 +58,7 @@ export function parseRateLimit(spec: string, scope: RateScope = 'tenant'): RateL
   if (!(limit > 0) || !(windowMs > 0)) throw new Error(`'${spec}': the limit and the window must be positive`);
   if (burst !== undefined && burst < 1) throw new Error(`'${spec}': the burst must be at least 1`);
   const perSecond = (n: number) => (n * 1000) / windowMs;
-  if (burst !== undefined) return { spec: spec.trim(), limit, windowMs, burst, capacity: burst, refillPerSecond: perSecond(limit), scope };
+  if (burst !== undefined) return { spec: spec.trim(), limit, windowMs, burst, capacity: Math.max(1, burst - Math.max(1, Math.ceil(burst / 40))), refillPerSecond: perSecond(limit * 0.975), scope };
   const capacity = Math.max(1, Math.ceil(limit / 40));
   return { spec: spec.trim(), limit, windowMs, burst, capacity, refillPerSecond: perSecond(Math.max(limit - 2 * capacity, limit / 2)), scope };
 }

@@ -9,7 +9,7 @@ import { connectionId } from '../../../machines/integration/index.js';
 import type { OutboundConfig } from '../../../runtime/config.js';
 import type { Logger } from '../../../runtime/logger.js';
 import { ProviderConnectors, type BoundConnector } from './providers.js';
-import { OutboundStore, type BudgetKey } from './store.js';
+import { OutboundStore, type BudgetKey, type KeyRow } from './store.js';
 import type { ConnectionRef, OutboundCall, OutboundCalls, OutboundStatus } from './types.js';
 import { UsageRecorder } from './usage.js';
 
@@ -76,6 +76,8 @@ export class OutboundDoor implements OutboundCalls {
   readonly #refreshing = new Map<string, Promise<void>>();
   /** Breaker failures last seen per key: a success needs to report only when this is not 0. */
   readonly #lastFailures = new Map<string, number>();
+  /** Keys without a budget: their row as last read (at most VIEW_MS old), so a call needs no row lock while all is well. */
+  readonly #views = new Map<string, { at: number; row: Promise<KeyRow | null> }>();
   #observer: DoorObserver | undefined;
 
   constructor(private readonly o: DoorOptions) {
@@ -118,7 +120,12 @@ export class OutboundDoor implements OutboundCalls {
       signal?.throwIfAborted();
       // credentials first: the token is taken as late as possible, so the provider sees calls
       // spaced as the bucket granted them (a slow vault read after the grant would bunch them)
-      const bound = await this.o.connectors.bind(connection);
+      let bound: BoundConnector;
+      try {
+        bound = await this.o.connectors.bind(connection);
+      } catch (err) {
+        throw isConnectorError(err) ? err : classify(err); // the vault unreachable: the caller retries
+      }
       if (!bound.operations.has(call.operation)) {
         throw new ConnectorError(ConnectorCode.Validation, `${connection.provider} has no operation '${call.operation}'`);
       }
@@ -205,8 +212,18 @@ export class OutboundDoor implements OutboundCalls {
     };
   }
 
-  /** Waits for the key's budget; answers whether this call is the breaker's one probe. */
+  /**
+   * Waits for the key's budget; answers whether this call is the breaker's one probe. A key with
+   * a budget takes its token under the row's lock on every call (exact across processes). A key
+   * without one (budget lifted) reads its row at most every VIEW_MS and goes straight through
+   * while the breaker is closed and Shopify's points suffice: a breaker opened by another
+   * process is seen within VIEW_MS; anything else takes the locked path.
+   */
   async #admit(key: BudgetKey, limit: RateLimit | null, cost: number, signal: AbortSignal | undefined): Promise<boolean> {
+    if (limit === null) {
+      const row = await this.#view(key);
+      if (row === null || (row.breaker === 'closed' && row.failures === 0 && (row.pausedUntil === null || Date.parse(row.pausedUntil) <= Date.now()) && pointsSuffice(row, cost))) return false;
+    }
     let waited = 0;
     for (;;) {
       const a = await this.store.take(key, limit, cost, this.o.probeLeaseMs ?? 30_000);
@@ -231,14 +248,27 @@ export class OutboundDoor implements OutboundCalls {
     }
   }
 
+  #view(key: BudgetKey): Promise<KeyRow | null> {
+    const id = idOf(key);
+    const v = this.#views.get(id);
+    if (v && Date.now() - v.at < VIEW_MS) return v.row;
+    const row = this.store.row(key);
+    this.#views.set(id, { at: Date.now(), row });
+    row.catch(() => this.#views.delete(id));
+    return row;
+  }
+
   async #settle(key: BudgetKey, limit: RateLimit | null, provider: string, probe: boolean, failure: ConnectorError | null, ms: number, bound: BoundConnector | undefined): Promise<void> {
     const pauseMs = pauseOf(failure);
     const health = healthOf(failure);
-    const cost = bound?.lastCost ?? (failure as { cost?: BoundConnector['lastCost'] } | null)?.cost;
+    const reported = bound?.lastCost ?? (failure as { cost?: BoundConnector['lastCost'] } | null)?.cost;
+    // Shopify's points matter only when short: a stored estimate that is low heals by the restore rate
+    const cost = reported && reported.throttleStatus.currentlyAvailable < Math.max(2 * reported.requestedQueryCost, reported.throttleStatus.maximumAvailable / 2) ? reported : undefined;
     const known = this.#lastFailures.get(idOf(key)) ?? 0;
     this.usage.record(key, limit?.spec ?? null, { called: true, failed: failure !== null, throttled: pauseMs > 0, responseMs: ms });
     this.#observer?.attempt(provider, failure === null ? 'ok' : pauseMs > 0 ? 'throttled' : 'failed', ms / 1000);
     if (!probe && health === 'up' && known === 0 && pauseMs === 0 && cost === undefined) return;
+    this.#views.delete(idOf(key));
     const r = await this.store.report(key, {
       health,
       probe,
@@ -290,6 +320,15 @@ export class OutboundDoor implements OutboundCalls {
       this.o.log.error({ err, provider: connection.provider, tenantId: connection.tenantId, operation: call.operation }, 'parking a failed call as a dead letter failed');
     }
   }
+}
+
+/** How stale a key's row may be when it has no budget (the breaker is seen across processes within this). */
+const VIEW_MS = 250;
+
+function pointsSuffice(row: KeyRow, cost: number): boolean {
+  const p = row.points;
+  if (p === null || cost <= 0) return true;
+  return Math.min(p.maximum, p.available + ((Date.now() - p.at) / 1000) * p.restorePerSecond) >= cost;
 }
 
 const idOf = (k: BudgetKey): string => `${k.tenantId}\u0000${k.provider}\u0000${k.scope}`;

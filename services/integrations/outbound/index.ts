@@ -1,5 +1,8 @@
+import { setMaxListeners } from 'node:events';
 import type pg from 'pg';
 import { Counter, Gauge, Histogram, type Registry as MetricsRegistry } from 'prom-client';
+import type { ConnectorInvoker } from '../../../connectors/kit/contract.js';
+import { ConnectorCode, ConnectorError } from '../../../connectors/kit/errors.js';
 import type { Config } from '../../../runtime/config.js';
 import type { DeadLetter } from '../../../runtime/dead-letters.js';
 import type { Logger } from '../../../runtime/logger.js';
@@ -97,6 +100,24 @@ export class OutboundService implements OutboundCalls {
     return claimed.letter;
   }
 
+  /**
+   * The door as the runtime's `outbound` connector, for machines: an effect
+   * `callConnector('outbound', '<operation>', { connection, input, cost?, subject?, deadLetter? })`
+   * runs `<operation>` of the connection's provider through the door, with the effect's
+   * idempotency key and deadline; the outcome returns to the actor as `outbound.<operation>.done`
+   * or `.failed` (a `CIRCUIT_OPEN` failure carries `retryAfterMs`).
+   */
+  invoker(): ConnectorInvoker {
+    return async (operation, raw, ctx) => {
+      const x = (raw ?? {}) as { connection?: ConnectionRef; input?: unknown; cost?: number; subject?: Record<string, string>; deadLetter?: boolean };
+      const c = x.connection;
+      if (!c || typeof c.tenantId !== 'string' || typeof c.account !== 'string' || !['shopify', 'mercadolibre', 'generic'].includes(c.provider)) {
+        throw new ConnectorError(ConnectorCode.Validation, "outbound: the input needs { connection: { tenantId, provider, account }, input }");
+      }
+      return this.call(c, { operation, input: x.input ?? {}, idempotencyKey: ctx.idempotencyKey, ...(x.cost !== undefined ? { cost: x.cost } : {}), ...(x.subject ? { subject: x.subject } : {}), ...(x.deadLetter !== undefined ? { deadLetter: x.deadLetter } : {}) }, ctx.signal);
+    };
+  }
+
   /** Whether a dead letter is one of the door's (replayed by `replay`). */
   owns(letter: { origin: string }): boolean {
     return letter.origin === OUTBOUND_ORIGIN;
@@ -116,6 +137,7 @@ export class OutboundService implements OutboundCalls {
 
   start(): void {
     this.#stopping = new AbortController();
+    setMaxListeners(0, this.#stopping.signal); // every call in flight listens for the stop
     const { log } = this.#o;
     this.#flush = setInterval(() => {
       this.flush().catch((err: unknown) => log.warn({ err }, 'writing outbound usage failed'));

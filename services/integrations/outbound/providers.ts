@@ -19,7 +19,7 @@ export interface BoundConnector {
   lastCost: QueryCost | undefined;
 }
 
-const CACHE_MS = 10_000;
+const CACHE_MS = 2_000;
 
 /**
  * Builds each connection's connector (Shopify per shop, MercadoLibre per seller, generic per

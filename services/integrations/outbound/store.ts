@@ -51,6 +51,8 @@ export interface KeyRow {
   health: 'healthy' | 'degraded';
   tokens: number;
   pausedUntil: string | null;
+  /** Shopify's cost bucket as last reported: points then, their maximum, restored per second, when (epoch ms). */
+  points: { available: number; maximum: number; restorePerSecond: number; at: number } | null;
 }
 
 export class OutboundStore {
@@ -99,8 +101,12 @@ export class OutboundStore {
       health: 'healthy' | 'degraded';
       tokens: number;
       paused_until: Date | null;
+      points: number | null;
+      points_max: number | null;
+      points_restore: number | null;
+      points_at: Date | null;
     }>(
-      `SELECT breaker_state, consecutive_failures, opened_at, half_open_at, health, tokens, paused_until
+      `SELECT breaker_state, consecutive_failures, opened_at, half_open_at, health, tokens, paused_until, points, points_max, points_restore, points_at
          FROM integration_outbound WHERE tenant_id = $1 AND provider = $2 AND scope = $3`,
       [key.tenantId, key.provider, key.scope],
     );
@@ -114,6 +120,7 @@ export class OutboundStore {
       health: r.health,
       tokens: r.tokens,
       pausedUntil: r.paused_until?.toISOString() ?? null,
+      points: r.points !== null && r.points_at ? { available: r.points, maximum: r.points_max ?? r.points, restorePerSecond: r.points_restore ?? 0, at: r.points_at.getTime() } : null,
     };
   }
 

@@ -18,6 +18,7 @@ const vendor = (tenantId: string) => ({ sub: 'v', role: 'vendor' as const, tenan
 let fakes: MarketplaceFakes;
 let database: Database;
 let services: Services;
+let connectorsOf: Map<string, ConnectorInvoker>;
 const stops: Array<() => Promise<void>> = [];
 
 /** One Concord node (runtime with relay and timers: the connection actor's refresh runs there). */
@@ -38,6 +39,7 @@ async function node(env: Record<string, string> = {}) {
     },
   });
   const s = createServices({ runtime, log: testLog, connectors, run: { sagaIntake: false, events: false, housekeeping: false } });
+  connectorsOf ??= connectors;
   await runtime.start();
   await s.start();
   stops.push(async () => {
@@ -100,6 +102,13 @@ describe('the outbound call door (real PostgreSQL, the fakes over real HTTP)', (
     const o = (status.connections[0] as unknown as { outbound: Record<string, unknown> }).outbound;
     expect(o).toMatchObject({ budget: { limit: '4/s:40', usedInWindow: 1, throttledCalls: 0 }, breaker: { state: 'closed', consecutiveFailures: 0, openedAt: null }, errorRate: 0, health: 'healthy', deadLetters: 0 });
     expect(o.averageResponseMs).toBeGreaterThan(0);
+    // the same door as the runtime's `outbound` connector (what a machine's callConnector effect reaches)
+    const invoker = connectorsOf.get('outbound')!;
+    const viaEffect = (await invoker('listLocations', { connection: c, input: {} }, { signal: AbortSignal.timeout(5_000), idempotencyKey: 'integration/x@1#0' })) as { locations: unknown[] };
+    expect(viaEffect.locations.length).toBeGreaterThan(0);
+    await services.outbound.flush();
+    expect((await services.outbound.status(c)).budget.usedInWindow).toBe(2);
+    await expect(invoker('listLocations', { input: {} }, { signal: AbortSignal.timeout(5_000), idempotencyKey: 'k' })).rejects.toMatchObject({ code: 'VALIDATION' });
   });
 
   it('a provider down: the breaker opens after 5 consecutive failures, calls fail fast (the fake sees only the probes), then a probe closes it', async () => {
@@ -141,6 +150,39 @@ describe('the outbound call door (real PostgreSQL, the fakes over real HTTP)', (
     const me = await services.outbound.call<{ id: number }>(c, { operation: 'getMe', input: {}, idempotencyKey: 'after' });
     expect(me.id).toBe(SELLER);
     expect((await services.outbound.status(c)).breaker).toEqual({ state: 'closed', consecutiveFailures: 0, openedAt: null });
+  });
+
+  it('with the budget lifted the breaker still opens and is honoured (no row lock per call while all is well)', async () => {
+    const lifted = await node({ RATE_LIMITS: 'shopify=none' });
+    const c = await connectShopify(lifted, 't-lifted', 'lifted.myshopify.com');
+    await lifted.outbound.call(c, { operation: 'listLocations', input: {}, idempotencyKey: 'l-0' });
+    const before = fakes.shopify.control.faults.hits.fail;
+    fakes.shopify.control.fail({ status: 503, path: '/lifted.myshopify.com/admin/api' });
+    try {
+      await failure(lifted.outbound.call(c, { operation: 'listLocations', input: {}, idempotencyKey: 'l-1', deadLetter: false }));
+      const second = await failure(lifted.outbound.call(c, { operation: 'listLocations', input: {}, idempotencyKey: 'l-2', deadLetter: false }));
+      expect(second.code).toBe('CIRCUIT_OPEN');
+      expect(fakes.shopify.control.faults.hits.fail - before).toBe(5);
+      expect((await lifted.outbound.status(c)).breaker).toMatchObject({ state: 'open', consecutiveFailures: 5 });
+      expect((await lifted.outbound.status(c)).budget.limit).toBe('none');
+    } finally {
+      fakes.shopify.control.clearFaults();
+    }
+  });
+
+  it('stopping the door (services.stop on SIGTERM) ends a call still waiting for its budget at once', async () => {
+    const slow = await node({ RATE_LIMITS: 'mercadolibre=1/min' });
+    const c = await connectMercadoLibre(slow, 't-stop');
+    await slow.outbound.call(c, { operation: 'getMe', input: {}, idempotencyKey: 's-0' });
+    const waiting = slow.outbound.call(c, { operation: 'getMe', input: {}, idempotencyKey: 's-1' }).then(
+      () => 'done',
+      (err: unknown) => (err as Error).name,
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    const t = Date.now();
+    await slow.outbound.stop();
+    expect(await waiting).toBe('AbortError');
+    expect(Date.now() - t).toBeLessThan(2_000);
   });
 
   it("Shopify's THROTTLED answer pauses the store's key for the restore time, and the call goes through after it", async () => {
