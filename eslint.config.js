@@ -93,13 +93,13 @@ export default tseslint.config(
     [{ regex: into('http', 'app', ...LEAVES) }],
   ),
   boundary(
-    ['http/**/*.ts'],
+    ['http/**/*.{ts,tsx}'],
     'http/ never imports the entry points (app/): app/ builds the services and hands them to createApp()',
     [{ regex: into('app', ...LEAVES) }],
   ),
   {
     // routes translate: the services own the database, its transactions and idempotency
-    files: ['http/**/*.ts'],
+    files: ['http/**/*.{ts,tsx}'],
     rules: {
       'no-restricted-syntax': [
         'error',

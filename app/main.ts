@@ -1,8 +1,8 @@
-import { serve } from '@hono/node-server';
 import type { ConnectorInvoker } from '../connectors/kit/contract.js';
 import { createApp } from '../http/app.js';
 import { signToken } from '../http/auth/jwt.js';
 import { resolveJwtSecret } from '../http/auth/secret.js';
+import { listen } from '../http/server.js';
 import { actorTypes } from '../machines/index.js';
 import { loadConfig } from '../runtime/config.js';
 import { isConcordError } from '../runtime/errors.js';
@@ -38,14 +38,13 @@ async function main(): Promise<void> {
   await runtime.start();
   await services.start();
   const app = createApp({ services, log, jwtSecret: jwt.secret, defaultMetrics: true });
-  const server = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, (info) => {
-    log.info({ port: info.port, host: config.host, embeddedDatabase: !config.databaseUrl, nats: Boolean(config.natsUrl) }, 'concord listening');
-    if (!config.databaseUrl && !config.jwtSecret) {
-      // the embedded default prints one operator token (24 h) so the README tour works by copy and paste
-      const token = signToken({ sub: 'local-operator', role: 'operator', exp: Math.floor(Date.now() / 1000) + 86_400 }, jwt.secret);
-      process.stdout.write(`\nOperator token (24 h; more with \`npm run token -- --role operator\`):\n  export TOKEN=${token}\n\n`);
-    }
-  });
+  const { server, port } = await listen(app.fetch, { port: config.port, hostname: config.host });
+  log.info({ port, host: config.host, embeddedDatabase: !config.databaseUrl, nats: Boolean(config.natsUrl) }, 'concord listening');
+  if (!config.databaseUrl && !config.jwtSecret) {
+    // the embedded default prints one operator token (24 h) so the README tour works by copy and paste
+    const token = signToken({ sub: 'local-operator', role: 'operator', exp: Math.floor(Date.now() / 1000) + 86_400 }, jwt.secret);
+    process.stdout.write(`\nOperator token (24 h; more with \`npm run token -- --role operator\`):\n  export TOKEN=${token}\n\n`);
+  }
 
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -57,6 +56,8 @@ async function main(): Promise<void> {
       process.exit(1);
     }, config.shutdownTimeoutMs);
     force.unref();
+    // the console's live pages hold their connections open: end them, or the close below waits for them
+    services.watch.stop();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await services.stop();
     await runtime.stop();

@@ -7,17 +7,21 @@ import type { Env } from './env.js';
 import { authenticate } from './middleware/auth.js';
 import { guardInput } from './middleware/guard.js';
 import { observe } from './middleware/observe.js';
+import { consoleRoutes } from './console/index.js';
 import { createMetrics } from './metrics.js';
 import { problemResponse, toProblem } from './problem.js';
 import { actorRoutes } from './routes/actors.js';
 import { deadLetterRoutes } from './routes/dead-letters.js';
 import { coordinationRoutes } from './routes/coordination.js';
 import { dependencyRoutes } from './routes/dependencies.js';
+import { ecosystemRoutes } from './routes/ecosystem.js';
 import { eventRoutes } from './routes/events.js';
 import { integrationRoutes } from './routes/integrations.js';
 import { inventoryRoutes } from './routes/inventory.js';
 import { integrationWebhookRoutes, WEBHOOK_PATH } from './routes/integration-webhooks.js';
+import { playbookTemplateRoutes } from './routes/playbook-templates.js';
 import { workflowCoordinationRoutes } from './routes/workflows-coordination.js';
+import { PLAYBOOK_SOURCE_PATH, PLAYBOOK_WEBHOOK_PATH, playbookRoutes, YAML_TYPE } from './routes/playbooks.js';
 import { relationshipRoutes } from './routes/relationships.js';
 import { resourceRoutes } from './routes/resources.js';
 import { timerRoutes } from './routes/timers.js';
@@ -60,8 +64,10 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   });
 
   app.get('/health', async (c) => {
-    const [rt, sagas] = await Promise.all([runtime.health(), services.sagas.health().catch(() => null)]);
-    const h = sagas ? { ...rt, status: rt.status === 'up' && sagas.status === 'degraded' ? ('degraded' as const) : rt.status, sagas } : rt;
+    const [rt, sagas, integrations] = await Promise.all([runtime.health(), services.sagas.health().catch(() => null), services.ecosystem.health.summary().catch(() => null)]);
+    const base = sagas ? { ...rt, status: rt.status === 'up' && sagas.status === 'degraded' ? ('degraded' as const) : rt.status, sagas } : rt;
+    // the registry's integrations by health status: theirs, not Concord's, so they do not change `status`
+    const h = integrations ? { ...base, integrations } : base;
     return c.json(h, h.status === 'down' ? 503 : 200);
   });
   app.get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));
@@ -84,7 +90,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   app.use('/api/*', async (c, next) => {
     const type = c.req.header('content-type');
     const hasBody = c.req.header('content-length') !== undefined ? c.req.header('content-length') !== '0' : c.req.header('transfer-encoding') !== undefined;
-    if ((c.req.method === 'POST' || c.req.method === 'PUT' || c.req.method === 'PATCH') && hasBody && !(type && JSON_TYPE.test(type))) {
+    // a playbook's source may be YAML as well
+    const yamlOk = type !== undefined && YAML_TYPE.test(type) && PLAYBOOK_SOURCE_PATH.test(c.req.path);
+    if ((c.req.method === 'POST' || c.req.method === 'PUT' || c.req.method === 'PATCH') && hasBody && !(type && JSON_TYPE.test(type)) && !yamlOk) {
       throw new DomainError(DomainCode.UnsupportedMediaType, 'request bodies must be application/json');
     }
     await next();
@@ -103,8 +111,16 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   // state authenticates it; a provider's webhook is authenticated by its signature. Neither
   // carries a bearer token
   const isPublic = (method: string, path: string) =>
-    (method === 'GET' && (path === `${API_PREFIX}/health` || OAUTH_CALLBACK.test(path))) || (method === 'POST' && WEBHOOK_PATH.test(path));
+    (method === 'GET' && (path === `${API_PREFIX}/health` || OAUTH_CALLBACK.test(path))) || (method === 'POST' && (WEBHOOK_PATH.test(path) || PLAYBOOK_WEBHOOK_PATH.test(path)));
   app.use('/api/*', (c, next) => (isPublic(c.req.method, c.req.path) ? next() : auth(c, next)));
+  // a tenant past its quota is refused before any work (no database, no actor)
+  if (services.quotas.enabled) {
+    app.use('/api/*', async (c, next) => {
+      const tenantId = c.get('principal')?.tenantId;
+      if (tenantId) services.quotas.take(tenantId, clock.now());
+      await next();
+    });
+  }
 
   app.route(API_PREFIX, relationshipRoutes());
   app.route(API_PREFIX, dependencyRoutes());
@@ -117,8 +133,13 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   app.route('/api/v1/timers', timerRoutes());
   app.route('/api/v1/dead-letters', deadLetterRoutes());
   app.route('/api/integrations', inventoryRoutes());
+  app.route('/api/v1/ecosystem', ecosystemRoutes());
   app.route('/api/integrations', integrationRoutes());
   app.route('/api/integrations', integrationWebhookRoutes());
+  app.route('/api/partnerships', playbookRoutes());
+  // the operator console: its own cookie session, never accepted by /api (which wants the bearer header)
+  app.route('/console', consoleRoutes({ secret, clock, log: deps.log }));
+  app.route('/api/partnerships', playbookTemplateRoutes());
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   app.doc31('/openapi.json', {

@@ -44,10 +44,11 @@ const STATUS: Partial<Record<string, [number, string]>> = {
   [DomainCode.PayloadTooLarge]: [413, 'Content Too Large'],
   [DomainCode.UnsupportedMediaType]: [415, 'Unsupported Media Type'],
   [DomainCode.ProviderNotConfigured]: [503, 'Service Unavailable'],
+  [DomainCode.QuotaExceeded]: [429, 'Too Many Requests'],
 };
 
 /** Details that may reach a client; internal refs and stack traces never do. */
-const PUBLIC_DETAILS = new Set(['issues', 'target', 'cycle', 'currentStatus', 'allowedActions', 'action', 'isActive', 'yourLevel', 'error', 'type', 'deployed', 'id', 'limit', 'accepts']);
+const PUBLIC_DETAILS = new Set(['issues', 'target', 'cycle', 'currentStatus', 'allowedActions', 'action', 'isActive', 'yourLevel', 'error', 'type', 'deployed', 'id', 'limit', 'accepts', 'retryAfter', 'failedSteps', 'failedStep', 'replayedAt']);
 
 function publicDetails(details: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(details).filter(([k]) => PUBLIC_DETAILS.has(k)));
@@ -78,5 +79,6 @@ export function problemResponse(c: Context<Env>, problem: Problem): Response {
     const desc = problem.detail.replaceAll('"', "'");
     headers['www-authenticate'] = problem.error ? `Bearer realm="concord", error="invalid_token", error_description="${desc}"` : 'Bearer realm="concord"';
   }
+  if (problem.status === 429 && typeof problem.retryAfter === 'number') headers['retry-after'] = String(problem.retryAfter);
   return c.body(JSON.stringify(problem), problem.status as never, headers);
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ConcordError, ErrorCode } from './errors.js';
 import { isDuration } from '../machines/lib/duration.js';
+import { parseRateRule, type RateRule } from '../machines/lib/bucket.js';
 import { parseRateLimits, type RateLimit } from '../connectors/kit/rate-limit.js';
 
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
@@ -37,6 +38,7 @@ const EnvSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: int(10_000, 100),
   CONNECTOR_CALL_TIMEOUT_MS: int(30_000, 100),
   JWT_SECRET: optionalString,
+  TENANT_QUOTAS: optionalString,
   CREDENTIALS_KEYS: optionalString,
   NATS_PREFIX: z.string().regex(/^[a-z][a-z0-9_-]*$/, 'lowercase letters, digits, _ and -').default('concord'),
   NATS_REPLICAS: int(1, 1, 5),
@@ -98,6 +100,11 @@ const EnvSchema = z.object({
   OUTBOUND_ALERT_WINDOW_MS: int(300_000, 1_000),
   OUTBOUND_ALERT_MIN_CALLS: int(20, 1),
   OUTBOUND_STATS_WINDOW_MS: int(60_000, 1_000, 3_600_000),
+  // The partner registry (services/ecosystem/)
+  ECOSYSTEM_TIERS_FILE: optionalString,
+  ECOSYSTEM_TEMPLATES_DIR: optionalString,
+  ECOSYSTEM_ROTATION_DAYS: int(90, 1, 3650),
+  ECOSYSTEM_USAGE_FLUSH_MS: int(10_000, 100, 3_600_000),
 });
 
 export interface Config {
@@ -124,6 +131,8 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   readonly connectorCallTimeoutMs: number;
   readonly jwtSecret: string | undefined;
+  /** Per-tenant API quotas from `TENANT_QUOTAS` (the edge answers 429 past them). */
+  readonly tenantQuotas: TenantQuotas;
   /**
    * The credential vault's key ring from `CREDENTIALS_KEYS` (`id:base64key,...`): the first key
    * encrypts, all decrypt. Unset: generated under DATA_DIR in the embedded default, required
@@ -135,6 +144,7 @@ export interface Config {
   readonly saga: SagaConfig;
   readonly providers: ProvidersConfig;
   readonly outbound: OutboundConfig;
+  readonly ecosystem: EcosystemConfig;
 }
 
 /** The outbound call door (services/integrations/outbound/). */
@@ -155,6 +165,18 @@ export interface OutboundConfig {
   readonly alertMinCalls: number;
   /** The window `integration_rate_limits` counts usage in. */
   readonly statsWindowMs: number;
+}
+
+/** The partner registry (services/ecosystem/). */
+export interface EcosystemConfig {
+  /** A JSON tier table replacing the built-in one (services/ecosystem/tiers.json); undefined: the built-in. */
+  readonly tiersFile: string | undefined;
+  /** A folder of template JSON files added to the built-in ones (services/ecosystem/templates/). */
+  readonly templatesDir: string | undefined;
+  /** Credentials older than this many days are a compliance finding. */
+  readonly rotationDays: number;
+  /** How often the in-memory usage counters are added to `ecosystem_usage_hourly`. */
+  readonly usageFlushMs: number;
 }
 
 /**
@@ -324,6 +346,49 @@ export function parseCredentialKeys(value: string): { keys: CredentialKey[]; pro
   return { keys, problems };
 }
 
+/**
+ * Per-tenant API quotas: `default` applies to every vendor and partner token without a rule of
+ * its own; `null` means unlimited. Each process enforces its own buckets.
+ */
+export interface TenantQuotas {
+  readonly default: RateRule | null;
+  readonly tenants: ReadonlyMap<string, RateRule | null>;
+}
+
+/**
+ * `TENANT_QUOTAS`: `100/s:200` (every tenant), or `default=100/s:200,vendor-7=1000/s,partner-3=off`.
+ * Unset or `off`: no quotas.
+ */
+export function parseTenantQuotas(text: string | undefined): { quotas: TenantQuotas; problems: string[] } {
+  const problems: string[] = [];
+  const tenants = new Map<string, RateRule | null>();
+  let def: RateRule | null = null;
+  const rule = (v: string): RateRule | null => {
+    if (v.trim().toLowerCase() === 'off') return null;
+    const r = parseRateRule(v);
+    if (typeof r === 'string') {
+      problems.push(`TENANT_QUOTAS: ${r}`);
+      return null;
+    }
+    return r;
+  };
+  for (const part of (text ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    if (eq < 0) {
+      def = rule(part);
+      continue;
+    }
+    const name = part.slice(0, eq).trim();
+    if (name === '') {
+      problems.push(`TENANT_QUOTAS: '${part}' has no tenant before '='`);
+      continue;
+    }
+    if (name === 'default') def = rule(part.slice(eq + 1));
+    else tenants.set(name, rule(part.slice(eq + 1)));
+  }
+  return { quotas: Object.freeze({ default: def, tenants }), problems };
+}
+
 /** Parses the environment once; a bad value throws an INVALID_CONFIG error naming the variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const parsed = EnvSchema.safeParse(env);
@@ -334,6 +399,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const e = parsed.data;
   const saga = sagaDurations(e);
   const credentials = e.CREDENTIALS_KEYS === undefined ? undefined : parseCredentialKeys(e.CREDENTIALS_KEYS);
+  const quotas = parseTenantQuotas(e.TENANT_QUOTAS);
   let rateLimits: Record<string, RateLimit | null> = {};
   const rateProblems: string[] = [];
   try {
@@ -341,7 +407,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   } catch (err) {
     rateProblems.push(`RATE_LIMITS: ${(err as Error).message}`);
   }
-  const problems = [...saga.problems, ...(credentials?.problems ?? []), ...rateProblems];
+  const problems = [...saga.problems, ...(credentials?.problems ?? []), ...rateProblems, ...quotas.problems];
   if (problems.length > 0) {
     throw new ConcordError(ErrorCode.InvalidConfig, `invalid configuration: ${problems.join('; ')}`, { problems });
   }
@@ -368,6 +434,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     connectorCallTimeoutMs: e.CONNECTOR_CALL_TIMEOUT_MS,
     jwtSecret: e.JWT_SECRET,
+    tenantQuotas: quotas.quotas,
     credentialsKeys: credentials ? Object.freeze(credentials.keys) : undefined,
     nats: Object.freeze({
       prefix: e.NATS_PREFIX,
@@ -436,6 +503,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       alertWindowMs: e.OUTBOUND_ALERT_WINDOW_MS,
       alertMinCalls: e.OUTBOUND_ALERT_MIN_CALLS,
       statsWindowMs: e.OUTBOUND_STATS_WINDOW_MS,
+    }),
+    ecosystem: Object.freeze({
+      tiersFile: e.ECOSYSTEM_TIERS_FILE,
+      templatesDir: e.ECOSYSTEM_TEMPLATES_DIR,
+      rotationDays: e.ECOSYSTEM_ROTATION_DAYS,
+      usageFlushMs: e.ECOSYSTEM_USAGE_FLUSH_MS,
     }),
   });
 }

@@ -93,6 +93,16 @@ export interface ListOptions {
   limit?: number;
 }
 
+/** One dead letter, replayed or not; null when there is none with that id. */
+export async function getDeadLetter(pool: pg.Pool, id: number): Promise<DeadLetter | null> {
+  const { rows } = await pool.query<Row>(
+    `SELECT id, origin, reason, subject, actor_type, actor_id, message_id, payload, headers, error, attempts, created_at, replayed_at
+     FROM dead_letters WHERE id = $1`,
+    [id],
+  );
+  return rows[0] ? toDeadLetter(rows[0]) : null;
+}
+
 /** Dead letters, oldest first. */
 export async function listDeadLetters(pool: pg.Pool, o: ListOptions = {}): Promise<DeadLetter[]> {
   const { rows } = await pool.query<Row>(
@@ -106,6 +116,18 @@ export async function listDeadLetters(pool: pg.Pool, o: ListOptions = {}): Promi
   return rows.map(toDeadLetter);
 }
 
+export interface ReplayOptions {
+  /** Replay this payload instead of the stored one (an operator's edit); the row keeps the original. */
+  payload?: unknown;
+  /**
+   * Runs in the replay's transaction once the outbox row is written, with the dead letter before
+   * and after (the caller's audit record commits with the replay, or neither does).
+   */
+  within?: (client: pg.PoolClient, before: DeadLetter, after: DeadLetter) => Promise<void>;
+  /** What to do with a dead letter replayed before: answer it as it is (default) or refuse. */
+  onReplayed?: (dl: DeadLetter) => void;
+}
+
 /**
  * Replays a dead letter: one outbox row, written in the same transaction that marks the dead
  * letter replayed, carries it again (to the actor it was for, or back to its subject to be
@@ -113,7 +135,7 @@ export async function listDeadLetters(pool: pg.Pool, o: ListOptions = {}): Promi
  * not applied twice; the JetStream dedupe id is fresh (`replay:<id>`) so the stream's
  * duplicate window does not swallow the replay.
  */
-export async function replayDeadLetter(pool: pg.Pool, id: number, partitions: number): Promise<DeadLetter> {
+export async function replayDeadLetter(pool: pg.Pool, id: number, partitions: number, o: ReplayOptions = {}): Promise<DeadLetter> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
@@ -126,6 +148,7 @@ export async function replayDeadLetter(pool: pg.Pool, id: number, partitions: nu
     if (!dl) throw new ConcordError(ErrorCode.ActorNotFound, `dead letter ${id} not found`, { id });
     if (dl.replayed_at) {
       await client.query('ROLLBACK');
+      o.onReplayed?.(toDeadLetter(dl));
       return toDeadLetter(dl);
     }
     const { 'Concord-Kind': storedKind, ...kept } = dl.headers ?? {};
@@ -159,7 +182,7 @@ export async function replayDeadLetter(pool: pg.Pool, id: number, partitions: nu
         kind,
         subject,
         messageId,
-        JSON.stringify(dl.payload),
+        JSON.stringify(o.payload === undefined ? dl.payload : o.payload),
         JSON.stringify({ ...headers, 'Concord-Nats-Msg-Id': `replay:${id}` }),
       ],
     );
@@ -168,8 +191,10 @@ export async function replayDeadLetter(pool: pg.Pool, id: number, partitions: nu
        RETURNING id, origin, reason, subject, actor_type, actor_id, message_id, payload, headers, error, attempts, created_at, replayed_at`,
       [id],
     );
+    const after = toDeadLetter(upd.rows[0]!);
+    await o.within?.(client, toDeadLetter(dl), after);
     await client.query('COMMIT');
-    return toDeadLetter(upd.rows[0]!);
+    return after;
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;

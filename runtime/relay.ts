@@ -39,17 +39,29 @@ export type Outcome =
   | { status: 'running'; settled: Promise<Exclude<Outcome, { status: 'running' }>> };
 
 /**
+ * The batch's fence, for transports whose receivers dedupe only inside a window (JetStream's
+ * duplicate window): `fresh()` turns false once the batch is too old to publish safely, and the
+ * transport then publishes none of its remaining rows (they answer `skipped`, and the relay reads
+ * them again, under its lease's epoch).
+ */
+export interface BatchFence {
+  fresh(): boolean;
+}
+
+/**
  * Carries out a batch of outbox rows (in id order). An implementation keeps order per
  * destination: after a row answers `retry` or `wait`, later rows to the same destination are `skipped`.
  */
 export interface Delivery {
-  deliver(rows: readonly OutboxRow[]): Promise<Outcome[]>;
+  deliver(rows: readonly OutboxRow[], fence?: BatchFence): Promise<Outcome[]>;
 }
 
 /** A partition whose batch needed a retry waits 50 ms, doubling to 5 s; no jitter (one loop per partition). */
 const PARTITION_BACKOFF = { initialMs: 50, factor: 2, maxMs: 5_000, jitter: 0 } as const;
 
 interface Loop {
+  /** The partition lease's fencing token (`partition_epochs`); undefined: unfenced (tests that drive the relay by hand). */
+  epoch: number | undefined;
   stop: boolean;
   /** Set by `wake` and cleared as a read starts: a commit the running read may have missed. */
   woken: boolean;
@@ -71,7 +83,7 @@ interface Loop {
  */
 export class OutboxRelay implements LeaseListener {
   readonly #loops = new Map<number, Loop>();
-  readonly #reads = new Grouper<{ partition: number; deleting: readonly number[] }, OutboxRow[]>((asks) => this.#readMany(asks), {
+  readonly #reads = new Grouper<{ partition: number; epoch: number | undefined; deleting: readonly number[] }, OutboxRow[]>((asks) => this.#readMany(asks), {
     maxBatch: 64,
     concurrency: 2,
   });
@@ -90,15 +102,24 @@ export class OutboxRelay implements LeaseListener {
       pollMs: number;
       maxAttempts: number;
       backoffMs?: (attempt: number) => number;
+      /**
+       * A batch read longer ago than this is not published (default: never stale). With
+       * JetStream it is half the duplicate window: a relay that stalled mid-batch (a pause, a
+       * long GC) while its partition passed to another process cannot publish a row after the
+       * window that would drop it as the new owner's duplicate has closed; the reread is fenced
+       * by the lease's epoch, so it gets nothing once the partition has moved.
+       */
+      staleAfterMs?: number;
     },
   ) {
     this.#policy = { ...PARTITION_BACKOFF, maxAttempts: o.maxAttempts, maxRetryAfterMs: 0 };
   }
 
-  acquired(p: number): void {
+  acquired(p: number, epoch?: number): void {
     if (this.#loops.has(p)) return;
     let interrupt: () => void = () => undefined;
     const loop: Loop = {
+      epoch,
       stop: false,
       woken: false,
       wake: () => {
@@ -163,7 +184,7 @@ export class OutboxRelay implements LeaseListener {
       let rows: OutboxRow[];
       loop.woken = false;
       try {
-        rows = await this.#reads.submit({ partition: p, deleting: done });
+        rows = await this.#reads.submit({ partition: p, epoch: loop.epoch, deleting: done });
         this.delivered += done.length;
         done = [];
       } catch (err) {
@@ -177,8 +198,18 @@ export class OutboxRelay implements LeaseListener {
         continue;
       }
       let retried: number;
+      const readAt = performance.now();
+      const staleAfterMs = this.o.staleAfterMs ?? Infinity;
+      let stale = false;
+      const fence = {
+        fresh: () => {
+          stale ||= performance.now() - readAt >= staleAfterMs;
+          return !stale;
+        },
+      };
       try {
-        const outcomes = await this.o.delivery.deliver(rows);
+        const outcomes = await this.o.delivery.deliver(rows, fence);
+        if (stale) this.o.log.warn({ partition: p, ageMs: Math.round(performance.now() - readAt), staleAfterMs }, 'outbox batch went stale before it was published (the relay stalled): read again under the lease');
         if (outcomes.length === rows.length && outcomes.every((o) => o.status === 'done' && !o.then)) {
           done = rows.map((r) => r.id);
           retried = 0;
@@ -200,7 +231,7 @@ export class OutboxRelay implements LeaseListener {
     // if that fails, the rows are carried out again by the next owner (at least once)
     if (done.length > 0) {
       await this.#reads
-        .submit({ partition: p, deleting: done })
+        .submit({ partition: p, epoch: undefined, deleting: done })
         .then(() => (this.delivered += done.length))
         .catch((err: unknown) => this.o.log.warn({ err, partition: p }, 'deleting relayed outbox rows failed; they are relayed again'));
     }
@@ -209,9 +240,10 @@ export class OutboxRelay implements LeaseListener {
   /**
    * One statement for every partition asking at this moment: deletes the rows they carried out
    * and reads each one's next batch in id order (the read sees the table as before the delete,
-   * hence the exclusion).
+   * hence the exclusion). A partition asking under a lease epoch gets rows only while that epoch
+   * is the partition's current one: a relay whose lease passed on reads nothing.
    */
-  async #readMany(asks: ReadonlyArray<{ partition: number; deleting: readonly number[] }>): Promise<OutboxRow[][]> {
+  async #readMany(asks: ReadonlyArray<{ partition: number; epoch: number | undefined; deleting: readonly number[] }>): Promise<OutboxRow[][]> {
     const { rows } = await this.o.pool.query<{
       id: number;
       partition: number;
@@ -228,13 +260,14 @@ export class OutboxRelay implements LeaseListener {
       // the payload as text: the NATS transport publishes those bytes without a parse and re-serialise
       text: `WITH gone AS (DELETE FROM outbox WHERE id = ANY($2::bigint[]))
              SELECT o.id, o.partition, o.source_type, o.source_id, o.kind, o.subject, o.message_id, o.payload::text AS payload_json, o.headers, o.attempts
-             FROM unnest($1::int[]) AS p(partition)
+             FROM unnest($1::int[], $5::bigint[]) AS p(partition, epoch)
              CROSS JOIN LATERAL (
                SELECT * FROM outbox
                WHERE outbox.partition = p.partition AND id <> ALL($2::bigint[]) AND id <> ALL($4::bigint[])
+                 AND (p.epoch IS NULL OR EXISTS (SELECT 1 FROM partition_epochs e WHERE e.partition = p.partition AND e.epoch = p.epoch))
                ORDER BY id LIMIT $3
              ) o`,
-      values: [asks.map((a) => a.partition), asks.flatMap((a) => a.deleting), this.o.batch, [...this.#running.keys()]],
+      values: [asks.map((a) => a.partition), asks.flatMap((a) => a.deleting), this.o.batch, [...this.#running.keys()], asks.map((a) => a.epoch ?? null)],
     });
     const byPartition = new Map<number, OutboxRow[]>(asks.map((a) => [a.partition, []]));
     for (const r of rows) {

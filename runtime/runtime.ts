@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { ActorHost, type HostHooks } from './actor-host.js';
 import { InProcessBus } from './bus.js';
-import { systemClock, type Clock } from './clock.js';
+import { DatabaseClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import { openDatabase, type Database } from './db.js';
 import { InProcessDelivery, type ConnectorInvoker } from './in-process.js';
@@ -19,6 +19,7 @@ export interface RuntimeOptions {
   config: Config;
   registry: Registry;
   log: Logger;
+  /** The runtime's time; by default the database's (`DatabaseClock`, synced at start and every minute). */
   clock?: Clock;
   hooks?: HostHooks;
   connectors?: Map<string, ConnectorInvoker>;
@@ -48,6 +49,8 @@ export interface RuntimeHealth {
 
 export interface Runtime {
   config: Config;
+  /** The runtime's time (the database's unless a clock was injected). */
+  clock: Clock;
   database: Database;
   host: ActorHost;
   bus: InProcessBus;
@@ -64,7 +67,7 @@ export interface Runtime {
 /** Wires the actor host, timer poller, outbox relay and partition leases over one database. */
 export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
   const { config, log } = o;
-  const clock = o.clock ?? systemClock;
+  const clock = o.clock ?? new DatabaseClock();
   const database =
     o.database ??
     (await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, embeddedPort: config.embeddedPgPort, poolSize: config.dbPoolSize, log }));
@@ -107,13 +110,22 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
       })
     : undefined;
   const delivery = o.delivery?.(host, bus) ?? nats ?? inProcess;
-  const relay = new OutboxRelay({ pool: database.pool, delivery, log, batch: config.outboxBatch, pollMs: config.outboxPollMs, maxAttempts: o.maxDeliveryAttempts ?? 10 });
+  const relay = new OutboxRelay({
+    pool: database.pool,
+    delivery,
+    log,
+    batch: config.outboxBatch,
+    pollMs: config.outboxPollMs,
+    maxAttempts: o.maxDeliveryAttempts ?? 10,
+    // JetStream drops a second copy of a message id only inside its duplicate window
+    staleAfterMs: delivery === nats ? config.nats.duplicateWindowMs / 2 : undefined,
+  });
   const rl = relay;
   // the process that owns a partition relays its outbox and (with NATS) consumes its actors' messages
   const listener: LeaseListener = nats
     ? {
         acquired: (p, epoch) => {
-          rl.acquired(p);
+          rl.acquired(p, epoch);
           nats.acquired(p, epoch);
         },
         releasing: async (p) => {
@@ -132,12 +144,28 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
   late.relay = relay;
   late.wakes = wakes;
   let sweeper: NodeJS.Timeout | undefined;
+  let clockSync: NodeJS.Timeout | undefined;
+  const syncClock = async (): Promise<void> => {
+    if (!(clock instanceof DatabaseClock)) return;
+    try {
+      await clock.sync(async () => (await database.pool.query<{ ms: number }>(`SELECT (extract(epoch FROM clock_timestamp()) * 1000)::float8 AS ms`)).rows[0]!.ms);
+      if (Math.abs(clock.skewMs) > 1_000) {
+        log.warn(
+          { skewMs: clock.skewMs },
+          "this machine's clock is off the database's: the runtime keeps the database's time (timers, journal), but tokens and webhook signatures use this machine's clock: fix its time sync (NTP)",
+        );
+      }
+    } catch (err) {
+      log.warn({ err }, 'reading the database time failed; the runtime keeps its last reading');
+    }
+  };
   const run = { timers: true, relay: true, ...o.run };
   const t = timers;
   const r = relay;
 
   return {
     config,
+    clock,
     database,
     host,
     bus,
@@ -147,6 +175,9 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
     nats,
     async start() {
       await migrate(database.pool, log);
+      await syncClock();
+      clockSync = setInterval(() => void syncClock(), 60_000);
+      clockSync.unref();
       await warnWithoutAutovacuum(database.pool, log);
       await nats?.start();
       if (run.relay) {
@@ -161,6 +192,7 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
     },
     async stop() {
       clearInterval(sweeper);
+      clearInterval(clockSync);
       await wakes.stop(); // first: a terminal's Ctrl-C stops an embedded PostgreSQL at the same time
       await janitor.stop();
       await nats?.stopIntake(); // consumers finish and ack what they started
@@ -195,7 +227,7 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
           [now],
         );
         const row = rows[0]!;
-        h.outbox = { pending: row.pending, oldestAgeMs: row.oldest === null ? 0 : Math.max(0, Date.now() - row.oldest) };
+        h.outbox = { pending: row.pending, oldestAgeMs: row.oldest === null ? 0 : Math.max(0, now - row.oldest) };
         h.timers = { pending: row.tpending, overdue: row.overdue };
         h.deadLetters = row.dead;
         if (h.outbox.oldestAgeMs > 30_000 || h.timers.overdue > 0) h.status = 'degraded';

@@ -7,6 +7,7 @@ import { auditExtension, AuditWriter } from './common/audit.js';
 import { Idempotency, idempotencyExtension, pruneIdempotencyKeys } from './common/idempotency.js';
 import { DependencyService } from './coordination/dependencies.js';
 import { CoordinationMonitor } from './coordination/monitor.js';
+import { EcosystemService } from './ecosystem/index.js';
 import { RelationshipService } from './coordination/relationships.js';
 import { ResourceService } from './coordination/resources.js';
 import { createEventDelivery, type EventDelivery } from './events/index.js';
@@ -22,16 +23,24 @@ import { syncType } from '../machines/integration/sync.js';
 import { CredentialVault, KeyRing } from './integrations/vault.js';
 import { connectionControl, OutboundService } from './integrations/outbound/index.js';
 import { OperatorActions } from './operators/actions.js';
+import { TemplateStore } from './playbooks/templates.js';
 import { WebhookIntake } from './integrations/webhooks.js';
 import { AuditTrail } from './operators/audit.js';
 import { BulkActions } from './operators/bulk.js';
+import { ConsoleQueries } from './operators/console.js';
 import { DeadLetterService } from './operators/dead-letters.js';
 import { ActorInspector } from './operators/inspector.js';
 import { TimerControl } from './operators/timers.js';
+import { ActorWatch } from './operators/watch.js';
 import { registerSagaMetrics } from './saga/index.js';
 import { SagaIntake } from './saga/intake.js';
 import { SagaService } from './saga/service.js';
 import { WorkflowService } from './workflows/service.js';
+import { TenantQuotaService } from './common/quotas.js';
+import { PlaybookNatsIntake } from './playbooks/nats.js';
+import { PlaybookService } from './playbooks/service.js';
+import { createExpressions, createStepRunners } from './playbooks/steps/index.js';
+import type { Expressions, StepRunner } from './playbooks/steps/types.js';
 
 /**
  * Concord's application layer: every service the HTTP edge and the NATS intake call, built once
@@ -58,6 +67,10 @@ export interface Services {
   idempotency: Idempotency;
   /** The audit log, for operators. */
   audit: AuditTrail;
+  /** The operator console's reads: actor search with counts, an actor's timers. */
+  console: ConsoleQueries;
+  /** Version and pause changes of watched actors (the console's live pages); stopped by `stop()`. */
+  watch: ActorWatch;
   events: EventService;
   /** The cross-integration delivery worker and its channel (NATS or the in-process bus). */
   eventDelivery: EventDelivery;
@@ -71,12 +84,22 @@ export interface Services {
   integrations: ConnectionService;
   /** Signed webhooks in (`POST /api/integrations/:service/webhook`), handed to the connection's actor. */
   webhooks: WebhookIntake;
+  /** Per-tenant API quotas, taken by the edge once per request. */
+  quotas: TenantQuotaService;
   /** Our stock, its fan-out to the channels, mappings, conflicts, sync runs and logs. */
   inventory: InventoryService;
   /** `svc.inventory.changed` in (NATS consumer or in-process bus). */
   inventoryIntake: InventoryIntake;
   /** The one door every call out to a provider goes through: budget, breaker, retries, refresh on 401, dead letters (issue 17). */
   outbound: OutboundService;
+  /** The partner registry: registered integrations, tiers, templates, health, usage, audit and compliance (`/api/v1/ecosystem`). */
+  ecosystem: EcosystemService;
+  /** Playbooks: definitions, executions, triggers; `invoker()` is the `playbook` connector (step work). */
+  playbooks: PlaybookService;
+  /** The playbooks' nats trigger. */
+  playbookIntake: PlaybookNatsIntake;
+  /** The playbook template library (`GET/POST /api/partnerships/templates`), read by `template` steps. */
+  templates: TemplateStore;
   /** Adds the services' own figures (sagas) to the edge's metrics registry. */
   registerMetrics(registry: MetricsRegistry): void;
   /** Starts the background work that `run` asks for; call after `runtime.start()`. */
@@ -91,7 +114,9 @@ export interface ServicesOptions {
   /** Time for tokens and events (tests drive it); the system clock by default. */
   clock?: Clock;
   /** Background work to run; all by default. */
-  run?: { events?: boolean; sagaIntake?: boolean; housekeeping?: boolean; outbound?: boolean; inventoryIntake?: boolean };
+  run?: { events?: boolean; sagaIntake?: boolean; housekeeping?: boolean; outbound?: boolean; inventoryIntake?: boolean; playbookIntake?: boolean };
+  /** Playbook step runners by type key and the expression engine (CEL, Liquid). */
+  playbooks?: { runners?: Partial<Record<string, StepRunner>>; expressions?: Expressions };
   /**
    * The vault's keys (app/main.ts resolves them with `resolveCredentialKeys`); by default
    * `config.credentialsKeys`, else an empty ring that stores nothing and fails the start-up
@@ -120,7 +145,7 @@ export interface ServicesOptions {
 export function createServices(o: ServicesOptions): Services {
   const { runtime, log } = o;
   const clock = o.clock ?? systemClock;
-  const run = { events: true, sagaIntake: true, housekeeping: true, outbound: true, inventoryIntake: true, ...o.run };
+  const run = { events: true, sagaIntake: true, housekeeping: true, outbound: true, inventoryIntake: true, playbookIntake: true, ...o.run };
   const pool = runtime.database.pool;
   // rows that commit with a transition, in its one statement (registered before the first commit)
   runtime.host.extendCommit(auditExtension);
@@ -141,9 +166,27 @@ export function createServices(o: ServicesOptions): Services {
   const engine = new InventoryEngine({ pool, outbound: door, clock, log, hooks: o.inventoryHooks, ...(o.inventoryPagesPerStep ? { pagesPerStep: o.inventoryPagesPerStep } : {}), fanOut: (tenantId, skus, except) => inventory.fanOut(tenantId, skus, except) });
   o.connectors?.set('inventory', engine.invoker());
   inventory.useEngine(engine);
-  let prune: NodeJS.Timeout | undefined;
-  let started = { events: false, intake: false, outbound: false, inventory: false };
+  const ecosystem = new EcosystemService({ host: runtime.host, pool, vault, config: runtime.config, clock, log });
+  o.connectors?.set('ecosystem', ecosystem.invoker());
+  let started = { events: false, intake: false, outbound: false, inventory: false, playbooks: false };
   integrations.extendStatus(async (c) => (c.provider === 'generic' ? {} : { sync: await inventory.status(c.tenantId, c.provider) }));
+  const templates = new TemplateStore(pool);
+  const playbooks = new PlaybookService({
+    host: runtime.host,
+    pool,
+    clock,
+    log,
+    vault,
+    runners:
+      o.playbooks?.runners ??
+      createStepRunners({ pool, vault, templates, clock, webhooks: { allowPrivateTargets: runtime.config.events.allowPrivateTargets, timeoutMs: runtime.config.events.webhookTimeoutMs } }),
+    expressions: o.playbooks?.expressions ?? createExpressions(),
+    publicBaseUrl: runtime.config.providers.publicBaseUrl,
+  });
+  o.connectors?.set('playbook', playbooks.invoker());
+  const playbookIntake = new PlaybookNatsIntake(runtime, playbooks, log);
+  const consoleQueries = new ConsoleQueries(pool);
+  let prune: NodeJS.Timeout | undefined;
   const services: Services = {
     runtime,
     clock,
@@ -156,9 +199,11 @@ export function createServices(o: ServicesOptions): Services {
     operators,
     bulk: new BulkActions(runtime, operators),
     timers: new TimerControl(runtime, clock),
-    deadLetters: new DeadLetterService(pool, runtime.config.partitions, { outbound: (id) => outbound.replay(id) }),
+    deadLetters: new DeadLetterService(pool, runtime.config.partitions, clock, { outbound: (id) => outbound.replay(id) }),
     idempotency: new Idempotency(pool),
     audit: new AuditTrail(pool, clock),
+    console: consoleQueries,
+    watch: new ActorWatch(consoleQueries, log),
     events: new EventService(pool, clock, runtime.config.events, () => eventDelivery.worker.wake()),
     eventDelivery,
     workflows: new WorkflowService(runtime.host, pool, clock, runtime.config.nats.prefix),
@@ -166,6 +211,7 @@ export function createServices(o: ServicesOptions): Services {
     sagaIntake: new SagaIntake(runtime, sagas, log),
     vault,
     integrations,
+    quotas: new TenantQuotaService(runtime.config.tenantQuotas),
     webhooks: new WebhookIntake({
       pool,
       providers: runtime.config.providers,
@@ -177,6 +223,10 @@ export function createServices(o: ServicesOptions): Services {
     inventory,
     inventoryIntake: new InventoryIntake(runtime, inventory, log),
     outbound,
+    ecosystem,
+    playbooks,
+    playbookIntake,
+    templates,
     registerMetrics(registry) {
       outbound.registerMetrics(registry);
       registerSagaMetrics(registry, { pool, sagas, clock });
@@ -185,6 +235,7 @@ export function createServices(o: ServicesOptions): Services {
     async start() {
       // a wrong or missing key stops start-up here, before anything could need a credential
       await services.vault.check();
+      ecosystem.start();
       if (run.events) {
         await eventDelivery.start();
         started.events = true;
@@ -201,25 +252,33 @@ export function createServices(o: ServicesOptions): Services {
         outbound.start();
         started.outbound = true;
       }
+      if (run.playbookIntake) {
+        await playbookIntake.start();
+        started.playbooks = true;
+      }
       if (run.housekeeping) {
         services.webhooks.start();
         inventory.start();
         prune = setInterval(() => {
           pruneIdempotencyKeys(pool, runtime.config.inboxRetentionHours).catch((err: unknown) => log.warn({ err }, 'pruning idempotency keys failed'));
           integrations.pruneStates().catch((err: unknown) => log.warn({ err }, 'pruning OAuth states failed'));
+          playbooks.prune().catch((err: unknown) => log.warn({ err }, 'pruning playbook webhook ids failed'));
         }, 10 * 60_000);
         prune.unref();
       }
     },
     async stop() {
+      services.watch.stop();
       clearInterval(prune);
       await services.webhooks.stop();
       await inventory.stop();
+      if (started.playbooks) await playbookIntake.stop();
       if (started.intake) await services.sagaIntake.stop();
       if (started.inventory) await services.inventoryIntake.stop();
       if (started.events) await eventDelivery.stop();
       if (started.outbound) await outbound.stop();
-      started = { events: false, intake: false, outbound: false, inventory: false };
+      started = { events: false, intake: false, outbound: false, inventory: false, playbooks: false };
+      await ecosystem.stop();
       await audit.end();
     },
   };

@@ -310,5 +310,42 @@ export function actorRoutes() {
       return c.json((await c.get('services').operators.fork({ ...commandOf(c), reason }, ref, version, newId)) as never, 201);
     },
   );
+  app.openapi(
+    route({
+      method: 'post',
+      path: '/{type}/{id}/retry',
+      summary: "Retry a failed step where the actor's machine allows it by hand: a workflow's FAILED step (`step`: its id or number), a saga's failed compensation (COMPENSATION_FAILED; `step` optional)",
+      request: {
+        params: ActorParams,
+        body: jsonBody(
+          z.object({
+            step: z.union([z.string().min(1).max(200), z.number().int().min(1)]).optional().openapi({ description: 'The step: a workflow step id or number, a saga step name' }),
+            reason: Reason,
+          }),
+        ),
+      },
+      responses: {
+        200: json(
+          z.object({
+            type: z.string(),
+            id: z.string(),
+            version: z.number().int(),
+            value: z.unknown(),
+            status: z.string(),
+            step: z.object({ id: z.string(), name: z.string().nullable() }),
+            event: z.string(),
+          }),
+          'Retried: the step runs again',
+        ),
+        ...errors,
+        ...conflict,
+      },
+    }),
+    async (c) => {
+      const ref = c.req.valid('param');
+      const { step, reason } = c.req.valid('json');
+      return c.json((await c.get('services').operators.retry({ ...commandOf(c), reason }, ref, step === undefined ? undefined : String(step))) as never, 200);
+    },
+  );
   return app;
 }

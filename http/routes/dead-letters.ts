@@ -2,7 +2,7 @@ import { z } from '@hono/zod-openapi';
 import { commandOf } from '../command.js';
 import { router, routes } from '../env.js';
 import { operatorsOnly } from '../middleware/auth.js';
-import { errors, Filter, json, Limit } from '../schemas.js';
+import { conflict, errors, Filter, json, jsonBody, JsonObject, Limit } from '../schemas.js';
 
 const DeadLetter = z
   .object({
@@ -58,16 +58,41 @@ export function deadLetterRoutes() {
     },
   );
 
+  const IdParam = z.object({ id: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).openapi({ param: { name: 'id', in: 'path' } }) });
+
+  app.openapi(
+    route({
+      method: 'get',
+      path: '/{id}',
+      summary: 'One dead letter, replayed or not',
+      request: { params: IdParam },
+      responses: { 200: json(DeadLetter, 'The dead letter'), ...errors },
+    }),
+    async (c) => {
+      return c.json((await c.get('services').deadLetters.get(commandOf(c), c.req.valid('param').id)) as never, 200);
+    },
+  );
+
   app.openapi(
     route({
       method: 'post',
       path: '/{id}/replay',
-      summary: 'Replay a dead letter through the outbox (with its original message id, so nothing is applied twice)',
-      request: { params: z.object({ id: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).openapi({ param: { name: 'id', in: 'path' } }) }) },
-      responses: { 200: json(DeadLetter, 'The dead letter, marked replayed'), ...errors },
+      summary:
+        'Replay a dead letter through the outbox (with its original message id, so nothing is applied twice), optionally with an edited payload; audited with the payloads before and after',
+      request: {
+        params: IdParam,
+        body: jsonBody(
+          z.object({
+            payload: JsonObject.optional().openapi({ description: 'Send this instead of the stored payload (for an actor: an event, with its `type`); the dead letter keeps the original' }),
+            reason: z.string().trim().min(1, 'required: why you act').max(1000),
+          }),
+        ),
+      },
+      responses: { 200: json(DeadLetter, 'The dead letter, marked replayed'), ...errors, ...conflict },
     }),
     async (c) => {
-      return c.json((await c.get('services').deadLetters.replay(commandOf(c), c.req.valid('param').id)) as never, 200);
+      const { payload, reason } = c.req.valid('json');
+      return c.json((await c.get('services').deadLetters.replay({ ...commandOf(c), reason }, c.req.valid('param').id, payload)) as never, 200);
     },
   );
   return app;

@@ -2,7 +2,6 @@ import { z } from '@hono/zod-openapi';
 import { router, routes } from '../env.js';
 import { errors, json, jsonBody } from '../schemas.js';
 
-const Service = z.object({ service: z.enum(['shopify', 'mercadolibre']).openapi({ description: 'The marketplace' }) });
 const AnyService = z.object({ service: z.enum(['shopify', 'mercadolibre', 'generic']).openapi({ description: 'The marketplace, or generic: a REST API connected with an API key or OAuth client credentials' }) });
 
 const AuthorizeBody = z
@@ -21,9 +20,22 @@ const AuthorizeBody = z
       .union([
         z.object({ apiKey: z.string().min(1).max(4000), in: z.enum(['header', 'query']), name: z.string().min(1).max(100) }).strict(),
         z.object({ tokenUrl: z.string().min(1).max(2000), clientId: z.string().min(1).max(500), clientSecret: z.string().min(1).max(4000), scopes: z.array(z.string().min(1).max(200)).max(50).optional() }).strict(),
+        z
+          .object({
+            authorizeUrl: z.string().min(1).max(2000),
+            tokenUrl: z.string().min(1).max(2000),
+            clientId: z.string().min(1).max(500),
+            clientSecret: z.string().min(1).max(4000),
+            scopes: z.array(z.string().min(1).max(200)).max(50).optional(),
+          })
+          .strict(),
+        z.object({ certPem: z.string().min(1).max(20_000), keyPem: z.string().min(1).max(20_000), caPem: z.string().min(1).max(20_000).optional(), passphrase: z.string().min(1).max(1000).optional() }).strict(),
       ])
       .optional()
-      .openapi({ description: 'generic: an API key (header or query parameter) or OAuth client credentials; checked once, stored in the vault, never answered' }),
+      .openapi({
+        description:
+          'generic: an API key (header or query parameter), OAuth client credentials, or a client certificate (mutual TLS): checked once, stored in the vault, never answered. OAuth authorization code (authorizeUrl + tokenUrl + client): answered like a marketplace, with the URL to send the user to',
+      }),
   })
   .openapi('IntegrationAuthorizeRequest');
 
@@ -118,6 +130,7 @@ export function integrationRoutes() {
       const body = c.req.valid('json');
       const integrations = c.get('services').integrations;
       if (service !== 'generic') return c.json(await integrations.authorize(c.get('principal'), service, body), 200);
+      if (body.credentials && 'authorizeUrl' in body.credentials) return c.json(await integrations.authorizeGeneric(c.get('principal'), body), 200);
       return c.json(await integrations.connectWithCredentials(c.get('principal'), service, body), 200);
     },
   );
@@ -128,7 +141,7 @@ export function integrationRoutes() {
       path: '/{service}/callback',
       summary: "The provider's redirect after the merchant's consent (no bearer token: the signed state authenticates it)",
       request: {
-        params: Service,
+        params: AnyService,
         query: z
           .object({ state: z.string().max(2000).optional(), code: z.string().max(2000).optional(), shop: z.string().max(255).optional(), hmac: z.string().max(200).optional(), timestamp: z.string().max(20).optional() })
           .loose(),
@@ -141,7 +154,7 @@ export function integrationRoutes() {
     async (c) => {
       const r = await c.get('services').integrations.callback(c.req.valid('param').service, c.req.query());
       if ((c.req.header('accept') ?? '').includes('application/json')) return c.json(r.connection, 200);
-      const name = r.provider === 'shopify' ? 'Shopify' : 'MercadoLibre';
+      const name = r.provider === 'shopify' ? 'Shopify' : r.provider === 'mercadolibre' ? 'MercadoLibre' : 'the service';
       return c.html(
         `<!doctype html><html><head><meta charset="utf-8"><title>Connected to ${name}</title></head><body><h1>Connected to ${name}</h1><p>Account ${escape(r.connection.account)} is connected. You can close this window.</p></body></html>`,
         200,

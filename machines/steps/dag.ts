@@ -22,6 +22,11 @@ export interface Release<S> {
   skipped?(step: S): void;
   /** Told after the step became READY: start it here if it starts by itself. */
   ready?(step: S): void;
+  /**
+   * True for a dependency that lets its dependents run although it is neither COMPLETED nor
+   * SKIPPED (a playbook step that failed with `onError: continue`).
+   */
+  finished?(step: S): boolean;
 }
 
 /**
@@ -31,11 +36,15 @@ export interface Release<S> {
  */
 export function releaseDueSteps<S extends StepRun>(steps: S[], at: string, r: Release<S>): void {
   const byNumber = new Map(steps.map((s) => [s.stepNumber, s]));
+  const done = (n: number): boolean => {
+    const d = byNumber.get(n);
+    return d !== undefined && (FINISHED.includes(d.status) || (r.finished?.(d) ?? false));
+  };
   for (let changed = true; changed; ) {
     changed = false;
     for (const s of steps) {
       if (s.status !== 'NOT_STARTED') continue;
-      if (!s.dependencies.every((n) => FINISHED.includes(byNumber.get(n)?.status ?? 'NOT_STARTED'))) continue;
+      if (!s.dependencies.every(done)) continue;
       changed = true;
       if (r.skip(s)) {
         s.status = 'SKIPPED';

@@ -2,7 +2,7 @@ import { headers as natsHeaders, type MsgHdrs, type NatsConnection } from '@nats
 import { JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { ConcordError, ErrorCode } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { Delivery, OutboxRow, Outcome } from '../relay.js';
+import type { BatchFence, Delivery, OutboxRow, Outcome } from '../relay.js';
 import type { AckPublisher } from './publisher.js';
 import { Hdr, parsePlainActorSubject, partitionedActorSubject } from './subjects.js';
 
@@ -62,7 +62,7 @@ export class NatsDelivery implements Delivery {
     },
   ) {}
 
-  async deliver(rows: readonly OutboxRow[]): Promise<Outcome[]> {
+  async deliver(rows: readonly OutboxRow[], fence?: BatchFence): Promise<Outcome[]> {
     const outcomes: Outcome[] = rows.map(() => ({ status: 'skipped' }));
     const calls: number[] = [];
     const chains = new Map<string, Promise<boolean>>();
@@ -80,6 +80,9 @@ export class NatsDelivery implements Delivery {
       }
       const prev = chains.get(target);
       const run = async (): Promise<boolean> => {
+        // checked right before each publish, after any wait for the previous row's ack: a relay
+        // that stalled past it publishes nothing more of this batch (the rows stay, and are read again)
+        if (fence && !fence.fresh()) return false;
         try {
           if (this.#isCore(target)) {
             this.o.nc.publish(target, encoder.encode(row.payloadJson), { headers: this.#headers(row) });

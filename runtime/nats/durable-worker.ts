@@ -35,6 +35,8 @@ export interface WorkerOptions {
   heartbeat?: boolean;
   /** Crash point for tests: the handler committed, the ack is not sent yet. */
   beforeAck?(msg: JsMsg): void;
+  /** Fault injection for tests: a message is about to be handled (a deliberately broken build acks it here). */
+  beforeHandle?(msg: JsMsg): void;
 }
 
 interface InFlight {
@@ -231,6 +233,7 @@ export class DurableWorker {
         return;
       }
       let v: Verdict;
+      if (tries === 1) this.o.beforeHandle?.(f.msg);
       try {
         v = await this.o.handle(f.msg, attempt);
       } catch (err) {

@@ -6,7 +6,7 @@ import type { LeaseListener } from '../leases.js';
 import type { ActorRef } from '../registry.js';
 import type { Fence } from '../store.js';
 import type { Logger } from '../logger.js';
-import type { Delivery, OutboxRow, Outcome } from '../relay.js';
+import type { BatchFence, Delivery, OutboxRow, Outcome } from '../relay.js';
 import { actorHandler, actorKeyOf, applyMessage, natsBurial, payloadOf } from './actor-consumer.js';
 import { DeadLetterAnnouncer } from './announcer.js';
 import { NatsLink, type NatsStatus } from './connection.js';
@@ -51,10 +51,20 @@ export interface NatsTransportOptions {
 }
 
 export interface NatsHooks {
+  /**
+   * The relay handed a batch over; nothing of it is published yet. Tests stall the relay here
+   * (as a SIGSTOP or a long GC pause would) to watch a partition handover.
+   */
+  beforeDeliver?(rows: readonly OutboxRow[]): Promise<void> | void;
   /** Rows were published and acked by JetStream; the relay has not deleted them yet. */
   afterPublish?(rows: readonly OutboxRow[]): void;
   /** A message was applied and committed; it is not acked yet. */
   beforeAck?(msg: JsMsg): void;
+  /**
+   * A consumed message is about to be applied. The fault suite's deliberately broken build acks
+   * it here, before the commit, to show that the history checker catches what that loses.
+   */
+  beforeHandle?(msg: JsMsg): void;
 }
 
 /**
@@ -113,14 +123,13 @@ export class NatsTransport implements LeaseListener, Delivery {
     this.o.log.info({ prefix: this.names.prefix, streams: [this.names.actorStream, this.names.ingressStream, this.names.eventsStream, this.names.dlqStream, this.names.serviceStream] }, 'nats transport ready');
   }
 
-  deliver(rows: readonly OutboxRow[]): Promise<Outcome[]> {
-    if (!this.#delivery) return Promise.reject(new Error('nats transport not started'));
-    const after = this.o.hooks?.afterPublish;
-    if (!after) return this.#delivery.deliver(rows);
-    return this.#delivery.deliver(rows).then((outcomes) => {
-      after(rows.filter((_, i) => outcomes[i]?.status === 'done'));
-      return outcomes;
-    });
+  async deliver(rows: readonly OutboxRow[], fence?: BatchFence): Promise<Outcome[]> {
+    const delivery = this.#delivery;
+    if (!delivery) throw new Error('nats transport not started');
+    if (this.o.hooks?.beforeDeliver) await this.o.hooks.beforeDeliver(rows);
+    const outcomes = await delivery.deliver(rows, fence);
+    this.o.hooks?.afterPublish?.(rows.filter((_, i) => outcomes[i]?.status === 'done'));
+    return outcomes;
   }
 
   #worker(consumer: string, stream: string, filter: string, parts: Pick<ConstructorParameters<typeof DurableWorker>[0], 'keyOf' | 'handle' | 'bury'>): DurableWorker {
@@ -138,6 +147,7 @@ export class NatsTransport implements LeaseListener, Delivery {
       retryBackoffMs: c.retryBackoffMs,
       heartbeat: this.o.heartbeat,
       beforeAck: this.o.hooks?.beforeAck,
+      beforeHandle: this.o.hooks?.beforeHandle,
       ...parts,
     });
   }

@@ -24,6 +24,8 @@ export const DomainCode = {
   RouteNotFound: 'ROUTE_NOT_FOUND',
   /** A marketplace provider whose keys are missing (`unconfiguredProviders`): its routes answer 503. */
   ProviderNotConfigured: 'PROVIDER_NOT_CONFIGURED',
+  /** A tenant past its API quota (`TENANT_QUOTAS`): 429 with Retry-After. */
+  QuotaExceeded: 'QUOTA_EXCEEDED',
 } as const;
 export type DomainCode = (typeof DomainCode)[keyof typeof DomainCode];
 

@@ -1,10 +1,19 @@
+import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import dns from 'node:dns/promises';
 import net from 'node:net';
 import { isPrivateAddress } from '../events/webhook.js';
 import type pg from 'pg';
 import { ConnectorCode, ConnectorError, isConnectorError } from '../../connectors/kit/errors.js';
 import type { CallContext, ConnectorInvoker } from '../../connectors/kit/contract.js';
-import { GenericClient, tokenRequest, type GenericAuth } from '../../connectors/generic/index.js';
+import {
+  authorizationUrl as genericAuthorizationUrl,
+  exchangeCode as exchangeGenericCode,
+  GenericClient,
+  refreshGrant as refreshGenericGrant,
+  tokenRequest,
+  type GenericAuth,
+  type TokenGrant,
+} from '../../connectors/generic/index.js';
 import * as mercadolibre from '../../connectors/mercadolibre/auth.js';
 import * as shopify from '../../connectors/shopify/auth.js';
 import { createWebhookSubscription, graphql, revoke as revokeShopify } from '../../connectors/shopify/client.js';
@@ -17,7 +26,7 @@ import type { Logger } from '../../runtime/logger.js';
 import { DomainCode, DomainError, notFound } from '../common/errors.js';
 import { isPlatform, type Principal } from '../common/principal.js';
 import { isVaultError, VaultCode } from './errors.js';
-import { StateSigner, STATE_TTL_MS } from './oauth-state.js';
+import { StateSigner, STATE_TTL_MS, type OAuthState } from './oauth-state.js';
 import type { CredentialInfo, CredentialSecret, CredentialVault } from './vault.js';
 
 /** The marketplaces connected over OAuth's authorization code (authorize, then the callback). */
@@ -70,8 +79,22 @@ export interface CredentialsBody {
   baseUrl?: string;
   /** A request that needs the credentials (default `GET /health` expecting 200). */
   healthCheck?: { path: string; expectStatus: number };
-  credentials?: { apiKey: string; in: 'header' | 'query'; name: string } | { tokenUrl: string; clientId: string; clientSecret: string; scopes?: string[] };
+  credentials?: GenericCredentialsBody;
 }
+
+/**
+ * The four patterns of a generic REST API: an API key; OAuth client credentials; OAuth
+ * authorization code (answered with the URL to send the user to, like a marketplace); a client
+ * certificate for mutual TLS.
+ */
+export type GenericCredentialsBody =
+  | { apiKey: string; in: 'header' | 'query'; name: string }
+  | { tokenUrl: string; clientId: string; clientSecret: string; scopes?: string[] }
+  | { authorizeUrl: string; tokenUrl: string; clientId: string; clientSecret: string; scopes?: string[] }
+  | { certPem: string; keyPem: string; caPem?: string; passphrase?: string };
+
+/** The vault row of a generic authorization in flight: the client settings, until the callback. */
+const pendingRef = (tenantId: string, account: string) => ({ tenantId, service: 'generic', connectionId: `${account}~authorizing` });
 
 /** What a disconnect did at the provider. */
 export interface Revocation {
@@ -171,17 +194,56 @@ export class ConnectionService {
   }
 
   /**
+   * Starts an OAuth 2.0 authorization code grant with a generic REST API: keeps the client
+   * settings in the vault under a pending reference until the callback, and answers the URL to
+   * send the user to (PKCE S256; the verifier is derived from the state's nonce, never stored).
+   */
+  async authorizeGeneric(principal: Principal, body: CredentialsBody): Promise<Authorization> {
+    const cr = body.credentials;
+    if (!cr || !('authorizeUrl' in cr)) throw new DomainError(DomainCode.ValidationFailed, 'generic authorization needs authorizeUrl, tokenUrl, clientId and clientSecret', { field: 'credentials' });
+    const tenantId = tenantOf(principal, body.tenantId);
+    if (!body.baseUrl) throw new DomainError(DomainCode.ValidationFailed, 'generic needs baseUrl and credentials', { field: 'baseUrl' });
+    const base = parseBaseUrl(body.baseUrl);
+    const authorizeUrl = parseBaseUrl(cr.authorizeUrl, 'authorizeUrl');
+    const tokenUrl = parseBaseUrl(cr.tokenUrl, 'tokenUrl');
+    // the browser goes to authorizeUrl, but Concord itself calls baseUrl and tokenUrl
+    await assertPublicTarget(base, this.config.events.allowPrivateTargets, 'baseUrl');
+    await assertPublicTarget(tokenUrl, this.config.events.allowPrivateTargets, 'tokenUrl');
+    const account = body.name ?? base.hostname;
+    if (!ACCOUNT_NAME.test(account)) throw new DomainError(DomainCode.ValidationFailed, 'name must be 1-100 letters, digits, dots, dashes or underscores', { field: 'name' });
+    const signer = this.#signer();
+    const now = this.clock.now();
+    const nonce = StateSigner.nonce();
+    const expiresAt = now + STATE_TTL_MS;
+    const scopes = cr.scopes ?? [];
+    const auth = { pattern: 'oauth2' as const, authorizeUrl: authorizeUrl.href, tokenUrl: tokenUrl.href };
+    await this.vault.put(pendingRef(tenantId, account), { clientId: cr.clientId, clientSecret: cr.clientSecret }, {
+      expiresAt: new Date(expiresAt).toISOString(),
+      scopes,
+      metadata: { baseUrl: base.href.replace(/\/+$/, ''), healthCheck: body.healthCheck ?? null, auth: { ...auth, scopes }, nonce },
+    });
+    const signed = signer.sign({ nonce, tenantId, provider: 'generic', account, expiresAt });
+    const authorizationUrl = genericAuthorizationUrl(
+      { ...auth, clientId: cr.clientId, clientSecret: cr.clientSecret },
+      { redirectUri: this.#redirectUri('generic'), state: signed, scopes, codeChallenge: createHash('sha256').update(signer.pkceVerifier(nonce)).digest('base64url') },
+    );
+    await this.pool.query('INSERT INTO integration_oauth_states (nonce, tenant_id, provider, expires_at) VALUES ($1, $2, $3, $4)', [nonce, tenantId, 'generic', new Date(expiresAt)]);
+    return { authorizationUrl, state: signed, expiresAt: new Date(expiresAt).toISOString() };
+  }
+
+  /**
    * The provider's redirect: checks the signed state (signature, expiry, provider), Shopify's
    * query HMAC, timestamp and shop, uses the state once, exchanges the code, stores the grant in
    * the vault and tells the connection actor. Any refusal is VALIDATION_FAILED (400) and stores nothing.
    */
   async callback(provider: string, query: Record<string, string | undefined>): Promise<CallbackResult> {
-    const p = this.#oauthProvider(provider);
+    const p = provider === 'generic' ? 'generic' : this.#oauthProvider(provider);
     const now = this.clock.now();
     const checked = this.#signer().verify(query.state ?? '', now);
     if (!checked.ok) throw badRequest(checked.reason);
     const state = checked.state;
     if (state.provider !== p) throw badRequest('state was issued for another provider');
+    if (p === 'generic') return this.#genericCallback(state, query, now);
     let code: string;
     if (p === 'shopify') {
       const v = shopify.verifyCallback(query, this.config.providers.shopify.apiSecret!, now);
@@ -264,10 +326,18 @@ export class ConnectionService {
     let secret: CredentialSecret;
     let scopes: string[] = [];
     const metadata: Record<string, unknown> = { baseUrl: base.href.replace(/\/+$/, ''), healthCheck };
+    if ('authorizeUrl' in cr) throw new DomainError(DomainCode.ValidationFailed, 'authorization code credentials start an authorization: POST them to the auth route', { field: 'credentials' });
     if ('apiKey' in cr) {
       auth = { pattern: 'api_key', in: cr.in, name: cr.name };
       secret = { apiKey: cr.apiKey };
       metadata.auth = auth;
+    } else if ('certPem' in cr) {
+      const cert = checkCertificate(cr, this.clock.now());
+      auth = { pattern: 'certificate' };
+      secret = { certificatePem: cr.certPem, privateKeyPem: cr.keyPem, ...(cr.caPem ? { caPem: cr.caPem } : {}), ...(cr.passphrase ? { passphrase: cr.passphrase } : {}) };
+      // what compliance needs (expiry, subject) is public; the key never leaves the vault
+      metadata.auth = auth;
+      metadata.certificate = cert;
     } else {
       await assertPublicTarget(parseBaseUrl(cr.tokenUrl, 'tokenUrl'), this.config.events.allowPrivateTargets, 'tokenUrl');
       auth = { pattern: 'client_credentials', tokenUrl: cr.tokenUrl };
@@ -283,9 +353,14 @@ export class ConnectionService {
         const g = await tokenRequest({}, { tokenUrl: auth.tokenUrl, clientId: secret.clientId!, clientSecret: secret.clientSecret!, params: { grant_type: 'client_credentials', ...(scopes.length ? { scope: scopes.join(' ') } : {}) }, signal });
         if (g.scopes.length > 0) scopes = g.scopes;
       }
-      // an API key is checked by the health check; client credentials by the token request, and the health check when one is named
-      if (auth.pattern === 'api_key' || body.healthCheck) {
-        const creds = auth.pattern === 'api_key' ? { apiKey: secret.apiKey! } : { clientId: secret.clientId!, clientSecret: secret.clientSecret!, scopes };
+      // an API key and a certificate are checked by the health check; client credentials by the token request, and the health check when one is named
+      if (auth.pattern === 'api_key' || auth.pattern === 'certificate' || body.healthCheck) {
+        const creds =
+          auth.pattern === 'api_key'
+            ? { apiKey: secret.apiKey! }
+            : auth.pattern === 'certificate'
+              ? { certificatePem: secret.certificatePem!, privateKeyPem: secret.privateKeyPem!, caPem: secret.caPem, passphrase: secret.passphrase }
+              : { clientId: secret.clientId!, clientSecret: secret.clientSecret!, scopes };
         const h = await client.health(creds as never, { signal });
         if (!h.ok) throw refused(`the health check answered ${h.status}, expected ${healthCheck.expectStatus}`);
       }
@@ -380,6 +455,45 @@ export class ConnectionService {
     }
   }
 
+  async #genericCallback(state: OAuthState, query: Record<string, string | undefined>, now: number): Promise<CallbackResult> {
+    if (query.error) throw badRequest(`the service refused the authorization (${query.error.slice(0, 100)})`);
+    if (!query.code) throw badRequest('code missing');
+    const account = state.account;
+    if (!account) throw badRequest('state names no account');
+    const used = await this.pool.query(
+      'UPDATE integration_oauth_states SET used_at = now() WHERE nonce = $1 AND tenant_id = $2 AND provider = $3 AND used_at IS NULL AND expires_at > $4',
+      [state.nonce, state.tenantId, 'generic', new Date(now)],
+    );
+    if (used.rowCount !== 1) throw badRequest('state already used or unknown');
+    const pending = await this.vault.get(pendingRef(state.tenantId, account)).catch(() => null);
+    // a newer authorization of the same account replaced these settings: this one is void
+    if (!pending || pending.metadata.nonce !== state.nonce) throw badRequest('this authorization was superseded by a newer one');
+    const meta = pending.metadata as { baseUrl: string; healthCheck: { path: string; expectStatus: number } | null; auth: { pattern: 'oauth2'; authorizeUrl: string; tokenUrl: string; scopes: string[] } };
+    const auth = { pattern: 'oauth2' as const, authorizeUrl: meta.auth.authorizeUrl, tokenUrl: meta.auth.tokenUrl, clientId: pending.secret.clientId!, clientSecret: pending.secret.clientSecret! };
+    let g: TokenGrant;
+    try {
+      g = await exchangeGenericCode({}, auth, { code: query.code, redirectUri: this.#redirectUri('generic'), codeVerifier: this.#signer().pkceVerifier(state.nonce), signal: AbortSignal.timeout(this.config.connectorCallTimeoutMs) });
+    } catch (err) {
+      if (isConnectorError(err) && !err.retryable) throw badRequest('the service refused the authorization code');
+      throw err;
+    }
+    const scopes = g.scopes.length > 0 ? g.scopes : meta.auth.scopes;
+    const metadata = { baseUrl: meta.baseUrl, healthCheck: meta.healthCheck ?? { path: '/health', expectStatus: 200 }, auth: { pattern: 'oauth2', authorizeUrl: meta.auth.authorizeUrl, tokenUrl: meta.auth.tokenUrl, scopes } };
+    const ref = { tenantId: state.tenantId, service: 'generic', connectionId: account };
+    const info = await this.vault.put(ref, { clientId: auth.clientId, clientSecret: auth.clientSecret, ...secretOf(g) }, { expiresAt: g.expiresAt ?? null, scopes, metadata });
+    await this.vault.delete(pendingRef(state.tenantId, account));
+    const id = connectionId(state.tenantId, 'generic', account);
+    const events = `${this.config.nats.prefix}.events`;
+    await this.#actors.send(id, { type: 'integration.authorization.started', tenantId: state.tenantId, provider: 'generic', account, stateNonce: state.nonce, events, at: iso(now) }, { messageId: `oauth:${state.nonce}:started`, tenant: state.tenantId });
+    const r = await this.#actors.send(
+      id,
+      { type: 'integration.connected', tenantId: state.tenantId, provider: 'generic', account, credential: { ...ref, version: info.version }, tokenExpiresAt: info.expiresAt, scopes: info.scopes, webhookSubscriptions: [], events, at: iso(now) },
+      { messageId: `oauth:${state.nonce}:connected`, tenant: state.tenantId },
+    );
+    this.log.info({ tenantId: state.tenantId, provider: 'generic', account, pattern: 'oauth2' }, 'integration connected');
+    return { provider: 'generic', tenantId: state.tenantId, connection: statusOf(id, r.value, r.context ?? (await this.#actors.get(id)).context) };
+  }
+
   /** Forgets authorizations that expired more than a day ago (used or not); answers how many. */
   async pruneStates(): Promise<number> {
     const r = await this.pool.query(`DELETE FROM integration_oauth_states WHERE expires_at < $1`, [new Date(this.clock.now() - 86_400_000)]);
@@ -434,8 +548,10 @@ export class ConnectionService {
       if (err instanceof DomainError && err.code === DomainCode.NotFound) throw new ConnectorError(ConnectorCode.ReauthorizationRequired, 'no stored credentials for this connection');
       throw err;
     });
-    // an API key or client credentials have nothing to refresh (client-credentials tokens are minted per use)
-    if (stored.version > input.credential.version || p === 'generic') return outputOf(stored);
+    // an API key, a certificate or client credentials have nothing to refresh (client-credentials tokens are minted per use)
+    if (stored.version > input.credential.version) return outputOf(stored);
+    const genericAuth = (stored.metadata as { auth?: { pattern?: string; authorizeUrl?: string; tokenUrl?: string } }).auth;
+    if (p === 'generic' && genericAuth?.pattern !== 'oauth2') return outputOf(stored);
     const refreshToken = stored.secret.refresh_token;
     if (!refreshToken) throw new ConnectorError(ConnectorCode.ReauthorizationRequired, `${p}: the stored grant has no refresh token`);
     const now = () => this.clock.now();
@@ -444,6 +560,11 @@ export class ConnectionService {
       return this.vault.put(ref, secret, { expiresAt, scopes, metadata: stored.metadata, expectedVersion: stored.version });
     };
     try {
+      if (p === 'generic') {
+        const g = await refreshGenericGrant({}, { pattern: 'oauth2', authorizeUrl: genericAuth!.authorizeUrl!, tokenUrl: genericAuth!.tokenUrl!, clientId: stored.secret.clientId!, clientSecret: stored.secret.clientSecret! }, { refreshToken, signal: ctx.signal });
+        // the client settings stay with the grant; a service that does not rotate keeps the old refresh token
+        return outputOf(await store({ clientId: stored.secret.clientId!, clientSecret: stored.secret.clientSecret!, ...secretOf({ accessToken: g.accessToken, refreshToken: g.refreshToken ?? refreshToken }) }, g.expiresAt ?? null, g.scopes.length > 0 ? g.scopes : stored.scopes));
+      }
       if (p === 'shopify') {
         const g = await shopify.refreshGrant(this.#shopifyApp(), { shop: input.account, refreshToken, signal: ctx.signal, now });
         return outputOf(await store(secretOf(g), g.expiresAt ?? null, g.scopes.length > 0 ? g.scopes : stored.scopes));
@@ -558,7 +679,7 @@ const ACCOUNT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
  * (`WEBHOOK_ALLOW_PRIVATE_TARGETS`), it may not resolve to a private, loopback or link-local
  * address unless that is allowed, so a tenant cannot make Concord probe its own network.
  */
-async function assertPublicTarget(u: URL, allowPrivate: boolean, field: string): Promise<void> {
+export async function assertPublicTarget(u: URL, allowPrivate: boolean, field: string): Promise<void> {
   if (allowPrivate) return;
   const host = u.hostname.replace(/^\[|\]$/g, '');
   let addresses: string[];
@@ -573,7 +694,7 @@ async function assertPublicTarget(u: URL, allowPrivate: boolean, field: string):
   }
 }
 
-function parseBaseUrl(raw: string, field = 'baseUrl'): URL {
+export function parseBaseUrl(raw: string, field = 'baseUrl'): URL {
   let u: URL;
   try {
     u = new URL(raw);
@@ -620,3 +741,36 @@ function statusOf(id: string, value: unknown, c: IntegrationContext): Connection
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
+
+/**
+ * A client certificate and its key, checked before anything is stored: both parse, the key is
+ * the certificate's, the certificate is valid now. Answers its public facts (for status and
+ * compliance: expiry, subject, issuer, fingerprint); a refusal is VALIDATION_FAILED naming the field.
+ */
+function checkCertificate(cr: { certPem: string; keyPem: string; caPem?: string; passphrase?: string }, now: number): { subject: string; issuer: string; notBefore: string; notAfter: string; fingerprint256: string } {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(cr.certPem);
+  } catch {
+    throw new DomainError(DomainCode.ValidationFailed, 'certPem is not a PEM certificate', { field: 'certPem' });
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey({ key: cr.keyPem, ...(cr.passphrase ? { passphrase: cr.passphrase } : {}) });
+  } catch {
+    throw new DomainError(DomainCode.ValidationFailed, 'keyPem is not a PEM private key (or the passphrase does not open it)', { field: 'keyPem' });
+  }
+  if (!cert.checkPrivateKey(key)) throw new DomainError(DomainCode.ValidationFailed, "keyPem is not the certificate's private key", { field: 'keyPem' });
+  if (cr.caPem !== undefined) {
+    try {
+      new X509Certificate(cr.caPem);
+    } catch {
+      throw new DomainError(DomainCode.ValidationFailed, 'caPem is not a PEM certificate', { field: 'caPem' });
+    }
+  }
+  const notBefore = new Date(cert.validFrom);
+  const notAfter = new Date(cert.validTo);
+  // a certificate minted a moment ago may start a little ahead of our clock: five minutes of skew pass
+  if (notAfter.getTime() <= now || notBefore.getTime() > now + 5 * 60_000) throw new DomainError(DomainCode.ValidationFailed, `the certificate is not valid now (valid ${notBefore.toISOString()} to ${notAfter.toISOString()})`, { field: 'certPem' });
+  return { subject: cert.subject, issuer: cert.issuer, notBefore: notBefore.toISOString(), notAfter: notAfter.toISOString(), fingerprint256: cert.fingerprint256 };
+}

@@ -9,9 +9,11 @@ export interface OAuthState {
   /** Random, single use: recorded in `integration_oauth_states` and marked used by the callback. */
   nonce: string;
   tenantId: string;
-  provider: 'shopify' | 'mercadolibre';
+  provider: 'shopify' | 'mercadolibre' | 'generic';
   /** Shopify: the shop the merchant was sent to; the callback's `shop` must be this one. */
   shop?: string;
+  /** generic: the connection's account name (its pending client settings are in the vault under it). */
+  account?: string;
   /** Epoch ms. */
   expiresAt: number;
 }

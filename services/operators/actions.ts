@@ -8,6 +8,7 @@ import { replay } from '../../runtime/step.js';
 import { auditExtras, recordAudit, toAuditRow, type AuditRecord } from '../common/audit.js';
 import type { CommandContext } from '../common/command.js';
 import { DomainCode, DomainError } from '../common/errors.js';
+import { planRetry } from './retry.js';
 import { transaction } from '../common/sql.js';
 
 /** What every operator action takes besides its target: who asks (in `cx`) and why. */
@@ -32,6 +33,13 @@ export interface SendAnswer {
   version: number;
   value: unknown;
   status: string;
+}
+
+export interface RetryAnswer extends SendAnswer {
+  /** The step retried: a workflow step's id and name, or a saga step's name. */
+  step: { id: string; name: string | null };
+  /** The event sent for it. */
+  event: string;
 }
 
 export interface ForkResult {
@@ -178,5 +186,31 @@ export class OperatorActions {
       await recordAudit(client, this.#audit(cx, 'fork', { type: ref.type, id }, { ...from, sourceVersion: source.version }, { id, version, status: projection.status }));
     });
     return { type: ref.type, id, version, value: snapshot.value, status: projection.status, forkedFrom: from };
+  }
+
+  /**
+   * Retries a failed step where the actor's machine allows it by hand (`retry.ts`: a workflow's
+   * FAILED step, a saga's failed compensation): the event it plans goes through the normal path
+   * with its audit record (`actor.retry`, the step named) in the transition's commit.
+   */
+  async retry(cx: ActionContext, ref: ActorRef, step: string | undefined): Promise<RetryAnswer> {
+    assertOperator(cx);
+    this.#assertType(ref.type);
+    // read fresh from Postgres: the plan names the step that failed as of now
+    const view = await this.runtime.host.get(ref);
+    const plan = planRetry(ref.type, view.context, step, { at: new Date(this.clock.now()).toISOString(), by: cx.principal.sub });
+    const r = await this.runtime.host.send(ref, plan.event, {
+      messageId: `operator:${cx.requestId ?? randomUUID()}`,
+      extras: (t) => {
+        const rec = this.#audit(cx, 'retry', ref, { version: t.version - 1, status: view.status, step: plan.step }, { version: t.version, status: t.status, event: plan.event.type });
+        return auditExtras(toAuditRow({ ...rec, dedupeKey: `operator/${ref.type}/${ref.id}@${t.version}` }));
+      },
+      rejected: (why) =>
+        new ConcordError(ErrorCode.EventRejected, `${ref.type}/${ref.id} in state ${JSON.stringify(why.value)} does not accept a retry of ${plan.step.name ?? plan.step.id} now`, {
+          accepts: why.accepts,
+          currentStatus: why.status,
+        }),
+    });
+    return { type: ref.type, id: ref.id, version: r.version, value: r.value, status: r.status, step: plan.step, event: plan.event.type };
   }
 }

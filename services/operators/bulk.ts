@@ -84,7 +84,10 @@ export class BulkActions {
     const cond = where(req.filter, values);
     // only deployed types: an action on another type could not be carried out here
     values.push(this.runtime.host.registry.types());
-    const typed = `${cond} AND type = ANY($${values.length}::text[])`;
+    // a pause matches only running actors and a resume only paused ones: the count is what would
+    // change, and a run in several chunks (`remaining`) moves on instead of meeting the same ones
+    const run = req.action === 'pause' ? ' AND paused_at IS NULL' : req.action === 'resume' ? ' AND paused_at IS NOT NULL' : '';
+    const typed = `${cond} AND type = ANY($${values.length}::text[])${run}`;
     const count = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM actors WHERE ${typed}`, values);
     const matched = count.rows[0]!.n;
     const take = req.dryRun ? SAMPLE : req.limit;

@@ -22,6 +22,13 @@ export interface GenericFakeOptions {
     /** Accepted keys, in `header` (default `x-api-key`) and/or the `query` parameter when named. */
     apiKey?: { keys: string[]; header?: string; query?: string };
     clientCredentials?: { clients: Array<{ id: string; secret: string; scopes?: string[] }>; tokenTtlSeconds?: number };
+    /**
+     * OAuth 2.0 authorization code (RFC 6749 §4.1) with PKCE (RFC 7636, S256 or plain) and
+     * rotating refresh tokens: `GET /oauth/authorize` consents at once and redirects to the
+     * registered redirect URI with `code` and `state`; `POST /oauth/token` takes
+     * `authorization_code` (single use, 10 minutes) and `refresh_token` (the old one dies).
+     */
+    authorizationCode?: { clients: Array<{ id: string; secret: string; redirectUris: string[]; scopes?: string[] }>; tokenTtlSeconds?: number };
     /** Accept a verified client certificate as the caller's identity (needs `tls.ca`). */
     mtls?: boolean;
   };
@@ -45,6 +52,12 @@ export interface GenericRecord {
 export interface GenericState {
   resources: Map<string, Map<string, GenericRecord>>;
   tokens: Map<string, { clientId: string; scope: string; expiresAt: number; revoked: boolean }>;
+  /** Authorization codes handed out and not yet exchanged. */
+  codes: Map<string, { clientId: string; redirectUri: string; scope: string; challenge?: string; method?: string; expiresAt: number }>;
+  /** Live refresh tokens (a refresh rotates: the used one is deleted). */
+  refreshTokens: Map<string, { clientId: string; scope: string }>;
+  /** Token requests answered, by grant type. */
+  grants: Record<string, number>;
   calls: Array<{ method: string; path: string; status: number; caller: string | undefined; at: number }>;
 }
 
@@ -87,18 +100,20 @@ export async function startGenericFake(options: GenericFakeOptions = {}): Promis
   const keys = new Set(auth.apiKey?.keys ?? []);
   const keyHeader = (auth.apiKey?.header ?? 'x-api-key').toLowerCase();
   const clients = new Map((auth.clientCredentials?.clients ?? []).map((c) => [c.id, c]));
+  const codeClients = new Map((auth.authorizationCode?.clients ?? []).map((c) => [c.id, c]));
+  const codeTokenTtl = (auth.authorizationCode?.tokenTtlSeconds ?? 3600) * 1000;
   const revokedClients = new Set<string>();
   const tokenTtl = (auth.clientCredentials?.tokenTtlSeconds ?? 3600) * 1000;
   let rateLimit = options.rateLimit;
   const windows = new Map<string, number[]>();
   let health = { status: 200, latencyMs: 0, body: undefined as unknown };
-  const state: GenericState = { resources: new Map(), tokens: new Map(), calls: [] };
+  const state: GenericState = { resources: new Map(), tokens: new Map(), calls: [], codes: new Map(), refreshTokens: new Map(), grants: {} };
   const resource = (name: string) => {
     let r = state.resources.get(name);
     if (!r) state.resources.set(name, (r = new Map()));
     return r;
   };
-  const anyAuth = keys.size > 0 || clients.size > 0 || auth.mtls === true;
+  const anyAuth = keys.size > 0 || clients.size > 0 || codeClients.size > 0 || auth.mtls === true;
 
   const app = new Hono<Env>();
   app.use('*', faults.middleware((status) => ({ type: 'about:blank', title: 'Induced failure', status })));
@@ -109,8 +124,30 @@ export async function startGenericFake(options: GenericFakeOptions = {}): Promis
     return c.json(body, health.status as 200);
   });
 
+  app.get('/oauth/authorize', (c) => {
+    if (codeClients.size === 0) return problem(c, 404, 'Not Found');
+    const q = new URL(c.req.url).searchParams;
+    const client = codeClients.get(q.get('client_id') ?? '');
+    const redirectUri = q.get('redirect_uri') ?? '';
+    // never redirect to a URI the client did not register (RFC 6749 §4.1.2.1): answer the error here
+    if (!client || !client.redirectUris.includes(redirectUri)) return problem(c, 400, 'Bad Request', 'unknown client or redirect_uri');
+    const back = new URL(redirectUri);
+    const st = q.get('state');
+    if (st !== null) back.searchParams.set('state', st);
+    const scope = (q.get('scope') ?? '').split(' ').filter(Boolean);
+    if (q.get('response_type') !== 'code') back.searchParams.set('error', 'unsupported_response_type');
+    else if (client.scopes && scope.some((x) => !client.scopes!.includes(x))) back.searchParams.set('error', 'invalid_scope');
+    else {
+      const code = randomBytes(18).toString('base64url');
+      const challenge = q.get('code_challenge') ?? undefined;
+      state.codes.set(code, { clientId: client.id, redirectUri, scope: scope.join(' '), ...(challenge ? { challenge, method: q.get('code_challenge_method') ?? 'plain' } : {}), expiresAt: clock.now() + 600_000 });
+      back.searchParams.set('code', code);
+    }
+    return c.redirect(back.toString(), 302);
+  });
+
   app.post('/oauth/token', async (c) => {
-    if (clients.size === 0) return problem(c, 404, 'Not Found');
+    if (clients.size === 0 && codeClients.size === 0) return problem(c, 404, 'Not Found');
     const p = await readParams(c.req.raw);
     let id = p.client_id;
     let secret = p.client_secret;
@@ -121,13 +158,40 @@ export async function startGenericFake(options: GenericFakeOptions = {}): Promis
       id = decodeURIComponent(decoded.slice(0, i));
       secret = decodeURIComponent(decoded.slice(i + 1));
     }
-    const client = id ? clients.get(id) : undefined;
     c.header('cache-control', 'no-store');
+    state.grants[p.grant_type ?? ''] = (state.grants[p.grant_type ?? ''] ?? 0) + 1;
+    if (p.grant_type === 'authorization_code' || p.grant_type === 'refresh_token') {
+      const cc = id ? codeClients.get(id) : undefined;
+      if (!cc || cc.secret !== secret || revokedClients.has(cc.id)) return c.json({ error: 'invalid_client', error_description: 'Client authentication failed' }, 401);
+      let scope: string;
+      if (p.grant_type === 'authorization_code') {
+        const code = state.codes.get(p.code ?? '');
+        state.codes.delete(p.code ?? ''); // single use, even when refused
+        if (!code || code.clientId !== cc.id || code.expiresAt <= clock.now() || code.redirectUri !== p.redirect_uri) return c.json({ error: 'invalid_grant', error_description: 'bad, used or expired code' }, 400);
+        if (code.challenge) {
+          const v = p.code_verifier ?? '';
+          const derived = code.method === 'S256' ? createHash('sha256').update(v).digest('base64url') : v;
+          if (derived !== code.challenge) return c.json({ error: 'invalid_grant', error_description: 'PKCE verification failed' }, 400);
+        }
+        scope = code.scope;
+      } else {
+        const rt = state.refreshTokens.get(p.refresh_token ?? '');
+        if (!rt || rt.clientId !== cc.id) return c.json({ error: 'invalid_grant', error_description: 'bad or used refresh token' }, 400);
+        state.refreshTokens.delete(p.refresh_token!); // rotation: the old one dies
+        scope = rt.scope;
+      }
+      const token = randomBytes(24).toString('base64url');
+      const refresh = randomBytes(24).toString('base64url');
+      state.tokens.set(token, { clientId: cc.id, scope, expiresAt: clock.now() + codeTokenTtl, revoked: false });
+      state.refreshTokens.set(refresh, { clientId: cc.id, scope });
+      return c.json({ access_token: token, token_type: 'Bearer', expires_in: Math.round(codeTokenTtl / 1000), refresh_token: refresh, ...(scope ? { scope } : {}) });
+    }
+    const client = id ? clients.get(id) : undefined;
     if (!client || client.secret !== secret || revokedClients.has(client.id)) {
       if (basic) c.header('www-authenticate', 'Basic realm="fake"');
       return c.json({ error: 'invalid_client', error_description: 'Client authentication failed' }, 401);
     }
-    if (p.grant_type !== 'client_credentials') return c.json({ error: 'unsupported_grant_type', error_description: 'only client_credentials' }, 400);
+    if (p.grant_type !== 'client_credentials') return c.json({ error: 'unsupported_grant_type', error_description: 'client_credentials, authorization_code or refresh_token' }, 400);
     const requested = (p.scope ?? '').split(' ').filter(Boolean);
     const allowed = client.scopes ?? requested;
     if (requested.some((s) => !allowed.includes(s))) return c.json({ error: 'invalid_scope', error_description: 'scope not allowed for this client' }, 400);

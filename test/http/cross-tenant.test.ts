@@ -75,7 +75,7 @@ const EXPECTED: Record<string, number[]> = {
   ['POST /api/v1/timers/{id}/fire']: [404],
   ['DELETE /api/v1/timers/{id}']: [404],
 };
-const OTHERS = [200, 201, 202, 400, 403, 404, 409, 422];
+const OTHERS = [200, 201, 202, 400, 403, 404, 409, 415, 422];
 const allowed = (op: string): number[] => EXPECTED[op] ?? OTHERS;
 
 it('leaks nothing of another tenant on any route', async () => {

@@ -24,10 +24,10 @@ export interface Harness {
 }
 
 /** A runtime over a fresh database, the app over it, and token minting against a manual clock. */
-export async function harness(opts: { timers?: boolean; bodyLimitBytes?: number; types?: ActorTypeDefinition[] } = {}): Promise<Harness> {
+export async function harness(opts: { timers?: boolean; bodyLimitBytes?: number; types?: ActorTypeDefinition[]; env?: Record<string, string> } = {}): Promise<Harness> {
   const database = await freshDatabase();
   const clock = new ManualClock(Date.parse('2026-03-01T00:00:00Z'));
-  const runtime = await testRuntime(database, { clock, types: opts.types ?? [relationshipType], run: { timers: opts.timers ?? false, relay: false } });
+  const runtime = await testRuntime(database, { clock, types: opts.types ?? [relationshipType], run: { timers: opts.timers ?? false, relay: false }, env: opts.env });
   const services = createServices({ runtime, log: testLog, clock, run: { sagaIntake: false } });
   await runtime.start();
   await services.start();

@@ -1,0 +1,116 @@
+/**
+ * `npx tsx bench/quotas.ts`: fairness at the edge under per-tenant quotas. The server runs in
+ * its own process (DATABASE_URL's PostgreSQL, or an embedded one); the load generator sends
+ * open loop (bench/open-loop.ts, latency from each request's due time):
+ *   1. tenant B alone: GET of one of its relationships at BENCH_QUOTA_B_RATE (default 200/s);
+ *   2. the same while tenant A offers ten times its quota (A's quota 200/s, so 2,000/s);
+ *   3. the same flood with quotas off, to show what the quota buys.
+ * The target: B's p99 in (2) within 2x of (1); A answered 429 beyond its quota.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { serve } from '@hono/node-server';
+import { signToken } from '../http/auth/jwt.js';
+import { createApp } from '../http/app.js';
+import { actorTypes } from '../machines/index.js';
+import { credentialKey, loadConfig } from '../runtime/config.js';
+import { Registry } from '../runtime/registry.js';
+import { createRuntime } from '../runtime/runtime.js';
+import { createServices } from '../services/index.js';
+import { KeyRing } from '../services/integrations/vault.js';
+import { benchDatabase, benchLog, fmt, percentile, table } from './lib.js';
+import { openLoop } from './open-loop.js';
+
+const BASE = '/api/v1/vendor-partner-coordination';
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const B_RATE = Number(process.env.BENCH_QUOTA_B_RATE ?? 200);
+const A_QUOTA = 200;
+const A_RATE = A_QUOTA * 10;
+
+async function serveMode(): Promise<void> {
+  const config = loadConfig({ ...process.env, LOG_LEVEL: 'warn' });
+  const runtime = await createRuntime({ config, registry: new Registry(actorTypes), log: benchLog });
+  const services = createServices({ runtime, log: benchLog, credentialKeys: new KeyRing([credentialKey('bench', randomBytes(32))]) });
+  await runtime.start();
+  await services.start();
+  const app = createApp({ services, log: benchLog, jwtSecret: process.env.JWT_SECRET! });
+  const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
+  await new Promise((r) => server.once('listening', r));
+  process.stdout.write(`READY ${(server.address() as AddressInfo).port}\n`);
+  process.once('SIGTERM', async () => {
+    await new Promise<void>((r) => server.close(() => r()));
+    await services.stop();
+    await runtime.stop();
+    process.exit(0);
+  });
+}
+
+async function startServer(env: NodeJS.ProcessEnv): Promise<{ port: number; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--serve'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    const check = setInterval(() => {
+      const m = /READY (\d+)/.exec(out);
+      if (m) {
+        clearInterval(check);
+        resolve(Number(m[1]));
+      }
+    }, 20);
+    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
+  });
+  return {
+    port,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const db = await benchDatabase(`concord_bench_quotas_${process.pid}`);
+  const secret = randomBytes(32).toString('hex');
+  const exp = Math.floor(Date.now() / 1000) + 3_600;
+  const tokenOf = (tenantId: string) => `Bearer ${signToken({ sub: `bench@${tenantId}`, role: 'vendor', tenantId, exp }, secret)}`;
+  const rows: Array<Array<string | number>> = [];
+  try {
+    for (const quotas of ['on', 'off'] as const) {
+      const server = await startServer({ ...process.env, DATABASE_URL: db.url, JWT_SECRET: secret, TENANT_QUOTAS: quotas === 'on' ? `default=${A_QUOTA}/s:${A_QUOTA}` : 'off' });
+      try {
+        const make = async (tenant: string) => {
+          const res = await fetch(`http://127.0.0.1:${server.port}${BASE}/relationships`, {
+            method: 'POST',
+            headers: { authorization: tokenOf(tenant), 'content-type': 'application/json' },
+            body: JSON.stringify({ vendorId: tenant, partnerId: `partner-of-${tenant}`, relationshipType: 'RESELLER' }),
+          });
+          if (res.status !== 201) throw new Error(`create relationship: ${res.status} ${await res.text()}`);
+          return ((await res.json()) as { id: string }).id;
+        };
+        const [aId, bId] = [await make('vendor-a'), await make('vendor-b')];
+        const tenantB = () => openLoop({ port: server.port, headers: { authorization: tokenOf('vendor-b') }, connections: 16, rate: B_RATE, seconds: SECONDS, next: () => ({ method: 'GET', path: `${BASE}/relationships/${bId}` }) });
+        const tenantA = () => openLoop({ port: server.port, headers: { authorization: tokenOf('vendor-a') }, connections: 32, rate: A_RATE, seconds: SECONDS, next: () => ({ method: 'GET', path: `${BASE}/relationships/${aId}` }) });
+        await openLoop({ port: server.port, headers: { authorization: tokenOf('vendor-b') }, connections: 16, rate: B_RATE, seconds: 2, next: () => ({ method: 'GET', path: `${BASE}/relationships/${bId}` }) }); // warm-up
+        if (quotas === 'on') {
+          const alone = await tenantB();
+          rows.push(['B alone', 'on', B_RATE, fmt(percentile(alone.latencies, 50)), fmt(percentile(alone.latencies, 99)), alone.non2xx, '-', '-', '-']);
+        }
+        const [b, a] = await Promise.all([tenantB(), tenantA()]);
+        const aOk = a.sent - a.non2xx - a.errors;
+        rows.push([`B while A offers ${A_RATE}/s`, quotas, B_RATE, fmt(percentile(b.latencies, 50)), fmt(percentile(b.latencies, 99)), b.non2xx, fmt(aOk / SECONDS, 0), fmt(a.non2xx / SECONDS, 0), fmt(percentile(a.latencies, 99))]);
+        process.stderr.write(`quotas ${quotas} done\n`);
+      } finally {
+        await server.stop();
+      }
+    }
+    console.log(`\nPer-tenant quotas: tenant B's reads while tenant A floods (A's quota ${A_QUOTA}/s; open loop, ${SECONDS} s each; latency ms)\n`);
+    console.log(table(['scenario', 'quotas', 'B offered/s', 'B p50', 'B p99', 'B non-2xx', 'A served/s', 'A refused/s', 'A p99'], rows));
+  } finally {
+    await db.stop();
+  }
+}
+
+if (process.argv.includes('--serve')) await serveMode();
+else await main();

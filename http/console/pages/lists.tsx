@@ -1,0 +1,403 @@
+import type { PendingTimer } from '../../../runtime/control.js';
+import type { DeadLetter } from '../../../runtime/dead-letters.js';
+import type { ConsoleFilter, ConsoleSearch } from '../../../services/operators/console.js';
+import { CSRF_FIELD } from '../session.js';
+import { Json, stateText, Time } from '../parts.js';
+import { actorPath } from './actor.js';
+
+export function LoginPage(props: { nonce: string; next: string; error?: string }) {
+  return (
+    <section class="login panel" aria-labelledby="login-h">
+      <h1 id="login-h">Sign in</h1>
+      <p>
+        Paste an operator token (<code>npm run -s token -- --role operator</code>). It is kept in an HttpOnly cookie for this console only; the API still needs its bearer header.
+      </p>
+      {props.error ? (
+        <p class="flash error" role="alert">
+          {props.error}
+        </p>
+      ) : null}
+      <form method="post" action="/console/login">
+        <input type="hidden" name={CSRF_FIELD} value={props.nonce} />
+        <input type="hidden" name="next" value={props.next} />
+        <label for="token">Operator token</label>
+        <input id="token" name="token" type="password" autocomplete="off" required />
+        <button type="submit">Sign in</button>
+      </form>
+    </section>
+  );
+}
+
+const qs = (f: Record<string, string | undefined>) => {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(f)) if (v) p.set(k, v);
+  const s = p.toString();
+  return s ? `?${s}` : '';
+};
+
+export function ActorsPage(props: { filter: ConsoleFilter; types: string[]; result: ConsoleSearch; limit: number }) {
+  const f = props.filter;
+  const base = { type: f.type, status: f.status, state: f.state, tenant: f.tenant, id: f.id, paused: f.paused === undefined ? undefined : String(f.paused) };
+  return (
+    <>
+      <h1>Actors</h1>
+      <form class="search panel" method="get" action="/console/actors" role="search" aria-label="Search actors">
+        <div class="fields">
+          <div>
+            <label for="f-type">Type</label>
+            <select id="f-type" name="type">
+              <option value="">any</option>
+              {props.types.map((t) => (
+                <option value={t} selected={f.type === t}>
+                  {t}
+                </option>
+              ))}
+            </select>
+          </div>
+          <div>
+            <label for="f-status">Status</label>
+            <input id="f-status" name="status" value={f.status ?? ''} />
+          </div>
+          <div>
+            <label for="f-state">State path</label>
+            <input id="f-state" name="state" value={f.state ?? ''} placeholder="active.open" />
+          </div>
+          <div>
+            <label for="f-tenant">Tenant</label>
+            <input id="f-tenant" name="tenant" value={f.tenant ?? ''} />
+          </div>
+          <div>
+            <label for="f-id">Id (prefix)</label>
+            <input id="f-id" name="id" value={f.id ?? ''} />
+          </div>
+          <div>
+            <label for="f-paused">Run</label>
+            <select id="f-paused" name="paused">
+              <option value="">any</option>
+              <option value="true" selected={f.paused === true}>
+                paused
+              </option>
+              <option value="false" selected={f.paused === false}>
+                running
+              </option>
+            </select>
+          </div>
+        </div>
+        <button type="submit">Search</button>
+      </form>
+      <div class="columns">
+        <section class="panel counts" aria-labelledby="counts-h">
+          <h2 id="counts-h">
+            Counts <span class="muted">({props.result.total} matching)</span>
+          </h2>
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Type</th>
+                <th scope="col">Status</th>
+                <th scope="col">Actors</th>
+              </tr>
+            </thead>
+            <tbody>
+              {props.result.counts.map((c) => (
+                <tr>
+                  <td>{c.type}</td>
+                  <td>
+                    <a href={`/console/actors${qs({ ...base, type: c.type, status: c.status })}`}>{c.status}</a>
+                  </td>
+                  <td class="num">{c.n}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </section>
+        <section class="panel results" aria-labelledby="results-h">
+          <h2 id="results-h">
+            Most recently changed <span class="muted">(first {Math.min(props.limit, props.result.rows.length)})</span>
+          </h2>
+          {props.result.rows.length === 0 ? (
+            <p>No actor matches.</p>
+          ) : (
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">Actor</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">State</th>
+                  <th scope="col">Tenant</th>
+                  <th scope="col">Version</th>
+                  <th scope="col">Changed</th>
+                </tr>
+              </thead>
+              <tbody>
+                {props.result.rows.map((r) => (
+                  <tr data-actor={`${r.type}/${r.id}`}>
+                    <td>
+                      <a href={actorPath(r.type, r.id)}>
+                        <span class="muted">{r.type}/</span>
+                        {r.id}
+                      </a>
+                      {r.paused ? <span class="badge paused">paused</span> : null}
+                    </td>
+                    <td>{r.status}</td>
+                    <td>{stateText(r.value)}</td>
+                    <td>{r.tenant ?? '—'}</td>
+                    <td class="num">{r.version}</td>
+                    <td>
+                      <Time at={r.updatedAt} />
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </section>
+      </div>
+    </>
+  );
+}
+
+export function DeadLetterRow(props: { d: DeadLetter }) {
+  const d = props.d;
+  return (
+    <tr data-dead-letter={d.id} class={d.replayedAt ? 'replayed' : ''}>
+      <td class="num">{d.id}</td>
+      <td>
+        <span class="badge">{d.reason}</span>
+        <div class="muted">{d.origin}</div>
+      </td>
+      <td>
+        {d.actorType && d.actorId ? (
+          <a href={actorPath(d.actorType, d.actorId)}>
+            {d.actorType}/{d.actorId}
+          </a>
+        ) : (
+          <span class="muted">—</span>
+        )}
+        <div class="muted small">{d.subject}</div>
+      </td>
+      <td>
+        {d.error}
+        <div class="muted small">{d.attempts} attempts</div>
+      </td>
+      <td>
+        <details>
+          <summary>Payload</summary>
+          <Json value={d.payload} label={`Payload of dead letter ${d.id}`} />
+        </details>
+      </td>
+      <td>
+        <Time at={d.createdAt} />
+      </td>
+      <td>
+        {d.replayedAt ? (
+          <span class="badge running">
+            replayed <Time at={d.replayedAt} />
+          </span>
+        ) : (
+          <button type="button" data-replay={d.id} hx-post={`/console/dead-letters/${d.id}/replay`} hx-target="closest tr" hx-swap="outerHTML" hx-confirm={`Replay dead letter ${d.id} through the outbox?`}>
+            Replay
+          </button>
+        )}
+      </td>
+    </tr>
+  );
+}
+
+export function DeadLettersPage(props: { letters: DeadLetter[]; includeReplayed: boolean; reason?: string }) {
+  return (
+    <>
+      <h1>Dead letters</h1>
+      <form class="search panel inline" method="get" action="/console/dead-letters" aria-label="Filter dead letters">
+        <label for="dl-reason">Reason</label>
+        <select id="dl-reason" name="reason">
+          <option value="">any</option>
+          {['rejected', 'unroutable', 'invalid', 'failed'].map((r) => (
+            <option value={r} selected={props.reason === r}>
+              {r}
+            </option>
+          ))}
+        </select>
+        <label for="dl-all">
+          <input id="dl-all" type="checkbox" name="includeReplayed" value="true" checked={props.includeReplayed} /> include replayed
+        </label>
+        <button type="submit">Filter</button>
+      </form>
+      <div id="flash" role="status" aria-live="polite"></div>
+      {props.letters.length === 0 ? (
+        <p>No dead letters.</p>
+      ) : (
+        <table class="panel">
+          <thead>
+            <tr>
+              <th scope="col">Id</th>
+              <th scope="col">Reason</th>
+              <th scope="col">Actor and subject</th>
+              <th scope="col">Error</th>
+              <th scope="col">Payload</th>
+              <th scope="col">Dead since</th>
+              <th scope="col">Replay</th>
+            </tr>
+          </thead>
+          <tbody>
+            {props.letters.map((d) => (
+              <DeadLetterRow d={d} />
+            ))}
+          </tbody>
+        </table>
+      )}
+    </>
+  );
+}
+
+export function TimersPage(props: { timers: PendingTimer[]; types: string[]; type?: string }) {
+  return (
+    <>
+      <h1>Pending timers</h1>
+      <form class="search panel inline" method="get" action="/console/timers" aria-label="Filter timers">
+        <label for="t-type">Type</label>
+        <select id="t-type" name="type">
+          <option value="">any</option>
+          {props.types.map((t) => (
+            <option value={t} selected={props.type === t}>
+              {t}
+            </option>
+          ))}
+        </select>
+        <button type="submit">Filter</button>
+      </form>
+      <div id="flash" role="status" aria-live="polite"></div>
+      <section id="act-fields" class="panel act">
+        <label for="reason">Reason for fire or cancel (required)</label>
+        <input id="reason" name="reason" type="text" maxlength={1000} aria-required="true" autocomplete="off" />
+      </section>
+      {props.timers.length === 0 ? (
+        <p>No pending timers.</p>
+      ) : (
+        <table class="panel">
+          <thead>
+            <tr>
+              <th scope="col">Actor</th>
+              <th scope="col">Event</th>
+              <th scope="col">Due</th>
+              <th scope="col">Actions</th>
+            </tr>
+          </thead>
+          <tbody>
+            {props.timers.map((t) => (
+              <tr data-timer={t.id}>
+                <td>
+                  <a href={actorPath(t.actorType, t.actorId)}>
+                    {t.actorType}/{t.actorId}
+                  </a>
+                  {t.actorPaused ? <span class="badge paused">paused</span> : null}
+                </td>
+                <td>
+                  <code>{t.event}</code>
+                </td>
+                <td>
+                  <Time at={t.dueAt} />
+                </td>
+                <td class="row-actions">
+                  <button type="button" hx-post={`/console/timers/${t.id}/fire`} hx-include="#act-fields" hx-target="#flash" hx-confirm={`Fire timer ${t.event} now?`}>
+                    Fire now
+                  </button>
+                  <button type="button" class="danger" hx-post={`/console/timers/${t.id}/cancel`} hx-include="#act-fields" hx-target="#flash" hx-confirm={`Cancel timer ${t.event}?`}>
+                    Cancel
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </>
+  );
+}
+
+export interface IntegrationGroup {
+  tenant: string;
+  provider: string;
+  actors: Array<{ id: string; status: string; value: unknown }>;
+  /** `GET /api/integrations/:service/status` for this tenant, or why it could not be read. */
+  status: { connections: Array<Record<string, unknown>> } | { error: string };
+}
+
+const SHOWN = new Set(['connectionId', 'provider', 'account', 'state', 'tokenExpiresAt', 'scopes', 'webhookSubscriptions', 'lastWebhook', 'connectedAt', 'lastRefreshAt', 'lastError']);
+
+export function IntegrationsPage(props: { groups: IntegrationGroup[] }) {
+  return (
+    <>
+      <h1>Integrations</h1>
+      {props.groups.length === 0 ? <p>No marketplace connections yet.</p> : null}
+      {props.groups.map((g) => (
+        <section class="panel integration" aria-label={`${g.provider} connections of ${g.tenant}`}>
+          <h2>
+            {g.provider} <span class="muted">· tenant {g.tenant}</span>
+          </h2>
+          {'error' in g.status ? (
+            <p class="flash error">{g.status.error}</p>
+          ) : (
+            g.status.connections.map((c) => {
+              const extra = Object.entries(c).filter(([k]) => !SHOWN.has(k));
+              return (
+                <div class="connection" data-connection={String(c.connectionId ?? '')}>
+                  <dl class="facts">
+                    <div>
+                      <dt>Connection</dt>
+                      <dd>
+                        <a href={actorPath('integration', String(c.connectionId ?? ''))}>{String(c.account ?? c.connectionId ?? '')}</a>
+                      </dd>
+                    </div>
+                    <div>
+                      <dt>State</dt>
+                      <dd>
+                        <span class="badge">{String(c.state ?? '')}</span>
+                      </dd>
+                    </div>
+                    <div>
+                      <dt>Token expires</dt>
+                      <dd>
+                        <Time at={c.tokenExpiresAt as string | null} />
+                      </dd>
+                    </div>
+                    <div>
+                      <dt>Last webhook</dt>
+                      <dd>{c.lastWebhook ? <Json value={c.lastWebhook} label="Last webhook" /> : '—'}</dd>
+                    </div>
+                    <div>
+                      <dt>Last error</dt>
+                      <dd>{c.lastError ? <Json value={c.lastError} label="Last error" /> : '—'}</dd>
+                    </div>
+                    {/* budget, breaker and anything else the status route gives */}
+                    {extra.map(([k, v]) => (
+                      <div data-field={k}>
+                        <dt>{k}</dt>
+                        <dd>{v !== null && typeof v === 'object' ? <Json value={v} label={k} /> : String(v)}</dd>
+                      </div>
+                    ))}
+                  </dl>
+                </div>
+              );
+            })
+          )}
+        </section>
+      ))}
+    </>
+  );
+}
+
+export function ErrorPage(props: { status: number; title: string; detail: string; requestId: string }) {
+  return (
+    <section class="panel" aria-labelledby="err-h">
+      <h1 id="err-h">
+        {props.status} {props.title}
+      </h1>
+      <p>{props.detail}</p>
+      <p class="muted">Request id {props.requestId}</p>
+      <p>
+        <a href="/console/actors">Back to actors</a>
+      </p>
+    </section>
+  );
+}

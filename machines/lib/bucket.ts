@@ -1,0 +1,66 @@
+/**
+ * A token bucket, as plain data and pure functions: `rate` tokens come back every `perMs`, at
+ * most `burst` are held. The caller owns the state and passes the time in (epoch ms), so the same
+ * arithmetic serves the edge's per-tenant quotas and any budget that keeps its bucket elsewhere.
+ *
+ * ```ts
+ * const rule = { rate: 4, perMs: 1_000, burst: 40 };
+ * let b = fullBucket(rule, now);
+ * const r = takeToken(rule, b, now); // { ok: true, bucket } or { ok: false, retryAfterMs, bucket }
+ * ```
+ */
+export interface RateRule {
+  /** Tokens added per `perMs`. */
+  rate: number;
+  perMs: number;
+  /** The most tokens held (the burst allowed after a quiet spell). */
+  burst: number;
+}
+
+export interface Bucket {
+  tokens: number;
+  /** When `tokens` was last brought up to date. */
+  at: number;
+}
+
+export type Take = { ok: true; bucket: Bucket } | { ok: false; retryAfterMs: number; bucket: Bucket };
+
+export const fullBucket = (rule: RateRule, now: number): Bucket => ({ tokens: rule.burst, at: now });
+
+/** The bucket as it stands at `now` (refilled; a clock that stepped back refills nothing). */
+export function refill(rule: RateRule, b: Bucket, now: number): Bucket {
+  if (now <= b.at) return b;
+  return { tokens: Math.min(rule.burst, b.tokens + ((now - b.at) * rule.rate) / rule.perMs), at: now };
+}
+
+/** Takes `cost` tokens if they are there; otherwise says how long until they will be. */
+export function takeToken(rule: RateRule, b: Bucket, now: number, cost = 1): Take {
+  const cur = refill(rule, b, now);
+  if (cur.tokens >= cost) return { ok: true, bucket: { tokens: cur.tokens - cost, at: cur.at } };
+  const missing = Math.min(cost, rule.burst) - cur.tokens;
+  return { ok: false, retryAfterMs: Math.max(1, Math.ceil((missing * rule.perMs) / rule.rate)), bucket: cur };
+}
+
+const UNIT_MS: Readonly<Record<string, number>> = { s: 1_000, sec: 1_000, m: 60_000, min: 60_000, h: 3_600_000, hour: 3_600_000 };
+
+/**
+ * Reads `4/s:40`, `200/min`, `1000/h` (rate per unit, then an optional burst; the burst is the
+ * rate when not given). Returns a message instead of a rule when the text is not one.
+ */
+export function parseRateRule(text: string): RateRule | string {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*\/\s*([a-z]+)\s*(?::\s*(\d+))?\s*$/i.exec(text);
+  if (!m) return `'${text}' is not <rate>/<s|min|h>[:<burst>]`;
+  const perMs = UNIT_MS[m[2]!.toLowerCase()];
+  if (perMs === undefined) return `'${m[2]}' is not a unit (s, min or h)`;
+  const rate = Number(m[1]);
+  if (!(rate > 0)) return `the rate in '${text}' must be above 0`;
+  const burst = m[3] === undefined ? Math.max(1, rate) : Number(m[3]);
+  if (!(burst >= 1)) return `the burst in '${text}' must be at least 1`;
+  return { rate, perMs, burst };
+}
+
+/** `4/s:40` back from a rule (for status documents). */
+export function formatRateRule(rule: RateRule): string {
+  const unit = rule.perMs === 1_000 ? 's' : rule.perMs === 60_000 ? 'min' : rule.perMs === 3_600_000 ? 'h' : `${rule.perMs}ms`;
+  return `${rule.rate}/${unit}${rule.burst === Math.max(1, rule.rate) ? '' : `:${rule.burst}`}`;
+}

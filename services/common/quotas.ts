@@ -1,0 +1,49 @@
+import { fullBucket, takeToken, type Bucket, type RateRule } from '../../machines/lib/bucket.js';
+import type { TenantQuotas } from '../../runtime/config.js';
+import { DomainCode, DomainError } from './errors.js';
+
+/** Buckets kept at most; past it, the longest-idle ones go (a full bucket is the same as none). */
+const MAX_BUCKETS = 50_000;
+
+/**
+ * Per-tenant API quotas (`TENANT_QUOTAS`): one token bucket per tenant in this process, taken
+ * once per request before any work. A refusal costs a map lookup and no I/O, so a tenant
+ * flooding the edge spends its own quota, not the database's time that other tenants need.
+ */
+export class TenantQuotaService {
+  private readonly buckets = new Map<string, Bucket>();
+  private refusedCount = 0;
+
+  constructor(private readonly quotas: TenantQuotas) {}
+
+  /** The rule for a tenant, or null when it is unlimited. */
+  ruleOf(tenantId: string): RateRule | null {
+    return this.quotas.tenants.has(tenantId) ? this.quotas.tenants.get(tenantId)! : this.quotas.default;
+  }
+
+  /** Whether any tenant is limited at all (the edge skips the check when none is). */
+  get enabled(): boolean {
+    return this.quotas.default !== null || [...this.quotas.tenants.values()].some((r) => r !== null);
+  }
+
+  /** Refusals since start (for /metrics). */
+  get refused(): number {
+    return this.refusedCount;
+  }
+
+  /** Takes one request from the tenant's quota or throws QUOTA_EXCEEDED with the wait. */
+  take(tenantId: string, now: number): void {
+    const rule = this.ruleOf(tenantId);
+    if (rule === null) return;
+    const held = this.buckets.get(tenantId);
+    const r = takeToken(rule, held ?? fullBucket(rule, now), now);
+    // re-inserting keeps the map in last-used order, so eviction takes the idlest first
+    if (held) this.buckets.delete(tenantId);
+    else if (this.buckets.size >= MAX_BUCKETS) this.buckets.delete(this.buckets.keys().next().value!);
+    this.buckets.set(tenantId, r.bucket);
+    if (r.ok) return;
+    this.refusedCount += 1;
+    const retryAfter = Math.max(1, Math.ceil(r.retryAfterMs / 1000));
+    throw new DomainError(DomainCode.QuotaExceeded, `tenant ${tenantId} is over its API quota; retry in ${retryAfter} s`, { retryAfter });
+  }
+}

@@ -1,0 +1,124 @@
+import type pg from 'pg';
+import { ecosystemType } from '../../machines/ecosystem/index.js';
+import type { ConnectorInvoker } from '../../connectors/kit/contract.js';
+import type { ActorHost } from '../../runtime/actor-host.js';
+import type { Clock } from '../../runtime/clock.js';
+import type { Config } from '../../runtime/config.js';
+import type { Logger } from '../../runtime/logger.js';
+import { DomainCode, DomainError } from '../common/errors.js';
+import type { Principal } from '../common/principal.js';
+import type { CredentialVault } from '../integrations/vault.js';
+import { listRegistryAudit, type AuditFilter, type RegistryAuditEntry } from './audit.js';
+import { IntegrationCalls } from './calls.js';
+import { Catalog, type Tier, type TierName } from './catalog.js';
+import { Compliance, type Finding, type Policy } from './compliance.js';
+import { HealthReports, type HealthReport, type HealthSummary } from './health.js';
+import { RegistryService, tenantScope } from './registry.js';
+import { UsageMeter, type Granularity, type GroupBy, type UsageSeries } from './usage.js';
+
+export type { Finding, HealthReport, HealthSummary, RegistryAuditEntry, UsageSeries };
+
+export interface UsageRequest {
+  from: number;
+  to: number;
+  granularity: Granularity;
+  groupBy?: GroupBy;
+  ownerId?: string;
+}
+
+/**
+ * The partner registry (issue 18): registration, templates and tiers, health monitoring on the
+ * registry actors' durable timers, usage analytics, governance (audit, policies) and role-based
+ * access. Built by `createServices`; `start()`/`stop()` own the usage meter's flushing.
+ */
+export class EcosystemService {
+  readonly catalog: Catalog;
+  readonly meter: UsageMeter;
+  readonly calls: IntegrationCalls;
+  readonly registry: RegistryService;
+  readonly health: HealthReports;
+  readonly compliance: Compliance;
+
+  constructor(o: { host: ActorHost; pool: pg.Pool; vault: CredentialVault; config: Config; clock: Clock; log: Logger }) {
+    const { pool, config, clock, log } = o;
+    this.catalog = new Catalog({ tiersFile: config.ecosystem.tiersFile, templatesDir: config.ecosystem.templatesDir });
+    this.meter = new UsageMeter(pool, config.ecosystem.usageFlushMs, log);
+    this.calls = new IntegrationCalls(pool, o.vault, this.meter, clock, config.connectorCallTimeoutMs);
+    this.registry = new RegistryService(pool, o.host.actor(ecosystemType), o.vault, this.calls, this.catalog, config, clock, log);
+    this.health = new HealthReports(pool, this.catalog, clock, this.meter);
+    this.compliance = new Compliance(pool, this.catalog, clock, config.ecosystem.rotationDays, this.meter);
+    this.pool = pool;
+    this.clock = clock;
+  }
+
+  private readonly pool: pg.Pool;
+  private readonly clock: Clock;
+
+  /** The `ecosystem` connector (the registry actors' health checks, and requests through an integration). */
+  invoker(): ConnectorInvoker {
+    return this.calls.invoker();
+  }
+
+  /**
+   * The tier an integration or provider of a tenant runs under, with its rate-budget share and
+   * SLA: what the outbound call door (issue 17) reads to split a provider's budget. A tenant's
+   * marketplace connection, or a name not registered, gets the table's `marketplaceTier`.
+   */
+  async tierOf(tenantId: string, nameOrProvider: string): Promise<Tier & { name: TierName }> {
+    const { rows } = await this.pool.query<{ tier: TierName }>(
+      `SELECT tier FROM ecosystem_integrations WHERE tenant_id = $1 AND (name = $2 OR platform = $2) AND status = 'active' ORDER BY (name = $2) DESC, name LIMIT 1`,
+      [tenantId, nameOrProvider],
+    );
+    const name = rows[0]?.tier ?? this.catalog.tiers.marketplaceTier;
+    return { name, ...this.catalog.tier(name) };
+  }
+
+  async healthOf(principal: Principal, name: string, ownerId?: string): Promise<HealthReport> {
+    return this.health.report(await this.registry.require(principal, name, ownerId));
+  }
+
+  /** Usage of one integration the caller may see. */
+  async usageOf(principal: Principal, name: string, q: UsageRequest): Promise<{ integrationId: string; granularity: Granularity; from: string; to: string } & Omit<UsageSeries, 'key'>> {
+    const v = await this.registry.require(principal, name, q.ownerId);
+    const series = await this.meter.query({ from: q.from, to: q.to, granularity: q.granularity, groupBy: 'integration', integrationIds: [v.id] });
+    const s = series[0] ?? { key: v.id, totals: { calls: 0, errors: 0, errorRate: 0, averageLatencyMs: null, maxLatencyMs: null, budgetUnits: 0, webhooks: 0 }, buckets: [] };
+    return { integrationId: v.id, granularity: q.granularity, from: new Date(q.from).toISOString(), to: new Date(q.to).toISOString(), totals: s.totals, buckets: s.buckets };
+  }
+
+  /** The roll-up across the integrations the caller may see, grouped by integration, tenant or provider. */
+  async usage(principal: Principal, q: UsageRequest): Promise<{ groupBy: GroupBy; granularity: Granularity; from: string; to: string; data: UsageSeries[] }> {
+    const scope = tenantScope(principal);
+    const groupBy = q.groupBy ?? 'integration';
+    const tenantId = scope ?? q.ownerId;
+    const data = await this.meter.query({ from: q.from, to: q.to, granularity: q.granularity, groupBy, ...(tenantId ? { tenantId } : {}) });
+    return { groupBy, granularity: q.granularity, from: new Date(q.from).toISOString(), to: new Date(q.to).toISOString(), data };
+  }
+
+  async complianceReport(principal: Principal, q: { name?: string; ownerId?: string; policy?: Policy }): Promise<{ checkedAt: string; findings: Finding[] }> {
+    const scope = tenantScope(principal);
+    let integrationId: string | undefined;
+    if (q.name) integrationId = (await this.registry.require(principal, q.name, q.ownerId)).id;
+    const findings = await this.compliance.findings({ tenantId: scope ?? q.ownerId ?? null, ...(integrationId ? { integrationId } : {}), ...(q.policy ? { policy: q.policy } : {}) });
+    return { checkedAt: new Date(this.clock.now()).toISOString(), findings };
+  }
+
+  /** The findings of one integration (what registration and update answer with). */
+  findingsOf(integrationId: string): Promise<Finding[]> {
+    return this.compliance.findings({ tenantId: null, integrationId });
+  }
+
+  async audit(principal: Principal, f: Omit<AuditFilter, 'tenantId'>): Promise<{ data: RegistryAuditEntry[]; nextCursor: string | null }> {
+    const scope = tenantScope(principal);
+    if (scope && f.ownerId && f.ownerId !== scope) return { data: [], nextCursor: null };
+    if (f.from !== undefined && f.to !== undefined && f.to <= f.from) throw new DomainError(DomainCode.ValidationFailed, 'to must be after from', { field: 'to' });
+    return listRegistryAudit(this.pool, { ...f, tenantId: scope });
+  }
+
+  start(): void {
+    this.meter.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.meter.stop();
+  }
+}
