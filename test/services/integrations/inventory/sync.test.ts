@@ -114,6 +114,30 @@ describe('inventory sync with Shopify (real PostgreSQL, the fake over real HTTP,
     expect(shopLevel(shop, 'F1')).toBe(11);
   });
 
+  it('a mapping made by hand is kept by the next full sync; a bad one is a 400 problem', async () => {
+    const tenant = 't-map';
+    const shop = 'map.myshopify.com';
+    await connectShopify(node.services, tenant, shop);
+    const [x, y] = fakes.shopify.control.seed(shop, [
+      { sku: 'X', quantity: 1 },
+      { sku: 'CHANNEL-NAME-OF-Y', quantity: 2 },
+    ]);
+    await put(tenant, 'X', 1);
+    await put(tenant, 'Y', 2);
+    const bad = await node.call('PUT', '/api/integrations/shopify/mappings/Y', { token: token('vendor', tenant), body: { externalIds: { inventoryItemId: 'nope', locationId: y!.locationId } } });
+    expect(bad.status).toBe(400);
+    const m = await node.call('PUT', '/api/integrations/shopify/mappings/Y', { token: token('vendor', tenant), body: { externalIds: { inventoryItemId: y!.inventoryItemId, locationId: y!.locationId } } });
+    expect(m.status).toBe(200);
+    expect(m.body).toMatchObject({ mappedBy: 'manual', externalIds: { inventoryItemId: y!.inventoryItemId } });
+    const s = await fullSync(tenant);
+    expect(s).toMatchObject({ status: 'completed', unchanged: 2, unmapped: 0, failed: 0 });
+    expect((await ours(tenant, 'Y')).channels[0]).toMatchObject({ mappedBy: 'manual', syncedStock: 2, externalIds: { inventoryItemId: y!.inventoryItemId } });
+    expect((await ours(tenant, 'X')).channels[0]).toMatchObject({ mappedBy: 'sync', externalIds: { inventoryItemId: x!.inventoryItemId } });
+    // our change of Y goes to the record mapped by hand
+    await put(tenant, 'Y', 5);
+    await waitFor('Y written to its record', () => shopLevel(shop, 'CHANNEL-NAME-OF-Y') === 5);
+  });
+
   it('two syncs of one connection never run at once: the second is a 409 problem', async () => {
     const tenant = 't-409';
     const shop = 'busy.myshopify.com';
