@@ -289,11 +289,19 @@ export class InventoryService {
     return { item: await this.#view(tenantId, sku), changed };
   }
 
-  /** Tells each connected channel of the tenant (but `except`) to push these SKUs. */
+  /**
+   * Tells each connected channel of the tenant (but `except`) that lists some of these SKUs to
+   * push them. A SKU no channel record is mapped to has nothing to push: the next full sync maps
+   * it or reports it unmapped.
+   */
   async fanOut(tenantId: string, skus: string[], except: ConnectionRef | null, version?: string): Promise<void> {
-    const { rows } = await this.o.pool.query<{ service: SyncProvider; connection_id: string }>(
-      `SELECT service, connection_id FROM integration_credentials WHERE tenant_id = $1 AND service = ANY($2::text[]) ORDER BY service, connection_id`,
-      [tenantId, SYNC_PROVIDERS],
+    const { rows } = await this.o.pool.query<{ service: SyncProvider; connection_id: string; skus: string[] }>(
+      `SELECT c.service, c.connection_id, array_agg(m.sku ORDER BY m.sku) AS skus
+         FROM integration_credentials c
+         JOIN integration_mappings m ON m.tenant_id = c.tenant_id AND m.service = c.service AND m.connection_id = c.connection_id AND m.sku = ANY($3::text[])
+        WHERE c.tenant_id = $1 AND c.service = ANY($2::text[])
+        GROUP BY c.service, c.connection_id ORDER BY c.service, c.connection_id`,
+      [tenantId, SYNC_PROVIDERS, skus],
     );
     const at = this.#now();
     await Promise.all(
@@ -302,8 +310,8 @@ export class InventoryService {
         .map((r) =>
           this.o.syncs.send(
             connectionId(tenantId, r.service, r.connection_id),
-            { type: 'sync.push', skus, tenantId, provider: r.service, account: r.connection_id, events: this.o.eventsRoot, at },
-            { tenant: tenantId, ...(version && skus.length === 1 ? { messageId: `push:${skus[0]}:${version}` } : {}) },
+            { type: 'sync.push', skus: r.skus, tenantId, provider: r.service, account: r.connection_id, events: this.o.eventsRoot, at },
+            { tenant: tenantId, ...(version && r.skus.length === 1 ? { messageId: `push:${r.skus[0]}:${version}` } : {}) },
           ),
         ),
     );
