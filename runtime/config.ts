@@ -105,6 +105,8 @@ const EnvSchema = z.object({
   ECOSYSTEM_TEMPLATES_DIR: optionalString,
   ECOSYSTEM_ROTATION_DAYS: int(90, 1, 3650),
   ECOSYSTEM_USAGE_FLUSH_MS: int(10_000, 100, 3_600_000),
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  OTEL_SERVICE_NAME: z.string().min(1).max(200).default('concord'),
 });
 
 export interface Config {
@@ -129,6 +131,8 @@ export interface Config {
   readonly outboxPollMs: number;
   readonly inboxRetentionHours: number;
   readonly shutdownTimeoutMs: number;
+  /** OpenTelemetry traces: exported over OTLP/HTTP (JSON) to `<endpoint>/v1/traces` when set; off (no spans at all) when not. */
+  readonly tracing: { readonly endpoint: string | undefined; readonly serviceName: string };
   readonly connectorCallTimeoutMs: number;
   readonly jwtSecret: string | undefined;
   /** Per-tenant API quotas from `TENANT_QUOTAS` (the edge answers 429 past them). */
@@ -432,6 +436,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     outboxPollMs: e.OUTBOX_POLL_MS,
     inboxRetentionHours: e.INBOX_RETENTION_HOURS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    tracing: { endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: e.OTEL_SERVICE_NAME },
     connectorCallTimeoutMs: e.CONNECTOR_CALL_TIMEOUT_MS,
     jwtSecret: e.JWT_SECRET,
     tenantQuotas: quotas.quotas,

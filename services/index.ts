@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { Registry as MetricsRegistry } from 'prom-client';
-import { systemClock, type Clock } from '../runtime/clock.js';
+import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { auditExtension, AuditWriter } from './common/audit.js';
@@ -23,6 +23,7 @@ import { syncType } from '../machines/integration/sync.js';
 import { CredentialVault, KeyRing } from './integrations/vault.js';
 import { connectionControl, OutboundService } from './integrations/outbound/index.js';
 import { OperatorActions } from './operators/actions.js';
+import { ChannelConnections } from './playbooks/connections.js';
 import { TemplateStore } from './playbooks/templates.js';
 import { WebhookIntake } from './integrations/webhooks.js';
 import { AuditTrail } from './operators/audit.js';
@@ -40,7 +41,7 @@ import { TenantQuotaService } from './common/quotas.js';
 import { PlaybookNatsIntake } from './playbooks/nats.js';
 import { PlaybookService } from './playbooks/service.js';
 import { createExpressions, createStepRunners } from './playbooks/steps/index.js';
-import type { Expressions, StepRunner } from './playbooks/steps/types.js';
+import type { Expressions, StepRunner, StepType } from './playbooks/steps/types.js';
 
 /**
  * Concord's application layer: every service the HTTP edge and the NATS intake call, built once
@@ -100,6 +101,10 @@ export interface Services {
   playbookIntake: PlaybookNatsIntake;
   /** The playbook template library (`GET/POST /api/partnerships/templates`), read by `template` steps. */
   templates: TemplateStore;
+  /** Messaging and CRM connections of `communicate` steps, and `webhook` steps' signing secrets (`/api/partnerships/connections`, `/webhook-secrets`). */
+  playbookConnections: ChannelConnections;
+  /** The playbook step runners (`query`, `evaluate`, `template`, `communicate`, `webhook`) the execution actor's effects call. */
+  playbookSteps: Record<StepType, StepRunner>;
   /** Adds the services' own figures (sagas) to the edge's metrics registry. */
   registerMetrics(registry: MetricsRegistry): void;
   /** Starts the background work that `run` asks for; call after `runtime.start()`. */
@@ -144,7 +149,9 @@ export interface ServicesOptions {
 /** Builds every service over `runtime`; `start()`/`stop()` own their background work. */
 export function createServices(o: ServicesOptions): Services {
   const { runtime, log } = o;
-  const clock = o.clock ?? systemClock;
+  // one time for the whole process: the runtime's (the database's), so an event's own time and the
+  // timers computed from it agree
+  const clock = o.clock ?? runtime.clock;
   const run = { events: true, sagaIntake: true, housekeeping: true, outbound: true, inventoryIntake: true, playbookIntake: true, ...o.run };
   const pool = runtime.database.pool;
   // rows that commit with a transition, in its one statement (registered before the first commit)
@@ -155,6 +162,7 @@ export function createServices(o: ServicesOptions): Services {
   const sagas = new SagaService(runtime.host, pool, runtime.config, clock);
   const operators = new OperatorActions(runtime, clock);
   const vault = new CredentialVault(pool, o.credentialKeys ?? new KeyRing(runtime.config.credentialsKeys ?? []), log);
+  const templates = new TemplateStore(pool);
   const integrations = new ConnectionService(runtime.host.actor(integrationType), pool, vault, runtime.config, clock, log, o.integrationHooks);
   o.connectors?.set('integration', integrations.invoker());
   const outbound = new OutboundService({ pool, config: runtime.config, vault, connections: connectionControl(integrations), log });
@@ -170,16 +178,14 @@ export function createServices(o: ServicesOptions): Services {
   o.connectors?.set('ecosystem', ecosystem.invoker());
   let started = { events: false, intake: false, outbound: false, inventory: false, playbooks: false };
   integrations.extendStatus(async (c) => (c.provider === 'generic' ? {} : { sync: await inventory.status(c.tenantId, c.provider) }));
-  const templates = new TemplateStore(pool);
+  const stepRunners = createStepRunners({ pool, vault, templates, clock, webhooks: { allowPrivateTargets: runtime.config.events.allowPrivateTargets, timeoutMs: runtime.config.events.webhookTimeoutMs } });
   const playbooks = new PlaybookService({
     host: runtime.host,
     pool,
     clock,
     log,
     vault,
-    runners:
-      o.playbooks?.runners ??
-      createStepRunners({ pool, vault, templates, clock, webhooks: { allowPrivateTargets: runtime.config.events.allowPrivateTargets, timeoutMs: runtime.config.events.webhookTimeoutMs } }),
+    runners: o.playbooks?.runners ?? stepRunners,
     expressions: o.playbooks?.expressions ?? createExpressions(),
     publicBaseUrl: runtime.config.providers.publicBaseUrl,
   });
@@ -227,6 +233,8 @@ export function createServices(o: ServicesOptions): Services {
     playbooks,
     playbookIntake,
     templates,
+    playbookConnections: new ChannelConnections(pool, vault),
+    playbookSteps: stepRunners,
     registerMetrics(registry) {
       outbound.registerMetrics(registry);
       registerSagaMetrics(registry, { pool, sagas, clock });

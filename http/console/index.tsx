@@ -2,6 +2,7 @@ import { Hono, type Context } from 'hono';
 import type { Child } from 'hono/jsx';
 import { streamSSE } from 'hono/streaming';
 import { z } from 'zod';
+import { EXECUTION_TYPE } from '../../machines/playbook/index.js';
 import type { Clock } from '../../runtime/clock.js';
 import { isConcordError } from '../../runtime/errors.js';
 import type { Logger } from '../../runtime/logger.js';
@@ -14,7 +15,7 @@ import { ASSETS } from './assets.js';
 import { layoutChart } from './chart.js';
 import { Layout, type Section } from './layout.js';
 import { ActorPage, actorPath, JournalItems, LiveDetails, LiveState, type ActorPageData } from './pages/actor.js';
-import { ActorsPage, DeadLetterRow, DeadLettersPage, ErrorPage, IntegrationsPage, LoginPage, TimersPage, type IntegrationGroup } from './pages/lists.js';
+import { ActorsPage, DeadLetterRow, DeadLettersPage, ErrorPage, ExecutionPage, ExecutionsPage, IntegrationsPage, LoginPage, TimersPage, type ExecutionRow, type IntegrationGroup } from './pages/lists.js';
 import { stateText } from './parts.js';
 import { checkLoginNonce, clearSession, consoleSession, loginNonce, sameOrigin, setSession, type ConsoleEnv } from './session.js';
 
@@ -297,8 +298,27 @@ export function consoleRoutes(o: ConsoleOptions): Hono<ConsoleEnv> {
   app.post('/dead-letters/:id/replay', async (c) => {
     const id = valid(PositiveId, c.req.param('id'), 'path');
     const f = await form(c);
-    const d = await c.get('services').deadLetters.replay({ ...cx(c), reason: f.reason ?? '' }, id);
+    let payload: unknown;
+    if (f.payload !== undefined) {
+      try {
+        payload = JSON.parse(f.payload);
+      } catch {
+        throw new DomainError(DomainCode.ValidationFailed, 'the edited payload is not valid JSON', { issues: [{ path: ['payload'], message: 'not JSON' }] });
+      }
+    }
+    const d = await c.get('services').deadLetters.replay({ ...cx(c), reason: f.reason ?? '' }, id, payload);
     return html(c, <DeadLetterRow d={d} />);
+  });
+
+  // playbook executions (their own actors): the list, and one with every step's log
+  const executionActor = (c: Context<ConsoleEnv>) => (c.get('services').runtime.host.registry.has(EXECUTION_TYPE) ? EXECUTION_TYPE : null);
+  app.get('/executions', async (c) => {
+    const r = await c.get('services').playbooks.listExecutions(c.get('principal'), { limit: 100 });
+    return page(c, 'Playbook executions', 'executions', <ExecutionsPage executions={r.data as unknown as ExecutionRow[]} actorType={executionActor(c)} />);
+  });
+  app.get('/executions/:id', async (c) => {
+    const e = await c.get('services').playbooks.getExecution(c.get('principal'), c.req.param('id'));
+    return page(c, `Execution ${e.id}`, 'executions', <ExecutionPage e={e as unknown as ExecutionRow} actorType={executionActor(c)} />);
   });
 
   app.get('/integrations', async (c) => {
@@ -339,6 +359,9 @@ export function consoleRoutes(o: ConsoleOptions): Hono<ConsoleEnv> {
     if (p.status >= 500) (c.get('log') ?? o.log).error({ err, reqId: requestId }, 'console error');
     if (c.req.header('hx-request')) {
       const issues = Array.isArray(p.issues) ? (p.issues as Array<{ path?: string[]; message?: string }>) : [];
+      // whatever the action's own target (a table row, say), the error goes to the page's message area
+      c.header('hx-retarget', '#flash');
+      c.header('hx-reswap', 'innerHTML');
       return html(
         c,
         <p class="flash error" role="alert" data-code={p.code}>

@@ -16,13 +16,14 @@ const HTMX_CONFIG = JSON.stringify({
   ],
 });
 
-export type Section = 'actors' | 'timers' | 'dead-letters' | 'integrations' | 'login' | 'error';
+export type Section = 'actors' | 'timers' | 'dead-letters' | 'integrations' | 'executions' | 'login' | 'error';
 
 const NAV: Array<[Section, string, string]> = [
   ['actors', '/console/actors', 'Actors'],
   ['timers', '/console/timers', 'Timers'],
   ['dead-letters', '/console/dead-letters', 'Dead letters'],
   ['integrations', '/console/integrations', 'Integrations'],
+  ['executions', '/console/executions', 'Playbook runs'],
 ];
 
 /** The page shell: stylesheet and scripts from this server only, the CSRF token for htmx, navigation. */

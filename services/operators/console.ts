@@ -27,11 +27,18 @@ export interface ConsoleActorRow {
 
 export interface ConsoleSearch {
   rows: ConsoleActorRow[];
-  /** Actors matching the whole filter. */
+  /** Actors matching the whole filter (at most COUNT_CAP + 1 when `capped`). */
   total: number;
+  /** More than COUNT_CAP match a filter no index answers: counted no further. */
+  capped: boolean;
+  /** `recent`: most recently changed first; `key`: by type and id (too many matches to sort by change). */
+  order: 'recent' | 'key';
   /** Matching actors per type and status (the facets beside the list). */
   counts: Array<{ type: string; status: string; n: number }>;
 }
+
+/** Past this many matches the list is by key and a filter no index answers is counted no further. */
+export const COUNT_CAP = 10_000;
 
 /** The filter as SQL over `ops_actors` (parameters appended to `values`). */
 function where(f: ConsoleFilter, values: unknown[]): string {
@@ -47,14 +54,12 @@ function where(f: ConsoleFilter, values: unknown[]): string {
   if (f.id) add((p) => `id LIKE ${p} || '%'`, f.id.replace(/[\\%_]/g, (m) => `\\${m}`));
   if (f.paused !== undefined) conds.push(f.paused ? 'paused' : 'NOT paused');
   if (f.state) {
-    // `a.b` is the value {"a":"b"} (a leaf) or {"a":{"b":...}} (a compound state and what is inside it)
+    // `a.b` is the value {"a":"b"} (a leaf) or {"a":{"b":{...}}} (a compound state and what is inside
+    // it): two containments, which a GIN index on state_value could answer
     const path = f.state.split('.');
-    if (path.length === 1) add((p) => `(state_value = to_jsonb(${p}::text) OR state_value ? ${p})`, path[0]);
-    else {
-      values.push(path.slice(0, -1), path[path.length - 1], path);
-      const n = values.length;
-      conds.push(`(state_value #> $${n - 2}::text[] = to_jsonb($${n - 1}::text) OR state_value #> $${n}::text[] IS NOT NULL)`);
-    }
+    const nest = (inner: unknown) => path.slice(0, -1).reduceRight<unknown>((acc, k) => ({ [k]: acc }), inner);
+    values.push(JSON.stringify(nest(path[path.length - 1])), JSON.stringify(nest({ [path[path.length - 1]!]: {} })));
+    conds.push(`(state_value @> $${values.length - 1}::jsonb OR state_value @> $${values.length}::jsonb)`);
   }
   return conds.length ? `WHERE ${conds.join(' AND ')}` : '';
 }
@@ -68,19 +73,47 @@ function where(f: ConsoleFilter, values: unknown[]): string {
 export class ConsoleQueries {
   constructor(private readonly pool: pg.Pool) {}
 
-  /** A page of matching actors (most recently changed first), their total and the counts per type and status. */
+  /**
+   * A page of matching actors, their count and the counts per type and status. Made to stay fast
+   * on a large table without an index on `updated_at` (which would make every transition a
+   * non-HOT update): a filter on indexed columns only (type, status, tenant, paused) is counted
+   * exactly from the indexes; one on the state or an id prefix is counted up to COUNT_CAP matches.
+   * Up to COUNT_CAP matches are listed most recently changed first; more are listed by type and id,
+   * which the primary key answers at once.
+   */
   async search(f: ConsoleFilter, limit: number): Promise<ConsoleSearch> {
     const values: unknown[] = [];
     const cond = where(f, values);
-    const [rows, counts] = await Promise.all([
-      this.pool.query<{ type: string; id: string; tenant: string | null; status: string; state_value: unknown; version: string; paused: boolean; updated_at: Date }>(
-        `SELECT type, id, tenant, status, state_value, version, paused, updated_at FROM ops_actors ${cond} ORDER BY updated_at DESC, type, id LIMIT $${values.length + 1}`,
+    const indexed = !f.state && !f.id;
+    type Row = { type: string; id: string; tenant: string | null; status: string; state_value: unknown; version: string; paused: boolean; updated_at: Date | string };
+    let counts: Array<{ type: string; status: string; n: number }>;
+    let list: Row[] | null = null;
+    if (indexed) {
+      counts = (await this.pool.query<{ type: string; status: string; n: number }>(`SELECT type, status, count(*)::int AS n FROM ops_actors ${cond} GROUP BY type, status ORDER BY type, status`, values)).rows;
+    } else {
+      // the filter needs the heap: one pass counts up to the cap and keeps the most recent rows
+      const one = await this.pool.query<{ counts: typeof counts; rows: Row[] }>(
+        `WITH m AS MATERIALIZED (SELECT type, id, tenant, status, state_value, version, paused, updated_at FROM ops_actors ${cond} LIMIT ${COUNT_CAP + 1})
+         SELECT (SELECT coalesce(json_agg(c), '[]') FROM (SELECT type, status, count(*)::int AS n FROM m GROUP BY type, status ORDER BY type, status) c) AS counts,
+                (SELECT coalesce(json_agg(r), '[]') FROM (SELECT * FROM m ORDER BY updated_at DESC, type, id LIMIT $${values.length + 1}) r) AS rows`,
         [...values, limit],
-      ),
-      this.pool.query<{ type: string; status: string; n: number }>(`SELECT type, status, count(*)::int AS n FROM ops_actors ${cond} GROUP BY type, status ORDER BY type, status`, values),
-    ]);
+      );
+      counts = one.rows[0]!.counts;
+      list = one.rows[0]!.rows;
+    }
+    const total = counts.reduce((sum, r) => sum + r.n, 0);
+    const order = total > COUNT_CAP ? 'key' : 'recent';
+    if (!list || order === 'key') {
+      list = (
+        await this.pool.query<Row>(
+          `SELECT type, id, tenant, status, state_value, version, paused, updated_at FROM ops_actors ${cond}
+            ORDER BY ${order === 'key' ? 'type, id' : 'updated_at DESC, type, id'} LIMIT $${values.length + 1}`,
+          [...values, limit],
+        )
+      ).rows;
+    }
     return {
-      rows: rows.rows.map((r) => ({
+      rows: list.map((r) => ({
         type: r.type,
         id: r.id,
         tenant: r.tenant,
@@ -90,8 +123,10 @@ export class ConsoleQueries {
         paused: r.paused,
         updatedAt: iso(r.updated_at)!,
       })),
-      total: counts.rows.reduce((s, r) => s + r.n, 0),
-      counts: counts.rows,
+      total,
+      capped: !indexed && total > COUNT_CAP,
+      order,
+      counts,
     };
   }
 

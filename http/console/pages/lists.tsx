@@ -88,7 +88,7 @@ export function ActorsPage(props: { filter: ConsoleFilter; types: string[]; resu
       <div class="columns">
         <section class="panel counts" aria-labelledby="counts-h">
           <h2 id="counts-h">
-            Counts <span class="muted">({props.result.total} matching)</span>
+            Counts <span class="muted">({props.result.capped ? `more than ${props.result.total - 1}` : props.result.total} matching)</span>
           </h2>
           <table>
             <thead>
@@ -113,8 +113,10 @@ export function ActorsPage(props: { filter: ConsoleFilter; types: string[]; resu
         </section>
         <section class="panel results" aria-labelledby="results-h">
           <h2 id="results-h">
-            Most recently changed <span class="muted">(first {Math.min(props.limit, props.result.rows.length)})</span>
+            {props.result.order === 'recent' ? 'Most recently changed' : 'By type and id'} <span class="muted">(first {Math.min(props.limit, props.result.rows.length)})</span>
           </h2>
+          {props.result.order === 'key' ? <p class="muted small">Too many matches to sort by last change: narrow the filter to see the most recent first.</p> : null}
+          {props.result.capped ? <p class="muted small">Counted up to the first {props.result.total - 1} matches (the state and id filters have no index).</p> : null}
           {props.result.rows.length === 0 ? (
             <p>No actor matches.</p>
           ) : (
@@ -184,6 +186,17 @@ export function DeadLetterRow(props: { d: DeadLetter }) {
         <details>
           <summary>Payload</summary>
           <Json value={d.payload} label={`Payload of dead letter ${d.id}`} />
+          {d.replayedAt ? null : (
+            <div class="edit-payload">
+              <label for={`payload-${d.id}`}>Edited payload (JSON), replayed instead</label>
+              <textarea id={`payload-${d.id}`} name="payload" rows={4} spellcheck={false}>
+                {JSON.stringify(d.payload, null, 2)}
+              </textarea>
+              <button type="button" data-replay-edited={d.id} hx-post={`/console/dead-letters/${d.id}/replay`} hx-include={`#act-fields, #payload-${d.id}`} hx-target="closest tr" hx-swap="outerHTML" hx-confirm={`Replay dead letter ${d.id} with the edited payload?`}>
+                Replay edited
+              </button>
+            </div>
+          )}
         </details>
       </td>
       <td>
@@ -195,7 +208,7 @@ export function DeadLetterRow(props: { d: DeadLetter }) {
             replayed <Time at={d.replayedAt} />
           </span>
         ) : (
-          <button type="button" data-replay={d.id} hx-post={`/console/dead-letters/${d.id}/replay`} hx-target="closest tr" hx-swap="outerHTML" hx-confirm={`Replay dead letter ${d.id} through the outbox?`}>
+          <button type="button" data-replay={d.id} hx-post={`/console/dead-letters/${d.id}/replay`} hx-include="#act-fields" hx-target="closest tr" hx-swap="outerHTML" hx-confirm={`Replay dead letter ${d.id} through the outbox?`}>
             Replay
           </button>
         )}
@@ -224,6 +237,10 @@ export function DeadLettersPage(props: { letters: DeadLetter[]; includeReplayed:
         <button type="submit">Filter</button>
       </form>
       <div id="flash" role="status" aria-live="polite"></div>
+      <section id="act-fields" class="panel act">
+        <label for="reason">Reason for a replay (required)</label>
+        <input id="reason" name="reason" type="text" maxlength={1000} aria-required="true" autocomplete="off" />
+      </section>
       {props.letters.length === 0 ? (
         <p>No dead letters.</p>
       ) : (
@@ -399,5 +416,149 @@ export function ErrorPage(props: { status: number; title: string; detail: string
         <a href="/console/actors">Back to actors</a>
       </p>
     </section>
+  );
+}
+
+export interface ExecutionRow {
+  id: string;
+  playbookId: string;
+  playbookName: string;
+  playbookVersion: number;
+  tenantId: string | null;
+  status: string;
+  trigger: string;
+  error: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  steps: Array<{
+    id: string;
+    phase: string;
+    type: string;
+    status: string;
+    dependsOn: string[];
+    attempts: number;
+    startedAt: string | null;
+    completedAt: string | null;
+    error: { code: string | null; message: string } | null;
+    logs: Array<{ at: string; attempt: number; message: string; fields?: Record<string, unknown> }>;
+  }>;
+}
+
+export function ExecutionsPage(props: { executions: ExecutionRow[]; actorType: string | null }) {
+  return (
+    <>
+      <h1>Playbook executions</h1>
+      {props.executions.length === 0 ? (
+        <p>No executions yet.</p>
+      ) : (
+        <table class="panel">
+          <thead>
+            <tr>
+              <th scope="col">Execution</th>
+              <th scope="col">Playbook</th>
+              <th scope="col">Status</th>
+              <th scope="col">Trigger</th>
+              <th scope="col">Steps done</th>
+              <th scope="col">Started</th>
+            </tr>
+          </thead>
+          <tbody>
+            {props.executions.map((e) => (
+              <tr data-execution={e.id}>
+                <td>
+                  <a href={`/console/executions/${encodeURIComponent(e.id)}`}>{e.id}</a>
+                </td>
+                <td>
+                  {e.playbookName} <span class="muted">v{e.playbookVersion}</span>
+                </td>
+                <td>
+                  <span class="badge">{e.status}</span>
+                </td>
+                <td>{e.trigger}</td>
+                <td class="num">
+                  {e.steps.filter((s) => s.status === 'COMPLETED' || s.status === 'SKIPPED').length}/{e.steps.length}
+                </td>
+                <td>
+                  <Time at={e.startedAt ?? e.createdAt} />
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </>
+  );
+}
+
+export function ExecutionPage(props: { e: ExecutionRow; actorType: string | null }) {
+  const { e } = props;
+  return (
+    <>
+      <h1>
+        <span class="muted">execution/</span>
+        {e.id}
+      </h1>
+      <dl class="facts">
+        <div>
+          <dt>Playbook</dt>
+          <dd>
+            {e.playbookName} v{e.playbookVersion}
+          </dd>
+        </div>
+        <div>
+          <dt>Status</dt>
+          <dd>{e.status}</dd>
+        </div>
+        <div>
+          <dt>Trigger</dt>
+          <dd>{e.trigger}</dd>
+        </div>
+        <div>
+          <dt>Started</dt>
+          <dd>
+            <Time at={e.startedAt} />
+          </dd>
+        </div>
+        <div>
+          <dt>Finished</dt>
+          <dd>
+            <Time at={e.finishedAt} />
+          </dd>
+        </div>
+        {props.actorType ? (
+          <div>
+            <dt>Actor</dt>
+            <dd>
+              <a href={actorPath(props.actorType, e.id)}>statechart and journal</a>
+            </dd>
+          </div>
+        ) : null}
+      </dl>
+      {e.error ? <p class="flash error">{e.error}</p> : null}
+      {e.steps.map((s) => (
+        <section class="panel" aria-label={`Step ${s.id}`} data-step={s.id}>
+          <h2>
+            {s.id} <span class="muted">({s.type}{s.phase === 'finally' ? ', finally' : ''})</span> <span class="badge">{s.status}</span>
+          </h2>
+          <p class="muted small">
+            {s.attempts} attempts{s.dependsOn.length ? ` · after ${s.dependsOn.join(', ')}` : ''}
+          </p>
+          {s.error ? <p class="flash error">{`${s.error.code ?? 'ERROR'}: ${s.error.message}`}</p> : null}
+          {s.logs.length ? (
+            <ol class="logs">
+              {s.logs.map((l) => (
+                <li>
+                  <Time at={l.at} /> <span class="muted">#{l.attempt}</span> {l.message}
+                  {l.fields ? <code class="small"> {JSON.stringify(l.fields)}</code> : null}
+                </li>
+              ))}
+            </ol>
+          ) : (
+            <p class="muted small">No log lines.</p>
+          )}
+        </section>
+      ))}
+    </>
   );
 }

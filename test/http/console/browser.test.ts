@@ -183,6 +183,10 @@ describe('the operator console in a real browser', () => {
     const id = await row.getAttribute('data-dead-letter');
     await accessible('dead letters');
     await page.screenshot({ path: `${SHOTS}/dead-letters.png`, fullPage: true });
+    await page.click(`[data-replay="${id}"]`); // no reason: refused, not replayed
+    await text(page.locator('#flash .flash.error')).toContain('reason');
+    await count(page.locator(`[data-replay="${id}"]`)).toBe(1);
+    await page.fill('#reason', 'the relationship accepts it now');
     await page.click(`[data-replay="${id}"]`);
     await text(page.locator(`tr[data-dead-letter="${id}"]`)).toContain('replayed');
     await waitFor('replayed_at', async () => (await s.services.runtime.database.pool.query(`SELECT replayed_at FROM dead_letters WHERE id = $1`, [id])).rows[0].replayed_at);
@@ -190,5 +194,18 @@ describe('the operator console in a real browser', () => {
 
   it('made no request to any other host', () => {
     expect(outside).toEqual([]);
+  });
+});
+
+describe('shutdown', () => {
+  it('ends open live streams when the services stop watching (SIGTERM does this before closing the server)', async () => {
+    const cookie = (await context.cookies()).map((c) => `${c.name}=${c.value}`).join('; ');
+    const res = await fetch(`${s.url}/console/actors/relationship/${relId}/live?after=0`, { headers: { cookie } });
+    expect(res.headers.get('content-type')).toMatch(/text\/event-stream/);
+    const reader = res.body!.getReader();
+    await reader.read();
+    s.services.watch.stop();
+    for (;;) if ((await reader.read()).done) break;
+    expect(s.services.watch.size).toBe(0);
   });
 });
