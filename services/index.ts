@@ -176,8 +176,6 @@ export function createServices(o: ServicesOptions): Services {
   const engine = new InventoryEngine({ pool, outbound: door, clock, log, hooks: o.inventoryHooks, ...(o.inventoryPagesPerStep ? { pagesPerStep: o.inventoryPagesPerStep } : {}), fanOut: (tenantId, skus, except) => inventory.fanOut(tenantId, skus, except) });
   o.connectors?.set('inventory', engine.invoker());
   inventory.useEngine(engine);
-  /** Webhook topics that carry stock. */
-  const INVENTORY_TOPICS = new Set(['inventory_levels/update', 'items']);
   const ecosystem = new EcosystemService({ host: runtime.host, pool, vault, config: runtime.config, clock, log });
   o.connectors?.set('ecosystem', ecosystem.invoker());
   let started = { events: false, intake: false, outbound: false, inventory: false, playbooks: false };
@@ -236,10 +234,7 @@ export function createServices(o: ServicesOptions): Services {
       host: runtime.host,
       clock,
       log,
-      // stock topics are applied to our side right away (the row is the durable record; a failure is swept again)
-      alsoHand: async (h) => {
-        if (INVENTORY_TOPICS.has(h.topic)) await inventory.applyWebhook({ tenantId: h.tenant, provider: h.service, account: h.connectionId, webhookId: h.id });
-      },
+      onAccepted: (h) => inventory.webhookAccepted(h),
     }),
     inventory,
     inventoryIntake: new InventoryIntake(runtime, inventory, log),
@@ -281,6 +276,7 @@ export function createServices(o: ServicesOptions): Services {
       }
       if (run.housekeeping) {
         services.webhooks.start();
+        inventory.start();
         prune = setInterval(() => {
           pruneIdempotencyKeys(pool, runtime.config.inboxRetentionHours).catch((err: unknown) => log.warn({ err }, 'pruning idempotency keys failed'));
           integrations.pruneStates().catch((err: unknown) => log.warn({ err }, 'pruning OAuth states failed'));
@@ -293,6 +289,7 @@ export function createServices(o: ServicesOptions): Services {
       services.watch.stop();
       clearInterval(prune);
       await services.webhooks.stop();
+      await inventory.stop();
       if (started.playbooks) await playbookIntake.stop();
       if (started.intake) await services.sagaIntake.stop();
       if (started.inventory) await services.inventoryIntake.stop();

@@ -59,6 +59,8 @@ export interface SyncRun extends SyncCounts {
   attempts: number;
   lastError: { code: string; message: string } | null;
   requestedBy: string | null;
+  /** A delta's "changes since": the start of the last completed run (null: none completed). */
+  since?: string | null;
 }
 
 /** A change applied to our side, for `InventoryUpdated`. */
@@ -124,7 +126,7 @@ export type SyncEvent =
 const who = (c: SyncContext) => ({ tenantId: c.tenantId, provider: c.provider, account: c.account });
 
 const pageCall = (c: SyncContext): ConcordEffect =>
-  callConnector('inventory', 'page', { ...who(c), syncId: c.run!.syncId, mode: c.run!.mode, direction: c.run!.direction, cursor: c.run!.cursor, page: c.run!.pages });
+  callConnector('inventory', 'page', { ...who(c), syncId: c.run!.syncId, mode: c.run!.mode, direction: c.run!.direction, cursor: c.run!.cursor, page: c.run!.pages, since: c.run!.since ?? null });
 
 const zero: SyncCounts = { total: 0, synced: 0, unchanged: 0, failed: 0, conflicts: 0, unmapped: 0 };
 
@@ -190,6 +192,7 @@ export const syncMachine = setup({
         attempts: 0,
         lastError: null,
         requestedBy: event.requestedBy ?? null,
+        since: context.runs.find((r) => r.status === 'completed')?.startedAt ?? null,
         ...zero,
       };
       return { run, runs: keep(context.runs, run), ...(event.pollMs ? { pollMs: event.pollMs } : {}) };

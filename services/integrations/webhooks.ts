@@ -200,11 +200,10 @@ export interface WebhookIntakeOptions {
   /** How often accepted rows not yet handed on (a crash, an actor type registered late) are swept; 0: never. */
   sweepMs?: number;
   /**
-   * Work a row is handed to besides the connection's actor (the inventory sync applies stock
-   * topics to our side). It runs with the actor's hand-off; a row is marked handed only once
-   * both succeeded, so a failure is retried by the sweep (it must be idempotent per row).
+   * Told of every row accepted (after it committed, off the request path): the inventory sync
+   * applies stock topics at once, apart from the actor hand-off, and sweeps what it missed.
    */
-  alsoHand?: (h: { tenant: string; service: WebhookProvider; connectionId: string; id: string; topic: string }) => Promise<void>;
+  onAccepted?: (h: { tenant: string; service: WebhookProvider; connectionId: string; id: string; topic: string }) => void;
 }
 
 export class WebhookIntake {
@@ -263,7 +262,10 @@ export class WebhookIntake {
     }
     this.#metrics?.outcomes.inc({ service: d.service, outcome: row.id === null ? 'duplicate' : row.status! });
     if (row.id === null) return { status: 'duplicate' };
-    if (row.status === 'accepted') this.#handOff({ tenant: row.tenant_id, service: d.service, connectionId: d.connectionId, id: row.id, topic: d.topic, receivedAt: row.received_at! });
+    if (row.status === 'accepted') {
+      this.#handOff({ tenant: row.tenant_id, service: d.service, connectionId: d.connectionId, id: row.id, topic: d.topic, receivedAt: row.received_at! });
+      this.o.onAccepted?.({ tenant: row.tenant_id, service: d.service, connectionId: d.connectionId, id: row.id, topic: d.topic });
+    }
     return { status: row.status!, id: row.id };
   }
 
@@ -428,10 +430,7 @@ export class WebhookIntake {
           batch.slice(i, i + HANDOFF_CONCURRENCY).map(async (h) => {
             const event: WebhookReceivedEvent = { type: 'integration.webhook.received', webhookId: h.id, topic: h.topic, receivedAt: h.receivedAt.toISOString() };
             try {
-              await Promise.all([
-                host.send({ type: INTEGRATION_ACTOR_TYPE, id: `${h.tenant}:${h.service}:${h.connectionId}` }, event, { messageId: `webhook:${h.id}`, tenant: h.tenant }),
-                this.o.alsoHand?.(h),
-              ]);
+              await host.send({ type: INTEGRATION_ACTOR_TYPE, id: `${h.tenant}:${h.service}:${h.connectionId}` }, event, { messageId: `webhook:${h.id}`, tenant: h.tenant });
               handed.push({ h, at: clock.now() });
             } catch (err) {
               // left `accepted`: the next sweep tries again, and the actor's inbox dedupes a repeat

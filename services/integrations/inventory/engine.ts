@@ -123,7 +123,7 @@ export class InventoryEngine {
 
   // --- steps -----------------------------------------------------------------------------------
 
-  async page(i: Who & { syncId: string; mode: SyncMode; direction: SyncDirection; cursor: unknown; page: number }): Promise<StepOutput> {
+  async page(i: Who & { syncId: string; mode: SyncMode; direction: SyncDirection; cursor: unknown; page: number; since?: string | null }): Promise<StepOutput> {
     const opKey = `${i.syncId}:page:${i.page}`;
     const step: Step = { ...i, opKey, syncId: i.syncId, direction: i.direction, via: 'sync' };
     const channel = this.#channel(i);
@@ -153,7 +153,8 @@ export class InventoryEngine {
     } else {
       const c = (i.cursor ?? { phase: i.direction === 'outbound' ? 'outbound' : 'inbound' }) as { phase: 'inbound' | 'outbound'; after?: string };
       if (c.phase === 'inbound') {
-        const since = await this.#lastSynced(i);
+        // changes since the last completed run started (else since the connection's oldest sync)
+        const since = i.since ?? (await this.#lastSynced(i, 'min'));
         const r = await channel.poll(null, since, opKey);
         await this.reconcile(step, channel, r.records, { createMappings: true });
         done = i.direction === 'inbound';
@@ -454,8 +455,8 @@ export class InventoryEngine {
     return rows;
   }
 
-  async #lastSynced(w: Who): Promise<string> {
-    const { rows } = await this.o.pool.query<{ at: Date | null }>('SELECT max(last_synced_at) AS at FROM integration_mappings WHERE tenant_id = $1 AND service = $2 AND connection_id = $3', [w.tenantId, w.provider, w.account]);
+  async #lastSynced(w: Who, which: 'min' | 'max' = 'max'): Promise<string> {
+    const { rows } = await this.o.pool.query<{ at: Date | null }>(`SELECT ${which}(last_synced_at) AS at FROM integration_mappings WHERE tenant_id = $1 AND service = $2 AND connection_id = $3`, [w.tenantId, w.provider, w.account]);
     return (rows[0]?.at ?? new Date(this.o.clock.now() - 3_600_000)).toISOString();
   }
 

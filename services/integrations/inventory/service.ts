@@ -139,8 +139,27 @@ function checkTime(at: unknown, field: string): string {
   return new Date(at).toISOString();
 }
 
+/** Webhook topics that carry stock. */
+export const STOCK_TOPICS = new Set(['inventory_levels/update', 'items']);
+/** Webhook applies running at once. */
+const APPLY_CONCURRENCY = 16;
+/** How often stock webhooks accepted but not applied (a crash, a failure) are looked for. */
+const APPLY_SWEEP_MS = 10_000;
+
+interface StockWebhook {
+  tenant: string;
+  service: string;
+  connectionId: string;
+  id: string;
+  topic: string;
+}
+
 export class InventoryService {
   #engine: InventoryEngine | undefined;
+  readonly #applyQueue: StockWebhook[] = [];
+  readonly #applying = new Set<string>();
+  #sweep: NodeJS.Timeout | undefined;
+  #idle: Array<() => void> = [];
 
   constructor(private readonly o: InventoryServiceOptions) {}
 
@@ -158,6 +177,63 @@ export class InventoryService {
     if (!this.#engine || !(SYNC_PROVIDERS as readonly string[]).includes(w.provider)) return;
     const out = await this.#engine.applyWebhook({ ...w, provider: w.provider as SyncProvider });
     await this.publishUpdates({ tenantId: w.tenantId, provider: w.provider, account: w.account }, out.updates ?? []);
+  }
+
+  /**
+   * A stock webhook was accepted: applied at once, up to APPLY_CONCURRENCY at a time, apart from
+   * the connection actor's hand-off (one actor per connection would serialise them). What this
+   * misses (a crash, a failure) the sweep finds: a stock webhook with no log row yet.
+   */
+  webhookAccepted(h: StockWebhook): void {
+    if (!STOCK_TOPICS.has(h.topic) || this.#applying.has(h.id)) return;
+    this.#applying.add(h.id);
+    this.#applyQueue.push(h);
+    this.#pump();
+  }
+
+  #running = 0;
+
+  #pump(): void {
+    while (this.#running < APPLY_CONCURRENCY && this.#applyQueue.length > 0) {
+      const h = this.#applyQueue.shift()!;
+      this.#running++;
+      void this.applyWebhook({ tenantId: h.tenant, provider: h.service, account: h.connectionId, webhookId: h.id })
+        .catch((err: unknown) => this.o.log.warn({ err, webhookId: h.id, service: h.service }, 'applying a stock webhook failed; the sweep tries again'))
+        .finally(() => {
+          this.#running--;
+          this.#applying.delete(h.id);
+          if (this.#running === 0 && this.#applyQueue.length === 0) for (const w of this.#idle.splice(0)) w();
+          this.#pump();
+        });
+    }
+  }
+
+  /** Looks for stock webhooks of the last day accepted over 10 s ago and never applied; answers how many it queued. */
+  async sweepWebhooks(limit = 500): Promise<number> {
+    const { rows } = await this.o.pool.query<{ tenant_id: string; service: string; connection_id: string; id: string; topic: string }>(
+      `SELECT w.tenant_id, w.service, w.connection_id, w.id::text AS id, w.topic FROM integration_webhooks w
+        WHERE w.topic = ANY($1::text[]) AND w.status IN ('accepted', 'handed')
+          AND w.received_at > now() - interval '1 day' AND w.received_at < now() - interval '10 seconds'
+          AND NOT EXISTS (SELECT 1 FROM integration_sync_logs l WHERE l.op_key = 'webhook:' || w.id)
+        ORDER BY w.id LIMIT $2`,
+      [[...STOCK_TOPICS], limit],
+    );
+    for (const r of rows) this.webhookAccepted({ tenant: r.tenant_id, service: r.service, connectionId: r.connection_id, id: r.id, topic: r.topic });
+    return rows.length;
+  }
+
+  start(): void {
+    if (this.#sweep) return;
+    this.#sweep = setInterval(() => void this.sweepWebhooks().catch((err: unknown) => this.o.log.warn({ err }, 'stock webhook sweep failed')), APPLY_SWEEP_MS);
+    this.#sweep.unref();
+  }
+
+  /** Stops the sweep and waits for the applies in flight. */
+  async stop(): Promise<void> {
+    clearInterval(this.#sweep);
+    this.#sweep = undefined;
+    this.#applyQueue.length = 0;
+    if (this.#running > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
   }
 
   /** `<events>.InventoryUpdated`, one message per change; the message id makes a repeat a duplicate. */
@@ -213,11 +289,19 @@ export class InventoryService {
     return { item: await this.#view(tenantId, sku), changed };
   }
 
-  /** Tells each connected channel of the tenant (but `except`) to push these SKUs. */
+  /**
+   * Tells each connected channel of the tenant (but `except`) that lists some of these SKUs to
+   * push them. A SKU no channel record is mapped to has nothing to push: the next full sync maps
+   * it or reports it unmapped.
+   */
   async fanOut(tenantId: string, skus: string[], except: ConnectionRef | null, version?: string): Promise<void> {
-    const { rows } = await this.o.pool.query<{ service: SyncProvider; connection_id: string }>(
-      `SELECT service, connection_id FROM integration_credentials WHERE tenant_id = $1 AND service = ANY($2::text[]) ORDER BY service, connection_id`,
-      [tenantId, SYNC_PROVIDERS],
+    const { rows } = await this.o.pool.query<{ service: SyncProvider; connection_id: string; skus: string[] }>(
+      `SELECT c.service, c.connection_id, array_agg(m.sku ORDER BY m.sku) AS skus
+         FROM integration_credentials c
+         JOIN integration_mappings m ON m.tenant_id = c.tenant_id AND m.service = c.service AND m.connection_id = c.connection_id AND m.sku = ANY($3::text[])
+        WHERE c.tenant_id = $1 AND c.service = ANY($2::text[])
+        GROUP BY c.service, c.connection_id ORDER BY c.service, c.connection_id`,
+      [tenantId, SYNC_PROVIDERS, skus],
     );
     const at = this.#now();
     await Promise.all(
@@ -226,8 +310,8 @@ export class InventoryService {
         .map((r) =>
           this.o.syncs.send(
             connectionId(tenantId, r.service, r.connection_id),
-            { type: 'sync.push', skus, tenantId, provider: r.service, account: r.connection_id, events: this.o.eventsRoot, at },
-            { tenant: tenantId, ...(version && skus.length === 1 ? { messageId: `push:${skus[0]}:${version}` } : {}) },
+            { type: 'sync.push', skus: r.skus, tenantId, provider: r.service, account: r.connection_id, events: this.o.eventsRoot, at },
+            { tenant: tenantId, ...(version && r.skus.length === 1 ? { messageId: `push:${r.skus[0]}:${version}` } : {}) },
           ),
         ),
     );

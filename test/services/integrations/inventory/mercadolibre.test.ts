@@ -47,7 +47,8 @@ describe('inventory sync with MercadoLibre (items and variations)', () => {
 
     await fakes.mercadolibre.control.sell(DEMO_ML_SELLER, 'ML-V2', 3, { to: `${node.url}/api/integrations/mercadolibre/webhook` });
     await waitFor('the sale in our stock', async () => (await ours('ML-V2')).stock === 5);
-    const logs = (await node.call('GET', '/api/integrations/mercadolibre/logs?sku=ML-V2', { token: token('vendor', TENANT) })).body.data;
-    expect(logs[0]).toMatchObject({ outcome: 'synced', action: 'write_ours', ourStock: 8, resolvedStock: 5 });
+    // the item's log row is written after our stock (the step's rows go in together at its end)
+    const log = await waitFor('the log row', async () => (await node.call('GET', '/api/integrations/mercadolibre/logs?sku=ML-V2&outcome=synced', { token: token('vendor', TENANT) })).body.data[0]);
+    expect(log).toMatchObject({ outcome: 'synced', action: 'write_ours', ourStock: 8, resolvedStock: 5 });
   });
 });

@@ -48,8 +48,8 @@ const ours = async (tenant: string, sku: string) => (await node.call('GET', `/ap
 const put = (tenant: string, sku: string, stock: number, changedAt?: string) =>
   node.call('PUT', `/api/integrations/inventory/${sku}`, { token: token('vendor', tenant), body: { stock, ...(changedAt ? { changedAt } : {}) } });
 
-async function fullSync(tenant: string, direction: 'inbound' | 'outbound' | 'both' = 'both') {
-  const r = await node.call('POST', '/api/integrations/shopify/sync', { token: token('vendor', tenant), body: { mode: 'full', direction } });
+async function fullSync(tenant: string, direction: 'inbound' | 'outbound' | 'both' = 'both', mode: 'full' | 'delta' = 'full') {
+  const r = await node.call('POST', '/api/integrations/shopify/sync', { token: token('vendor', tenant), body: { mode, direction } });
   expect(r.status).toBe(202);
   expect(r.body).toEqual({ syncId: expect.any(String), status: 'running' });
   return waitFor('the sync to end', async () => {
@@ -112,6 +112,49 @@ describe('inventory sync with Shopify (real PostgreSQL, the fake over real HTTP,
     const ev = await waitFor('InventoryUpdated', () => published.slice(before).find((p) => p.data.sku === 'F1' && p.data.stock === 11));
     expect(ev.data).toMatchObject({ tenantId: tenant, sku: 'F1', stock: 11, previousStock: 14, provider: 'shopify', account: shop, via: 'webhook' });
     expect(shopLevel(shop, 'F1')).toBe(11);
+  });
+
+  it('a mapping made by hand is kept by the next full sync; a bad one is a 400 problem', async () => {
+    const tenant = 't-map';
+    const shop = 'map.myshopify.com';
+    await connectShopify(node.services, tenant, shop);
+    const [x, y] = fakes.shopify.control.seed(shop, [
+      { sku: 'X', quantity: 1 },
+      { sku: 'CHANNEL-NAME-OF-Y', quantity: 2 },
+    ]);
+    await put(tenant, 'X', 1);
+    await put(tenant, 'Y', 2);
+    const bad = await node.call('PUT', '/api/integrations/shopify/mappings/Y', { token: token('vendor', tenant), body: { externalIds: { inventoryItemId: 'nope', locationId: y!.locationId } } });
+    expect(bad.status).toBe(400);
+    const m = await node.call('PUT', '/api/integrations/shopify/mappings/Y', { token: token('vendor', tenant), body: { externalIds: { inventoryItemId: y!.inventoryItemId, locationId: y!.locationId } } });
+    expect(m.status).toBe(200);
+    expect(m.body).toMatchObject({ mappedBy: 'manual', externalIds: { inventoryItemId: y!.inventoryItemId } });
+    const s = await fullSync(tenant);
+    expect(s).toMatchObject({ status: 'completed', unchanged: 2, unmapped: 0, failed: 0 });
+    expect((await ours(tenant, 'Y')).channels[0]).toMatchObject({ mappedBy: 'manual', syncedStock: 2, externalIds: { inventoryItemId: y!.inventoryItemId } });
+    expect((await ours(tenant, 'X')).channels[0]).toMatchObject({ mappedBy: 'sync', externalIds: { inventoryItemId: x!.inventoryItemId } });
+    // our change of Y goes to the record mapped by hand
+    await put(tenant, 'Y', 5);
+    await waitFor('Y written to its record', () => shopLevel(shop, 'CHANNEL-NAME-OF-Y') === 5);
+  });
+
+  it('a delta sync catches what webhooks and pushes missed: a sale without a webhook, and our change whose push was lost', async () => {
+    const tenant = 't-delta';
+    const shop = 'delta.myshopify.com';
+    await synced(tenant, shop, 'most_recent', [
+      { sku: 'D1', quantity: 10 },
+      { sku: 'D2', quantity: 10 },
+      { sku: 'D3', quantity: 10 },
+    ]);
+    await new Promise((r) => setTimeout(r, 1100)); // the channel's change times have a second's resolution at most
+    await fakes.shopify.control.sell(shop, 'D1', 4, { webhook: false });
+    // our change written straight to the table: as if the process died before telling the channel
+    await database.pool.query(`UPDATE inventory_items SET stock = 3, version = version + 1, changed_at = now() WHERE tenant_id = $1 AND sku = 'D2'`, [tenant]);
+    const s = await fullSync(tenant, 'both', 'delta');
+    expect(s).toMatchObject({ status: 'completed', mode: 'delta', synced: 2, failed: 0 });
+    expect((await ours(tenant, 'D1')).stock).toBe(6);
+    expect(shopLevel(shop, 'D2')).toBe(3);
+    expect(shopLevel(shop, 'D3')).toBe(10);
   });
 
   it('two syncs of one connection never run at once: the second is a 409 problem', async () => {
