@@ -60,7 +60,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   const app = new OpenAPIHono<Env>();
 
   app.use('*', observe(deps.log, metrics.latency));
-  if (runtime.tracing.enabled) app.use('*', traceRequests(runtime.tracing));
+  // API requests only: health checks and metrics scrapes would be most of the spans and none of the work
+  if (runtime.tracing.enabled) app.use('/api/*', traceRequests(runtime.tracing));
   app.use('*', async (c, next) => {
     c.set('services', services);
     await next();
@@ -120,7 +121,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   if (services.quotas.enabled) {
     app.use('/api/*', async (c, next) => {
       const tenantId = c.get('principal')?.tenantId;
-      if (tenantId) services.quotas.take(tenantId, clock.now());
+      const wait = tenantId ? services.quotas.take(tenantId, clock.now()) : 0;
+      // a little over the rate: wait for the token (a timer, no work) rather than refuse
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       await next();
     });
   }

@@ -137,6 +137,12 @@ export interface ActorHostOptions {
   idleMs: number;
   commitBatchMax: number;
   commitConcurrency: number;
+  /**
+   * Fair group commit: a tenant's share of each commit batch (default 1 each; the registry's tiers
+   * may weigh them). Transitions without a tenant count as one tenant, ''. `false`: first come,
+   * first served.
+   */
+  tenantWeight?: ((tenant: string) => number) | false;
   hooks?: HostHooks;
   /** Spans of transitions and commits (off: none at all). */
   tracing?: Tracing;
@@ -188,7 +194,7 @@ export class ActorHost {
   constructor(private readonly o: ActorHostOptions) {
     this.#cache = new LruCache<Entry>(o.cacheSize, o.idleMs);
     this.correlations = new CorrelationIndex(o.pool);
-    this.#committer = new Committer(o.pool, o.commitBatchMax, o.commitConcurrency);
+    this.#committer = new Committer(o.pool, o.commitBatchMax, o.commitConcurrency, o.tenantWeight === false ? undefined : (o.tenantWeight ?? (() => 1)));
     this.#tracing = o.tracing ?? Tracing.off;
   }
 
@@ -233,7 +239,9 @@ export class ActorHost {
    * Fires a due timer through the normal path (deduped by its key and due time). A timer that
    * is no longer pending (cancelled, rescheduled, already fired) is a no-op and returns null.
    */
-  async fireTimer(ref: ActorRef, key: string, dueAt: number): Promise<SendResult | null> {
+  async fireTimer(ref: ActorRef, key: string, dueAt: number, traceparent?: string | null): Promise<SendResult | null> {
+    // the transition that set the timer is the parent of the one its firing makes
+    const parent = this.#tracing.enabled ? this.#tracing.parent(traceparent ?? undefined) : undefined;
     const def = this.o.registry.get(ref.type);
     return this.#mailbox.run(refKey(ref), async () => {
       for (let fresh = false; ; fresh = true) {
@@ -244,7 +252,7 @@ export class ActorHost {
       }
       const input: StepInput = { kind: 'timer', key };
       const opts = { messageId: `timer:${key}@${dueAt}` };
-      return this.#tracing.enabled ? this.#traced(def, ref, input, opts, this.#tracing.parent(), key) : this.#apply(def, ref, input, opts, null);
+      return this.#tracing.enabled ? this.#traced(def, ref, input, opts, parent, key) : this.#apply(def, ref, input, opts, null);
     });
   }
 
@@ -338,6 +346,7 @@ export class ActorHost {
         extras: opts.extras?.({ version, value: out.snapshot.value, status: projection.status, context: out.snapshot.context }) ?? {},
         fence: opts.fence ?? null,
         traceId: span?.spanContext().traceId ?? null,
+        traceparent: span ? this.#tracing.traceparentOf(span) : null,
       };
       for (const name of Object.keys(rec.extras)) {
         if (!statement.has(name)) throw new ConcordError(ErrorCode.InvalidConfig, `${key}: no commit extension '${name}' is registered`, { ref });

@@ -29,6 +29,7 @@ const EnvSchema = z.object({
   ACTOR_LIVE_SIZE: int(2_000, 0),
   COMMIT_BATCH_MAX: int(128, 1, 10_000),
   COMMIT_CONCURRENCY: int(2, 1, 256),
+  COMMIT_FAIR: z.enum(['true', 'false', '1', '0']).default('true').transform((v) => v === 'true' || v === '1'),
   PARTITIONS: int(16, 1, 4096),
   TIMER_POLL_MS: int(250, 10),
   TIMER_CLAIM_MS: int(15_000, 1_000),
@@ -124,6 +125,8 @@ export interface Config {
   readonly actorIdleMs: number;
   readonly commitBatchMax: number;
   readonly commitConcurrency: number;
+  /** Group-commit batches formed round-robin across tenants (`COMMIT_FAIR`, default on); off: first come, first served. */
+  readonly commitFair: boolean;
   readonly partitions: number;
   readonly timerPollMs: number;
   readonly timerClaimMs: number;
@@ -429,6 +432,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     actorIdleMs: e.ACTOR_IDLE_MS,
     commitBatchMax: e.COMMIT_BATCH_MAX,
     commitConcurrency: e.COMMIT_CONCURRENCY,
+    commitFair: e.COMMIT_FAIR,
     partitions: e.PARTITIONS,
     timerPollMs: e.TIMER_POLL_MS,
     timerClaimMs: e.TIMER_CLAIM_MS,

@@ -378,6 +378,8 @@ export class OutboxRelay implements LeaseListener {
     });
     this.delivered += doneIds.length;
     this.deadLettered += dead.length;
+    // a connector call's answer, queued just now, goes out at once rather than at the next poll
+    for (const p of new Set(followUps.map((f) => f.row.partition))) this.wake(p);
     if (dead.length) this.o.log.warn({ dead: dead.map((d) => ({ id: d.row.id, reason: d.reason, error: d.error })) }, 'outbox rows dead-lettered');
     return retry.length + waiting; // either way the partition backs off (a new commit's wake cuts it short)
   }

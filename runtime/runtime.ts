@@ -92,6 +92,7 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
     idleMs: config.actorIdleMs,
     commitBatchMax: config.commitBatchMax,
     commitConcurrency: o.commitConcurrency ?? config.commitConcurrency,
+    tenantWeight: config.commitFair ? undefined : false,
     hooks: o.hooks,
     onCommitted: (rec) => {
       // the partition's relay runs here, or in another process that is told through Postgres

@@ -68,7 +68,7 @@ export class Tracing {
       contextManager = new AsyncLocalStorageContextManager().enable();
       context.setGlobalContextManager(contextManager);
     }
-    const exporter = new OTLPTraceExporter({ url: `${o.endpoint.replace(/\/+$/, '')}/v1/traces` });
+    const exporter = new OTLPTraceExporter({ url: `${o.endpoint.replace(/\/+$/, '')}/v1/traces`, timeoutMillis: 5_000 });
     const provider = new BasicTracerProvider({
       resource: resourceFromAttributes({ 'service.name': o.serviceName }),
       spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: o.scheduledDelayMillis ?? 1000 })],
@@ -109,9 +109,22 @@ export class Tracing {
     return span ? context.with(trace.setSpan(context.active(), span), fn) : fn();
   }
 
-  /** Exports what is buffered and stops. */
-  async shutdown(): Promise<void> {
-    await this.#provider?.shutdown();
+  /**
+   * Exports what is buffered and stops, waiting at most `waitMs`: a collector that is down must
+   * not hold up the process's shutdown (SHUTDOWN_TIMEOUT_MS); its last spans are lost then.
+   */
+  async shutdown(waitMs = 2_000): Promise<void> {
+    if (!this.#provider) return;
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, waitMs);
+      timer.unref();
+    });
+    try {
+      await Promise.race([this.#provider.shutdown(), gaveUp]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Exports what is buffered now (tests, shutdown). */

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { Registry as MetricsRegistry } from 'prom-client';
-import { systemClock, type Clock } from '../runtime/clock.js';
+import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { auditExtension, AuditWriter } from './common/audit.js';
@@ -150,7 +150,9 @@ export interface ServicesOptions {
 /** Builds every service over `runtime`; `start()`/`stop()` own their background work. */
 export function createServices(o: ServicesOptions): Services {
   const { runtime, log } = o;
-  const clock = o.clock ?? systemClock;
+  // one time for the whole process: the runtime's (the database's), so an event's own time and the
+  // timers computed from it agree
+  const clock = o.clock ?? runtime.clock;
   const run = { events: true, sagaIntake: true, housekeeping: true, outbound: true, inventoryIntake: true, playbookIntake: true, ...o.run };
   const pool = runtime.database.pool;
   // rows that commit with a transition, in its one statement (registered before the first commit)
@@ -255,7 +257,7 @@ export function createServices(o: ServicesOptions): Services {
     async start() {
       // a wrong or missing key stops start-up here, before anything could need a credential
       await services.vault.check();
-      ecosystem.start();
+      await ecosystem.start({ reconcile: run.housekeeping });
       if (run.events) {
         await eventDelivery.start();
         started.events = true;

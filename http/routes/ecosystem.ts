@@ -1,6 +1,7 @@
 import { z } from '@hono/zod-openapi';
 import { router, routes } from '../env.js';
-import { Cursor, errors, Filter, json, jsonBody, JsonObject, Limit, Timestamp } from '../schemas.js';
+import { Cursor, errors, Filter, IdempotencyKeyHeader, json, jsonBody, JsonObject, Limit, Timestamp } from '../schemas.js';
+import { idempotencyOf, reply } from '../idempotency.js';
 import { DomainCode, DomainError } from '../../services/common/errors.js';
 
 const TIER = z.enum(['enterprise', 'professional', 'community']);
@@ -131,13 +132,18 @@ export function ecosystemRoutes() {
       method: 'post',
       path: '/integrations',
       summary: 'Register an integration: validated against its template, its credentials checked once against the service and stored in the vault (never answered); the answer carries its compliance findings',
-      request: { body: jsonBody(RegisterBody) },
+      request: { headers: IdempotencyKeyHeader, body: jsonBody(RegisterBody) },
       responses: { 201: json(IntegrationWithFindings, 'Registered'), ...errors, 409: json(z.unknown(), 'The name is taken') },
     }),
     async (c) => {
-      const eco = c.get('services').ecosystem;
-      const v = await eco.registry.register(c.get('principal'), c.req.valid('json'), c.get('requestId'));
-      return c.json({ ...v, compliance: await eco.findingsOf(v.id) }, 201);
+      const s = c.get('services');
+      const body = c.req.valid('json');
+      // a retry with the same Idempotency-Key answers the first registration (the stored answer holds no secret)
+      const out = await s.idempotency.call(idempotencyOf(c, body), async () => {
+        const v = await s.ecosystem.registry.register(c.get('principal'), body, c.get('requestId'));
+        return { status: 201, body: { ...v, compliance: await s.ecosystem.findingsOf(v.id) } };
+      });
+      return reply(c, out);
     },
   );
 

@@ -114,8 +114,10 @@ export class EcosystemService {
     return listRegistryAudit(this.pool, { ...f, tenantId: scope });
   }
 
-  start(): void {
+  /** Starts the usage meter's flushing; with `reconcile`, first aligns the registry actors with their rows (see `RegistryService.reconcile`). */
+  async start(o: { reconcile?: boolean } = {}): Promise<void> {
     this.meter.start();
+    if (o.reconcile) await this.registry.reconcile();
   }
 
   async stop(): Promise<void> {

@@ -55,6 +55,8 @@ export interface ListFilter {
 
 export const AUDIT_OBJECT = 'ecosystem.integration';
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+/** An owner (tenant) id: it prefixes the actor id `<owner>:<name>`, so no colon, and what an actor id allows. */
+const OWNER = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,98}$/;
 const bad = (message: string, field: string, extra: Record<string, unknown> = {}) => new DomainError(DomainCode.ValidationFailed, message, { field, ...extra });
 const notFound = (name: string) => new DomainError(DomainCode.NotFound, `integration ${name} not found`, { name });
 
@@ -104,6 +106,7 @@ export class RegistryService {
     const features = this.#checkFeatures(template, body.features ?? template.defaultFeatures);
     const config = await this.#checkConfig(template, body.config);
     const creds = await this.#checkCredentials(authPattern, body.credentials);
+    guardConfig(config, creds.secret);
     const id = ecosystemId(owner, body.name);
     if ((await this.pool.query('SELECT 1 FROM ecosystem_integrations WHERE id = $1', [id])).rowCount) {
       throw new ConcordError(ErrorCode.Conflict, `integration ${body.name} is already registered`, { name: body.name });
@@ -198,6 +201,7 @@ export class RegistryService {
     const ref = { tenantId: current.ownerId, service: VAULT_SERVICE, connectionId: current.name };
     if (body.credentials) {
       creds = await this.#checkCredentials(authPattern, body.credentials);
+      guardConfig(config, creds.secret);
       // new credentials are checked against the service before they replace the old ones
       await this.#firstCheck({ id: current.id, tenantId: current.ownerId, name: current.name, platform, authPattern, auth: creds.auth, config }, creds);
       try {
@@ -308,6 +312,35 @@ export class RegistryService {
     return { ...current, status: 'inactive', credentials: null };
   }
 
+  /**
+   * Brings the registry actors in line with the rows after a crash between a row's commit and
+   * its actor's event: an active row without a running actor is registered (its checks start),
+   * an inactive one's actor deactivated, an actor without a row deleted. Answers how many it fixed.
+   */
+  async reconcile(): Promise<number> {
+    const at = new Date(this.clock.now()).toISOString();
+    const { rows } = await this.pool.query<{ id: string; tenant_id: string; name: string; tier: string; status: string; actor: string | null }>(
+      `SELECT i.id, i.tenant_id, i.name, i.tier, i.status, a.status AS actor
+         FROM ecosystem_integrations i LEFT JOIN actors a ON a.type = 'ecosystem' AND a.id = i.id
+        WHERE (i.status = 'active' AND (a.status IS NULL OR a.status IN ('UNREGISTERED', 'DELETED')))
+           OR (i.status = 'inactive' AND a.status = 'ACTIVE')
+       UNION ALL
+       SELECT a.id, a.tenant, a.attrs->>'name', a.attrs->>'tier', 'deleted', a.status FROM actors a
+        WHERE a.type = 'ecosystem' AND a.status IN ('ACTIVE', 'INACTIVE') AND NOT EXISTS (SELECT 1 FROM ecosystem_integrations i WHERE i.id = a.id)`,
+    );
+    for (const r of rows) {
+      if (r.status === 'active') {
+        await this.actors.send(r.id, { type: 'ecosystem.register', tenantId: r.tenant_id, name: r.name, settings: this.settingsOf(r.tier), events: `${this.config.nats.prefix}.events`, at }, { tenant: r.tenant_id });
+      } else if (r.status === 'inactive') {
+        await this.actors.send(r.id, { type: 'ecosystem.deactivate', by: 'system', at }, { tenant: r.tenant_id });
+      } else {
+        await this.actors.send(r.id, { type: 'ecosystem.delete', by: 'system', at }, { tenant: r.tenant_id });
+      }
+    }
+    if (rows.length > 0) this.log.info({ fixed: rows.length }, 'registry actors reconciled with their rows');
+    return rows.length;
+  }
+
   /** Asks the integration's actor to check now (the answer arrives asynchronously). */
   async checkNow(principal: Principal, name: string, ownerId?: string): Promise<void> {
     const v = await this.#own(principal, name, ownerId);
@@ -377,13 +410,24 @@ export class RegistryService {
 }
 
 function ownerFor(p: Principal, ownerId: string | undefined): string {
+  let owner: string;
   if (isPlatform(p)) {
     if (!ownerId) throw bad('ownerId is required for operators: the vendor or partner that owns the integration', 'ownerId');
-    return ownerId;
+    owner = ownerId;
+  } else {
+    owner = tenantScope(p)!;
+    if (ownerId !== undefined && ownerId !== owner) throw new DomainError(DomainCode.Forbidden, 'a vendor or partner registers only its own integrations');
   }
-  const own = tenantScope(p)!;
-  if (ownerId !== undefined && ownerId !== own) throw new DomainError(DomainCode.Forbidden, 'a vendor or partner registers only its own integrations');
-  return own;
+  if (!OWNER.test(owner)) throw bad('ownerId must be 1-99 letters, digits, dots, dashes, underscores or @ (no colon)', 'ownerId');
+  return owner;
+}
+
+/** Config is stored and answered in clear: refuse one that repeats a credential value (a secret put in the wrong field). */
+function guardConfig(config: Record<string, unknown>, secret: Readonly<Record<string, string>>): void {
+  const clear = JSON.stringify(config);
+  for (const [field, value] of Object.entries(secret)) {
+    if (value.length >= 8 && clear.includes(value)) throw bad(`config repeats the credential ${field}: config is stored in clear, credentials go in credentials`, 'config');
+  }
 }
 
 /** What an audit record keeps of an integration: the view without its health (not a change) and timestamps. */

@@ -64,6 +64,12 @@ describe('playbooks over HTTP', () => {
     expect(schedule?.cron).toMatchObject({ schedule: '0 9 * * MON', timezone: 'Europe/Berlin' });
   });
 
+  it('is in the OpenAPI document', async () => {
+    const r = await call('GET', '/openapi.json', { token: OP });
+    expect(r.status).toBe(200);
+    expect(Object.keys(r.body.paths)).toEqual(expect.arrayContaining(['/api/partnerships/playbooks', '/api/partnerships/playbooks/{id}/execute', '/api/partnerships/executions/{id}/retry', '/api/partnerships/playbooks/{id}/webhook']));
+  });
+
   it('publishes the JSON Schema', async () => {
     const r = await call('GET', `${P}/playbooks/schema`, { token: VENDOR });
     expect(r.status).toBe(200);

@@ -6,7 +6,7 @@ import { createApp } from '../../http/app.js';
 import { waitFor } from '../helpers/db.js';
 import { dropPrefix, natsForTests, testPrefix } from '../helpers/nats.js';
 import { testLog } from '../helpers/runtime.js';
-import { order, sagaHarness, type SagaHarness } from '../services/saga/harness.js';
+import { FAST, order, sagaHarness, type SagaHarness } from '../services/saga/harness.js';
 
 /**
  * Traces of one saga, received by a local OTLP/HTTP collector (JSON, as the exporter sends it):
@@ -52,6 +52,13 @@ async function collector(): Promise<{ url: string; spans: Span[]; paths: string[
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans, paths, close: () => new Promise((r) => server.close(() => r())) };
 }
 
+interface Entry {
+  version: number;
+  kind: 'event' | 'timer';
+  event: { type: string };
+  traceId: string | null;
+}
+
 const SECRET = 'trace-secret-0123456789-0123456789-abcdef';
 const SERVER = 2;
 const PRODUCER = 4;
@@ -68,7 +75,7 @@ async function tracedSaga(h: SagaHarness, c: Awaited<ReturnType<typeof collector
   const { workflowId } = (await res.json()) as { workflowId: string };
   await h.settle(workflowId, ['COMPLETED'], 30_000);
   const history = await app.request(`/api/v1/actors/saga/${workflowId}/history`, { headers: { authorization: `Bearer ${token}` } });
-  const journal = ((await history.json()) as { data: Array<{ version: number; event: { type: string }; traceId: string | null }> }).data;
+  const journal = ((await history.json()) as { data: Entry[] }).data;
   // the last transition's spans are ended before its answer: flush them out
   const last = journal.at(-1)!.version;
   await waitFor('the spans of the whole saga', async () => {
@@ -78,7 +85,7 @@ async function tracedSaga(h: SagaHarness, c: Awaited<ReturnType<typeof collector
   return { workflowId, journal };
 }
 
-function checkTrace(spans: Span[], workflowId: string, journal: Array<{ version: number; event: { type: string }; traceId: string | null }>) {
+function checkTrace(spans: Span[], workflowId: string, journal: Entry[]) {
   const byId = new Map(spans.map((s) => [s.spanId, s]));
   const root = spans.find((s) => s.kind === SERVER && s.name === 'POST /api/v1/workflows/order/start')!;
   expect(root).toBeDefined();
@@ -100,7 +107,15 @@ function checkTrace(spans: Span[], workflowId: string, journal: Array<{ version:
   // parents: the first transition is the request's child; each later one is the child of the
   // relay's publish of the command it answers, whose parent is the transition that sent it
   expect(byId.get(transitions[0]!.parentSpanId)).toBe(root);
-  for (const t of transitions.slice(1)) {
+  for (const [i, t] of transitions.entries()) {
+    if (i === 0) continue;
+    if (journal[i]!.kind === 'timer') {
+      // a timer's firing is the child of the transition that set it
+      const setter = byId.get(t.parentSpanId)!;
+      expect(setter.name).toBe('transition saga');
+      expect(Number(setter.attributes['concord.actor.version'])).toBeLessThan(Number(t.attributes['concord.actor.version']));
+      continue;
+    }
     const publish = byId.get(t.parentSpanId)!;
     expect(publish).toMatchObject({ kind: PRODUCER, attributes: expect.objectContaining({ 'concord.actor.id': workflowId }) });
     expect(publish.name).toMatch(/^publish \w*svc\./);
@@ -135,6 +150,26 @@ describe('traces of one saga (embedded transport)', () => {
     const { workflowId, journal } = await tracedSaga(h, c);
     checkTrace(c.spans, workflowId, journal);
     expect(c.paths[0]).toBe('POST /v1/traces application/json');
+  });
+});
+
+describe('traces of one saga whose step times out and is retried (durable timers)', () => {
+  let c: Awaited<ReturnType<typeof collector>>;
+  let h: SagaHarness;
+  beforeAll(async () => {
+    c = await collector();
+    h = await sagaHarness({ env: { ...FAST, OTEL_EXPORTER_OTLP_ENDPOINT: c.url } });
+    h.sim.configure({ silentAttempts: { PAYMENT_PROCESSING: 1 } });
+  });
+  afterAll(async () => {
+    await h?.close();
+    await c?.close();
+  });
+
+  it('keep the timer-fired transitions in the saga\'s trace, each the child of the transition that set its timer', async () => {
+    const { workflowId, journal } = await tracedSaga(h, c);
+    expect(journal.filter((j) => j.kind === 'timer').length).toBeGreaterThanOrEqual(2); // the step timeout, then the backoff
+    checkTrace(c.spans, workflowId, journal);
   });
 });
 

@@ -255,4 +255,34 @@ describe('the playbook engine', () => {
     expect(e2.playbookVersion).toBe(2);
     expect(server.count('/ok/v2')).toBe(1);
   });
+
+  it('nats trigger: a message on the subject pattern starts one execution per message id, its JSON the inputs', async () => {
+    const pb = await sys.services.playbooks.create(
+      { principal: operator },
+      ['name: on-nats', 'inputs:', '  who: { type: string }', 'triggers:', '  - nats: { subject: "partners.signup.*" }', 'steps:', '  - id: s', '    evaluate: "inputs.who"'].join('\n'),
+      'yaml',
+    );
+    await sys.services.playbookIntake.reload(); // subscribed once the reload the create asked for is done
+    const msg = { subject: 'partners.signup.eu', data: { who: 'ada' }, headers: {}, messageId: 'signup-1' };
+    await sys.runtime.bus.publish(msg);
+    await sys.runtime.bus.publish(msg); // redelivered
+    await sys.runtime.bus.publish({ ...msg, subject: 'partners.other.eu', messageId: 'other-1' });
+    const list = await waitFor('the execution', async () => {
+      const r = await sys.services.playbooks.listExecutions(operator, { playbookId: pb.id, limit: 10 });
+      return r.data.length > 0 && r.data.every((e) => TERMINAL.includes(e.status)) ? r.data : null;
+    });
+    expect(list).toHaveLength(1);
+    expect(list[0]).toMatchObject({ trigger: 'nats', triggerInfo: { subject: 'partners.signup.eu', messageId: 'signup-1' }, status: 'succeeded' });
+    expect(list[0]!.steps[0]!.output).toBe('ada');
+  });
+
+  it('deleting a playbook stops its cron schedule (its timer is gone)', async () => {
+    const pb = await sys.services.playbooks.create({ principal: operator }, ['name: doomed', 'triggers:', '  - cron: { schedule: "0 9 * * MON" }', 'steps:', '  - id: s', '    evaluate: "1"'].join('\n'), 'yaml');
+    const timers = async () => (await sys.runtime.database.pool.query(`SELECT count(*)::int AS n FROM timers WHERE actor_type = 'playbook-schedule' AND actor_id = $1`, [pb.id])).rows[0].n;
+    expect(await timers()).toBe(1);
+    await sys.services.playbooks.delete({ principal: operator }, pb.id);
+    expect(await timers()).toBe(0);
+    const { rows } = await sys.runtime.database.pool.query(`SELECT status FROM actors WHERE type = 'playbook-schedule' AND id = $1`, [pb.id]);
+    expect(rows[0].status).toBe('STOPPED');
+  });
 });

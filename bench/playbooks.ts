@@ -1,0 +1,164 @@
+/**
+ * `npx tsx bench/playbooks.ts`: the playbook engine on Postgres (DATABASE_URL's server, or an
+ * embedded one), in one process.
+ *
+ * 1. API latency: GET a playbook, GET an execution, GET the executions list and POST execute,
+ *    through the app (`app.request`, no socket), 8 at a time; p50/p95/p99 (target p95 < 20 ms).
+ * 2. Engine overhead per step: executions of a chain of steps whose work is instant; per step,
+ *    the time from its dependency's completion to its own (begin commit, the call through the
+ *    outbox, the answer's commit): p50/p99 (target p99 < 5 ms).
+ * 3. Cron fan-out: PLAYBOOKS playbooks due on the same minute; the time from the tick to the
+ *    last of their executions starting (target: all within 5 s).
+ */
+import { createApp } from '../http/app.js';
+import { signToken } from '../http/auth/jwt.js';
+import type { ConnectorInvoker } from '../connectors/kit/contract.js';
+import { executionType, scheduleType } from '../machines/playbook/index.js';
+import type { Clock } from '../runtime/clock.js';
+import { loadConfig } from '../runtime/config.js';
+import { Registry } from '../runtime/registry.js';
+import { createRuntime } from '../runtime/runtime.js';
+import type { Principal } from '../services/common/principal.js';
+import { createServices } from '../services/index.js';
+import type { StepRunner } from '../services/playbooks/steps/types.js';
+import { benchDatabase, benchLog, fmt, percentile, table } from './lib.js';
+
+const SECRET = 'bench-secret-0123456789-0123456789-abcdef';
+const API_REQUESTS = Number(process.env.BENCH_API_REQUESTS ?? 2_000);
+const CHAIN = Number(process.env.BENCH_CHAIN ?? 20);
+const CHAINS = Number(process.env.BENCH_CHAINS ?? 50);
+const PLAYBOOKS = Number(process.env.BENCH_PLAYBOOKS ?? 1_000);
+/** `engine` runs only the per-step figure. */
+const ONLY = process.env.BENCH_ONLY;
+const op: Principal = { sub: 'bench', role: 'operator', tenantId: null };
+
+/** The real time shifted by `offset`, so the bench can jump to just before a minute. */
+class ShiftedClock implements Clock {
+  offset = 0;
+  now(): number {
+    return Date.now() + this.offset;
+  }
+}
+
+const instant: StepRunner = async () => ({ ok: true });
+
+async function main(): Promise<void> {
+  const db = await benchDatabase('concord_bench_playbooks');
+  const clock = new ShiftedClock();
+  const connectors = new Map<string, ConnectorInvoker>();
+  const config = loadConfig({ DATABASE_URL: db.url, LOG_LEVEL: 'warn', CREDENTIALS_KEYS: `k1:${Buffer.alloc(32, 3).toString('base64')}`, DB_POOL_SIZE: '16' });
+  const runtime = await createRuntime({ config, registry: new Registry([executionType, scheduleType]), log: benchLog, clock, connectors });
+  const services = createServices({ runtime, log: benchLog, clock, connectors, run: { events: false, sagaIntake: false, housekeeping: false }, playbooks: { runners: { evaluate: instant, webhook: instant } } });
+  await runtime.start();
+  await services.start();
+  const app = createApp({ services, log: benchLog, jwtSecret: SECRET });
+  const token = signToken({ sub: 'bench', role: 'operator', exp: Math.floor(Date.now() / 1000) + 3600 }, SECRET);
+  const pb = services.playbooks;
+
+  // --- 2. engine overhead per step ---------------------------------------------------------
+  const chain = ['name: chain', 'parallelism: 1', 'steps:', ...Array.from({ length: CHAIN }, (_, i) => [`  - id: s${i}`, ...(i ? [`    dependsOn: [s${i - 1}]`] : []), '    evaluate: "true"']).flat()].join('\n');
+  const chainPb = await pb.create({ principal: op }, chain, 'yaml');
+  const gaps: number[] = [];
+  const started = Date.now();
+  for (let batch = 0; batch < CHAINS; batch += 4) {
+    const ids = await Promise.all(Array.from({ length: Math.min(4, CHAINS - batch) }, async () => (await pb.execute({ principal: op }, chainPb.id, {})).id));
+    for (const id of ids) {
+      for (;;) {
+        const e = await pb.getExecution(op, id);
+        if (e.status === 'succeeded') {
+          const done = e.steps.map((s) => Date.parse(s.completedAt!));
+          for (let i = 1; i < done.length; i++) gaps.push(done[i]! - done[i - 1]!);
+          break;
+        }
+        if (e.status === 'failed') throw new Error(`chain execution failed: ${e.error}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+  }
+  const chainWall = Date.now() - started;
+  gaps.sort((a, b) => a - b);
+
+  if (ONLY === 'engine') {
+    console.log(table(['steps', 'p50', 'p95', 'p99', 'max', 'wall s'], [[gaps.length, fmt(percentile(gaps, 50)), fmt(percentile(gaps, 95)), fmt(percentile(gaps, 99)), fmt(gaps[gaps.length - 1] ?? 0), fmt(chainWall / 1000)]]));
+    await services.stop();
+    await runtime.stop();
+    await db.stop();
+    return;
+  }
+
+  // --- 1. API latency ----------------------------------------------------------------------
+  const simple = await pb.create({ principal: op }, ['name: api', 'steps:', '  - id: a', '    evaluate: "true"'].join('\n'), 'yaml');
+  const anExecution = (await pb.execute({ principal: op }, simple.id, {})).id;
+  const headers = { authorization: `Bearer ${token}` };
+  const routes: Array<[string, () => Response | Promise<Response>]> = [
+    ['GET /playbooks/{id}', () => app.request(`/api/partnerships/playbooks/${simple.id}`, { headers })],
+    ['GET /executions/{id}', () => app.request(`/api/partnerships/executions/${anExecution}`, { headers })],
+    ['GET /executions?playbookId', () => app.request(`/api/partnerships/executions?playbookId=${chainPb.id}&limit=20`, { headers })],
+    ['POST /playbooks/{id}/execute', () => app.request(`/api/partnerships/playbooks/${simple.id}/execute`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json', 'content-length': '2' }, body: '{}' })],
+  ];
+  const apiRows: Array<Array<string | number>> = [];
+  for (const [name, hit] of routes) {
+    const lat: number[] = [];
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (next++ < API_REQUESTS) {
+          const t = performance.now();
+          const res = await hit();
+          await res.arrayBuffer();
+          if (res.status >= 300) throw new Error(`${name} answered ${res.status}`);
+          lat.push(performance.now() - t);
+        }
+      }),
+    );
+    lat.sort((a, b) => a - b);
+    apiRows.push([name, lat.length, fmt(percentile(lat, 50)), fmt(percentile(lat, 95)), fmt(percentile(lat, 99))]);
+  }
+
+  // --- 3. cron fan-out ---------------------------------------------------------------------
+  const createStart = Date.now();
+  const ids: string[] = [];
+  for (let i = 0; i < PLAYBOOKS; i += 20) {
+    ids.push(
+      ...(await Promise.all(
+        Array.from({ length: Math.min(20, PLAYBOOKS - i) }, async (_, j) =>
+          (await pb.create({ principal: op }, [`name: due-${i + j}`, 'triggers:', '  - cron: { schedule: "* * * * *", overlap: allow }', 'steps:', '  - id: a', '    webhook: { url: x }'].join('\n'), 'yaml')).id,
+        ),
+      )),
+    );
+  }
+  const createSeconds = (Date.now() - createStart) / 1000;
+  // jump to 300 ms before the next minute after every schedule's nextAt
+  const { rows: due } = await runtime.database.pool.query<{ at: string }>(`SELECT max(attrs->>'nextAt') AS at FROM actors WHERE type = 'playbook-schedule'`);
+  const tick = Date.parse(due[0]!.at);
+  clock.offset = tick - 300 - Date.now();
+  runtime.timers.wake(tick);
+  const deadline = Date.now() + 60_000;
+  let last: { n: number; lastMs: number | null } = { n: 0, lastMs: null };
+  while (Date.now() < deadline) {
+    const { rows } = await runtime.database.pool.query<{ n: number; last: Date | null }>(
+      `SELECT count(*)::int AS n, max(created_at) AS last FROM actors WHERE type = 'playbook-execution' AND snapshot->'context'->'trigger'->>'scheduledAt' = $1`,
+      [new Date(tick).toISOString()],
+    );
+    last = { n: rows[0]!.n, lastMs: rows[0]!.last ? rows[0]!.last.getTime() - tick : null };
+    if (last.n >= PLAYBOOKS) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  console.log(`\nplaybooks bench (one process; machine shared with other work: rerun on a quiet machine)\n`);
+  console.log('API (in-process app.request, 8 concurrent), ms');
+  console.log(table(['route', 'requests', 'p50', 'p95', 'p99'], apiRows));
+  console.log(`\nengine overhead per step (instant work, chains of ${CHAIN}, ${CHAINS} executions, 4 at a time), ms`);
+  console.log(table(['steps', 'p50', 'p95', 'p99', 'max', 'wall s'], [[gaps.length, fmt(percentile(gaps, 50)), fmt(percentile(gaps, 95)), fmt(percentile(gaps, 99)), fmt(gaps[gaps.length - 1] ?? 0), fmt(chainWall / 1000)]]));
+  console.log(`\ncron fan-out: ${PLAYBOOKS} playbooks due on one minute (created in ${fmt(createSeconds)} s)`);
+  console.log(table(['started', 'last start after the tick (s)'], [[`${last.n}/${PLAYBOOKS}`, last.lastMs === null ? '-' : fmt(last.lastMs / 1000)]]));
+
+  await services.stop();
+  await runtime.stop();
+  await db.stop();
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

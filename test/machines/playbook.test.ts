@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest';
+import type { EventObject } from 'xstate';
+import { executionMachine, type CompiledStep, type ExecutionContext } from '../../machines/playbook/index.js';
+import type { PersistedSnapshot } from '../../runtime/registry.js';
+import { step, type TimerRow } from '../../runtime/step.js';
+
+/** The execution machine as the runtime drives it: one transition at a time, snapshot through JSON. */
+function driver() {
+  let snapshot: PersistedSnapshot | null = null;
+  let timers: TimerRow[] = [];
+  const now = Date.parse('2026-03-01T00:00:00Z');
+  const effects: EventObject[] = [];
+  const send = (event: EventObject & Record<string, unknown>) => {
+    const out = step({ machine: executionMachine, snapshot, input: { id: 'x1', tenant: 't' }, timers, deliver: { kind: 'event', event }, now });
+    if ('rejected' in out) throw new Error(`rejected ${JSON.stringify(out.accepts)}`);
+    snapshot = JSON.parse(JSON.stringify(out.snapshot)) as PersistedSnapshot;
+    timers = out.timers;
+    effects.push(...out.effects);
+    return snapshot;
+  };
+  return { send, effects, get timers() { return timers; }, ctx: () => snapshot!.context as unknown as ExecutionContext, value: () => snapshot!.value };
+}
+
+const s = (id: string, n: number, deps: number[], extra: Partial<CompiledStep> = {}): CompiledStep => ({
+  id, stepNumber: n, dependencies: deps, phase: 'main', type: 'evaluate', spec: 'true', if: null, forEach: null, timeoutMs: 1000,
+  retry: { maxAttempts: 2, initialMs: 100, factor: 2, maxMs: 1000, on: null }, onError: 'retry', ...extra,
+});
+const create = (steps: CompiledStep[], parallelism = 4) => ({
+  type: 'execution.create', tenant: 't', playbookId: 'p', playbookName: 'p', playbookVersion: 1, trigger: { kind: 'manual' }, inputs: {}, parallelism, steps, at: '2026-03-01T00:00:00.000Z', by: 'u',
+});
+const calls = (effects: EventObject[]) => effects.filter((e) => e.type === 'concord.call' && (e as unknown as { operation: string }).operation === 'step').map((e) => (e as unknown as { input: { stepId: string; attempt: number; idempotencyKey: string } }).input);
+
+describe('the playbook-execution machine', () => {
+  it('starts due steps up to the parallelism cap, each with a durable timeout, and the next only after an answer', () => {
+    const d = driver();
+    d.send(create([s('a', 1, []), s('b', 2, []), s('c', 3, []), s('d', 4, [1, 2, 3])], 2));
+    expect(calls(d.effects).map((c) => c.stepId)).toEqual(['a', 'b']);
+    expect(d.timers.map((t) => t.event.type)).toEqual(['execution.step.timeout', 'execution.step.timeout']);
+    d.send({ type: 'pbstep.a.1.done', output: { ok: true, output: 1 }, at: '2026-03-01T00:00:01.000Z' });
+    expect(calls(d.effects).map((c) => c.stepId)).toEqual(['a', 'b', 'c']);
+    d.send({ type: 'pbstep.b.1.done', output: { ok: true, output: 2 } });
+    d.send({ type: 'pbstep.c.1.done', output: { ok: true, output: 3 } });
+    expect(calls(d.effects).map((c) => c.stepId)).toEqual(['a', 'b', 'c', 'd']);
+    d.send({ type: 'pbstep.d.1.done', output: { ok: true, output: 4 } });
+    expect(d.value()).toBe('succeeded');
+    expect(d.timers).toEqual([]);
+  });
+
+  it('a failure with attempts left waits for its retry timer; the answer of a stale attempt is ignored', () => {
+    const d = driver();
+    d.send(create([s('a', 1, [])]));
+    d.send({ type: 'pbstep.a.1.done', output: { ok: false, error: { code: 'X', message: 'x', retryable: true } } });
+    expect(d.ctx().steps[0]).toMatchObject({ status: 'FAILED', retryCount: 1 });
+    expect(d.timers.map((t) => t.event.type)).toEqual(['execution.step.retryDue']);
+    d.send({ type: 'pbstep.a.1.done', output: { ok: true, output: 'late' } });
+    expect(d.ctx().steps[0]!.status).toBe('FAILED');
+    d.send({ type: 'execution.step.retryDue', stepId: 'a', attempt: 1, at: '2026-03-01T00:00:00.100Z' });
+    const again = calls(d.effects);
+    expect(again.map((c) => c.attempt)).toEqual([1, 2]);
+    expect(new Set(again.map((c) => c.idempotencyKey)).size).toBe(1);
+    d.send({ type: 'pbstep.a.2.done', output: { ok: false, error: { code: 'X', message: 'x', retryable: true } } });
+    expect(d.value()).toBe('failed');
+  });
+
+  it('a held execution waits queued for its release; cancel of a queued one ends it', () => {
+    const d = driver();
+    d.send({ ...create([s('a', 1, [])]), hold: true });
+    expect(d.value()).toBe('queued');
+    expect(calls(d.effects)).toEqual([]);
+    d.send({ type: 'execution.release', at: '2026-03-01T00:01:00.000Z', by: 'cron' });
+    expect(d.value()).toBe('running');
+    const e = driver();
+    e.send({ ...create([s('a', 1, [])]), hold: true, notify: { type: 'playbook-schedule', id: 'p' } });
+    e.send({ type: 'execution.cancel', at: '2026-03-01T00:01:00.000Z', by: 'u' });
+    expect(e.value()).toBe('cancelled');
+    expect(e.effects.some((x) => x.type === 'concord.send')).toBe(true);
+  });
+});
