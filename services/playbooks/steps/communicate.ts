@@ -8,6 +8,7 @@ import { checkTeamsUrl, createTeamsConnector } from '../../../connectors/teams/i
 import { createTwilioConnector, TWILIO_API } from '../../../connectors/twilio/index.js';
 import type { CredentialSecret } from '../../integrations/vault.js';
 import type { Guard } from './guard.js';
+import { renderTemplate } from './liquid.js';
 import { renderSpec } from './render.js';
 import { StepError, type StepRunContext, type StepRunner } from './types.js';
 import { vaultTenant } from './webhook.js';
@@ -43,7 +44,9 @@ import { vaultTenant } from './webhook.js';
  * breaker opens after `BREAKER_FAILURE_THRESHOLD` consecutive outages (`CIRCUIT_OPEN`,
  * retryable after the cooldown), a 429 pauses the key for its Retry-After.
  *
- * Strings with `{{ }}` are rendered (Liquid) before sending. Failures are the connectors'
+ * Strings with `{{ }}` are rendered (Liquid) before sending; in an e-mail's `html` every
+ * inserted value is HTML-escaped (`{{ steps.report.output | raw }}` inserts an html template's
+ * output as is). Failures are the connectors'
  * classified errors as `StepError`s (429 and 5xx retryable with the provider's wait; a revoked
  * credential or a bad recipient not). The idempotency key goes where the provider dedupes: the
  * CRM upsert by an external id field (`upsertBy`) makes a retried step update the record it
@@ -123,7 +126,10 @@ export function communicateRunner(vault: CredentialSource, o: CommunicateOptions
   return async (spec, scope, ctx) => {
     const raw = spec as Record<string, unknown> | null;
     if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw invalid('communicate must be an object: { channel, to, text, ... }');
-    const s = await renderSpec(raw, scope, ctx.signal);
+    // an e-mail's html escapes what it inserts (a partner's name is not markup); `| raw` opts out
+    const { html: rawHtml, ...rest } = raw;
+    const s = await renderSpec(rest, scope, ctx.signal);
+    if (rawHtml !== undefined) s.html = typeof rawHtml === 'string' ? await renderTemplate(rawHtml, scope, { escape: 'html', signal: ctx.signal }) : rawHtml;
     const channel = s.channel as Channel;
     if (typeof channel !== 'string' || !Object.hasOwn(CHANNELS, channel)) throw invalid(`communicate.channel must be one of ${Object.keys(CHANNELS).join(', ')}`);
     const provider = (s.provider ?? CHANNELS[channel][0]) as Provider;

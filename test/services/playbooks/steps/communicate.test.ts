@@ -86,6 +86,14 @@ describe('communicate: e-mail', () => {
     });
   });
 
+  it("escapes what an e-mail's html inserts, unless | raw", async () => {
+    const hostile: StepScope = { inputs: { name: '<img src=x onerror=alert(1)>' }, steps: { report: { output: '<h1>Report</h1>', status: 'succeeded' } } };
+    await steps.runners.communicate({ channel: 'email', to: ['ops@example.com'], subject: 'Hi {{ inputs.name }}', html: '<p>{{ inputs.name }}</p>{{ steps.report.output | raw }}' }, hostile, ctxOf('vendor-1'));
+    const body = JSON.parse(sendgrid.state.received.at(-1)!.body) as { subject: string; content: Array<{ value: string }> };
+    expect(body.content[0]!.value).toBe('<p>&lt;img src=x onerror=alert(1)&gt;</p><h1>Report</h1>');
+    expect(body.subject).toBe('Hi <img src=x onerror=alert(1)>'); // a subject is text, not markup
+  });
+
   it("sends through Mailgun's messages API as form fields with Basic api:key", async () => {
     const ctx = ctxOf('vendor-1');
     const out = await steps.runners.communicate({ channel: 'email', provider: 'mailgun', to: 'ops@example.com', subject: 'Partner health', text: '{{ steps.message.output }}' }, scope, ctx);
