@@ -190,3 +190,24 @@ describe('console actions', () => {
     await reader.cancel();
   });
 });
+
+describe('console search on a large table', () => {
+  it('counts indexed filters exactly, caps a state filter at 10,000, and lists by key past that', async () => {
+    await h.database.pool.query(
+      `INSERT INTO actors (type, id, tenant, machine_version, version, state_value, status, attrs, snapshot, created_at, updated_at)
+       SELECT type, id || '-copy-' || g, tenant, machine_version, version, state_value, status, attrs, snapshot, created_at, updated_at
+         FROM actors, generate_series(1, 10050) g WHERE type = 'relationship' AND id = $1`,
+      [relId],
+    );
+    const n = async (sql: string, v: unknown[]) => (await h.database.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM actors WHERE ${sql}`, v)).rows[0]!.n;
+    const all = await (await get('/console/actors?type=relationship')).text();
+    expect(all).toContain(`(${await n(`type = 'relationship'`, [])} matching)`);
+    expect(all).toContain('By type and id');
+    const byState = await (await get('/console/actors?state=active.open')).text();
+    expect(byState).toContain('(more than 10000 matching)');
+    expect(byState).toContain('Counted up to the first 10000 matches');
+    const few = await (await get(`/console/actors?id=${relId}-copy-1000`)).text();
+    expect(few).toContain('Most recently changed');
+    expect(few).toContain(`(${await n('id LIKE $1', [`${relId}-copy-1000%`])} matching)`);
+  });
+});
