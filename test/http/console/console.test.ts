@@ -191,6 +191,30 @@ describe('console actions', () => {
   });
 });
 
+describe('console step retry', () => {
+  it('offers a failed workflow step a Retry button that retries it through the operator service, audited', async () => {
+    const wf = await h.call('POST', `${BASE}/workflows`, {
+      token: op,
+      body: { name: 'Setup', workflowType: 'INTEGRATION_SETUP', vendorId: 'vendor-c', partnerId: 'partner-c', steps: [{ stepNumber: 1, name: 'Validate', status: 'NOT_STARTED', estimatedDuration: 5 }], estimatedDuration: 5 },
+    });
+    const wid = wf.body.id as string;
+    const sid = wf.body.steps[0].id as string;
+    await h.call('POST', `${BASE}/workflows/${wid}/start`, { token: op });
+    await h.call('POST', `${BASE}/workflows/${wid}/steps/${sid}/execute`, { token: op });
+    const failed = await h.call('POST', `${BASE}/workflows/${wid}/steps/${sid}/complete`, { token: op, body: { status: 'FAILED', errorMessage: 'bad config' } });
+    expect(failed.body.steps[0].status).toBe('FAILED');
+    const page = await (await get(`/console/actors/workflow/${wid}`)).text();
+    expect(page).toContain(`data-retry-step="${sid}"`);
+    const retried = await post(`/console/actors/workflow/${wid}/retry`, { step: sid, reason: 'config fixed' }, { 'x-csrf-token': csrf });
+    expect(retried.status).toBe(200);
+    expect(await retried.text()).toContain('Retried step');
+    expect((await h.call('GET', `${BASE}/workflows/${wid}`, { token: op })).body.steps[0].status).not.toBe('FAILED');
+    const audit = await h.database.pool.query(`SELECT reason FROM audit_log WHERE object_id = $1 AND action = 'actor.retry'`, [wid]);
+    expect(audit.rows).toEqual([{ reason: 'config fixed' }]);
+    expect(await (await get(`/console/actors/workflow/${wid}`)).text()).not.toContain('data-retry-step=');
+  });
+});
+
 describe('console search on a large table', () => {
   it('counts indexed filters exactly, caps a state filter at 10,000, and lists by key past that', async () => {
     await h.database.pool.query(
