@@ -167,7 +167,7 @@ describe('the operator console in a real browser', () => {
     await expect.poll(() => page.locator('[data-event]').first().isDisabled(), T).toBe(true);
     const paused = await s.api('GET', `/api/v1/actors/relationship/${relId}`, op);
     expect(paused.body.paused).toMatchObject({ by: 'operator-tester', reason: 'incident 7' });
-    await page.screenshot({ path: `${SHOTS}/actor-paused.png` });
+    await page.screenshot({ path: `${SHOTS}/actor-paused.png`, fullPage: true });
     await page.click('[data-action="resume"]');
     await count(page.locator('.run-state .badge.running')).toBe(1);
     expect((await s.api('GET', `/api/v1/actors/relationship/${relId}`, op)).body.paused).toBeNull();
