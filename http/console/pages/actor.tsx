@@ -264,6 +264,16 @@ export function ActorPage(props: ActorPageData) {
             <input id="reason" name="reason" type="text" maxlength={1000} aria-required="true" autocomplete="off" />
             <label for="payload">Event payload (JSON object, merged into the event; optional)</label>
             <textarea id="payload" name="payload" rows={3} spellcheck={false}></textarea>
+            <details class="cli">
+              <summary>The same from the CLI</summary>
+              <pre tabindex={0} aria-label="CLI commands">
+                {[
+                  `npx concord actors send ${view.type} ${view.id} --event '{"type":"${view.accepts.find((e) => !e.includes('*')) ?? '<event>'}"}' --reason '<why>'`,
+                  `npx concord actors ${view.paused ? 'resume' : 'pause'} ${view.type} ${view.id} --reason '<why>'`,
+                  `npx concord actors history ${view.type} ${view.id}`,
+                ].join('\n')}
+              </pre>
+            </details>
           </section>
           <div id="live-details" sse-swap="details" hx-swap="innerHTML">
             <LiveDetails {...props} />
