@@ -9,7 +9,7 @@
 import http from 'node:http';
 
 export interface OpenLoopRequest {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'PUT';
   path: string;
   body?: string;
   /** Added to `OpenLoopOptions.headers` for this request (a signature, an id). */

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const only = process.argv.slice(2);
-const scripts = ['runtime.ts', 'nats.ts', 'http.ts', 'events.ts', 'saga.ts', 'webhooks.ts', 'console.ts'].filter(
+const scripts = ['runtime.ts', 'nats.ts', 'http.ts', 'events.ts', 'delivery.ts', 'saga.ts', 'webhooks.ts', 'quotas.ts', 'traces.ts', 'console.ts'].filter(
   (s) => existsSync(fileURLToPath(new URL(`./${s}`, import.meta.url))) && (only.length === 0 || only.some((o) => s.startsWith(o))),
 );
 for (const s of scripts) {

@@ -8,6 +8,7 @@ import { authenticate } from './middleware/auth.js';
 import { guardInput } from './middleware/guard.js';
 import { observe } from './middleware/observe.js';
 import { consoleRoutes } from './console/index.js';
+import { traceRequests } from './middleware/trace.js';
 import { createMetrics } from './metrics.js';
 import { problemResponse, toProblem } from './problem.js';
 import { actorRoutes } from './routes/actors.js';
@@ -19,6 +20,8 @@ import { eventRoutes } from './routes/events.js';
 import { integrationRoutes } from './routes/integrations.js';
 import { inventoryRoutes } from './routes/inventory.js';
 import { integrationWebhookRoutes, WEBHOOK_PATH } from './routes/integration-webhooks.js';
+import { playbookConnectionRoutes } from './routes/playbook-connections.js';
+import { playbookTemplateRoutes } from './routes/playbook-templates.js';
 import { workflowCoordinationRoutes } from './routes/workflows-coordination.js';
 import { PLAYBOOK_SOURCE_PATH, PLAYBOOK_WEBHOOK_PATH, playbookRoutes, YAML_TYPE } from './routes/playbooks.js';
 import { relationshipRoutes } from './routes/relationships.js';
@@ -57,6 +60,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   const app = new OpenAPIHono<Env>();
 
   app.use('*', observe(deps.log, metrics.latency));
+  // API requests only: health checks and metrics scrapes would be most of the spans and none of the work
+  if (runtime.tracing.enabled) app.use('/api/*', traceRequests(runtime.tracing));
   app.use('*', async (c, next) => {
     c.set('services', services);
     await next();
@@ -116,7 +121,9 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   if (services.quotas.enabled) {
     app.use('/api/*', async (c, next) => {
       const tenantId = c.get('principal')?.tenantId;
-      if (tenantId) services.quotas.take(tenantId, clock.now());
+      const wait = tenantId ? services.quotas.take(tenantId, clock.now()) : 0;
+      // a little over the rate: wait for the token (a timer, no work) rather than refuse
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       await next();
     });
   }
@@ -138,6 +145,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
   app.route('/api/partnerships', playbookRoutes());
   // the operator console: its own cookie session, never accepted by /api (which wants the bearer header)
   app.route('/console', consoleRoutes({ secret, clock, log: deps.log }));
+  app.route('/api/partnerships', playbookTemplateRoutes());
+  app.route('/api/partnerships', playbookConnectionRoutes());
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' });
   app.doc31('/openapi.json', {

@@ -1,7 +1,8 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
-import { ConcordError, ErrorCode } from '../runtime/errors.js';
+import { ConcordError, ErrorCode, isDatabaseUnavailable } from '../runtime/errors.js';
 import { DomainCode } from '../services/common/errors.js';
+import { VaultCode } from '../services/integrations/errors.js';
 import type { Env } from './env.js';
 
 /** RFC 9457 problem details, as every error leaves the edge. */
@@ -45,7 +46,17 @@ const STATUS: Partial<Record<string, [number, string]>> = {
   [DomainCode.UnsupportedMediaType]: [415, 'Unsupported Media Type'],
   [DomainCode.ProviderNotConfigured]: [503, 'Service Unavailable'],
   [DomainCode.QuotaExceeded]: [429, 'Too Many Requests'],
+  // the credential vault: a stored secret that does not decrypt, or a key ring that cannot open it,
+  // is the operator's to fix (restore the key, or the merchant reconnects), not the caller's
+  [VaultCode.Tampered]: [503, 'Credentials Unusable'],
+  [VaultCode.KeyUnknown]: [503, 'Credentials Unusable'],
+  [VaultCode.KeyWrong]: [503, 'Credentials Unusable'],
+  [VaultCode.NotConfigured]: [503, 'Credentials Unusable'],
+  [VaultCode.VersionConflict]: [409, 'Conflict'],
 };
+
+/** 503s that a retry in a second will not cure: no Retry-After. */
+const NOT_PASSING = new Set<string>([DomainCode.ProviderNotConfigured, VaultCode.Tampered, VaultCode.KeyUnknown, VaultCode.KeyWrong, VaultCode.NotConfigured]);
 
 /** Details that may reach a client; internal refs and stack traces never do. */
 const PUBLIC_DETAILS = new Set(['issues', 'target', 'cycle', 'currentStatus', 'allowedActions', 'action', 'isActive', 'yourLevel', 'error', 'type', 'deployed', 'id', 'limit', 'accepts', 'retryAfter', 'failedSteps', 'failedStep', 'replayedAt']);
@@ -64,6 +75,10 @@ export function toProblem(err: unknown, requestId: string, path: string): Proble
     const [status, title] = mapped;
     return { type: slug(err.code), title, status, detail: err.message, code: err.code, ...publicDetails(err.details), ...base };
   }
+  if (isDatabaseUnavailable(err) || (err instanceof Error && isDatabaseUnavailable(err.cause))) {
+    // the database is down or restarting: the request may be tried again (Retry-After), never a 500
+    return { type: slug('DATABASE_UNAVAILABLE'), title: 'Service Unavailable', status: 503, detail: 'the database is unavailable; try again shortly', code: 'DATABASE_UNAVAILABLE', ...base };
+  }
   if (err instanceof HTTPException) {
     const status = err.status;
     const malformed = status === 400 && /json/i.test(err.message);
@@ -75,6 +90,8 @@ export function toProblem(err: unknown, requestId: string, path: string): Proble
 
 export function problemResponse(c: Context<Env>, problem: Problem): Response {
   const headers: Record<string, string> = { 'content-type': 'application/problem+json' };
+  // a passing unavailability (database down, shutting down, lease moving): worth a retry soon
+  if (problem.status === 503 && !NOT_PASSING.has(problem.code)) headers['retry-after'] = '1';
   if (problem.status === 401) {
     const desc = problem.detail.replaceAll('"', "'");
     headers['www-authenticate'] = problem.error ? `Bearer realm="concord", error="invalid_token", error_description="${desc}"` : 'Bearer realm="concord"';

@@ -5,6 +5,7 @@
 -- its actor (type `ecosystem`, id = this row's id), whose durable timers run the checks.
 --   id                     <tenant>:<name>, also the actor's id
 --   credentials_set_at     when the secret was last replaced (the rotation policy reads it)
+--   credentials_revoked_at when it was revoked (the integration is inactive until new credentials come)
 --   certificate_expires_at a certificate integration's client certificate `validTo` (parsed at
 --                          registration with node:crypto X509Certificate)
 CREATE TABLE ecosystem_integrations (
@@ -22,6 +23,8 @@ CREATE TABLE ecosystem_integrations (
   status                 text        NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'inactive')),
   credentials_set_at     timestamptz NOT NULL,
   credentials_version    bigint      NOT NULL,
+  -- set when the credentials were revoked (forgotten from the vault) without deleting the registration
+  credentials_revoked_at timestamptz,
   certificate_expires_at timestamptz,
   version                integer     NOT NULL DEFAULT 1,
   created_at             timestamptz NOT NULL DEFAULT now(),

@@ -5,12 +5,13 @@ import { LruCache } from './cache.js';
 import type { Clock } from './clock.js';
 import { Committer, type CommitOutcome } from './committer.js';
 import { toOutbox } from './effects.js';
-import { ConcordError, ErrorCode } from './errors.js';
+import { ConcordError, ErrorCode, isConcordError } from './errors.js';
 import type { Logger } from './logger.js';
 import { Mailbox } from './mailbox.js';
 import { partitionOf } from './partition.js';
 import { assertRef, refKey, upgradeSnapshot, type ActorRef, type ActorTypeDefinition, type AnyActorTypeDefinition, type PersistedSnapshot, type Registry } from './registry.js';
 import { acceptedEventsOf, canonical, LiveActor, replay, type StepInput, type TimerRow } from './step.js';
+import { actorAttributes, Attr, endFailed, SOURCE_VERSION, SpanKind, TRACEPARENT, Tracing, type Context, type Span } from './tracing.js';
 import {
   CorrelationIndex,
   loadActor,
@@ -72,6 +73,11 @@ export interface SendOptions<TContext = Record<string, unknown>> {
    * writes nothing, and the send fails with FENCED, once that lease has passed to another process.
    */
   fence?: Fence;
+  /**
+   * The W3C trace context the event arrived with (a message's `traceparent` header): the
+   * transition's span is its child. Without it, the caller's active span is the parent.
+   */
+  traceparent?: string;
 }
 
 export interface SendResult<TContext = Record<string, unknown>> {
@@ -131,7 +137,15 @@ export interface ActorHostOptions {
   idleMs: number;
   commitBatchMax: number;
   commitConcurrency: number;
+  /**
+   * Fair group commit: a tenant's share of each commit batch (default 1 each; the registry's tiers
+   * may weigh them). Transitions without a tenant count as one tenant, ''. `false`: first come,
+   * first served.
+   */
+  tenantWeight?: ((tenant: string) => number) | false;
   hooks?: HostHooks;
+  /** Spans of transitions and commits (off: none at all). */
+  tracing?: Tracing;
   /** Told after every commit that wrote outbox rows or timers, so dispatchers wake at once. */
   onCommitted?(rec: CommitRecord): void;
 }
@@ -170,6 +184,7 @@ export class ActorHost {
   /** Entries holding a started actor, least recently used first (bounded: a live actor costs ~4-20 KB). */
   readonly #live = new Map<string, Entry>();
   readonly #committer: Committer;
+  readonly #tracing: Tracing;
   #closing = false;
   /** `paused`: events and timers refused because their actor is paused (they wait, or the caller got ACTOR_PAUSED). */
   readonly stats = { transitions: 0, duplicates: 0, rejected: 0, conflicts: 0, hydrations: 0, paused: 0 };
@@ -179,7 +194,8 @@ export class ActorHost {
   constructor(private readonly o: ActorHostOptions) {
     this.#cache = new LruCache<Entry>(o.cacheSize, o.idleMs);
     this.correlations = new CorrelationIndex(o.pool);
-    this.#committer = new Committer(o.pool, o.commitBatchMax, o.commitConcurrency);
+    this.#committer = new Committer(o.pool, o.commitBatchMax, o.commitConcurrency, o.tenantWeight === false ? undefined : (o.tenantWeight ?? (() => 1)));
+    this.#tracing = o.tracing ?? Tracing.off;
   }
 
   get registry(): Registry {
@@ -212,14 +228,20 @@ export class ActorHost {
       throw new ConcordError(ErrorCode.InvalidEvent, 'an event needs a string `type` that does not start with "xstate."', { ref });
     }
     if (this.#closing) throw new ConcordError(ErrorCode.ShuttingDown, 'the runtime is shutting down');
-    return this.#mailbox.run(refKey(ref), () => this.#apply(def, ref, { kind: 'event', event, targetPath: opts.targetPath ?? '' }, opts));
+    const input: StepInput = { kind: 'event', event, targetPath: opts.targetPath ?? '' };
+    if (!this.#tracing.enabled) return this.#mailbox.run(refKey(ref), () => this.#apply(def, ref, input, opts, null));
+    // the parent is taken now, in the caller's context: the mailbox may run the work from another
+    const parent = this.#tracing.parent(opts.traceparent);
+    return this.#mailbox.run(refKey(ref), () => this.#traced(def, ref, input, opts, parent, event.type));
   }
 
   /**
    * Fires a due timer through the normal path (deduped by its key and due time). A timer that
    * is no longer pending (cancelled, rescheduled, already fired) is a no-op and returns null.
    */
-  async fireTimer(ref: ActorRef, key: string, dueAt: number): Promise<SendResult | null> {
+  async fireTimer(ref: ActorRef, key: string, dueAt: number, traceparent?: string | null): Promise<SendResult | null> {
+    // the transition that set the timer is the parent of the one its firing makes
+    const parent = this.#tracing.enabled ? this.#tracing.parent(traceparent ?? undefined) : undefined;
     const def = this.o.registry.get(ref.type);
     return this.#mailbox.run(refKey(ref), async () => {
       for (let fresh = false; ; fresh = true) {
@@ -228,11 +250,33 @@ export class ActorHost {
         if (pending && pending.dueAt === dueAt) break;
         if (fresh) return null;
       }
-      return this.#apply(def, ref, { kind: 'timer', key }, { messageId: `timer:${key}@${dueAt}` });
+      const input: StepInput = { kind: 'timer', key };
+      const opts = { messageId: `timer:${key}@${dueAt}` };
+      return this.#tracing.enabled ? this.#traced(def, ref, input, opts, parent, key) : this.#apply(def, ref, input, opts, null);
     });
   }
 
-  async #apply(def: ActorTypeDefinition, ref: ActorRef, input: StepInput, opts: SendOptions): Promise<SendResult> {
+  /** A transition in its span (`transition <type>`), with the actor's type, id and new version on it. */
+  async #traced(def: ActorTypeDefinition, ref: ActorRef, input: StepInput, opts: SendOptions, parent: Context | undefined, event: string): Promise<SendResult> {
+    const span = this.#tracing.start(`transition ${ref.type}`, SpanKind.INTERNAL, parent, {
+      ...actorAttributes(ref),
+      [Attr.event]: event,
+      ...(opts.messageId ? { [Attr.messageId]: opts.messageId } : {}),
+    })!;
+    try {
+      const r = await this.#tracing.within(span, () => this.#apply(def, ref, input, opts, span));
+      span.setAttribute(Attr.actorVersion, r.version);
+      span.setAttribute(Attr.outcome, r.duplicate ? 'duplicate' : 'applied');
+      span.end();
+      return r;
+    } catch (err) {
+      if (isConcordError(err, ErrorCode.EventRejected)) span.setAttribute(Attr.outcome, 'rejected');
+      endFailed(span, err);
+      throw err;
+    }
+  }
+
+  async #apply(def: ActorTypeDefinition, ref: ActorRef, input: StepInput, opts: SendOptions, span: Span | null): Promise<SendResult> {
     const key = refKey(ref);
     const messageId = opts.messageId ?? null;
     const statement = this.#committer.statement;
@@ -274,6 +318,12 @@ export class ActorHost {
       const nextKeys = new Set(out.timers.map((t) => t.key));
       const result = { version, value: out.snapshot.value, status: projection.status };
       const effects = toOutbox(out.effects, `${key}@${version}`);
+      if (span) {
+        // the trace goes on with what this transition sends: the relay's span is its child
+        span.setAttribute(Attr.actorVersion, version);
+        const traceparent = this.#tracing.traceparentOf(span);
+        for (const o of effects.outbox) o.headers = { ...o.headers, [TRACEPARENT]: traceparent, [SOURCE_VERSION]: String(version) };
+      }
       const rec: CommitRecord = {
         type: ref.type,
         id: ref.id,
@@ -295,15 +345,23 @@ export class ActorHost {
         at: new Date(now).toISOString(),
         extras: opts.extras?.({ version, value: out.snapshot.value, status: projection.status, context: out.snapshot.context }) ?? {},
         fence: opts.fence ?? null,
+        traceId: span?.spanContext().traceId ?? null,
+        traceparent: span ? this.#tracing.traceparentOf(span) : null,
       };
       for (const name of Object.keys(rec.extras)) {
         if (!statement.has(name)) throw new ConcordError(ErrorCode.InvalidConfig, `${key}: no commit extension '${name}' is registered`, { ref });
       }
       await this.o.hooks?.beforeCommit?.(rec);
       let outcome: CommitOutcome;
+      const commitSpan = span && this.#tracing.start(`commit ${ref.type}`, SpanKind.INTERNAL, undefined, { ...actorAttributes(ref, version), [Attr.messageId]: messageId ?? '' });
       try {
         outcome = await this.#committer.commit(rec);
+        if (commitSpan) {
+          commitSpan.setAttribute(Attr.outcome, typeof outcome === 'object' ? 'refused' : outcome);
+          commitSpan.end();
+        }
       } catch (err) {
+        endFailed(commitSpan, err);
         this.#cache.delete(key);
         throw new ConcordError(ErrorCode.CommitFailed, `commit of ${key} failed: ${(err as Error).message}`, { ref }, { cause: err });
       }

@@ -36,7 +36,8 @@ export class DatabaseClock implements Clock {
   constructor(private readonly local: Clock = systemClock) {}
 
   now(): number {
-    return this.#base === undefined ? this.local.now() : this.#base + (performance.now() - this.#at);
+    // whole milliseconds, as Date.now(): a fraction would leak into due times computed from two readings
+    return this.#base === undefined ? this.local.now() : Math.round(this.#base + (performance.now() - this.#at));
   }
 
   /** Reads the database's time once; `query` answers `clock_timestamp()` in epoch milliseconds. */

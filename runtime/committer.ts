@@ -20,13 +20,23 @@ export class Committer {
   readonly #extensions: CommitExtension[] = [];
   #statement: CommitStatement | undefined;
 
-  constructor(pool: pg.Pool, maxBatch: number, concurrency: number) {
+  /**
+   * `tenantWeight`: batches are formed fairly across tenants (round-robin, this many of a tenant's
+   * transitions per round), so one tenant's flood does not queue every other tenant's commits
+   * behind it; without it, first come, first served.
+   */
+  constructor(pool: pg.Pool, maxBatch: number, concurrency: number, tenantWeight?: (tenant: string) => number) {
     this.#writer = new Grouper(
       async (recs) => {
         const done = await this.statement.run(pool, recs);
         return recs.map((r) => done.get(`${r.type}/${r.id}`) ?? 'conflict');
       },
-      { maxBatch, concurrency, splitOnError: (err) => !isRetryablePgError(err) },
+      {
+        maxBatch,
+        concurrency,
+        splitOnError: (err) => !isRetryablePgError(err),
+        ...(tenantWeight ? { fairBy: (r: CommitRecord) => r.tenant ?? '', weightOf: tenantWeight } : {}),
+      },
     );
   }
 

@@ -29,6 +29,7 @@ const EnvSchema = z.object({
   ACTOR_LIVE_SIZE: int(2_000, 0),
   COMMIT_BATCH_MAX: int(128, 1, 10_000),
   COMMIT_CONCURRENCY: int(2, 1, 256),
+  COMMIT_FAIR: z.enum(['true', 'false', '1', '0']).default('true').transform((v) => v === 'true' || v === '1'),
   PARTITIONS: int(16, 1, 4096),
   TIMER_POLL_MS: int(250, 10),
   TIMER_CLAIM_MS: int(15_000, 1_000),
@@ -105,6 +106,8 @@ const EnvSchema = z.object({
   ECOSYSTEM_TEMPLATES_DIR: optionalString,
   ECOSYSTEM_ROTATION_DAYS: int(90, 1, 3650),
   ECOSYSTEM_USAGE_FLUSH_MS: int(10_000, 100, 3_600_000),
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalString.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  OTEL_SERVICE_NAME: z.string().min(1).max(200).default('concord'),
 });
 
 export interface Config {
@@ -122,6 +125,8 @@ export interface Config {
   readonly actorIdleMs: number;
   readonly commitBatchMax: number;
   readonly commitConcurrency: number;
+  /** Group-commit batches formed round-robin across tenants (`COMMIT_FAIR`, default on); off: first come, first served. */
+  readonly commitFair: boolean;
   readonly partitions: number;
   readonly timerPollMs: number;
   readonly timerClaimMs: number;
@@ -129,6 +134,8 @@ export interface Config {
   readonly outboxPollMs: number;
   readonly inboxRetentionHours: number;
   readonly shutdownTimeoutMs: number;
+  /** OpenTelemetry traces: exported over OTLP/HTTP (JSON) to `<endpoint>/v1/traces` when set; off (no spans at all) when not. */
+  readonly tracing: { readonly endpoint: string | undefined; readonly serviceName: string };
   readonly connectorCallTimeoutMs: number;
   readonly jwtSecret: string | undefined;
   /** Per-tenant API quotas from `TENANT_QUOTAS` (the edge answers 429 past them). */
@@ -425,6 +432,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     actorIdleMs: e.ACTOR_IDLE_MS,
     commitBatchMax: e.COMMIT_BATCH_MAX,
     commitConcurrency: e.COMMIT_CONCURRENCY,
+    commitFair: e.COMMIT_FAIR,
     partitions: e.PARTITIONS,
     timerPollMs: e.TIMER_POLL_MS,
     timerClaimMs: e.TIMER_CLAIM_MS,
@@ -432,6 +440,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     outboxPollMs: e.OUTBOX_POLL_MS,
     inboxRetentionHours: e.INBOX_RETENTION_HOURS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    tracing: { endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: e.OTEL_SERVICE_NAME },
     connectorCallTimeoutMs: e.CONNECTOR_CALL_TIMEOUT_MS,
     jwtSecret: e.JWT_SECRET,
     tenantQuotas: quotas.quotas,

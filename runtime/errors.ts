@@ -45,6 +45,19 @@ export const isNotFound = (err: unknown): err is ConcordError => isConcordError(
 export const isConflict = (err: unknown): err is ConcordError => isConcordError(err, ErrorCode.Conflict);
 export const isPaused = (err: unknown): err is ConcordError => isConcordError(err, ErrorCode.ActorPaused);
 
+/**
+ * The database could not be reached or went away mid-request (stopped, restarting, crashed, out of
+ * connections): says nothing about the request, which may be tried again shortly.
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' || code === '53300')) return true;
+  if (typeof code === 'string' && /^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND)$/.test(code)) return true;
+  const msg = err instanceof Error ? err.message : '';
+  // node-postgres reports a dropped socket, or a pool that could not connect in time, without a SQLSTATE
+  return /Connection terminated|ECONNREFUSED|ECONNRESET|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(msg);
+}
+
 /** Postgres SQLSTATEs after which the same work may simply be tried again. */
 const RETRYABLE_SQLSTATES = new Set(['40001', '40P01', '55P03', '57P01', '08006', '08003', '08000', '57P03']);
 

@@ -6,6 +6,7 @@ import type { InProcessBus } from './bus.js';
 import { actorSubject, decodeToken } from './effects.js';
 import { ErrorCode, isConcordError } from './errors.js';
 import type { Delivery, OutboxRow, Outcome } from './relay.js';
+import { TRACEPARENT } from './tracing.js';
 
 export type { ConnectorInvoker };
 
@@ -66,7 +67,7 @@ export class InProcessDelivery implements Delivery {
       if (row.kind === 'send') {
         const ref = parseActorSubject(row.subject);
         if (!ref) return { status: 'dead', reason: 'unroutable', error: `not an actor subject: ${row.subject}` };
-        await this.host.send(ref, row.payload as { type: string }, { messageId: row.messageId });
+        await this.host.send(ref, row.payload as { type: string }, { messageId: row.messageId, traceparent: row.headers[TRACEPARENT] });
       } else if (row.kind === 'publish') {
         await this.bus.publish({ subject: row.subject, data: row.payload, headers: row.headers, messageId: row.messageId });
       } else {

@@ -3,6 +3,7 @@ import { backoffMs, decideRetry, type RetryPolicy } from '../connectors/kit/retr
 import { Grouper } from './grouper.js';
 import type { LeaseListener } from './leases.js';
 import type { Logger } from './logger.js';
+import { actorAttributes, Attr, endFailed, SOURCE_VERSION, SpanKind, SpanStatusCode, TRACEPARENT, type Tracing } from './tracing.js';
 import { backoffDelay } from '../machines/lib/backoff.js';
 
 export interface OutboxRow {
@@ -110,6 +111,8 @@ export class OutboxRelay implements LeaseListener {
        * by the lease's epoch, so it gets nothing once the partition has moved.
        */
       staleAfterMs?: number;
+      /** Spans of the rows carried out (those that carry a trace: `traceparent` in their headers). */
+      tracing?: Tracing;
     },
   ) {
     this.#policy = { ...PARTITION_BACKOFF, maxAttempts: o.maxAttempts, maxRetryAfterMs: 0 };
@@ -208,7 +211,7 @@ export class OutboxRelay implements LeaseListener {
         },
       };
       try {
-        const outcomes = await this.o.delivery.deliver(rows, fence);
+        const outcomes = this.o.tracing?.enabled ? await tracedDeliver(this.o.tracing, this.o.delivery, rows, fence) : await this.o.delivery.deliver(rows, fence);
         if (stale) this.o.log.warn({ partition: p, ageMs: Math.round(performance.now() - readAt), staleAfterMs }, 'outbox batch went stale before it was published (the relay stalled): read again under the lease');
         if (outcomes.length === rows.length && outcomes.every((o) => o.status === 'done' && !o.then)) {
           done = rows.map((r) => r.id);
@@ -377,5 +380,38 @@ export class OutboxRelay implements LeaseListener {
     this.deadLettered += dead.length;
     if (dead.length) this.o.log.warn({ dead: dead.map((d) => ({ id: d.row.id, reason: d.reason, error: d.error })) }, 'outbox rows dead-lettered');
     return retry.length + waiting; // either way the partition backs off (a new commit's wake cuts it short)
+  }
+}
+
+/**
+ * Carries out rows with a span each (`publish <subject>`, a producer span, child of the
+ * transition that wrote the row): the row goes out with the span's own `traceparent`, so the
+ * consumer's transition is the span's child. A row without a trace goes out as it is.
+ */
+async function tracedDeliver(tracing: Tracing, delivery: Delivery, rows: readonly OutboxRow[], fence?: BatchFence): Promise<Outcome[]> {
+  const spans = rows.map((row) => {
+    const parent = row.headers[TRACEPARENT];
+    if (!parent) return null;
+    const span = tracing.start(`${row.kind} ${row.subject}`, SpanKind.PRODUCER, tracing.parent(parent), {
+      ...actorAttributes({ type: row.sourceType, id: row.sourceId }, Number(row.headers[SOURCE_VERSION]) || undefined),
+      [Attr.subject]: row.subject,
+      [Attr.messageId]: row.messageId,
+    });
+    if (span) row.headers = { ...row.headers, [TRACEPARENT]: tracing.traceparentOf(span) };
+    return span;
+  });
+  try {
+    const outcomes = await delivery.deliver(rows, fence);
+    outcomes.forEach((o, i) => {
+      const span = spans[i];
+      if (!span) return;
+      span.setAttribute(Attr.outcome, o.status);
+      if (o.status === 'dead') span.setStatus({ code: SpanStatusCode.ERROR, message: o.error });
+      span.end();
+    });
+    return outcomes;
+  } catch (err) {
+    for (const span of spans) endFailed(span, err);
+    throw err;
   }
 }

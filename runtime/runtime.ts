@@ -14,6 +14,7 @@ import { OutboxRelay, type Delivery } from './relay.js';
 import { Janitor } from './janitor.js';
 import { OutboxWakes } from './outbox-wakes.js';
 import { TimerPoller } from './timers.js';
+import { Tracing } from './tracing.js';
 
 export interface RuntimeOptions {
   config: Config;
@@ -31,6 +32,8 @@ export interface RuntimeOptions {
   run?: { timers?: boolean; relay?: boolean };
   commitConcurrency?: number;
   maxDeliveryAttempts?: number;
+  /** Replaces the tracing the configuration asks for (tests). */
+  tracing?: Tracing;
   /** Tests only: options of the NATS transport (used when `config.natsUrl` is set). */
   nats?: Pick<NatsTransportOptions, 'heartbeat' | 'name' | 'hooks'>;
 }
@@ -59,6 +62,8 @@ export interface Runtime {
   leases: PartitionLeases;
   /** The JetStream transport, when `config.natsUrl` is set. */
   nats: NatsTransport | undefined;
+  /** OpenTelemetry spans of the engine's path (off unless OTEL_EXPORTER_OTLP_ENDPOINT is set). */
+  tracing: Tracing;
   start(): Promise<void>;
   stop(): Promise<void>;
   health(): Promise<RuntimeHealth>;
@@ -74,7 +79,9 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
   const bus = new InProcessBus();
   // the host tells the poller and the relay about new work; they are built right after it
   const late: { timers?: TimerPoller; relay?: OutboxRelay; wakes?: OutboxWakes } = {};
+  const tracing = o.tracing ?? Tracing.fromConfig(config.tracing);
   const host = new ActorHost({
+    tracing,
     pool: database.pool,
     registry: o.registry,
     clock,
@@ -85,6 +92,7 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
     idleMs: config.actorIdleMs,
     commitBatchMax: config.commitBatchMax,
     commitConcurrency: o.commitConcurrency ?? config.commitConcurrency,
+    tenantWeight: config.commitFair ? undefined : false,
     hooks: o.hooks,
     onCommitted: (rec) => {
       // the partition's relay runs here, or in another process that is told through Postgres
@@ -119,6 +127,7 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
     maxAttempts: o.maxDeliveryAttempts ?? 10,
     // JetStream drops a second copy of a message id only inside its duplicate window
     staleAfterMs: delivery === nats ? config.nats.duplicateWindowMs / 2 : undefined,
+    tracing,
   });
   const rl = relay;
   // the process that owns a partition relays its outbox and (with NATS) consumes its actors' messages
@@ -168,6 +177,7 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
     clock,
     database,
     host,
+    tracing,
     bus,
     timers: t,
     relay: r,
@@ -202,6 +212,7 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
       await r.stop();
       await nats?.close();
       if (!o.database) await database.close();
+      await tracing.shutdown().catch((err: unknown) => log.warn({ err }, 'exporting the last spans failed'));
       log.info('runtime stopped');
     },
     async health() {

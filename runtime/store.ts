@@ -53,6 +53,10 @@ export interface CommitRecord {
   messageId: string | null;
   result: unknown;
   journal: { kind: 'event' | 'timer'; targetPath: string; event: EventObject; input: unknown };
+  /** The trace the transition ran in (when tracing is on): kept with its journal entry. */
+  traceId?: string | null;
+  /** Its W3C traceparent (when tracing is on): kept with the timers it sets, whose firing continues the trace. */
+  traceparent?: string | null;
   partition: number;
   outbox: OutboxDraft[];
   /** Correlation ids this transition starts waiting on. */
@@ -189,7 +193,7 @@ WITH b AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
     i int, type text, id text, tenant text, expected bigint, mv int, value jsonb, status text, attrs jsonb,
     snapshot jsonb, msg text, result jsonb, jkind text, jtarget text, jevent jsonb, jinput jsonb, part int,
-    outbox jsonb, corr jsonb, tdel jsonb, tups jsonb, at timestamptz, fp int, fe bigint${columns})
+    outbox jsonb, corr jsonb, tdel jsonb, tups jsonb, at timestamptz, fp int, fe bigint, tid text, tp text${columns})
 ),
 -- transitions consumed under a partition lease that has passed to another process
 fenced AS (
@@ -225,8 +229,8 @@ ib AS (
   ON CONFLICT DO NOTHING
 ),
 jn AS (
-  INSERT INTO journal (actor_type, actor_id, version, message_id, kind, target_path, event, input, state_value, at)
-  SELECT type, id, expected + 1, msg, jkind, jtarget, jevent, jinput, value, at FROM g
+  INSERT INTO journal (actor_type, actor_id, version, message_id, kind, target_path, event, input, state_value, at, trace_id)
+  SELECT type, id, expected + 1, msg, jkind, jtarget, jevent, jinput, value, at, tid FROM g
 ),
 ob AS (
   INSERT INTO outbox (partition, source_type, source_id, kind, subject, message_id, payload, headers, created_at)
@@ -244,12 +248,12 @@ td AS (
   WHERE t.actor_type = g.type AND t.actor_id = g.id AND g.tdel ? t.timer_key
 ),
 tu AS (
-  INSERT INTO timers (actor_type, actor_id, timer_key, xstate_id, source_path, target_path, event, due_at)
-  SELECT g.type, g.id, u.key, u.xid, u.src, u.tgt, u.event, to_timestamp(u.due / 1000.0)
+  INSERT INTO timers (actor_type, actor_id, timer_key, xstate_id, source_path, target_path, event, due_at, traceparent)
+  SELECT g.type, g.id, u.key, u.xid, u.src, u.tgt, u.event, to_timestamp(u.due / 1000.0), g.tp
   FROM g CROSS JOIN LATERAL jsonb_to_recordset(g.tups) AS u(key text, xid text, src text, tgt text, event jsonb, due float8)
   ON CONFLICT (actor_type, actor_id, timer_key) DO UPDATE SET
     xstate_id = EXCLUDED.xstate_id, source_path = EXCLUDED.source_path, target_path = EXCLUDED.target_path,
-    event = EXCLUDED.event, due_at = EXCLUDED.due_at, claimed_until = NULL
+    event = EXCLUDED.event, due_at = EXCLUDED.due_at, claimed_until = NULL, traceparent = EXCLUDED.traceparent
 )${writes}
 SELECT type, id, 'committed' AS outcome, NULL AS ext FROM ok
 UNION ALL
@@ -325,6 +329,8 @@ export class CommitStatement {
           at: r.at,
           fp: r.fence?.partition ?? null,
           fe: r.fence?.epoch ?? null,
+          tid: r.traceId ?? null,
+          tp: r.traceparent ?? null,
         };
         // the host lets through only extensions of this statement (`has`); absent rows are NULL
         for (const [name, extra] of Object.entries(r.extras)) if (extra.length > 0) row[`x_${name}`] = extra;
@@ -344,6 +350,8 @@ export interface JournalEntry {
   input: unknown;
   value: unknown;
   at: string;
+  /** The trace of the transition that wrote it (null when tracing was off). */
+  traceId: string | null;
 }
 
 export async function readJournal(db: pg.Pool, ref: ActorRef, opts: { afterVersion?: number; limit?: number } = {}): Promise<JournalEntry[]> {
@@ -356,8 +364,9 @@ export async function readJournal(db: pg.Pool, ref: ActorRef, opts: { afterVersi
     input: unknown;
     state_value: unknown;
     at: Date;
+    trace_id: string | null;
   }>(
-    `SELECT version, message_id, kind, target_path, event, input, state_value, at FROM journal
+    `SELECT version, message_id, kind, target_path, event, input, state_value, at, trace_id FROM journal
      WHERE actor_type = $1 AND actor_id = $2 AND version > $3 ORDER BY version LIMIT $4`,
     [ref.type, ref.id, opts.afterVersion ?? 0, opts.limit ?? 1_000_000],
   );
@@ -370,6 +379,7 @@ export async function readJournal(db: pg.Pool, ref: ActorRef, opts: { afterVersi
     input: r.input,
     value: r.state_value,
     at: r.at.toISOString(),
+    traceId: r.trace_id,
   }));
 }
 

@@ -90,7 +90,7 @@ export class TimerPoller {
   async pollOnce(): Promise<number> {
     const now = this.o.clock.now();
     // one row at least (the next due time), plus one per claimed timer
-    const { rows: all } = await this.o.pool.query<{ actor_type: string | null; actor_id: string; timer_key: string; due: string; next_due: string | null }>({
+    const { rows: all } = await this.o.pool.query<{ actor_type: string | null; actor_id: string; timer_key: string; due: string; traceparent: string | null; next_due: string | null }>({
       name: 'concord_claim_timers',
       text: `WITH claimed AS (
           UPDATE timers SET claimed_until = to_timestamp($2 / 1000.0)
@@ -100,9 +100,9 @@ export class TimerPoller {
               -- a paused actor's due timers stay where they are, and fire after its resume
               AND NOT EXISTS (SELECT 1 FROM actors a WHERE a.type = timers.actor_type AND a.id = timers.actor_id AND a.paused_at IS NOT NULL)
             ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-          RETURNING actor_type, actor_id, timer_key, round(extract(epoch FROM due_at) * 1000)::text AS due),
+          RETURNING actor_type, actor_id, timer_key, round(extract(epoch FROM due_at) * 1000)::text AS due, traceparent),
         upcoming AS (SELECT round(extract(epoch FROM min(due_at)) * 1000)::text AS next_due FROM timers WHERE due_at > to_timestamp($1 / 1000.0))
-        SELECT c.actor_type, c.actor_id, c.timer_key, c.due, u.next_due FROM upcoming u LEFT JOIN claimed c ON true`,
+        SELECT c.actor_type, c.actor_id, c.timer_key, c.due, c.traceparent, u.next_due FROM upcoming u LEFT JOIN claimed c ON true`,
       values: [now, now + this.o.claimMs, this.o.batch ?? 256],
     });
     this.#nextDue = all[0]?.next_due == null ? undefined : Number(all[0].next_due);
@@ -111,7 +111,7 @@ export class TimerPoller {
     await Promise.all(
       rows.map(async (r) => {
         try {
-          const res = await this.o.host.fireTimer({ type: r.actor_type, id: r.actor_id }, r.timer_key, Number(r.due));
+          const res = await this.o.host.fireTimer({ type: r.actor_type, id: r.actor_id }, r.timer_key, Number(r.due), r.traceparent);
           if (res && !res.duplicate) this.fired++;
         } catch (err) {
           if (isPaused(err)) {

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { Registry as MetricsRegistry } from 'prom-client';
-import { systemClock, type Clock } from '../runtime/clock.js';
+import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { auditExtension, AuditWriter } from './common/audit.js';
@@ -23,6 +23,8 @@ import { syncType } from '../machines/integration/sync.js';
 import { CredentialVault, KeyRing } from './integrations/vault.js';
 import { connectionControl, OutboundService } from './integrations/outbound/index.js';
 import { OperatorActions } from './operators/actions.js';
+import { ChannelConnections } from './playbooks/connections.js';
+import { TemplateStore } from './playbooks/templates.js';
 import { WebhookIntake } from './integrations/webhooks.js';
 import { AuditTrail } from './operators/audit.js';
 import { BulkActions } from './operators/bulk.js';
@@ -38,8 +40,8 @@ import { WorkflowService } from './workflows/service.js';
 import { TenantQuotaService } from './common/quotas.js';
 import { PlaybookNatsIntake } from './playbooks/nats.js';
 import { PlaybookService } from './playbooks/service.js';
-import { createExpressions } from './playbooks/steps/index.js';
-import type { Expressions, StepRunner } from './playbooks/steps/types.js';
+import { createExpressions, createStepRunners } from './playbooks/steps/index.js';
+import type { Expressions, StepRunner, StepType } from './playbooks/steps/types.js';
 
 /**
  * Concord's application layer: every service the HTTP edge and the NATS intake call, built once
@@ -97,6 +99,12 @@ export interface Services {
   playbooks: PlaybookService;
   /** The playbooks' nats trigger. */
   playbookIntake: PlaybookNatsIntake;
+  /** The playbook template library (`GET/POST /api/partnerships/templates`), read by `template` steps. */
+  templates: TemplateStore;
+  /** Messaging and CRM connections of `communicate` steps, and `webhook` steps' signing secrets (`/api/partnerships/connections`, `/webhook-secrets`). */
+  playbookConnections: ChannelConnections;
+  /** The playbook step runners (`query`, `evaluate`, `template`, `communicate`, `webhook`) the execution actor's effects call. */
+  playbookSteps: Record<StepType, StepRunner>;
   /** Adds the services' own figures (sagas) to the edge's metrics registry. */
   registerMetrics(registry: MetricsRegistry): void;
   /** Starts the background work that `run` asks for; call after `runtime.start()`. */
@@ -134,12 +142,16 @@ export interface ServicesOptions {
   outbound?: OutboundCalls;
   /** Points of the sync engine where tests make the world move. */
   inventoryHooks?: EngineHooks;
+  /** Channel pages per step of a full sync (progress is committed per step; default 5). */
+  inventoryPagesPerStep?: number;
 }
 
 /** Builds every service over `runtime`; `start()`/`stop()` own their background work. */
 export function createServices(o: ServicesOptions): Services {
   const { runtime, log } = o;
-  const clock = o.clock ?? systemClock;
+  // one time for the whole process: the runtime's (the database's), so an event's own time and the
+  // timers computed from it agree
+  const clock = o.clock ?? runtime.clock;
   const run = { events: true, sagaIntake: true, housekeeping: true, outbound: true, inventoryIntake: true, playbookIntake: true, ...o.run };
   const pool = runtime.database.pool;
   // rows that commit with a transition, in its one statement (registered before the first commit)
@@ -150,6 +162,7 @@ export function createServices(o: ServicesOptions): Services {
   const sagas = new SagaService(runtime.host, pool, runtime.config, clock);
   const operators = new OperatorActions(runtime, clock);
   const vault = new CredentialVault(pool, o.credentialKeys ?? new KeyRing(runtime.config.credentialsKeys ?? []), log);
+  const templates = new TemplateStore(pool);
   const integrations = new ConnectionService(runtime.host.actor(integrationType), pool, vault, runtime.config, clock, log, o.integrationHooks);
   o.connectors?.set('integration', integrations.invoker());
   const outbound = new OutboundService({ pool, config: runtime.config, vault, connections: connectionControl(integrations), log });
@@ -157,22 +170,24 @@ export function createServices(o: ServicesOptions): Services {
   const door = (): OutboundCalls => o.outbound ?? outbound;
   const eventsRoot = `${runtime.config.nats.prefix}.events`;
   const syncs = runtime.host.actor(syncType);
-  const inventory = new InventoryService({ pool, syncs, connections: integrations, outbound: door, clock, log, eventsRoot });
-  const engine = new InventoryEngine({ pool, outbound: door, clock, log, hooks: o.inventoryHooks, fanOut: (tenantId, skus, except) => inventory.fanOut(tenantId, skus, except) });
+  const inventory = new InventoryService({ pool, syncs, connections: integrations, outbound: door, clock, log, eventsRoot, runtime });
+  const engine = new InventoryEngine({ pool, outbound: door, clock, log, hooks: o.inventoryHooks, ...(o.inventoryPagesPerStep ? { pagesPerStep: o.inventoryPagesPerStep } : {}), fanOut: (tenantId, skus, except) => inventory.fanOut(tenantId, skus, except) });
   o.connectors?.set('inventory', engine.invoker());
-  /** Stock webhooks go to the connection's sync actor too. */
+  inventory.useEngine(engine);
+  /** Webhook topics that carry stock. */
   const INVENTORY_TOPICS = new Set(['inventory_levels/update', 'items']);
   const ecosystem = new EcosystemService({ host: runtime.host, pool, vault, config: runtime.config, clock, log });
   o.connectors?.set('ecosystem', ecosystem.invoker());
   let started = { events: false, intake: false, outbound: false, inventory: false, playbooks: false };
   integrations.extendStatus(async (c) => (c.provider === 'generic' ? {} : { sync: await inventory.status(c.tenantId, c.provider) }));
+  const stepRunners = createStepRunners({ pool, vault, templates, clock, webhooks: { allowPrivateTargets: runtime.config.events.allowPrivateTargets, timeoutMs: runtime.config.events.webhookTimeoutMs } });
   const playbooks = new PlaybookService({
     host: runtime.host,
     pool,
     clock,
     log,
     vault,
-    runners: o.playbooks?.runners ?? {},
+    runners: o.playbooks?.runners ?? stepRunners,
     expressions: o.playbooks?.expressions ?? createExpressions(),
     publicBaseUrl: runtime.config.providers.publicBaseUrl,
   });
@@ -211,13 +226,10 @@ export function createServices(o: ServicesOptions): Services {
       host: runtime.host,
       clock,
       log,
-      forward: (h) =>
-        INVENTORY_TOPICS.has(h.topic)
-          ? {
-              ref: { type: syncType.type, id: `${h.tenant}:${h.service}:${h.connectionId}` },
-              event: { type: 'sync.webhook', webhookId: h.id, topic: h.topic, tenantId: h.tenant, provider: h.service, account: h.connectionId, events: eventsRoot, at: new Date(clock.now()).toISOString() },
-            }
-          : null,
+      // stock topics are applied to our side right away (the row is the durable record; a failure is swept again)
+      alsoHand: async (h) => {
+        if (INVENTORY_TOPICS.has(h.topic)) await inventory.applyWebhook({ tenantId: h.tenant, provider: h.service, account: h.connectionId, webhookId: h.id });
+      },
     }),
     inventory,
     inventoryIntake: new InventoryIntake(runtime, inventory, log),
@@ -225,6 +237,9 @@ export function createServices(o: ServicesOptions): Services {
     ecosystem,
     playbooks,
     playbookIntake,
+    templates,
+    playbookConnections: new ChannelConnections(pool, vault),
+    playbookSteps: stepRunners,
     registerMetrics(registry) {
       outbound.registerMetrics(registry);
       registerSagaMetrics(registry, { pool, sagas, clock });
@@ -233,7 +248,7 @@ export function createServices(o: ServicesOptions): Services {
     async start() {
       // a wrong or missing key stops start-up here, before anything could need a credential
       await services.vault.check();
-      ecosystem.start();
+      await ecosystem.start({ reconcile: run.housekeeping });
       if (run.events) {
         await eventDelivery.start();
         started.events = true;

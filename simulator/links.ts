@@ -8,9 +8,9 @@ import { IdempotentConsumer } from '../services/saga/jetstream.js';
 /** How the simulated services hear commands and answer: the in-process bus or NATS JetStream. */
 export interface ServiceLink {
   /** Delivers every command on `<prefix>.<service>.>`; a handler that throws gets it again. */
-  listen(service: string, handler: (subject: string, data: unknown) => Promise<void>): Promise<void>;
-  /** Publishes an event with `msgId` as its message id (`Nats-Msg-Id`). */
-  publish(subject: string, data: unknown, msgId: string): Promise<void>;
+  listen(service: string, handler: (subject: string, data: unknown, headers: Record<string, string>) => Promise<void>): Promise<void>;
+  /** Publishes an event with `msgId` as its message id (`Nats-Msg-Id`), and `headers` (a `traceparent`). */
+  publish(subject: string, data: unknown, msgId: string, headers?: Record<string, string>): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -24,21 +24,21 @@ export class BusLink implements ServiceLink {
     private readonly log: Logger,
   ) {}
 
-  async listen(service: string, handler: (subject: string, data: unknown) => Promise<void>): Promise<void> {
+  async listen(service: string, handler: (subject: string, data: unknown, headers: Record<string, string>) => Promise<void>): Promise<void> {
     // take the command and answer later, as a service behind a broker would: the relay's
     // delivery must not wait for the answer to be applied (it delivers one row per subject at a time)
     this.#offs.push(
       this.bus.subscribe(`${this.prefix}.${service}.>`, (m) => {
-        void handler(m.subject, m.data).catch((err: unknown) => this.log.warn({ err, subject: m.subject }, 'simulator: command failed'));
+        void handler(m.subject, m.data, m.headers).catch((err: unknown) => this.log.warn({ err, subject: m.subject }, 'simulator: command failed'));
       }),
     );
   }
 
-  async publish(subject: string, data: unknown, msgId: string): Promise<void> {
+  async publish(subject: string, data: unknown, msgId: string, headers: Record<string, string> = {}): Promise<void> {
     // the bus has no broker to keep it: try a few times, then give up like a crashed service would
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.bus.publish({ subject, data, headers: {}, messageId: msgId });
+        await this.bus.publish({ subject, data, headers, messageId: msgId });
         return;
       } catch (err) {
         if (attempt >= 5) throw err;
@@ -66,7 +66,7 @@ export class NatsServiceLink implements ServiceLink {
     private readonly o: { natsPrefix: string; servicePrefix: string; log: Logger; durablePrefix?: string },
   ) {}
 
-  async listen(service: string, handler: (subject: string, data: unknown) => Promise<void>): Promise<void> {
+  async listen(service: string, handler: (subject: string, data: unknown, headers: Record<string, string>) => Promise<void>): Promise<void> {
     const c = new IdempotentConsumer({
       js: jetstream(this.nc),
       jsm: await jetstreamManager(this.nc),
@@ -75,14 +75,15 @@ export class NatsServiceLink implements ServiceLink {
       filter: `${this.o.servicePrefix}.${service}.>`,
       log: this.o.log,
       concurrency: 256,
-      handle: (m: JsMsg) => handler(m.subject, JSON.parse(decoder.decode(m.data))),
+      handle: (m: JsMsg) => handler(m.subject, JSON.parse(decoder.decode(m.data)), m.headers?.has('traceparent') ? { traceparent: m.headers.get('traceparent') } : {}),
     });
     await c.start();
     this.#consumers.push(c);
   }
 
-  async publish(subject: string, data: unknown, msgId: string): Promise<void> {
+  async publish(subject: string, data: unknown, msgId: string, headers: Record<string, string> = {}): Promise<void> {
     const h = natsHeaders();
+    for (const [k, v] of Object.entries(headers)) h.set(k, v);
     await jetstream(this.nc).publish(subject, encoder.encode(JSON.stringify(data)), { msgID: msgId, headers: h });
   }
 

@@ -122,7 +122,7 @@ export class ServiceSimulator {
   }
 
   async start(): Promise<void> {
-    for (const service of this.services) await this.o.link.listen(service, (subject, data) => this.#command(subject, data));
+    for (const service of this.services) await this.o.link.listen(service, (subject, data, headers) => this.#command(subject, data, headers));
   }
 
   async stop(): Promise<void> {
@@ -134,7 +134,9 @@ export class ServiceSimulator {
     this.#behavior = { ...this.#behavior, ...behavior };
   }
 
-  async #command(subject: string, data: unknown): Promise<void> {
+  async #command(subject: string, data: unknown, headers: Record<string, string> = {}): Promise<void> {
+    // a traced command's answer continues its trace, as an instrumented service's would
+    const trace: Record<string, string> = headers.traceparent ? { traceparent: headers.traceparent } : {};
     const cmd = data as Command | null;
     if (!cmd || typeof cmd.commandId !== 'string' || typeof cmd.step !== 'string') {
       this.o.log?.warn({ subject }, 'simulator: not a saga command');
@@ -145,7 +147,7 @@ export class ServiceSimulator {
     if (first) {
       // dedupe on commandId: the same answer (same eventId) again, nothing applied
       this.duplicates++;
-      await this.o.link.publish(first.subject, first.event, String(first.event.eventId));
+      await this.o.link.publish(first.subject, first.event, String(first.event.eventId), trace);
       return;
     }
     const spec = this.#table.get(cmd.step);
@@ -184,7 +186,7 @@ export class ServiceSimulator {
     const delay = this.#latency();
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     event.timestamp = new Date(this.#now()).toISOString();
-    await this.o.link.publish(subject2, event, String(event.eventId));
+    await this.o.link.publish(subject2, event, String(event.eventId), trace);
     this.answered++;
   }
 

@@ -5,9 +5,11 @@
  * - `N/unit:B` (an explicit burst) is a token bucket of `B` tokens refilled at `N` per unit:
  *   Shopify's "4 requests/s, burst 40".
  * - `N/unit` (no burst) is a window limit, "never more than N in any window of one unit": a
- *   bucket of `B = max(1, ceil(N / 20))` tokens refilled at `(N - B)` per unit, so that any
- *   window of one unit holds at most `B + (N - B) = N` calls, and the sustained rate is 95% of
- *   `N` or more (`N >= 20`).
+ *   bucket of `B = max(1, ceil(N / 40))` tokens refilled at `N - 2B` per unit, so that any
+ *   window of one unit holds at most `B + (N - 2B) = N - B` calls: B calls (2.5%) of margin
+ *   for the time between our grant and the provider's count (network, scheduling), and a
+ *   sustained rate of 95% of `N` (`N >= 40`; at least half of `N` below that; `N < 4` cannot
+ *   keep the margin).
  *
  * Units: `ms`, `s`, `sec`, `min`, `m`, `h`, `hour`, or a number of them (`20/2s`, `200/10s`),
  * which tests use to shorten a window.
@@ -55,8 +57,8 @@ export function parseRateLimit(spec: string, scope: RateScope = 'tenant'): RateL
   if (burst !== undefined && burst < 1) throw new Error(`'${spec}': the burst must be at least 1`);
   const perSecond = (n: number) => (n * 1000) / windowMs;
   if (burst !== undefined) return { spec: spec.trim(), limit, windowMs, burst, capacity: burst, refillPerSecond: perSecond(limit), scope };
-  const capacity = Math.max(1, Math.ceil(limit / 20));
-  return { spec: spec.trim(), limit, windowMs, burst, capacity, refillPerSecond: perSecond(Math.max(limit - capacity, limit / 20)), scope };
+  const capacity = Math.max(1, Math.ceil(limit / 40));
+  return { spec: spec.trim(), limit, windowMs, burst, capacity, refillPerSecond: perSecond(Math.max(limit - 2 * capacity, limit / 2)), scope };
 }
 
 /**

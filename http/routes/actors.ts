@@ -69,7 +69,17 @@ const BulkFilter = z
   .openapi('BulkFilter');
 
 const JournalEntry = z
-  .object({ version: z.number().int(), messageId: z.string().nullable(), kind: z.enum(['event', 'timer']), targetPath: z.string(), event: z.record(z.string(), z.unknown()), input: z.unknown(), value: z.unknown(), at: z.string() })
+  .object({
+    version: z.number().int(),
+    messageId: z.string().nullable(),
+    kind: z.enum(['event', 'timer']),
+    targetPath: z.string(),
+    event: z.record(z.string(), z.unknown()),
+    input: z.unknown(),
+    value: z.unknown(),
+    at: z.string(),
+    traceId: z.string().nullable().openapi({ description: 'The OpenTelemetry trace id of the transition (null when tracing was off)' }),
+  })
   .openapi('JournalEntry');
 
 // one level typed; nested states repeat the same shape (a recursive schema would not render)

@@ -1,6 +1,7 @@
 import { z } from '@hono/zod-openapi';
 import { router, routes } from '../env.js';
-import { Cursor, errors, Filter, json, jsonBody, JsonObject, Limit, Timestamp } from '../schemas.js';
+import { Cursor, errors, Filter, IdempotencyKeyHeader, json, jsonBody, JsonObject, Limit, Timestamp } from '../schemas.js';
+import { idempotencyOf, reply } from '../idempotency.js';
 import { DomainCode, DomainError } from '../../services/common/errors.js';
 
 const TIER = z.enum(['enterprise', 'professional', 'community']);
@@ -60,7 +61,7 @@ const Integration = z
     status: z.enum(['active', 'inactive']),
     source: z.enum(['registry', 'marketplace']),
     health: z.enum(['healthy', 'degraded', 'unhealthy', 'unknown']),
-    credentials: z.object({ version: z.number(), setAt: z.string(), certificateExpiresAt: z.string().nullable() }).nullable(),
+    credentials: z.object({ version: z.number(), setAt: z.string(), certificateExpiresAt: z.string().nullable(), revokedAt: z.string().nullable() }).nullable(),
     version: z.number(),
     createdAt: z.string(),
     updatedAt: z.string(),
@@ -131,13 +132,18 @@ export function ecosystemRoutes() {
       method: 'post',
       path: '/integrations',
       summary: 'Register an integration: validated against its template, its credentials checked once against the service and stored in the vault (never answered); the answer carries its compliance findings',
-      request: { body: jsonBody(RegisterBody) },
+      request: { headers: IdempotencyKeyHeader, body: jsonBody(RegisterBody) },
       responses: { 201: json(IntegrationWithFindings, 'Registered'), ...errors, 409: json(z.unknown(), 'The name is taken') },
     }),
     async (c) => {
-      const eco = c.get('services').ecosystem;
-      const v = await eco.registry.register(c.get('principal'), c.req.valid('json'), c.get('requestId'));
-      return c.json({ ...v, compliance: await eco.findingsOf(v.id) }, 201);
+      const s = c.get('services');
+      const body = c.req.valid('json');
+      // a retry with the same Idempotency-Key answers the first registration (the stored answer holds no secret)
+      const out = await s.idempotency.call(idempotencyOf(c, body), async () => {
+        const v = await s.ecosystem.registry.register(c.get('principal'), body, c.get('requestId'));
+        return { status: 201, body: { ...v, compliance: await s.ecosystem.findingsOf(v.id) } };
+      });
+      return reply(c, out);
     },
   );
 
@@ -201,6 +207,17 @@ export function ecosystemRoutes() {
       async (c) => c.json(await c.get('services').ecosystem.registry.setActive(c.get('principal'), c.req.valid('param').name, action === 'activate', c.req.valid('query').ownerId, c.get('requestId')), 200),
     );
   }
+
+  app.openapi(
+    route({
+      method: 'post',
+      path: '/integrations/{name}/credentials/revoke',
+      summary: 'Revoke the credentials: forgotten from the vault, the integration inactive until new credentials are PATCHed and it is activated',
+      request: { params: NameParam, query: Owner },
+      responses: { 200: json(Integration, 'The integration'), ...errors },
+    }),
+    async (c) => c.json(await c.get('services').ecosystem.registry.revokeCredentials(c.get('principal'), c.req.valid('param').name, c.req.valid('query').ownerId, c.get('requestId')), 200),
+  );
 
   app.openapi(
     route({ method: 'delete', path: '/integrations/{name}', summary: 'Delete the registration and revoke (forget) its credentials; usage and audit history stay', request: { params: NameParam, query: Owner }, responses: { 200: json(Integration, 'The deleted integration'), ...errors } }),

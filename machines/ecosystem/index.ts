@@ -220,11 +220,20 @@ export const ecosystemMachine = setup({
           { target: '.waiting', reenter: true, actions: 'recordCheck' },
         ],
         'ecosystem.deactivate': { target: 'inactive' },
+        // registered again (the delete of an earlier registration never reached this actor): start over
+        'ecosystem.register': [
+          { guard: 'statusChanged', target: 'active', reenter: true, actions: ['recordRegistration', 'recordCheck', 'announceChange'] },
+          { target: 'active', reenter: true, actions: ['recordRegistration', 'recordCheck'] },
+        ],
       },
     },
     inactive: {
       on: {
         'ecosystem.activate': { target: 'active.checking', actions: 'requestCheck' },
+        'ecosystem.register': [
+          { guard: 'statusChanged', target: 'active', actions: ['recordRegistration', 'recordCheck', 'announceChange'] },
+          { target: 'active', actions: ['recordRegistration', 'recordCheck'] },
+        ],
         'ecosystem.configure': { actions: 'recordSettings' },
         // the answer of a check that was running when the integration was deactivated
         'ecosystem.health.done': {},

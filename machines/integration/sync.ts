@@ -14,7 +14,7 @@ import type { Provider } from './index.js';
  *                              │  └─page.failed (retryable)─► backingOff ─after─► paging
  *                              └─page.done (last)─► idle (completed) · page.failed (terminal)─► idle (failed)
  * poll:  waiting ─after pollInterval─► polling ─poll.done/failed─► waiting (the cursor moves on)
- * any:   sync.push ─► push call · sync.webhook ─► applyWebhook call · *.done ─► InventoryUpdated
+ * any:   sync.push ─► push call · sync.announce, *.done ─► InventoryUpdated
  * ```
  *
  * The machine does no I/O: each step is a `concord.call` of the `inventory` connector (the
@@ -95,7 +95,7 @@ export interface SyncContext {
   lastSyncAt: string | null;
   lastEventAt: string | null;
   /** Running totals of item outcomes outside runs (pushes, webhooks, polls). */
-  live: { pushes: number; webhooks: number; polls: number; failures: number };
+  live: { pushes: number; polls: number; failures: number };
 }
 
 interface Stamp {
@@ -112,15 +112,12 @@ type Failure = { code: string; message: string; retryable: boolean; retryAfterMs
 export type SyncEvent =
   | ({ type: 'sync.start'; syncId: string; mode: SyncMode; direction: SyncDirection; requestedBy?: string; pollMs?: number } & Who & Stamp)
   | ({ type: 'sync.push'; skus: string[] } & Who & Stamp)
-  | ({ type: 'sync.webhook'; webhookId: string; topic: string } & Who & Stamp)
   /** Changes applied to our side outside a step (a conflict resolved by hand), to announce. */
   | ({ type: 'sync.announce'; updates: InventoryUpdate[] } & Who & Stamp)
   | ({ type: 'inventory.page.done'; output: StepOutput } & Stamp)
   | ({ type: 'inventory.page.failed'; error: Failure } & Stamp)
   | ({ type: 'inventory.push.done'; output: StepOutput } & Stamp)
   | ({ type: 'inventory.push.failed'; error: Failure } & Stamp)
-  | ({ type: 'inventory.applyWebhook.done'; output: StepOutput } & Stamp)
-  | ({ type: 'inventory.applyWebhook.failed'; error: Failure } & Stamp)
   | ({ type: 'inventory.poll.done'; output: StepOutput } & Stamp)
   | ({ type: 'inventory.poll.failed'; error: Failure } & Stamp);
 
@@ -221,9 +218,6 @@ export const syncMachine = setup({
       return { run: null, runs: keep(context.runs, run), lastSyncAt: event.at };
     }),
     requestPush: emit(({ context, event }) => callConnector('inventory', 'push', { ...who(context), skus: event.type === 'sync.push' ? event.skus : [] })),
-    requestApply: emit(({ context, event }) =>
-      callConnector('inventory', 'applyWebhook', { ...who(context), webhookId: event.type === 'sync.webhook' ? event.webhookId : null, topic: event.type === 'sync.webhook' ? event.topic : null }),
-    ),
     requestPoll: emit(({ context }) => callConnector('inventory', 'poll', { ...who(context), cursor: context.pollCursor })),
     recordPoll: assign(({ context, event }) => {
       const o = outputOf(event);
@@ -236,10 +230,6 @@ export const syncMachine = setup({
     countPush: assign(({ context, event }) => {
       const o = outputOf(event);
       return { live: { ...context.live, pushes: context.live.pushes + 1, failures: context.live.failures + (o ? (o.failed ?? 0) : 1) } };
-    }),
-    countWebhook: assign(({ context, event }) => {
-      const o = outputOf(event);
-      return { live: { ...context.live, webhooks: context.live.webhooks + 1, failures: context.live.failures + (o ? (o.failed ?? 0) : 1) } };
     }),
     // every change the engine applied to our side, to the platform (one message per change; its
     // id is the SKU and the change time, so a repeat of the same answer is deduped downstream)
@@ -269,17 +259,14 @@ export const syncMachine = setup({
     lastPollAt: null,
     lastSyncAt: null,
     lastEventAt: null,
-    live: { pushes: 0, webhooks: 0, polls: 0, failures: 0 },
+    live: { pushes: 0, polls: 0, failures: 0 },
   }),
   type: 'parallel',
   on: {
     'sync.push': { actions: ['identify', 'requestPush'] },
-    'sync.webhook': { actions: ['identify', 'requestApply'] },
     'sync.announce': { actions: ['identify', 'announce'] },
     'inventory.push.done': { actions: ['countPush', 'announce'] },
     'inventory.push.failed': { actions: 'countPush' },
-    'inventory.applyWebhook.done': { actions: ['countWebhook', 'announce'] },
-    'inventory.applyWebhook.failed': { actions: 'countWebhook' },
   },
   states: {
     run: {

@@ -41,6 +41,21 @@ export function takeToken(rule: RateRule, b: Bucket, now: number, cost = 1): Tak
   return { ok: false, retryAfterMs: Math.max(1, Math.ceil((missing * rule.perMs) / rule.rate)), bucket: cur };
 }
 
+/**
+ * Like `takeToken`, but a request a little over the rate may wait for its token instead of being
+ * refused (a queue, as nginx's `limit_req` with a burst): the bucket lends up to `maxWaitMs` worth
+ * of future tokens, and the answer says how long to wait. Past that, `ok: false` with the wait a
+ * retry needs. A closed-loop client over its quota is slowed to the rate instead of spinning on
+ * refusals.
+ */
+export function reserveToken(rule: RateRule, b: Bucket, now: number, maxWaitMs: number): { ok: true; waitMs: number; bucket: Bucket } | { ok: false; retryAfterMs: number; bucket: Bucket } {
+  const cur = refill(rule, b, now);
+  if (cur.tokens >= 1) return { ok: true, waitMs: 0, bucket: { tokens: cur.tokens - 1, at: cur.at } };
+  const waitMs = Math.ceil(((1 - cur.tokens) * rule.perMs) / rule.rate);
+  if (waitMs <= maxWaitMs) return { ok: true, waitMs, bucket: { tokens: cur.tokens - 1, at: cur.at } };
+  return { ok: false, retryAfterMs: Math.max(1, waitMs - maxWaitMs), bucket: cur };
+}
+
 const UNIT_MS: Readonly<Record<string, number>> = { s: 1_000, sec: 1_000, m: 60_000, min: 60_000, h: 3_600_000, hour: 3_600_000 };
 
 /**

@@ -6,6 +6,7 @@ import { recordNatsDeadLetter } from '../dead-letters.js';
 import { ErrorCode, isConcordError, isRetryablePgError } from '../errors.js';
 import type { Verdict } from './durable-worker.js';
 import { Hdr, parsePartitionedSubject } from './subjects.js';
+import { TRACEPARENT } from '../tracing.js';
 
 const decoder = new TextDecoder();
 /** How often a paused actor's waiting message is tried again: the longest a resume waits for it. */
@@ -61,7 +62,9 @@ export function actorHandler(host: ActorHost, fence?: Fence) {
  */
 export async function applyMessage(host: ActorHost, ref: { type: string; id: string }, event: { type: string }, msg: JsMsg, fence?: Fence): Promise<Verdict> {
   try {
-    await host.send(ref, event, { messageId: messageIdOf(msg), tenant: msg.headers?.get(Hdr.Tenant) || undefined, ...(fence ? { fence } : {}) });
+    // the trace the message carries (W3C traceparent, set by the relay's span) goes on in the transition
+    const traceparent = msg.headers?.get(TRACEPARENT) || undefined;
+    await host.send(ref, event, { messageId: messageIdOf(msg), tenant: msg.headers?.get(Hdr.Tenant) || undefined, ...(fence ? { fence } : {}), ...(traceparent ? { traceparent } : {}) });
     return { status: 'done' };
   } catch (err) {
     const error = err instanceof Error ? err.message : String(err);

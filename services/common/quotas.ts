@@ -1,9 +1,15 @@
-import { fullBucket, takeToken, type Bucket, type RateRule } from '../../machines/lib/bucket.js';
+import { fullBucket, reserveToken, type Bucket, type RateRule } from '../../machines/lib/bucket.js';
 import type { TenantQuotas } from '../../runtime/config.js';
 import { DomainCode, DomainError } from './errors.js';
 
 /** Buckets kept at most; past it, the longest-idle ones go (a full bucket is the same as none). */
 const MAX_BUCKETS = 50_000;
+/**
+ * A request a little over its tenant's rate waits up to this long for its token instead of being
+ * refused (so a client looping on its answers is slowed to its rate rather than spinning on 429s,
+ * which cost the edge as much as an answer); past it, 429.
+ */
+export const QUOTA_MAX_WAIT_MS = 1_000;
 
 /**
  * Per-tenant API quotas (`TENANT_QUOTAS`): one token bucket per tenant in this process, taken
@@ -31,17 +37,20 @@ export class TenantQuotaService {
     return this.refusedCount;
   }
 
-  /** Takes one request from the tenant's quota or throws QUOTA_EXCEEDED with the wait. */
-  take(tenantId: string, now: number): void {
+  /**
+   * Takes one request from the tenant's quota: answers how long it must wait for its token (0: go
+   * now; at most QUOTA_MAX_WAIT_MS), or throws QUOTA_EXCEEDED with the wait a retry needs.
+   */
+  take(tenantId: string, now: number): number {
     const rule = this.ruleOf(tenantId);
-    if (rule === null) return;
+    if (rule === null) return 0;
     const held = this.buckets.get(tenantId);
-    const r = takeToken(rule, held ?? fullBucket(rule, now), now);
+    const r = reserveToken(rule, held ?? fullBucket(rule, now), now, QUOTA_MAX_WAIT_MS);
     // re-inserting keeps the map in last-used order, so eviction takes the idlest first
     if (held) this.buckets.delete(tenantId);
     else if (this.buckets.size >= MAX_BUCKETS) this.buckets.delete(this.buckets.keys().next().value!);
     this.buckets.set(tenantId, r.bucket);
-    if (r.ok) return;
+    if (r.ok) return r.waitMs;
     this.refusedCount += 1;
     const retryAfter = Math.max(1, Math.ceil(r.retryAfterMs / 1000));
     throw new DomainError(DomainCode.QuotaExceeded, `tenant ${tenantId} is over its API quota; retry in ${retryAfter} s`, { retryAfter });

@@ -59,15 +59,17 @@ export const refusesCredentials = (status: number) => status === 401 || status =
 
 const ROW = `SELECT id, tenant_id, name, platform, auth_pattern, auth, config, version, credentials_version FROM ecosystem_integrations WHERE id = $1`;
 const CACHE_MAX = 20_000;
+/** How long a bound integration (row, credentials, client) is reused before it is read again. */
+export const BOUND_TTL_MS = 30_000;
 
 /**
  * Calls through registered integrations: the health check and any request, each counted by the
- * usage meter and (checks) into the hourly availability table. `invoker()` is the `ecosystem`
+ * usage meter, checks also for availability (both flushed from memory, never written per call). `invoker()` is the `ecosystem`
  * connector the runtime runs for the registry actors' `health` effects.
  */
 export class IntegrationCalls {
   /** One client per integration version: keeps a client-credentials token between calls. */
-  readonly #clients = new Map<string, { key: string; client: GenericClient<GenericAuth> }>();
+  readonly #clients = new Map<string, { until: number; reachable: Reachable; client: GenericClient<GenericAuth>; credentials: AnyCredentials }>();
 
   constructor(
     private readonly pool: pg.Pool,
@@ -84,15 +86,28 @@ export class IntegrationCalls {
     return { id: r.id, tenantId: r.tenant_id, name: r.name, platform: r.platform, authPattern: r.auth_pattern, auth: r.auth, config: r.config, version: r.version, credentialsVersion: Number(r.credentials_version) };
   }
 
-  async #client(r: Reachable): Promise<{ client: GenericClient<GenericAuth>; credentials: AnyCredentials }> {
+  /**
+   * The integration bound to its client and credentials, kept for BOUND_TTL_MS so a check costs no
+   * read (row and vault); an update or delete in this process forgets it at once, one in another
+   * process is seen within the TTL (and a retired credential fails the check meanwhile).
+   */
+  async #bound(id: string): Promise<{ reachable: Reachable; client: GenericClient<GenericAuth>; credentials: AnyCredentials } | null> {
+    const now = this.clock.now();
+    const hit = this.#clients.get(id);
+    if (hit && hit.until > now) return hit;
+    const r = await this.reachable(id);
+    if (!r) {
+      this.#clients.delete(id);
+      return null;
+    }
     const { secret } = await this.vault.get({ tenantId: r.tenantId, service: VAULT_SERVICE, connectionId: r.name });
-    const key = `${r.version}/${r.credentialsVersion}`;
-    const hit = this.#clients.get(r.id);
-    const built = clientOf(r, secret, () => this.clock.now());
-    if (hit && hit.key === key) return { client: hit.client, credentials: built.credentials };
+    // the client (and its client-credentials token) is kept while the row and credentials are the same version
+    const client = hit && hit.reachable.version === r.version && hit.reachable.credentialsVersion === r.credentialsVersion ? hit.client : clientOf(r, secret, () => this.clock.now()).client;
+    const bound = { until: now + BOUND_TTL_MS, reachable: r, client, credentials: clientOf(r, secret).credentials };
+    this.#clients.delete(id);
     if (this.#clients.size >= CACHE_MAX) this.#clients.delete(this.#clients.keys().next().value!);
-    this.#clients.set(r.id, { key, client: built.client });
-    return built;
+    this.#clients.set(id, bound);
+    return bound;
   }
 
   /**
@@ -100,9 +115,10 @@ export class IntegrationCalls {
    * `{ ok, status, latencyMs }`; a failure to reach it throws the classified ConnectorError.
    * Counted as a call (usage) and as a check (availability) either way.
    */
-  async check(r: Reachable, signal: AbortSignal): Promise<CheckOutput> {
-    const { client, credentials } = await this.#client(r);
-    return this.checkWith(r, client, credentials, signal);
+  async check(id: string, signal: AbortSignal): Promise<CheckOutput> {
+    const b = await this.#bound(id);
+    if (!b) throw new ConnectorError(ConnectorCode.NotFound, `integration ${id} is not registered`);
+    return this.checkWith(b.reachable, b.client, b.credentials, signal);
   }
 
   /** A health check with a client not (yet) stored: the registration's first check, or a check of new credentials. */
@@ -112,21 +128,21 @@ export class IntegrationCalls {
     try {
       const h = await client.health(credentials as never, { signal });
       this.meter.record({ integrationId: r.id, tenantId: r.tenantId, provider: r.platform, at, ok: h.ok, latencyMs: h.latencyMs });
-      await this.#recordCheck(r.id, at, h.ok, h.latencyMs);
+      this.meter.recordCheck(r.id, at, h.ok, h.latencyMs);
       return { ok: h.ok, status: h.status, latencyMs: h.latencyMs };
     } catch (err) {
       const latencyMs = Math.round(performance.now() - started);
       this.meter.record({ integrationId: r.id, tenantId: r.tenantId, provider: r.platform, at, ok: false, latencyMs });
-      await this.#recordCheck(r.id, at, false, latencyMs);
+      this.meter.recordCheck(r.id, at, false, latencyMs);
       throw err;
     }
   }
 
   /** Any request through a registered integration (metered); a non-2xx answer throws the classified ConnectorError. */
   async request<T = unknown>(id: string, input: RequestInput, signal: AbortSignal): Promise<Answer<T>> {
-    const r = await this.reachable(id);
-    if (!r) throw new ConnectorError(ConnectorCode.NotFound, `integration ${id} is not registered`);
-    const { client, credentials } = await this.#client(r);
+    const b = await this.#bound(id);
+    if (!b) throw new ConnectorError(ConnectorCode.NotFound, `integration ${id} is not registered`);
+    const { reachable: r, client, credentials } = b;
     const at = this.clock.now();
     const started = performance.now();
     let ok = false;
@@ -137,14 +153,6 @@ export class IntegrationCalls {
     } finally {
       this.meter.record({ integrationId: r.id, tenantId: r.tenantId, provider: r.platform, at, ok, latencyMs: performance.now() - started });
     }
-  }
-
-  async #recordCheck(id: string, at: number, ok: boolean, latencyMs: number): Promise<void> {
-    await this.pool.query(
-      `INSERT INTO ecosystem_health_hourly AS h (integration_id, hour, checks, ok, latency_ms_sum) VALUES ($1, date_trunc('hour', $2::timestamptz, 'UTC'), 1, $3, $4)
-       ON CONFLICT (integration_id, hour) DO UPDATE SET checks = h.checks + 1, ok = h.ok + excluded.ok, latency_ms_sum = h.latency_ms_sum + excluded.latency_ms_sum`,
-      [id, new Date(at), ok ? 1 : 0, Math.max(0, Math.round(latencyMs))],
-    );
   }
 
   /** Forgets the cached client of an integration (deleted, or its credentials replaced). */
@@ -165,10 +173,8 @@ export class IntegrationCalls {
         return this.request(id, req, ctx.signal);
       }
       if (operation !== 'health') throw new ConnectorError(ConnectorCode.Validation, `connector 'ecosystem' has no operation '${operation}'`);
-      const r = await this.reachable(id);
-      if (!r) throw new ConnectorError(ConnectorCode.NotFound, `integration ${id} is not registered`);
       try {
-        return await this.check(r, AbortSignal.any([ctx.signal, AbortSignal.timeout(this.callTimeoutMs)]));
+        return await this.check(id, AbortSignal.any([ctx.signal, AbortSignal.timeout(this.callTimeoutMs)]));
       } catch (err) {
         if (err instanceof DomainError && err.code === DomainCode.NotFound) throw new ConnectorError(ConnectorCode.ReauthorizationRequired, 'no stored credentials for this integration');
         throw err;

@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { Clock } from '../../runtime/clock.js';
 import type { Catalog } from './catalog.js';
 import { availabilityOf } from './health.js';
+import type { UsageMeter } from './usage.js';
 
 export const POLICIES = ['credentials_rotation', 'community_production_scopes', 'sla_breach', 'certificate_expiry'] as const;
 export type Policy = (typeof POLICIES)[number];
@@ -46,6 +47,7 @@ export class Compliance {
     private readonly catalog: Catalog,
     private readonly clock: Clock,
     private readonly rotationDays: number,
+    private readonly meter: UsageMeter,
   ) {}
 
   /** Findings over the integrations of `tenantId` (all when null), or of one integration. */
@@ -66,7 +68,7 @@ export class Compliance {
       params,
     );
     const now = this.clock.now();
-    const avail = await availabilityOf(this.pool, now, o.integrationId ? [o.integrationId] : undefined);
+    const avail = await availabilityOf(this.pool, this.meter, now, o.integrationId ? [o.integrationId] : undefined);
     const out: Finding[] = [];
     for (const r of rows) {
       const tier = this.catalog.tier(r.tier);

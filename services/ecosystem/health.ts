@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { EcosystemContext, HealthStatus } from '../../machines/ecosystem/index.js';
 import type { Clock } from '../../runtime/clock.js';
 import type { Catalog } from './catalog.js';
+import type { UsageMeter } from './usage.js';
 import type { IntegrationView } from './views.js';
 
 export interface Availability {
@@ -46,7 +47,7 @@ export interface HealthSummary {
 const pct = (ok: number, checks: number): number | null => (checks > 0 ? Math.round((ok / checks) * 10_000) / 100 : null);
 
 /** Availability per integration over the last 24 hours and 30 days, from the hourly check counts. */
-export async function availabilityOf(pool: pg.Pool, now: number, ids?: string[]): Promise<Map<string, { last24h: Availability; last30d: Availability }>> {
+export async function availabilityOf(pool: pg.Pool, meter: UsageMeter, now: number, ids?: string[]): Promise<Map<string, { last24h: Availability; last30d: Availability }>> {
   const { rows } = await pool.query<{ id: string; c24: string; o24: string; c30: string; o30: string }>(
     `SELECT integration_id AS id,
             coalesce(sum(checks) FILTER (WHERE hour >= date_trunc('hour', $1::timestamptz - interval '23 hours', 'UTC')), 0) AS c24,
@@ -57,10 +58,17 @@ export async function availabilityOf(pool: pg.Pool, now: number, ids?: string[])
       GROUP BY 1`,
     ids ? [new Date(now), ids] : [new Date(now)],
   );
+  // the checks this process counted since its last flush count too
+  const sums = new Map<string, { c24: number; o24: number; c30: number; o30: number }>();
+  for (const r of rows) sums.set(r.id, { c24: Number(r.c24), o24: Number(r.o24), c30: Number(r.c30), o30: Number(r.o30) });
+  for (const [id, p] of meter.pendingChecks(now - 23 * 3_600_000)) {
+    if (ids && !ids.includes(id)) continue;
+    const s = sums.get(id) ?? { c24: 0, o24: 0, c30: 0, o30: 0 };
+    sums.set(id, { c24: s.c24 + p.c24, o24: s.o24 + p.o24, c30: s.c30 + p.c30, o30: s.o30 + p.o30 });
+  }
   const out = new Map<string, { last24h: Availability; last30d: Availability }>();
-  for (const r of rows) {
-    const [c24, o24, c30, o30] = [Number(r.c24), Number(r.o24), Number(r.c30), Number(r.o30)];
-    out.set(r.id, { last24h: { percent: pct(o24, c24), checks: c24, ok: o24 }, last30d: { percent: pct(o30, c30), checks: c30, ok: o30 } });
+  for (const [id, { c24, o24, c30, o30 }] of sums) {
+    out.set(id, { last24h: { percent: pct(o24, c24), checks: c24, ok: o24 }, last30d: { percent: pct(o30, c30), checks: c30, ok: o30 } });
   }
   return out;
 }
@@ -75,6 +83,7 @@ export class HealthReports {
     private readonly pool: pg.Pool,
     private readonly catalog: Catalog,
     private readonly clock: Clock,
+    private readonly meter: UsageMeter,
   ) {}
 
   async report(v: IntegrationView): Promise<HealthReport> {
@@ -85,7 +94,7 @@ export class HealthReports {
     }
     const [{ rows }, avail] = await Promise.all([
       this.pool.query<{ context: EcosystemContext }>(`SELECT snapshot->'context' AS context FROM actors WHERE type = 'ecosystem' AND id = $1`, [v.id]),
-      availabilityOf(this.pool, this.clock.now(), [v.id]),
+      availabilityOf(this.pool, this.meter, this.clock.now(), [v.id]),
     ]);
     const c = rows[0]?.context;
     const a = avail.get(v.id) ?? { last24h: NONE, last30d: NONE };
@@ -119,7 +128,7 @@ export class HealthReports {
   async #compute(): Promise<HealthSummary> {
     const [{ rows }, avail] = await Promise.all([
       this.pool.query<{ health: string; tier: string; id: string }>(`SELECT id, attrs->>'health' AS health, attrs->>'tier' AS tier FROM actors WHERE type = 'ecosystem' AND status = 'ACTIVE'`),
-      availabilityOf(this.pool, this.clock.now()),
+      availabilityOf(this.pool, this.meter, this.clock.now()),
     ]);
     const s: HealthSummary = { total: rows.length, healthy: 0, degraded: 0, unhealthy: 0, unknown: 0, slaBreaches: 0 };
     for (const r of rows) {

@@ -45,8 +45,8 @@ export class EcosystemService {
     this.meter = new UsageMeter(pool, config.ecosystem.usageFlushMs, log);
     this.calls = new IntegrationCalls(pool, o.vault, this.meter, clock, config.connectorCallTimeoutMs);
     this.registry = new RegistryService(pool, o.host.actor(ecosystemType), o.vault, this.calls, this.catalog, config, clock, log);
-    this.health = new HealthReports(pool, this.catalog, clock);
-    this.compliance = new Compliance(pool, this.catalog, clock, config.ecosystem.rotationDays);
+    this.health = new HealthReports(pool, this.catalog, clock, this.meter);
+    this.compliance = new Compliance(pool, this.catalog, clock, config.ecosystem.rotationDays, this.meter);
     this.pool = pool;
     this.clock = clock;
   }
@@ -114,8 +114,10 @@ export class EcosystemService {
     return listRegistryAudit(this.pool, { ...f, tenantId: scope });
   }
 
-  start(): void {
+  /** Starts the usage meter's flushing; with `reconcile`, first aligns the registry actors with their rows (see `RegistryService.reconcile`). */
+  async start(o: { reconcile?: boolean } = {}): Promise<void> {
     this.meter.start();
+    if (o.reconcile) await this.registry.reconcile();
   }
 
   async stop(): Promise<void> {

@@ -16,7 +16,7 @@ import type { CredentialVault } from '../integrations/vault.js';
 import { clientOf, refusesCredentials, VAULT_SERVICE, type IntegrationCalls, type Reachable } from './calls.js';
 import type { Catalog, RegistryAuthPattern, Template, TierName } from './catalog.js';
 import { splitCredentials, type SplitCredentials } from './credentials.js';
-import { ITEMS, viewOf, type IntegrationView, type ItemRow } from './views.js';
+import { itemsSql, viewOf, type IntegrationView, type ItemRow } from './views.js';
 
 /** `POST /api/v1/ecosystem/integrations`. */
 export interface RegisterInput {
@@ -55,6 +55,8 @@ export interface ListFilter {
 
 export const AUDIT_OBJECT = 'ecosystem.integration';
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+/** An owner (tenant) id: it prefixes the actor id `<owner>:<name>`, so no colon, and what an actor id allows. */
+const OWNER = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,98}$/;
 const bad = (message: string, field: string, extra: Record<string, unknown> = {}) => new DomainError(DomainCode.ValidationFailed, message, { field, ...extra });
 const notFound = (name: string) => new DomainError(DomainCode.NotFound, `integration ${name} not found`, { name });
 
@@ -71,7 +73,7 @@ export function tenantScope(p: Principal): string | null {
  * durable timers run its health checks at its tier's interval.
  */
 export class RegistryService {
-  readonly #items: string;
+  readonly #tier: string;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -83,7 +85,7 @@ export class RegistryService {
     private readonly clock: Clock,
     private readonly log: Logger,
   ) {
-    this.#items = ITEMS(catalog.tiers.marketplaceTier);
+    this.#tier = catalog.tiers.marketplaceTier;
   }
 
   /** The check settings of a tier (from the tier table). */
@@ -104,6 +106,7 @@ export class RegistryService {
     const features = this.#checkFeatures(template, body.features ?? template.defaultFeatures);
     const config = await this.#checkConfig(template, body.config);
     const creds = await this.#checkCredentials(authPattern, body.credentials);
+    guardConfig(config, creds.secret);
     const id = ecosystemId(owner, body.name);
     if ((await this.pool.query('SELECT 1 FROM ecosystem_integrations WHERE id = $1', [id])).rowCount) {
       throw new ConcordError(ErrorCode.Conflict, `integration ${body.name} is already registered`, { name: body.name });
@@ -142,30 +145,14 @@ export class RegistryService {
 
   async list(principal: Principal, f: ListFilter): Promise<{ data: IntegrationView[]; nextCursor: string | null }> {
     const scope = tenantScope(principal);
-    const params: unknown[] = [];
-    const cond: string[] = [];
-    const add = (sql: string, v: unknown) => {
-      params.push(v);
-      cond.push(sql.replaceAll('?', `$${params.length}`));
-    };
-    if (scope) add('x.tenant_id = ?', scope);
-    else if (f.ownerId) add('x.tenant_id = ?', f.ownerId);
-    if (f.tier) add('x.tier = ?', f.tier);
-    if (f.platform) add('x.platform = ?', f.platform);
-    if (f.status) add('x.status = ?', f.status);
-    if (f.feature) add('x.features @> ARRAY[?]::text[]', f.feature);
-    if (f.source) add('x.source = ?', f.source);
+    let after: { name: string; id: string } | undefined;
     if (f.cursor) {
       const c = parseNameCursor(f.cursor);
       if (!c) throw bad('invalid cursor', 'cursor');
-      params.push(c.name, c.id);
-      cond.push(`(x.name, x.id) > ($${params.length - 1}, $${params.length})`);
+      after = c;
     }
-    params.push(f.limit + 1);
-    const { rows } = await this.pool.query<ItemRow>(
-      `SELECT x.* FROM (${this.#items}) x ${cond.length ? `WHERE ${cond.join(' AND ')}` : ''} ORDER BY x.name, x.id LIMIT $${params.length}`,
-      params,
-    );
+    const q = itemsSql(this.#tier, { tenantId: scope ?? f.ownerId, tier: f.tier, platform: f.platform, status: f.status, feature: f.feature, source: f.source, after, limit: f.limit + 1 });
+    const { rows } = await this.pool.query<ItemRow>(q);
     const page = rows.slice(0, f.limit);
     const last = page[page.length - 1];
     return { data: page.map(viewOf), nextCursor: rows.length > f.limit && last ? nameCursor(last.name, last.id) : null };
@@ -174,14 +161,7 @@ export class RegistryService {
   /** One integration the caller may see, by name (operators name the owner when two owners share a name); null when none. */
   async get(principal: Principal, name: string, ownerId?: string): Promise<IntegrationView | null> {
     const scope = tenantScope(principal);
-    const owner = scope ?? ownerId;
-    const params: unknown[] = [name];
-    let where = 'x.name = $1';
-    if (owner) {
-      params.push(owner);
-      where += ' AND x.tenant_id = $2';
-    }
-    const { rows } = await this.pool.query<ItemRow>(`SELECT x.* FROM (${this.#items}) x WHERE ${where} ORDER BY x.source DESC, x.id LIMIT 3`, params);
+    const { rows } = await this.pool.query<ItemRow>(itemsSql(this.#tier, { name, tenantId: scope ?? ownerId, limit: 3 }));
     const own = rows.filter((r) => r.source === 'registry');
     const pick = own.length > 0 ? own : rows;
     if (pick.length > 1 && new Set(pick.map((r) => r.tenant_id)).size > 1) {
@@ -221,10 +201,13 @@ export class RegistryService {
     const ref = { tenantId: current.ownerId, service: VAULT_SERVICE, connectionId: current.name };
     if (body.credentials) {
       creds = await this.#checkCredentials(authPattern, body.credentials);
+      guardConfig(config, creds.secret);
       // new credentials are checked against the service before they replace the old ones
       await this.#firstCheck({ id: current.id, tenantId: current.ownerId, name: current.name, platform, authPattern, auth: creds.auth, config }, creds);
       try {
-        const info = await this.vault.put(ref, creds.secret, { expectedVersion: credentialsVersion, scopes: creds.scopes, expiresAt: creds.certificateExpiresAt, metadata: { integrationId: current.id, authPattern } });
+        // revoked credentials left no vault row: the new ones are its first version again
+        const expectedVersion = current.credentials!.revokedAt ? 0 : credentialsVersion;
+        const info = await this.vault.put(ref, creds.secret, { expectedVersion, scopes: creds.scopes, expiresAt: creds.certificateExpiresAt, metadata: { integrationId: current.id, authPattern } });
         credentialsVersion = info.version;
       } catch (err) {
         if (isVaultError(err, VaultCode.VersionConflict)) throw new ConcordError(ErrorCode.Conflict, `the credentials of ${name} changed meanwhile: read it again and retry`, { name });
@@ -239,6 +222,7 @@ export class RegistryService {
                 auth = coalesce($8, auth), scopes = coalesce($9, scopes), credentials_version = $10,
                 credentials_set_at = CASE WHEN $11 THEN $12 ELSE credentials_set_at END,
                 certificate_expires_at = CASE WHEN $11 THEN $13 ELSE certificate_expires_at END,
+                credentials_revoked_at = CASE WHEN $11 THEN NULL ELSE credentials_revoked_at END,
                 version = version + 1, updated_at = $12
           WHERE id = $1 AND version = $2`,
         [current.id, current.version, platform, tier, features, config, authPattern, creds?.auth ?? null, creds?.scopes ?? null, credentialsVersion, creds !== null, now, creds?.certificateExpiresAt ?? null],
@@ -272,12 +256,43 @@ export class RegistryService {
     const current = await this.#own(principal, name, ownerId);
     const status = active ? 'active' : 'inactive';
     if (current.status === status) return current;
+    if (active && current.credentials?.revokedAt) {
+      throw new ConcordError(ErrorCode.Conflict, `the credentials of ${name} were revoked: PATCH new credentials, then activate`, { name });
+    }
     const now = new Date(this.clock.now());
     await transaction(this.pool, async (db) => {
       await db.query('UPDATE ecosystem_integrations SET status = $2, version = version + 1, updated_at = $3 WHERE id = $1', [current.id, status, now]);
       await recordAudit(db, { principal, action: active ? 'integration.activated' : 'integration.deactivated', objectType: AUDIT_OBJECT, objectId: current.id, before: { status: current.status }, after: { status }, at: now.toISOString(), requestId: requestId ?? null });
     });
     await this.actors.send(current.id, { type: active ? 'ecosystem.activate' : 'ecosystem.deactivate', by: principal.sub, at: now.toISOString() }, { tenant: current.ownerId });
+    return (await this.get(principal, name, current.ownerId))!;
+  }
+
+  /**
+   * Revokes the credentials: forgotten from the vault, the integration inactive (its checks
+   * stop) until new credentials arrive by PATCH and it is activated again.
+   */
+  async revokeCredentials(principal: Principal, name: string, ownerId?: string, requestId?: string): Promise<IntegrationView> {
+    const current = await this.#own(principal, name, ownerId);
+    if (current.credentials?.revokedAt) return current;
+    const now = new Date(this.clock.now());
+    await transaction(this.pool, async (db) => {
+      await db.query(`UPDATE ecosystem_integrations SET credentials_revoked_at = $2, status = 'inactive', version = version + 1, updated_at = $2 WHERE id = $1`, [current.id, now]);
+      await recordAudit(db, {
+        principal,
+        action: 'integration.credentials_revoked',
+        objectType: AUDIT_OBJECT,
+        objectId: current.id,
+        before: { status: current.status, credentials: current.credentials },
+        after: { status: 'inactive', credentials: { ...current.credentials, revokedAt: now.toISOString() } },
+        at: now.toISOString(),
+        requestId: requestId ?? null,
+      });
+    });
+    await this.vault.delete({ tenantId: current.ownerId, service: VAULT_SERVICE, connectionId: current.name });
+    this.calls.forget(current.id);
+    if (current.status === 'active') await this.actors.send(current.id, { type: 'ecosystem.deactivate', by: principal.sub, at: now.toISOString() }, { tenant: current.ownerId });
+    this.log.info({ integrationId: current.id, by: principal.sub }, 'integration credentials revoked');
     return (await this.get(principal, name, current.ownerId))!;
   }
 
@@ -297,6 +312,35 @@ export class RegistryService {
     return { ...current, status: 'inactive', credentials: null };
   }
 
+  /**
+   * Brings the registry actors in line with the rows after a crash between a row's commit and
+   * its actor's event: an active row without a running actor is registered (its checks start),
+   * an inactive one's actor deactivated, an actor without a row deleted. Answers how many it fixed.
+   */
+  async reconcile(): Promise<number> {
+    const at = new Date(this.clock.now()).toISOString();
+    const { rows } = await this.pool.query<{ id: string; tenant_id: string; name: string; tier: string; status: string; actor: string | null }>(
+      `SELECT i.id, i.tenant_id, i.name, i.tier, i.status, a.status AS actor
+         FROM ecosystem_integrations i LEFT JOIN actors a ON a.type = 'ecosystem' AND a.id = i.id
+        WHERE (i.status = 'active' AND (a.status IS NULL OR a.status IN ('UNREGISTERED', 'DELETED')))
+           OR (i.status = 'inactive' AND a.status = 'ACTIVE')
+       UNION ALL
+       SELECT a.id, a.tenant, a.attrs->>'name', a.attrs->>'tier', 'deleted', a.status FROM actors a
+        WHERE a.type = 'ecosystem' AND a.status IN ('ACTIVE', 'INACTIVE') AND NOT EXISTS (SELECT 1 FROM ecosystem_integrations i WHERE i.id = a.id)`,
+    );
+    for (const r of rows) {
+      if (r.status === 'active') {
+        await this.actors.send(r.id, { type: 'ecosystem.register', tenantId: r.tenant_id, name: r.name, settings: this.settingsOf(r.tier), events: `${this.config.nats.prefix}.events`, at }, { tenant: r.tenant_id });
+      } else if (r.status === 'inactive') {
+        await this.actors.send(r.id, { type: 'ecosystem.deactivate', by: 'system', at }, { tenant: r.tenant_id });
+      } else {
+        await this.actors.send(r.id, { type: 'ecosystem.delete', by: 'system', at }, { tenant: r.tenant_id });
+      }
+    }
+    if (rows.length > 0) this.log.info({ fixed: rows.length }, 'registry actors reconciled with their rows');
+    return rows.length;
+  }
+
   /** Asks the integration's actor to check now (the answer arrives asynchronously). */
   async checkNow(principal: Principal, name: string, ownerId?: string): Promise<void> {
     const v = await this.#own(principal, name, ownerId);
@@ -304,7 +348,7 @@ export class RegistryService {
   }
 
   async #read(db: pg.PoolClient, id: string): Promise<IntegrationView> {
-    const { rows } = await db.query<ItemRow>(`SELECT x.* FROM (${this.#items}) x WHERE x.id = $1 AND x.source = 'registry'`, [id]);
+    const { rows } = await db.query<ItemRow>(itemsSql(this.#tier, { id, source: 'registry', limit: 1 }));
     return viewOf(rows[0]!);
   }
 
@@ -366,13 +410,24 @@ export class RegistryService {
 }
 
 function ownerFor(p: Principal, ownerId: string | undefined): string {
+  let owner: string;
   if (isPlatform(p)) {
     if (!ownerId) throw bad('ownerId is required for operators: the vendor or partner that owns the integration', 'ownerId');
-    return ownerId;
+    owner = ownerId;
+  } else {
+    owner = tenantScope(p)!;
+    if (ownerId !== undefined && ownerId !== owner) throw new DomainError(DomainCode.Forbidden, 'a vendor or partner registers only its own integrations');
   }
-  const own = tenantScope(p)!;
-  if (ownerId !== undefined && ownerId !== own) throw new DomainError(DomainCode.Forbidden, 'a vendor or partner registers only its own integrations');
-  return own;
+  if (!OWNER.test(owner)) throw bad('ownerId must be 1-99 letters, digits, dots, dashes, underscores or @ (no colon)', 'ownerId');
+  return owner;
+}
+
+/** Config is stored and answered in clear: refuse one that repeats a credential value (a secret put in the wrong field). */
+function guardConfig(config: Record<string, unknown>, secret: Readonly<Record<string, string>>): void {
+  const clear = JSON.stringify(config);
+  for (const [field, value] of Object.entries(secret)) {
+    if (value.length >= 8 && clear.includes(value)) throw bad(`config repeats the credential ${field}: config is stored in clear, credentials go in credentials`, 'config');
+  }
 }
 
 /** What an audit record keeps of an integration: the view without its health (not a change) and timestamps. */

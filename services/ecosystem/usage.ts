@@ -80,6 +80,8 @@ export const MAX_BUCKETS = 24 * 31;
  */
 export class UsageMeter {
   #pending = new Map<string, Counter>();
+  /** Health checks per (integration, hour) not yet added to `ecosystem_health_hourly`. */
+  #checks = new Map<string, { integrationId: string; hour: string; checks: number; ok: number; latencyMsSum: number }>();
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
 
@@ -105,6 +107,34 @@ export class UsageMeter {
     k.budgetUnits += c.units ?? 1;
   }
 
+  /** One health check's outcome, for availability (flushed with the usage counters). */
+  recordCheck(integrationId: string, at: number, ok: boolean, latencyMs: number): void {
+    const hour = hourOf(at);
+    const key = `${integrationId}\u0000${hour}`;
+    let k = this.#checks.get(key);
+    if (!k) this.#checks.set(key, (k = { integrationId, hour, checks: 0, ok: 0, latencyMsSum: 0 }));
+    k.checks += 1;
+    if (ok) k.ok += 1;
+    k.latencyMsSum += Math.max(0, Math.round(latencyMs));
+  }
+
+  /** Checks not yet flushed, per integration: since `sinceMs` (24 h) and in all (30 d). */
+  pendingChecks(sinceMs: number): Map<string, { c24: number; o24: number; c30: number; o30: number }> {
+    const out = new Map<string, { c24: number; o24: number; c30: number; o30: number }>();
+    const since = hourOf(sinceMs);
+    for (const k of this.#checks.values()) {
+      const v = out.get(k.integrationId) ?? { c24: 0, o24: 0, c30: 0, o30: 0 };
+      v.c30 += k.checks;
+      v.o30 += k.ok;
+      if (k.hour >= since) {
+        v.c24 += k.checks;
+        v.o24 += k.ok;
+      }
+      out.set(k.integrationId, v);
+    }
+    return out;
+  }
+
   start(): void {
     this.#timer = setInterval(() => void this.flush(), this.flushMs);
     this.#timer.unref();
@@ -119,6 +149,7 @@ export class UsageMeter {
   /** Adds the pending counters to the table (one statement); on failure they are kept for the next flush. */
   flush(): Promise<void> {
     this.#flushing = this.#flushing.then(async () => {
+      await this.#flushChecks();
       if (this.#pending.size === 0) return;
       const batch = [...this.#pending.values()];
       this.#pending = new Map();
@@ -138,6 +169,32 @@ export class UsageMeter {
       }
     });
     return this.#flushing;
+  }
+
+  async #flushChecks(): Promise<void> {
+    if (this.#checks.size === 0) return;
+    const batch = [...this.#checks.values()];
+    this.#checks = new Map();
+    try {
+      await this.pool.query(
+        `INSERT INTO ecosystem_health_hourly AS h (integration_id, hour, checks, ok, latency_ms_sum)
+         SELECT r."integrationId", r.hour, r.checks, r.ok, r."latencyMsSum" FROM jsonb_to_recordset($1::jsonb) AS r("integrationId" text, hour timestamptz, checks int, ok int, "latencyMsSum" bigint)
+         ON CONFLICT (integration_id, hour) DO UPDATE SET checks = h.checks + excluded.checks, ok = h.ok + excluded.ok, latency_ms_sum = h.latency_ms_sum + excluded.latency_ms_sum`,
+        [JSON.stringify(batch)],
+      );
+    } catch (err) {
+      for (const c of batch) {
+        const key = `${c.integrationId}\u0000${c.hour}`;
+        const k = this.#checks.get(key);
+        if (!k) this.#checks.set(key, c);
+        else {
+          k.checks += c.checks;
+          k.ok += c.ok;
+          k.latencyMsSum += c.latencyMsSum;
+        }
+      }
+      this.log.warn({ err, counters: batch.length }, 'flushing health-check counters failed; kept for the next flush');
+    }
   }
 
   #merge(c: Counter): void {

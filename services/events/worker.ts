@@ -21,9 +21,18 @@ export interface EventDeliveryWorkerOptions {
   beforeRecord?(deliveryId: number): void | Promise<void>;
   /** How often pending events whose deliveries all finished are looked for (default 30 s). */
   statusSweepMs?: number;
+  /** Rows of a messaging-only lane claimed together (default LANE_BATCH; 1: one at a time, the old way, for benchmarks). */
+  laneBatch?: number;
 }
 
 const CLAIM_GAP_MS = 4;
+
+/**
+ * Rows of one (source, target) lane claimed together when the target has no HTTP endpoint: they
+ * are published to the messaging channel in order, pipelined, and recorded in one statement. A
+ * lane with an HTTP endpoint keeps one request in flight (a receiver may not reorder).
+ */
+export const LANE_BATCH = 128;
 
 /** A receiver's Retry-After is honoured up to an hour. */
 const MAX_RETRY_AFTER_MS = 3_600_000;
@@ -35,6 +44,8 @@ export function deliveryRetryPolicy(c: EventsConfig): RetryPolicy {
 
 interface Claimed {
   id: number;
+  /** Its place in its lane at the claim (1: the head). */
+  rn: number;
   event_id: string;
   target_integration_id: string;
   attempts: number;
@@ -73,7 +84,7 @@ export class EventDeliveryWorker {
   #loop: Promise<void> | undefined;
   #kick: (() => void) | undefined;
   #dirty = false;
-  readonly stats = { delivered: 0, retried: 0, dead: 0, released: 0, claims: 0 };
+  readonly stats = { delivered: 0, retried: 0, dead: 0, released: 0, claims: 0, lanes: 0 };
 
   constructor(private readonly o: EventDeliveryWorkerOptions) {}
 
@@ -122,7 +133,16 @@ export class EventDeliveryWorker {
         try {
           const rows = await this.#claim(free);
           claimed = rows.length;
-          for (const r of rows) this.#track(r);
+          // one task per lane: its rows in order (a lane with an HTTP endpoint has one)
+          let lane: Claimed[] = [];
+          for (const r of rows) {
+            if (lane.length > 0 && (lane[0]!.source_integration_id !== r.source_integration_id || lane[0]!.target_integration_id !== r.target_integration_id)) {
+              this.#track(lane);
+              lane = [];
+            }
+            lane.push(r);
+          }
+          if (lane.length > 0) this.#track(lane);
         } catch (err) {
           this.o.log.warn({ err }, 'event delivery: claim failed');
         }
@@ -140,9 +160,10 @@ export class EventDeliveryWorker {
     }
   }
 
-  #track(row: Claimed): void {
-    const p = this.#deliver(row)
-      .catch((err) => this.o.log.error({ err, delivery: row.id }, 'event delivery: recording the outcome failed; the lease will lapse and it is retried'))
+  #track(lane: Claimed[]): void {
+    this.stats.lanes++;
+    const p = (lane.length === 1 ? this.#deliver(lane[0]!) : this.#deliverLane(lane))
+      .catch((err) => this.o.log.error({ err, delivery: lane[0]!.id, rows: lane.length }, 'event delivery: recording the outcome failed; the lease will lapse and it is retried'))
       .finally(() => {
         this.#inflight.delete(p);
         this.wake();
@@ -150,43 +171,125 @@ export class EventDeliveryWorker {
     this.#inflight.add(p);
   }
 
-  async #claim(limit: number): Promise<Claimed[]> {
+  /**
+   * Claims up to `lanes` lanes' heads (highest priority first), and for a lane whose target has no
+   * HTTP endpoint also the rows after its head, up to LANE_BATCH, as long as each is due and
+   * unleased (a consecutive prefix of the lane: a row waiting for its retry stops its lane there).
+   * Rows come back in lane order.
+   */
+  async #claim(lanes: number): Promise<Claimed[]> {
     const now = new Date(this.o.clock.now());
     const leaseUntil = new Date(now.getTime() + this.o.config.leaseMs);
+    const perLane = this.o.publish ? (this.o.laneBatch ?? LANE_BATCH) : 1;
     const { rows } = await this.o.pool.query<Claimed>(
       `WITH open AS (
-         SELECT id, next_attempt_at, lease_until,
-                row_number() OVER (PARTITION BY source_integration_id, target_integration_id ORDER BY id) AS rn,
-                max(priority_rank) OVER (PARTITION BY source_integration_id, target_integration_id) AS lane_rank
-         FROM event_deliveries WHERE status IN ('pending', 'failed')
-       ), heads AS (
-         SELECT id, lane_rank FROM open
-         WHERE rn = 1 AND next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $1)
+         SELECT d.id, d.source_integration_id, d.target_integration_id,
+                row_number() OVER w AS rn,
+                bool_and(d.next_attempt_at <= $1 AND (d.lease_until IS NULL OR d.lease_until < $1)) OVER w AS ready,
+                max(d.priority_rank) OVER (PARTITION BY d.source_integration_id, d.target_integration_id) AS lane_rank,
+                min(d.id) OVER (PARTITION BY d.source_integration_id, d.target_integration_id) AS lane_head,
+                CASE WHEN ep.url IS NULL THEN $4::int ELSE 1 END AS cap
+         FROM event_deliveries d
+         LEFT JOIN integration_endpoints ep ON ep.integration_id = d.target_integration_id
+         WHERE d.status IN ('pending', 'failed')
+         WINDOW w AS (PARTITION BY d.source_integration_id, d.target_integration_id ORDER BY d.id ROWS UNBOUNDED PRECEDING)
+       ), lanes AS (
+         SELECT source_integration_id AS s, target_integration_id AS t, lane_rank, id AS lane_head, cap FROM open
+         WHERE rn = 1 AND ready
          ORDER BY lane_rank DESC, id LIMIT $2
+       ), picked AS (
+         SELECT o.id, l.lane_rank, l.lane_head, o.rn FROM open o
+         JOIN lanes l ON l.s = o.source_integration_id AND l.t = o.target_integration_id
+         WHERE o.ready AND o.rn <= l.cap
        ), locked AS (
-         SELECT d.id FROM event_deliveries d JOIN heads h ON h.id = d.id
+         SELECT d.id FROM event_deliveries d JOIN picked p ON p.id = d.id
          WHERE d.status IN ('pending', 'failed') AND (d.lease_until IS NULL OR d.lease_until < $1)
          FOR UPDATE OF d SKIP LOCKED
        ), claimed AS (
          UPDATE event_deliveries d SET lease_until = $3, attempts = d.attempts + 1, last_attempt_at = $1, updated_at = $1
          FROM locked WHERE d.id = locked.id
-         RETURNING d.id, d.event_id, d.target_integration_id, d.attempts, d.generation, d.lease_until, d.priority_rank
+         RETURNING d.id, d.event_id, d.target_integration_id, d.attempts, d.generation, d.lease_until
        )
-       SELECT c.id::int AS id, c.event_id, c.target_integration_id, c.attempts, c.generation, c.lease_until,
+       SELECT c.id::int AS id, c.event_id, c.target_integration_id, c.attempts, c.generation, c.lease_until, p.rn::int AS rn,
               e.event_name, e.source_integration_id, e.event_category, e.priority, e.payload, e.metadata, e.created_at,
               ep.url, ep.secret, ep.event_names, ep.event_categories
-       FROM claimed c JOIN cross_integration_events e ON e.id = c.event_id
+       FROM claimed c JOIN picked p ON p.id = c.id JOIN cross_integration_events e ON e.id = c.event_id
        LEFT JOIN integration_endpoints ep ON ep.integration_id = c.target_integration_id
-       ORDER BY c.priority_rank DESC, c.id`,
-      [now, limit, leaseUntil],
+       ORDER BY p.lane_rank DESC, p.lane_head, p.rn`,
+      [now, lanes, leaseUntil, perLane],
     );
     this.stats.claims += rows.length;
-    return rows;
+    // a lane's rows must be its head and the rows right after it: a row another worker was
+    // claiming at the same moment (skipped as locked) cuts the lane there, and what came after
+    // the cut goes back untried, so no row is published ahead of an earlier one
+    const out: Claimed[] = [];
+    const cut: Claimed[] = [];
+    let lane = '';
+    let next = 1;
+    for (const r of rows) {
+      const key = `${r.source_integration_id}\u0000${r.target_integration_id}`;
+      if (key !== lane) {
+        lane = key;
+        next = 1;
+      }
+      if (r.rn === next) {
+        out.push(r);
+        next++;
+      } else {
+        cut.push(r);
+        next = Number.POSITIVE_INFINITY;
+      }
+    }
+    if (cut.length > 0) await this.#release(cut);
+    return out;
   }
 
-  async #deliver(row: Claimed): Promise<void> {
-    // claimed while the worker was being stopped: hand it back untried
-    if (this.#abort.signal.aborted) return this.#record(row, { kind: 'aborted', statusCode: null, retryAfterMs: null, error: null }, []);
+  /** Hands claims back untried: the attempt is not counted, the lease goes, the rows are due again. */
+  async #release(rows: Claimed[]): Promise<void> {
+    this.stats.released += rows.length;
+    await this.o.pool.query(
+      `UPDATE event_deliveries SET attempts = attempts - 1, lease_until = NULL, updated_at = $2
+        WHERE id = ANY($1::bigint[]) AND lease_until = $3 AND status IN ('pending', 'failed')`,
+      [rows.map((r) => r.id), new Date(this.o.clock.now()), rows[0]!.lease_until],
+    );
+  }
+
+  /**
+   * A lane's rows to the messaging channel (its target has no HTTP endpoint): published in order,
+   * pipelined (one connection keeps the publish order), and recorded in one statement. At the
+   * first failure that row takes its retry and the rows after it go back untried, so the lane
+   * waits for it; a receiver that already got a later row dedupes its repeat on webhook-id.
+   */
+  async #deliverLane(rows: Claimed[]): Promise<void> {
+    if (this.#abort.signal.aborted) return this.#release(rows);
+    const publish = this.o.publish!;
+    const sent = rows.map((row) => {
+      const { webhookId, body } = this.#message(row);
+      return publish(row.target_integration_id, body, webhookId, { 'webhook-id': webhookId, 'concord-event-id': row.event_id, 'concord-source': row.source_integration_id });
+    });
+    const results = await Promise.allSettled(sent);
+    const failed = results.findIndex((r) => r.status === 'rejected');
+    const done = failed < 0 ? rows : rows.slice(0, failed);
+    for (const r of done) await this.o.beforeRecord?.(r.id);
+    if (done.length > 0) {
+      const at = new Date(this.o.clock.now());
+      await this.o.pool.query(
+        `UPDATE event_deliveries SET status = 'delivered', lease_until = NULL, delivered_at = $2, updated_at = $2, last_status_code = NULL, last_error = NULL, channels = $3
+          WHERE id = ANY($1::bigint[])`,
+        [done.map((r) => r.id), at, ['messaging']],
+      );
+      this.stats.delivered += done.length;
+      for (const r of done) this.#touched.add(r.event_id);
+    }
+    if (failed >= 0) {
+      const reason = (results[failed] as PromiseRejectedResult).reason as Error;
+      await this.#record(rows[failed]!, { kind: 'retry', statusCode: null, retryAfterMs: null, error: `publish: ${reason?.message ?? String(reason)}` }, []);
+      if (failed + 1 < rows.length) await this.#release(rows.slice(failed + 1));
+    }
+  }
+
+  /** The delivery's webhook-id and body (Standard Webhooks' envelope), the same on every channel. */
+  #message(row: Claimed): { webhookId: string; body: string } {
     const webhookId = webhookIdOf(row.event_id, row.target_integration_id, row.generation);
     const body = JSON.stringify({
       type: row.event_name,
@@ -202,6 +305,13 @@ export class EventDeliveryWorker {
         metadata: row.metadata,
       },
     });
+    return { webhookId, body };
+  }
+
+  async #deliver(row: Claimed): Promise<void> {
+    // claimed while the worker was being stopped: hand it back untried
+    if (this.#abort.signal.aborted) return this.#record(row, { kind: 'aborted', statusCode: null, retryAfterMs: null, error: null }, []);
+    const { webhookId, body } = this.#message(row);
     const channels: string[] = [];
     let outcome: PostOutcome = { kind: 'delivered', statusCode: null, retryAfterMs: null, error: null };
     if (this.o.publish) {

@@ -165,8 +165,15 @@ UPDATE integration_webhooks w
   FROM unnest($1::bigint[], $2::timestamptz[]) AS h(id, at)
  WHERE w.id = h.id AND w.status = 'accepted'`;
 
-/** Hand-offs started together (their commits share the committer's batches). */
+/** Hand-offs taken off the queue together (one `handed` mark between them). */
 const HANDOFF_BATCH = 64;
+/** Hand-offs in flight at once: enough for the committer to join their commits, few enough not to crowd accepts out. */
+const HANDOFF_CONCURRENCY = 8;
+/**
+ * Accepts go first: a slice of hand-offs waits while accepts are queued or in flight, but never
+ * longer than this, so a steady stream of webhooks cannot starve its own hand-offs.
+ */
+const HANDOFF_YIELD_MAX_MS = 25;
 /**
  * How long a short queue waits for more before it is handed on: at 200 webhooks/s about four
  * more arrive, and their hand-offs then cost one commit and one mark between them, not two each.
@@ -193,10 +200,11 @@ export interface WebhookIntakeOptions {
   /** How often accepted rows not yet handed on (a crash, an actor type registered late) are swept; 0: never. */
   sweepMs?: number;
   /**
-   * Other actors a row is handed to with the connection's (the inventory sync: stock topics).
-   * A row is marked handed only once every one of them has it.
+   * Work a row is handed to besides the connection's actor (the inventory sync applies stock
+   * topics to our side). It runs with the actor's hand-off; a row is marked handed only once
+   * both succeeded, so a failure is retried by the sweep (it must be idempotent per row).
    */
-  forward?: (h: { tenant: string; service: WebhookProvider; connectionId: string; id: string; topic: string }) => { ref: { type: string; id: string }; event: { type: string; [k: string]: unknown } } | null;
+  alsoHand?: (h: { tenant: string; service: WebhookProvider; connectionId: string; id: string; topic: string }) => Promise<void>;
 }
 
 export class WebhookIntake {
@@ -207,6 +215,8 @@ export class WebhookIntake {
   /** Keys (ids, resources) of the deliveries in statements in flight. */
   readonly #busy = new Set<string>();
   #accepting = 0;
+  /** Hand-off slices waiting for the accepts to go quiet. */
+  #quietWaiters: Array<() => void> = [];
   #draining: Promise<void> | undefined;
   #sweep: NodeJS.Timeout | undefined;
   #metrics: { outcomes: Counter<'service' | 'outcome'>; processing: Histogram<'service'> } | undefined;
@@ -282,8 +292,25 @@ export class WebhookIntake {
         for (const p of batch) for (const k of p.keys) this.#busy.delete(k);
         this.#accepting--;
         this.#pump();
+        if (this.#accepting === 0 && this.#pending.length === 0) for (const w of this.#quietWaiters.splice(0)) w();
       });
     }
+  }
+
+  /** Resolves when no accept is queued or in flight, or after `HANDOFF_YIELD_MAX_MS`. */
+  #acceptsQuiet(): Promise<void> {
+    if (this.#accepting === 0 && this.#pending.length === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.#quietWaiters = this.#quietWaiters.filter((w) => w !== done);
+        resolve();
+      }, HANDOFF_YIELD_MAX_MS);
+      const done = () => {
+        clearTimeout(t);
+        resolve();
+      };
+      this.#quietWaiters.push(done);
+    });
   }
 
   /**
@@ -395,22 +422,24 @@ export class WebhookIntake {
       else await new Promise((resolve) => setImmediate(resolve));
       const batch = this.#queue.splice(0, HANDOFF_BATCH);
       const handed: Array<{ h: HandOff; at: number }> = [];
-      await Promise.all(
-        batch.map(async (h) => {
-          const event: WebhookReceivedEvent = { type: 'integration.webhook.received', webhookId: h.id, topic: h.topic, receivedAt: h.receivedAt.toISOString() };
-          try {
-            const also = this.o.forward?.(h);
-            await Promise.all([
-              host.send({ type: INTEGRATION_ACTOR_TYPE, id: `${h.tenant}:${h.service}:${h.connectionId}` }, event, { messageId: `webhook:${h.id}`, tenant: h.tenant }),
-              ...(also && host.registry.has(also.ref.type) ? [host.send(also.ref, also.event, { messageId: `webhook:${h.id}`, tenant: h.tenant })] : []),
-            ]);
-            handed.push({ h, at: clock.now() });
-          } catch (err) {
-            // left `accepted`: the next sweep tries again, and the actor's inbox dedupes a repeat
-            log.warn({ err, webhookId: h.id, service: h.service, connection: h.connectionId }, 'handing a webhook to its connection failed');
-          }
-        }),
-      );
+      for (let i = 0; i < batch.length; i += HANDOFF_CONCURRENCY) {
+        await this.#acceptsQuiet();
+        await Promise.all(
+          batch.slice(i, i + HANDOFF_CONCURRENCY).map(async (h) => {
+            const event: WebhookReceivedEvent = { type: 'integration.webhook.received', webhookId: h.id, topic: h.topic, receivedAt: h.receivedAt.toISOString() };
+            try {
+              await Promise.all([
+                host.send({ type: INTEGRATION_ACTOR_TYPE, id: `${h.tenant}:${h.service}:${h.connectionId}` }, event, { messageId: `webhook:${h.id}`, tenant: h.tenant }),
+                this.o.alsoHand?.(h),
+              ]);
+              handed.push({ h, at: clock.now() });
+            } catch (err) {
+              // left `accepted`: the next sweep tries again, and the actor's inbox dedupes a repeat
+              log.warn({ err, webhookId: h.id, service: h.service, connection: h.connectionId }, 'handing a webhook to its connection failed');
+            }
+          }),
+        );
+      }
       if (handed.length === 0) continue;
       try {
         await pool.query({ name: 'concord_webhook_handed', text: HANDED, values: [handed.map((x) => x.h.id), handed.map((x) => new Date(x.at))] });

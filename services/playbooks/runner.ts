@@ -33,6 +33,12 @@ const MAX_ITEMS = 1_000;
 const MAX_LOG_LINES = 100;
 const MAX_LOG_CHARS = 2_000;
 
+/** Outputs are stored as JSON: CEL's BigInt integers become numbers (strings beyond 2^53). */
+function jsonSafe(_key: string, value: unknown): unknown {
+  if (typeof value === 'bigint') return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString();
+  return value;
+}
+
 export class StepWork {
   /** Attempts running in this process, by `<executionId>/<stepId>`: an abort reaches them. */
   readonly #running = new Map<string, AbortController>();
@@ -85,9 +91,10 @@ export class StepWork {
       const work = this.#work(call, controller.signal, log);
       const output = await Promise.race([work, aborted]);
       if ('skipped' in output) return { ...output, logs };
-      const size = Buffer.byteLength(JSON.stringify(output.output ?? null));
+      const text = JSON.stringify(output.output ?? null, jsonSafe);
+      const size = Buffer.byteLength(text);
       if (size > MAX_OUTPUT_BYTES) throw new StepError('OUTPUT_TOO_LARGE', `the step's output is ${size} bytes; at most ${MAX_OUTPUT_BYTES}`, false);
-      return { ok: true, output: output.output ?? null, logs };
+      return { ok: true, output: JSON.parse(text) as unknown, logs };
     } catch (err) {
       const e = err instanceof StepError ? err : null;
       if (!e) this.log.warn({ err, executionId: call.executionId, stepId: call.stepId, attempt: call.attempt }, 'playbook step failed');

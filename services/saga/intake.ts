@@ -7,6 +7,7 @@ import type { Runtime } from '../../runtime/runtime.js';
 import { IdempotentConsumer } from './jetstream.js';
 import { OrderCreatedEvent, orderData } from './order.js';
 import type { SagaService } from './service.js';
+import { TRACEPARENT } from '../../runtime/tracing.js';
 
 const decoder = new TextDecoder();
 
@@ -93,7 +94,7 @@ export class SagaIntake {
     const type = typeof payload!.type === 'string' ? payload!.type : msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
     const messageId = typeof payload!.eventId === 'string' ? payload!.eventId : msg.messageId;
     try {
-      await this.runtime.host.send(ref, { ...payload, type }, { messageId });
+      await this.runtime.host.send(ref, { ...payload, type }, { messageId, traceparent: msg.headers[TRACEPARENT] });
     } catch (err) {
       if (isConcordError(err, ErrorCode.EventRejected) || isConcordError(err, ErrorCode.ActorNotFound)) {
         this.log.warn({ err, ref, type }, 'service event not accepted');

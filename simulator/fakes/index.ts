@@ -10,6 +10,13 @@ export { startShopifyFake, signOAuthQuery, topicHeader, SHOPIFY_PLANS, type Shop
 export { startMercadoLibreFake, mlError, type MercadoLibreFake, type MercadoLibreFakeOptions, type MercadoLibreControl, type NotificationDelivery } from './mercadolibre.js';
 export { startGenericFake, type GenericFake, type GenericFakeOptions, type GenericControl } from './generic.js';
 export { generateTestPki, hasOpenssl, type TestPki } from './tls.js';
+export { startMessagingFake, type MessagingFake, type MessagingControl, type MessagingState, type Received } from './messaging.js';
+export { startSendGridFake, type SendGridFake } from './sendgrid.js';
+export { startMailgunFake, type MailgunFake } from './mailgun.js';
+export { startSlackFake, type SlackFake } from './slack.js';
+export { startTeamsFake, type TeamsFake } from './teams.js';
+export { startTwilioFake, type TwilioFake } from './twilio.js';
+export { startSalesforceFake, SALESFORCE_API_VERSION, type SalesforceFake } from './salesforce.js';
 
 export const DEMO_SHOP = 'example.myshopify.com';
 export const DEMO_ML_SELLER = 146322322;

@@ -23,7 +23,7 @@ export async function startTwilioFake(o: { port?: number; accounts: Record<strin
     app.post('/2010-04-01/Accounts/:sid/Messages.json', async (c) => {
       const sid = c.req.param('sid');
       const auth = basicAuth(c);
-      if (!auth || o.accounts[auth[0]] !== auth[1] || limiter.revoked.has(auth[1])) return json(c, 401, err(20003, 'Authenticate', 401));
+      if (!auth || o.accounts[auth[0]] !== auth[1] || limiter.revoked.has(auth[0]) || limiter.revoked.has(auth[1])) return json(c, 401, err(20003, 'Authenticate', 401));
       if (auth[0] !== sid) return json(c, 404, err(20404, `The requested resource /2010-04-01/Accounts/${sid}/Messages.json was not found`, 404));
       const wait = limiter.check(sid);
       if (wait > 0) return json(c, 429, err(20429, 'Too Many Requests', 429), { 'retry-after': String(Math.ceil(wait / 1000)) });

@@ -151,6 +151,18 @@ describe('npx concord against a live server', () => {
     const fork = await json(['actors', 'fork', 'relationship', id, '--version', '1', '--reason', 'try a fix', '--new-id', `${id}.copy`]);
     expect(fork).toMatchObject({ id: `${id}.copy`, forkedFrom: { type: 'relationship', id, version: 1 } });
 
+    // a workflow whose manual step failed: retried through the CLI
+    const wf = await api('POST', `${API}/workflows`, { name: 'Setup', workflowType: 'INTEGRATION_SETUP', steps: [{ stepNumber: 1, name: 'Validate', status: 'NOT_STARTED', maxRetries: 0 }] });
+    const wid = wf.body.id as string;
+    const step = (wf.body.steps as Array<{ id: string }>)[0]!.id;
+    await api('POST', `${API}/workflows/${wid}/start`);
+    await api('POST', `${API}/workflows/${wid}/steps/${step}/execute`);
+    expect((await api('POST', `${API}/workflows/${wid}/steps/${step}/complete`, { status: 'FAILED', errorMessage: 'down' })).body.status).toBe('FAILED');
+    const retried = await concord(['actors', 'retry', 'workflow', wid, '--step', '1', '--reason', 'endpoint back']);
+    expect(retried.code).toBe(0);
+    expect(retried.stdout).toContain('retried Validate');
+    expect((await concord(['actors', 'retry', 'workflow', wid, '--step', '1', '--reason', 'again'])).code).toBe(4); // READY now, not FAILED
+
     expect((await concord(['actors', 'show', 'relationship', 'no-such-id'])).code).toBe(3);
     expect((await concord(['actors', 'retry', 'relationship', id, '--reason', 'x'])).code).toBe(2); // the server: no steps to retry
     expect((await concord(['actors', 'show', 'relationship'])).code).toBe(2);
@@ -294,6 +306,26 @@ describe('playbooks and executions (against the /api/partnerships paths)', () =>
       expect((await concord(['executions', 'show', 'nope'], at)).code).toBe(3);
     } finally {
       fake.close();
+    }
+  });
+});
+
+describe('progress', () => {
+  const stream = (isTTY: boolean) => {
+    const out: string[] = [];
+    return { out, s: { isTTY, write: (x: string) => out.push(x) } as unknown as NodeJS.WriteStream };
+  };
+  it('draws a bar on a terminal for text output only', () => {
+    const err = stream(true);
+    const bar = new Printer('text', stream(false).s, err.s, true).progress(4, 'pause');
+    bar.tick(1);
+    bar.tick(3);
+    bar.stop();
+    expect(err.out.join('')).toContain(`\rpause [${'█'.repeat(30)}] 4/4`);
+    for (const [mode, tty] of [['json', true], ['text', false]] as const) {
+      const quiet = stream(tty);
+      new Printer(mode, stream(false).s, quiet.s, true).progress(4, 'pause').tick(4);
+      expect(quiet.out).toEqual([]);
     }
   });
 });

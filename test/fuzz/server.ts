@@ -1,10 +1,13 @@
+import { randomBytes } from 'node:crypto';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { listen } from '../../http/server.js';
 import { harness, type Harness } from '../http/harness.js';
 
-/** Providers configured (with keys that reach nothing), so no route answers the 503 of an unconfigured one. */
+/** Providers and the vault configured (with keys that reach nothing), so no route answers the 503 of an unconfigured server. */
 export const FUZZ_ENV = {
+  // a vault key: without one, routes that store a secret rightly answer 503 (the server is not configured)
+  CREDENTIALS_KEYS: `fuzz:${randomBytes(32).toString('base64')}`,
   SHOPIFY_API_KEY: 'fuzz-key',
   SHOPIFY_API_SECRET: 'fuzz-secret',
   ML_CLIENT_ID: 'fuzz-id',

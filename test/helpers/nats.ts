@@ -150,6 +150,8 @@ export function natsEnv(url: string, prefix: string, extra: Record<string, strin
     NATS_SERVICE_SUBJECTS: `${prefix}svc.>`,
     NATS_SERVICE_EVENTS: `${prefix}svc.events.>`,
     NATS_SERVICE_ROUTER_SKIP: `${prefix}svc.events.OrderCreatedEvent`,
+    // the services' own subjects (sagas, svc.inventory.changed) live under the same prefix as their stream
+    SAGA_SERVICE_PREFIX: `${prefix}svc`,
     NATS_ACK_WAIT_MS: '3000',
     NATS_RETRY_BACKOFF_MS: '50',
     ...extra,

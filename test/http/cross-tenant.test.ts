@@ -74,8 +74,17 @@ const EXPECTED: Record<string, number[]> = {
   ['GET /api/v1/timers']: [404],
   ['POST /api/v1/timers/{id}/fire']: [404],
   ['DELETE /api/v1/timers/{id}']: [404],
+  // playbook templates and connections: the caller's own library and connections only
+  ['GET /api/partnerships/templates']: [200],
+  ['POST /api/partnerships/templates']: [400],
+  ['GET /api/partnerships/templates/{id}']: [404],
+  ['GET /api/partnerships/connections']: [200],
+  ['PUT /api/partnerships/connections/{provider}/{account}']: [400],
+  ['DELETE /api/partnerships/connections/{provider}/{account}']: [404],
+  // the attacker's own secret; this harness has no credentials key, so the vault cannot store it
+  ['POST /api/partnerships/webhook-secrets/{name}']: [201, 503],
 };
-const OTHERS = [200, 201, 202, 400, 403, 404, 409, 422];
+const OTHERS = [200, 201, 202, 400, 403, 404, 409, 415, 422];
 const allowed = (op: string): number[] => EXPECTED[op] ?? OTHERS;
 
 it('leaks nothing of another tenant on any route', async () => {

@@ -89,6 +89,7 @@ beforeAll(async () => {
   const tiers = structuredClone(builtinTiers);
   tiers.tiers.enterprise.healthCheckIntervalMs = 150;
   tiers.tiers.enterprise.unhealthyAfter = 2;
+  tiers.tiers.enterprise.degradedLatencyMs = 10_000; // a slow check on a loaded test machine is not what this file tests
   tiers.tiers.professional.healthCheckIntervalMs = 60_000;
   tiers.tiers.community.healthCheckIntervalMs = 600_000;
   writeFileSync(path.join(dir, 'tiers.json'), JSON.stringify(tiers));
@@ -119,6 +120,13 @@ afterAll(async () => {
 });
 
 describe('partner registry: registration with each auth pattern against local fakes (real PostgreSQL, real HTTP)', () => {
+  it('the OpenAPI document describes the registry routes', async () => {
+    const doc = (await call('GET', '/openapi.json')).body;
+    expect(Object.keys(doc.paths).filter((p: string) => p.startsWith(E))).toEqual(
+      expect.arrayContaining([`${E}/integrations`, `${E}/integrations/{name}`, `${E}/integrations/{name}/health`, `${E}/integrations/{name}/usage`, `${E}/usage`, `${E}/audit`, `${E}/compliance`, `${E}/templates`]),
+    );
+  });
+
   it('lists the four templates (data files)', async () => {
     const r = await call('GET', `${E}/templates`, { token: vendor('v1') });
     expect(r.status).toBe(200);
@@ -135,6 +143,18 @@ describe('partner registry: registration with each auth pattern against local fa
     expect((await services.vault.get({ tenantId: 'v1', service: 'ecosystem', connectionId: 'databricks-prod' })).secret).toEqual({ apiKey: API_KEY });
     const again = await call('POST', `${E}/integrations`, { token: vendor('v1'), body: apiKeyBody('databricks-prod') });
     expect(again.status).toBe(409);
+    // with an Idempotency-Key a retry answers the first registration
+    const keyed = async () => {
+      const body = JSON.stringify(apiKeyBody('databricks-dev'));
+      const res = await app.request(`${E}/integrations`, { method: 'POST', headers: { authorization: `Bearer ${vendor('v1')}`, 'content-type': 'application/json', 'idempotency-key': 'reg-1' }, body });
+      const text = await res.text();
+      answers.push(text);
+      return { status: res.status, replayed: res.headers.get('idempotent-replayed'), id: JSON.parse(text).id };
+    };
+    expect(await keyed()).toEqual({ status: 201, replayed: null, id: 'v1:databricks-dev' });
+    expect(await keyed()).toEqual({ status: 201, replayed: 'true', id: 'v1:databricks-dev' });
+    expect(JSON.stringify(await rows('SELECT body FROM idempotency_keys'))).not.toContain(API_KEY);
+    expect((await call('DELETE', `${E}/integrations/databricks-dev`, { token: vendor('v1') })).status).toBe(200);
   });
 
   it('a refused API key is a 400 problem and stores nothing', async () => {
@@ -153,6 +173,9 @@ describe('partner registry: registration with each auth pattern against local fa
     expect(await bad({ platform: 'snowflakes' })).toBe(400);
     expect(await bad({ config: { healthCheck: whoami } })).toBe(400);
     expect(await bad({ tier: 'platinum' })).toBe(400);
+    // a credential repeated in config (stored and answered in clear) is refused
+    expect(await bad({ config: { baseUrl: `${api.url}/v1`, healthCheck: whoami, token: API_KEY } })).toBe(400);
+    expect((await call('POST', `${E}/integrations`, { token: operator(), body: apiKeyBody('x1', { ownerId: 'has:colon' }) })).status).toBe(400);
     expect(await rows(`SELECT 1 FROM ecosystem_integrations WHERE name = 'x1'`)).toEqual([]);
   });
 
@@ -233,6 +256,27 @@ describe('health monitoring on durable actor timers', () => {
   });
 });
 
+describe('crash between a row and its actor', () => {
+  it('reconcile registers an active row whose actor never heard of it, and deletes an actor whose row is gone', async () => {
+    expect((await call('POST', `${E}/integrations`, { token: vendor('v8'), body: apiKeyBody('kept') })).status).toBe(201);
+    // as if the process died after the row committed and before the actor's event: a row, its credentials, no actor
+    await database.pool.query(
+      `INSERT INTO ecosystem_integrations (id, tenant_id, name, platform, template, tier, features, auth_pattern, auth, config, credentials_set_at, credentials_version)
+       SELECT 'v8:orphan', tenant_id, 'orphan', platform, template, tier, features, auth_pattern, auth, config, now(), 1 FROM ecosystem_integrations WHERE id = 'v8:kept'`,
+    );
+    await services.vault.put({ tenantId: 'v8', service: 'ecosystem', connectionId: 'orphan' }, { apiKey: API_KEY });
+    // and a row deleted whose actor kept running
+    await database.pool.query(`DELETE FROM ecosystem_integrations WHERE id = 'v8:kept'`);
+    expect(await services.ecosystem.registry.reconcile()).toBe(2);
+    const status = async (id: string) => (await rows(`SELECT status FROM actors WHERE type = 'ecosystem' AND id = $1`, [id]))[0]?.status;
+    expect(await status('v8:orphan')).toBe('ACTIVE');
+    expect(await status('v8:kept')).toBe('DELETED');
+    expect(await services.ecosystem.registry.reconcile()).toBe(0);
+    await call('POST', `${E}/integrations/orphan/health/check`, { token: vendor('v8') });
+    await waitFor('the orphan checked', async () => (await call('GET', `${E}/integrations/orphan/health`, { token: vendor('v8') })).body.status === 'healthy', 10_000);
+  });
+});
+
 describe('usage analytics', () => {
   it('usage figures equal the calls the fake saw (checks and requests, errors counted), by hour and by day, and after the flush', async () => {
     const r = await call('POST', `${E}/integrations`, {
@@ -296,6 +340,21 @@ describe('governance: audit and role-based access', () => {
     expect(byOperator.body.data.map((e: { action: string }) => e.action)).toEqual(['integration.updated']);
   });
 
+  it('revoking credentials forgets them (vault row gone), deactivates, is audited; activation waits for new credentials', async () => {
+    expect((await call('POST', `${E}/integrations`, { token: vendor('v7'), body: apiKeyBody('revoked') })).status).toBe(201);
+    const r = await call('POST', `${E}/integrations/revoked/credentials/revoke`, { token: vendor('v7') });
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ status: 'inactive', credentials: { version: 1, revokedAt: expect.any(String) } });
+    expect(await rows(`SELECT 1 FROM integration_credentials WHERE tenant_id = 'v7'`)).toEqual([]);
+    expect((await call('POST', `${E}/integrations/revoked/activate`, { token: vendor('v7') })).status).toBe(409);
+    const renewed = await call('PATCH', `${E}/integrations/revoked`, { token: vendor('v7'), body: { credentials: { apiKey: API_KEY, in: 'header', name: 'x-api-key' } } });
+    expect(renewed.status).toBe(200);
+    expect(renewed.body.credentials).toMatchObject({ version: 1, revokedAt: null });
+    expect((await call('POST', `${E}/integrations/revoked/activate`, { token: vendor('v7') })).body.status).toBe('active');
+    const trail = (await call('GET', `${E}/audit?name=revoked`, { token: vendor('v7') })).body.data.map((e: { action: string }) => e.action).reverse();
+    expect(trail).toEqual(['integration.registered', 'integration.credentials_revoked', 'integration.credentials_rotated', 'integration.activated']);
+  });
+
   it('a tenant never sees another tenant\'s integration: 404 on read, health, usage, update, delete; lists, audit and compliance hold only its own', async () => {
     const other = vendor('v9');
     for (const [m, p] of [
@@ -327,6 +386,9 @@ describe('governance: audit and role-based access', () => {
     const list = await call('GET', `${E}/integrations?source=marketplace`, { token: vendor('v6') });
     expect(list.body.data).toEqual([expect.objectContaining({ id: 'v6:generic:inventory-api', name: 'inventory-api', platform: 'generic', source: 'marketplace', health: 'healthy', status: 'active' })]);
     expect((await call('DELETE', `${E}/integrations/inventory-api`, { token: vendor('v6') })).status).toBe(400);
+    // the tier as data for the outbound door: a registered integration's own, a marketplace connection's the table's marketplaceTier
+    expect(await services.ecosystem.tierOf('v1', 'erp-oauth')).toMatchObject({ name: 'community', rateBudgetShare: 0.1, slaTarget: null });
+    expect(await services.ecosystem.tierOf('v6', 'generic')).toMatchObject({ name: 'professional', rateBudgetShare: 0.3 });
   });
 
   it('compliance: credentials older than the rotation period are a finding naming the integration and the fix', async () => {

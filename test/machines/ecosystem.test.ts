@@ -80,5 +80,10 @@ describe('ecosystem (registered integration) machine', () => {
     expect(x.timers).toHaveLength(0);
     const again = run(x.snapshot, { type: 'ecosystem.register', tenantId: 'v1', name: 'databricks-prod', settings, at: at(50) }, x.timers);
     expect(ecosystemStateOf(again.snapshot.value)).toBe('active');
+    // registered again while active (an earlier delete never reached it): starts over with the new settings and one timer
+    const over = run(again.snapshot, { type: 'ecosystem.register', tenantId: 'v1', name: 'databricks-prod', settings: { ...settings, intervalMs: 60_000 }, firstCheck: { ok: true, status: 200, latencyMs: 3 }, at: at(60) }, again.timers);
+    expect(ctx(over.snapshot)).toMatchObject({ intervalMs: 60_000, health: { status: 'healthy', checks: 1 } });
+    expect(over.timers).toHaveLength(1);
+    expect(over.timers[0]!.dueAt).toBe(Date.parse(at(60)) + 60_000);
   });
 });

@@ -47,6 +47,18 @@ describe('integration (connection) machine', () => {
     expect(JSON.stringify(r.snapshot)).not.toMatch(/APP_USR|TG-|token"/);
   });
 
+  it('a call refused for good (the outbound door saw REAUTHORIZATION_REQUIRED) marks a connected connection and announces it once', () => {
+    const c = ok(run(null, connected));
+    const r = ok(run(c.snapshot, { type: 'integration.reauthorization.required', error: { code: 'REAUTHORIZATION_REQUIRED', message: 'invalid_client' }, at: at(10) }));
+    expect(stateOf(r.snapshot.value)).toBe('reauthorization_required');
+    expect(ctx(r.snapshot).lastError).toEqual({ code: 'REAUTHORIZATION_REQUIRED', message: 'invalid_client' });
+    expect(r.effects).toEqual([expect.objectContaining({ type: 'concord.publish', subject: 'test.events.IntegrationReauthorizationRequired' })]);
+    // already there: recorded, not announced again
+    const again = ok(run(r.snapshot, { type: 'integration.reauthorization.required', error: { code: 'REAUTHORIZATION_REQUIRED', message: 'again' }, at: at(11) }));
+    expect(again.effects).toEqual([]);
+    expect(stateOf(again.snapshot.value)).toBe('reauthorization_required');
+  });
+
   it('refreshes once: the timer (or a refresh.start) emits one refresh call, further starts are absorbed, done reconnects', () => {
     const c = ok(run(null, connected));
     const fired = step({ machine: integrationMachine, snapshot: c.snapshot, input: null, timers: c.timers, deliver: { kind: 'timer', key: c.timers[0]!.key }, now: c.timers[0]!.dueAt });

@@ -15,7 +15,7 @@ const PINNED: Record<string, string[]> = {
   ],
   ops_journal: [
     'actor_type text', 'actor_id text', 'version bigint', 'kind text', 'event_type text', 'event jsonb', 'target_path text', 'state_value jsonb',
-    'message_id text', 'at timestamp with time zone',
+    'message_id text', 'at timestamp with time zone', 'trace_id text',
   ],
   ops_timers: [
     'id bigint', 'actor_type text', 'actor_id text', 'timer_key text', 'event_type text', 'event jsonb', 'target_path text',

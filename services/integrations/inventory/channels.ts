@@ -81,8 +81,10 @@ export class ShopifyChannel implements Channel {
     return { externalKey: `${item}|${location}`, externalIds: { inventoryItemId: item, locationId: location } };
   }
 
-  async #call<T>(operation: string, input: unknown, key: string, subject?: Record<string, string>): Promise<T> {
-    return this.outbound.call<T>(this.ref, { operation, input, idempotencyKey: key, ...(subject ? { subject } : {}) });
+  async #call<T>(operation: string, input: unknown, key: string, o: { write?: boolean } = {}): Promise<T> {
+    // a write that fails is the sync's item outcome (logged, retried by the next step): a stale
+    // compare-and-set is expected, not a dead letter
+    return this.outbound.call<T>(this.ref, { operation, input, idempotencyKey: key, ...(o.write ? { deadLetter: false } : {}) });
   }
 
   /** The shop's first active location: where a full sync reads and writes. */
@@ -156,7 +158,7 @@ export class ShopifyChannel implements Channel {
       try {
         // the key carries the arguments: a replay after a crash is answered the first answer, a
         // different write is a new one (Shopify refuses a reused key with other arguments)
-        await this.#call('setQuantities', { name: 'available', reason: 'correction', quantities: q }, `${key}:set:${hash(q)}`);
+        await this.#call('setQuantities', { name: 'available', reason: 'correction', quantities: q }, `${key}:set:${hash(q)}`, { write: true });
         for (const i of list) results.set(i.key, { ok: true });
       } catch (err) {
         const code = isConnectorError(err) ? err.code : 'UNKNOWN';
@@ -231,14 +233,19 @@ export class MercadoLibreChannel implements Channel {
     return { externalKey: mlKey(itemId, v), externalIds: { itemId, ...(v === undefined ? {} : { variationId: v }) } };
   }
 
-  #call<T>(operation: string, input: unknown, key: string, cost?: number): Promise<T> {
-    return this.outbound.call<T>(this.ref, { operation, input, idempotencyKey: key, ...(cost ? { cost } : {}) });
+  #call<T>(operation: string, input: unknown, key: string, write = false): Promise<T> {
+    return this.outbound.call<T>(this.ref, { operation, input, idempotencyKey: key, ...(write ? { deadLetter: false } : {}) });
   }
 
+  /** Items by id, one multiget call (one request: the budget counts requests) per 20 ids. */
   async #items(ids: string[], key: string): Promise<MLItem[]> {
-    if (ids.length === 0) return [];
-    const r = await this.#call<{ items: MLItem[] }>('multiget', { ids, attributes: ['id', 'available_quantity', 'variations', 'seller_custom_field', 'attributes', 'last_updated'] }, key, Math.ceil(ids.length / MULTIGET_MAX));
-    return r.items;
+    const out: MLItem[] = [];
+    for (let i = 0; i < ids.length; i += MULTIGET_MAX) {
+      const chunk = ids.slice(i, i + MULTIGET_MAX);
+      const r = await this.#call<{ items: MLItem[] }>('multiget', { ids: chunk, attributes: ['id', 'available_quantity', 'variations', 'seller_custom_field', 'attributes', 'last_updated'] }, `${key}:${i}`);
+      out.push(...r.items);
+    }
+    return out;
   }
 
   async readPage(cursor: unknown, key: string): Promise<ChannelPage> {
@@ -280,7 +287,7 @@ export class MercadoLibreChannel implements Channel {
     for (const i of items) {
       const input = { itemId: String(i.externalIds.itemId), ...(i.externalIds.variationId === undefined ? {} : { variationId: Number(i.externalIds.variationId) }), quantity: i.stock, expected: i.expected };
       try {
-        await this.#call('setStock', input, `${key}:set:${hash(input)}`, 2);
+        await this.#call('setStock', input, `${key}:set:${hash(input)}`, true);
         results.set(i.key, { ok: true });
       } catch (err) {
         const code = isConnectorError(err) ? err.code : 'UNKNOWN';

@@ -4,7 +4,6 @@
  *
  * - `page`: one page of a full or delta sync (read the channel, compare, write, log);
  * - `push`: our change of some SKUs to this channel (read it, compare, write compare-and-set);
- * - `applyWebhook`: what a stored webhook says, applied to our side;
  * - `poll`: the incremental poll (the channel's changes since the cursor, and our changes not yet
  *   pushed), for what a webhook or a push missed.
  *
@@ -41,6 +40,8 @@ export interface EngineOptions {
   /** Tells the tenant's other connections that our stock of these SKUs changed (a channel's change fans out). */
   fanOut(tenantId: string, skus: string[], except: ConnectionRef): Promise<void>;
   hooks?: EngineHooks;
+  /** Channel pages per step of a full sync (progress is committed per step); default 5. */
+  pagesPerStep?: number;
 }
 
 interface Who {
@@ -93,6 +94,7 @@ interface Pair {
 }
 
 const DELTA_PAGE = 100;
+const DEFAULT_PAGES_PER_STEP = 5;
 const iso = (d: Date | string | null): string | null => (d === null ? null : typeof d === 'string' ? d : d.toISOString());
 
 export class InventoryEngine {
@@ -107,8 +109,6 @@ export class InventoryEngine {
           return this.page(i);
         case 'push':
           return this.push(i, ctx);
-        case 'applyWebhook':
-          return this.applyWebhook(i, ctx);
         case 'poll':
           return this.poll(i, ctx);
         default:
@@ -131,9 +131,17 @@ export class InventoryEngine {
     let done: boolean;
     const keys = [opKey];
     if (i.mode === 'full') {
-      const page = await channel.readPage(i.cursor, opKey);
-      await this.#unsyncable(step, page.unsyncable);
-      await this.reconcile(step, channel, page.records, { createMappings: true });
+      // a step is a batch of channel pages; the next page is read while this one is compared and written
+      const batch = Math.max(1, this.o.pagesPerStep ?? DEFAULT_PAGES_PER_STEP);
+      let page = await channel.readPage(i.cursor, `${opKey}:0`);
+      for (let k = 0; ; k++) {
+        const next = !page.done && k + 1 < batch ? channel.readPage(page.cursor, `${opKey}:${k + 1}`) : null;
+        next?.catch(() => undefined); // awaited below; a failure of this page's work must not leave it unhandled
+        await this.#unsyncable(step, page.unsyncable);
+        await this.reconcile(step, channel, page.records, { createMappings: true });
+        if (!next) break;
+        page = await next;
+      }
       done = page.done;
       cursor = page.cursor;
       if (done) {
@@ -176,7 +184,12 @@ export class InventoryEngine {
     return this.#summary([step.opKey], 'push');
   }
 
-  async applyWebhook(i: Who & { webhookId: string; topic: string }, ctx: CallContext): Promise<StepOutput> {
+  /**
+   * What a stored webhook row says, applied to our side (called by the webhook hand-off, off the
+   * request). Idempotent: the row's items are logged under `webhook:<id>`, so the sweep's retry
+   * of a row answers what the first run did.
+   */
+  async applyWebhook(i: Who & { webhookId: string }): Promise<StepOutput> {
     const { rows } = await this.o.pool.query<{ topic: string; payload: unknown; resource: string | null }>(
       'SELECT topic, payload, resource FROM integration_webhooks WHERE id = $1 AND tenant_id = $2 AND service = $3 AND connection_id = $4',
       [i.webhookId, i.tenantId, i.provider, i.account],
@@ -185,7 +198,7 @@ export class InventoryEngine {
     if (!row) return {};
     const step: Step = { ...i, opKey: `webhook:${i.webhookId}`, syncId: null, direction: 'both', via: 'webhook' };
     const channel = this.#channel(i);
-    const records = await channel.fromWebhook(row.topic, row.payload, row.resource, `${step.opKey}:${ctx.idempotencyKey}`);
+    const records = await channel.fromWebhook(row.topic, row.payload, row.resource, step.opKey);
     await this.reconcile(step, channel, records, { createMappings: i.provider !== 'shopify' });
     return this.#summary([step.opKey], 'webhook');
   }

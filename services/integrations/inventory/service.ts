@@ -18,7 +18,11 @@ import { DomainCode, DomainError, notFound } from '../../common/errors.js';
 import { isPlatform, type Principal } from '../../common/principal.js';
 import type { ConnectionService } from '../connections.js';
 import type { ConnectionRef, OutboundCalls } from '../outbound/types.js';
+import { jetstream } from '@nats-io/jetstream';
+import type { InventoryUpdate } from '../../../machines/integration/sync.js';
+import type { Runtime } from '../../../runtime/runtime.js';
 import { channelFor } from './channels.js';
+import type { InventoryEngine } from './engine.js';
 
 export const SYNC_PROVIDERS = ['shopify', 'mercadolibre'] as const satisfies readonly Provider[];
 export type SyncProvider = (typeof SYNC_PROVIDERS)[number];
@@ -103,6 +107,8 @@ export interface InventoryServiceOptions {
   clock: Clock;
   log: Logger;
   eventsRoot: string;
+  /** Where InventoryUpdated goes: JetStream when NATS is configured, the in-process bus otherwise. */
+  runtime: Pick<Runtime, 'nats' | 'bus'>;
 }
 
 /** A vendor acts for itself; an operator or a service names the tenant. */
@@ -134,7 +140,37 @@ function checkTime(at: unknown, field: string): string {
 }
 
 export class InventoryService {
+  #engine: InventoryEngine | undefined;
+
   constructor(private readonly o: InventoryServiceOptions) {}
+
+  /** The engine that applies webhooks (built beside this service: it fans out through it). */
+  useEngine(engine: InventoryEngine): void {
+    this.#engine = engine;
+  }
+
+  /**
+   * A stock webhook (Shopify `inventory_levels/update`, MercadoLibre `items`) applied to our
+   * side, its changes published as `InventoryUpdated`. Called by the webhook hand-off; throws to
+   * leave the row for the sweep (the apply is idempotent per row, the message id per change).
+   */
+  async applyWebhook(w: { tenantId: string; provider: string; account: string; webhookId: string }): Promise<void> {
+    if (!this.#engine || !(SYNC_PROVIDERS as readonly string[]).includes(w.provider)) return;
+    const out = await this.#engine.applyWebhook({ ...w, provider: w.provider as SyncProvider });
+    await this.publishUpdates({ tenantId: w.tenantId, provider: w.provider, account: w.account }, out.updates ?? []);
+  }
+
+  /** `<events>.InventoryUpdated`, one message per change; the message id makes a repeat a duplicate. */
+  async publishUpdates(who: { tenantId: string; provider: string; account: string }, updates: InventoryUpdate[]): Promise<void> {
+    const subject = `${this.o.eventsRoot}.InventoryUpdated`;
+    for (const u of updates) {
+      const data = { tenantId: who.tenantId, sku: u.sku, stock: u.stock, previousStock: u.previousStock, changedAt: u.changedAt, provider: who.provider, account: who.account, via: u.via, ...(u.conflict ? { conflict: true, reason: u.reason } : {}) };
+      const messageId = `inventory:${who.tenantId}:${u.sku}:${u.changedAt}:${u.stock}`;
+      const link = this.o.runtime.nats?.link;
+      if (link) await jetstream(link.nc).publish(subject, new TextEncoder().encode(JSON.stringify(data)), { msgID: messageId });
+      else await this.o.runtime.bus.publish({ subject, data, headers: {}, messageId });
+    }
+  }
 
   #provider(service: string): SyncProvider {
     if (!(SYNC_PROVIDERS as readonly string[]).includes(service)) throw notFound('inventory sync service', service);
@@ -458,7 +494,7 @@ export class InventoryService {
     } catch (err) {
       if (err instanceof ConcordError && err.code === ErrorCode.EventRejected) {
         const running = (await this.o.syncs.current(id, { tenant }))?.context.run;
-        throw new ConcordError(ErrorCode.Conflict, `a sync of this connection is already running${running ? ` (${running.syncId})` : ''}: one at a time`, { runningSyncId: running?.syncId ?? null });
+        throw new ConcordError(ErrorCode.Conflict, `a sync of this connection is already running${running ? ` (${running.syncId})` : ''}: one at a time`, { id: running?.syncId ?? null });
       }
       throw err;
     }

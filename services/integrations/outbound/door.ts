@@ -116,6 +116,12 @@ export class OutboundDoor implements OutboundCalls {
     let last: ConnectorError | undefined;
     for (;;) {
       signal?.throwIfAborted();
+      // credentials first: the token is taken as late as possible, so the provider sees calls
+      // spaced as the bucket granted them (a slow vault read after the grant would bunch them)
+      const bound = await this.o.connectors.bind(connection);
+      if (!bound.operations.has(call.operation)) {
+        throw new ConnectorError(ConnectorCode.Validation, `${connection.provider} has no operation '${call.operation}'`);
+      }
       let probe: boolean;
       try {
         probe = await this.#admit(key, limit, call.cost ?? 1, signal);
@@ -125,16 +131,11 @@ export class OutboundDoor implements OutboundCalls {
         throw err;
       }
       attempt++;
-      let bound: BoundConnector | undefined;
+      reached = true;
       const started = performance.now();
       let failure: ConnectorError | null = null;
       let output: unknown;
       try {
-        bound = await this.o.connectors.bind(connection);
-        if (!bound.operations.has(call.operation)) {
-          throw new ConnectorError(ConnectorCode.Validation, `${connection.provider} has no operation '${call.operation}'`);
-        }
-        reached = true;
         const deadline = AbortSignal.timeout(this.o.callTimeoutMs);
         output = await bound.invoke(call.operation, call.input, { signal: signal ? AbortSignal.any([signal, deadline]) : deadline, idempotencyKey: call.idempotencyKey });
       } catch (err) {
@@ -145,7 +146,7 @@ export class OutboundDoor implements OutboundCalls {
       if (failure === null) return output as T;
       last = failure;
       if (signal?.aborted) throw failure;
-      if (failure.code === ConnectorCode.Unauthorized && !refreshed && bound) {
+      if (failure.code === ConnectorCode.Unauthorized && !refreshed) {
         refreshed = true;
         attempt--; // the refresh's retry is not one of the policy's attempts
         this.o.connectors.forget(connection);

@@ -3,7 +3,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import type pg from 'pg';
 import type { SagaContext } from '../../../machines/saga/index.js';
-import { orderData } from '../../../services/saga/order.js';
+import { orderData, type OrderRequest } from '../../../services/saga/order.js';
 import type { SagaService } from '../../../services/saga/index.js';
 import type { ServiceSimulator } from '../../../simulator/services.js';
 import type { Operation } from './history.js';
@@ -91,17 +91,20 @@ export async function tallyEntries(pool: pg.Pool): Promise<Map<string, string[]>
 }
 
 let orders = 0;
-/** An order request as the spec shows it, with a fresh orderId. */
-export function anOrder(): Record<string, unknown> {
+/** An order request as the spec shows it (the body of `POST /api/v1/workflows/order/start`), with a fresh orderId. */
+export function anOrderRequest(): OrderRequest {
   orders++;
-  return orderData({
+  return {
     orderId: `order-${process.pid}-${orders}-${randomUUID().slice(0, 8)}`,
     customerId: '123e4567-e89b-12d3-a456-426614174000',
     items: [{ productId: '789e0123-e89b-12d3-a456-426614174000', quantity: 2, price: 29.99 }],
     paymentMethod: { type: 'CREDIT_CARD', token: 'tok_1234567890' },
     shippingAddress: { street: '123 Main St', city: 'New York', state: 'NY', zipCode: '10001', country: 'US' },
-  });
+  };
 }
+
+/** A fresh order as saga data. */
+export const anOrder = (): Record<string, unknown> => orderData(anOrderRequest());
 
 export const FINAL_SAGA = ['COMPLETED', 'FAILED'];
 

@@ -1,0 +1,168 @@
+/**
+ * `npx tsx bench/fairness.ts`: fairness between tenants on the write path. The server runs in its
+ * own process (DATABASE_URL's PostgreSQL, or an embedded one). Tenant B updates its relationships
+ * (a persisted transition each) open loop at BENCH_FAIR_B_RATE (default 50/s); tenant A floods
+ * updates of its own with BENCH_FAIR_A_CONNECTIONS (default 256) connections in a closed loop, far
+ * more than the machine commits. B's latency is measured alone, then under A's flood with group
+ * commit first come, first served (COMMIT_FAIR=false) and fair across tenants (the default), and
+ * with A under a quota as well. Target: B's p99 under the flood within 2x of alone.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { serve } from '@hono/node-server';
+import { signToken } from '../http/auth/jwt.js';
+import { createApp } from '../http/app.js';
+import { actorTypes } from '../machines/index.js';
+import { credentialKey, loadConfig } from '../runtime/config.js';
+import { Registry } from '../runtime/registry.js';
+import { createRuntime } from '../runtime/runtime.js';
+import { createServices } from '../services/index.js';
+import { KeyRing } from '../services/integrations/vault.js';
+import { benchDatabase, benchLog, fmt, percentile, table } from './lib.js';
+import { openLoop } from './open-loop.js';
+
+const BASE = '/api/v1/vendor-partner-coordination';
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const B_RATE = Number(process.env.BENCH_FAIR_B_RATE ?? 50);
+const A_CONNECTIONS = Number(process.env.BENCH_FAIR_A_CONNECTIONS ?? 256);
+
+async function serveMode(): Promise<void> {
+  const config = loadConfig({ ...process.env, LOG_LEVEL: 'warn' });
+  const runtime = await createRuntime({ config, registry: new Registry(actorTypes), log: benchLog });
+  const services = createServices({ runtime, log: benchLog, credentialKeys: new KeyRing([credentialKey('bench', randomBytes(32))]) });
+  await runtime.start();
+  await services.start();
+  const app = createApp({ services, log: benchLog, jwtSecret: process.env.JWT_SECRET! });
+  const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
+  await new Promise((r) => server.once('listening', r));
+  process.stdout.write(`READY ${(server.address() as AddressInfo).port}\n`);
+  process.once('SIGTERM', async () => {
+    await new Promise<void>((r) => server.close(() => r()));
+    await services.stop();
+    await runtime.stop();
+    process.exit(0);
+  });
+}
+
+async function startServer(env: NodeJS.ProcessEnv): Promise<{ port: number; stop: () => Promise<void> }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--serve'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    const check = setInterval(() => {
+      const m = /READY (\d+)/.exec(out);
+      if (m) {
+        clearInterval(check);
+        resolve(Number(m[1]));
+      }
+    }, 20);
+    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
+  });
+  return {
+    port,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+    },
+  };
+}
+
+/** A closed loop of `connections` clients, each sending the next request when its last is answered, until `stop()`. */
+function flood(port: number, auth: string, ids: string[], connections: number): { stop: () => Promise<{ sent: number; ok: number; refused: number }> } {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+  let running = true;
+  let sent = 0;
+  let ok = 0;
+  let refused = 0;
+  const one = (): Promise<void> =>
+    new Promise((resolve) => {
+      const body = JSON.stringify({ metadata: { n: sent } });
+      const id = ids[sent++ % ids.length]!;
+      const req = http.request({ agent, host: '127.0.0.1', port, method: 'PUT', path: `${BASE}/relationships/${id}`, headers: { authorization: auth, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          if (res.statusCode! < 300) ok++;
+          else if (res.statusCode === 429) refused++;
+          resolve();
+        });
+      });
+      req.on('error', () => resolve());
+      req.end(body);
+    });
+  const loops = Array.from({ length: connections }, async () => {
+    while (running) await one();
+  });
+  return {
+    stop: async () => {
+      running = false;
+      await Promise.all(loops);
+      agent.destroy();
+      return { sent, ok, refused };
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const db = await benchDatabase(`concord_bench_fair_${process.pid}`);
+  const secret = randomBytes(32).toString('hex');
+  const exp = Math.floor(Date.now() / 1000) + 3_600;
+  const tokenOf = (tenantId: string) => `Bearer ${signToken({ sub: `bench@${tenantId}`, role: 'vendor', tenantId, exp }, secret)}`;
+  const rows: Array<Array<string | number>> = [];
+  const scenarios = [
+    { name: 'B alone', fair: 'true', quotas: 'off', flood: false },
+    { name: 'B while A floods', fair: 'false', quotas: 'off', flood: true },
+    { name: 'B while A floods', fair: 'true', quotas: 'off', flood: true },
+    { name: 'B while A floods', fair: 'true', quotas: 'vendor-a=200/s:200', flood: true },
+  ];
+  try {
+    for (const sc of scenarios) {
+      const server = await startServer({ ...process.env, DATABASE_URL: db.url, JWT_SECRET: secret, COMMIT_FAIR: sc.fair, TENANT_QUOTAS: sc.quotas });
+      try {
+        const make = async (tenant: string): Promise<string> => {
+          const res = await fetch(`http://127.0.0.1:${server.port}${BASE}/relationships`, {
+            method: 'POST',
+            headers: { authorization: tokenOf(tenant), 'content-type': 'application/json' },
+            body: JSON.stringify({ vendorId: tenant, partnerId: `partner-${randomBytes(4).toString('hex')}`, relationshipType: 'RESELLER' }),
+          });
+          if (res.status === 429) {
+            await new Promise((r) => setTimeout(r, 1_000 * Number(res.headers.get('retry-after') ?? 1)));
+            return make(tenant);
+          }
+          if (res.status !== 201) throw new Error(`create relationship: ${res.status} ${await res.text()}`);
+          return ((await res.json()) as { id: string }).id;
+        };
+        const aIds = await Promise.all(Array.from({ length: 400 }, () => make('vendor-a')));
+        const bIds = await Promise.all(Array.from({ length: 20 }, () => make('vendor-b')));
+        let n = 0;
+        const tenantB = (seconds: number) =>
+          openLoop({
+            port: server.port,
+            headers: { authorization: tokenOf('vendor-b'), 'content-type': 'application/json' },
+            connections: 16,
+            rate: B_RATE,
+            seconds,
+            next: () => ({ method: 'PUT', path: `${BASE}/relationships/${bIds[n++ % bIds.length]}`, body: JSON.stringify({ metadata: { n } }) }),
+          });
+        await tenantB(2); // warm-up
+        const a = sc.flood ? flood(server.port, tokenOf('vendor-a'), aIds, A_CONNECTIONS) : undefined;
+        if (a) await new Promise((r) => setTimeout(r, 1_000)); // the flood builds up first
+        const b = await tenantB(SECONDS);
+        const af = await a?.stop();
+        rows.push([sc.name, sc.fair === 'true' ? 'fair' : 'first come', sc.quotas, B_RATE, fmt(percentile(b.latencies, 50)), fmt(percentile(b.latencies, 99)), b.non2xx, af ? fmt(af.ok / (SECONDS + 1), 0) : '-', af ? fmt(af.refused / (SECONDS + 1), 0) : '-']);
+        process.stderr.write(`${sc.name} (${sc.fair}, ${sc.quotas}) done\n`);
+      } finally {
+        await server.stop();
+      }
+    }
+    console.log(`\nFairness on the write path: tenant B's updates while tenant A floods with ${A_CONNECTIONS} connections (open loop for B, ${SECONDS} s; latency ms)\n`);
+    console.log(table(['scenario', 'group commit', 'quotas', 'B offered/s', 'B p50', 'B p99', 'B non-2xx', 'A committed/s', 'A refused/s'], rows));
+  } finally {
+    await db.stop();
+  }
+}
+
+if (process.argv.includes('--serve')) await serveMode();
+else await main();

@@ -1,0 +1,119 @@
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ConnectorInvoker } from '../../../../connectors/kit/contract.js';
+import { integrationType } from '../../../../machines/integration/index.js';
+import type { Database } from '../../../../runtime/db.js';
+import { createServices, type Services } from '../../../../services/index.js';
+import type { ConnectionRef } from '../../../../services/integrations/outbound/index.js';
+import { DEMO_ML_SELLER, startMarketplaceFakes, type MarketplaceFakes } from '../../../../simulator/fakes/index.js';
+import { spawnTs, type Child } from '../../../helpers/child.js';
+import { freshDatabase } from '../../../helpers/db.js';
+import { testLog, testRuntime } from '../../../helpers/runtime.js';
+
+/**
+ * The budget holds across processes: two real Concord processes (child processes, each its own
+ * runtime, services and pool) call one Shopify store, then one MercadoLibre seller, flat out.
+ */
+
+const WORKER = fileURLToPath(new URL('../../../fixtures/outbound-worker.ts', import.meta.url));
+const KEYS = `k1:${randomBytes(32).toString('base64')}`;
+const SHOP = 'budget.myshopify.com';
+// MercadoLibre's 200/min, shortened to the same shape over 2 s so the test is quick
+const ML_LIMIT = { limit: 40, windowMs: 2_000 };
+const RATE_LIMITS = `shopify=4/s:40,mercadolibre=${ML_LIMIT.limit}/2s`;
+const vendor = (tenantId: string) => ({ sub: 'v', role: 'vendor' as const, tenantId });
+
+let fakes: MarketplaceFakes;
+let database: Database;
+let services: Services;
+const children: Child[] = [];
+const stops: Array<() => Promise<void>> = [];
+const env = () => ({ ...fakes.env, PUBLIC_BASE_URL: 'http://concord.test', CREDENTIALS_KEYS: KEYS, DATABASE_URL: database.url, RATE_LIMITS });
+
+async function consent(url: string): Promise<Record<string, string>> {
+  const res = await fetch(url, { redirect: 'manual' });
+  return Object.fromEntries(new URL(res.headers.get('location')!).searchParams);
+}
+
+/** Two processes making `calls` calls each, `concurrency` at a time, from the same instant. */
+async function flatOut(connection: ConnectionRef, operation: string, input: unknown, calls: number, concurrency: number): Promise<string[]> {
+  const lines: string[] = [];
+  const pair = [0, 1].map(() => {
+    const c = spawnTs(WORKER, { ...env(), OUTBOUND_JOB: JSON.stringify({ connection, operation, input, calls, concurrency }) }, (l) => {
+      if (l.startsWith('done')) lines.push(l);
+    });
+    children.push(c);
+    return c;
+  });
+  await Promise.all(pair.map((c) => c.waitLine('ready', 30_000)));
+  for (const c of pair) c.proc.kill('SIGUSR2');
+  await Promise.all(pair.map((c) => c.exited));
+  return lines;
+}
+
+beforeAll(async () => {
+  fakes = await startMarketplaceFakes({ mercadolibre: { rateLimit: { ...ML_LIMIT, retryAfterSeconds: 1 } } });
+  database = await freshDatabase();
+  const connectors = new Map<string, ConnectorInvoker>();
+  const runtime = await testRuntime(database, { types: [integrationType], connectors, env: env() });
+  services = createServices({ runtime, log: testLog, connectors, run: { sagaIntake: false, events: false, housekeeping: false } });
+  await runtime.start();
+  await services.start();
+  stops.push(async () => {
+    await services.stop();
+    await runtime.stop();
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all(children.map((c) => c.kill()));
+  for (const stop of stops.reverse()) await stop();
+  await database?.close();
+  await fakes?.close();
+});
+
+describe('the rate budget across two Concord processes', () => {
+  it('Shopify, one store, flat out: never more than 4 requests/s sustained nor a burst over 40, and the burst is used', async () => {
+    const a = await services.integrations.authorize(vendor('t-shop'), 'shopify', { shop: SHOP });
+    await services.integrations.callback('shopify', await consent(a.authorizationUrl));
+    fakes.shopify.control.rate.clear(SHOP);
+    const lines = await flatOut({ tenantId: 't-shop', provider: 'shopify', account: SHOP }, 'listLocations', { first: 1 }, 35, 20);
+    expect(lines.map((l) => l.split(' ').slice(0, 3).join(' '))).toEqual(['done 35 0', 'done 35 0']);
+    const rate = fakes.shopify.control.rate;
+    expect(rate.count(SHOP)).toBe(70);
+    // a 1-request tolerance for the time between the database granting a token and the request arriving
+    expect(rate.bucketViolation(SHOP, { perSecond: 4, burst: 40, tolerance: 1 })).toBeNull();
+    const t = rate.times(SHOP);
+    // 40 at once, then 30 more at 4/s: at least 7 s, and not much longer (the budget is used)
+    expect(t[t.length - 1]! - t[0]!).toBeGreaterThanOrEqual(7_000);
+    expect(t[t.length - 1]! - t[0]!).toBeLessThan(9_500);
+    expect(rate.maxInWindow(SHOP, 1_000)).toBeGreaterThanOrEqual(38);
+    expect(fakes.shopify.state.calls.filter((c) => c.shop === SHOP && c.status === 429)).toEqual([]);
+    await services.outbound.flush();
+    const s = await services.outbound.status({ tenantId: 't-shop', provider: 'shopify', account: SHOP });
+    expect(s.budget.limit).toBe('4/s:40');
+    expect(s.budget.usedInWindow).toBeGreaterThanOrEqual(1); // the children's counts, written at their stop
+    const used = await database.pool.query(`SELECT sum(calls)::int AS n FROM integration_rate_limits WHERE provider = 'shopify' AND scope = $1`, [SHOP]);
+    expect(used.rows[0].n).toBe(70);
+  }, 60_000);
+
+  it(`MercadoLibre, one seller, flat out: never more than ${ML_LIMIT.limit} per ${ML_LIMIT.windowMs / 1000} s window (its 200/min shortened), no 429, near the budget rate`, async () => {
+    const a = await services.integrations.authorize(vendor('t-ml'), 'mercadolibre', {});
+    await services.integrations.callback('mercadolibre', await consent(a.authorizationUrl));
+    const key = `user:${DEMO_ML_SELLER}`;
+    fakes.mercadolibre.control.rate.clear(key);
+    const lines = await flatOut({ tenantId: 't-ml', provider: 'mercadolibre', account: String(DEMO_ML_SELLER) }, 'getMe', {}, 60, 20);
+    expect(lines.map((l) => l.split(' ').slice(0, 3).join(' '))).toEqual(['done 60 0', 'done 60 0']);
+    const rate = fakes.mercadolibre.control.rate;
+
+    expect(rate.count(key)).toBe(120);
+    expect(rate.maxInWindow(key, ML_LIMIT.windowMs - 1)).toBeLessThanOrEqual(ML_LIMIT.limit);
+    expect(fakes.mercadolibre.state.calls.filter((c) => c.status === 429)).toEqual([]);
+    const t = rate.times(key);
+    const perSecond = ((t.length - 1) / (t[t.length - 1]! - t[0]!)) * 1000;
+    expect(perSecond).toBeLessThanOrEqual((ML_LIMIT.limit / ML_LIMIT.windowMs) * 1000 * 1.02);
+    // the bucket refills at (40 - 2) per 2 s = 95% of the limit; 85% leaves room for a shared machine
+    expect(perSecond).toBeGreaterThanOrEqual((ML_LIMIT.limit / ML_LIMIT.windowMs) * 1000 * 0.85);
+  }, 60_000);
+});
