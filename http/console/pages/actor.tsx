@@ -229,6 +229,11 @@ export function JournalItems(props: { type: string; id: string; entries: Journal
         <li class={`entry ${e.kind}`} data-version={e.version}>
           <span class="v">v{e.version}</span> <code class="ev">{String(e.event.type)}</code>
           {e.kind === 'timer' ? <span class="badge">timer</span> : null} <span aria-hidden="true">→</span> <span class="after">{stateText(e.value)}</span> <Time at={e.at} />
+          {e.traceId ? (
+            <span class="trace small muted" data-trace-id={e.traceId}>
+              trace <code>{e.traceId}</code>
+            </span>
+          ) : null}
           <details>
             <summary>Event and fork</summary>
             <Json value={e.event} label={`Event of version ${e.version}`} />

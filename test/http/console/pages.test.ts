@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { JournalItems } from '../../../http/console/pages/actor.js';
 import { IntegrationsPage } from '../../../http/console/pages/lists.js';
 import { statePaths } from '../../../http/console/parts.js';
 
@@ -39,6 +40,13 @@ describe('console page parts', () => {
     expect(html).toContain('181 ms');
     // a field the console does not know yet is still shown
     expect(html).toMatch(/data-field="syncLag"><dt>syncLag<\/dt><dd>4<\/dd>/);
+  });
+
+  it("link a journal entry to its transition's trace id when tracing recorded one", async () => {
+    const entry = { version: 2, messageId: 'm', kind: 'event' as const, targetPath: '', event: { type: 'relationship.activate' }, input: null, value: { active: 'open' }, at: '2026-12-07T09:00:00.000Z' };
+    const html = await JournalItems({ type: 'relationship', id: 'r1', entries: [{ ...entry, traceId: '4bf92f3577b34da6a3ce929d0e0e4736' }, { ...entry, version: 3, traceId: null }] }).toString();
+    expect(html).toContain('data-trace-id="4bf92f3577b34da6a3ce929d0e0e4736"');
+    expect(html.match(/data-trace-id/g)).toHaveLength(1);
   });
 
   it('read state values as paths', () => {
