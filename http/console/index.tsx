@@ -253,6 +253,19 @@ export function consoleRoutes(o: ConsoleOptions): Hono<ConsoleEnv> {
     });
   }
 
+  app.post('/actors/:type/:id/retry', async (c) => {
+    const { type, id } = c.req.param() as { type: string; id: string };
+    const f = await form(c);
+    const step = valid(z.string().trim().min(1).max(200).optional(), f.step || undefined, 'step');
+    const r = await c.get('services').operators.retry({ ...cx(c), reason: f.reason ?? '' }, { type, id }, step);
+    return html(
+      c,
+      <Flash>
+        Retried step {r.step.name ?? r.step.id}: now <strong>{stateText(r.value)}</strong> ({r.status}), version {r.version}.
+      </Flash>,
+    );
+  });
+
   app.post('/actors/:type/:id/fork', async (c) => {
     const { type, id } = c.req.param() as { type: string; id: string };
     const f = await form(c);

@@ -54,12 +54,11 @@ function where(f: ConsoleFilter, values: unknown[]): string {
   if (f.id) add((p) => `id LIKE ${p} || '%'`, f.id.replace(/[\\%_]/g, (m) => `\\${m}`));
   if (f.paused !== undefined) conds.push(f.paused ? 'paused' : 'NOT paused');
   if (f.state) {
-    // `a.b` is the value {"a":"b"} (a leaf) or {"a":{"b":{...}}} (a compound state and what is inside
-    // it): two containments, which a GIN index on state_value could answer
+    // `a.b` is the value {"a":"b"} (a leaf) or {"a":{"b":...}} (a compound state and what is inside it)
     const path = f.state.split('.');
-    const nest = (inner: unknown) => path.slice(0, -1).reduceRight<unknown>((acc, k) => ({ [k]: acc }), inner);
-    values.push(JSON.stringify(nest(path[path.length - 1])), JSON.stringify(nest({ [path[path.length - 1]!]: {} })));
-    conds.push(`(state_value @> $${values.length - 1}::jsonb OR state_value @> $${values.length}::jsonb)`);
+    const leaf = path.slice(0, -1).reduceRight<unknown>((acc, k) => ({ [k]: acc }), path[path.length - 1]);
+    values.push(JSON.stringify(leaf), path);
+    conds.push(`(state_value @> $${values.length - 1}::jsonb OR state_value #> $${values.length}::text[] IS NOT NULL)`);
   }
   return conds.length ? `WHERE ${conds.join(' AND ')}` : '';
 }

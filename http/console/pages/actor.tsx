@@ -17,13 +17,13 @@ export interface ActorPageData {
 export const actorPath = (type: string, id: string) => `/console/actors/${encodeURIComponent(type)}/${encodeURIComponent(id)}`;
 
 /** Steps of a saga or workflow (a `steps` array in its context), by where they are. */
-type Step = { name?: string; stepNumber?: number; status?: string; attempt?: number; retryCount?: number; startedAt?: string | null; completedAt?: string | null; errorMessage?: string | null; error?: { message?: string } | null };
+type Step = { id?: string; name?: string; stepNumber?: number; status?: string; attempt?: number; retryCount?: number; startedAt?: string | null; completedAt?: string | null; errorMessage?: string | null; error?: { message?: string } | null };
 const DONE = new Set(['COMPLETED', 'SKIPPED', 'COMPENSATED']);
 const RUNNING = new Set(['IN_PROGRESS', 'RUNNING', 'COMPENSATING']);
 const FAILED = new Set(['FAILED', 'CANCELLED', 'COMPENSATION_FAILED', 'TIMED_OUT']);
 export const stepPhase = (status: string | undefined) => (!status ? 'remaining' : DONE.has(status) ? 'done' : RUNNING.has(status) ? 'running' : FAILED.has(status) ? 'failed' : 'remaining');
 
-function Steps(props: { steps: Step[] }) {
+function Steps(props: { steps: Step[]; path: string }) {
   const phases = props.steps.map((s) => stepPhase(s.status));
   const count = (p: string) => phases.filter((x) => x === p).length;
   return (
@@ -48,6 +48,7 @@ function Steps(props: { steps: Step[] }) {
             <th scope="col">Started</th>
             <th scope="col">Completed</th>
             <th scope="col">Error</th>
+            <th scope="col">Retry</th>
           </tr>
         </thead>
         <tbody>
@@ -66,6 +67,13 @@ function Steps(props: { steps: Step[] }) {
                 <Time at={s.completedAt} />
               </td>
               <td>{s.errorMessage ?? s.error?.message ?? ''}</td>
+              <td>
+                {phases[i] === 'failed' && (s.id ?? s.name) ? (
+                  <button type="button" data-retry-step={s.id ?? s.name} hx-post={`${props.path}/retry`} hx-vals={JSON.stringify({ step: s.id ?? s.name })} hx-include="#act-fields" hx-target="#flash" hx-confirm={`Retry step ${s.name ?? s.id}?`}>
+                    Retry
+                  </button>
+                ) : null}
+              </td>
             </tr>
           ))}
         </tbody>
@@ -202,7 +210,7 @@ export function LiveDetails(props: ActorPageData) {
   const steps = Array.isArray((view.context as { steps?: unknown }).steps) ? ((view.context as { steps: Step[] }).steps as Step[]) : null;
   return (
     <div id="live-details-inner">
-      {steps ? <Steps steps={steps} /> : null}
+      {steps ? <Steps steps={steps} path={actorPath(view.type, view.id)} /> : null}
       <Timers timers={props.timers} />
       <section class="panel" aria-labelledby="context-h">
         <h2 id="context-h">Context</h2>
@@ -221,6 +229,11 @@ export function JournalItems(props: { type: string; id: string; entries: Journal
         <li class={`entry ${e.kind}`} data-version={e.version}>
           <span class="v">v{e.version}</span> <code class="ev">{String(e.event.type)}</code>
           {e.kind === 'timer' ? <span class="badge">timer</span> : null} <span aria-hidden="true">→</span> <span class="after">{stateText(e.value)}</span> <Time at={e.at} />
+          {e.traceId ? (
+            <span class="trace small muted" data-trace-id={e.traceId}>
+              trace <code>{e.traceId}</code>
+            </span>
+          ) : null}
           <details>
             <summary>Event and fork</summary>
             <Json value={e.event} label={`Event of version ${e.version}`} />
@@ -256,6 +269,16 @@ export function ActorPage(props: ActorPageData) {
             <input id="reason" name="reason" type="text" maxlength={1000} aria-required="true" autocomplete="off" />
             <label for="payload">Event payload (JSON object, merged into the event; optional)</label>
             <textarea id="payload" name="payload" rows={3} spellcheck={false}></textarea>
+            <details class="cli">
+              <summary>The same from the CLI</summary>
+              <pre tabindex={0} aria-label="CLI commands">
+                {[
+                  `npx concord actors send ${view.type} ${view.id} --event '{"type":"${view.accepts.find((e) => !e.includes('*')) ?? '<event>'}"}' --reason '<why>'`,
+                  `npx concord actors ${view.paused ? 'resume' : 'pause'} ${view.type} ${view.id} --reason '<why>'`,
+                  `npx concord actors history ${view.type} ${view.id}`,
+                ].join('\n')}
+              </pre>
+            </details>
           </section>
           <div id="live-details" sse-swap="details" hx-swap="innerHTML">
             <LiveDetails {...props} />

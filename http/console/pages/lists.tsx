@@ -340,7 +340,69 @@ export interface IntegrationGroup {
   status: { connections: Array<Record<string, unknown>> } | { error: string };
 }
 
-const SHOWN = new Set(['connectionId', 'provider', 'account', 'state', 'tokenExpiresAt', 'scopes', 'webhookSubscriptions', 'lastWebhook', 'connectedAt', 'lastRefreshAt', 'lastError']);
+const SHOWN = new Set(['connectionId', 'provider', 'account', 'state', 'tokenExpiresAt', 'scopes', 'webhookSubscriptions', 'lastWebhook', 'connectedAt', 'lastRefreshAt', 'lastError', 'outbound']);
+
+/** The outbound door's figures of a connection (`outbound` in the status route), when it has them. */
+interface Outbound {
+  budget?: { limit?: string; usedInWindow?: number; throttledCalls?: number; windowSeconds?: number; scope?: string };
+  breaker?: { state?: string; consecutiveFailures?: number; openedAt?: string | null };
+  errorRate?: number;
+  averageResponseMs?: number | null;
+  health?: string;
+  deadLetters?: number;
+}
+
+function OutboundFacts(props: { o: Outbound }) {
+  const { budget, breaker } = props.o;
+  return (
+    <>
+      {budget ? (
+        <div data-field="budget">
+          <dt>Budget</dt>
+          <dd>
+            {budget.limit ?? 'none'} · {budget.usedInWindow ?? 0} used{budget.windowSeconds ? ` in ${budget.windowSeconds} s` : ''} · {budget.throttledCalls ?? 0} throttled
+            {budget.scope ? <span class="muted"> (per {budget.scope})</span> : null}
+          </dd>
+        </div>
+      ) : null}
+      {breaker ? (
+        <div data-field="breaker">
+          <dt>Breaker</dt>
+          <dd>
+            <span class={`badge ${breaker.state === 'closed' ? 'running' : breaker.state === 'open' ? 'failed' : 'paused'}`}>{breaker.state ?? '?'}</span> {breaker.consecutiveFailures ?? 0} consecutive failures
+            {breaker.openedAt ? (
+              <>
+                , open since <Time at={breaker.openedAt} />
+              </>
+            ) : null}
+          </dd>
+        </div>
+      ) : null}
+      {props.o.errorRate !== undefined ? (
+        <div data-field="errorRate">
+          <dt>Errors (5 min)</dt>
+          <dd>
+            {(props.o.errorRate * 100).toFixed(1)}%{props.o.health ? ` · ${props.o.health}` : ''}
+          </dd>
+        </div>
+      ) : null}
+      {props.o.averageResponseMs !== undefined ? (
+        <div data-field="averageResponseMs">
+          <dt>Avg response</dt>
+          <dd>{props.o.averageResponseMs === null ? '—' : `${Math.round(props.o.averageResponseMs)} ms`}</dd>
+        </div>
+      ) : null}
+      {props.o.deadLetters !== undefined ? (
+        <div data-field="deadLetters">
+          <dt>Dead letters</dt>
+          <dd>
+            <a href="/console/dead-letters">{props.o.deadLetters}</a>
+          </dd>
+        </div>
+      ) : null}
+    </>
+  );
+}
 
 export function IntegrationsPage(props: { groups: IntegrationGroup[] }) {
   return (
@@ -386,7 +448,8 @@ export function IntegrationsPage(props: { groups: IntegrationGroup[] }) {
                       <dt>Last error</dt>
                       <dd>{c.lastError ? <Json value={c.lastError} label="Last error" /> : '—'}</dd>
                     </div>
-                    {/* budget, breaker and anything else the status route gives */}
+                    {c.outbound && typeof c.outbound === 'object' ? <OutboundFacts o={c.outbound as Outbound} /> : null}
+                    {/* anything else the status route gives */}
                     {extra.map(([k, v]) => (
                       <div data-field={k}>
                         <dt>{k}</dt>

@@ -15,6 +15,7 @@ let page: Page;
 let op: string;
 let relId: string;
 let wfId: string;
+let endingId: string;
 /** Every request the console made to anything but this server. */
 const outside: string[] = [];
 
@@ -26,6 +27,10 @@ beforeAll(async () => {
   const rel = await s.api('POST', `${API}/relationships`, vendor, { vendorId: 'vendor-b', partnerId: 'partner-b', relationshipType: 'INTEGRATION' });
   relId = rel.body.id;
   await s.api('POST', `${API}/relationships/${relId}/activate`, vendor);
+  // one that ends itself on a date: a pending durable timer
+  endingId = (await s.api('POST', `${API}/relationships`, vendor, { vendorId: 'vendor-b', partnerId: 'partner-t', relationshipType: 'REFERRAL' })).body.id;
+  await s.api('POST', `${API}/relationships/${endingId}/activate`, vendor);
+  await s.api('PUT', `${API}/relationships/${endingId}`, vendor, { endDate: '2027-01-01T00:00:00Z' });
   const wf = await s.api('POST', `${API}/workflows`, op, {
     name: 'Integration Setup',
     workflowType: 'INTEGRATION_SETUP',
@@ -162,7 +167,7 @@ describe('the operator console in a real browser', () => {
     await expect.poll(() => page.locator('[data-event]').first().isDisabled(), T).toBe(true);
     const paused = await s.api('GET', `/api/v1/actors/relationship/${relId}`, op);
     expect(paused.body.paused).toMatchObject({ by: 'operator-tester', reason: 'incident 7' });
-    await page.screenshot({ path: `${SHOTS}/actor-paused.png` });
+    await page.screenshot({ path: `${SHOTS}/actor-paused.png`, fullPage: true });
     await page.click('[data-action="resume"]');
     await count(page.locator('.run-state .badge.running')).toBe(1);
     expect((await s.api('GET', `/api/v1/actors/relationship/${relId}`, op)).body.paused).toBeNull();
@@ -190,6 +195,26 @@ describe('the operator console in a real browser', () => {
     await page.click(`[data-replay="${id}"]`);
     await text(page.locator(`tr[data-dead-letter="${id}"]`)).toContain('replayed');
     await waitFor('replayed_at', async () => (await s.services.runtime.database.pool.query(`SELECT replayed_at FROM dead_letters WHERE id = $1`, [id])).rows[0].replayed_at);
+  });
+
+  it('fires a pending timer now from the timers page', async () => {
+    await page.goto(`${s.url}/console/timers?type=relationship`);
+    const row = page.locator('tr[data-timer]').first();
+    await count(row).toBe(1);
+    await accessible('timers');
+    await page.screenshot({ path: `${SHOTS}/timers.png` });
+    await page.fill('#reason', 'end it today');
+    await row.locator('button', { hasText: 'Fire now' }).click();
+    await text(page.locator('#flash .flash.ok')).toContain('Due now');
+    await waitFor('the relationship to end', async () => (await s.api('GET', `/api/v1/actors/relationship/${endingId}`, op)).body.status === 'TERMINATED');
+  });
+
+  it('shows integrations and playbook executions (none here) without accessibility problems', async () => {
+    for (const p of ['integrations', 'executions']) {
+      await page.goto(`${s.url}/console/${p}`);
+      expect(await page.locator('h1').textContent()).toBeTruthy();
+      await accessible(p);
+    }
   });
 
   it('made no request to any other host', () => {

@@ -190,3 +190,48 @@ describe('console actions', () => {
     await reader.cancel();
   });
 });
+
+describe('console step retry', () => {
+  it('offers a failed workflow step a Retry button that retries it through the operator service, audited', async () => {
+    const wf = await h.call('POST', `${BASE}/workflows`, {
+      token: op,
+      body: { name: 'Setup', workflowType: 'INTEGRATION_SETUP', vendorId: 'vendor-c', partnerId: 'partner-c', steps: [{ stepNumber: 1, name: 'Validate', status: 'NOT_STARTED', estimatedDuration: 5 }], estimatedDuration: 5 },
+    });
+    const wid = wf.body.id as string;
+    const sid = wf.body.steps[0].id as string;
+    await h.call('POST', `${BASE}/workflows/${wid}/start`, { token: op });
+    await h.call('POST', `${BASE}/workflows/${wid}/steps/${sid}/execute`, { token: op });
+    const failed = await h.call('POST', `${BASE}/workflows/${wid}/steps/${sid}/complete`, { token: op, body: { status: 'FAILED', errorMessage: 'bad config' } });
+    expect(failed.body.steps[0].status).toBe('FAILED');
+    const page = await (await get(`/console/actors/workflow/${wid}`)).text();
+    expect(page).toContain(`data-retry-step="${sid}"`);
+    const retried = await post(`/console/actors/workflow/${wid}/retry`, { step: sid, reason: 'config fixed' }, { 'x-csrf-token': csrf });
+    expect(retried.status).toBe(200);
+    expect(await retried.text()).toContain('Retried step');
+    expect((await h.call('GET', `${BASE}/workflows/${wid}`, { token: op })).body.steps[0].status).not.toBe('FAILED');
+    const audit = await h.database.pool.query(`SELECT reason FROM audit_log WHERE object_id = $1 AND action = 'actor.retry'`, [wid]);
+    expect(audit.rows).toEqual([{ reason: 'config fixed' }]);
+    expect(await (await get(`/console/actors/workflow/${wid}`)).text()).not.toContain('data-retry-step=');
+  });
+});
+
+describe('console search on a large table', () => {
+  it('counts indexed filters exactly, caps a state filter at 10,000, and lists by key past that', async () => {
+    await h.database.pool.query(
+      `INSERT INTO actors (type, id, tenant, machine_version, version, state_value, status, attrs, snapshot, created_at, updated_at)
+       SELECT type, id || '-copy-' || g, tenant, machine_version, version, state_value, status, attrs, snapshot, created_at, updated_at
+         FROM actors, generate_series(1, 10050) g WHERE type = 'relationship' AND id = $1`,
+      [relId],
+    );
+    const n = async (sql: string, v: unknown[]) => (await h.database.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM actors WHERE ${sql}`, v)).rows[0]!.n;
+    const all = await (await get('/console/actors?type=relationship')).text();
+    expect(all).toContain(`(${await n(`type = 'relationship'`, [])} matching)`);
+    expect(all).toContain('By type and id');
+    const byState = await (await get('/console/actors?state=active.open')).text();
+    expect(byState).toContain('(more than 10000 matching)');
+    expect(byState).toContain('Counted up to the first 10000 matches');
+    const few = await (await get(`/console/actors?id=${relId}-copy-1000`)).text();
+    expect(few).toContain('Most recently changed');
+    expect(few).toContain(`(${await n('id LIKE $1', [`${relId}-copy-1000%`])} matching)`);
+  });
+});
