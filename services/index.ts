@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { Registry as MetricsRegistry } from 'prom-client';
-import { systemClock, type Clock } from '../runtime/clock.js';
+import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { auditExtension, AuditWriter } from './common/audit.js';
@@ -76,7 +76,7 @@ export interface Services {
 export interface ServicesOptions {
   runtime: Runtime;
   log: Logger;
-  /** Time for tokens and events (tests drive it); the system clock by default. */
+  /** Time for tokens and events (tests drive it); the runtime's clock (the database's time) by default. */
   clock?: Clock;
   /** Background work to run; all by default. */
   run?: { events?: boolean; sagaIntake?: boolean; housekeeping?: boolean };
@@ -98,7 +98,9 @@ export interface ServicesOptions {
 /** Builds every service over `runtime`; `start()`/`stop()` own their background work. */
 export function createServices(o: ServicesOptions): Services {
   const { runtime, log } = o;
-  const clock = o.clock ?? systemClock;
+  // the runtime's time (the database's by default): tokens, OAuth states and webhook signatures
+  // agree across processes even when a machine's wall clock is off
+  const clock = o.clock ?? runtime.clock;
   const run = { events: true, sagaIntake: true, housekeeping: true, ...o.run };
   const pool = runtime.database.pool;
   // rows that commit with a transition, in its one statement (registered before the first commit)
