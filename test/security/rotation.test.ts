@@ -40,9 +40,9 @@ describe('secrets: credential key rotation under load', () => {
   beforeAll(async () => {
     fakes = await startMarketplaceFakes();
     database = await freshDatabase();
-    // what the old ring wrote: 3,000 rows for the rotation to work through (a row per transaction)
+    // what the old ring wrote: 1,500 rows for the rotation to work through (a row per transaction)
     const old = new CredentialVault(database.pool, new KeyRing([k1]), testLog);
-    for (let i = 0; i < 3_000; i += 50) {
+    for (let i = 0; i < 1_500; i += 50) {
       await Promise.all(
         Array.from({ length: 50 }, (_, j) => i + j).map((n) => {
           const token = `shpat_old_${randomBytes(8).toString('hex')}`;
