@@ -117,7 +117,7 @@ export interface Services {
 export interface ServicesOptions {
   runtime: Runtime;
   log: Logger;
-  /** Time for tokens and events (tests drive it); the system clock by default. */
+  /** Time for tokens and events (tests drive it); the runtime's clock (the database's time) by default. */
   clock?: Clock;
   /** Background work to run; all by default. */
   run?: { events?: boolean; sagaIntake?: boolean; housekeeping?: boolean; outbound?: boolean; inventoryIntake?: boolean; playbookIntake?: boolean };
@@ -150,8 +150,9 @@ export interface ServicesOptions {
 /** Builds every service over `runtime`; `start()`/`stop()` own their background work. */
 export function createServices(o: ServicesOptions): Services {
   const { runtime, log } = o;
-  // one time for the whole process: the runtime's (the database's), so an event's own time and the
-  // timers computed from it agree
+  // one time for the whole process: the runtime's (the database's by default), so an event's own
+  // time and the timers computed from it agree, and tokens, OAuth states and webhook signatures
+  // agree across processes even when a machine's wall clock is off
   const clock = o.clock ?? runtime.clock;
   const run = { events: true, sagaIntake: true, housekeeping: true, outbound: true, inventoryIntake: true, playbookIntake: true, ...o.run };
   const pool = runtime.database.pool;

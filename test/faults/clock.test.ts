@@ -33,12 +33,17 @@ describe('faults: a process whose clock runs 5 minutes ahead', () => {
 
   it('fires no timer early, and none late, whoever armed it', async () => {
     let childNow = 0;
+    let childRuntimeNow = 0;
     child = spawnTs(WORKER, { DATABASE_URL: database.url, CLOCK_AHEAD_MS: String(AHEAD_MS), ARM: '3', ARM_MS: String(ARM_MS) }, (line) => {
-      const m = /^ready (\d+)/.exec(line);
-      if (m) childNow = Number(m[1]);
+      const m = /^ready (\d+) (\d+(?:\.\d+)?)/.exec(line);
+      if (m) {
+        childRuntimeNow = Number(m[2]) - Date.now(); // its runtime clock minus ours, as the line arrives
+        childNow = Number(m[1]);
+      }
     });
     await waitFor('the fast process', () => childNow > 0, 60_000);
     expect(childNow - Date.now()).toBeGreaterThan(AHEAD_MS - 10_000); // its clock really is ahead
+    expect(Math.abs(childRuntimeNow)).toBeLessThan(1_000); // its runtime (and services) keep the database's time
     // the fast process armed c1..c3 just now; this one arms t1..t3
     const armedAt = Date.now();
     for (let i = 1; i <= 3; i++) await rt.host.send({ type: 'ledger', id: `t${i}` }, { type: 'ledger.arm', ms: ARM_MS }, { messageId: `t${i}-arm` });

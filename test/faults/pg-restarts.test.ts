@@ -17,7 +17,7 @@ describe.skipIf(!findPgBin())('faults: PostgreSQL restarting under order sagas',
       startOverMs: 15_000,
       restartEveryMs: [2_000, 5_000],
       downMs: [0, 2_000],
-      minFaultsMs: 15_000,
+      minFaultsMs: 20_000, // at least 3 restarts even at 8 s a cycle (5 s up, 2 s down, stop and start)
       drainTimeoutMs: 90_000,
       hangMs: 10_000,
       progress: (line) => console.log(line),

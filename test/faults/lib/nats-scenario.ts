@@ -103,7 +103,8 @@ export async function natsClusterScenario(o: NatsClusterScenario): Promise<{ row
 
     const kinds = ['kill', 'pause', 'restart'] as const;
     let down: string | undefined;
-    for (let i = 0; Date.now() - t0 < o.durationMs; i++) {
+    const faultsFrom = Date.now(); // the faults run durationMs, however long the start-up took
+    for (let i = 0; Date.now() - faultsFrom < o.durationMs; i++) {
       const tick = Date.now();
       if (down) {
         await cluster.startNode(down);
