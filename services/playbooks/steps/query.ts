@@ -19,9 +19,9 @@ import { StepError, type StepRunContext, type StepRunner } from './types.js';
  * only one that may read sagas and cross-integration events, which are platform records.
  *
  * Extension point: a new resource is one entry of {@link RESOURCES} (its filter fields and a
- * function from the filter to a kysely query). The partner registry (issue 18,
- * `services/ecosystem/`) and inventory have no table on main yet; each becomes an entry here
- * when its migration lands.
+ * function from the filter to a kysely query). `inventory` reads `inventory_items` (issue 17's
+ * stock per SKU; `stockBelow` finds low stock) and `partners` the partner registry
+ * (`ecosystem_integrations` of issue 18: tier, platform, status; never its auth or config).
  */
 
 /** The tenant id of an operator's (platform) playbook. */
@@ -156,6 +156,39 @@ export const RESOURCES: Record<string, Resource> = {
           tokenExpiresAt: c.tokenExpiresAt ?? null, lastWebhook: c.lastWebhook ?? null, updatedAt: iso(r.updated_at),
         };
       });
+    },
+  },
+  inventory: {
+    fields: { sku: null, source: null, stockBelow: null },
+    async run(db, tenant, f, limit) {
+      const below = f.stockBelow === undefined ? null : Number(f.stockBelow);
+      if (below !== null && !Number.isInteger(below)) throw new StepError(QueryCode.Invalid, 'query.filter.stockBelow must be an integer', false);
+      const { rows } = await sql<{ tenant_id: string; sku: string; stock: number; source: string; changed_at: Date }>`
+        SELECT tenant_id, sku, stock, source, changed_at FROM inventory_items
+        WHERE (${tenant} = '' OR tenant_id = ${tenant})
+          AND (${f.sku === undefined ? null : String(f.sku)}::text IS NULL OR sku = ${f.sku === undefined ? null : String(f.sku)})
+          AND (${f.source === undefined ? null : String(f.source)}::text IS NULL OR source = ${f.source === undefined ? null : String(f.source)})
+          AND (${below}::int IS NULL OR stock < ${below})
+        ORDER BY changed_at DESC, sku LIMIT ${limit}`.execute(db);
+      return rows.map((r) => ({ tenantId: r.tenant_id, sku: r.sku, stock: r.stock, source: r.source, changedAt: iso(r.changed_at) }));
+    },
+  },
+  partners: {
+    fields: { platform: null, tier: null, status: ['active', 'inactive'], name: null },
+    async run(db, tenant, f, limit) {
+      const v = (k: string) => (f[k] === undefined ? null : String(f[k]));
+      const { rows } = await sql<{ id: string; tenant_id: string; name: string; platform: string; template: string; tier: string; features: string[]; status: string; credentials_revoked_at: Date | null; certificate_expires_at: Date | null; updated_at: Date }>`
+        SELECT id, tenant_id, name, platform, template, tier, features, status, credentials_revoked_at, certificate_expires_at, updated_at FROM ecosystem_integrations
+        WHERE (${tenant} = '' OR tenant_id = ${tenant})
+          AND (${v('platform')}::text IS NULL OR platform = ${v('platform')})
+          AND (${v('tier')}::text IS NULL OR tier = ${v('tier')})
+          AND (${v('status')}::text IS NULL OR status = ${v('status')})
+          AND (${v('name')}::text IS NULL OR name = ${v('name')})
+        ORDER BY updated_at DESC, id LIMIT ${limit}`.execute(db);
+      return rows.map((r) => ({
+        id: r.id, tenantId: r.tenant_id, name: r.name, platform: r.platform, template: r.template, tier: r.tier, features: r.features, status: r.status,
+        credentialsRevokedAt: r.credentials_revoked_at ? iso(r.credentials_revoked_at) : null, certificateExpiresAt: r.certificate_expires_at ? iso(r.certificate_expires_at) : null, updatedAt: iso(r.updated_at),
+      }));
     },
   },
   executions: {

@@ -86,6 +86,26 @@ describe('query', () => {
   });
 });
 
+describe('query: inventory and the partner registry', () => {
+  it("reads a tenant's stock (low stock with stockBelow) and its registered partners, never another tenant's", async () => {
+    await database.pool.query(
+      `INSERT INTO inventory_items (tenant_id, sku, stock, changed_at, source) VALUES ('vendor-1', 'SKU-1', 2, now(), 'api'), ('vendor-1', 'SKU-2', 50, now(), 'api'), ('vendor-2', 'SKU-9', 1, now(), 'api')`,
+    );
+    const low = (await steps.runners.query({ resource: 'inventory', filter: { stockBelow: 5 } }, emptyScope, ctxOf('vendor-1'))) as Array<{ sku: string; stock: number }>;
+    expect(low.map((i) => [i.sku, i.stock])).toEqual([['SKU-1', 2]]);
+    expect(((await steps.runners.query({ resource: 'inventory' }, emptyScope, ctxOf('vendor-1'))) as unknown[]).length).toBe(2);
+    expect(await failure(steps.runners.query({ resource: 'inventory', filter: { stockBelow: 'a lot' } }, emptyScope, ctxOf('vendor-1')))).toMatchObject({ code: 'QUERY_INVALID' });
+    await database.pool.query(
+      `INSERT INTO ecosystem_integrations (id, tenant_id, name, platform, template, tier, auth_pattern, auth, credentials_set_at, credentials_version)
+        VALUES ('p1', 'vendor-1', 'acme-crm', 'salesforce', 'crm', 'gold', 'oauth2', '{"clientSecretRef":"x"}', now(), 1), ('p2', 'vendor-2', 'other', 'hubspot', 'crm', 'gold', 'api_key', '{}', now(), 1)`,
+    );
+    const partners = (await steps.runners.query({ resource: 'partners', filter: { tier: 'gold' } }, emptyScope, ctxOf('vendor-1'))) as Array<Record<string, unknown>>;
+    expect(partners.map((p) => p.name)).toEqual(['acme-crm']);
+    expect(partners[0]).not.toHaveProperty('auth');
+    expect(((await steps.runners.query({ resource: 'partners' }, emptyScope, ctxOf(PLATFORM_TENANT))) as unknown[]).length).toBe(2);
+  });
+});
+
 describe('evaluate', () => {
   it('answers the expression over earlier outputs, as JSON', async () => {
     const scope: StepScope = { inputs: {}, steps: { unhealthy: { output: [{ account: 'a' }, { account: 'b' }], status: 'succeeded' } } };
