@@ -74,6 +74,8 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     const h = integrations ? { ...base, integrations } : base;
     return c.json(h, h.status === 'down' ? 503 : 200);
   });
+  // browsers ask for it on every console page; nothing to show is not an error
+  app.get('/favicon.ico', (c) => c.body(null, 204, { 'cache-control': 'public, max-age=86400' }));
   app.get('/metrics', async (c) => c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType }));
 
   const maxSize = deps.bodyLimitBytes ?? 1024 * 1024;

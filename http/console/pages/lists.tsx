@@ -408,7 +408,12 @@ export function IntegrationsPage(props: { groups: IntegrationGroup[] }) {
   return (
     <>
       <h1>Integrations</h1>
-      {props.groups.length === 0 ? <p>No marketplace connections yet.</p> : null}
+      {props.groups.length === 0 ? (
+        <p>
+          No marketplace connections yet. Integrations registered in the partner registry are listed by <code>GET /api/v1/ecosystem/integrations</code>; each is an actor of type{' '}
+          <a href="/console/actors?type=ecosystem">ecosystem</a>.
+        </p>
+      ) : null}
       {props.groups.map((g) => (
         <section class="panel integration" aria-label={`${g.provider} connections of ${g.tenant}`}>
           <h2>
@@ -482,6 +487,9 @@ export function ErrorPage(props: { status: number; title: string; detail: string
   );
 }
 
+/** A playbook step that has ended, in the words of the execution API (and the step engine's). */
+const DONE_STEP = new Set(['succeeded', 'skipped', 'failed', 'cancelled', 'COMPLETED', 'SKIPPED', 'FAILED', 'CANCELLED']);
+
 export interface ExecutionRow {
   id: string;
   playbookId: string;
@@ -540,7 +548,7 @@ export function ExecutionsPage(props: { executions: ExecutionRow[]; actorType: s
                 </td>
                 <td>{e.trigger}</td>
                 <td class="num">
-                  {e.steps.filter((s) => s.status === 'COMPLETED' || s.status === 'SKIPPED').length}/{e.steps.length}
+                  {e.steps.filter((s) => DONE_STEP.has(s.status)).length}/{e.steps.length}
                 </td>
                 <td>
                   <Time at={e.startedAt ?? e.createdAt} />
