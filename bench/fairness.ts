@@ -106,7 +106,6 @@ function flood(port: number, auth: string, ids: string[], connections: number): 
 }
 
 async function main(): Promise<void> {
-  const db = await benchDatabase(`concord_bench_fair_${process.pid}`);
   const secret = randomBytes(32).toString('hex');
   const exp = Math.floor(Date.now() / 1000) + 3_600;
   const tokenOf = (tenantId: string) => `Bearer ${signToken({ sub: `bench@${tenantId}`, role: 'vendor', tenantId, exp }, secret)}`;
@@ -117,8 +116,11 @@ async function main(): Promise<void> {
     { name: 'B while A floods', fair: 'true', quotas: 'off', flood: true },
     { name: 'B while A floods', fair: 'true', quotas: 'vendor-a=200/s:200', flood: true },
   ];
-  try {
-    for (const sc of scenarios) {
+  {
+    for (const [i, sc] of scenarios.entries()) {
+      // a fresh database per scenario: the shared server may run without autovacuum, and one
+      // scenario's dead rows would slow the next
+      const db = await benchDatabase(`concord_bench_fair_${process.pid}_${i}`);
       const server = await startServer({ ...process.env, DATABASE_URL: db.url, JWT_SECRET: secret, COMMIT_FAIR: sc.fair, TENANT_QUOTAS: sc.quotas });
       try {
         const make = async (tenant: string): Promise<string> => {
@@ -155,12 +157,11 @@ async function main(): Promise<void> {
         process.stderr.write(`${sc.name} (${sc.fair}, ${sc.quotas}) done\n`);
       } finally {
         await server.stop();
+        await db.stop();
       }
     }
     console.log(`\nFairness on the write path: tenant B's updates while tenant A floods with ${A_CONNECTIONS} connections (open loop for B, ${SECONDS} s; latency ms)\n`);
     console.log(table(['scenario', 'group commit', 'quotas', 'B offered/s', 'B p50', 'B p99', 'B non-2xx', 'A committed/s', 'A refused/s'], rows));
-  } finally {
-    await db.stop();
   }
 }
 
