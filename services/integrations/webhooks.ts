@@ -264,7 +264,12 @@ export class WebhookIntake {
     if (row.id === null) return { status: 'duplicate' };
     if (row.status === 'accepted') {
       this.#handOff({ tenant: row.tenant_id, service: d.service, connectionId: d.connectionId, id: row.id, topic: d.topic, receivedAt: row.received_at! });
-      this.o.onAccepted?.({ tenant: row.tenant_id, service: d.service, connectionId: d.connectionId, id: row.id, topic: d.topic });
+      const onAccepted = this.o.onAccepted;
+      if (onAccepted) {
+        const h = { tenant: row.tenant_id, service: d.service, connectionId: d.connectionId, id: row.id, topic: d.topic };
+        // after the 200 is on its way, and after the accepts queued behind this one (25 ms at most)
+        void this.#acceptsQuiet().then(() => setImmediate(() => onAccepted(h)));
+      }
     }
     return { status: row.status!, id: row.id };
   }
