@@ -76,7 +76,11 @@ export type IntegrationEvent =
       events?: string;
     } & Stamp)
   /** A refresh is wanted now (a 401, an operator): the same as the durable `refreshDue` timer. */
-  | ({ type: 'integration.refresh.start'; reason?: string } & Stamp)
+  /**
+   * `seenVersion`: the credential version the asker's call was refused with; a refresh asked for an
+   * older version than the connection holds is already done (another caller's refresh won).
+   */
+  | ({ type: 'integration.refresh.start'; reason?: string; seenVersion?: number } & Stamp)
   | ({ type: 'integration.refresh.done'; output: { credential: CredentialReference; tokenExpiresAt: string | null; scopes: string[] } } & Stamp)
   | ({ type: 'integration.refresh.failed'; error: { code: string; message: string; retryable: boolean; retryAfterMs?: number } } & Stamp)
   /** A call with the connection's token was answered that only a person can fix it (the outbound door's REAUTHORIZATION_REQUIRED). */
@@ -235,7 +239,11 @@ export const integrationMachine = setup({
       },
       on: {
         ...webhooks,
-        'integration.refresh.start': { target: 'token_expired', actions: ['stamp', 'requestRefresh'] },
+        'integration.refresh.start': [
+          // refused with a token older than the one we hold: a refresh already happened since
+          { guard: ({ context, event }) => event.seenVersion !== undefined && (context.credential?.version ?? 0) > event.seenVersion, actions: 'stamp' },
+          { target: 'token_expired', actions: ['stamp', 'requestRefresh'] },
+        ],
         'integration.reauthorization.required': { target: 'reauthorization_required', actions: ['recordRefusal', 'announceReauthorization'] },
         'integration.pause': { target: 'paused', actions: ['stamp', 'rememberConnected'] },
       },

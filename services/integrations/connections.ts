@@ -506,8 +506,12 @@ export class ConnectionService {
   }
 
   /** Asks a connection to refresh now (a 401 seen by a caller): one refresh however many ask. */
-  async requestRefresh(tenantId: string, provider: Provider, account: string, reason = 'requested'): Promise<void> {
-    await this.#actors.send(connectionId(tenantId, provider, account), { type: 'integration.refresh.start', reason, at: iso(this.clock.now()) }, { tenant: tenantId });
+  async requestRefresh(tenantId: string, provider: Provider, account: string, reason = 'requested', seenVersion?: number): Promise<void> {
+    await this.#actors.send(
+      connectionId(tenantId, provider, account),
+      { type: 'integration.refresh.start', reason, ...(seenVersion !== undefined ? { seenVersion } : {}), at: iso(this.clock.now()) },
+      { tenant: tenantId },
+    );
   }
 
   /** The top-level state of a connection's actor, or null when there is none. */

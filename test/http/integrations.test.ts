@@ -223,9 +223,10 @@ describe('integrations over OAuth (real PostgreSQL, the fakes over real HTTP)', 
       clock.advance(Date.parse(v1.tokenExpiresAt!) - clock.now());
       runtime.timers.wake(clock.now());
       other.runtime.timers.wake(clock.now());
+      // each with the version its refused call used, as the outbound door asks
       await Promise.all([
-        services.integrations.requestRefresh('v1', 'mercadolibre', SELLER, '401'),
-        other.services.integrations.requestRefresh('v1', 'mercadolibre', SELLER, '401'),
+        services.integrations.requestRefresh('v1', 'mercadolibre', SELLER, '401', v1.credential!.version),
+        other.services.integrations.requestRefresh('v1', 'mercadolibre', SELLER, '401', v1.credential!.version),
       ]);
       const done = await waitFor('refreshed', async () => {
         const a = await actorOf(id);

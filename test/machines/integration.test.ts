@@ -88,6 +88,19 @@ describe('integration (connection) machine', () => {
     expect(failed.timers).toEqual([]);
   });
 
+  it('a refresh asked for with a credential older than the one held is already done: no second refresh', () => {
+    const c = ok(run(null, connected));
+    const e = ok(run(c.snapshot, { type: 'integration.refresh.start', reason: '401', seenVersion: 1, at: at(1) }));
+    const done = ok(run(e.snapshot, { type: 'integration.refresh.done', output: { credential: { ...credential, version: 2 }, tokenExpiresAt: at(361), scopes: ['read'] }, at: at(2) }));
+    // a caller refused with version 1 asks after the refresh to version 2 landed: nothing to do
+    const late = ok(run(done.snapshot, { type: 'integration.refresh.start', reason: '401', seenVersion: 1, at: at(3) }));
+    expect(stateOf(late.snapshot.value)).toBe('connected');
+    expect(late.effects).toEqual([]);
+    // refused with the current version: a refresh is due again
+    const again = ok(run(done.snapshot, { type: 'integration.refresh.start', reason: '401', seenVersion: 2, at: at(3) }));
+    expect(again.effects).toEqual([expect.objectContaining({ type: 'concord.call', operation: 'refresh' })]);
+  });
+
   it('a retryable refresh failure backs off on a durable timer and calls again', () => {
     const c = ok(run(null, connected));
     const e = ok(run(c.snapshot, { type: 'integration.refresh.start', at: at(1) }));

@@ -16,7 +16,8 @@ import { UsageRecorder } from './usage.js';
 /** What the door needs of the connection actors: the one refresh per connection, and marking a dead grant. */
 export interface ConnectionControl {
   /** Asks the connection to refresh its token (one refresh however many ask, across processes). */
-  requestRefresh(tenantId: string, provider: ConnectionRef['provider'], account: string, reason?: string): Promise<void>;
+  /** `seenVersion`: the credential version the refused call used (a newer one means the refresh already happened). */
+  requestRefresh(tenantId: string, provider: ConnectionRef['provider'], account: string, reason?: string, seenVersion?: number): Promise<void>;
   /** The connection's state now (`reauthorization_required` ends a wait for a refresh). */
   stateOf(tenantId: string, provider: ConnectionRef['provider'], account: string): Promise<string | null>;
   /** Marks the connection `reauthorization_required` (a call answered that only a person can fix it). */
@@ -297,7 +298,7 @@ export class OutboundDoor implements OutboundCalls {
     const vault = { tenantId: c.tenantId, service: c.provider, connectionId: c.account };
     const newer = async () => ((await this.o.connectors.describe(vault))?.version ?? 0) > usedVersion;
     if (await newer()) return;
-    await this.o.connections.requestRefresh(c.tenantId, c.provider, c.account, 'unauthorized');
+    await this.o.connections.requestRefresh(c.tenantId, c.provider, c.account, 'unauthorized', usedVersion);
     const deadline = Date.now() + (this.o.refreshTimeoutMs ?? 30_000);
     let pause = 25;
     while (Date.now() < deadline) {

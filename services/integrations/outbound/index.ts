@@ -251,7 +251,7 @@ export class OutboundService implements OutboundCalls {
 /** The connection actors as the door needs them. */
 export function connectionControl(integrations: ConnectionService): ConnectionControl {
   return {
-    requestRefresh: (t, p, a, reason) => integrations.requestRefresh(t, p, a, reason),
+    requestRefresh: (t, p, a, reason, seen) => integrations.requestRefresh(t, p, a, reason, seen),
     stateOf: (t, p, a) => integrations.stateOf(t, p, a),
     markReauthorizationRequired: (t, p, a, e) => integrations.markReauthorizationRequired(t, p, a, e),
   };
