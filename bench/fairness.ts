@@ -7,68 +7,18 @@
  * commit first come, first served (COMMIT_FAIR=false) and fair across tenants (the default), and
  * with A under a quota as well. Target: B's p99 under the flood within 2x of alone.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { serve } from '@hono/node-server';
 import { signToken } from '../http/auth/jwt.js';
-import { createApp } from '../http/app.js';
-import { actorTypes } from '../machines/index.js';
-import { credentialKey, loadConfig } from '../runtime/config.js';
-import { Registry } from '../runtime/registry.js';
-import { createRuntime } from '../runtime/runtime.js';
-import { createServices } from '../services/index.js';
-import { KeyRing } from '../services/integrations/vault.js';
-import { benchDatabase, benchLog, fmt, percentile, table } from './lib.js';
+import { benchDatabase, fmt, percentile, table } from './lib.js';
+import { serveConcord, spawnServer } from './serve.js';
 import { openLoop } from './open-loop.js';
 
 const BASE = '/api/v1/vendor-partner-coordination';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const B_RATE = Number(process.env.BENCH_FAIR_B_RATE ?? 50);
 const A_CONNECTIONS = Number(process.env.BENCH_FAIR_A_CONNECTIONS ?? 256);
-
-async function serveMode(): Promise<void> {
-  const config = loadConfig({ ...process.env, LOG_LEVEL: 'warn' });
-  const runtime = await createRuntime({ config, registry: new Registry(actorTypes), log: benchLog });
-  const services = createServices({ runtime, log: benchLog, credentialKeys: new KeyRing([credentialKey('bench', randomBytes(32))]) });
-  await runtime.start();
-  await services.start();
-  const app = createApp({ services, log: benchLog, jwtSecret: process.env.JWT_SECRET! });
-  const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
-  await new Promise((r) => server.once('listening', r));
-  process.stdout.write(`READY ${(server.address() as AddressInfo).port}\n`);
-  process.once('SIGTERM', async () => {
-    await new Promise<void>((r) => server.close(() => r()));
-    await services.stop();
-    await runtime.stop();
-    process.exit(0);
-  });
-}
-
-async function startServer(env: NodeJS.ProcessEnv): Promise<{ port: number; stop: () => Promise<void> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--serve'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  const port = await new Promise<number>((resolve, reject) => {
-    const check = setInterval(() => {
-      const m = /READY (\d+)/.exec(out);
-      if (m) {
-        clearInterval(check);
-        resolve(Number(m[1]));
-      }
-    }, 20);
-    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
-  });
-  return {
-    port,
-    stop: async () => {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-    },
-  };
-}
 
 /** A closed loop of `connections` clients, each sending the next request when its last is answered, until `stop()`. */
 function flood(port: number, auth: string, ids: string[], connections: number): { stop: () => Promise<{ sent: number; ok: number; refused: number }> } {
@@ -121,7 +71,7 @@ async function main(): Promise<void> {
       // a fresh database per scenario: the shared server may run without autovacuum, and one
       // scenario's dead rows would slow the next
       const db = await benchDatabase(`concord_bench_fair_${process.pid}_${i}`);
-      const server = await startServer({ ...process.env, DATABASE_URL: db.url, JWT_SECRET: secret, COMMIT_FAIR: sc.fair, TENANT_QUOTAS: sc.quotas });
+      const server = await spawnServer(fileURLToPath(import.meta.url), { ...process.env, DATABASE_URL: db.url, JWT_SECRET: secret, COMMIT_FAIR: sc.fair, TENANT_QUOTAS: sc.quotas });
       try {
         const make = async (tenant: string): Promise<string> => {
           const res = await fetch(`http://127.0.0.1:${server.port}${BASE}/relationships`, {
@@ -165,5 +115,5 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv.includes('--serve')) await serveMode();
+if (process.argv.includes('--serve')) await serveConcord();
 else await main();

@@ -8,22 +8,13 @@
  * accept p99 under 10 ms at 200 webhooks/s; the highest accepted rate is the saturation figure.
  * Request logs are on (info, written to /dev/null) so their cost is counted.
  */
-import { spawn } from 'node:child_process';
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { serve } from '@hono/node-server';
 import pg from 'pg';
 import { pino } from 'pino';
-import { createApp } from '../http/app.js';
-import { actorTypes } from '../machines/index.js';
-import { credentialKey, loadConfig } from '../runtime/config.js';
 import { REDACT_PATHS } from '../runtime/logger.js';
-import { Registry } from '../runtime/registry.js';
-import { createRuntime } from '../runtime/runtime.js';
-import { createServices } from '../services/index.js';
-import { KeyRing } from '../services/integrations/vault.js';
-import { benchDatabase, benchLog, fmt, percentile, table } from './lib.js';
+import { benchDatabase, fmt, percentile, table } from './lib.js';
+import { serveConcord, spawnServer } from './serve.js';
 import { openLoop, type OpenLoopRequest } from './open-loop.js';
 
 const SHOPS = Array.from({ length: 20 }, (_, i) => `bench-${i}.myshopify.com`);
@@ -36,24 +27,14 @@ const RATES = (process.env.BENCH_WEBHOOK_RATES ?? '200,500,1000,2000,4000')
   .map(Number)
   .filter((n) => n > 0);
 
-/** The server under test, in its own process so the load generator does not share its event loop. */
-async function serveMode(): Promise<void> {
-  const config = loadConfig({ ...process.env, LOG_LEVEL: 'warn' });
-  const runtime = await createRuntime({ config, registry: new Registry(actorTypes), log: benchLog });
-  const services = createServices({ runtime, log: benchLog, credentialKeys: new KeyRing([credentialKey('bench', randomBytes(32))]) });
-  await runtime.start();
-  await services.start();
-  for (const [i, shop] of SHOPS.entries()) await services.vault.put({ tenantId: `vendor-${i}`, service: 'shopify', connectionId: shop }, { accessToken: `shpat_${randomBytes(8).toString('hex')}` });
+/** The server under test, in its own process (bench/serve.ts), with each shop's credentials stored and request logs on. */
+function serveMode(): Promise<void> {
   const requestLog = pino({ level: 'info', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, pino.destination('/dev/null'));
-  const app = createApp({ services, log: requestLog, jwtSecret: process.env.JWT_SECRET! });
-  const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
-  await new Promise((r) => server.once('listening', r));
-  process.stdout.write(`READY ${(server.address() as AddressInfo).port}\n`);
-  process.once('SIGTERM', async () => {
-    await new Promise<void>((r) => server.close(() => r()));
-    await services.stop();
-    await runtime.stop();
-    process.exit(0);
+  return serveConcord({
+    requestLog,
+    prepare: async (services) => {
+      for (const [i, shop] of SHOPS.entries()) await services.vault.put({ tenantId: `vendor-${i}`, service: 'shopify', connectionId: shop }, { accessToken: `shpat_${randomBytes(8).toString('hex')}` });
+    },
   });
 }
 
@@ -83,19 +64,8 @@ async function main(): Promise<void> {
   const db = await benchDatabase(`concord_bench_webhooks_${process.pid}`);
   const webhookSecret = randomBytes(24).toString('hex');
   const env = { ...process.env, DATABASE_URL: db.url, JWT_SECRET: randomBytes(32).toString('hex'), SHOPIFY_WEBHOOK_SECRET: webhookSecret };
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--serve'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  const port = await new Promise<number>((resolve, reject) => {
-    const check = setInterval(() => {
-      const m = /READY (\d+)/.exec(out);
-      if (m) {
-        clearInterval(check);
-        resolve(Number(m[1]));
-      }
-    }, 20);
-    child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
-  });
+  const server = await spawnServer(fileURLToPath(import.meta.url), env);
+  const port = server.port;
   const pool = new pg.Pool({ connectionString: db.url, max: 1 });
   const stored = async () => Number((await pool.query<{ n: string }>('SELECT count(*) AS n FROM integration_webhooks')).rows[0]!.n);
   try {
@@ -114,8 +84,7 @@ async function main(): Promise<void> {
     console.log(table(['offered/s', 'sent', 'rows stored', 'answered/s', 'p50', 'p99', 'max', 'non-2xx', 'errors', 'send lag'], rows));
   } finally {
     await pool.end();
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
+    await server.stop();
     await db.stop();
   }
 }

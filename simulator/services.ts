@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { SAGA_DEFINITIONS, type SagaDefinition } from '../machines/saga/definitions.js';
 import type { Logger } from '../runtime/logger.js';
 import type { ServiceLink } from './links.js';
+import { seeded } from './random.js';
 
 /**
  * The four outside services (inventory, payment, delivery, notification) as one simulator that
@@ -72,17 +73,6 @@ const FAILURES: Record<string, { code: string; message: string }> = {
   DELIVERY_SCHEDULING: { code: 'NO_DELIVERY_SLOT', message: 'No delivery slot for this address' },
 };
 
-/** mulberry32: a small seeded generator (the simulator's draws repeat with the seed). */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function commandTable(defs: readonly SagaDefinition[]): Map<string, CommandSpec> {
   const table = new Map<string, CommandSpec>();

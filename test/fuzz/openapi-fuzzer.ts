@@ -9,6 +9,7 @@
  * Deterministic for a seed: the CI test runs a fixed seed, `npm run fuzz` a bigger run.
  */
 import net from 'node:net';
+import { seeded } from '../../simulator/random.js';
 
 export interface FuzzOptions {
   port: number;
@@ -38,17 +39,8 @@ export interface FuzzReport {
   failures: FuzzFailure[];
 }
 
-/** mulberry32: small, fast and good enough to pick mutations. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 (simulator/random.ts): small, fast and good enough to pick mutations. */
+export const prng = seeded;
 
 type Schema = Record<string, unknown>;
 interface Operation {

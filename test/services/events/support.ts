@@ -10,6 +10,7 @@ import type { ConnectorInvoker } from '../../../runtime/in-process.js';
 import { verify } from '../../../services/events/signing.js';
 import { freshDatabase } from '../../helpers/db.js';
 import { testLog, testRuntime } from '../../helpers/runtime.js';
+import { seeded } from '../../../simulator/random.js';
 
 export const SECRET = 'test-secret-0123456789-0123456789-abcdef';
 export const BASE = '/api/v1/vendor-partner-coordination';
@@ -145,13 +146,4 @@ export async function receiver(behaviour: Behaviour = () => ({ status: 200, reco
 }
 
 /** A small deterministic PRNG (mulberry32) so a failing run can be replayed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const prng = seeded;
