@@ -17,6 +17,19 @@ export function statePaths(value: unknown, prefix = ''): string[] {
 
 export const stateText = (value: unknown) => statePaths(value).join(', ') || '(none)';
 
+/** A table's header row: one column header per name. */
+export function Head(props: { cols: string[] }) {
+  return (
+    <thead>
+      <tr>
+        {props.cols.map((c) => (
+          <th scope="col">{c}</th>
+        ))}
+      </tr>
+    </thead>
+  );
+}
+
 export function Json(props: { value: unknown; label?: string }) {
   return (
     <pre class="json" tabindex={0} aria-label={props.label}>

@@ -2,7 +2,7 @@ import type { PendingTimer } from '../../../runtime/control.js';
 import type { ActorView } from '../../../runtime/actor-host.js';
 import type { JournalEntry } from '../../../runtime/store.js';
 import type { ChartLayout } from '../chart.js';
-import { Chart, Json, stateText, Time } from '../parts.js';
+import { Chart, Head, Json, stateText, Time } from '../parts.js';
 
 export interface ActorPageData {
   view: ActorView & { type: string; id: string };
@@ -39,18 +39,7 @@ function Steps(props: { steps: Step[]; path: string }) {
         ) : null}
       </p>
       <table>
-        <thead>
-          <tr>
-            <th scope="col">#</th>
-            <th scope="col">Step</th>
-            <th scope="col">Status</th>
-            <th scope="col">Attempts</th>
-            <th scope="col">Started</th>
-            <th scope="col">Completed</th>
-            <th scope="col">Error</th>
-            <th scope="col">Retry</th>
-          </tr>
-        </thead>
+        <Head cols={['#', 'Step', 'Status', 'Attempts', 'Started', 'Completed', 'Error', 'Retry']} />
         <tbody>
           {props.steps.map((s, i) => (
             <tr class={`step ${phases[i]}`} data-step-phase={phases[i]}>
@@ -90,13 +79,7 @@ function Timers(props: { timers: PendingTimer[] }) {
         <p class="muted">None.</p>
       ) : (
         <table>
-          <thead>
-            <tr>
-              <th scope="col">Event</th>
-              <th scope="col">Due</th>
-              <th scope="col">Actions</th>
-            </tr>
-          </thead>
+          <Head cols={['Event', 'Due', 'Actions']} />
           <tbody>
             {props.timers.map((t) => (
               <tr data-timer={t.id}>

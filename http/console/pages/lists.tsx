@@ -2,7 +2,7 @@ import type { PendingTimer } from '../../../runtime/control.js';
 import type { DeadLetter } from '../../../runtime/dead-letters.js';
 import type { ConsoleFilter, ConsoleSearch } from '../../../services/operators/console.js';
 import { CSRF_FIELD } from '../session.js';
-import { Json, stateText, Time } from '../parts.js';
+import { Head, Json, stateText, Time } from '../parts.js';
 import { actorPath } from './actor.js';
 
 export function LoginPage(props: { nonce: string; next: string; error?: string }) {
@@ -91,13 +91,7 @@ export function ActorsPage(props: { filter: ConsoleFilter; types: string[]; resu
             Counts <span class="muted">({props.result.capped ? `more than ${props.result.total - 1}` : props.result.total} matching)</span>
           </h2>
           <table>
-            <thead>
-              <tr>
-                <th scope="col">Type</th>
-                <th scope="col">Status</th>
-                <th scope="col">Actors</th>
-              </tr>
-            </thead>
+            <Head cols={['Type', 'Status', 'Actors']} />
             <tbody>
               {props.result.counts.map((c) => (
                 <tr>
@@ -121,16 +115,7 @@ export function ActorsPage(props: { filter: ConsoleFilter; types: string[]; resu
             <p>No actor matches.</p>
           ) : (
             <table>
-              <thead>
-                <tr>
-                  <th scope="col">Actor</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">State</th>
-                  <th scope="col">Tenant</th>
-                  <th scope="col">Version</th>
-                  <th scope="col">Changed</th>
-                </tr>
-              </thead>
+              <Head cols={['Actor', 'Status', 'State', 'Tenant', 'Version', 'Changed']} />
               <tbody>
                 {props.result.rows.map((r) => (
                   <tr data-actor={`${r.type}/${r.id}`}>
@@ -245,17 +230,7 @@ export function DeadLettersPage(props: { letters: DeadLetter[]; includeReplayed:
         <p>No dead letters.</p>
       ) : (
         <table class="panel">
-          <thead>
-            <tr>
-              <th scope="col">Id</th>
-              <th scope="col">Reason</th>
-              <th scope="col">Actor and subject</th>
-              <th scope="col">Error</th>
-              <th scope="col">Payload</th>
-              <th scope="col">Dead since</th>
-              <th scope="col">Replay</th>
-            </tr>
-          </thead>
+          <Head cols={['Id', 'Reason', 'Actor and subject', 'Error', 'Payload', 'Dead since', 'Replay']} />
           <tbody>
             {props.letters.map((d) => (
               <DeadLetterRow d={d} />
@@ -292,14 +267,7 @@ export function TimersPage(props: { timers: PendingTimer[]; types: string[]; typ
         <p>No pending timers.</p>
       ) : (
         <table class="panel">
-          <thead>
-            <tr>
-              <th scope="col">Actor</th>
-              <th scope="col">Event</th>
-              <th scope="col">Due</th>
-              <th scope="col">Actions</th>
-            </tr>
-          </thead>
+          <Head cols={['Actor', 'Event', 'Due', 'Actions']} />
           <tbody>
             {props.timers.map((t) => (
               <tr data-timer={t.id}>
@@ -524,16 +492,7 @@ export function ExecutionsPage(props: { executions: ExecutionRow[]; actorType: s
         <p>No executions yet.</p>
       ) : (
         <table class="panel">
-          <thead>
-            <tr>
-              <th scope="col">Execution</th>
-              <th scope="col">Playbook</th>
-              <th scope="col">Status</th>
-              <th scope="col">Trigger</th>
-              <th scope="col">Steps done</th>
-              <th scope="col">Started</th>
-            </tr>
-          </thead>
+          <Head cols={['Execution', 'Playbook', 'Status', 'Trigger', 'Steps done', 'Started']} />
           <tbody>
             {props.executions.map((e) => (
               <tr data-execution={e.id}>
