@@ -6,7 +6,7 @@
  * ```ts
  * const rule = { rate: 4, perMs: 1_000, burst: 40 };
  * let b = fullBucket(rule, now);
- * const r = takeToken(rule, b, now); // { ok: true, bucket } or { ok: false, retryAfterMs, bucket }
+ * const r = reserveToken(rule, b, now, 1_000); // { ok, waitMs } or { ok: false, retryAfterMs }
  * ```
  */
 export interface RateRule {
@@ -23,8 +23,6 @@ export interface Bucket {
   at: number;
 }
 
-export type Take = { ok: true; bucket: Bucket } | { ok: false; retryAfterMs: number; bucket: Bucket };
-
 export const fullBucket = (rule: RateRule, now: number): Bucket => ({ tokens: rule.burst, at: now });
 
 /** The bucket as it stands at `now` (refilled; a clock that stepped back refills nothing). */
@@ -33,16 +31,8 @@ export function refill(rule: RateRule, b: Bucket, now: number): Bucket {
   return { tokens: Math.min(rule.burst, b.tokens + ((now - b.at) * rule.rate) / rule.perMs), at: now };
 }
 
-/** Takes `cost` tokens if they are there; otherwise says how long until they will be. */
-export function takeToken(rule: RateRule, b: Bucket, now: number, cost = 1): Take {
-  const cur = refill(rule, b, now);
-  if (cur.tokens >= cost) return { ok: true, bucket: { tokens: cur.tokens - cost, at: cur.at } };
-  const missing = Math.min(cost, rule.burst) - cur.tokens;
-  return { ok: false, retryAfterMs: Math.max(1, Math.ceil((missing * rule.perMs) / rule.rate)), bucket: cur };
-}
-
 /**
- * Like `takeToken`, but a request a little over the rate may wait for its token instead of being
+ * Takes one token; a request a little over the rate may wait for its token instead of being
  * refused (a queue, as nginx's `limit_req` with a burst): the bucket lends up to `maxWaitMs` worth
  * of future tokens, and the answer says how long to wait. Past that, `ok: false` with the wait a
  * retry needs. A closed-loop client over its quota is slowed to the rate instead of spinning on
@@ -72,10 +62,4 @@ export function parseRateRule(text: string): RateRule | string {
   const burst = m[3] === undefined ? Math.max(1, rate) : Number(m[3]);
   if (!(burst >= 1)) return `the burst in '${text}' must be at least 1`;
   return { rate, perMs, burst };
-}
-
-/** `4/s:40` back from a rule (for status documents). */
-export function formatRateRule(rule: RateRule): string {
-  const unit = rule.perMs === 1_000 ? 's' : rule.perMs === 60_000 ? 'min' : rule.perMs === 3_600_000 ? 'h' : `${rule.perMs}ms`;
-  return `${rule.rate}/${unit}${rule.burst === Math.max(1, rule.rate) ? '' : `:${rule.burst}`}`;
 }

@@ -4,4 +4,4 @@ export { formatDuration, isDuration, parseDuration } from './duration.js';
 export { epochMs, isoAt, minutesBetween, plusMs } from './time.js';
 export { DEFAULT_EVENTS_ROOT, eventsRoot } from './events.js';
 export { uuidFrom, uuidFromHex } from './uuid.js';
-export { formatRateRule, fullBucket, parseRateRule, refill, reserveToken, takeToken, type Bucket, type RateRule, type Take } from './bucket.js';
+export { fullBucket, parseRateRule, refill, reserveToken, type Bucket, type RateRule } from './bucket.js';

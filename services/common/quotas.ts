@@ -18,7 +18,6 @@ export const QUOTA_MAX_WAIT_MS = 1_000;
  */
 export class TenantQuotaService {
   private readonly buckets = new Map<string, Bucket>();
-  private refusedCount = 0;
 
   constructor(private readonly quotas: TenantQuotas) {}
 
@@ -30,11 +29,6 @@ export class TenantQuotaService {
   /** Whether any tenant is limited at all (the edge skips the check when none is). */
   get enabled(): boolean {
     return this.quotas.default !== null || [...this.quotas.tenants.values()].some((r) => r !== null);
-  }
-
-  /** Refusals since start (for /metrics). */
-  get refused(): number {
-    return this.refusedCount;
   }
 
   /**
@@ -51,7 +45,6 @@ export class TenantQuotaService {
     else if (this.buckets.size >= MAX_BUCKETS) this.buckets.delete(this.buckets.keys().next().value!);
     this.buckets.set(tenantId, r.bucket);
     if (r.ok) return r.waitMs;
-    this.refusedCount += 1;
     const retryAfter = Math.max(1, Math.ceil(r.retryAfterMs / 1000));
     throw new DomainError(DomainCode.QuotaExceeded, `tenant ${tenantId} is over its API quota; retry in ${retryAfter} s`, { retryAfter });
   }
