@@ -12,8 +12,15 @@ export interface Database {
   close(): Promise<void>;
 }
 
-export function createPool(url: string, max: number, applicationName = 'concord'): pg.Pool {
-  const pool = new pg.Pool({ connectionString: url, max, application_name: applicationName });
+/**
+ * How long a new connection may take before the query waiting for it fails (a server that
+ * drops packets instead of refusing would otherwise hold a request until the OS gives up,
+ * minutes later); the edge answers that failure as a 503 like any database outage.
+ */
+export const CONNECT_TIMEOUT_MS = 10_000;
+
+export function createPool(url: string, max: number, applicationName = 'concord', connectTimeoutMs = CONNECT_TIMEOUT_MS): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max, application_name: applicationName, connectionTimeoutMillis: connectTimeoutMs });
   // an idle client that loses its server must not crash the process; the next query reconnects
   pool.on('error', () => undefined);
   return pool;

@@ -3,6 +3,7 @@ import type { Registry as MetricsRegistry } from 'prom-client';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Runtime } from '../runtime/runtime.js';
+import { CONNECT_TIMEOUT_MS } from '../runtime/db.js';
 import { auditExtension, AuditWriter } from './common/audit.js';
 import { Idempotency, idempotencyExtension, pruneIdempotencyKeys } from './common/idempotency.js';
 import { DependencyService } from './coordination/dependencies.js';
@@ -315,6 +316,7 @@ function auditPool(url: string): pg.Pool {
     connectionString: url,
     max: 2,
     application_name: 'concord-audit',
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     options: '-c synchronous_commit=off',
     allowExitOnIdle: true,
   });
