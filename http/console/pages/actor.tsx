@@ -133,7 +133,7 @@ export function LiveState(props: ActorPageData) {
           <dd>{view.tenant ?? '—'}</dd>
         </div>
         <div>
-          <dt>Run</dt>
+          <dt>Inbox</dt>
           <dd class="run-state">
             {view.paused ? (
               <span class="badge paused">
@@ -141,7 +141,7 @@ export function LiveState(props: ActorPageData) {
                 {view.paused.reason ? `: ${view.paused.reason}` : ''}
               </span>
             ) : (
-              <span class="badge running">running</span>
+              <span class="badge running">processing</span>
             )}
           </dd>
         </div>

@@ -71,14 +71,14 @@ export function ActorsPage(props: { filter: ConsoleFilter; types: string[]; resu
             <input id="f-id" name="id" value={f.id ?? ''} />
           </div>
           <div>
-            <label for="f-paused">Run</label>
+            <label for="f-paused">Inbox</label>
             <select id="f-paused" name="paused">
               <option value="">any</option>
               <option value="true" selected={f.paused === true}>
                 paused
               </option>
               <option value="false" selected={f.paused === false}>
-                running
+                processing
               </option>
             </select>
           </div>
