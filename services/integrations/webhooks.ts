@@ -72,7 +72,9 @@ interface Row {
 // upsert: its row lock orders racing deliveries of one resource), the insert. A batch never holds
 // two deliveries that share a delivery id, an event id or a resource (`#take` keeps them apart),
 // so each row is judged exactly as if it came alone. A repeat that races its original passes
-// `fresh` but loses the insert to the unique indexes.
+// `fresh` but loses the insert to the unique indexes. The two ids are looked up apart, each by
+// its whole unique index: an OR of the two let the planner, with no statistics on the table yet
+// (autovacuum off, or not yet run), scan every stored webhook of the shop for each delivery.
 const ACCEPT = `
 WITH input AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(i int, service text, connection_id text, topic text, delivery_id text, event_id text, resource text, triggered_at timestamptz, payload jsonb)
@@ -85,10 +87,8 @@ WITH input AS (
    ) c
 ), fresh AS (
   SELECT x.service, x.connection_id, x.resource, x.triggered_at FROM input x JOIN conn ON conn.i = x.i
-   WHERE NOT EXISTS (
-     SELECT 1 FROM integration_webhooks w
-      WHERE w.service = x.service AND w.connection_id = x.connection_id AND (w.delivery_id = x.delivery_id OR w.event_id = x.event_id)
-   )
+   WHERE NOT EXISTS (SELECT 1 FROM integration_webhooks w WHERE w.service = x.service AND w.connection_id = x.connection_id AND w.delivery_id = x.delivery_id)
+     AND NOT EXISTS (SELECT 1 FROM integration_webhooks w WHERE w.service = x.service AND w.connection_id = x.connection_id AND w.event_id = x.event_id)
 ), newest AS (
   INSERT INTO integration_webhook_resources AS r (service, connection_id, resource, newest_triggered_at)
   SELECT service, connection_id, resource, triggered_at FROM fresh
@@ -122,10 +122,8 @@ WITH conn AS (
    WHERE service = $1 AND connection_id = $2
    ORDER BY created_at, tenant_id LIMIT 1
 ), fresh AS (
-  SELECT NOT EXISTS (
-    SELECT 1 FROM integration_webhooks w
-     WHERE w.service = $1 AND w.connection_id = $2 AND (w.delivery_id = $4 OR w.event_id = $5)
-  ) AS fresh
+  SELECT NOT EXISTS (SELECT 1 FROM integration_webhooks w WHERE w.service = $1 AND w.connection_id = $2 AND w.delivery_id = $4)
+     AND NOT EXISTS (SELECT 1 FROM integration_webhooks w WHERE w.service = $1 AND w.connection_id = $2 AND w.event_id = $5) AS fresh
 ), newest AS (
   INSERT INTO integration_webhook_resources AS r (service, connection_id, resource, newest_triggered_at)
   SELECT $1, $2, $6, $7 FROM conn, fresh
@@ -214,8 +212,12 @@ export class WebhookIntake {
   /** Keys (ids, resources) of the deliveries in statements in flight. */
   readonly #busy = new Set<string>();
   #accepting = 0;
-  /** Hand-off slices waiting for the accepts to go quiet. */
-  #quietWaiters: Array<() => void> = [];
+  /**
+   * What everything waiting for the accepts to go quiet shares: one promise and one timer for all
+   * of them (not one timer per accepted webhook), released when the accepts go quiet or
+   * `HANDOFF_YIELD_MAX_MS` after the first of them began to wait.
+   */
+  #quiet: { promise: Promise<void>; release: () => void } | undefined;
   #draining: Promise<void> | undefined;
   #sweep: NodeJS.Timeout | undefined;
   #metrics: { outcomes: Counter<'service' | 'outcome'>; processing: Histogram<'service'> } | undefined;
@@ -299,25 +301,25 @@ export class WebhookIntake {
         for (const p of batch) for (const k of p.keys) this.#busy.delete(k);
         this.#accepting--;
         this.#pump();
-        if (this.#accepting === 0 && this.#pending.length === 0) for (const w of this.#quietWaiters.splice(0)) w();
+        if (this.#accepting === 0 && this.#pending.length === 0) this.#quiet?.release();
       });
     }
   }
 
-  /** Resolves when no accept is queued or in flight, or after `HANDOFF_YIELD_MAX_MS`. */
+  /** Resolves when no accept is queued or in flight, or `HANDOFF_YIELD_MAX_MS` after the first waiter at most. */
   #acceptsQuiet(): Promise<void> {
     if (this.#accepting === 0 && this.#pending.length === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        this.#quietWaiters = this.#quietWaiters.filter((w) => w !== done);
-        resolve();
-      }, HANDOFF_YIELD_MAX_MS);
-      const done = () => {
-        clearTimeout(t);
-        resolve();
-      };
-      this.#quietWaiters.push(done);
-    });
+    if (this.#quiet) return this.#quiet.promise;
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => (resolve = r));
+    const release = () => {
+      clearTimeout(timer);
+      if (this.#quiet?.promise === promise) this.#quiet = undefined;
+      resolve();
+    };
+    const timer = setTimeout(release, HANDOFF_YIELD_MAX_MS);
+    this.#quiet = { promise, release };
+    return promise;
   }
 
   /**

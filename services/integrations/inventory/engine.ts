@@ -24,6 +24,7 @@ import type { Clock } from '../../../runtime/clock.js';
 import type { Logger } from '../../../runtime/logger.js';
 import type { ConnectionRef, OutboundCalls } from '../outbound/types.js';
 import { channelFor, type Channel, type ChannelRecord, type WriteItem } from './channels.js';
+import type { PlannerStats } from './stats.js';
 
 /** Points where a test makes the world move (a sale on the channel between our read and our write). */
 export interface EngineHooks {
@@ -42,6 +43,8 @@ export interface EngineOptions {
   hooks?: EngineHooks;
   /** Channel pages per step of a full sync (progress is committed per step); default 5. */
   pagesPerStep?: number;
+  /** Told of the mappings a step created, so the planner's statistics keep up with a sync (stats.ts). */
+  stats?: PlannerStats;
 }
 
 interface Who {
@@ -92,6 +95,14 @@ interface Pair {
   mapping: MappingRow;
   item: ItemRow;
 }
+
+/**
+ * The mappings of a step's records, by SKU or by the channel's key ($1 tenant, $2 service, $3
+ * connection, $4 SKUs, $5 external keys). Both halves are index lookups only while the planner has
+ * statistics of the table (stats.ts keeps them current as a sync fills it).
+ */
+export const MAPPINGS_OF_RECORDS = `SELECT sku, external_key, external_ids, source, synced_stock FROM integration_mappings
+  WHERE tenant_id = $1 AND service = $2 AND connection_id = $3 AND (sku = ANY($4::text[]) OR external_key = ANY($5::text[]))`;
 
 const DELTA_PAGE = 100;
 const DEFAULT_PAGES_PER_STEP = 5;
@@ -231,11 +242,7 @@ export class InventoryEngine {
     if (records.length === 0) return;
     const done = new Set((await pool.query<{ sku: string }>('SELECT sku FROM integration_sync_logs WHERE op_key = $1', [step.opKey])).rows.map((r) => r.sku));
     const skusIn = [...new Set(records.map((r) => r.sku).filter((s): s is string => s !== null))];
-    const { rows: maps } = await pool.query<MappingRow>(
-      `SELECT sku, external_key, external_ids, source, synced_stock FROM integration_mappings
-        WHERE tenant_id = $1 AND service = $2 AND connection_id = $3 AND (sku = ANY($4::text[]) OR external_key = ANY($5::text[]))`,
-      [step.tenantId, step.provider, step.account, skusIn, records.map((r) => r.externalKey)],
-    );
+    const { rows: maps } = await pool.query<MappingRow>(MAPPINGS_OF_RECORDS, [step.tenantId, step.provider, step.account, skusIn, records.map((r) => r.externalKey)]);
     const bySku = new Map(maps.map((m) => [m.sku, m]));
     const byKey = new Map(maps.map((m) => [m.external_key, m]));
     const logs: LogRow[] = [];
@@ -481,6 +488,7 @@ export class InventoryEngine {
        RETURNING sku, external_key, external_ids, source, synced_stock`,
       [step.tenantId, step.provider, step.account, JSON.stringify(input)],
     );
+    this.o.stats?.changed('integration_mappings', rows.length);
     return new Map(rows.map((r) => [r.sku, r]));
   }
 

@@ -23,6 +23,7 @@ import type { InventoryUpdate } from '../../../machines/integration/sync.js';
 import type { Runtime } from '../../../runtime/runtime.js';
 import { channelFor } from './channels.js';
 import type { InventoryEngine } from './engine.js';
+import type { PlannerStats } from './stats.js';
 
 export const SYNC_PROVIDERS = ['shopify', 'mercadolibre'] as const satisfies readonly Provider[];
 export type SyncProvider = (typeof SYNC_PROVIDERS)[number];
@@ -109,6 +110,8 @@ export interface InventoryServiceOptions {
   eventsRoot: string;
   /** Where InventoryUpdated goes: JetStream when NATS is configured, the in-process bus otherwise. */
   runtime: Pick<Runtime, 'nats' | 'bus'>;
+  /** Keeps the planner's statistics of the tables a webhook apply reads by key current (nudged on every apply). */
+  stats?: PlannerStats;
 }
 
 /** A vendor acts for itself; an operator or a service names the tenant. */
@@ -175,6 +178,7 @@ export class InventoryService {
    */
   async applyWebhook(w: { tenantId: string; provider: string; account: string; webhookId: string }): Promise<void> {
     if (!this.#engine || !(SYNC_PROVIDERS as readonly string[]).includes(w.provider)) return;
+    this.o.stats?.nudge();
     const out = await this.#engine.applyWebhook({ ...w, provider: w.provider as SyncProvider });
     await this.publishUpdates({ tenantId: w.tenantId, provider: w.provider, account: w.account }, out.updates ?? []);
   }
@@ -232,6 +236,7 @@ export class InventoryService {
   async stop(): Promise<void> {
     clearInterval(this.#sweep);
     this.#sweep = undefined;
+    this.o.stats?.stop();
     this.#applyQueue.length = 0;
     if (this.#running > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
   }
