@@ -50,9 +50,10 @@ const EnvSchema = z.object({
   NATS_MAX_ATTEMPTS: int(5, 1, 1_000),
   NATS_RETRY_BACKOFF_MS: int(250, 1),
   NATS_PUBLISH_TIMEOUT_MS: int(5_000, 100),
-  NATS_SERVICE_SUBJECTS: z.string().default('svc.>'),
-  NATS_SERVICE_EVENTS: z.string().default('svc.events.>'),
-  NATS_SERVICE_ROUTER_SKIP: z.string().default('svc.events.OrderCreatedEvent'),
+  // derived from SAGA_SERVICE_PREFIX when unset (`<P>.>`, `<P>.events.>`, `<P>.events.OrderCreatedEvent`)
+  NATS_SERVICE_SUBJECTS: optionalString,
+  NATS_SERVICE_EVENTS: optionalString,
+  NATS_SERVICE_ROUTER_SKIP: optionalString,
   EVENT_MAX_ATTEMPTS: int(8, 1, 1_000),
   EVENT_RETRY_BACKOFF_MS: int(1_000, 1),
   EVENT_RETRY_MAX_MS: int(300_000, 1),
@@ -396,6 +397,49 @@ export function parseTenantQuotas(text: string | undefined): { quotas: TenantQuo
   return { quotas: Object.freeze({ default: def, tenants }), problems };
 }
 
+/**
+ * Whether a NATS subject filter (`*` one token, `>` one or more trailing tokens) matches a subject.
+ *
+ * @example
+ * subjectMatches('svc.>', 'svc.inventory.changed') // true
+ */
+export function subjectMatches(filter: string, subject: string): boolean {
+  const f = filter.split('.');
+  const s = subject.split('.');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '>') return i === f.length - 1 && s.length > i;
+    if (i >= s.length || (f[i] !== '*' && f[i] !== s[i])) return false;
+  }
+  return f.length === s.length;
+}
+
+/**
+ * The service stream's subjects, derived from SAGA_SERVICE_PREFIX unless set, and checked: the
+ * subjects the services consume from that stream (`<P>.inventory.changed`, the inventory intake;
+ * `<P>.events.OrderCreatedEvent`, the saga intake) must be in it, or JetStream refuses the
+ * consumers at start with a raw error.
+ */
+function serviceSubjects(e: { SAGA_SERVICE_PREFIX: string; NATS_SERVICE_SUBJECTS?: string | undefined; NATS_SERVICE_EVENTS?: string | undefined; NATS_SERVICE_ROUTER_SKIP?: string | undefined }): {
+  subjects: string;
+  events: string;
+  routerSkip: string;
+  problems: string[];
+} {
+  const p = e.SAGA_SERVICE_PREFIX;
+  const subjects = e.NATS_SERVICE_SUBJECTS?.trim() || `${p}.>`;
+  const events = e.NATS_SERVICE_EVENTS?.trim() || `${p}.events.>`;
+  const routerSkip = e.NATS_SERVICE_ROUTER_SKIP ?? `${p}.events.OrderCreatedEvent`;
+  const problems: string[] = [];
+  const consumed = [`${p}.inventory.changed`, `${p}.events.OrderCreatedEvent`];
+  const outside = consumed.filter((subject) => !subjectMatches(subjects, subject));
+  if (outside.length > 0) {
+    problems.push(
+      `NATS_SERVICE_SUBJECTS: '${subjects}' does not cover ${outside.map((x) => `'${x}'`).join(' and ')}, which the services consume under SAGA_SERVICE_PREFIX '${p}' (set NATS_SERVICE_SUBJECTS to '${p}.>' or leave it unset to derive it)`,
+    );
+  }
+  return { subjects, events, routerSkip, problems };
+}
+
 /** Parses the environment once; a bad value throws an INVALID_CONFIG error naming the variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const parsed = EnvSchema.safeParse(env);
@@ -414,7 +458,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   } catch (err) {
     rateProblems.push(`RATE_LIMITS: ${(err as Error).message}`);
   }
-  const problems = [...saga.problems, ...(credentials?.problems ?? []), ...rateProblems, ...quotas.problems];
+  const service = serviceSubjects(e);
+  const problems = [...saga.problems, ...(credentials?.problems ?? []), ...rateProblems, ...quotas.problems, ...service.problems];
   if (problems.length > 0) {
     throw new ConcordError(ErrorCode.InvalidConfig, `invalid configuration: ${problems.join('; ')}`, { problems });
   }
@@ -455,9 +500,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxAttempts: e.NATS_MAX_ATTEMPTS,
       retryBackoffMs: e.NATS_RETRY_BACKOFF_MS,
       publishTimeoutMs: e.NATS_PUBLISH_TIMEOUT_MS,
-      serviceSubjects: e.NATS_SERVICE_SUBJECTS,
-      serviceEvents: e.NATS_SERVICE_EVENTS,
-      routerSkip: Object.freeze(e.NATS_SERVICE_ROUTER_SKIP.split(',').map((x) => x.trim()).filter(Boolean)),
+      serviceSubjects: service.subjects,
+      serviceEvents: service.events,
+      routerSkip: Object.freeze(service.routerSkip.split(',').map((x) => x.trim()).filter(Boolean)),
     }),
     events: Object.freeze({
       maxAttempts: e.EVENT_MAX_ATTEMPTS,

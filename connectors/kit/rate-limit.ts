@@ -2,16 +2,18 @@
  * Providers' request budgets: how they are written (`RATE_LIMITS`, e.g.
  * `shopify=4/s:40,mercadolibre=200/min`) and the token bucket each one becomes. Pure.
  *
- * - `N/unit:B` (an explicit burst) is a token bucket: Shopify's "4 requests/s, burst 40". It
- *   keeps the same 2.5% margin as a window limit: `B - m` tokens (`m = max(1, ceil(B / 40))`)
- *   refilled at 97.5% of `N` per unit, so the provider, counting arrivals, never sees the
- *   bucket exceeded when a request takes a little longer to arrive than the one before it.
+ * - `N/unit:B` (an explicit burst) is a token bucket: Shopify's "4 requests/s, burst 40": `B`
+ *   tokens refilled at 99% of `N` per unit.
  * - `N/unit` (no burst) is a window limit, "never more than N in any window of one unit": a
- *   bucket of `B = max(1, ceil(N / 40))` tokens refilled at `N - 2B` per unit, so that any
- *   window of one unit holds at most `B + (N - 2B) = N - B` calls: B calls (2.5%) of margin
- *   for the time between our grant and the provider's count (network, scheduling), and a
- *   sustained rate of 95% of `N` (`N >= 40`; at least half of `N` below that; `N < 4` cannot
- *   keep the margin).
+ *   bucket of `B = max(1, ceil(N / 20))` tokens refilled at 99% of `N - B` per unit, so that any
+ *   window of one unit holds at most `B + (N - B) = N` calls, a sustained rate of 94% of `N`
+ *   (`N >= 20`; at least half of `N` below that; `N < 2` cannot keep the bound). `B` is also the
+ *   most calls in flight at once (a token is spent when its call ends), hence 5% rather than less.
+ *
+ * The door (services/integrations/outbound/, migrations/0017) spends a token when a call ENDS and
+ * admits a call while tokens minus calls in flight is at least 1, so these bounds hold for the
+ * provider's count at arrival, whatever the delay between our grant and the arrival; the 1% is
+ * for clocks read to the millisecond.
  *
  * Units: `ms`, `s`, `sec`, `min`, `m`, `h`, `hour`, or a number of them (`20/2s`, `200/10s`),
  * which tests use to shorten a window.
@@ -46,6 +48,8 @@ export const RATE_SCOPES: Readonly<Record<string, RateScope>> = Object.freeze({ 
 const UNITS: Record<string, number> = { ms: 1, s: 1_000, sec: 1_000, m: 60_000, min: 60_000, h: 3_600_000, hour: 3_600_000 };
 const SPEC = /^(\d+(?:\.\d+)?)\/(\d+(?:\.\d+)?)?([a-z]+)(?::(\d+))?$/;
 const NAME = /^[a-z][a-z0-9_-]*$/;
+/** The refill's share of the rate: 1% for clocks read to the millisecond. */
+const MARGIN = 0.99;
 
 /** One budget, `N/unit[:burst]`; throws a message naming what is wrong. */
 export function parseRateLimit(spec: string, scope: RateScope = 'tenant'): RateLimit {
@@ -58,9 +62,9 @@ export function parseRateLimit(spec: string, scope: RateScope = 'tenant'): RateL
   if (!(limit > 0) || !(windowMs > 0)) throw new Error(`'${spec}': the limit and the window must be positive`);
   if (burst !== undefined && burst < 1) throw new Error(`'${spec}': the burst must be at least 1`);
   const perSecond = (n: number) => (n * 1000) / windowMs;
-  if (burst !== undefined) return { spec: spec.trim(), limit, windowMs, burst, capacity: Math.max(1, burst - Math.max(1, Math.ceil(burst / 40))), refillPerSecond: perSecond(limit * 0.975), scope };
-  const capacity = Math.max(1, Math.ceil(limit / 40));
-  return { spec: spec.trim(), limit, windowMs, burst, capacity, refillPerSecond: perSecond(Math.max(limit - 2 * capacity, limit / 2)), scope };
+  if (burst !== undefined) return { spec: spec.trim(), limit, windowMs, burst, capacity: burst, refillPerSecond: perSecond(limit * MARGIN), scope };
+  const capacity = Math.max(1, Math.ceil(limit / 20));
+  return { spec: spec.trim(), limit, windowMs, burst, capacity, refillPerSecond: perSecond(Math.max(limit - capacity, limit / 2) * MARGIN), scope };
 }
 
 /**

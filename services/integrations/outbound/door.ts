@@ -79,6 +79,8 @@ export class OutboundDoor implements OutboundCalls {
   readonly #lastFailures = new Map<string, number>();
   /** Keys without a budget: their row as last read (at most VIEW_MS old), so a call needs no row lock while all is well. */
   readonly #views = new Map<string, { at: number; row: Promise<KeyRow | null> }>();
+  /** Per key: the last caller in line for the row (one asks at a time in this process). */
+  readonly #turns = new Map<string, Promise<void>>();
   #observer: DoorObserver | undefined;
 
   constructor(private readonly o: DoorOptions) {
@@ -130,9 +132,9 @@ export class OutboundDoor implements OutboundCalls {
       if (!bound.operations.has(call.operation)) {
         throw new ConnectorError(ConnectorCode.Validation, `${connection.provider} has no operation '${call.operation}'`);
       }
-      let probe: boolean;
+      let admitted: { probe: boolean; callId: string | null };
       try {
-        probe = await this.#admit(key, limit, call.cost ?? 1, signal);
+        admitted = await this.#admit(key, limit, call.cost ?? 1, signal);
       } catch (err) {
         // the breaker opened: nothing more reaches the provider; a call that never got through is the caller's to retry
         if (reached && last && isConnectorError(err, CIRCUIT_OPEN)) await this.#park(connection, call, last, attempt);
@@ -150,7 +152,7 @@ export class OutboundDoor implements OutboundCalls {
         failure = isConnectorError(err) ? err : classify(err);
       }
       const ms = performance.now() - started;
-      await this.#settle(key, limit, connection.provider, probe, failure, ms, bound);
+      await this.#settle(key, limit, connection.provider, admitted, failure, ms, bound);
       if (failure === null) return output as T;
       last = failure;
       if (signal?.aborted) throw failure;
@@ -214,27 +216,46 @@ export class OutboundDoor implements OutboundCalls {
   }
 
   /**
-   * Waits for the key's budget; answers whether this call is the breaker's one probe. A key with
+   * Waits for the key's budget; answers whether this call is the breaker's one probe, and its
+   * lease (a key with a budget: ended by `#settle`, when the bucket is spent). A key with
    * a budget takes its token under the row's lock on every call (exact across processes). A key
    * without one (budget lifted) reads its row at most every VIEW_MS and goes straight through
    * while the breaker is closed and Shopify's points suffice: a breaker opened by another
    * process is seen within VIEW_MS; anything else takes the locked path.
    */
-  async #admit(key: BudgetKey, limit: RateLimit | null, cost: number, signal: AbortSignal | undefined): Promise<boolean> {
+  async #admit(key: BudgetKey, limit: RateLimit | null, cost: number, signal: AbortSignal | undefined): Promise<{ probe: boolean; callId: string | null }> {
     if (limit === null) {
       const row = await this.#view(key);
-      if (row === null || (row.breaker === 'closed' && row.failures === 0 && (row.pausedUntil === null || Date.parse(row.pausedUntil) <= Date.now()) && pointsSuffice(row, cost))) return false;
+      if (row === null || (row.breaker === 'closed' && row.failures === 0 && (row.pausedUntil === null || Date.parse(row.pausedUntil) <= Date.now()) && pointsSuffice(row, cost))) return { probe: false, callId: null };
     }
+    // one caller per key and process asks the row at a time, the others queue here: a crowd of
+    // waiters polling one locked row would slow the ends of the calls that free it
+    const id = idOf(key);
+    const before = this.#turns.get(id) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const turn = before.then(() => mine);
+    this.#turns.set(id, turn);
+    try {
+      await (signal ? Promise.race([before, abortedOf(signal)]) : before);
+      return await this.#take(key, limit, cost, signal);
+    } finally {
+      release();
+      if (this.#turns.get(id) === turn) this.#turns.delete(id);
+    }
+  }
+
+  async #take(key: BudgetKey, limit: RateLimit | null, cost: number, signal: AbortSignal | undefined): Promise<{ probe: boolean; callId: string | null }> {
     let waited = 0;
     for (;;) {
-      const a = await this.store.take(key, limit, cost, this.o.probeLeaseMs ?? 30_000);
+      const a = await this.store.take(key, limit, cost, this.o.probeLeaseMs ?? 30_000, leaseMsOf(this.o.callTimeoutMs));
       this.#lastFailures.set(idOf(key), a.failures);
       if (a.outcome === 'go' || a.outcome === 'probe') {
         if (waited > 0) {
           this.usage.record(key, limit?.spec ?? null, { called: false, failed: false, throttled: true, responseMs: 0 });
           this.#observer?.budgetWait(key.provider, waited / 1000);
         }
-        return a.outcome === 'probe';
+        return { probe: a.outcome === 'probe', callId: a.callId };
       }
       if (a.outcome === 'open') {
         this.#observer?.fastFailed(key.provider);
@@ -259,7 +280,18 @@ export class OutboundDoor implements OutboundCalls {
     return row;
   }
 
-  async #settle(key: BudgetKey, limit: RateLimit | null, provider: string, probe: boolean, failure: ConnectorError | null, ms: number, bound: BoundConnector | undefined): Promise<void> {
+  async #settle(
+    key: BudgetKey,
+    limit: RateLimit | null,
+    provider: string,
+    { probe, callId }: { probe: boolean; callId: string | null },
+    failure: ConnectorError | null,
+    ms: number,
+    bound: BoundConnector | undefined,
+  ): Promise<void> {
+    // the call is over: its lease ends and the bucket is spent now (a failure here leaves the
+    // lease to expire, which only holds the budget back a little longer)
+    if (callId !== null) await this.store.done(key, callId).catch((err: unknown) => this.o.log.warn({ err, provider }, 'ending an outbound lease failed'));
     const pauseMs = pauseOf(failure);
     const health = healthOf(failure);
     const reported = bound?.lastCost ?? (failure as { cost?: BoundConnector['lastCost'] } | null)?.cost;
@@ -323,6 +355,12 @@ export class OutboundDoor implements OutboundCalls {
   }
 }
 
+/**
+ * How long a call's lease lasts if its process never ends it (it died): the attempt's deadline
+ * aborts the request well before, so a lease cannot expire while its request may still arrive.
+ */
+export const leaseMsOf = (callTimeoutMs: number): number => 2 * callTimeoutMs + 10_000;
+
 /** How stale a key's row may be when it has no budget (the breaker is seen across processes within this). */
 const VIEW_MS = 250;
 
@@ -330,6 +368,14 @@ function pointsSuffice(row: KeyRow, cost: number): boolean {
   const p = row.points;
   if (p === null || cost <= 0) return true;
   return Math.min(p.maximum, p.available + ((Date.now() - p.at) / 1000) * p.restorePerSecond) >= cost;
+}
+
+/** Rejects when the signal aborts (never resolves otherwise). */
+function abortedOf(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    if (signal.aborted) reject(signal.reason as Error);
+    else signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+  });
 }
 
 const idOf = (k: BudgetKey): string => `${k.tenantId}\u0000${k.provider}\u0000${k.scope}`;

@@ -22,6 +22,8 @@ export interface Admission {
   waitMs: number;
   breaker: BreakerState;
   failures: number;
+  /** For `go` and `probe` on a key with a budget: the call's lease, ended by `done` (the bucket is spent then). */
+  callId: string | null;
 }
 
 export interface Report {
@@ -58,15 +60,29 @@ export interface KeyRow {
 export class OutboundStore {
   constructor(private readonly pool: pg.Pool) {}
 
-  /** One call's way through the key: go, probe (the one half-open call), wait (ms), or open (ms to half-open). */
-  async take(key: BudgetKey, limit: RateLimit | null, cost: number, probeMs: number): Promise<Admission> {
-    const { rows } = await this.pool.query<{ outcome: Admission['outcome']; wait_ms: number; breaker: BreakerState; failures: number }>({
-      name: 'concord_outbound_take',
-      text: 'SELECT outcome, wait_ms, breaker, failures FROM integration_outbound_take($1, $2, $3, $4, $5, $6, $7)',
-      values: [key.tenantId, key.provider, key.scope, limit?.capacity ?? null, limit?.refillPerSecond ?? null, cost, probeMs],
+  /**
+   * One call's way through the key: go, probe (the one half-open call), wait (ms), or open (ms to
+   * half-open). A call that may go on a key with a budget holds a lease until `done` (or, if its
+   * process dies, until `leaseMs` has passed): the bucket is spent when the call ends, so the
+   * provider, counting arrivals, never sees more than the bucket allows (migrations/0017).
+   */
+  async take(key: BudgetKey, limit: RateLimit | null, cost: number, probeMs: number, leaseMs: number): Promise<Admission> {
+    const { rows } = await this.pool.query<{ outcome: Admission['outcome']; wait_ms: number; breaker: BreakerState; failures: number; call_id: string | null }>({
+      name: 'concord_outbound_take_lease',
+      text: 'SELECT outcome, wait_ms, breaker, failures, call_id FROM integration_outbound_take($1, $2, $3, $4, $5, $6, $7, $8)',
+      values: [key.tenantId, key.provider, key.scope, limit?.capacity ?? null, limit?.refillPerSecond ?? null, cost, probeMs, Math.ceil(leaseMs)],
     });
     const r = rows[0]!;
-    return { outcome: r.outcome, waitMs: r.wait_ms, breaker: r.breaker, failures: r.failures };
+    return { outcome: r.outcome, waitMs: r.wait_ms, breaker: r.breaker, failures: r.failures, callId: r.call_id };
+  }
+
+  /** Ends a call's lease (answered, failed or given up: it can no longer reach the provider). */
+  async done(key: BudgetKey, callId: string): Promise<void> {
+    await this.pool.query({
+      name: 'concord_outbound_done',
+      text: 'SELECT integration_outbound_done($1, $2, $3, $4)',
+      values: [key.tenantId, key.provider, key.scope, callId],
+    });
   }
 
   /** Records one attempt's outcome on the key's breaker, pause and cost bucket. */

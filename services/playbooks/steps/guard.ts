@@ -33,6 +33,8 @@ export interface GuardOptions {
   /** Waits up to this long for the budget inside the attempt (default 2 s); longer fails it as retryable. */
   maxWaitMs?: number;
   probeLeaseMs?: number;
+  /** How long a call's budget lease lasts if its process dies before ending it (default 2 min; longer than the step's deadline). */
+  leaseMs?: number;
 }
 
 export type Guard = <T>(key: { tenantId: string; provider: string; account: string }, work: () => Promise<T>, signal: AbortSignal) => Promise<T>;
@@ -49,10 +51,12 @@ export function createGuard(o: GuardOptions): Guard {
     const key = { tenantId: k.tenantId, provider: k.provider, scope: k.account };
     const limit = limitOf(k.provider);
     let probe: boolean;
+    let callId: string | null;
     for (let waited = 0; ; ) {
-      const a = await o.store.take(key, limit, 1, o.probeLeaseMs ?? 30_000);
+      const a = await o.store.take(key, limit, 1, o.probeLeaseMs ?? 30_000, o.leaseMs ?? 120_000);
       if (a.outcome === 'go' || a.outcome === 'probe') {
         probe = a.outcome === 'probe';
+        callId = a.callId;
         break;
       }
       if (a.outcome === 'open') {
@@ -69,6 +73,8 @@ export function createGuard(o: GuardOptions): Guard {
       if (isConnectorError(err)) failure = err;
       throw err;
     } finally {
+      // the call is over: its lease ends (the bucket is spent now, as the door does)
+      if (callId !== null) await o.store.done(key, callId).catch(() => undefined);
       // every outcome: an answer (even a refusal) ends a run of failures, a 5xx or timeout extends it
       await o.store
         .report(key, { health: healthOf(failure), probe, threshold: o.breakerThreshold, cooldownMs: o.breakerCooldownMs, pauseMs: pauseOf(failure) })
