@@ -3,9 +3,10 @@
  * own process (DATABASE_URL's PostgreSQL, or an embedded one). Tenant B updates its relationships
  * (a persisted transition each) open loop at BENCH_FAIR_B_RATE (default 50/s); tenant A floods
  * updates of its own with BENCH_FAIR_A_CONNECTIONS (default 256) connections in a closed loop, far
- * more than the machine commits. B's latency is measured alone, then under A's flood with group
- * commit first come, first served (COMMIT_FAIR=false) and fair across tenants (the default), and
- * with A under a quota as well. Target: B's p99 under the flood within 2x of alone.
+ * more than the machine commits. B's latency is measured alone, then under A's flood: with group
+ * commit first come, first served (COMMIT_FAIR=false) and fair across tenants, both without fair
+ * admission (ADMISSION_LIMIT=0); with fair admission (ADMISSION_LIMIT, default 16: the default
+ * setup); and with A under a quota as well. Target: B's p99 under the flood within 2x of alone.
  */
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
@@ -19,6 +20,7 @@ const BASE = '/api/v1/vendor-partner-coordination';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const B_RATE = Number(process.env.BENCH_FAIR_B_RATE ?? 50);
 const A_CONNECTIONS = Number(process.env.BENCH_FAIR_A_CONNECTIONS ?? 256);
+const ADMISSION = process.env.ADMISSION_LIMIT ?? '16';
 
 /** A closed loop of `connections` clients, each sending the next request when its last is answered, until `stop()`. */
 function flood(port: number, auth: string, ids: string[], connections: number): { stop: () => Promise<{ sent: number; ok: number; refused: number }> } {
@@ -61,17 +63,21 @@ async function main(): Promise<void> {
   const tokenOf = (tenantId: string) => `Bearer ${signToken({ sub: `bench@${tenantId}`, role: 'vendor', tenantId, exp }, secret)}`;
   const rows: Array<Array<string | number>> = [];
   const scenarios = [
-    { name: 'B alone', fair: 'true', quotas: 'off', flood: false },
-    { name: 'B while A floods', fair: 'false', quotas: 'off', flood: true },
-    { name: 'B while A floods', fair: 'true', quotas: 'off', flood: true },
-    { name: 'B while A floods', fair: 'true', quotas: 'vendor-a=200/s:200', flood: true },
+    { name: 'B alone', fair: 'true', admission: ADMISSION, quotas: 'off', flood: false },
+    { name: 'B while A floods', fair: 'false', admission: '0', quotas: 'off', flood: true },
+    { name: 'B while A floods', fair: 'true', admission: '0', quotas: 'off', flood: true },
+    { name: 'B while A floods', fair: 'true', admission: ADMISSION, quotas: 'off', flood: true },
+    { name: 'B while A floods', fair: 'true', admission: ADMISSION, quotas: 'vendor-a=200/s:200', flood: true },
   ];
+  // BENCH_FAIR_ONLY=0,3: only those scenarios (by index)
+  const only = process.env.BENCH_FAIR_ONLY?.split(',').map(Number);
   {
     for (const [i, sc] of scenarios.entries()) {
+      if (only && !only.includes(i)) continue;
       // a fresh database per scenario: the shared server may run without autovacuum, and one
       // scenario's dead rows would slow the next
       const db = await benchDatabase(`concord_bench_fair_${process.pid}_${i}`);
-      const server = await spawnServer(fileURLToPath(import.meta.url), { ...process.env, DATABASE_URL: db.url, JWT_SECRET: secret, COMMIT_FAIR: sc.fair, TENANT_QUOTAS: sc.quotas });
+      const server = await spawnServer(fileURLToPath(import.meta.url), { ...process.env, DATABASE_URL: db.url, JWT_SECRET: secret, COMMIT_FAIR: sc.fair, ADMISSION_LIMIT: sc.admission, TENANT_QUOTAS: sc.quotas });
       try {
         const make = async (tenant: string): Promise<string> => {
           const res = await fetch(`http://127.0.0.1:${server.port}${BASE}/relationships`, {
@@ -103,15 +109,15 @@ async function main(): Promise<void> {
         if (a) await new Promise((r) => setTimeout(r, 1_000)); // the flood builds up first
         const b = await tenantB(SECONDS);
         const af = await a?.stop();
-        rows.push([sc.name, sc.fair === 'true' ? 'fair' : 'first come', sc.quotas, B_RATE, fmt(percentile(b.latencies, 50)), fmt(percentile(b.latencies, 99)), b.non2xx, af ? fmt(af.ok / (SECONDS + 1), 0) : '-', af ? fmt(af.refused / (SECONDS + 1), 0) : '-']);
-        process.stderr.write(`${sc.name} (${sc.fair}, ${sc.quotas}) done\n`);
+        rows.push([sc.name, sc.fair === 'true' ? 'fair' : 'first come', sc.admission === '0' ? 'off' : `fair, ${sc.admission} at once`, sc.quotas, B_RATE, fmt(percentile(b.latencies, 50)), fmt(percentile(b.latencies, 99)), b.non2xx, af ? fmt(af.ok / (SECONDS + 1), 0) : '-', af ? fmt(af.refused / (SECONDS + 1), 0) : '-']);
+        process.stderr.write(`${sc.name} (${sc.fair}, admission ${sc.admission}, ${sc.quotas}) done\n`);
       } finally {
         await server.stop();
         await db.stop();
       }
     }
     console.log(`\nFairness on the write path: tenant B's updates while tenant A floods with ${A_CONNECTIONS} connections (open loop for B, ${SECONDS} s; latency ms)\n`);
-    console.log(table(['scenario', 'group commit', 'quotas', 'B offered/s', 'B p50', 'B p99', 'B non-2xx', 'A committed/s', 'A refused/s'], rows));
+    console.log(table(['scenario', 'group commit', 'admission', 'quotas', 'B offered/s', 'B p50', 'B p99', 'B non-2xx', 'A committed/s', 'A refused/s'], rows));
   }
 }
 

@@ -130,6 +130,12 @@ export function createApp(deps: AppDeps): OpenAPIHono<Env> {
     });
   }
 
+  // past ADMISSION_LIMIT requests at work, a request waits in its tenant's queue (no database,
+  // no actor yet) and free places go to the tenants in turn: one tenant's flood queues here,
+  // behind itself, instead of in the pool and the group commit ahead of everyone else's work
+  const admission = services.admission;
+  if (admission) app.use('/api/*', (c, next) => admission.run(c.get('principal')?.tenantId ?? '', next));
+
   app.route(API_PREFIX, relationshipRoutes());
   app.route(API_PREFIX, dependencyRoutes());
   app.route(API_PREFIX, resourceRoutes());

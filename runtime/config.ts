@@ -30,6 +30,7 @@ const EnvSchema = z.object({
   COMMIT_BATCH_MAX: int(128, 1, 10_000),
   COMMIT_CONCURRENCY: int(2, 1, 256),
   COMMIT_FAIR: z.enum(['true', 'false', '1', '0']).default('true').transform((v) => v === 'true' || v === '1'),
+  ADMISSION_LIMIT: int(16, 0, 10_000),
   PARTITIONS: int(16, 1, 4096),
   TIMER_POLL_MS: int(250, 10),
   TIMER_CLAIM_MS: int(15_000, 1_000),
@@ -128,6 +129,11 @@ export interface Config {
   readonly commitConcurrency: number;
   /** Group-commit batches formed round-robin across tenants (`COMMIT_FAIR`, default on); off: first come, first served. */
   readonly commitFair: boolean;
+  /**
+   * API requests worked on at once, all tenants together (`ADMISSION_LIMIT`, default 16; 0: no
+   * limit); past it requests wait in their tenant's queue and free places go to tenants in turn.
+   */
+  readonly admissionLimit: number;
   readonly partitions: number;
   readonly timerPollMs: number;
   readonly timerClaimMs: number;
@@ -478,6 +484,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     commitBatchMax: e.COMMIT_BATCH_MAX,
     commitConcurrency: e.COMMIT_CONCURRENCY,
     commitFair: e.COMMIT_FAIR,
+    admissionLimit: e.ADMISSION_LIMIT,
     partitions: e.PARTITIONS,
     timerPollMs: e.TIMER_POLL_MS,
     timerClaimMs: e.TIMER_CLAIM_MS,

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Registry as MetricsRegistry } from 'prom-client';
+import { FairAdmission } from '../runtime/admission.js';
 import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Runtime } from '../runtime/runtime.js';
@@ -90,6 +91,8 @@ export interface Services {
   webhooks: WebhookIntake;
   /** Per-tenant API quotas, taken by the edge once per request. */
   quotas: TenantQuotaService;
+  /** Fair admission of API requests by tenant (`ADMISSION_LIMIT`), taken by the edge after the quota; undefined when off. */
+  admission: FairAdmission | undefined;
   /** Our stock, its fan-out to the channels, mappings, conflicts, sync runs and logs. */
   inventory: InventoryService;
   /** `svc.inventory.changed` in (NATS consumer or in-process bus). */
@@ -232,6 +235,7 @@ export function createServices(o: ServicesOptions): Services {
     vault,
     integrations,
     quotas: new TenantQuotaService(runtime.config.tenantQuotas),
+    admission: runtime.config.admissionLimit > 0 ? new FairAdmission({ limit: runtime.config.admissionLimit }) : undefined,
     webhooks: new WebhookIntake({
       pool,
       providers: runtime.config.providers,
