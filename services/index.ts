@@ -5,6 +5,7 @@ import type { Clock } from '../runtime/clock.js';
 import type { Logger } from '../runtime/logger.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { CONNECT_TIMEOUT_MS } from '../runtime/db.js';
+import { partitionOf } from '../runtime/partition.js';
 import { auditExtension, AuditWriter } from './common/audit.js';
 import { Idempotency, idempotencyExtension, pruneIdempotencyKeys } from './common/idempotency.js';
 import { DependencyService } from './coordination/dependencies.js';
@@ -183,7 +184,8 @@ export function createServices(o: ServicesOptions): Services {
   const engine = new InventoryEngine({ pool, outbound: door, clock, log, stats: plannerStats, hooks: o.inventoryHooks, ...(o.inventoryPagesPerStep ? { pagesPerStep: o.inventoryPagesPerStep } : {}), fanOut: (tenantId, skus, except) => inventory.fanOut(tenantId, skus, except) });
   o.connectors?.set('inventory', engine.invoker());
   inventory.useEngine(engine);
-  const ecosystem = new EcosystemService({ host: runtime.host, pool, vault, config: runtime.config, clock, log });
+  // the health checks of a registered integration run in the process that owns its actor's partition
+  const ecosystem = new EcosystemService({ host: runtime.host, pool, vault, config: runtime.config, clock, log, owns: (id) => runtime.leases.owned().includes(partitionOf(`ecosystem/${id}`, runtime.config.partitions)) });
   o.connectors?.set('ecosystem', ecosystem.invoker());
   let started = { events: false, intake: false, outbound: false, inventory: false, playbooks: false };
   integrations.extendStatus(async (c) => (c.provider === 'generic' ? {} : { sync: await inventory.status(c.tenantId, c.provider) }));

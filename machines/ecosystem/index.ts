@@ -4,19 +4,23 @@ import { callConnector, publish, type ConcordEffect } from '../effects.js';
 import { eventsRoot } from '../lib/events.js';
 
 /**
- * One integration of the partner registry, id `<tenant>:<name>`: its health, checked on durable
- * timers at its tier's interval.
+ * One integration of the partner registry, id `<tenant>:<name>`: whether it is monitored, and its
+ * health status.
  *
  * ```
- * unregistered ─register─► active.waiting ─checkInterval (durable)─► active.checking ─health.done/failed─► active.waiting
- *                             │  ▲  (ecosystem.check: check now)
+ * unregistered ─register─► active.waiting ─ecosystem.check─► active.checking ─health.done/failed─► active.waiting
+ *                             │  ▲        (health.observed: a scheduled check changed the status)
  *                  deactivate │  │ activate
  *                             ▼  │
  *                           inactive            any ─delete─► deleted ─register─► active
  * ```
  *
- * A check is a `concord.call` of the `ecosystem.health` operation (the registry's connector: the
- * generic connector's configured health request); its answer comes back as
+ * The periodic checks are not this actor's timers (version 1 had one timer, two transitions and
+ * two commits per check): the registry's health monitor (services/ecosystem/monitor.ts) checks
+ * every active integration at its tier's interval, on due times spread by a hash of the id,
+ * records every outcome in bulk, and sends `ecosystem.health.observed` (the health it computed
+ * with `nextHealth`) only when the status changed. `ecosystem.check` still checks through the
+ * actor: a `concord.call` of the `ecosystem.health` operation, answered as
  * `ecosystem.health.done` or `.failed`. The status is `healthy` (answered as expected, under the
  * tier's latency bound), `degraded` (slow, or fewer failures in a row than the tier's
  * `unhealthyAfter`), `unhealthy`, or `unknown` (never checked). A change of status publishes
@@ -79,7 +83,9 @@ export type EcosystemEvent =
   /** Check now (an operator, or a change of config), instead of waiting for the timer. */
   | ({ type: 'ecosystem.check' } & Stamp)
   | ({ type: 'ecosystem.health.done'; output: CheckOutput } & Stamp)
-  | ({ type: 'ecosystem.health.failed'; error: { code: string; message: string; retryable?: boolean } } & Stamp);
+  | ({ type: 'ecosystem.health.failed'; error: { code: string; message: string; retryable?: boolean } } & Stamp)
+  /** The health monitor's scheduled checks changed the status: the health it computed (`nextHealth` over its own record). */
+  | ({ type: 'ecosystem.health.observed'; health: EcosystemHealth } & Stamp);
 
 const UNKNOWN: EcosystemHealth = { status: 'unknown', latencyMs: null, lastCheckAt: null, lastOkAt: null, consecutiveFailures: 0, since: null, lastError: null, checks: 0 };
 
@@ -130,9 +136,6 @@ export const ecosystemMachine = setup({
     input: {} as { id: string; tenant: string | null },
     emitted: {} as ConcordEffect,
   },
-  delays: {
-    checkInterval: ({ context }) => context.intervalMs,
-  },
   actions: {
     recordRegistration: assign(({ event }) => {
       if (event.type !== 'ecosystem.register') return {};
@@ -141,6 +144,7 @@ export const ecosystemMachine = setup({
     recordSettings: assign(({ event }) => (event.type === 'ecosystem.configure' ? settingsOf(event.settings) : {})),
     requestCheck: emit(({ context }) => callConnector('ecosystem', 'health', { id: context.id, tenantId: context.tenantId, name: context.name })),
     recordCheck: assign(({ context, event }) => {
+      if (event.type === 'ecosystem.health.observed') return { health: { ...event.health } };
       const outcome = outcomeOf(event);
       return outcome ? { health: nextHealth(context.health, context, outcome, event.at) } : {};
     }),
@@ -162,6 +166,7 @@ export const ecosystemMachine = setup({
   },
   guards: {
     statusChanged: ({ context, event }) => {
+      if (event.type === 'ecosystem.health.observed') return event.health.status !== context.health.status;
       const outcome = outcomeOf(event);
       return outcome !== null && nextHealth(context.health, context, outcome, event.at).status !== context.health.status;
     },
@@ -195,11 +200,9 @@ export const ecosystemMachine = setup({
       initial: 'waiting',
       states: {
         waiting: {
-          after: { checkInterval: { target: 'checking', actions: 'requestCheck' } },
           on: {
             'ecosystem.check': { target: 'checking', actions: 'requestCheck' },
-            // a new interval counts from now
-            'ecosystem.configure': { target: 'waiting', reenter: true, actions: 'recordSettings' },
+            'ecosystem.configure': { actions: 'recordSettings' },
           },
         },
         checking: {
@@ -218,6 +221,10 @@ export const ecosystemMachine = setup({
         'ecosystem.health.failed': [
           { guard: 'statusChanged', target: '.waiting', reenter: true, actions: ['recordCheck', 'announceChange'] },
           { target: '.waiting', reenter: true, actions: 'recordCheck' },
+        ],
+        'ecosystem.health.observed': [
+          { guard: 'statusChanged', actions: ['recordCheck', 'announceChange'] },
+          { actions: 'recordCheck' },
         ],
         'ecosystem.deactivate': { target: 'inactive' },
         // registered again (the delete of an earlier registration never reached this actor): start over
@@ -238,6 +245,7 @@ export const ecosystemMachine = setup({
         // the answer of a check that was running when the integration was deactivated
         'ecosystem.health.done': {},
         'ecosystem.health.failed': {},
+        'ecosystem.health.observed': {},
       },
     },
     deleted: {
@@ -248,13 +256,16 @@ export const ecosystemMachine = setup({
         ],
         'ecosystem.health.done': {},
         'ecosystem.health.failed': {},
+        'ecosystem.health.observed': {},
       },
     },
   },
 });
 
-export const version = 1;
-export const migrations: ActorTypeDefinition['migrations'] = {};
+/** Version 2: no check timer (the health monitor schedules the checks), `ecosystem.health.observed`. */
+export const version = 2;
+/** A version-1 snapshot is a version-2 one (its pending check timer is deleted by migration 0018). */
+export const migrations: ActorTypeDefinition['migrations'] = { 1: (s) => s };
 
 export const ECOSYSTEM_STATES = ['unregistered', 'active', 'inactive', 'deleted'] as const;
 export type EcosystemState = (typeof ECOSYSTEM_STATES)[number];

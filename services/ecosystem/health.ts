@@ -1,7 +1,8 @@
 import type pg from 'pg';
-import type { EcosystemContext, HealthStatus } from '../../machines/ecosystem/index.js';
+import type { EcosystemContext, EcosystemHealth, HealthStatus } from '../../machines/ecosystem/index.js';
 import type { Clock } from '../../runtime/clock.js';
 import type { Catalog } from './catalog.js';
+import { newer } from './monitor.js';
 import type { UsageMeter } from './usage.js';
 import type { IntegrationView } from './views.js';
 
@@ -84,6 +85,8 @@ export class HealthReports {
     private readonly catalog: Catalog,
     private readonly clock: Clock,
     private readonly meter: UsageMeter,
+    /** The health monitor's record of an integration (newer than the stored ones between flushes). */
+    private readonly monitored: (id: string) => EcosystemHealth | null = () => null,
   ) {}
 
   async report(v: IntegrationView): Promise<HealthReport> {
@@ -93,12 +96,16 @@ export class HealthReports {
       return { ...base, status: v.health, latencyMs: null, lastCheckAt: null, lastOkAt: null, consecutiveFailures: 0, since: null, lastError: null, checkIntervalMs: null, availability: { last24h: NONE, last30d: NONE }, sla: { target, met24h: null, met30d: null } };
     }
     const [{ rows }, avail] = await Promise.all([
-      this.pool.query<{ context: EcosystemContext }>(`SELECT snapshot->'context' AS context FROM actors WHERE type = 'ecosystem' AND id = $1`, [v.id]),
+      this.pool.query<{ context: EcosystemContext; latest: EcosystemHealth | null }>(
+        `SELECT a.snapshot->'context' AS context, (SELECT l.health FROM ecosystem_health_latest l WHERE l.integration_id = a.id) AS latest FROM actors a WHERE a.type = 'ecosystem' AND a.id = $1`,
+        [v.id],
+      ),
       availabilityOf(this.pool, this.meter, this.clock.now(), [v.id]),
     ]);
     const c = rows[0]?.context;
     const a = avail.get(v.id) ?? { last24h: NONE, last30d: NONE };
-    const h = c?.health;
+    // the actor holds the health as of its last change of status; the monitor's record (written in bulk, and this process's own) is newer
+    const h = newer(newer(c?.health, rows[0]?.latest), this.monitored(v.id));
     const met = (x: Availability) => (target === null || x.percent === null ? null : x.percent >= target);
     return {
       ...base,

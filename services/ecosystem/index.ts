@@ -13,6 +13,7 @@ import { IntegrationCalls } from './calls.js';
 import { Catalog, type Tier, type TierName } from './catalog.js';
 import { Compliance, type Finding, type Policy } from './compliance.js';
 import { HealthReports, type HealthReport, type HealthSummary } from './health.js';
+import { HealthMonitor } from './monitor.js';
 import { RegistryService, tenantScope } from './registry.js';
 import { UsageMeter, type Granularity, type GroupBy, type UsageSeries } from './usage.js';
 
@@ -38,14 +39,28 @@ export class EcosystemService {
   readonly registry: RegistryService;
   readonly health: HealthReports;
   readonly compliance: Compliance;
+  readonly monitor: HealthMonitor;
 
-  constructor(o: { host: ActorHost; pool: pg.Pool; vault: CredentialVault; config: Config; clock: Clock; log: Logger }) {
+  /** `owns`: whether this process runs the health checks of an integration (it owns its actor's partition). */
+  constructor(o: { host: ActorHost; pool: pg.Pool; vault: CredentialVault; config: Config; clock: Clock; log: Logger; owns?: (id: string) => boolean }) {
     const { pool, config, clock, log } = o;
     this.catalog = new Catalog({ tiersFile: config.ecosystem.tiersFile, templatesDir: config.ecosystem.templatesDir });
     this.meter = new UsageMeter(pool, config.ecosystem.usageFlushMs, log);
     this.calls = new IntegrationCalls(pool, o.vault, this.meter, clock, config.connectorCallTimeoutMs);
     this.registry = new RegistryService(pool, o.host.actor(ecosystemType), o.vault, this.calls, this.catalog, config, clock, log);
-    this.health = new HealthReports(pool, this.catalog, clock, this.meter);
+    this.monitor = new HealthMonitor({
+      pool,
+      actors: o.host.actor(ecosystemType),
+      calls: this.calls,
+      clock,
+      log,
+      settingsOf: (tier) => this.registry.settingsOf(tier),
+      flushMs: config.ecosystem.usageFlushMs,
+      callTimeoutMs: config.connectorCallTimeoutMs,
+      ...(o.owns ? { owns: o.owns } : {}),
+    });
+    this.registry.useMonitor(this.monitor);
+    this.health = new HealthReports(pool, this.catalog, clock, this.meter, (id) => this.monitor.healthOf(id));
     this.compliance = new Compliance(pool, this.catalog, clock, config.ecosystem.rotationDays, this.meter);
     this.pool = pool;
     this.clock = clock;
@@ -114,13 +129,18 @@ export class EcosystemService {
     return listRegistryAudit(this.pool, { ...f, tenantId: scope });
   }
 
-  /** Starts the usage meter's flushing; with `reconcile`, first aligns the registry actors with their rows (see `RegistryService.reconcile`). */
+  /**
+   * Starts the usage meter's flushing and the health monitor; with `reconcile`, first aligns the
+   * registry actors with their rows (see `RegistryService.reconcile`).
+   */
   async start(o: { reconcile?: boolean } = {}): Promise<void> {
     this.meter.start();
     if (o.reconcile) await this.registry.reconcile();
+    await this.monitor.start();
   }
 
   async stop(): Promise<void> {
+    await this.monitor.stop();
     await this.meter.stop();
   }
 }

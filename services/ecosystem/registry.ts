@@ -16,6 +16,7 @@ import type { CredentialVault } from '../integrations/vault.js';
 import { clientOf, refusesCredentials, VAULT_SERVICE, type IntegrationCalls, type Reachable } from './calls.js';
 import type { Catalog, RegistryAuthPattern, Template, TierName } from './catalog.js';
 import { splitCredentials, type SplitCredentials } from './credentials.js';
+import type { HealthMonitor } from './monitor.js';
 import { itemsSql, viewOf, type IntegrationView, type ItemRow } from './views.js';
 
 /** `POST /api/v1/ecosystem/integrations`. */
@@ -69,11 +70,13 @@ export function tenantScope(p: Principal): string | null {
 
 /**
  * The partner registry: integrations registered by name, their credentials in the vault
- * (write-only), an audit record for every change, and a registry actor per integration whose
- * durable timers run its health checks at its tier's interval.
+ * (write-only), an audit record for every change, and a registry actor per integration (its
+ * health status); the health monitor (monitor.ts) runs the checks at its tier's interval and
+ * hears of every change made here.
  */
 export class RegistryService {
   readonly #tier: string;
+  #monitor: Pick<HealthMonitor, 'refresh' | 'checkNow'> | undefined;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -86,6 +89,23 @@ export class RegistryService {
     private readonly log: Logger,
   ) {
     this.#tier = catalog.tiers.marketplaceTier;
+  }
+
+  /** The health monitor told of every change (EcosystemService sets it). */
+  useMonitor(m: Pick<HealthMonitor, 'refresh' | 'checkNow'>): void {
+    this.#monitor = m;
+  }
+
+  /** Tells the monitor of a change to an integration (a failure is logged: its periodic refresh catches up). */
+  async #watch(id: string): Promise<void> {
+    await this.#monitor?.refresh([id]).catch((err: unknown) => this.log.warn({ err, integrationId: id }, 'telling the health monitor of a change failed'));
+  }
+
+  /** Checks now, in the background (the outcome shows in the health report). */
+  #checkSoon(id: string, tenant: string, at: string): Promise<unknown> {
+    if (!this.#monitor) return this.actors.send(id, { type: 'ecosystem.check', at }, { tenant });
+    void this.#monitor.checkNow(id).catch((err: unknown) => this.log.warn({ err, integrationId: id }, 'checking now failed'));
+    return Promise.resolve();
   }
 
   /** The check settings of a tier (from the tier table). */
@@ -139,6 +159,7 @@ export class RegistryService {
       throw err;
     }
     await this.actors.send(id, { type: 'ecosystem.register', tenantId: owner, name: body.name, settings: this.settingsOf(body.tier), events: `${this.config.nats.prefix}.events`, firstCheck, at: now.toISOString() }, { tenant: owner });
+    await this.#watch(id);
     this.log.info({ integrationId: id, tier: body.tier, authPattern, by: principal.sub }, 'integration registered');
     return (await this.get(principal, body.name, owner)) ?? view;
   }
@@ -244,10 +265,11 @@ export class RegistryService {
     });
     if (tier !== current.tier) {
       await this.actors.send(current.id, { type: 'ecosystem.configure', settings: this.settingsOf(tier), by: principal.sub, at: now.toISOString() }, { tenant: current.ownerId });
+      await this.#watch(current.id);
     }
     if ((body.config !== undefined || creds) && next.status === 'active') {
       this.calls.forget(current.id);
-      await this.actors.send(current.id, { type: 'ecosystem.check', at: now.toISOString() }, { tenant: current.ownerId });
+      await this.#checkSoon(current.id, current.ownerId, now.toISOString());
     }
     return (await this.get(principal, name, current.ownerId)) ?? next;
   }
@@ -265,6 +287,7 @@ export class RegistryService {
       await recordAudit(db, { principal, action: active ? 'integration.activated' : 'integration.deactivated', objectType: AUDIT_OBJECT, objectId: current.id, before: { status: current.status }, after: { status }, at: now.toISOString(), requestId: requestId ?? null });
     });
     await this.actors.send(current.id, { type: active ? 'ecosystem.activate' : 'ecosystem.deactivate', by: principal.sub, at: now.toISOString() }, { tenant: current.ownerId });
+    await this.#watch(current.id);
     return (await this.get(principal, name, current.ownerId))!;
   }
 
@@ -292,6 +315,7 @@ export class RegistryService {
     await this.vault.delete({ tenantId: current.ownerId, service: VAULT_SERVICE, connectionId: current.name });
     this.calls.forget(current.id);
     if (current.status === 'active') await this.actors.send(current.id, { type: 'ecosystem.deactivate', by: principal.sub, at: now.toISOString() }, { tenant: current.ownerId });
+    await this.#watch(current.id);
     this.log.info({ integrationId: current.id, by: principal.sub }, 'integration credentials revoked');
     return (await this.get(principal, name, current.ownerId))!;
   }
@@ -308,6 +332,7 @@ export class RegistryService {
     await this.vault.delete({ tenantId: current.ownerId, service: VAULT_SERVICE, connectionId: current.name });
     this.calls.forget(current.id);
     await this.actors.send(current.id, { type: 'ecosystem.delete', by: principal.sub, at: now.toISOString() }, { tenant: current.ownerId });
+    await this.#watch(current.id);
     this.log.info({ integrationId: current.id, by: principal.sub }, 'integration deleted');
     return { ...current, status: 'inactive', credentials: null };
   }
@@ -341,10 +366,10 @@ export class RegistryService {
     return rows.length;
   }
 
-  /** Asks the integration's actor to check now (the answer arrives asynchronously). */
+  /** Checks the integration now (the answer arrives asynchronously). */
   async checkNow(principal: Principal, name: string, ownerId?: string): Promise<void> {
     const v = await this.#own(principal, name, ownerId);
-    await this.actors.send(v.id, { type: 'ecosystem.check', at: new Date(this.clock.now()).toISOString() }, { tenant: v.ownerId });
+    await this.#checkSoon(v.id, v.ownerId, new Date(this.clock.now()).toISOString());
   }
 
   async #read(db: pg.PoolClient, id: string): Promise<IntegrationView> {
