@@ -30,7 +30,7 @@ import { OutboundStore } from './integrations/outbound/store.js';
 import { OperatorActions } from './operators/actions.js';
 import { ChannelConnections } from './playbooks/connections.js';
 import { TemplateStore } from './playbooks/templates.js';
-import { WebhookIntake } from './integrations/webhooks.js';
+import { ACCEPT_CONCURRENCY, WebhookIntake } from './integrations/webhooks.js';
 import { AuditTrail } from './operators/audit.js';
 import { BulkActions } from './operators/bulk.js';
 import { ConsoleQueries } from './operators/console.js';
@@ -166,6 +166,7 @@ export function createServices(o: ServicesOptions): Services {
   runtime.host.extendCommit(auditExtension);
   runtime.host.extendCommit(idempotencyExtension);
   const audit = auditPool(runtime.database.url);
+  const webhookAcceptPool = acceptPool(runtime.database.url);
   const eventDelivery = createEventDelivery({ pool, config: runtime.config, clock, log, bus: runtime.bus, nats: runtime.nats });
   const sagas = new SagaService(runtime.host, pool, runtime.config, clock);
   const operators = new OperatorActions(runtime, clock);
@@ -240,6 +241,7 @@ export function createServices(o: ServicesOptions): Services {
     admission: runtime.config.admissionLimit > 0 ? new FairAdmission({ limit: runtime.config.admissionLimit }) : undefined,
     webhooks: new WebhookIntake({
       pool,
+      acceptPool: webhookAcceptPool,
       providers: runtime.config.providers,
       host: runtime.host,
       clock,
@@ -308,9 +310,22 @@ export function createServices(o: ServicesOptions): Services {
       started = { events: false, intake: false, outbound: false, inventory: false, playbooks: false };
       await ecosystem.stop();
       await audit.end();
+      await webhookAcceptPool.end();
     },
   };
   return services;
+}
+
+/**
+ * The webhook accept statements' own connections (ACCEPT_CONCURRENCY of them; commits are
+ * synchronous: a 200 means the delivery is durable), apart from the shared pool, where the
+ * applies, hand-offs and actor commits that the accepted webhooks set off would queue ahead of
+ * the next accept.
+ */
+function acceptPool(url: string): pg.Pool {
+  const p = new pg.Pool({ connectionString: url, max: ACCEPT_CONCURRENCY, application_name: 'concord-webhooks', allowExitOnIdle: true });
+  p.on('error', () => undefined); // an idle client losing its server is replaced on next use
+  return p;
 }
 
 /**

@@ -146,7 +146,7 @@ SELECT 0 AS i, (SELECT tenant_id FROM conn) AS tenant_id, ins.id::text AS id, in
 /** Deliveries in one accept statement at most. */
 const ACCEPT_BATCH = 64;
 /** Accept statements in flight at once; a batch forms only while they are all busy. */
-const ACCEPT_CONCURRENCY = 2;
+export const ACCEPT_CONCURRENCY = 2;
 
 interface PendingAccept {
   d: Delivery;
@@ -191,6 +191,12 @@ interface HandOff {
 
 export interface WebhookIntakeOptions {
   pool: pg.Pool;
+  /**
+   * Where the accept statements run (default: `pool`): a pool of their own, ACCEPT_CONCURRENCY
+   * connections, so an accept never queues for a connection behind the applies, hand-offs and
+   * actor commits its own webhooks set off.
+   */
+  acceptPool?: pg.Pool;
   providers: ProvidersConfig;
   host: ActorHost;
   clock: Clock;
@@ -346,13 +352,13 @@ export class WebhookIntake {
       if (batch.length === 1) {
         const { d } = batch[0]!;
         // named: parsed and planned once per connection, not once per webhook
-        const { rows } = await this.o.pool.query<Row>({ name: 'concord_webhook_accept', text: ACCEPT_ONE, values: [d.service, d.connectionId, d.topic, d.deliveryId, d.eventId, d.resource, d.triggeredAt, JSON.stringify(d.payload)] });
+        const { rows } = await (this.o.acceptPool ?? this.o.pool).query<Row>({ name: 'concord_webhook_accept', text: ACCEPT_ONE, values: [d.service, d.connectionId, d.topic, d.deliveryId, d.eventId, d.resource, d.triggeredAt, JSON.stringify(d.payload)] });
         batch[0]!.resolve(rows[0]!);
         return;
       }
       const input = batch.map((p, i) => ({ i, service: p.d.service, connection_id: p.d.connectionId, topic: p.d.topic, delivery_id: p.d.deliveryId, event_id: p.d.eventId, resource: p.d.resource, triggered_at: p.d.triggeredAt, payload: p.d.payload }));
       // named: parsed and planned once per connection, not once per batch
-      const { rows } = await this.o.pool.query<Row>({ name: 'concord_webhook_accept_batch', text: ACCEPT, values: [JSON.stringify(input)] });
+      const { rows } = await (this.o.acceptPool ?? this.o.pool).query<Row>({ name: 'concord_webhook_accept_batch', text: ACCEPT, values: [JSON.stringify(input)] });
       batch.forEach((p, i) => p.resolve(rows[i]!));
     } catch (err) {
       if (batch.length === 1) {
