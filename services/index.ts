@@ -173,7 +173,7 @@ export function createServices(o: ServicesOptions): Services {
   const door = (): OutboundCalls => o.outbound ?? outbound;
   const eventsRoot = `${runtime.config.nats.prefix}.events`;
   const syncs = runtime.host.actor(syncType);
-  const inventory = new InventoryService({ pool, syncs, connections: integrations, outbound: door, clock, log, eventsRoot, runtime });
+  const inventory = new InventoryService({ pool, syncs, connections: integrations, outbound: door, clock, log, eventsRoot, runtime, pollMs: runtime.config.inventoryPollMs });
   const engine = new InventoryEngine({ pool, outbound: door, clock, log, hooks: o.inventoryHooks, ...(o.inventoryPagesPerStep ? { pagesPerStep: o.inventoryPagesPerStep } : {}), fanOut: (tenantId, skus, except) => inventory.fanOut(tenantId, skus, except) });
   o.connectors?.set('inventory', engine.invoker());
   inventory.useEngine(engine);
