@@ -58,6 +58,11 @@ export interface Channel {
 
 const hash = (v: unknown): string => createHash('sha256').update(JSON.stringify(v)).digest('hex').slice(0, 16);
 
+/**
+ * Items per channel page. Shopify allows 250 per connection page, but this page's query (levels
+ * with their items and SKUs) then costs more than the 1000 points a query may ask: 250 fails the
+ * sync with MAX_COST_EXCEEDED at the fake (tried, h-sync2).
+ */
 const PAGE = 100;
 
 // --- Shopify -------------------------------------------------------------------------------------
