@@ -39,6 +39,7 @@ const EnvSchema = z.object({
   INBOX_RETENTION_HOURS: int(168, 1),
   SHUTDOWN_TIMEOUT_MS: int(10_000, 100),
   CONNECTOR_CALL_TIMEOUT_MS: int(30_000, 100),
+  INVENTORY_POLL_MS: int(300_000, 1_000),
   JWT_SECRET: optionalString,
   TENANT_QUOTAS: optionalString,
   CREDENTIALS_KEYS: optionalString,
@@ -144,6 +145,8 @@ export interface Config {
   /** OpenTelemetry traces: exported over OTLP/HTTP (JSON) to `<endpoint>/v1/traces` when set; off (no spans at all) when not. */
   readonly tracing: { readonly endpoint: string | undefined; readonly serviceName: string };
   readonly connectorCallTimeoutMs: number;
+  /** INVENTORY_POLL_MS: how often each inventory sync polls its channel for changes a webhook missed. */
+  readonly inventoryPollMs: number;
   readonly jwtSecret: string | undefined;
   /** Per-tenant API quotas from `TENANT_QUOTAS` (the edge answers 429 past them). */
   readonly tenantQuotas: TenantQuotas;
@@ -494,6 +497,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     tracing: { endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: e.OTEL_SERVICE_NAME },
     connectorCallTimeoutMs: e.CONNECTOR_CALL_TIMEOUT_MS,
+    inventoryPollMs: e.INVENTORY_POLL_MS,
     jwtSecret: e.JWT_SECRET,
     tenantQuotas: quotas.quotas,
     credentialsKeys: credentials ? Object.freeze(credentials.keys) : undefined,

@@ -181,7 +181,7 @@ export function createServices(o: ServicesOptions): Services {
   const eventsRoot = `${runtime.config.nats.prefix}.events`;
   const syncs = runtime.host.actor(syncType);
   const plannerStats = new PlannerStats(pool, log);
-  const inventory = new InventoryService({ pool, syncs, connections: integrations, outbound: door, clock, log, eventsRoot, runtime, stats: plannerStats });
+  const inventory = new InventoryService({ pool, syncs, connections: integrations, outbound: door, clock, log, eventsRoot, runtime, stats: plannerStats, pollMs: runtime.config.inventoryPollMs });
   const engine = new InventoryEngine({ pool, outbound: door, clock, log, stats: plannerStats, hooks: o.inventoryHooks, ...(o.inventoryPagesPerStep ? { pagesPerStep: o.inventoryPagesPerStep } : {}), fanOut: (tenantId, skus, except) => inventory.fanOut(tenantId, skus, except) });
   o.connectors?.set('inventory', engine.invoker());
   inventory.useEngine(engine);

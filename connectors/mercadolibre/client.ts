@@ -162,6 +162,41 @@ export async function* allItemIds(s: MercadoLibreSettings, creds: MercadoLibreCr
   }
 }
 
+/** One notification ML could not deliver, as `/missed_feeds` lists it (the request it tried and what it got). */
+export interface MLMissedFeed {
+  id: string;
+  resource: string;
+  userId: number;
+  topic: string;
+  /** When ML received the change (ISO; `sent` when `received` is absent). */
+  received: string;
+  attempts: number;
+}
+
+/**
+ * One page of the application's undelivered notifications (`GET /missed_feeds?app_id&topic&offset&limit`:
+ * `{ messages: [{ _id, resource, user_id, topic, application_id, attempts, sent, received, request, response }], total, offset, limit }`),
+ * kept by ML for 2 days. The list is the application's, for every seller: only this seller's are answered.
+ */
+export async function missedFeeds(
+  s: MercadoLibreSettings & { applicationId: string | number },
+  creds: MercadoLibreCredentials,
+  input: { topic: string; offset?: number; limit?: number },
+  ctx: Pick<CallContext, 'signal'>,
+): Promise<{ messages: MLMissedFeed[]; total: number; offset: number; limit: number }> {
+  const offset = input.offset ?? 0;
+  const limit = input.limit ?? 50;
+  const r = await mlRequest<{
+    messages?: Array<{ _id: string; resource: string; user_id: number | string; topic: string; attempts?: number; sent?: string; received?: string }>;
+    total?: number;
+  }>(s, creds, 'GET', '/missed_feeds', { query: { app_id: String(s.applicationId), topic: input.topic, offset, limit }, signal: ctx.signal });
+  const all = r.messages ?? [];
+  const messages = all
+    .filter((m) => Number(m.user_id) === s.sellerId)
+    .map((m) => ({ id: m._id, resource: m.resource, userId: Number(m.user_id), topic: m.topic, received: m.received ?? m.sent ?? '', attempts: m.attempts ?? 1 }));
+  return { messages, total: r.total ?? all.length, offset, limit };
+}
+
 /** The stock of an item, or of one variation of it. */
 export function stockOf(item: MLItem, variationId?: number): number {
   if (variationId === undefined) return item.available_quantity;

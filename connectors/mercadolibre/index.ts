@@ -4,7 +4,7 @@
  * connector per seller: `createMercadoLibreConnector({ sellerId, apiBaseUrl, applicationId })`.
  */
 import { defineConnector } from '../kit/contract.js';
-import { getItem, getMe, multiget, scanItems, searchItems, setStock, type MercadoLibreSettings } from './client.js';
+import { getItem, getMe, missedFeeds, multiget, scanItems, searchItems, setStock, type MercadoLibreSettings } from './client.js';
 import { classifyMercadoLibre } from './errors.js';
 import { itemMapping } from './mapping.js';
 import { mercadolibreWebhooks } from './webhooks.js';
@@ -20,6 +20,7 @@ export function createMercadoLibreConnector(settings: MercadoLibreSettings & { a
       searchItems: (creds, input: Parameters<typeof searchItems>[2], ctx) => searchItems(settings, creds, input, ctx),
       scanItems: (creds, input: Parameters<typeof scanItems>[2], ctx) => scanItems(settings, creds, input, ctx),
       setStock: (creds, input: Parameters<typeof setStock>[2], ctx) => setStock(settings, creds, input, ctx),
+      missedFeeds: (creds, input: Parameters<typeof missedFeeds>[2], ctx) => missedFeeds(settings, creds, input, ctx),
     },
     webhooks: mercadolibreWebhooks(settings.applicationId),
     mapping: { item: itemMapping },

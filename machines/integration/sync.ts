@@ -108,6 +108,8 @@ interface Who {
   provider: Provider;
   account: string;
   events?: string;
+  /** The poll's interval (INVENTORY_POLL_MS), carried by the service's events: a change restarts the wait. */
+  pollMs?: number;
 }
 type Failure = { code: string; message: string; retryable: boolean; retryAfterMs?: number };
 
@@ -156,6 +158,7 @@ export const syncMachine = setup({
   },
   guards: {
     lastPage: ({ event }) => event.type === 'inventory.page.done' && event.output.done === true,
+    pollChanged: ({ context, event }) => 'pollMs' in event && typeof event.pollMs === 'number' && event.pollMs > 0 && event.pollMs !== context.pollMs,
     retryPage: ({ context, event }) => event.type === 'inventory.page.failed' && event.error.retryable && (context.run?.attempts ?? 0) + 1 < PAGE_MAX_ATTEMPTS,
   },
   delays: {
@@ -176,6 +179,7 @@ export const syncMachine = setup({
         account: context.account ?? event.account,
         lastEventAt: event.at,
         ...(event.events ? { events: event.events } : {}),
+        ...(event.pollMs ? { pollMs: event.pollMs } : {}),
       };
     }),
     startRun: assign(({ context, event }) => {
@@ -301,7 +305,15 @@ export const syncMachine = setup({
     poll: {
       initial: 'waiting',
       states: {
-        waiting: { after: { pollInterval: { target: 'polling', actions: 'requestPoll' } } },
+        waiting: {
+          after: { pollInterval: { target: 'polling', actions: 'requestPoll' } },
+          // a new interval restarts the wait (the first one was started with the default)
+          on: {
+            'sync.start': { guard: 'pollChanged', target: 'waiting', reenter: true },
+            'sync.push': { guard: 'pollChanged', target: 'waiting', reenter: true },
+            'sync.announce': { guard: 'pollChanged', target: 'waiting', reenter: true },
+          },
+        },
         polling: {
           on: {
             'inventory.poll.done': { target: 'waiting', actions: ['recordPoll', 'announce'] },

@@ -73,8 +73,21 @@ export class ShopData {
     return this.levels.get(`${itemId}:${locationId}`);
   }
   levelsOfItem(itemId: number): Level[] {
-    return [...this.levels.values()].filter((l) => l.itemId === itemId);
+    // an index by item, rebuilt when levels were added (they are never removed): a scan of every
+    // level per item made a full sync's reads quadratic in the fake
+    if (this.#byItemSize !== this.levels.size) {
+      this.#byItem.clear();
+      for (const l of this.levels.values()) {
+        let list = this.#byItem.get(l.itemId);
+        if (!list) this.#byItem.set(l.itemId, (list = []));
+        list.push(l);
+      }
+      this.#byItemSize = this.levels.size;
+    }
+    return [...(this.#byItem.get(itemId) ?? [])];
   }
+  readonly #byItem = new Map<number, Level[]>();
+  #byItemSize = -1;
   defaultLocation(): Location | undefined {
     return this.locations.values().next().value;
   }

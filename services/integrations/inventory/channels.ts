@@ -58,6 +58,11 @@ export interface Channel {
 
 const hash = (v: unknown): string => createHash('sha256').update(JSON.stringify(v)).digest('hex').slice(0, 16);
 
+/**
+ * Items per channel page. Shopify allows 250 per connection page, but this page's query (levels
+ * with their items and SKUs) then costs more than the 1000 points a query may ask: 250 fails the
+ * sync with MAX_COST_EXCEEDED at the fake (tried, h-sync2).
+ */
 const PAGE = 100;
 
 // --- Shopify -------------------------------------------------------------------------------------
@@ -305,12 +310,44 @@ export class MercadoLibreChannel implements Channel {
     return mlRecords(item);
   }
 
-  async poll(cursor: unknown): Promise<{ records: ChannelRecord[]; cursor: unknown }> {
-    // MercadoLibre has no "changed since" search: missed notifications are caught by the next
-    // full sync (and by pushes, which read the item before writing)
-    return { records: [], cursor: cursor ?? null };
+  /**
+   * MercadoLibre has no "changed since" item search; what a webhook missed is in `/missed_feeds`
+   * (the notifications ML could not deliver, kept 2 days). The poll reads its `items` messages of
+   * this seller received after the cursor (`{ since, ids }`: the newest time read and the ids
+   * at that time; first poll: `fallbackSince`), and reads those items (multiget) like a webhook.
+   */
+  async poll(cursor: unknown, fallbackSince: string, key: string): Promise<{ records: ChannelRecord[]; cursor: unknown }> {
+    const c = (cursor ?? null) as { since?: string; ids?: string[] } | null;
+    const since = c?.since ?? fallbackSince;
+    const sinceMs = Date.parse(since);
+    const seen = new Set(c?.ids ?? []);
+    let newest = c?.since ?? since;
+    let atNewest = new Set(c?.ids ?? []);
+    const itemIds = new Set<string>();
+    for (let page = 0, offset = 0; page < MISSED_PAGES; page++) {
+      const r = await this.#call<{ messages: Array<{ id: string; resource: string; received: string }>; total: number; limit: number }>('missedFeeds', { topic: 'items', offset, limit: MISSED_PAGE }, `${key}:missed:${page}`);
+      for (const m of r.messages) {
+        const at = Date.parse(m.received);
+        if (!Number.isFinite(at) || at < sinceMs || (at === sinceMs && seen.has(m.id))) continue;
+        const item = /^\/items\/([A-Z]{3}\d+)$/.exec(m.resource);
+        if (item) itemIds.add(item[1]!);
+        const nAt = Date.parse(newest);
+        if (!Number.isFinite(nAt) || at > nAt) {
+          newest = m.received;
+          atNewest = new Set([m.id]);
+        } else if (at === nAt) atNewest.add(m.id);
+      }
+      offset += MISSED_PAGE;
+      if (offset >= r.total) break;
+    }
+    const records = itemIds.size === 0 ? [] : (await this.#items([...itemIds], `${key}:items`)).flatMap(mlRecords);
+    return { records, cursor: { since: newest, ids: [...atNewest] } };
   }
 }
+
+/** `/missed_feeds` page size, and the most pages one poll reads (ML keeps 2 days of them). */
+const MISSED_PAGE = 50;
+const MISSED_PAGES = 20;
 
 export function channelFor(outbound: OutboundCalls, ref: ConnectionRef): Channel {
   if (ref.provider === 'shopify') return new ShopifyChannel(outbound, ref);

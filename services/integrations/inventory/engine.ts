@@ -41,7 +41,7 @@ export interface EngineOptions {
   /** Tells the tenant's other connections that our stock of these SKUs changed (a channel's change fans out). */
   fanOut(tenantId: string, skus: string[], except: ConnectionRef): Promise<void>;
   hooks?: EngineHooks;
-  /** Channel pages per step of a full sync (progress is committed per step); default 5. */
+  /** Channel pages per step of a full sync (progress is committed per step); default 20. */
   pagesPerStep?: number;
   /** Told of the mappings a step created, so the planner's statistics keep up with a sync (stats.ts). */
   stats?: PlannerStats;
@@ -105,7 +105,8 @@ export const MAPPINGS_OF_RECORDS = `SELECT sku, external_key, external_ids, sour
   WHERE tenant_id = $1 AND service = $2 AND connection_id = $3 AND (sku = ANY($4::text[]) OR external_key = ANY($5::text[]))`;
 
 const DELTA_PAGE = 100;
-const DEFAULT_PAGES_PER_STEP = 5;
+/** Channel pages per step of a full sync: each step is one durable round trip through the sync actor (h-sync2: 5 -> 20). */
+const DEFAULT_PAGES_PER_STEP = 20;
 const iso = (d: Date | string | null): string | null => (d === null ? null : typeof d === 'string' ? d : d.toISOString());
 
 export class InventoryEngine {

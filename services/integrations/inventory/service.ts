@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { connectionId, stateOf, type Provider } from '../../../machines/integration/index.js';
 import { CONFLICT_STRATEGIES, type ConflictStrategy, type SyncDirection } from '../../../machines/integration/conflict.js';
-import { syncType, type SyncContext, type SyncMode, type SyncRun } from '../../../machines/integration/sync.js';
+import { DEFAULT_POLL_MS, syncType, type SyncContext, type SyncMode, type SyncRun } from '../../../machines/integration/sync.js';
 import type { ActorHandle } from '../../../runtime/actor-handle.js';
 import type { Clock } from '../../../runtime/clock.js';
 import { ConcordError, ErrorCode } from '../../../runtime/errors.js';
@@ -102,6 +102,8 @@ export interface SyncStatus {
 
 export interface InventoryServiceOptions {
   pool: pg.Pool;
+  /** The incremental poll's interval (INVENTORY_POLL_MS). */
+  pollMs?: number;
   syncs: ActorHandle<typeof syncType>;
   connections: ConnectionService;
   outbound: () => OutboundCalls;
@@ -165,6 +167,11 @@ export class InventoryService {
   #idle: Array<() => void> = [];
 
   constructor(private readonly o: InventoryServiceOptions) {}
+
+  /** INVENTORY_POLL_MS (default 5 minutes). */
+  get #pollMs(): number {
+    return this.o.pollMs ?? DEFAULT_POLL_MS;
+  }
 
   /** The engine that applies webhooks (built beside this service: it fans out through it). */
   useEngine(engine: InventoryEngine): void {
@@ -315,7 +322,7 @@ export class InventoryService {
         .map((r) =>
           this.o.syncs.send(
             connectionId(tenantId, r.service, r.connection_id),
-            { type: 'sync.push', skus: r.skus, tenantId, provider: r.service, account: r.connection_id, events: this.o.eventsRoot, at },
+            { type: 'sync.push', skus: r.skus, tenantId, provider: r.service, account: r.connection_id, events: this.o.eventsRoot, pollMs: this.#pollMs, at },
             { tenant: tenantId, ...(version && r.skus.length === 1 ? { messageId: `push:${r.skus[0]}:${version}` } : {}) },
           ),
         ),
@@ -577,7 +584,7 @@ export class InventoryService {
     try {
       await this.o.syncs.send(
         id,
-        { type: 'sync.start', syncId, mode: body.mode, direction: body.direction, requestedBy: principal.sub, tenantId: tenant, provider: p, account: ref.account, events: this.o.eventsRoot, ...(body.pollMs ? { pollMs: body.pollMs } : {}), at: this.#now() },
+        { type: 'sync.start', syncId, mode: body.mode, direction: body.direction, requestedBy: principal.sub, tenantId: tenant, provider: p, account: ref.account, events: this.o.eventsRoot, pollMs: body.pollMs ?? this.#pollMs, at: this.#now() },
         { tenant },
       );
     } catch (err) {

@@ -12,7 +12,8 @@ let node: Node;
 beforeAll(async () => {
   fakes = await startMarketplaceFakes();
   database = await freshDatabase();
-  node = await startNode(database, fakes);
+  // the incremental poll every second (INVENTORY_POLL_MS; 5 minutes by default)
+  node = await startNode(database, fakes, { env: { INVENTORY_POLL_MS: '1000' } });
 }, 60_000);
 
 afterAll(async () => {
@@ -51,4 +52,19 @@ describe('inventory sync with MercadoLibre (items and variations)', () => {
     const log = await waitFor('the log row', async () => (await node.call('GET', '/api/integrations/mercadolibre/logs?sku=ML-V2&outcome=synced', { token: token('vendor', TENANT) })).body.data[0]);
     expect(log).toMatchObject({ outcome: 'synced', action: 'write_ours', ourStock: 8, resolvedStock: 5 });
   });
+
+  it('a notification ML could not deliver is read back from /missed_feeds by the incremental poll and applied to ours', async () => {
+    expect((await ours('ML-A')).stock).toBe(9);
+    // the notification goes nowhere (our callback down): ML lists it in its missed feeds
+    const d = await fakes.mercadolibre.control.sell(DEMO_ML_SELLER, 'ML-A', 4, { to: 'http://127.0.0.1:9/down' });
+    expect(d?.ok).toBe(false);
+    await waitFor('the missed sale in our stock', async () => (await ours('ML-A')).stock === 5, 15_000);
+    const feeds = fakes.mercadolibre.state.calls.filter((c) => c.path === '/missed_feeds');
+    expect(feeds.length).toBeGreaterThan(0);
+    expect(feeds.every((c) => c.status === 200)).toBe(true);
+    // applied once: later polls start after it (the cursor), so no second log row for it
+    await new Promise((r) => setTimeout(r, 2_500));
+    const rows = await database.pool.query(`SELECT count(*)::int AS n FROM integration_sync_logs WHERE sku = 'ML-A' AND resolved_stock = 5 AND outcome = 'synced'`);
+    expect(rows.rows[0].n).toBe(1);
+  }, 30_000);
 });
