@@ -78,6 +78,8 @@ interface Claimed {
  */
 export class EventDeliveryWorker {
   readonly #inflight = new Set<Promise<void>>();
+  /** Told of every delivery recorded as delivered (usage analytics count them in memory). */
+  #onDelivered: ((targets: string[], at: number) => void) | undefined;
   readonly #touched = new Set<string>();
   #abort = new AbortController();
   #running = false;
@@ -87,6 +89,11 @@ export class EventDeliveryWorker {
   readonly stats = { delivered: 0, retried: 0, dead: 0, released: 0, claims: 0, lanes: 0 };
 
   constructor(private readonly o: EventDeliveryWorkerOptions) {}
+
+  /** `fn` hears of every delivery recorded as delivered: the target integration ids and when (it must not block or throw). */
+  onDelivered(fn: (targets: string[], at: number) => void): void {
+    this.#onDelivered = fn;
+  }
 
   start(): void {
     if (this.#running) return;
@@ -279,6 +286,7 @@ export class EventDeliveryWorker {
         [done.map((r) => r.id), at, ['messaging']],
       );
       this.stats.delivered += done.length;
+      this.#onDelivered?.(done.map((r) => r.target_integration_id), at.getTime());
       for (const r of done) this.#touched.add(r.event_id);
     }
     if (failed >= 0) {
@@ -357,6 +365,7 @@ export class EventDeliveryWorker {
     }
     if (outcome.kind === 'delivered') {
       this.stats.delivered++;
+      this.#onDelivered?.([row.target_integration_id], now);
       set = `status = 'delivered', lease_until = NULL, delivered_at = $3, updated_at = $3, last_status_code = $4, last_error = NULL, channels = $5`;
       params = [row.id, row.event_id, at, outcome.statusCode, channels];
     } else {
