@@ -117,6 +117,11 @@ export class EcosystemService {
         if (this.#shares.size >= 10_000) this.#shares.clear();
         this.#shares.set(key, { until: this.clock.now() + SHARE_TTL_MS, share: s });
         return s;
+      })
+      .catch((err: unknown) => {
+        // the registry unreadable: the call keeps the provider's budget (which still holds it) rather than failing
+        this.log.warn({ err, tenantId: c.tenantId, provider: c.provider }, 'reading the tier share failed; the whole budget applies');
+        return 1;
       });
     return share;
   }
