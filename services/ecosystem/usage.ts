@@ -94,6 +94,8 @@ export class UsageMeter {
   #pending = new Map<string, Counter>();
   /** Health checks per (integration, hour) not yet added to `ecosystem_health_hourly`. */
   #checks = new Map<string, { integrationId: string; hour: string; checks: number; ok: number; latencyMsSum: number }>();
+  /** The counters a flush is writing: still counted by reads until the statement committed (else a read meanwhile misses them). */
+  #writing: { usage: Counter[]; checks: Array<{ integrationId: string; hour: string; checks: number; ok: number }> } = { usage: [], checks: [] };
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
 
@@ -139,7 +141,7 @@ export class UsageMeter {
   pendingChecks(sinceMs: number): Map<string, { c24: number; o24: number; c30: number; o30: number }> {
     const out = new Map<string, { c24: number; o24: number; c30: number; o30: number }>();
     const since = hourOf(sinceMs);
-    for (const k of this.#checks.values()) {
+    for (const k of [...this.#checks.values(), ...this.#writing.checks]) {
       const v = out.get(k.integrationId) ?? { c24: 0, o24: 0, c30: 0, o30: 0 };
       v.c30 += k.checks;
       v.o30 += k.ok;
@@ -170,6 +172,7 @@ export class UsageMeter {
       if (this.#pending.size === 0) return;
       const batch = [...this.#pending.values()];
       this.#pending = new Map();
+      this.#writing.usage = batch;
       try {
         await this.pool.query(
           `INSERT INTO ecosystem_usage_hourly AS u (integration_id, hour, tenant_id, provider, calls, errors, latency_ms_sum, latency_ms_max, budget_units, sync_calls, events_delivered)
@@ -183,6 +186,8 @@ export class UsageMeter {
       } catch (err) {
         for (const c of batch) this.#merge(c);
         this.log.warn({ err, counters: batch.length }, 'flushing usage counters failed; kept for the next flush');
+      } finally {
+        this.#writing.usage = [];
       }
     });
     return this.#flushing;
@@ -192,6 +197,7 @@ export class UsageMeter {
     if (this.#checks.size === 0) return;
     const batch = [...this.#checks.values()];
     this.#checks = new Map();
+    this.#writing.checks = batch;
     try {
       await this.pool.query(
         `INSERT INTO ecosystem_health_hourly AS h (integration_id, hour, checks, ok, latency_ms_sum)
@@ -211,6 +217,8 @@ export class UsageMeter {
         }
       }
       this.log.warn({ err, counters: batch.length }, 'flushing health-check counters failed; kept for the next flush');
+    } finally {
+      this.#writing.checks = [];
     }
   }
 
@@ -271,7 +279,7 @@ export class UsageMeter {
     };
     for (const r of rows) add(r.k, r.b.toISOString(), { calls: Number(r.calls), errors: Number(r.errors), lsum: Number(r.lsum), lmax: r.lmax, units: Number(r.units), syncs: Number(r.syncs), events: Number(r.events), webhooks: 0 });
     const fromHour = hourOf(q.from);
-    for (const c of this.#pending.values()) {
+    for (const c of [...this.#pending.values(), ...this.#writing.usage]) {
       if (c.hour < fromHour || Date.parse(c.hour) >= q.to) continue;
       if (q.integrationIds && !q.integrationIds.includes(c.integrationId)) continue;
       if (q.tenantId && c.tenantId !== q.tenantId) continue;
