@@ -13,3 +13,9 @@ CREATE TABLE ecosystem_health_latest (
 
 -- version 1 of the ecosystem actor checked on its own timer; version 2 has none
 DELETE FROM timers WHERE actor_type = 'ecosystem';
+
+-- Usage analytics count the inventory sync's calls through the outbound door (also in `calls`)
+-- and the events delivered to an integration, in memory like the rest, flushed in bulk.
+ALTER TABLE ecosystem_usage_hourly
+  ADD COLUMN sync_calls       bigint NOT NULL DEFAULT 0,
+  ADD COLUMN events_delivered bigint NOT NULL DEFAULT 0;

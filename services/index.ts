@@ -188,6 +188,9 @@ export function createServices(o: ServicesOptions): Services {
   // the health checks of a registered integration run in the process that owns its actor's partition
   const ecosystem = new EcosystemService({ host: runtime.host, pool, vault, config: runtime.config, clock, log, owns: (id) => runtime.leases.owned().includes(partitionOf(`ecosystem/${id}`, runtime.config.partitions)) });
   o.connectors?.set('ecosystem', ecosystem.invoker());
+  // the registry's tiers limit a registered connection to its share of the provider's budget; sync calls and event deliveries are counted in its usage
+  outbound.door.hooks({ shareOf: (c) => ecosystem.shareOf(c), attempted: (c, _call, outcome) => ecosystem.countSyncCall(c, outcome) });
+  eventDelivery.worker.onDelivered((targets, at) => ecosystem.countDeliveries(targets, at));
   let started = { events: false, intake: false, outbound: false, inventory: false, playbooks: false };
   integrations.extendStatus(async (c) => (c.provider === 'generic' ? {} : { sync: await inventory.status(c.tenantId, c.provider) }));
   const stepRunners = createStepRunners({

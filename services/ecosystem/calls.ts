@@ -88,8 +88,9 @@ export class IntegrationCalls {
 
   /**
    * The integration bound to its client and credentials, kept for BOUND_TTL_MS so a check costs no
-   * read (row and vault); an update or delete in this process forgets it at once, one in another
-   * process is seen within the TTL (and a retired credential fails the check meanwhile).
+   * read (row and vault); then the row is read again (one key lookup) and the vault only when the
+   * row's or credentials' version changed. An update or delete in this process forgets it at once,
+   * one in another process is seen within the TTL (and a retired credential fails the check meanwhile).
    */
   async #bound(id: string): Promise<{ reachable: Reachable; client: GenericClient<GenericAuth>; credentials: AnyCredentials } | null> {
     const now = this.clock.now();
@@ -99,6 +100,12 @@ export class IntegrationCalls {
     if (!r) {
       this.#clients.delete(id);
       return null;
+    }
+    // the same row and credentials version: the client and credentials held are still right (no vault read)
+    if (hit && hit.reachable.version === r.version && hit.reachable.credentialsVersion === r.credentialsVersion) {
+      const kept = { ...hit, until: now + BOUND_TTL_MS, reachable: r };
+      this.#clients.set(id, kept);
+      return kept;
     }
     const { secret } = await this.vault.get({ tenantId: r.tenantId, service: VAULT_SERVICE, connectionId: r.name });
     // the client (and its client-credentials token) is kept while the row and credentials are the same version

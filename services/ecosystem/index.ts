@@ -19,6 +19,11 @@ import { UsageMeter, type Granularity, type GroupBy, type UsageSeries } from './
 
 export type { Finding, HealthReport, HealthSummary, RegistryAuditEntry, UsageSeries };
 
+/** How long a connection's budget share is reused before the registry is read again. */
+export const SHARE_TTL_MS = 30_000;
+/** How long the set of registered integration ids (for counting event deliveries) is reused. */
+const KNOWN_TTL_MS = 30_000;
+
 export interface UsageRequest {
   from: number;
   to: number;
@@ -64,10 +69,12 @@ export class EcosystemService {
     this.compliance = new Compliance(pool, this.catalog, clock, config.ecosystem.rotationDays, this.meter);
     this.pool = pool;
     this.clock = clock;
+    this.log = log;
   }
 
   private readonly pool: pg.Pool;
   private readonly clock: Clock;
+  private readonly log: Logger;
 
   /** The `ecosystem` connector (the registry actors' health checks, and requests through an integration). */
   invoker(): ConnectorInvoker {
@@ -88,6 +95,68 @@ export class EcosystemService {
     return { name, ...this.catalog.tier(name) };
   }
 
+  /**
+   * The share of its provider's budget a connection's calls through the outbound door may take
+   * (the door's `shareOf` hook): its tier's `rateBudgetShare` when a registered integration of the
+   * tenant is that account (by name) or that provider (by platform); 1 otherwise (a marketplace
+   * connection not registered keeps the whole budget). Cached per connection for SHARE_TTL_MS:
+   * a call costs no query.
+   */
+  shareOf(c: { tenantId: string; provider: string; account: string }): number | Promise<number> {
+    const key = `${c.tenantId}\u0000${c.provider}\u0000${c.account}`;
+    const now = this.clock.now();
+    const hit = this.#shares.get(key);
+    if (hit && hit.until > now) return hit.share;
+    const share = this.pool
+      .query<{ tier: TierName }>(
+        `SELECT tier FROM ecosystem_integrations WHERE tenant_id = $1 AND (name = $2 OR platform = $3) AND status = 'active' ORDER BY (name = $2) DESC, name LIMIT 1`,
+        [c.tenantId, c.account, c.provider],
+      )
+      .then(({ rows }) => {
+        const s = rows[0] ? this.catalog.tier(rows[0].tier).rateBudgetShare : 1;
+        if (this.#shares.size >= 10_000) this.#shares.clear();
+        this.#shares.set(key, { until: this.clock.now() + SHARE_TTL_MS, share: s });
+        return s;
+      })
+      .catch((err: unknown) => {
+        // the registry unreadable: the call keeps the provider's budget (which still holds it) rather than failing
+        this.log.warn({ err, tenantId: c.tenantId, provider: c.provider }, 'reading the tier share failed; the whole budget applies');
+        return 1;
+      });
+    return share;
+  }
+
+  readonly #shares = new Map<string, { until: number; share: number }>();
+  /** Registry integration ids with their tenant and platform (events delivered are counted only to these). */
+  #known: { at: number; ids: Promise<Map<string, { tenantId: string; platform: string }>> } | undefined;
+
+  /** The outbound door's `attempted` hook: a sync call of a marketplace connection, counted in memory. */
+  countSyncCall(c: { tenantId: string; provider: string; account: string }, outcome: { ok: boolean; ms: number; cost: number }): void {
+    this.meter.record({ integrationId: `${c.tenantId}:${c.provider}:${c.account}`, tenantId: c.tenantId, provider: c.provider, at: this.clock.now(), ok: outcome.ok, latencyMs: outcome.ms, units: outcome.cost, kind: 'sync' });
+  }
+
+  /**
+   * The event delivery worker's hook: events delivered, counted per registered integration in
+   * memory. A target that is not a registered integration's id is not counted (target ids are
+   * free-form: only a registry row says whose an id is).
+   */
+  countDeliveries(targets: string[], at: number): void {
+    const now = this.clock.now();
+    if (!this.#known || now - this.#known.at > KNOWN_TTL_MS) {
+      const ids = this.pool.query<{ id: string; tenant_id: string; platform: string }>(`SELECT id, tenant_id, platform FROM ecosystem_integrations`).then(({ rows }) => new Map(rows.map((r) => [r.id, { tenantId: r.tenant_id, platform: r.platform }])));
+      ids.catch(() => (this.#known = undefined));
+      this.#known = { at: now, ids };
+    }
+    void this.#known.ids
+      .then((known) => {
+        for (const t of targets) {
+          const k = known.get(t);
+          if (k) this.meter.record({ integrationId: t, tenantId: k.tenantId, provider: k.platform, at, ok: true, latencyMs: 0, units: 0, kind: 'event' });
+        }
+      })
+      .catch((err: unknown) => this.log.warn({ err }, 'counting event deliveries failed'));
+  }
+
   async healthOf(principal: Principal, name: string, ownerId?: string): Promise<HealthReport> {
     return this.health.report(await this.registry.require(principal, name, ownerId));
   }
@@ -96,7 +165,7 @@ export class EcosystemService {
   async usageOf(principal: Principal, name: string, q: UsageRequest): Promise<{ integrationId: string; granularity: Granularity; from: string; to: string } & Omit<UsageSeries, 'key'>> {
     const v = await this.registry.require(principal, name, q.ownerId);
     const series = await this.meter.query({ from: q.from, to: q.to, granularity: q.granularity, groupBy: 'integration', integrationIds: [v.id] });
-    const s = series[0] ?? { key: v.id, totals: { calls: 0, errors: 0, errorRate: 0, averageLatencyMs: null, maxLatencyMs: null, budgetUnits: 0, webhooks: 0 }, buckets: [] };
+    const s = series[0] ?? { key: v.id, totals: { calls: 0, errors: 0, errorRate: 0, averageLatencyMs: null, maxLatencyMs: null, budgetUnits: 0, syncCalls: 0, eventsDelivered: 0, webhooks: 0 }, buckets: [] };
     return { integrationId: v.id, granularity: q.granularity, from: new Date(q.from).toISOString(), to: new Date(q.to).toISOString(), totals: s.totals, buckets: s.buckets };
   }
 

@@ -27,7 +27,7 @@ export interface MonitorOptions {
   settingsOf: (tier: string) => CheckSettings;
   /** Whether this process checks that integration (it owns the partition of its actor); default: all. */
   owns?: (id: string) => boolean;
-  /** How often due checks are gathered; default: 1 s, or half the shortest interval seen if shorter. */
+  /** How often due checks are gathered; default: 250 ms (a few checks per tick, not a burst per second), or half the shortest interval seen if shorter. */
   tickMs?: number;
   /** Checks running at once. */
   concurrency?: number;
@@ -90,7 +90,7 @@ export class HealthMonitor {
   readonly #abort = new AbortController();
 
   constructor(private readonly o: MonitorOptions) {
-    this.#tickMs = o.tickMs ?? 1_000;
+    this.#tickMs = o.tickMs ?? 250;
   }
 
   async start(): Promise<void> {

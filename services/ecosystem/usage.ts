@@ -14,6 +14,12 @@ export interface CallRecord {
   latencyMs: number;
   /** Rate-budget units the call took (default 1). */
   units?: number;
+  /**
+   * `call` (default): a call out through a registered integration; `sync`: a call of a
+   * marketplace connection's sync through the outbound door (also a call); `event`: an event
+   * delivered to the integration (counted apart, not a call).
+   */
+  kind?: 'call' | 'sync' | 'event';
 }
 
 interface Counter {
@@ -26,6 +32,8 @@ interface Counter {
   latencyMsSum: number;
   latencyMsMax: number;
   budgetUnits: number;
+  syncCalls: number;
+  eventsDelivered: number;
 }
 
 export type Granularity = 'hour' | 'day';
@@ -42,6 +50,10 @@ export interface UsageBucket {
   averageLatencyMs: number | null;
   maxLatencyMs: number | null;
   budgetUnits: number;
+  /** Calls made by the inventory sync through the outbound door (included in `calls`). */
+  syncCalls: number;
+  /** Events delivered to the integration (the event delivery worker's deliveries to it). */
+  eventsDelivered: number;
   /** Webhooks accepted from the provider in the bucket (marketplace connections; from `integration_webhooks`). */
   webhooks: number;
 }
@@ -82,6 +94,8 @@ export class UsageMeter {
   #pending = new Map<string, Counter>();
   /** Health checks per (integration, hour) not yet added to `ecosystem_health_hourly`. */
   #checks = new Map<string, { integrationId: string; hour: string; checks: number; ok: number; latencyMsSum: number }>();
+  /** The counters a flush is writing: still counted by reads until the statement committed (else a read meanwhile misses them). */
+  #writing: { usage: Counter[]; checks: Array<{ integrationId: string; hour: string; checks: number; ok: number }> } = { usage: [], checks: [] };
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
 
@@ -96,9 +110,14 @@ export class UsageMeter {
     const key = `${c.integrationId}\u0000${hour}`;
     let k = this.#pending.get(key);
     if (!k) {
-      k = { integrationId: c.integrationId, hour, tenantId: c.tenantId, provider: c.provider, calls: 0, errors: 0, latencyMsSum: 0, latencyMsMax: 0, budgetUnits: 0 };
+      k = { integrationId: c.integrationId, hour, tenantId: c.tenantId, provider: c.provider, calls: 0, errors: 0, latencyMsSum: 0, latencyMsMax: 0, budgetUnits: 0, syncCalls: 0, eventsDelivered: 0 };
       this.#pending.set(key, k);
     }
+    if (c.kind === 'event') {
+      k.eventsDelivered += 1;
+      return;
+    }
+    if (c.kind === 'sync') k.syncCalls += 1;
     k.calls += 1;
     if (!c.ok) k.errors += 1;
     const latency = Math.max(0, Math.round(c.latencyMs));
@@ -122,7 +141,7 @@ export class UsageMeter {
   pendingChecks(sinceMs: number): Map<string, { c24: number; o24: number; c30: number; o30: number }> {
     const out = new Map<string, { c24: number; o24: number; c30: number; o30: number }>();
     const since = hourOf(sinceMs);
-    for (const k of this.#checks.values()) {
+    for (const k of [...this.#checks.values(), ...this.#writing.checks]) {
       const v = out.get(k.integrationId) ?? { c24: 0, o24: 0, c30: 0, o30: 0 };
       v.c30 += k.checks;
       v.o30 += k.ok;
@@ -153,19 +172,22 @@ export class UsageMeter {
       if (this.#pending.size === 0) return;
       const batch = [...this.#pending.values()];
       this.#pending = new Map();
+      this.#writing.usage = batch;
       try {
         await this.pool.query(
-          `INSERT INTO ecosystem_usage_hourly AS u (integration_id, hour, tenant_id, provider, calls, errors, latency_ms_sum, latency_ms_max, budget_units)
-           SELECT r."integrationId", r.hour, r."tenantId", r.provider, r.calls, r.errors, r."latencyMsSum", r."latencyMsMax", r."budgetUnits"
-             FROM jsonb_to_recordset($1::jsonb) AS r("integrationId" text, hour timestamptz, "tenantId" text, provider text, calls bigint, errors bigint, "latencyMsSum" bigint, "latencyMsMax" int, "budgetUnits" bigint)
+          `INSERT INTO ecosystem_usage_hourly AS u (integration_id, hour, tenant_id, provider, calls, errors, latency_ms_sum, latency_ms_max, budget_units, sync_calls, events_delivered)
+           SELECT r."integrationId", r.hour, r."tenantId", r.provider, r.calls, r.errors, r."latencyMsSum", r."latencyMsMax", r."budgetUnits", r."syncCalls", r."eventsDelivered"
+             FROM jsonb_to_recordset($1::jsonb) AS r("integrationId" text, hour timestamptz, "tenantId" text, provider text, calls bigint, errors bigint, "latencyMsSum" bigint, "latencyMsMax" int, "budgetUnits" bigint, "syncCalls" bigint, "eventsDelivered" bigint)
            ON CONFLICT (integration_id, hour) DO UPDATE SET calls = u.calls + excluded.calls, errors = u.errors + excluded.errors,
              latency_ms_sum = u.latency_ms_sum + excluded.latency_ms_sum, latency_ms_max = greatest(u.latency_ms_max, excluded.latency_ms_max),
-             budget_units = u.budget_units + excluded.budget_units`,
+             budget_units = u.budget_units + excluded.budget_units, sync_calls = u.sync_calls + excluded.sync_calls, events_delivered = u.events_delivered + excluded.events_delivered`,
           [JSON.stringify(batch)],
         );
       } catch (err) {
         for (const c of batch) this.#merge(c);
         this.log.warn({ err, counters: batch.length }, 'flushing usage counters failed; kept for the next flush');
+      } finally {
+        this.#writing.usage = [];
       }
     });
     return this.#flushing;
@@ -175,6 +197,7 @@ export class UsageMeter {
     if (this.#checks.size === 0) return;
     const batch = [...this.#checks.values()];
     this.#checks = new Map();
+    this.#writing.checks = batch;
     try {
       await this.pool.query(
         `INSERT INTO ecosystem_health_hourly AS h (integration_id, hour, checks, ok, latency_ms_sum)
@@ -194,6 +217,8 @@ export class UsageMeter {
         }
       }
       this.log.warn({ err, counters: batch.length }, 'flushing health-check counters failed; kept for the next flush');
+    } finally {
+      this.#writing.checks = [];
     }
   }
 
@@ -209,6 +234,8 @@ export class UsageMeter {
     k.latencyMsSum += c.latencyMsSum;
     k.latencyMsMax = Math.max(k.latencyMsMax, c.latencyMsMax);
     k.budgetUnits += c.budgetUnits;
+    k.syncCalls += c.syncCalls;
+    k.eventsDelivered += c.eventsDelivered;
   }
 
   /** Usage per group and bucket over [from, to): flushed rows, plus this process's pending counters, plus webhooks of marketplace connections. */
@@ -227,13 +254,14 @@ export class UsageMeter {
       params.push(q.tenantId);
       cond.push(`tenant_id = $${params.length}`);
     }
-    const { rows } = await this.pool.query<{ k: string; b: Date; calls: string; errors: string; lsum: string; lmax: number; units: string }>(
-      `SELECT ${groupCol} AS k, date_trunc($1, hour, 'UTC') AS b, sum(calls) AS calls, sum(errors) AS errors, sum(latency_ms_sum) AS lsum, max(latency_ms_max) AS lmax, sum(budget_units) AS units
+    const { rows } = await this.pool.query<{ k: string; b: Date; calls: string; errors: string; lsum: string; lmax: number; units: string; syncs: string; events: string }>(
+      `SELECT ${groupCol} AS k, date_trunc($1, hour, 'UTC') AS b, sum(calls) AS calls, sum(errors) AS errors, sum(latency_ms_sum) AS lsum, max(latency_ms_max) AS lmax, sum(budget_units) AS units,
+              sum(sync_calls) AS syncs, sum(events_delivered) AS events
          FROM ecosystem_usage_hourly WHERE ${cond.join(' AND ')} GROUP BY 1, 2`,
       params,
     );
-    const acc = new Map<string, Map<string, { calls: number; errors: number; lsum: number; lmax: number; units: number; webhooks: number }>>();
-    const add = (key: string, start: string, v: { calls: number; errors: number; lsum: number; lmax: number; units: number; webhooks: number }) => {
+    const acc = new Map<string, Map<string, Sums>>();
+    const add = (key: string, start: string, v: Sums) => {
       let g = acc.get(key);
       if (!g) acc.set(key, (g = new Map()));
       const b = g.get(start);
@@ -244,17 +272,19 @@ export class UsageMeter {
         b.lsum += v.lsum;
         b.lmax = Math.max(b.lmax, v.lmax);
         b.units += v.units;
+        b.syncs += v.syncs;
+        b.events += v.events;
         b.webhooks += v.webhooks;
       }
     };
-    for (const r of rows) add(r.k, r.b.toISOString(), { calls: Number(r.calls), errors: Number(r.errors), lsum: Number(r.lsum), lmax: r.lmax, units: Number(r.units), webhooks: 0 });
+    for (const r of rows) add(r.k, r.b.toISOString(), { calls: Number(r.calls), errors: Number(r.errors), lsum: Number(r.lsum), lmax: r.lmax, units: Number(r.units), syncs: Number(r.syncs), events: Number(r.events), webhooks: 0 });
     const fromHour = hourOf(q.from);
-    for (const c of this.#pending.values()) {
+    for (const c of [...this.#pending.values(), ...this.#writing.usage]) {
       if (c.hour < fromHour || Date.parse(c.hour) >= q.to) continue;
       if (q.integrationIds && !q.integrationIds.includes(c.integrationId)) continue;
       if (q.tenantId && c.tenantId !== q.tenantId) continue;
       const key = q.groupBy === 'integration' ? c.integrationId : q.groupBy === 'tenant' ? c.tenantId : c.provider;
-      add(key, bucketOf(c.hour, q.granularity), { calls: c.calls, errors: c.errors, lsum: c.latencyMsSum, lmax: c.latencyMsMax, units: c.budgetUnits, webhooks: 0 });
+      add(key, bucketOf(c.hour, q.granularity), { calls: c.calls, errors: c.errors, lsum: c.latencyMsSum, lmax: c.latencyMsMax, units: c.budgetUnits, syncs: c.syncCalls, events: c.eventsDelivered, webhooks: 0 });
     }
     await this.#webhooks(q, add);
     return [...acc.entries()]
@@ -262,8 +292,8 @@ export class UsageMeter {
       .map(([key, g]) => {
         const buckets = [...g.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([start, v]) => figures(start, v));
         const t = buckets.reduce(
-          (s, b) => ({ calls: s.calls + b.calls, errors: s.errors + b.errors, lsum: s.lsum + (b.averageLatencyMs ?? 0) * b.calls, lmax: Math.max(s.lmax, b.maxLatencyMs ?? 0), units: s.units + b.budgetUnits, webhooks: s.webhooks + b.webhooks }),
-          { calls: 0, errors: 0, lsum: 0, lmax: 0, units: 0, webhooks: 0 },
+          (s, b) => ({ calls: s.calls + b.calls, errors: s.errors + b.errors, lsum: s.lsum + (b.averageLatencyMs ?? 0) * b.calls, lmax: Math.max(s.lmax, b.maxLatencyMs ?? 0), units: s.units + b.budgetUnits, syncs: s.syncs + b.syncCalls, events: s.events + b.eventsDelivered, webhooks: s.webhooks + b.webhooks }),
+          { calls: 0, errors: 0, lsum: 0, lmax: 0, units: 0, syncs: 0, events: 0, webhooks: 0 },
         );
         const { start: _start, ...totals } = figures('', t);
         return { key, totals, buckets };
@@ -271,7 +301,7 @@ export class UsageMeter {
   }
 
   /** Webhooks accepted for marketplace connections, from the rows the intake already writes (ids `<tenant>:<service>:<connection>`). */
-  async #webhooks(q: UsageQuery, add: (key: string, start: string, v: { calls: number; errors: number; lsum: number; lmax: number; units: number; webhooks: number }) => void): Promise<void> {
+  async #webhooks(q: UsageQuery, add: (key: string, start: string, v: Sums) => void): Promise<void> {
     const params: unknown[] = [q.granularity, new Date(q.from), new Date(q.to)];
     const cond = ['received_at >= $2', 'received_at < $3'];
     if (q.integrationIds) {
@@ -287,11 +317,22 @@ export class UsageMeter {
       `SELECT ${key} AS k, date_trunc($1, received_at, 'UTC') AS b, count(*) AS n FROM integration_webhooks WHERE ${cond.join(' AND ')} AND status <> 'stale' GROUP BY 1, 2`,
       params,
     );
-    for (const r of rows) add(r.k, r.b.toISOString(), { calls: 0, errors: 0, lsum: 0, lmax: 0, units: 0, webhooks: Number(r.n) });
+    for (const r of rows) add(r.k, r.b.toISOString(), { calls: 0, errors: 0, lsum: 0, lmax: 0, units: 0, syncs: 0, events: 0, webhooks: Number(r.n) });
   }
 }
 
-function figures(start: string, v: { calls: number; errors: number; lsum: number; lmax: number; units: number; webhooks: number }): UsageBucket {
+interface Sums {
+  calls: number;
+  errors: number;
+  lsum: number;
+  lmax: number;
+  units: number;
+  syncs: number;
+  events: number;
+  webhooks: number;
+}
+
+function figures(start: string, v: Sums): UsageBucket {
   return {
     start,
     calls: v.calls,
@@ -300,6 +341,8 @@ function figures(start: string, v: { calls: number; errors: number; lsum: number
     averageLatencyMs: v.calls > 0 ? Math.round((v.lsum / v.calls) * 10) / 10 : null,
     maxLatencyMs: v.calls > 0 ? v.lmax : null,
     budgetUnits: v.units,
+    syncCalls: v.syncs,
+    eventsDelivered: v.events,
     webhooks: v.webhooks,
   };
 }

@@ -89,6 +89,8 @@ interface Claimed {
  */
 export class EventDeliveryWorker {
   readonly #inflight = new Set<Promise<void>>();
+  /** Told of every delivery recorded as delivered (usage analytics count them in memory). */
+  #onDelivered: ((targets: string[], at: number) => void) | undefined;
   readonly #touched = new Set<string>();
   #abort = new AbortController();
   #running = false;
@@ -100,6 +102,11 @@ export class EventDeliveryWorker {
   readonly stats = { delivered: 0, retried: 0, dead: 0, released: 0, claims: 0, lanes: 0, rounds: 0 };
 
   constructor(private readonly o: EventDeliveryWorkerOptions) {}
+
+  /** `fn` hears of every delivery recorded as delivered: the target integration ids and when (it must not block or throw). */
+  onDelivered(fn: (targets: string[], at: number) => void): void {
+    this.#onDelivered = fn;
+  }
 
   start(): void {
     if (this.#running) return;
@@ -337,6 +344,7 @@ export class EventDeliveryWorker {
           WHERE id = ANY($1::bigint[])`,
         [ids, at, statusCode, channels],
       );
+      this.#onDelivered?.(done.map((r) => r.target_integration_id), at.getTime());
       return [];
     }
     const head = done[0]!;
@@ -372,6 +380,7 @@ export class EventDeliveryWorker {
        ORDER BY p.rn`,
       [ids, at, statusCode, channels, head.source_integration_id, head.target_integration_id, perLane, new Date(at.getTime() + this.o.config.leaseMs)],
     );
+    this.#onDelivered?.(done.map((r) => r.target_integration_id), at.getTime());
     return this.#consecutive(rows);
   }
 

@@ -36,6 +36,17 @@ export interface DoorObserver {
   budgetWait(provider: string, seconds: number): void;
 }
 
+/**
+ * What the door consults besides its own state (set by `createServices`; the partner registry
+ * answers both): a connection's share of its provider's budget (its tier's), and each attempt
+ * made, for usage analytics (counted in memory: the hook must not block).
+ */
+export interface DoorHooks {
+  /** The share, in (0, 1], of the provider budget this connection's calls may take; 1: all of it. */
+  shareOf?(connection: ConnectionRef): number | Promise<number>;
+  attempted?(connection: ConnectionRef, call: OutboundCall, outcome: { ok: boolean; ms: number; cost: number }): void;
+}
+
 export interface DoorOptions {
   pool: pg.Pool;
   config: OutboundConfig;
@@ -82,6 +93,7 @@ export class OutboundDoor implements OutboundCalls {
   /** Per key: the last caller in line for the row (one asks at a time in this process). */
   readonly #turns = new Map<string, Promise<void>>();
   #observer: DoorObserver | undefined;
+  #hooks: DoorHooks = {};
 
   constructor(private readonly o: DoorOptions) {
     this.store = new OutboundStore(o.pool);
@@ -99,6 +111,10 @@ export class OutboundDoor implements OutboundCalls {
 
   observe(observer: DoorObserver): void {
     this.#observer = observer;
+  }
+
+  hooks(hooks: DoorHooks): void {
+    this.#hooks = hooks;
   }
 
   /** The budget of a provider (null: none). */
@@ -134,6 +150,7 @@ export class OutboundDoor implements OutboundCalls {
       }
       let admitted: { probe: boolean; callId: string | null };
       try {
+        await this.#admitShare(connection, key, limit, call.cost ?? 1, signal);
         admitted = await this.#admit(key, limit, call.cost ?? 1, signal);
       } catch (err) {
         // the breaker opened: nothing more reaches the provider; a call that never got through is the caller's to retry
@@ -152,6 +169,7 @@ export class OutboundDoor implements OutboundCalls {
         failure = isConnectorError(err) ? err : classify(err);
       }
       const ms = performance.now() - started;
+      this.#hooks.attempted?.(connection, call, { ok: failure === null, ms, cost: call.cost ?? 1 });
       await this.#settle(key, limit, connection.provider, admitted, failure, ms, bound);
       if (failure === null) return output as T;
       last = failure;
@@ -263,6 +281,30 @@ export class OutboundDoor implements OutboundCalls {
           retryable: true,
           retryAfterMs: a.waitMs,
         });
+      }
+      const ms = Math.min(a.waitMs, 5_000);
+      waited += ms;
+      await sleep(ms, undefined, signal ? { signal } : undefined);
+    }
+  }
+
+  /**
+   * A connection limited to a share of its provider's budget (the registry's tier) first takes a
+   * token from its own bucket: the provider's bucket scaled by the share, kept in PostgreSQL like
+   * the provider's (key scope `share:<account>`, exact across processes). Then the provider's.
+   */
+  async #admitShare(connection: ConnectionRef, key: BudgetKey, limit: RateLimit | null, cost: number, signal: AbortSignal | undefined): Promise<void> {
+    if (limit === null || !this.#hooks.shareOf) return;
+    const share = await this.#hooks.shareOf(connection);
+    if (!(share > 0 && share < 1)) return;
+    const scaled: RateLimit = { ...limit, capacity: Math.max(1, Math.floor(limit.capacity * share)), refillPerSecond: limit.refillPerSecond * share };
+    const own: BudgetKey = { ...key, scope: `share:${connection.account}` };
+    let waited = 0;
+    for (;;) {
+      const a = await this.store.take(own, scaled, cost, this.o.probeLeaseMs ?? 30_000);
+      if (a.outcome !== 'wait') {
+        if (waited > 0) this.#observer?.budgetWait(key.provider, waited / 1000);
+        return;
       }
       const ms = Math.min(a.waitMs, 5_000);
       waited += ms;
