@@ -28,6 +28,8 @@ const API_REQUESTS = Number(process.env.BENCH_API_REQUESTS ?? 2_000);
 const CHAIN = Number(process.env.BENCH_CHAIN ?? 20);
 const CHAINS = Number(process.env.BENCH_CHAINS ?? 50);
 const PLAYBOOKS = Number(process.env.BENCH_PLAYBOOKS ?? 1_000);
+/** Chain executions running at once. */
+const AT_ONCE = Number(process.env.BENCH_AT_ONCE ?? 4);
 /** `engine` runs only the per-step figure. */
 const ONLY = process.env.BENCH_ONLY;
 const op: Principal = { sub: 'bench', role: 'operator', tenantId: null };
@@ -60,8 +62,8 @@ async function main(): Promise<void> {
   const chainPb = await pb.create({ principal: op }, chain, 'yaml');
   const gaps: number[] = [];
   const started = Date.now();
-  for (let batch = 0; batch < CHAINS; batch += 4) {
-    const ids = await Promise.all(Array.from({ length: Math.min(4, CHAINS - batch) }, async () => (await pb.execute({ principal: op }, chainPb.id, {})).id));
+  for (let batch = 0; batch < CHAINS; batch += AT_ONCE) {
+    const ids = await Promise.all(Array.from({ length: Math.min(AT_ONCE, CHAINS - batch) }, async () => (await pb.execute({ principal: op }, chainPb.id, {})).id));
     for (const id of ids) {
       for (;;) {
         const e = await pb.getExecution(op, id);
@@ -148,7 +150,7 @@ async function main(): Promise<void> {
   console.log(`\nplaybooks bench (one process; machine shared with other work: rerun on a quiet machine)\n`);
   console.log('API (in-process app.request, 8 concurrent), ms');
   console.log(table(['route', 'requests', 'p50', 'p95', 'p99'], apiRows));
-  console.log(`\nengine overhead per step (instant work, chains of ${CHAIN}, ${CHAINS} executions, 4 at a time), ms`);
+  console.log(`\nengine overhead per step (instant work, chains of ${CHAIN}, ${CHAINS} executions, ${AT_ONCE} at a time), ms`);
   console.log(table(['steps', 'p50', 'p95', 'p99', 'max', 'wall s'], [[gaps.length, fmt(percentile(gaps, 50)), fmt(percentile(gaps, 95)), fmt(percentile(gaps, 99)), fmt(gaps[gaps.length - 1] ?? 0), fmt(chainWall / 1000)]]));
   console.log(`\ncron fan-out: ${PLAYBOOKS} playbooks due on one minute (created in ${fmt(createSeconds)} s)`);
   console.log(table(['started', 'last start after the tick (s)'], [[`${last.n}/${PLAYBOOKS}`, last.lastMs === null ? '-' : fmt(last.lastMs / 1000)]]));

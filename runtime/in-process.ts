@@ -2,6 +2,7 @@ import { classify } from '../connectors/kit/classify.js';
 import type { ConnectorInvoker } from '../connectors/kit/contract.js';
 import { ConnectorCode, ConnectorError } from '../connectors/kit/errors.js';
 import type { ActorHost } from './actor-host.js';
+import type { CommitExtension } from './store.js';
 import type { InProcessBus } from './bus.js';
 import { actorSubject, decodeToken } from './effects.js';
 import { ErrorCode, isConcordError } from './errors.js';
@@ -20,6 +21,15 @@ export function parseActorSubject(subject: string): { type: string; id: string }
 }
 
 /**
+ * Deletes outbox rows in the commit of a transition: a connector call's row is retired by the
+ * commit that applies its answer to the actor (see `InProcessDelivery`'s `directReplies`).
+ */
+export const OUTBOX_RETIRE: CommitExtension = {
+  name: 'outbox_retire',
+  sql: (rows) => `DELETE FROM outbox o USING g CROSS JOIN LATERAL jsonb_to_recordset(${rows}) AS r(id bigint) WHERE o.id = r.id`,
+};
+
+/**
  * The embedded transport: actor sends go straight to the local actor host (deduped there by
  * the outbox message id), publishes to in-process subscribers, connector calls to the
  * registered invokers (beside the relay: a call does not hold up its partition; its answer is
@@ -33,6 +43,15 @@ export class InProcessDelivery implements Delivery {
     private readonly connectors: Map<string, ConnectorInvoker> = new Map(),
     /** A connector call still running after this is answered as a retryable TIMEOUT failure. */
     private readonly callTimeoutMs = 30_000,
+    /**
+     * A call's answer is applied to its actor here at once, by a commit that also deletes the
+     * call's row (`OUTBOX_RETIRE`, which the host must have registered), instead of as a
+     * follow-up outbox row the relay reads and delivers: one commit instead of a settle
+     * statement, a read and a commit. Just as durable: until that commit the row stays, so a
+     * crash runs the call again under the same idempotency key. When the direct send fails
+     * (paused actor, rejected answer, shutdown), the answer takes the follow-up row as before.
+     */
+    private readonly directReplies = false,
   ) {}
 
   async deliver(rows: readonly OutboxRow[]): Promise<Outcome[]> {
@@ -95,8 +114,18 @@ export class InProcessDelivery implements Delivery {
         } finally {
           clearTimeout(timer);
         }
+        const ref = { type: row.sourceType, id: row.sourceId };
+        const messageId = `${row.messageId}:reply`;
+        if (this.directReplies) {
+          try {
+            await this.host.send(ref, reply, { messageId, traceparent: row.headers[TRACEPARENT], extras: () => ({ [OUTBOX_RETIRE.name]: [{ id: row.id }] }) });
+            return { status: 'done', retired: true };
+          } catch {
+            // the follow-up row below carries it, with the relay's handling of paused and refused actors
+          }
+        }
         // the answer goes back to the actor as an outbox row written with this row's deletion
-        return { status: 'done', then: { kind: 'send', subject: actorSubject(row.sourceType, row.sourceId), messageId: `${row.messageId}:reply`, payload: reply } };
+        return { status: 'done', then: { kind: 'send', subject: actorSubject(ref.type, ref.id), messageId, payload: reply } };
       }
       return { status: 'done' };
     } catch (err) {

@@ -25,8 +25,10 @@ export interface OutboxRow {
 /** What became of one row: carried out, dead (never going to work), retry later, or not tried. */
 export type Outcome =
   /** `then`: a message this work produced (a connector call's answer to its actor), queued in the
-   * same transaction that deletes the row, so the work's result is never lost nor doubled. */
-  | { status: 'done'; then?: { kind: 'send'; subject: string; messageId: string; payload: unknown } }
+   * same transaction that deletes the row, so the work's result is never lost nor doubled.
+   * `retired`: the row is gone already (deleted by the commit that applied the work's answer).
+   */
+  | { status: 'done'; then?: { kind: 'send'; subject: string; messageId: string; payload: unknown }; retired?: true }
   | { status: 'dead'; reason: string; error: string }
   | { status: 'retry'; error: string }
   /** The destination is paused by an operator: the row stays, counts no attempt, and is tried again after the partition's backoff. */
@@ -325,6 +327,10 @@ export class OutboxRelay implements LeaseListener {
         else dead.push({ row, reason: 'failed', error: o.error });
       }
     });
+    if (doneIds.length === rows.length && outcomes.every((o) => o.status === 'done' && o.retired)) {
+      this.delivered += doneIds.length;
+      return 0; // nothing left to write
+    }
     // one statement, so all of it happens or none of it does
     await this.o.pool.query({
       name: 'concord_outbox_settle',

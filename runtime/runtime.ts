@@ -4,7 +4,7 @@ import { InProcessBus } from './bus.js';
 import { DatabaseClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import { openDatabase, type Database } from './db.js';
-import { InProcessDelivery, type ConnectorInvoker } from './in-process.js';
+import { InProcessDelivery, OUTBOX_RETIRE, type ConnectorInvoker } from './in-process.js';
 import { PartitionLeases, type LeaseListener } from './leases.js';
 import type { Logger } from './logger.js';
 import { migrate } from './migrate.js';
@@ -101,7 +101,9 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
     },
   });
   const timers = new TimerPoller({ pool: database.pool, host, clock, log, pollMs: config.timerPollMs, claimMs: config.timerClaimMs });
-  const inProcess = new InProcessDelivery(host, bus, o.connectors, config.connectorCallTimeoutMs);
+  // a connector call's answer is applied with the commit that retires the call's row
+  host.extendCommit(OUTBOX_RETIRE);
+  const inProcess = new InProcessDelivery(host, bus, o.connectors, config.connectorCallTimeoutMs, true);
   const nats = config.natsUrl
     ? new NatsTransport({
         url: config.natsUrl,

@@ -11,6 +11,8 @@ export interface MailgunMail {
   subject: string;
   text?: string;
   html?: string;
+  /** Files sent with the message (base64 bytes): they make the request multipart/form-data. */
+  attachments?: Array<{ filename: string; type: string; content: string }>;
 }
 
 /** The user variable that carries our idempotency key (Mailgun echoes `v:` variables in events as `user-variables`). */
@@ -28,6 +30,19 @@ export function toMailgunForm(m: MailgunMail, idempotencyKey: string): URLSearch
   if (m.replyTo) f.set('h:Reply-To', m.replyTo);
   f.set(`v:${KEY_VARIABLE}`, idempotencyKey);
   return f;
+}
+
+/**
+ * The request body: urlencoded fields, or, with attachments, multipart/form-data whose
+ * `attachment` parts carry the files (Mailgun takes files only as multipart parts).
+ */
+export function toMailgunBody(m: MailgunMail, idempotencyKey: string): URLSearchParams | FormData {
+  const fields = toMailgunForm(m, idempotencyKey);
+  if (!m.attachments?.length) return fields;
+  const form = new FormData();
+  for (const [k, v] of fields) form.append(k, v);
+  for (const a of m.attachments) form.append('attachment', new Blob([Buffer.from(a.content, 'base64')], { type: a.type }), a.filename);
+  return form;
 }
 
 /** The `event-data` of a Mailgun webhook. */

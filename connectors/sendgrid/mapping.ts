@@ -10,6 +10,16 @@ export interface Mail {
   subject: string;
   text?: string;
   html?: string;
+  attachments?: Attachment[];
+}
+
+/** A file sent with a message: its bytes as base64. */
+export interface Attachment {
+  filename: string;
+  /** MIME type (`application/pdf`). */
+  type: string;
+  /** The bytes, base64-encoded. */
+  content: string;
 }
 
 export interface SendGridMailBody {
@@ -19,6 +29,7 @@ export interface SendGridMailBody {
   subject: string;
   content: Array<{ type: 'text/plain' | 'text/html'; value: string }>;
   custom_args: Record<string, string>;
+  attachments?: Array<{ content: string; filename: string; type: string; disposition: 'attachment' }>;
 }
 
 /** The custom argument that carries our idempotency key (SendGrid echoes custom_args in every event). */
@@ -37,6 +48,7 @@ export function toSendGridMail(m: Mail, idempotencyKey: string): SendGridMailBod
     subject: m.subject,
     content,
     custom_args: { [KEY_ARG]: idempotencyKey },
+    ...(m.attachments?.length ? { attachments: m.attachments.map((a) => ({ content: a.content, filename: a.filename, type: a.type, disposition: 'attachment' as const })) } : {}),
   };
 }
 

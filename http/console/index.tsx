@@ -15,7 +15,7 @@ import { ASSETS } from './assets.js';
 import { layoutChart } from './chart.js';
 import { Layout, type Section } from './layout.js';
 import { ActorPage, actorPath, JournalItems, LiveDetails, LiveState, type ActorPageData } from './pages/actor.js';
-import { ActorsPage, DeadLetterRow, DeadLettersPage, ErrorPage, ExecutionPage, ExecutionsPage, IntegrationsPage, LoginPage, TimersPage, type ExecutionRow, type IntegrationGroup } from './pages/lists.js';
+import { ActorsPage, DeadLetterRow, DeadLettersPage, ErrorPage, ExecutionPage, ExecutionsPage, IntegrationsPage, LoginPage, TimersPage, type ExecutionListRow, type ExecutionRow, type IntegrationGroup } from './pages/lists.js';
 import { stateText } from './parts.js';
 import { checkLoginNonce, clearSession, consoleSession, loginNonce, sameOrigin, setSession, type ConsoleEnv } from './session.js';
 
@@ -327,7 +327,7 @@ export function consoleRoutes(o: ConsoleOptions): Hono<ConsoleEnv> {
   const executionActor = (c: Context<ConsoleEnv>) => (c.get('services').runtime.host.registry.has(EXECUTION_TYPE) ? EXECUTION_TYPE : null);
   app.get('/executions', async (c) => {
     const r = await c.get('services').playbooks.listExecutions(c.get('principal'), { limit: 100 });
-    return page(c, 'Playbook executions', 'executions', <ExecutionsPage executions={r.data as unknown as ExecutionRow[]} actorType={executionActor(c)} />);
+    return page(c, 'Playbook executions', 'executions', <ExecutionsPage executions={r.data as unknown as ExecutionListRow[]} actorType={executionActor(c)} />);
   });
   app.get('/executions/:id', async (c) => {
     const e = await c.get('services').playbooks.getExecution(c.get('principal'), c.req.param('id'));

@@ -58,6 +58,14 @@ const Execution = z
   })
   .openapi('PlaybookExecution');
 
+const StepCounts = z
+  .object({ total: z.number().int(), ...Object.fromEntries(PLAYBOOK_STEP_STATUSES.map((st) => [st, z.number().int()])) })
+  .openapi('PlaybookExecutionStepCounts');
+
+const ExecutionSummary = Execution.omit({ inputs: true, steps: true })
+  .extend({ stepCounts: StepCounts.openapi({ description: 'How many steps are in each status (main and finally)' }) })
+  .openapi('PlaybookExecutionSummary');
+
 const Playbook = z
   .object({
     id: z.string(),
@@ -228,7 +236,7 @@ export function playbookRoutes() {
           cursor: Cursor,
         }),
       },
-      responses: { 200: json(page(Execution, 'PlaybookExecutionPage'), 'A page of executions, newest first'), ...errors },
+      responses: { 200: json(page(ExecutionSummary, 'PlaybookExecutionPage'), 'A page of execution summaries, newest first (no inputs, outputs nor logs: GET /executions/{id} has them)'), ...errors },
     }),
     async (c) => {
       const q = c.req.valid('query');

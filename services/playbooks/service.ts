@@ -11,6 +11,7 @@ import {
   type ExecutionContext,
   type ExecutionEvent,
   type ExecutionStatus,
+  type PlaybookStep,
   type PlaybookStepStatus,
   type Reuse,
   type TickAnswer,
@@ -89,6 +90,29 @@ export interface Execution {
   updatedAt: string;
   version: number;
   steps: ExecutionStep[];
+}
+
+/** How many of an execution's steps are in each status (main and finally steps together). */
+export type StepCounts = Record<PlaybookStepStatus | 'total', number>;
+
+/** An execution as the list shows it: no inputs, outputs nor logs (`GET /executions/{id}` has them). */
+export interface ExecutionSummary {
+  id: string;
+  playbookId: string;
+  playbookName: string;
+  playbookVersion: number;
+  tenantId: string | null;
+  status: ExecutionStatus;
+  trigger: TriggerKind;
+  triggerInfo: TriggerInfo;
+  error: string | null;
+  createdAt: string;
+  createdBy: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  updatedAt: string;
+  version: number;
+  stepCounts: StepCounts;
 }
 
 export interface ExecutionFilter {
@@ -185,6 +209,34 @@ function renderExecution(version: number, c: ExecutionContext): Execution {
       reused: s.reused,
       logs: s.logs,
     })),
+  };
+}
+
+type SummaryHead = Pick<ExecutionContext, 'playbookId' | 'playbookName' | 'playbookVersion' | 'tenant' | 'status' | 'trigger' | 'error' | 'createdAt' | 'createdBy' | 'startedAt' | 'finishedAt' | 'lastEventAt'>;
+
+function renderSummary(id: string, version: number, h: SummaryHead, byStatus: Record<string, number>): ExecutionSummary {
+  const stepCounts: StepCounts = { total: 0, pending: 0, queued: 0, running: 0, succeeded: 0, failed: 0, skipped: 0, cancelled: 0 };
+  for (const [status, n] of Object.entries(byStatus)) {
+    stepCounts[stepStatusWord({ status: status as PlaybookStep['status'] })] += Number(n);
+    stepCounts.total += Number(n);
+  }
+  return {
+    id,
+    playbookId: h.playbookId,
+    playbookName: h.playbookName,
+    playbookVersion: h.playbookVersion,
+    tenantId: h.tenant,
+    status: h.status,
+    trigger: h.trigger.kind,
+    triggerInfo: h.trigger,
+    error: h.error,
+    createdAt: h.createdAt!,
+    createdBy: h.createdBy,
+    startedAt: h.startedAt,
+    finishedAt: h.finishedAt,
+    updatedAt: h.lastEventAt ?? h.createdAt!,
+    version,
+    stepCounts,
   };
 }
 
@@ -449,22 +501,32 @@ export class PlaybookService {
     return renderExecution(s.version, s.context);
   }
 
-  async listExecutions(p: Principal, f: ExecutionFilter): Promise<{ data: Execution[]; nextCursor: string | null }> {
+  /**
+   * `GET /executions`: summaries, newest first. The projection is made by Postgres (step counts
+   * by status, no inputs, outputs nor logs), so a page of large executions stays a small answer.
+   */
+  async listExecutions(p: Principal, f: ExecutionFilter): Promise<{ data: ExecutionSummary[]; nextCursor: string | null }> {
     const cur = decodeCursor(f.cursor);
     if (f.cursor && !cur) throw new DomainError(DomainCode.ValidationFailed, 'invalid cursor', { issues: [{ path: ['cursor'], message: 'invalid cursor' }] });
     const attrs = Object.fromEntries(Object.entries({ playbookId: f.playbookId, trigger: f.trigger }).filter(([, v]) => v !== undefined));
-    const { rows } = await this.o.pool.query<{ id: string; version: number; context: ExecutionContext; created_at: Date }>(
-      `SELECT id, version, snapshot->'context' AS context, created_at FROM actors
-        WHERE type = $1 AND status <> 'DRAFT' AND ($2::text IS NULL OR tenant = $2) AND attrs @> $3::jsonb
-          AND ($4::text IS NULL OR status = $4)
-          AND ($5::timestamptz IS NULL OR created_at >= $5) AND ($6::timestamptz IS NULL OR created_at < $6)
-          AND ($7::timestamptz IS NULL OR (created_at, id) < ($7, $8))
-        ORDER BY created_at DESC, id DESC LIMIT $9`,
-      [EXECUTION, isPlatform(p) ? null : (p.tenantId ?? '\u0000'), JSON.stringify(attrs), f.status ?? null, f.from ?? null, f.to ?? null, cur?.at ?? null, cur?.id ?? null, f.limit + 1],
-    );
+    const { rows } = await this.o.pool.query<{ id: string; version: number; head: SummaryHead; counts: Record<string, number> | null; created_at: Date }>({
+      name: 'concord_playbook_executions_list',
+      text: `SELECT a.id, a.version, a.created_at,
+          jsonb_build_object('playbookId', c->'playbookId', 'playbookName', c->'playbookName', 'playbookVersion', c->'playbookVersion',
+            'tenant', c->'tenant', 'status', c->'status', 'trigger', c->'trigger', 'error', c->'error', 'createdAt', c->'createdAt',
+            'createdBy', c->'createdBy', 'startedAt', c->'startedAt', 'finishedAt', c->'finishedAt', 'lastEventAt', c->'lastEventAt') AS head,
+          (SELECT jsonb_object_agg(k, n) FROM (SELECT s->>'status' AS k, count(*) AS n FROM jsonb_array_elements(c->'steps') s GROUP BY 1) t) AS counts
+        FROM actors a CROSS JOIN LATERAL (SELECT a.snapshot->'context' AS c) x
+        WHERE a.type = $1 AND a.status <> 'DRAFT' AND ($2::text IS NULL OR a.tenant = $2) AND a.attrs @> $3::jsonb
+          AND ($4::text IS NULL OR a.status = $4)
+          AND ($5::timestamptz IS NULL OR a.created_at >= $5) AND ($6::timestamptz IS NULL OR a.created_at < $6)
+          AND ($7::timestamptz IS NULL OR (a.created_at, a.id) < ($7, $8))
+        ORDER BY a.created_at DESC, a.id DESC LIMIT $9`,
+      values: [EXECUTION, isPlatform(p) ? null : (p.tenantId ?? '\u0000'), JSON.stringify(attrs), f.status ?? null, f.from ?? null, f.to ?? null, cur?.at ?? null, cur?.id ?? null, f.limit + 1],
+    });
     const page = rows.slice(0, f.limit);
     const last = page[page.length - 1];
-    return { data: page.map((r) => renderExecution(Number(r.version), r.context)), nextCursor: rows.length > f.limit && last ? encodeCursor(last.created_at, last.id) : null };
+    return { data: page.map((r) => renderSummary(r.id, Number(r.version), r.head, r.counts ?? {})), nextCursor: rows.length > f.limit && last ? encodeCursor(last.created_at, last.id) : null };
   }
 
   async cancel(cx: Caller, id: string, reason?: string): Promise<Execution> {

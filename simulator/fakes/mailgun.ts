@@ -1,6 +1,6 @@
 /**
  * Mailgun's Messages API (`POST /v3/{domain}/messages`): HTTP Basic `api:<key>`, form fields
- * (urlencoded or multipart), 401 with the plain text `Forbidden` for a wrong key, 404
+ * (urlencoded or multipart, files as `attachment`/`inline` parts), 401 with the plain text `Forbidden` for a wrong key, 404
  * `{ message: "Domain not found: ..." }`, 400 `{ message }` for a missing field, 429 with
  * `Retry-After`, and 200 `{ id: "<...@domain>", message: "Queued. Thank you." }`.
  */
@@ -8,7 +8,15 @@ import { randomBytes } from 'node:crypto';
 import { basicAuth, json, startMessagingFake, text, type MessagingFake, type MessagingState } from './messaging.js';
 
 export interface MailgunFakeState extends MessagingState {
-  messages: Array<{ id: string; domain: string; fields: Record<string, string[]> }>;
+  messages: Array<{ id: string; domain: string; fields: Record<string, string[]>; files: MailgunFile[] }>;
+}
+
+/** A file part of a multipart message (`attachment` or `inline`), as received. */
+export interface MailgunFile {
+  field: string;
+  filename: string;
+  type: string;
+  bytes: Buffer;
 }
 
 export type MailgunFake = MessagingFake<MailgunFakeState>;
@@ -27,12 +35,20 @@ export async function startMailgunFake(o: { port?: number; apiKeys: string[]; do
       if (!domains.has(domain)) return json(c, 404, { message: `Domain not found: ${domain}` });
       const form = await c.req.parseBody({ all: true });
       const fields: Record<string, string[]> = {};
-      for (const [k, v] of Object.entries(form)) fields[k] = (Array.isArray(v) ? v : [v]).map(String);
+      const files: MailgunFile[] = [];
+      for (const [k, v] of Object.entries(form)) {
+        const values = Array.isArray(v) ? v : [v];
+        for (const x of values) {
+          if (typeof x === 'string') (fields[k] ??= []).push(x);
+          else if (k === 'attachment' || k === 'inline') files.push({ field: k, filename: x.name, type: x.type, bytes: Buffer.from(await x.arrayBuffer()) });
+          else return json(c, 400, { message: `'${k}' parameter is not a file field` });
+        }
+      }
       if (!fields.from?.[0]) return json(c, 400, { message: "'from' parameter is missing" });
       if (!fields.to?.length) return json(c, 400, { message: "'to' parameter is missing" });
       if (!fields.text && !fields.html && !fields.template) return json(c, 400, { message: 'Need at least one of \'text\', \'html\' or \'template\' parameters specified' });
       const id = `<${new Date().toISOString().replace(/\D/g, '').slice(0, 14)}.${randomBytes(8).toString('hex')}@${domain}>`;
-      state.messages.push({ id, domain, fields });
+      state.messages.push({ id, domain, fields, files });
       return json(c, 200, { id, message: 'Queued. Thank you.' });
     });
   });

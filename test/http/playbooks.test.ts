@@ -128,6 +128,10 @@ describe('playbooks over HTTP', () => {
     expect(done.steps[0]).toMatchObject({ id: 'hello', status: 'succeeded', attempts: 1, output: 'hi ada' });
     const listed = await call('GET', `${P}/executions?playbookId=${pb.id}&status=succeeded&trigger=manual`, { token: OP });
     expect(listed.body.data.map((e: { id: string }) => e.id)).toEqual([id]);
+    // the list is a summary: step counts, no inputs, outputs nor logs
+    expect(listed.body.data[0]).toMatchObject({ id, status: 'succeeded', trigger: 'manual', stepCounts: { total: 1, succeeded: 1, failed: 0 } });
+    expect(listed.body.data[0]).not.toHaveProperty('steps');
+    expect(listed.body.data[0]).not.toHaveProperty('inputs');
     expect((await call('GET', `${P}/executions?playbookId=${pb.id}&trigger=cron`, { token: OP })).body.data).toEqual([]);
     expect((await call('GET', `${P}/executions?playbookId=${pb.id}&from=2999-01-01T00:00:00Z`, { token: OP })).body.data).toEqual([]);
     expect((await call('GET', `${P}/executions?status=bogus`, { token: OP })).status).toBe(400);

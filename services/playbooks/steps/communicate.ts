@@ -22,6 +22,7 @@ import { vaultTenant } from './webhook.js';
  * communicate: { channel: chat, provider: teams, title: Partner health, text: "{{ steps.message.output }}" }
  * communicate: { channel: email, to: [ops@example.com], subject: Partner health, text: "...", html: "..." }  # SendGrid
  * communicate: { channel: email, provider: mailgun, to: [...], subject: ..., text: ... }
+ * communicate: { channel: email, to: [...], subject: Weekly report, text: ..., attachments: [{ step: report }] }  # a pdf template step's file
  * communicate: { channel: sms, to: "+14155550100", text: "..." }                                    # Twilio
  * communicate: { channel: crm, object: Task, fields: { Subject: "...", Description: "..." }, upsertBy: Concord_Key__c }
  * ```
@@ -156,15 +157,17 @@ export function communicateRunner(vault: CredentialSource, o: CommunicateOptions
             ...(typeof s.replyTo === 'string' ? { replyTo: s.replyTo } : {}),
           };
           if (mail.text === undefined && mail.html === undefined) throw invalid('communicate needs text or html for an e-mail');
+          const files = s.attachments === undefined ? [] : attachmentsOf(s.attachments, scope);
+          if (files.length) Object.assign(mail, { attachments: files });
           if (provider === 'sendgrid') {
             const out = (await bound(sendgrid, { apiKey })('send', mail, callCtx)) as { messageId: string | null };
-            ctx.log(`e-mail accepted by sendgrid for ${mail.to.length} recipient(s)`, { provider, messageId: out.messageId });
-            return { channel, provider, messageId: out.messageId, recipients: mail.to.length };
+            ctx.log(`e-mail accepted by sendgrid for ${mail.to.length} recipient(s)`, { provider, messageId: out.messageId, attachments: files.length });
+            return { channel, provider, messageId: out.messageId, recipients: mail.to.length, attachments: files.map((f) => f.filename) };
           }
           const domain = str(s.domain ?? meta(stored.metadata, 'domain'), 'domain (or the connection\'s metadata.domain)')!;
           const out = (await bound(mailgun, { apiKey })('send', { ...mail, domain }, callCtx)) as { id: string };
-          ctx.log(`e-mail queued by mailgun for ${mail.to.length} recipient(s)`, { provider, messageId: out.id });
-          return { channel, provider, messageId: out.id, recipients: mail.to.length };
+          ctx.log(`e-mail queued by mailgun for ${mail.to.length} recipient(s)`, { provider, messageId: out.id, attachments: files.length });
+          return { channel, provider, messageId: out.id, recipients: mail.to.length, attachments: files.map((f) => f.filename) };
         }
         case 'slack': {
           const accessToken = need(stored.secret, 'botToken', provider, account);
@@ -237,6 +240,38 @@ export function communicateRunner(vault: CredentialSource, o: CommunicateOptions
     ctx.log(`salesforce ${object} ${created ? 'created' : 'updated'}: ${out.body.id}`, { provider: 'salesforce', object, id: out.body.id, created });
     return { channel: 'crm', provider: 'salesforce', object, id: out.body.id ?? null, created };
   }
+}
+
+/** At most this many files per e-mail, and this many bytes in all (SendGrid takes 30 MB, Mailgun 25 MB). */
+const MAX_ATTACHMENTS = 10;
+const MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024;
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/**
+ * An e-mail's `attachments`: each names a step whose output is a file (a `template` step with
+ * `format: pdf` answers `{ contentType, filename, base64 }`), optionally with another filename:
+ * `attachments: [{ step: report, filename: weekly.pdf }]`.
+ */
+function attachmentsOf(value: unknown, scope: Parameters<StepRunner>[1]): Array<{ filename: string; type: string; content: string }> {
+  if (!Array.isArray(value)) throw invalid('communicate.attachments must be a list of { step, filename? }');
+  if (value.length > MAX_ATTACHMENTS) throw invalid(`communicate.attachments has ${value.length} files; at most ${MAX_ATTACHMENTS}`);
+  let total = 0;
+  return value.map((a: unknown, i) => {
+    const at = `communicate.attachments[${i}]`;
+    if (!a || typeof a !== 'object' || Array.isArray(a)) throw invalid(`${at} must be { step, filename? }`);
+    const { step, filename, ...other } = a as Record<string, unknown>;
+    if (Object.keys(other).length) throw invalid(`${at} has unknown fields: ${Object.keys(other).join(', ')}`);
+    if (typeof step !== 'string' || !Object.hasOwn(scope.steps, step)) throw invalid(`${at}.step must name an earlier step`);
+    const out = scope.steps[step]!.output as { contentType?: unknown; filename?: unknown; base64?: unknown } | null;
+    if (!out || typeof out !== 'object' || typeof out.base64 !== 'string' || typeof out.contentType !== 'string' || !BASE64.test(out.base64)) {
+      throw invalid(`${at}: step '${step}' has no file output (a template step with format: pdf makes one; its status is ${scope.steps[step]!.status})`);
+    }
+    const name = filename ?? out.filename;
+    if (typeof name !== 'string' || name === '' || name.length > 255 || /[\\/\r\n"]/.test(name)) throw invalid(`${at}.filename must be a plain file name`);
+    total += Math.floor((out.base64.length * 3) / 4);
+    if (total > MAX_ATTACHMENT_BYTES) throw invalid(`communicate.attachments are over ${MAX_ATTACHMENT_BYTES} bytes in all`);
+    return { filename: name, type: out.contentType, content: out.base64 };
+  });
 }
 
 async function credentials(vault: CredentialSource, tenantId: string, provider: Provider, account: string) {

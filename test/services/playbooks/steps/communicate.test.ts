@@ -105,6 +105,56 @@ describe('communicate: e-mail', () => {
     expect(Object.fromEntries(form)).toMatchObject({ from: 'partners@mg.example.com', to: 'ops@example.com', subject: 'Partner health', text: '2 integrations need attention', 'v:concord-idempotency-key': ctx.idempotencyKey });
   });
 
+  it("attaches a pdf template step's report: SendGrid attachments (base64), Mailgun multipart attachment parts", async () => {
+    const pdf = (await steps.runners.template({ source: '# Partners\n{{ steps.message.output }}', format: 'pdf', title: 'Weekly partners' }, scope, ctxOf('vendor-1'))) as { base64: string; filename: string; contentType: string };
+    const withReport: StepScope = { ...scope, steps: { ...scope.steps, report: { output: pdf, status: 'succeeded' } } };
+    const bytes = Buffer.from(pdf.base64, 'base64');
+    expect(bytes.subarray(0, 5).toString()).toBe('%PDF-');
+
+    const sg = await steps.runners.communicate({ channel: 'email', to: ['ops@example.com'], subject: 'Weekly report', text: 'attached', attachments: [{ step: 'report' }] }, withReport, ctxOf('vendor-1'));
+    expect(sg).toMatchObject({ provider: 'sendgrid', attachments: ['Weekly-partners.pdf'] });
+    const sent = JSON.parse(sendgrid.state.received.at(-1)!.body) as { attachments: unknown };
+    expect(sent.attachments).toEqual([{ content: pdf.base64, filename: 'Weekly-partners.pdf', type: 'application/pdf', disposition: 'attachment' }]);
+    expect(sendgrid.state.mails.at(-1)!.body.attachments).toEqual(sent.attachments); // the fake took it
+
+    const mg = await steps.runners.communicate(
+      { channel: 'email', provider: 'mailgun', to: 'ops@example.com', subject: 'Weekly report', text: 'attached', attachments: [{ step: 'report', filename: 'partners-{{ inputs.channel | remove: "#" }}.pdf' }] },
+      withReport,
+      ctxOf('vendor-1'),
+    );
+    expect(mg).toMatchObject({ provider: 'mailgun', attachments: ['partners-partners.pdf'] });
+    expect(mailgun.state.received.at(-1)!.headers['content-type']).toMatch(/^multipart\/form-data; boundary=/);
+    const msg = mailgun.state.messages.at(-1)!;
+    expect(msg.fields).toMatchObject({ subject: ['Weekly report'], text: ['attached'] });
+    expect(msg.files).toHaveLength(1);
+    expect(msg.files[0]).toMatchObject({ field: 'attachment', filename: 'partners-partners.pdf', type: 'application/pdf' });
+    expect(msg.files[0]!.bytes.equals(bytes)).toBe(true);
+
+    // a step without a file, an unknown step, a path in the name: refused before anything is sent
+    const before = sendgrid.state.received.length;
+    for (const attachments of [[{ step: 'message' }], [{ step: 'nope' }], [{ step: 'report', filename: '../etc/passwd' }], 'report']) {
+      expect(await failure(steps.runners.communicate({ channel: 'email', to: ['ops@example.com'], subject: 'x', text: 'y', attachments }, withReport, ctxOf('vendor-1')))).toMatchObject({ code: 'COMMUNICATE_INVALID', retryable: false });
+    }
+    expect(sendgrid.state.received.length).toBe(before);
+  });
+
+  it('the SendGrid fake refuses attachments SendGrid refuses (content not base64, no filename)', async () => {
+    const res = await fetch(`${sendgrid.url}/v3/mail/send`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${SENDGRID_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        personalizations: [{ to: [{ email: 'ops@example.com' }] }],
+        from: { email: 'partners@example.com' },
+        subject: 's',
+        content: [{ type: 'text/plain', value: 'v' }],
+        attachments: [{ content: 'not base64!', filename: 'a.pdf' }, { content: 'JVBERi0=' }],
+      }),
+    });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { errors: Array<{ field: string }> };
+    expect(body.errors.map((e) => e.field)).toEqual(['attachments.0.content', 'attachments.1.filename']);
+  });
+
   it('classifies SendGrid and Mailgun refusals: bad request terminal, 429 retryable with the reset time, a revoked key terminal', async () => {
     expect(await failure(steps.runners.communicate({ channel: 'email', to: ['not-an-address'], subject: 'x', text: 'y' }, scope, ctxOf('vendor-1')))).toMatchObject({ code: 'VALIDATION', retryable: false, message: expect.stringContaining('personalizations.0.to') });
     sendgrid.control.setRateLimit({ limit: 0, windowMs: 5000 });
