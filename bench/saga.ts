@@ -22,7 +22,7 @@
  * BENCH_SAGAS (default 2,000) sagas, 64 starts in flight.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -216,7 +216,9 @@ async function freePort(): Promise<number> {
 
 function child(args: string[], env: NodeJS.ProcessEnv, nodeArgs: string[] = []): { proc: ChildProcess; stop: () => Promise<void> } {
   const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
-  proc.stdout!.resume();
+  // BENCH_SERVER_LOG: the children's output (e.g. `--trace-gc` in BENCH_SERVER_NODE_ARGS) goes to that file
+  if (process.env.BENCH_SERVER_LOG) proc.stdout!.pipe(createWriteStream(process.env.BENCH_SERVER_LOG, { flags: 'a' }));
+  else proc.stdout!.resume();
   return {
     proc,
     stop: async () => {
