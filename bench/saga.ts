@@ -23,6 +23,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readdirSync, readFileSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -175,6 +176,8 @@ async function latency(s: Setup, seconds: number): Promise<{ p50: number; p99: n
 const RUNS = Number(process.env.BENCH_SAGA_RUNS ?? 3);
 const INFLIGHT = Number(process.env.BENCH_SAGA_INFLIGHT ?? 64);
 const MAX_SECONDS = Number(process.env.BENCH_SAGA_MAX_SECONDS ?? 10);
+/** Which runs time each saga hop by hop (`first`, `all`, `none`): the tracing subscription costs CPU. */
+const HOPS = process.env.BENCH_SAGA_HOPS ?? 'first';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /** Names shared by the three processes of a run. */
@@ -283,7 +286,7 @@ interface BlackBox {
   stop(): Promise<void>;
 }
 
-async function blackBoxUp(): Promise<BlackBox> {
+async function blackBoxUp(hops: boolean): Promise<BlackBox> {
   const prefix = `bs${randomBytes(3).toString('hex')}`;
   const n = names(prefix);
   const db = await benchDatabase(`bench_saga_bb_${process.pid}`);
@@ -324,7 +327,8 @@ async function blackBoxUp(): Promise<BlackBox> {
   const decoder = new TextDecoder();
   const svc = n.SAGA_SERVICE_PREFIX;
   // every command (svc.<service>.<command>) and answer (svc.events.<Event>) about a saga: its hops
-  nc.subscribe(`${svc}.>`, {
+  // (this subscription costs the load generator and nats-server some CPU: BENCH_SAGA_HOPS)
+  if (hops) nc.subscribe(`${svc}.>`, {
     callback: (_e, m) => {
       const at = performance.now();
       const wf = (JSON.parse(decoder.decode(m.data)) as { workflowId?: string }).workflowId;
@@ -345,6 +349,7 @@ async function blackBoxUp(): Promise<BlackBox> {
   await nc.flush();
   const token = signToken({ sub: 'bench', role: 'operator', exp: Math.floor(Date.now() / 1000) + 3600 }, secret);
   const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   // `npm start`'s process is the one node child of the server spawn (tsx's loader runs in it)
   const serverPid = server.proc.pid!;
   const simPid = sim!.proc.pid!;
@@ -356,9 +361,20 @@ async function blackBoxUp(): Promise<BlackBox> {
       const o = order();
       const wf = workflowIdFor('ORDER_FULFILLMENT', o.orderId);
       sagas.set(wf, { at: performance.now(), hops: [] });
-      const res = await fetch(`${base}/api/v1/workflows/order/start`, { method: 'POST', headers, body: JSON.stringify(o) });
-      if (res.status !== 201) throw new Error(`start answered ${res.status}: ${await res.text()}`);
-      await res.arrayBuffer();
+      // node:http with kept-alive connections: fetch (undici) costs the load generator several times the CPU per request
+      const body = JSON.stringify(o);
+      const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = http.request(`${base}/api/v1/workflows/order/start`, { method: 'POST', agent, headers: { ...headers, 'content-length': Buffer.byteLength(body) } }, (res) => {
+          let t = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => (t += d));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text: t }));
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+      if (status !== 201) throw new Error(`start answered ${status}: ${text}`);
       return wf;
     },
     async stop() {
@@ -460,7 +476,7 @@ const short = (subject: string) => subject.replace(/^events\./, '').replace(/Eve
 const cpuRows: Array<Array<string | number>> = [];
 
 async function blackBoxRun(run: number): Promise<Array<string | number>> {
-  const b = await blackBoxUp();
+  const b = await blackBoxUp(HOPS === 'all' || (HOPS === 'first' && run === 1));
   try {
     if (WARMUP_SECONDS > 0) await fixedRate(b, WARMUP_SECONDS);
     const c0 = b.cpu();
@@ -472,11 +488,12 @@ async function blackBoxRun(run: number): Promise<Array<string | number>> {
     cpuRows.push([run, us('concord'), us('postgres'), us('nats'), us('simulator'), us('load'), fmt(other, 0), us('machine'), `${fmt(((c1.machine - c0.machine) / SECONDS / os.cpus().length) * 100, 0)}%`]);
     const list = ids.map((id) => b.sagas.get(id)!);
     const lat = list.map((s) => s.done! - s.at).sort((x, y) => x - y);
+    const traced = list.some((x) => x.hops.length > 0);
     const slow = [...list].sort((x, y) => y.done! - y.at - (x.done! - x.at)).slice(0, 3);
-    console.log(`\nrun ${run}: hops at ${RATE} sagas/s (${list.length} sagas; the load generator's clock)\n`);
-    console.log(hopTable(list));
-    console.log(`\nrun ${run}: the slowest sagas, ms per hop (the message that ends it)`);
-    for (const s of slow) {
+    if (traced) console.log(`\nrun ${run}: hops at ${RATE} sagas/s (${list.length} sagas; the load generator's clock)\n`);
+    if (traced) console.log(hopTable(list));
+    if (traced) console.log(`\nrun ${run}: the slowest sagas, ms per hop (the message that ends it)`);
+    for (const s of traced ? slow : []) {
       const hs = hopsOf(s);
       const labels = [...s.hops.map(([subj]) => short(subj)), 'Completed'];
       console.log(`  ${fmt(s.done! - s.at, 1)} ms: ${hs.map((h, i) => `${labels[i]} +${fmt(h.ms, 1)}`).join(', ')}`);
