@@ -149,10 +149,12 @@ export class OutboundDoor implements OutboundCalls {
         throw new ConnectorError(ConnectorCode.Validation, `${connection.provider} has no operation '${call.operation}'`);
       }
       let admitted: { probe: boolean; callId: string | null };
+      let endShare: (() => Promise<void>) | null = null;
       try {
-        await this.#admitShare(connection, key, limit, call.cost ?? 1, signal);
+        endShare = await this.#admitShare(connection, key, limit, call.cost ?? 1, signal);
         admitted = await this.#admit(key, limit, call.cost ?? 1, signal);
       } catch (err) {
+        await endShare?.();
         // the breaker opened: nothing more reaches the provider; a call that never got through is the caller's to retry
         if (reached && last && isConnectorError(err, CIRCUIT_OPEN)) await this.#park(connection, call, last, attempt);
         throw err;
@@ -170,6 +172,7 @@ export class OutboundDoor implements OutboundCalls {
       }
       const ms = performance.now() - started;
       this.#hooks.attempted?.(connection, call, { ok: failure === null, ms, cost: call.cost ?? 1 });
+      await endShare?.();
       await this.#settle(key, limit, connection.provider, admitted, failure, ms, bound);
       if (failure === null) return output as T;
       last = failure;
@@ -292,19 +295,24 @@ export class OutboundDoor implements OutboundCalls {
    * A connection limited to a share of its provider's budget (the registry's tier) first takes a
    * token from its own bucket: the provider's bucket scaled by the share, kept in PostgreSQL like
    * the provider's (key scope `share:<account>`, exact across processes). Then the provider's.
+   * Answers what ends the share's lease once the call is over (null: no share applies).
    */
-  async #admitShare(connection: ConnectionRef, key: BudgetKey, limit: RateLimit | null, cost: number, signal: AbortSignal | undefined): Promise<void> {
-    if (limit === null || !this.#hooks.shareOf) return;
+  async #admitShare(connection: ConnectionRef, key: BudgetKey, limit: RateLimit | null, cost: number, signal: AbortSignal | undefined): Promise<(() => Promise<void>) | null> {
+    if (limit === null || !this.#hooks.shareOf) return null;
     const share = await this.#hooks.shareOf(connection);
-    if (!(share > 0 && share < 1)) return;
+    if (!(share > 0 && share < 1)) return null;
     const scaled: RateLimit = { ...limit, capacity: Math.max(1, Math.floor(limit.capacity * share)), refillPerSecond: limit.refillPerSecond * share };
     const own: BudgetKey = { ...key, scope: `share:${connection.account}` };
     let waited = 0;
     for (;;) {
-      const a = await this.store.take(own, scaled, cost, this.o.probeLeaseMs ?? 30_000);
+      const a = await this.store.take(own, scaled, cost, this.o.probeLeaseMs ?? 30_000, leaseMsOf(this.o.callTimeoutMs));
       if (a.outcome !== 'wait') {
         if (waited > 0) this.#observer?.budgetWait(key.provider, waited / 1000);
-        return;
+        // the share's bucket is spent when the call ends, as the provider's is (its lease)
+        const callId = a.callId;
+        return callId === null
+          ? null
+          : () => this.store.done(own, callId).catch((err: unknown) => this.o.log.warn({ err, provider: key.provider }, 'ending an outbound share lease failed'));
       }
       const ms = Math.min(a.waitMs, 5_000);
       waited += ms;
