@@ -96,6 +96,7 @@ export class EventDeliveryWorker {
   #kick: (() => void) | undefined;
   #dirty = false;
   #settledAt = 0;
+  #settling: Promise<void> = Promise.resolve();
   /** lanes: lane tasks started by the claim of all lanes; rounds: a lane's next rows claimed with its record. */
   readonly stats = { delivered: 0, retried: 0, dead: 0, released: 0, claims: 0, lanes: 0, rounds: 0 };
 
@@ -329,14 +330,18 @@ export class EventDeliveryWorker {
   async #delivered(done: Claimed[], statusCode: number | null, channels: string[], more: boolean): Promise<Claimed[]> {
     const at = new Date(this.o.clock.now());
     const ids = done.map((r) => r.id);
-    this.stats.delivered += done.length;
-    for (const r of done) this.#touched.add(r.event_id);
+    // an event is settled only after its outcome committed (see `#settle`)
+    const recorded = () => {
+      this.stats.delivered += done.length;
+      for (const r of done) this.#touched.add(r.event_id);
+    };
     if (!more) {
       await this.o.pool.query(
         `UPDATE event_deliveries SET status = 'delivered', lease_until = NULL, delivered_at = $2, updated_at = $2, last_status_code = $3, last_error = NULL, channels = $4
           WHERE id = ANY($1::bigint[])`,
         [ids, at, statusCode, channels],
       );
+      recorded();
       return [];
     }
     const head = done[0]!;
@@ -372,6 +377,7 @@ export class EventDeliveryWorker {
        ORDER BY p.rn`,
       [ids, at, statusCode, channels, head.source_integration_id, head.target_integration_id, perLane, new Date(at.getTime() + this.o.config.leaseMs)],
     );
+    recorded();
     return this.#consecutive(rows);
   }
 
@@ -496,7 +502,15 @@ export class EventDeliveryWorker {
    * runs after those deliveries committed, so of two finishing at once (even in two processes)
    * the later pass counts both; `processedAt` is when the last delivery finished.
    */
-  async #settle(): Promise<void> {
+  #settle(): Promise<void> {
+    // one pass at a time in this worker (the main loop and lane tasks both settle): a pass that
+    // started earlier, with an older view, must not overwrite a later one's
+    const pass = this.#settling.then(() => this.#settleNow());
+    this.#settling = pass;
+    return pass;
+  }
+
+  async #settleNow(): Promise<void> {
     this.#settledAt = performance.now();
     if (this.#touched.size === 0) return;
     const ids = [...this.#touched];
