@@ -31,9 +31,9 @@ const pool = createPool(db.url, 16, 'concord-bench');
 await migrate(pool, benchLog);
 const events = new EventService(pool, systemClock, config.events);
 
-// the receiver: per (source, target) lane, the event numbers in the order they arrived (repeats dropped by webhook-id)
+// the receiver: per (source, target) lane, the event ids in the order they arrived (repeats dropped by webhook-id)
 const seen = new Set<string>();
-const arrived = new Map<string, number[]>();
+const arrived = new Map<string, string[]>();
 let posts = 0;
 const receiver = http.createServer((req, res) => {
   const chunks: Buffer[] = [];
@@ -43,9 +43,11 @@ const receiver = http.createServer((req, res) => {
     const id = String(req.headers['webhook-id']);
     if (!seen.has(id) && !id.startsWith('ceiling-')) {
       seen.add(id);
-      const { data } = JSON.parse(Buffer.concat(chunks).toString()) as { data: { sourceIntegrationId: string; targetIntegrationId: string; payload: { n: number } } };
+      const { data } = JSON.parse(Buffer.concat(chunks).toString()) as { data: { id: string; sourceIntegrationId: string; targetIntegrationId: string } };
       const lane = `${data.sourceIntegrationId}>${data.targetIntegrationId}`;
-      arrived.set(lane, [...(arrived.get(lane) ?? []), data.payload.n]);
+      let list = arrived.get(lane);
+      if (!list) arrived.set(lane, (list = []));
+      list.push(data.id);
     }
     res.writeHead(200).end();
   });
@@ -99,8 +101,11 @@ try {
   while ((await open()) > 0) await new Promise((r) => setTimeout(r, 20));
   const seconds = (performance.now() - t0) / 1000;
   await worker.stop();
-  let inOrder = true;
-  for (const ns of arrived.values()) for (let i = 1; i < ns.length; i++) if (ns[i]! <= ns[i - 1]!) inOrder = false;
+  // a lane's order is its rows' order (the events were accepted concurrently, so not their payloads' n)
+  const { rows: order } = await pool.query<{ lane: string; ids: string[] }>(
+    `SELECT source_integration_id || '>' || target_integration_id AS lane, array_agg(event_id ORDER BY id) AS ids FROM event_deliveries GROUP BY 1`,
+  );
+  const inOrder = order.every((o) => JSON.stringify(o.ids) === JSON.stringify(arrived.get(o.lane)));
   console.log(`\nCross-integration delivery to HTTP endpoints only (${SOURCES.length} sources x ${TARGETS.length} targets = ${SOURCES.length * TARGETS.length} lanes, one POST in flight per lane; ${total} deliveries backlog)\n`);
   console.log(
     table(

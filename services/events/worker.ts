@@ -98,6 +98,7 @@ export class EventDeliveryWorker {
   #kick: (() => void) | undefined;
   #dirty = false;
   #settledAt = 0;
+  #settling: Promise<void> = Promise.resolve();
   /** lanes: lane tasks started by the claim of all lanes; rounds: a lane's next rows claimed with its record. */
   readonly stats = { delivered: 0, retried: 0, dead: 0, released: 0, claims: 0, lanes: 0, rounds: 0 };
 
@@ -197,6 +198,7 @@ export class EventDeliveryWorker {
    * whose rows did not all get through (a retry, a dead row) ends its task at that record.
    */
   async #runLane(first: Claimed[]): Promise<void> {
+    if (first.length === 1 && first[0]!.url) return this.#runEndpointLane(first[0]!);
     const until = performance.now() + LANE_TURN_MS;
     let rows = first;
     while (rows.length > 0) {
@@ -204,6 +206,40 @@ export class EventDeliveryWorker {
       rows = rows.length === 1 ? await this.#deliver(rows[0]!, more) : await this.#deliverLane(rows, more);
       if (rows.length > 0) this.stats.rounds++;
       if (performance.now() - this.#settledAt >= SETTLE_GAP_MS) await this.#settle();
+    }
+  }
+
+  /**
+   * A lane with an HTTP endpoint: one POST in flight (a receiver may not reorder), and while it is
+   * in flight one statement records the row before it and claims the row after it, so the next
+   * POST goes as soon as this one is answered. A row that is not delivered hands the row claimed
+   * after it back untried and ends the task, so nothing overtakes it.
+   */
+  async #runEndpointLane(first: Claimed): Promise<void> {
+    const until = performance.now() + LANE_TURN_MS;
+    let row: Claimed | undefined = first;
+    /** Delivered and not yet recorded. */
+    let last: { row: Claimed; statusCode: number | null; channels: string[] } | undefined;
+    while (row) {
+      const more = this.#running && performance.now() < until;
+      const recording: Promise<Claimed[]> = last || more ? this.#delivered(last ? [last.row] : [], last?.statusCode ?? null, last?.channels ?? [], more, [row]) : Promise.resolve([]);
+      const [{ outcome, channels }, next]: [{ outcome: PostOutcome; channels: string[] }, Claimed[]] = await Promise.all([this.#attempt(row), recording]);
+      await this.o.beforeRecord?.(row.id);
+      if (outcome.kind !== 'delivered') {
+        await this.#record(row, outcome);
+        if (next.length > 0) await this.#release(next);
+        return;
+      }
+      if (next.length === 1 && next[0]!.url) {
+        this.stats.rounds++;
+        last = { row, statusCode: outcome.statusCode, channels };
+        row = next[0];
+        continue;
+      }
+      // the lane is done, its turn is over, or its endpoint went (a batch came back): record this row
+      await this.#delivered([row], outcome.statusCode, channels, false);
+      if (next.length > 0) await this.#runLane(next);
+      return;
     }
   }
 
@@ -331,23 +367,30 @@ export class EventDeliveryWorker {
    * Records `done` (consecutive rows of one lane, from its head) delivered, and with `more` claims
    * the lane's next rows in the same statement: its new head and, when its target has no HTTP
    * endpoint, up to LANE_BATCH rows after it (a consecutive due prefix, as `#claim` takes them).
-   * The claim sees the table as it was before this statement, so `done` are left out by id.
+   * The claim sees the table as it was before this statement, so `done` are left out by id, and
+   * so are `ahead`: rows of the lane this task holds already (an endpoint lane's row in flight).
    */
-  async #delivered(done: Claimed[], statusCode: number | null, channels: string[], more: boolean): Promise<Claimed[]> {
+  async #delivered(done: Claimed[], statusCode: number | null, channels: string[], more: boolean, ahead: Claimed[] = []): Promise<Claimed[]> {
     const at = new Date(this.o.clock.now());
     const ids = done.map((r) => r.id);
-    this.stats.delivered += done.length;
-    for (const r of done) this.#touched.add(r.event_id);
+    // an event is settled only after its outcome committed (see `#settle`)
+    const recorded = () => {
+      this.stats.delivered += done.length;
+      for (const r of done) this.#touched.add(r.event_id);
+      if (done.length > 0) this.#onDelivered?.(done.map((r) => r.target_integration_id), at.getTime());
+    };
     if (!more) {
+      if (done.length === 0) return [];
       await this.o.pool.query(
         `UPDATE event_deliveries SET status = 'delivered', lease_until = NULL, delivered_at = $2, updated_at = $2, last_status_code = $3, last_error = NULL, channels = $4
           WHERE id = ANY($1::bigint[])`,
         [ids, at, statusCode, channels],
       );
-      this.#onDelivered?.(done.map((r) => r.target_integration_id), at.getTime());
+      recorded();
       return [];
     }
-    const head = done[0]!;
+    const head = done[0] ?? ahead[0]!;
+    const held = [...ids, ...ahead.map((r) => r.id)];
     const perLane = this.o.publish ? (this.o.laneBatch ?? LANE_BATCH) : 1;
     const { rows } = await this.o.pool.query<Claimed>(
       `WITH done AS (
@@ -356,7 +399,9 @@ export class EventDeliveryWorker {
          RETURNING id
        ), ahead AS (
          SELECT d.id, d.next_attempt_at, d.lease_until FROM event_deliveries d
-          WHERE d.source_integration_id = $5 AND d.target_integration_id = $6 AND d.status IN ('pending', 'failed') AND d.id <> ALL($1::bigint[])
+          WHERE d.source_integration_id = $5 AND d.target_integration_id = $6 AND d.status IN ('pending', 'failed') AND d.id <> ALL($9::bigint[])
+            -- from this task's first row on: the lane's delivered rows before it are not walked over
+            AND d.id >= $10
           ORDER BY d.id
           LIMIT (SELECT CASE WHEN EXISTS (SELECT 1 FROM integration_endpoints WHERE integration_id = $6 AND url IS NOT NULL) THEN 1 ELSE $7::int END)
        ), picked AS (
@@ -369,7 +414,7 @@ export class EventDeliveryWorker {
          FOR UPDATE OF d SKIP LOCKED
        ), claimed AS (
          UPDATE event_deliveries d SET lease_until = $8, attempts = d.attempts + 1, last_attempt_at = $2, updated_at = $2
-         FROM locked WHERE d.id = locked.id
+         WHERE d.id = ANY(ARRAY(SELECT id FROM locked))
          RETURNING d.id, d.event_id, d.target_integration_id, d.attempts, d.generation, d.lease_until
        )
        SELECT c.id::int AS id, c.event_id, c.target_integration_id, c.attempts, c.generation, c.lease_until, p.rn::int AS rn,
@@ -378,9 +423,9 @@ export class EventDeliveryWorker {
        FROM claimed c JOIN picked p ON p.id = c.id JOIN cross_integration_events e ON e.id = c.event_id
        LEFT JOIN integration_endpoints ep ON ep.integration_id = c.target_integration_id
        ORDER BY p.rn`,
-      [ids, at, statusCode, channels, head.source_integration_id, head.target_integration_id, perLane, new Date(at.getTime() + this.o.config.leaseMs)],
+      [ids, at, statusCode, channels, head.source_integration_id, head.target_integration_id, perLane, new Date(at.getTime() + this.o.config.leaseMs), held, Math.min(...held)],
     );
-    this.#onDelivered?.(done.map((r) => r.target_integration_id), at.getTime());
+    recorded();
     return this.#consecutive(rows);
   }
 
@@ -404,15 +449,21 @@ export class EventDeliveryWorker {
     return { webhookId, body };
   }
 
-  /** One row (a lane with an HTTP endpoint, or a lane's only due row); with `more`, a delivered row's record also claims the lane's next rows. */
+  /** One row (a lane's only due row); with `more`, a delivered row's record also claims the lane's next rows. */
   async #deliver(row: Claimed, more: boolean): Promise<Claimed[]> {
-    // claimed while the worker was being stopped: hand it back untried
-    if (this.#abort.signal.aborted) {
-      await this.#record(row, { kind: 'aborted', statusCode: null, retryAfterMs: null, error: null });
-      return [];
-    }
-    const { webhookId, body } = this.#message(row);
+    const { outcome, channels } = await this.#attempt(row);
+    await this.o.beforeRecord?.(row.id);
+    if (outcome.kind === 'delivered') return this.#delivered([row], outcome.statusCode, channels, more);
+    await this.#record(row, outcome);
+    return [];
+  }
+
+  /** One row's attempt on every channel it goes to (not recorded). */
+  async #attempt(row: Claimed): Promise<{ outcome: PostOutcome; channels: string[] }> {
     const channels: string[] = [];
+    // claimed while the worker was being stopped: hand it back untried
+    if (this.#abort.signal.aborted) return { outcome: { kind: 'aborted', statusCode: null, retryAfterMs: null, error: null }, channels };
+    const { webhookId, body } = this.#message(row);
     let outcome: PostOutcome = { kind: 'delivered', statusCode: null, retryAfterMs: null, error: null };
     if (this.o.publish) {
       try {
@@ -434,10 +485,7 @@ export class EventDeliveryWorker {
       });
       if (outcome.kind === 'delivered') channels.push('webhook');
     }
-    await this.o.beforeRecord?.(row.id);
-    if (outcome.kind === 'delivered') return this.#delivered([row], outcome.statusCode, channels, more);
-    await this.#record(row, outcome);
-    return [];
+    return { outcome, channels };
   }
 
   /** A failed or aborted attempt (a delivered one is recorded by `#delivered`). */
@@ -505,7 +553,15 @@ export class EventDeliveryWorker {
    * runs after those deliveries committed, so of two finishing at once (even in two processes)
    * the later pass counts both; `processedAt` is when the last delivery finished.
    */
-  async #settle(): Promise<void> {
+  #settle(): Promise<void> {
+    // one pass at a time in this worker (the main loop and lane tasks both settle): a pass that
+    // started earlier, with an older view, must not overwrite a later one's
+    const pass = this.#settling.then(() => this.#settleNow());
+    this.#settling = pass;
+    return pass;
+  }
+
+  async #settleNow(): Promise<void> {
     this.#settledAt = performance.now();
     if (this.#touched.size === 0) return;
     const ids = [...this.#touched];
