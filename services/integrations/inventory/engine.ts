@@ -212,7 +212,10 @@ export class InventoryEngine {
     const step: Step = { ...i, opKey: `webhook:${i.webhookId}`, syncId: null, direction: 'both', via: 'webhook' };
     const channel = this.#channel(i);
     const records = await channel.fromWebhook(row.topic, row.payload, row.resource, step.opKey);
-    await this.reconcile(step, channel, records, { createMappings: i.provider !== 'shopify' });
+    // a Shopify record names no SKU: one no mapping names yet (a full sync running that has not
+    // reached it) is read from the channel for its SKU, so the sale is applied now and the sync
+    // finds both sides agreeing, instead of being dropped as unmapped and written over
+    await this.reconcile(step, channel, records, { createMappings: i.provider !== 'shopify', readUnknown: i.provider === 'shopify' });
     return this.#summary([step.opKey], 'webhook');
   }
 
@@ -238,7 +241,7 @@ export class InventoryEngine {
    * Compares each record with our side and acts on the decision; logs every item. Records whose
    * SKU is already logged under the step's key were done by an earlier run of the step.
    */
-  async reconcile(step: Step, channel: Channel, records: ChannelRecord[], o: { createMappings: boolean }): Promise<void> {
+  async reconcile(step: Step, channel: Channel, records: ChannelRecord[], o: { createMappings: boolean; readUnknown?: boolean }): Promise<void> {
     const { pool } = this.o;
     if (records.length === 0) return;
     const done = new Set((await pool.query<{ sku: string }>('SELECT sku FROM integration_sync_logs WHERE op_key = $1', [step.opKey])).rows.map((r) => r.sku));
@@ -249,11 +252,16 @@ export class InventoryEngine {
     const logs: LogRow[] = [];
     const fresh: Array<{ sku: string; record: ChannelRecord }> = [];
     const matched: Array<{ sku: string; record: ChannelRecord; mapping: MappingRow }> = [];
+    const unknown: ChannelRecord[] = [];
     for (const record of records) {
       // a record mapped by hand names its SKU; otherwise the record's own SKU
       const byRecord = byKey.get(record.externalKey);
       const sku = byRecord?.sku ?? record.sku;
       if (!sku) {
+        if (o.readUnknown) {
+          unknown.push(record);
+          continue;
+        }
         if (!done.has(record.externalKey)) logs.push({ ...blank(record.externalKey, step.direction), outcome: 'unmapped', channel_stock: record.stock, reason: 'the channel record has no SKU we know' });
         continue;
       }
@@ -296,6 +304,16 @@ export class InventoryEngine {
     }
     logs.push(...(await this.#act(step, channel, pairs, strategy)));
     await this.#log(step, logs);
+    if (unknown.length > 0) {
+      const read = await channel.readMany(unknown.map((r) => r.externalIds), `${step.opKey}:sku`);
+      const found = new Set(read.map((r) => r.externalKey));
+      const named = read.filter((r) => r.sku !== null);
+      await this.#log(step, [
+        ...unknown.filter((r) => !found.has(r.externalKey)).map((r) => ({ ...blank(r.externalKey, step.direction), outcome: 'unmapped' as const, channel_stock: r.stock, reason: 'the channel record is gone' })),
+        ...read.filter((r) => r.sku === null).map((r) => ({ ...blank(r.externalKey, step.direction), outcome: 'unmapped' as const, channel_stock: r.stock, reason: 'the channel record has no SKU' })),
+      ]);
+      if (named.length > 0) await this.reconcile(step, channel, named, { createMappings: true });
+    }
   }
 
   /** Decides each pair, writes the channel (compare-and-set) and ours, records the new baselines. */

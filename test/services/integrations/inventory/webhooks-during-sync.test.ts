@@ -15,6 +15,9 @@ const SHOP = 'during.myshopify.com';
 const N = 3_000;
 /** Webhooks sent while the sync runs, for SKUs of the pages it already did. */
 const HOOKS = 60;
+/** Webhooks sent at the same moment for SKUs of pages the sync has not reached. */
+const AHEAD = 20;
+const ahead = new Set<string>();
 const sku = (i: number) => `W${String(i).padStart(5, '0')}`;
 
 let fakes: MarketplaceFakes;
@@ -41,6 +44,14 @@ beforeAll(async () => {
           sent.push({ sku: s, stock });
           deliveries.push(fakes.shopify.control.setAvailable(SHOP, s, stock));
         }
+        // and of SKUs it has not reached yet (no mapping names their records so far)
+        for (let k = 0; k < AHEAD; k++) {
+          const s = sku(N - 400 + k * 3);
+          const stock = 70_000 + k;
+          sent.push({ sku: s, stock });
+          ahead.add(s);
+          deliveries.push(fakes.shopify.control.setAvailable(SHOP, s, stock));
+        }
       },
     },
   });
@@ -54,7 +65,7 @@ afterAll(async () => {
 });
 
 describe('webhooks arriving during a running full sync of a large shop', () => {
-  it('are applied promptly and exactly once, and the sync neither undoes nor repeats them', async () => {
+  it('are applied promptly and exactly once, also for SKUs the sync has not reached, and the sync neither undoes nor repeats them', async () => {
     await connectShopify(node.services, TENANT, SHOP);
     fakes.shopify.control.seed(SHOP, Array.from({ length: N }, (_, i) => ({ sku: sku(i), quantity: i })));
     const pool = node.runtime.database.pool;
@@ -94,14 +105,17 @@ describe('webhooks arriving during a running full sync of a large shop', () => {
     for (const x of sent) expect(fakes.shopify.control.level(SHOP, x.sku)?.available).toBe(x.stock);
 
     // exactly once: one webhook row, one applied log row and one InventoryUpdated per sale
-    const { rows: hooks } = await pool.query<{ id: string; received_at: Date; outcome: string | null; action: string | null; applied_at: Date | null }>(
-      `SELECT w.id::text, w.received_at, l.outcome, l.action, l.created_at AS applied_at
+    const { rows: hooks } = await pool.query<{ id: string; received_at: Date; sku: string | null; outcome: string | null; action: string | null; applied_at: Date | null }>(
+      `SELECT w.id::text, w.received_at, l.sku, l.outcome, l.action, l.created_at AS applied_at
          FROM integration_webhooks w LEFT JOIN integration_sync_logs l ON l.op_key = 'webhook:' || w.id
         WHERE w.tenant_id = $1 AND w.topic = 'inventory_levels/update'`,
       [TENANT],
     );
     expect(hooks).toHaveLength(sent.length);
-    expect(hooks.every((h) => h.outcome === 'synced' && h.action === 'write_ours')).toBe(true);
+    // a SKU the sync had done: the channel moved from the baseline (synced); one it had not: never
+    // synced, both sides differ, settled by the strategy (most_recent: the sale is the later change)
+    for (const h of hooks) expect({ sku: h.sku, outcome: h.outcome, action: h.action }).toEqual({ sku: h.sku, outcome: ahead.has(h.sku!) ? 'conflict' : 'synced', action: 'write_ours' });
+    expect(new Set(hooks.map((h) => h.sku))).toEqual(new Set(sent.map((x) => x.sku)));
     const viaWebhook = published.filter((p) => p.via === 'webhook');
     expect(viaWebhook).toHaveLength(sent.length);
     expect(new Set(viaWebhook.map((p) => `${String(p.sku)}:${String(p.stock)}`))).toEqual(new Set(sent.map((x) => `${x.sku}:${x.stock}`)));
