@@ -180,9 +180,9 @@ export class PlaybookNatsIntake {
 
   /** The durable consumer's loop: each message handled at once, acked after its executions are committed. */
   async #consume(): Promise<void> {
-    const { js, jsm } = await this.#jetstream();
     while (this.#running) {
       try {
+        const { js, jsm } = await this.#jetstream();
         await jsm.consumers.info(this.#stream, TRIGGER_CONSUMER).catch(async (err: unknown) => {
           if (!(err instanceof JetStreamApiError) || err.status !== 404) throw err;
           await jsm.consumers
