@@ -78,6 +78,14 @@ export interface SendOptions<TContext = Record<string, unknown>> {
    * transition's span is its child. Without it, the caller's active span is the parent.
    */
   traceparent?: string;
+  /**
+   * The caller expects the actor not to exist yet (a saga's start: its id is new per order). When
+   * nothing is cached, the transition starts from the machine's initial state without reading the
+   * stored row first; if the actor does exist after all, the commit's version check refuses the
+   * insert and the send reads the row and decides again, as after any conflict. Saves one round
+   * trip per creation; costs one refused commit when the guess is wrong.
+   */
+  expectNew?: boolean;
 }
 
 export interface SendResult<TContext = Record<string, unknown>> {
@@ -282,7 +290,9 @@ export class ActorHost {
     const statement = this.#committer.statement;
     for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
       const fresh = attempt > 0;
-      const entry = await this.#load(def, ref, fresh);
+      // assumed absent: not read (expectNew), so a rejection below is decided again on the stored row
+      const assumed = !fresh && opts.expectNew === true && this.#cache.peek(key) === undefined;
+      const entry = assumed ? null : await this.#load(def, ref, fresh);
       if (entry && opts.tenant && entry.tenant && entry.tenant !== opts.tenant) {
         throw new ConcordError(ErrorCode.ActorNotFound, `actor ${key} not found`, { ref });
       }
@@ -306,7 +316,7 @@ export class ActorHost {
           const first = await lookupInbox(this.o.pool, ref, messageId);
           if (first !== undefined) return this.#duplicate(ref, first);
         }
-        if (!fresh && entry) continue; // the cached snapshot may be stale: decide on the stored one
+        if (!fresh && (entry || assumed)) continue; // the cached snapshot may be stale (or was not read): decide on the stored one
         this.stats.rejected++;
         const why: RejectionInfo = { ref, value: out.value, status: entry?.status ?? null, accepts: out.accepts, event: (input as { event: EventObject }).event.type };
         throw opts.rejected?.(why) ?? new ConcordError(ErrorCode.EventRejected, `${key} in state ${JSON.stringify(why.value)} does not accept '${why.event}'`, { ...why });

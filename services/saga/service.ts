@@ -108,7 +108,8 @@ export class SagaService {
       plan: planFor(this.config, type),
     };
     try {
-      const r = await this.#sagas.send(workflowId, event, { messageId: opts.messageId ?? `saga.start:${workflowId}` });
+      // a start is almost always of a new saga (one per correlation id): no read before the insert
+      const r = await this.#sagas.send(workflowId, event, { messageId: opts.messageId ?? `saga.start:${workflowId}`, expectNew: true });
       if (!r.duplicate && r.context) return { workflowId, created: true, context: r.context };
     } catch (err) {
       if (!isRejected(err)) throw err; // it exists and is past `new`: a repeated start

@@ -64,6 +64,28 @@ describe('actor host', () => {
     }
   });
 
+  it('expectNew: an actor that exists after all is read after the refused insert, and the event is decided on its stored state', async () => {
+    const created = await rt.host.send({ type: 'ledger', id: 'en-new' }, { type: 'ledger.append', seq: 1 }, { messageId: 'en-1', expectNew: true });
+    expect(created).toMatchObject({ version: 1, duplicate: false });
+    await rt.host.send({ type: 'ledger', id: 'en-closed' }, { type: 'ledger.close' }, { messageId: 'en-c' });
+    // another process has none of them cached: it guesses "new" and is wrong each time
+    const other = await testRuntime(database, { clock, run: { timers: false, relay: false } });
+    try {
+      const moved = await other.host.send({ type: 'ledger', id: 'en-new' }, { type: 'ledger.append', seq: 2 }, { messageId: 'en-2', expectNew: true });
+      expect(moved).toMatchObject({ version: 2, duplicate: false });
+      expect(((await other.host.get({ type: 'ledger', id: 'en-new' })).context as unknown as LedgerContext).entries).toEqual([1, 2]);
+      const again = await other.host.send({ type: 'ledger', id: 'en-new' }, { type: 'ledger.append', seq: 1 }, { messageId: 'en-1', expectNew: true });
+      expect(again).toMatchObject({ duplicate: true, version: 1 });
+      // the initial state would accept it; the stored (closed) one does not
+      const refused = await other.host.send({ type: 'ledger', id: 'en-closed' }, { type: 'ledger.append', seq: 3 }, { messageId: 'en-3', expectNew: true }).catch((e: unknown) => e);
+      expect(isConcordError(refused, ErrorCode.EventRejected)).toBe(true);
+      expect(await count(`SELECT count(*) n FROM journal WHERE actor_id = 'en-closed'`)).toBe(1);
+      expect(other.host.stats.conflicts).toBeGreaterThanOrEqual(1);
+    } finally {
+      await other.stop();
+    }
+  });
+
   it('two processes alternating on one actor, each keeping it started between transitions, lose and reorder nothing', async () => {
     const ref = { type: 'ledger', id: 'live-two' };
     const other = await testRuntime(database, { clock, run: { timers: false, relay: false } });
