@@ -34,17 +34,6 @@ const CLAIM_GAP_MS = 4;
  */
 export const LANE_BATCH = 128;
 
-/**
- * How long one lane task keeps a lane: after each batch (or, with an HTTP endpoint, each row)
- * its outcome and the lane's next rows are recorded and claimed in one statement, so a busy lane
- * runs without going back through the claim of all lanes; after this long it hands the lane back
- * to that claim (by priority) with the others.
- */
-export const LANE_TURN_MS = 250;
-
-/** Event statuses are brought up to date by a lane task at most this often. */
-const SETTLE_GAP_MS = 20;
-
 /** A receiver's Retry-After is honoured up to an hour. */
 const MAX_RETRY_AFTER_MS = 3_600_000;
 
@@ -97,10 +86,7 @@ export class EventDeliveryWorker {
   #loop: Promise<void> | undefined;
   #kick: (() => void) | undefined;
   #dirty = false;
-  #settledAt = 0;
-  #settling: Promise<void> = Promise.resolve();
-  /** lanes: lane tasks started by the claim of all lanes; rounds: a lane's next rows claimed with its record. */
-  readonly stats = { delivered: 0, retried: 0, dead: 0, released: 0, claims: 0, lanes: 0, rounds: 0 };
+  readonly stats = { delivered: 0, retried: 0, dead: 0, released: 0, claims: 0, lanes: 0 };
 
   constructor(private readonly o: EventDeliveryWorkerOptions) {}
 
@@ -183,64 +169,13 @@ export class EventDeliveryWorker {
 
   #track(lane: Claimed[]): void {
     this.stats.lanes++;
-    const p = this.#runLane(lane)
+    const p = (lane.length === 1 ? this.#deliver(lane[0]!) : this.#deliverLane(lane))
       .catch((err) => this.o.log.error({ err, delivery: lane[0]!.id, rows: lane.length }, 'event delivery: recording the outcome failed; the lease will lapse and it is retried'))
       .finally(() => {
         this.#inflight.delete(p);
         this.wake();
       });
     this.#inflight.add(p);
-  }
-
-  /**
-   * One lane task: delivers the claimed rows, then, while the worker runs and its turn lasts,
-   * records their outcome and claims the lane's next rows in one statement and goes on. A lane
-   * whose rows did not all get through (a retry, a dead row) ends its task at that record.
-   */
-  async #runLane(first: Claimed[]): Promise<void> {
-    if (first.length === 1 && first[0]!.url) return this.#runEndpointLane(first[0]!);
-    const until = performance.now() + LANE_TURN_MS;
-    let rows = first;
-    while (rows.length > 0) {
-      const more = this.#running && performance.now() < until;
-      rows = rows.length === 1 ? await this.#deliver(rows[0]!, more) : await this.#deliverLane(rows, more);
-      if (rows.length > 0) this.stats.rounds++;
-      if (performance.now() - this.#settledAt >= SETTLE_GAP_MS) await this.#settle();
-    }
-  }
-
-  /**
-   * A lane with an HTTP endpoint: one POST in flight (a receiver may not reorder), and while it is
-   * in flight one statement records the row before it and claims the row after it, so the next
-   * POST goes as soon as this one is answered. A row that is not delivered hands the row claimed
-   * after it back untried and ends the task, so nothing overtakes it.
-   */
-  async #runEndpointLane(first: Claimed): Promise<void> {
-    const until = performance.now() + LANE_TURN_MS;
-    let row: Claimed | undefined = first;
-    /** Delivered and not yet recorded. */
-    let last: { row: Claimed; statusCode: number | null; channels: string[] } | undefined;
-    while (row) {
-      const more = this.#running && performance.now() < until;
-      const recording: Promise<Claimed[]> = last || more ? this.#delivered(last ? [last.row] : [], last?.statusCode ?? null, last?.channels ?? [], more, [row]) : Promise.resolve([]);
-      const [{ outcome, channels }, next]: [{ outcome: PostOutcome; channels: string[] }, Claimed[]] = await Promise.all([this.#attempt(row), recording]);
-      await this.o.beforeRecord?.(row.id);
-      if (outcome.kind !== 'delivered') {
-        await this.#record(row, outcome);
-        if (next.length > 0) await this.#release(next);
-        return;
-      }
-      if (next.length === 1 && next[0]!.url) {
-        this.stats.rounds++;
-        last = { row, statusCode: outcome.statusCode, channels };
-        row = next[0];
-        continue;
-      }
-      // the lane is done, its turn is over, or its endpoint went (a batch came back): record this row
-      await this.#delivered([row], outcome.statusCode, channels, false);
-      if (next.length > 0) await this.#runLane(next);
-      return;
-    }
   }
 
   /**
@@ -290,16 +225,10 @@ export class EventDeliveryWorker {
        ORDER BY p.lane_rank DESC, p.lane_head, p.rn`,
       [now, lanes, leaseUntil, perLane],
     );
-    return this.#consecutive(rows);
-  }
-
-  /**
-   * A lane's rows must be its head and the rows right after it: a row another worker was
-   * claiming at the same moment (skipped as locked) cuts the lane there, and what came after
-   * the cut goes back untried, so no row is published ahead of an earlier one.
-   */
-  async #consecutive(rows: Claimed[]): Promise<Claimed[]> {
     this.stats.claims += rows.length;
+    // a lane's rows must be its head and the rows right after it: a row another worker was
+    // claiming at the same moment (skipped as locked) cuts the lane there, and what came after
+    // the cut goes back untried, so no row is published ahead of an earlier one
     const out: Claimed[] = [];
     const cut: Claimed[] = [];
     let lane = '';
@@ -334,16 +263,12 @@ export class EventDeliveryWorker {
 
   /**
    * A lane's rows to the messaging channel (its target has no HTTP endpoint): published in order,
-   * pipelined (one connection keeps the publish order), and recorded in one statement, which with
-   * `more` also claims the lane's next rows (returned). At the first failure that row takes its
-   * retry and the rows after it go back untried, so the lane waits for it; a receiver that
-   * already got a later row dedupes its repeat on webhook-id.
+   * pipelined (one connection keeps the publish order), and recorded in one statement. At the
+   * first failure that row takes its retry and the rows after it go back untried, so the lane
+   * waits for it; a receiver that already got a later row dedupes its repeat on webhook-id.
    */
-  async #deliverLane(rows: Claimed[], more: boolean): Promise<Claimed[]> {
-    if (this.#abort.signal.aborted) {
-      await this.#release(rows);
-      return [];
-    }
+  async #deliverLane(rows: Claimed[]): Promise<void> {
+    if (this.#abort.signal.aborted) return this.#release(rows);
     const publish = this.o.publish!;
     const sent = rows.map((row) => {
       const { webhookId, body } = this.#message(row);
@@ -353,80 +278,22 @@ export class EventDeliveryWorker {
     const failed = results.findIndex((r) => r.status === 'rejected');
     const done = failed < 0 ? rows : rows.slice(0, failed);
     for (const r of done) await this.o.beforeRecord?.(r.id);
-    let next: Claimed[] = [];
-    if (done.length > 0) next = await this.#delivered(done, null, ['messaging'], more && failed < 0);
+    if (done.length > 0) {
+      const at = new Date(this.o.clock.now());
+      await this.o.pool.query(
+        `UPDATE event_deliveries SET status = 'delivered', lease_until = NULL, delivered_at = $2, updated_at = $2, last_status_code = NULL, last_error = NULL, channels = $3
+          WHERE id = ANY($1::bigint[])`,
+        [done.map((r) => r.id), at, ['messaging']],
+      );
+      this.stats.delivered += done.length;
+      this.#onDelivered?.(done.map((r) => r.target_integration_id), at.getTime());
+      for (const r of done) this.#touched.add(r.event_id);
+    }
     if (failed >= 0) {
       const reason = (results[failed] as PromiseRejectedResult).reason as Error;
-      await this.#record(rows[failed]!, { kind: 'retry', statusCode: null, retryAfterMs: null, error: `publish: ${reason?.message ?? String(reason)}` });
+      await this.#record(rows[failed]!, { kind: 'retry', statusCode: null, retryAfterMs: null, error: `publish: ${reason?.message ?? String(reason)}` }, []);
       if (failed + 1 < rows.length) await this.#release(rows.slice(failed + 1));
     }
-    return next;
-  }
-
-  /**
-   * Records `done` (consecutive rows of one lane, from its head) delivered, and with `more` claims
-   * the lane's next rows in the same statement: its new head and, when its target has no HTTP
-   * endpoint, up to LANE_BATCH rows after it (a consecutive due prefix, as `#claim` takes them).
-   * The claim sees the table as it was before this statement, so `done` are left out by id, and
-   * so are `ahead`: rows of the lane this task holds already (an endpoint lane's row in flight).
-   */
-  async #delivered(done: Claimed[], statusCode: number | null, channels: string[], more: boolean, ahead: Claimed[] = []): Promise<Claimed[]> {
-    const at = new Date(this.o.clock.now());
-    const ids = done.map((r) => r.id);
-    // an event is settled only after its outcome committed (see `#settle`)
-    const recorded = () => {
-      this.stats.delivered += done.length;
-      for (const r of done) this.#touched.add(r.event_id);
-      if (done.length > 0) this.#onDelivered?.(done.map((r) => r.target_integration_id), at.getTime());
-    };
-    if (!more) {
-      if (done.length === 0) return [];
-      await this.o.pool.query(
-        `UPDATE event_deliveries SET status = 'delivered', lease_until = NULL, delivered_at = $2, updated_at = $2, last_status_code = $3, last_error = NULL, channels = $4
-          WHERE id = ANY($1::bigint[])`,
-        [ids, at, statusCode, channels],
-      );
-      recorded();
-      return [];
-    }
-    const head = done[0] ?? ahead[0]!;
-    const held = [...ids, ...ahead.map((r) => r.id)];
-    const perLane = this.o.publish ? (this.o.laneBatch ?? LANE_BATCH) : 1;
-    const { rows } = await this.o.pool.query<Claimed>(
-      `WITH done AS (
-         UPDATE event_deliveries SET status = 'delivered', lease_until = NULL, delivered_at = $2, updated_at = $2, last_status_code = $3, last_error = NULL, channels = $4
-          WHERE id = ANY($1::bigint[])
-         RETURNING id
-       ), ahead AS (
-         SELECT d.id, d.next_attempt_at, d.lease_until FROM event_deliveries d
-          WHERE d.source_integration_id = $5 AND d.target_integration_id = $6 AND d.status IN ('pending', 'failed') AND d.id <> ALL($9::bigint[])
-            -- from this task's first row on: the lane's delivered rows before it are not walked over
-            AND d.id >= $10
-          ORDER BY d.id
-          LIMIT (SELECT CASE WHEN EXISTS (SELECT 1 FROM integration_endpoints WHERE integration_id = $6 AND url IS NOT NULL) THEN 1 ELSE $7::int END)
-       ), picked AS (
-         SELECT id, row_number() OVER w AS rn,
-                bool_and(next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until < $2)) OVER w AS ready
-           FROM ahead WINDOW w AS (ORDER BY id ROWS UNBOUNDED PRECEDING)
-       ), locked AS (
-         SELECT d.id FROM event_deliveries d JOIN picked p ON p.id = d.id
-         WHERE p.ready AND d.status IN ('pending', 'failed') AND (d.lease_until IS NULL OR d.lease_until < $2)
-         FOR UPDATE OF d SKIP LOCKED
-       ), claimed AS (
-         UPDATE event_deliveries d SET lease_until = $8, attempts = d.attempts + 1, last_attempt_at = $2, updated_at = $2
-         WHERE d.id = ANY(ARRAY(SELECT id FROM locked))
-         RETURNING d.id, d.event_id, d.target_integration_id, d.attempts, d.generation, d.lease_until
-       )
-       SELECT c.id::int AS id, c.event_id, c.target_integration_id, c.attempts, c.generation, c.lease_until, p.rn::int AS rn,
-              e.event_name, e.source_integration_id, e.event_category, e.priority, e.payload, e.metadata, e.created_at,
-              ep.url, ep.secret, ep.event_names, ep.event_categories
-       FROM claimed c JOIN picked p ON p.id = c.id JOIN cross_integration_events e ON e.id = c.event_id
-       LEFT JOIN integration_endpoints ep ON ep.integration_id = c.target_integration_id
-       ORDER BY p.rn`,
-      [ids, at, statusCode, channels, head.source_integration_id, head.target_integration_id, perLane, new Date(at.getTime() + this.o.config.leaseMs), held, Math.min(...held)],
-    );
-    recorded();
-    return this.#consecutive(rows);
   }
 
   /** The delivery's webhook-id and body (Standard Webhooks' envelope), the same on every channel. */
@@ -449,21 +316,11 @@ export class EventDeliveryWorker {
     return { webhookId, body };
   }
 
-  /** One row (a lane's only due row); with `more`, a delivered row's record also claims the lane's next rows. */
-  async #deliver(row: Claimed, more: boolean): Promise<Claimed[]> {
-    const { outcome, channels } = await this.#attempt(row);
-    await this.o.beforeRecord?.(row.id);
-    if (outcome.kind === 'delivered') return this.#delivered([row], outcome.statusCode, channels, more);
-    await this.#record(row, outcome);
-    return [];
-  }
-
-  /** One row's attempt on every channel it goes to (not recorded). */
-  async #attempt(row: Claimed): Promise<{ outcome: PostOutcome; channels: string[] }> {
-    const channels: string[] = [];
+  async #deliver(row: Claimed): Promise<void> {
     // claimed while the worker was being stopped: hand it back untried
-    if (this.#abort.signal.aborted) return { outcome: { kind: 'aborted', statusCode: null, retryAfterMs: null, error: null }, channels };
+    if (this.#abort.signal.aborted) return this.#record(row, { kind: 'aborted', statusCode: null, retryAfterMs: null, error: null }, []);
     const { webhookId, body } = this.#message(row);
+    const channels: string[] = [];
     let outcome: PostOutcome = { kind: 'delivered', statusCode: null, retryAfterMs: null, error: null };
     if (this.o.publish) {
       try {
@@ -485,13 +342,15 @@ export class EventDeliveryWorker {
       });
       if (outcome.kind === 'delivered') channels.push('webhook');
     }
-    return { outcome, channels };
+    await this.o.beforeRecord?.(row.id);
+    await this.#record(row, outcome, channels);
   }
 
-  /** A failed or aborted attempt (a delivered one is recorded by `#delivered`). */
-  async #record(row: Claimed, outcome: PostOutcome): Promise<void> {
+  async #record(row: Claimed, outcome: PostOutcome, channels: string[]): Promise<void> {
     const now = this.o.clock.now();
     const at = new Date(now);
+    let set: string;
+    let params: unknown[];
     if (outcome.kind === 'aborted') {
       // our own shutdown cut the attempt short: that is no answer from the receiver, so the claim
       // goes back as it was taken (attempt uncounted, no lease, still due) for the next owner to
@@ -504,25 +363,31 @@ export class EventDeliveryWorker {
       );
       return;
     }
-    // the one retry decision (connectors/kit/retry.ts): a terminal failure never, a retryable
-    // one until the attempts run out, after its backoff or the receiver's Retry-After if longer
-    const decision = decideRetry({ retryable: outcome.kind === 'retry', retryAfterMs: outcome.retryAfterMs ?? undefined }, row.attempts, deliveryRetryPolicy(this.o.config));
-    if (decision.retry) {
-      this.stats.retried++;
-      // the event's status does not change while a delivery is retrying
-      await this.o.pool.query(
-        `UPDATE event_deliveries SET status = 'failed', lease_until = NULL, next_attempt_at = $2, updated_at = $3, last_status_code = $4, last_error = $5 WHERE id = $1`,
-        [row.id, new Date(now + decision.delayMs), at, outcome.statusCode, outcome.error],
-      );
-      return;
+    if (outcome.kind === 'delivered') {
+      this.stats.delivered++;
+      this.#onDelivered?.([row.target_integration_id], now);
+      set = `status = 'delivered', lease_until = NULL, delivered_at = $3, updated_at = $3, last_status_code = $4, last_error = NULL, channels = $5`;
+      params = [row.id, row.event_id, at, outcome.statusCode, channels];
+    } else {
+      // the one retry decision (connectors/kit/retry.ts): a terminal failure never, a retryable
+      // one until the attempts run out, after its backoff or the receiver's Retry-After if longer
+      const decision = decideRetry({ retryable: outcome.kind === 'retry', retryAfterMs: outcome.retryAfterMs ?? undefined }, row.attempts, deliveryRetryPolicy(this.o.config));
+      if (decision.retry) {
+        this.stats.retried++;
+        // the event's status does not change while a delivery is retrying
+        await this.o.pool.query(
+          `UPDATE event_deliveries SET status = 'failed', lease_until = NULL, next_attempt_at = $2, updated_at = $3, last_status_code = $4, last_error = $5 WHERE id = $1`,
+          [row.id, new Date(now + decision.delayMs), at, outcome.statusCode, outcome.error],
+        );
+        return;
+      }
+      this.stats.dead++;
+      const why = outcome.kind === 'retry' ? `${outcome.error} (gave up after ${row.attempts} attempts)` : outcome.error;
+      this.o.log.warn({ event: row.event_id, target: row.target_integration_id, attempts: row.attempts, error: why }, 'event delivery dead-lettered');
+      set = `status = 'dead', lease_until = NULL, dead_at = $3, updated_at = $3, last_status_code = $4, last_error = $5`;
+      params = [row.id, row.event_id, at, outcome.statusCode, why];
     }
-    this.stats.dead++;
-    const why = outcome.kind === 'retry' ? `${outcome.error} (gave up after ${row.attempts} attempts)` : outcome.error;
-    this.o.log.warn({ event: row.event_id, target: row.target_integration_id, attempts: row.attempts, error: why }, 'event delivery dead-lettered');
-    await this.o.pool.query(
-      `UPDATE event_deliveries SET status = 'dead', lease_until = NULL, dead_at = $3, updated_at = $3, last_status_code = $4, last_error = $5 WHERE id = $1 AND event_id = $2`,
-      [row.id, row.event_id, at, outcome.statusCode, why],
-    );
+    await this.o.pool.query(`UPDATE event_deliveries SET ${set} WHERE id = $1 AND event_id = $2`, params);
     this.#touched.add(row.event_id);
   }
 
@@ -553,16 +418,7 @@ export class EventDeliveryWorker {
    * runs after those deliveries committed, so of two finishing at once (even in two processes)
    * the later pass counts both; `processedAt` is when the last delivery finished.
    */
-  #settle(): Promise<void> {
-    // one pass at a time in this worker (the main loop and lane tasks both settle): a pass that
-    // started earlier, with an older view, must not overwrite a later one's
-    const pass = this.#settling.then(() => this.#settleNow());
-    this.#settling = pass;
-    return pass;
-  }
-
-  async #settleNow(): Promise<void> {
-    this.#settledAt = performance.now();
+  async #settle(): Promise<void> {
     if (this.#touched.size === 0) return;
     const ids = [...this.#touched];
     this.#touched.clear();

@@ -83,9 +83,7 @@ describe.skipIf(!nats)('cross-integration lanes under kill -9', () => {
     }
     expect(lost).toBeGreaterThan(0);
     expect(worker.stats.delivered).toBe(total - deliveredByChild);
-    // the lanes went on from record to claim without the claim of all lanes, and rows the child
-    // had claimed were attempted again
-    expect(worker.stats.rounds).toBeGreaterThan(0);
+    // rows the child had claimed were attempted again
     expect(await count('attempts > 1')).toBeGreaterThan(0);
 
     const stream = deliverStreamName(prefix);

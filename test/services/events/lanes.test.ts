@@ -73,8 +73,6 @@ describe.skipIf(!nats)('cross-integration delivery in lanes over NATS', () => {
     // far fewer lane tasks than deliveries: lanes went in batches, not one row at a time
     const lanes = workers.reduce((a, w) => a + w.stats.lanes, 0);
     expect(lanes).toBeLessThan(total / 10);
-    // and a lane's next batch was claimed with its last one's record
-    expect(workers.reduce((a, w) => a + w.stats.rounds, 0)).toBeGreaterThan(0);
     expect(workers.reduce((a, w) => a + w.stats.delivered, 0)).toBe(total);
 
     // read the stream back: per lane, n = 0..N-1 once each, in order

@@ -53,8 +53,6 @@ describe('delivery workers', () => {
       await Promise.all(workers.map((w) => w.stop()));
     }
     expect(workers.every((w) => w.stats.delivered > 50)).toBe(true); // both really took part
-    // a lane's next row was claimed with its last one's record (one statement), not only by the claim of all lanes
-    expect(workers.reduce((a, w) => a + w.stats.rounds, 0)).toBeGreaterThan(0);
     for (const target of ['w-a', 'w-b']) {
       for (const source of ['w-s1', 'w-s2', 'w-s3']) {
         const seqs = rx.accepted.filter((a) => a.target === target && a.body.data.sourceIntegrationId === source).map((a) => a.body.data.payload.n);
