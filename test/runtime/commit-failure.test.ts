@@ -40,7 +40,8 @@ describe('a transition whose commit fails', () => {
     const view = await rt.host.get(ref);
     expect(view.version).toBe(1);
     expect(view.context).toMatchObject({ entries: [1] });
-    const { rows } = await database.pool.query(`SELECT count(*)::int AS n FROM outbox WHERE source_id = 'boom'`);
+    // (the first event's row may still be there: the relay deletes a published batch with its next read)
+    const { rows } = await database.pool.query(`SELECT count(*)::int AS n FROM outbox WHERE source_id = 'boom' AND payload->>'seq' = '2'`);
     expect(rows[0].n).toBe(0);
     const { rows: inbox } = await database.pool.query(`SELECT count(*)::int AS n FROM inbox WHERE actor_id = 'boom' AND message_id = 'm2'`);
     expect(inbox[0].n).toBe(0);
