@@ -132,7 +132,7 @@ describe.skipIf(!nats)('secrets: a database dump and a NATS capture of a full fl
     };
     const shopify = await waitFor('shopify connected', () => connected(`v1:shopify:${SHOP}`));
     await waitFor('mercadolibre connected', () => connected(`v1:mercadolibre:${SELLER}`));
-    // a refresh: the rotated grant is written to the vault, and the call and its answer cross NATS
+    // a refresh: the rotated grant is written to the vault (the call and its answer stay in the process)
     const known = (shopify.context as IntegrationContext).credential!.version;
     await services.integrations.requestRefresh('v1', 'shopify', SHOP, '401');
     await waitFor('refreshed', async () => ((await integrations.get(`v1:shopify:${SHOP}`)).context as IntegrationContext).credential!.version > known);
@@ -175,8 +175,10 @@ describe.skipIf(!nats)('secrets: a database dump and a NATS capture of a full fl
       }
     }
     console.log(`[secrets] pg_dump ${dump.length} bytes; ${streamed.length} messages in the streams (${[...new Set(streamed.map((m) => m.split('\n')[0]))].join(', ')}); ${captured.length} captured on >`);
-    expect(streamed.length).toBeGreaterThan(0);
-    expect(captured.length).toBeGreaterThan(streamed.length);
+    // what stays in the streams may be nothing: a call's answer now goes straight to its actor in
+    // the process that made the call (no message). Everything that crossed NATS is in the capture.
+    expect(captured.length).toBeGreaterThan(0);
+    expect(captured.length).toBeGreaterThanOrEqual(streamed.length);
 
     const leaks = (where: string, text: string) => Object.entries(secrets).filter(([, v]) => text.includes(v)).map(([what]) => `${what} in ${where}`);
     expect([...leaks('the pg_dump', dump), ...leaks('the JetStream streams', streamed.join('\n')), ...leaks('the NATS capture', captured.join('\n'))]).toEqual([]);
