@@ -212,20 +212,12 @@ export class PlaybookNatsIntake {
 
   async #one(m: JsMsg): Promise<void> {
     try {
-      const id = m.headers?.get('Nats-Msg-Id');
-      if (!id) {
-        this.log.warn({ subject: m.subject }, 'playbook nats trigger: a message without a Nats-Msg-Id header is ignored (it could not be deduplicated)');
+      const read = this.#read(m.subject, m.headers?.get('Nats-Msg-Id'), m.data);
+      if (!read) {
         m.ack();
         return;
       }
-      let data: unknown;
-      try {
-        data = m.data.length ? JSON.parse(decoder.decode(m.data)) : {};
-      } catch {
-        this.log.warn({ subject: m.subject }, 'playbook nats trigger: a message that is not JSON is ignored');
-        m.ack();
-        return;
-      }
+      const { id, data } = read;
       let routes = this.#routes.filter((r) => this.#durable.has(r.subject) && subjectMatches(r.subject, m.subject));
       if (routes.length === 0) {
         // a playbook made in another process since the last reload
@@ -237,6 +229,20 @@ export class PlaybookNatsIntake {
     } catch (err) {
       this.log.warn({ err, subject: m.subject }, 'playbook nats trigger failed; redelivering');
       m.nak(backoffDelay({ initialMs: 500, maxMs: 30_000 }, m.info.deliveryCount + 1));
+    }
+  }
+
+  /** A trigger message's id and JSON body; null (logged) for one without `Nats-Msg-Id` (it could not be deduplicated) or not JSON. */
+  #read(subject: string, id: string | undefined, body: Uint8Array): { id: string; data: unknown } | null {
+    if (!id) {
+      this.log.warn({ subject }, 'playbook nats trigger: a message without a Nats-Msg-Id header is ignored (it could not be deduplicated)');
+      return null;
+    }
+    try {
+      return { id, data: body.length ? JSON.parse(decoder.decode(body)) : {} };
+    } catch {
+      this.log.warn({ subject }, 'playbook nats trigger: a message that is not JSON is ignored');
+      return null;
     }
   }
 
@@ -257,19 +263,9 @@ export class PlaybookNatsIntake {
       queue: 'concord-playbooks',
       callback: (err, m) => {
         if (err) return;
-        const id = m.headers?.get('Nats-Msg-Id');
-        if (!id) {
-          this.log.warn({ subject: m.subject }, 'playbook nats trigger: a message without a Nats-Msg-Id header is ignored (it could not be deduplicated)');
-          return;
-        }
-        let data: unknown;
-        try {
-          data = m.data.length ? JSON.parse(decoder.decode(m.data)) : {};
-        } catch {
-          this.log.warn({ subject: m.subject }, 'playbook nats trigger: a message that is not JSON is ignored');
-          return;
-        }
-        void this.#deliver(pattern, m.subject, id, data).catch((e: unknown) => this.log.warn({ err: e, subject: m.subject }, 'playbook nats trigger failed'));
+        const read = this.#read(m.subject, m.headers?.get('Nats-Msg-Id'), m.data);
+        if (!read) return;
+        void this.#deliver(pattern, m.subject, read.id, read.data).catch((e: unknown) => this.log.warn({ err: e, subject: m.subject }, 'playbook nats trigger failed'));
       },
     });
   }

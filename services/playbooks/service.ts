@@ -96,24 +96,7 @@ export interface Execution {
 export type StepCounts = Record<PlaybookStepStatus | 'total', number>;
 
 /** An execution as the list shows it: no inputs, outputs nor logs (`GET /executions/{id}` has them). */
-export interface ExecutionSummary {
-  id: string;
-  playbookId: string;
-  playbookName: string;
-  playbookVersion: number;
-  tenantId: string | null;
-  status: ExecutionStatus;
-  trigger: TriggerKind;
-  triggerInfo: TriggerInfo;
-  error: string | null;
-  createdAt: string;
-  createdBy: string | null;
-  startedAt: string | null;
-  finishedAt: string | null;
-  updatedAt: string;
-  version: number;
-  stepCounts: StepCounts;
-}
+export type ExecutionSummary = Omit<Execution, 'inputs' | 'steps'> & { stepCounts: StepCounts };
 
 export interface ExecutionFilter {
   playbookId?: string;
