@@ -176,6 +176,7 @@ export function createServices(o: ServicesOptions): Services {
   o.connectors?.set('integration', integrations.invoker());
   const outbound = new OutboundService({ pool, config: runtime.config, vault, connections: connectionControl(integrations), log });
   integrations.extendStatus(async (c) => ({ outbound: await outbound.status(c) }));
+  integrations.useBudget((c, work) => outbound.door.budgeted(c, work));
   o.connectors?.set('outbound', outbound.invoker());
   const door = (): OutboundCalls => o.outbound ?? outbound;
   const eventsRoot = `${runtime.config.nats.prefix}.events`;

@@ -129,6 +129,9 @@ interface RefreshOutput {
 }
 
 /** Points where a crash matters during a refresh; tests make the process die right there. */
+/** Runs a provider request under the connection's outbound budget (`OutboundDoor.budgeted`). */
+export type Budgeted = <T>(connection: { tenantId: string; provider: Provider; account: string }, work: (signal: AbortSignal) => Promise<T>) => Promise<T>;
+
 export interface ConnectionHooks {
   /** The provider answered with a new grant (the old refresh token is spent); nothing stored yet. */
   afterTokenReceived?(ref: { tenantId: string; provider: Provider; account: string }): void | Promise<void>;
@@ -145,6 +148,7 @@ const badRequest = (reason: string) => new DomainError(DomainCode.ValidationFail
  */
 export class ConnectionService {
   readonly #actors: ActorHandle<typeof integrationType>;
+  #budgeted: Budgeted = (_c, work) => work(AbortSignal.timeout(this.config.connectorCallTimeoutMs));
   readonly #statusExtensions: StatusExtension[] = [];
 
   constructor(
@@ -291,7 +295,7 @@ export class ConnectionService {
     const ref = { tenantId: state.tenantId, service: p, connectionId: account };
     const info = await this.vault.put(ref, secret, { expiresAt, scopes, metadata });
     // stored first: only now may anything use the new access token
-    const webhookSubscriptions = p === 'shopify' ? await this.#subscribeShopify(account, secret.access_token!) : [];
+    const webhookSubscriptions = p === 'shopify' ? await this.#subscribeShopify(state.tenantId, account, secret.access_token!) : [];
     const id = connectionId(state.tenantId, p, account);
     const events = `${this.config.nats.prefix}.events`;
     await this.#actors.send(id, { type: 'integration.authorization.started', tenantId: state.tenantId, provider: p, account, stateNonce: state.nonce, events, at: iso(now) }, { messageId: `oauth:${state.nonce}:started`, tenant: state.tenantId });
@@ -403,6 +407,15 @@ export class ConnectionService {
    * Adds figures to each connection's status (the outbound door's budget and breaker, the
    * sync's figures): each extension answers fields merged into the connection's status.
    */
+  /**
+   * The outbound budget for the requests this service makes itself (webhook subscriptions when a
+   * Shopify connection is made, the revocation when it ends): without it they would reach the
+   * provider beside the bucket that paces every other call of the connection.
+   */
+  useBudget(budgeted: Budgeted): void {
+    this.#budgeted = budgeted;
+  }
+
   extendStatus(extension: StatusExtension): void {
     this.#statusExtensions.push(extension);
   }
@@ -445,7 +458,7 @@ export class ConnectionService {
     if (!accessToken) return { revoked: false, reason: 'no stored access token to revoke' };
     const settings = { shop: ref.connectionId, apiVersion: this.config.providers.shopify.apiVersion, shopUrlTemplate: this.config.providers.shopify.shopUrlTemplate };
     try {
-      await revokeShopify(settings, { accessToken }, { signal: AbortSignal.timeout(this.config.connectorCallTimeoutMs) });
+      await this.#budgeted({ tenantId: ref.tenantId, provider: 'shopify', account: ref.connectionId }, (signal) => revokeShopify(settings, { accessToken }, { signal }));
       return { revoked: true };
     } catch (err) {
       const code = isConnectorError(err) ? err.code : 'UNKNOWN';
@@ -600,18 +613,20 @@ export class ConnectionService {
    * logged and leaves that topic out: the connection stands, and status shows what is missing.
    * (MercadoLibre's notification topics are set in the app's settings, not per seller.)
    */
-  async #subscribeShopify(shop: string, accessToken: string): Promise<string[]> {
+  async #subscribeShopify(tenantId: string, shop: string, accessToken: string): Promise<string[]> {
     const settings = { shop, apiVersion: this.config.providers.shopify.apiVersion, shopUrlTemplate: this.config.providers.shopify.shopUrlTemplate };
     const callbackUrl = `${this.config.providers.publicBaseUrl}/api/integrations/shopify/webhook`;
-    const signal = AbortSignal.timeout(this.config.connectorCallTimeoutMs);
+    const connection = { tenantId, provider: 'shopify' as const, account: shop };
     const subscribed = new Set<string>();
     try {
-      const r = await graphql<{ webhookSubscriptions: { nodes: Array<{ topic: string }> } }>(
-        settings,
-        { accessToken },
-        'query Subs($uri: String) { webhookSubscriptions(first: 100, uri: $uri) { nodes { topic } } }',
-        { uri: callbackUrl },
-        signal,
+      const r = await this.#budgeted(connection, (signal) =>
+        graphql<{ webhookSubscriptions: { nodes: Array<{ topic: string }> } }>(
+          settings,
+          { accessToken },
+          'query Subs($uri: String) { webhookSubscriptions(first: 100, uri: $uri) { nodes { topic } } }',
+          { uri: callbackUrl },
+          signal,
+        ),
       );
       for (const n of r.data.webhookSubscriptions.nodes) subscribed.add(n.topic);
     } catch (err) {
@@ -620,7 +635,7 @@ export class ConnectionService {
     for (const topic of SHOPIFY_WEBHOOK_TOPICS) {
       if (subscribed.has(topic)) continue;
       try {
-        await createWebhookSubscription(settings, { accessToken }, { topic, callbackUrl }, { signal });
+        await this.#budgeted(connection, (signal) => createWebhookSubscription(settings, { accessToken }, { topic, callbackUrl }, { signal }));
         subscribed.add(topic);
       } catch (err) {
         this.log.warn({ shop, topic, code: isConnectorError(err) ? err.code : 'UNKNOWN' }, 'subscribing to a Shopify webhook topic failed');

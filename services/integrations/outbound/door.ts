@@ -206,6 +206,38 @@ export class OutboundDoor implements OutboundCalls {
     throw failure;
   }
 
+  /**
+   * Runs `work` (a provider request made outside the connector contract: a connection's webhook
+   * subscriptions, a revocation) under the connection's budget, share and breaker, once: no retry,
+   * no refresh, no dead letter. What the provider sees from us all goes through one bucket, so
+   * the calls made while a connection is set up count against the sync that follows.
+   */
+  async budgeted<T>(connection: ConnectionRef, work: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const key = this.keyOf(connection);
+    const limit = this.limitOf(connection.provider);
+    let endShare: (() => Promise<void>) | null = null;
+    let admitted: { probe: boolean; callId: string | null };
+    try {
+      endShare = await this.#admitShare(connection, key, limit, 1, signal);
+      admitted = await this.#admit(key, limit, 1, signal);
+    } catch (err) {
+      await endShare?.();
+      throw err;
+    }
+    const started = performance.now();
+    let failure: ConnectorError | null = null;
+    try {
+      const deadline = AbortSignal.timeout(this.o.callTimeoutMs);
+      return await work(signal ? AbortSignal.any([signal, deadline]) : deadline);
+    } catch (err) {
+      failure = isConnectorError(err) ? err : classify(err);
+      throw failure;
+    } finally {
+      await endShare?.();
+      await this.#settle(key, limit, connection.provider, admitted, failure, performance.now() - started, undefined);
+    }
+  }
+
   async status(connection: ConnectionRef): Promise<OutboundStatus> {
     const key = this.keyOf(connection);
     const limit = this.limitOf(connection.provider);

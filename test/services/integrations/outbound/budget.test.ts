@@ -38,7 +38,7 @@ async function consent(url: string): Promise<Record<string, string>> {
 }
 
 /** Two processes making `calls` calls each, `concurrency` at a time, from the same instant. */
-async function flatOut(connection: ConnectionRef, operation: string, input: unknown, calls: number, concurrency: number, more: Record<string, string> = {}, onStart?: () => void): Promise<string[]> {
+async function flatOut(connection: ConnectionRef, operation: string, input: unknown, calls: number, concurrency: number, more: Record<string, string> = {}, onStart?: () => void | Promise<void>): Promise<string[]> {
   const lines: string[] = [];
   const pair = [0, 1].map(() => {
     const c = spawnTs(WORKER, { ...env(), ...more, OUTBOUND_JOB: JSON.stringify({ connection, operation, input, calls, concurrency }) }, (l) => {
@@ -48,7 +48,7 @@ async function flatOut(connection: ConnectionRef, operation: string, input: unkn
     return c;
   });
   await Promise.all(pair.map((c) => c.waitLine('ready', 30_000)));
-  onStart?.();
+  await onStart?.();
   for (const c of pair) c.proc.kill('SIGUSR2');
   await Promise.all(pair.map((c) => c.exited));
   return lines;
@@ -128,6 +128,7 @@ describe('the rate budget across two Concord processes', () => {
   it('Shopify, one store, flat out: never more than 4 requests/s sustained nor a burst over 40, and the burst is used', async () => {
     const a = await services.integrations.authorize(vendor('t-shop'), 'shopify', { shop: SHOP });
     await services.integrations.callback('shopify', await consent(a.authorizationUrl));
+    const setUp = fakes.shopify.control.rate.count(SHOP); // the connection's webhook subscriptions, counted in its usage too
     fakes.shopify.control.rate.clear(SHOP);
     const lines = await flatOut({ tenantId: 't-shop', provider: 'shopify', account: SHOP }, 'listLocations', { first: 1 }, 35, 20);
     expect(lines.map((l) => l.split(' ').slice(0, 3).join(' '))).toEqual(['done 35 0', 'done 35 0']);
@@ -146,7 +147,7 @@ describe('the rate budget across two Concord processes', () => {
     expect(s.budget.limit).toBe('4/s:40');
     expect(s.budget.usedInWindow).toBeGreaterThanOrEqual(1); // the children's counts, written at their stop
     const used = await database.pool.query(`SELECT sum(calls)::int AS n FROM integration_rate_limits WHERE provider = 'shopify' AND scope = $1`, [SHOP]);
-    expect(used.rows[0].n).toBe(70);
+    expect(used.rows[0].n).toBe(70 + setUp);
   }, 60_000);
 
   it('Shopify, a slow start on the way: the burst and what the refill granted meanwhile do not arrive together', async () => {
@@ -167,6 +168,25 @@ describe('the rate budget across two Concord processes', () => {
     expect(rate.bucketViolation(shop, { perSecond: 4, burst: 40 })).toBeNull();
     // the burst was used: 40 arrived together once the way opened
     expect(rate.maxInWindow(shop, 100)).toBeGreaterThanOrEqual(38);
+    expect(fakes.shopify.state.calls.filter((c) => c.shop === shop && c.status === 429)).toEqual([]);
+  }, 60_000);
+
+  it('Shopify: the requests that set a connection up (its webhook subscriptions) count against the budget of the calls that follow', async () => {
+    const shop = 'set-up.myshopify.com';
+    fakes.shopify.control.rate.clear(shop);
+    const rate = fakes.shopify.control.rate;
+    let setUp = 0;
+    // the connection is made just before both processes go flat out: together with its set-up
+    // requests, more than the burst of 40 at once
+    const lines = await flatOut({ tenantId: 't-setup', provider: 'shopify', account: shop }, 'listLocations', { first: 1 }, 20, 20, {}, async () => {
+      const a = await services.integrations.authorize(vendor('t-setup'), 'shopify', { shop });
+      await services.integrations.callback('shopify', await consent(a.authorizationUrl));
+      setUp = rate.count(shop);
+    });
+    expect(setUp).toBeGreaterThanOrEqual(4); // one list, three subscriptions
+    expect(lines.map((l) => l.split(' ').slice(0, 3).join(' '))).toEqual(['done 20 0', 'done 20 0']);
+    expect(rate.count(shop)).toBe(setUp + 40);
+    expect(rate.bucketViolation(shop, { perSecond: 4, burst: 40 })).toBeNull();
     expect(fakes.shopify.state.calls.filter((c) => c.shop === shop && c.status === 429)).toEqual([]);
   }, 60_000);
 
