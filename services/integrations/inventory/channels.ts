@@ -238,8 +238,9 @@ export class MercadoLibreChannel implements Channel {
     return { externalKey: mlKey(itemId, v), externalIds: { itemId, ...(v === undefined ? {} : { variationId: v }) } };
   }
 
-  #call<T>(operation: string, input: unknown, key: string, write = false): Promise<T> {
-    return this.outbound.call<T>(this.ref, { operation, input, idempotencyKey: key, ...(write ? { deadLetter: false } : {}) });
+  /** `requests`: what the call costs ML's budget, which counts HTTP requests (a stock write is a read and a PUT). */
+  #call<T>(operation: string, input: unknown, key: string, write = false, requests = 1): Promise<T> {
+    return this.outbound.call<T>(this.ref, { operation, input, idempotencyKey: key, ...(requests === 1 ? {} : { requests }), ...(write ? { deadLetter: false } : {}) });
   }
 
   /** Items by id, one multiget call (one request: the budget counts requests) per 20 ids. */
@@ -292,7 +293,8 @@ export class MercadoLibreChannel implements Channel {
     for (const i of items) {
       const input = { itemId: String(i.externalIds.itemId), ...(i.externalIds.variationId === undefined ? {} : { variationId: Number(i.externalIds.variationId) }), quantity: i.stock, expected: i.expected };
       try {
-        await this.#call('setStock', input, `${key}:set:${hash(input)}`, true);
+        // two requests (connectors/mercadolibre setStock: the item read that checks `expected`, then the PUT)
+        await this.#call('setStock', input, `${key}:set:${hash(input)}`, true, 2);
         results.set(i.key, { ok: true });
       } catch (err) {
         const code = isConnectorError(err) ? err.code : 'UNKNOWN';

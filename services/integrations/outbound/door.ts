@@ -151,8 +151,8 @@ export class OutboundDoor implements OutboundCalls {
       let admitted: { probe: boolean; callId: string | null };
       let endShare: (() => Promise<void>) | null = null;
       try {
-        endShare = await this.#admitShare(connection, key, limit, call.cost ?? 1, signal);
-        admitted = await this.#admit(key, limit, call.cost ?? 1, signal);
+        endShare = await this.#admitShare(connection, key, limit, call.cost ?? 1, call.requests ?? 1, signal);
+        admitted = await this.#admit(key, limit, call.cost ?? 1, call.requests ?? 1, signal);
       } catch (err) {
         await endShare?.();
         // the breaker opened: nothing more reaches the provider; a call that never got through is the caller's to retry
@@ -218,8 +218,8 @@ export class OutboundDoor implements OutboundCalls {
     let endShare: (() => Promise<void>) | null = null;
     let admitted: { probe: boolean; callId: string | null };
     try {
-      endShare = await this.#admitShare(connection, key, limit, 1, signal);
-      admitted = await this.#admit(key, limit, 1, signal);
+      endShare = await this.#admitShare(connection, key, limit, 1, 1, signal);
+      admitted = await this.#admit(key, limit, 1, 1, signal);
     } catch (err) {
       await endShare?.();
       throw err;
@@ -276,7 +276,7 @@ export class OutboundDoor implements OutboundCalls {
    * while the breaker is closed and Shopify's points suffice: a breaker opened by another
    * process is seen within VIEW_MS; anything else takes the locked path.
    */
-  async #admit(key: BudgetKey, limit: RateLimit | null, cost: number, signal: AbortSignal | undefined): Promise<{ probe: boolean; callId: string | null }> {
+  async #admit(key: BudgetKey, limit: RateLimit | null, cost: number, requests: number, signal: AbortSignal | undefined): Promise<{ probe: boolean; callId: string | null }> {
     if (limit === null) {
       const row = await this.#view(key);
       if (row === null || (row.breaker === 'closed' && row.failures === 0 && (row.pausedUntil === null || Date.parse(row.pausedUntil) <= Date.now()) && pointsSuffice(row, cost))) return { probe: false, callId: null };
@@ -291,17 +291,17 @@ export class OutboundDoor implements OutboundCalls {
     this.#turns.set(id, turn);
     try {
       await (signal ? Promise.race([before, abortedOf(signal)]) : before);
-      return await this.#take(key, limit, cost, signal);
+      return await this.#take(key, limit, cost, requests, signal);
     } finally {
       release();
       if (this.#turns.get(id) === turn) this.#turns.delete(id);
     }
   }
 
-  async #take(key: BudgetKey, limit: RateLimit | null, cost: number, signal: AbortSignal | undefined): Promise<{ probe: boolean; callId: string | null }> {
+  async #take(key: BudgetKey, limit: RateLimit | null, cost: number, requests: number, signal: AbortSignal | undefined): Promise<{ probe: boolean; callId: string | null }> {
     let waited = 0;
     for (;;) {
-      const a = await this.store.take(key, limit, cost, this.o.probeLeaseMs ?? 30_000, leaseMsOf(this.o.callTimeoutMs));
+      const a = await this.store.take(key, limit, cost, this.o.probeLeaseMs ?? 30_000, leaseMsOf(this.o.callTimeoutMs), requests);
       this.#lastFailures.set(idOf(key), a.failures);
       if (a.outcome === 'go' || a.outcome === 'probe') {
         if (waited > 0) {
@@ -329,7 +329,7 @@ export class OutboundDoor implements OutboundCalls {
    * the provider's (key scope `share:<account>`, exact across processes). Then the provider's.
    * Answers what ends the share's lease once the call is over (null: no share applies).
    */
-  async #admitShare(connection: ConnectionRef, key: BudgetKey, limit: RateLimit | null, cost: number, signal: AbortSignal | undefined): Promise<(() => Promise<void>) | null> {
+  async #admitShare(connection: ConnectionRef, key: BudgetKey, limit: RateLimit | null, cost: number, requests: number, signal: AbortSignal | undefined): Promise<(() => Promise<void>) | null> {
     if (limit === null || !this.#hooks.shareOf) return null;
     const share = await this.#hooks.shareOf(connection);
     if (!(share > 0 && share < 1)) return null;
@@ -337,7 +337,7 @@ export class OutboundDoor implements OutboundCalls {
     const own: BudgetKey = { ...key, scope: `share:${connection.account}` };
     let waited = 0;
     for (;;) {
-      const a = await this.store.take(own, scaled, cost, this.o.probeLeaseMs ?? 30_000, leaseMsOf(this.o.callTimeoutMs));
+      const a = await this.store.take(own, scaled, cost, this.o.probeLeaseMs ?? 30_000, leaseMsOf(this.o.callTimeoutMs), requests);
       if (a.outcome !== 'wait') {
         if (waited > 0) this.#observer?.budgetWait(key.provider, waited / 1000);
         // the share's bucket is spent when the call ends, as the provider's is (its lease)

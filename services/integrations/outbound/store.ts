@@ -66,11 +66,11 @@ export class OutboundStore {
    * process dies, until `leaseMs` has passed): the bucket is spent when the call ends, so the
    * provider, counting arrivals, never sees more than the bucket allows (migrations/0017).
    */
-  async take(key: BudgetKey, limit: RateLimit | null, cost: number, probeMs: number, leaseMs: number): Promise<Admission> {
+  async take(key: BudgetKey, limit: RateLimit | null, cost: number, probeMs: number, leaseMs: number, requests = 1): Promise<Admission> {
     const { rows } = await this.pool.query<{ outcome: Admission['outcome']; wait_ms: number; breaker: BreakerState; failures: number; call_id: string | null }>({
-      name: 'concord_outbound_take_lease',
-      text: 'SELECT outcome, wait_ms, breaker, failures, call_id FROM integration_outbound_take($1, $2, $3, $4, $5, $6, $7, $8)',
-      values: [key.tenantId, key.provider, key.scope, limit?.capacity ?? null, limit?.refillPerSecond ?? null, cost, probeMs, Math.ceil(leaseMs)],
+      name: 'concord_outbound_take_units',
+      text: 'SELECT outcome, wait_ms, breaker, failures, call_id FROM integration_outbound_take($1, $2, $3, $4, $5, $6, $7, $8, $9)',
+      values: [key.tenantId, key.provider, key.scope, limit?.capacity ?? null, limit?.refillPerSecond ?? null, cost, probeMs, Math.ceil(leaseMs), requests],
     });
     const r = rows[0]!;
     return { outcome: r.outcome, waitMs: r.wait_ms, breaker: r.breaker, failures: r.failures, callId: r.call_id };

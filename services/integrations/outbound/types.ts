@@ -23,6 +23,11 @@ export interface OutboundCall {
   idempotencyKey: string;
   /** Budget units the call takes (Shopify: its requested query cost; default 1). */
   cost?: number;
+  /**
+   * The HTTP requests the call makes to the provider (default 1): what a request budget counts.
+   * MercadoLibre's stock write is 2 (the read that checks the expected stock, then the PUT).
+   */
+  requests?: number;
   /** What the call is about, for the dead letter and the logs (e.g. `{ sku }`). */
   subject?: Record<string, string>;
   /** When the retries are used up, park the call as a dead letter (default true). */
