@@ -31,6 +31,8 @@ export interface EngineHooks {
   beforeChannelWrite?(info: { tenantId: string; provider: Provider; account: string; skus: string[] }): void | Promise<void>;
   /** A page was committed to the log (the crash test kills the process after some). */
   afterPage?(info: { syncId: string; page: number }): void | Promise<void>;
+  /** A full sync's channel page was read, before it is compared (tests put a webhook in between). */
+  pageRead?(info: { syncId: string; page: number; skus: string[] }): void | Promise<void>;
 }
 
 export interface EngineOptions {
@@ -66,6 +68,9 @@ interface MappingRow {
   external_ids: Record<string, string | number>;
   source: 'sync' | 'manual';
   synced_stock: number | null;
+  /** The channel's stock and its own time of it, as this connection last applied or saw it. */
+  channel_stock: number | null;
+  channel_changed_at: Date | null;
 }
 
 interface ItemRow {
@@ -101,7 +106,7 @@ interface Pair {
  * connection, $4 SKUs, $5 external keys). Both halves are index lookups only while the planner has
  * statistics of the table (stats.ts keeps them current as a sync fills it).
  */
-export const MAPPINGS_OF_RECORDS = `SELECT sku, external_key, external_ids, source, synced_stock FROM integration_mappings
+export const MAPPINGS_OF_RECORDS = `SELECT sku, external_key, external_ids, source, synced_stock, channel_stock, channel_changed_at FROM integration_mappings
   WHERE tenant_id = $1 AND service = $2 AND connection_id = $3 AND (sku = ANY($4::text[]) OR external_key = ANY($5::text[]))`;
 
 const DELTA_PAGE = 100;
@@ -149,6 +154,7 @@ export class InventoryEngine {
       for (let k = 0; ; k++) {
         const next = !page.done && k + 1 < batch ? channel.readPage(page.cursor, `${opKey}:${k + 1}`) : null;
         next?.catch(() => undefined); // awaited below; a failure of this page's work must not leave it unhandled
+        await this.o.hooks?.pageRead?.({ syncId: i.syncId, page: i.page, skus: page.records.flatMap((r) => (r.sku === null ? [] : [r.sku])) });
         await this.#unsyncable(step, page.unsyncable);
         await this.reconcile(step, channel, page.records, { createMappings: true });
         if (!next) break;
@@ -285,6 +291,29 @@ export class InventoryEngine {
         const m = created.get(f.sku);
         if (m) matched.push({ sku: f.sku, record: f.record, mapping: m });
         else logs.push({ ...blank(f.sku, step.direction), outcome: 'unmapped', channel_stock: f.record.stock, reason: 'the channel record is mapped by hand to another SKU' });
+      }
+    }
+    // A record read before a newer change of it was applied (a webhook that came while this page
+    // was read or waited): compared now, its old stock would be written back over the newer one.
+    // Older by the channel's own clock: skipped. Of the same time but another stock than the one
+    // applied (providers stamp to the second): read again, which is at least as new.
+    const suspect: typeof matched = [];
+    for (let k = matched.length - 1; k >= 0; k--) {
+      const m = matched[k]!;
+      const seen = m.mapping.channel_changed_at;
+      const at = m.record.changedAt === null ? NaN : Date.parse(m.record.changedAt);
+      if (!seen || Number.isNaN(at) || at > seen.getTime()) continue;
+      if (at === seen.getTime() && m.record.stock === m.mapping.channel_stock) continue;
+      matched.splice(k, 1);
+      if (at < seen.getTime()) logs.push({ ...blank(m.sku, step.direction), outcome: 'unchanged', channel_stock: m.record.stock, reason: `stale read: the channel record (changed ${m.record.changedAt}) is older than its change already applied (${seen.toISOString()})` });
+      else suspect.push(m);
+    }
+    if (suspect.length > 0) {
+      const fresh = new Map((await channel.readMany(suspect.map((m) => m.record.externalIds), `${step.opKey}:stale`)).map((r) => [r.externalKey, r]));
+      for (const m of suspect) {
+        const now = fresh.get(m.record.externalKey);
+        if (now) matched.push({ ...m, record: now });
+        else logs.push({ ...blank(m.sku, step.direction), outcome: 'failed', channel_stock: m.record.stock, reason: 'the channel record vanished', error_code: 'NOT_FOUND' });
       }
     }
     const skus = matched.map((m) => m.sku);
@@ -502,9 +531,9 @@ export class InventoryEngine {
        INSERT INTO integration_mappings AS m (tenant_id, service, connection_id, sku, external_key, external_ids, source)
        SELECT $1, $2, $3, sku, external_key, external_ids, 'sync' FROM x
        ON CONFLICT (tenant_id, service, connection_id, sku) DO UPDATE
-          SET external_key = EXCLUDED.external_key, external_ids = EXCLUDED.external_ids, synced_stock = NULL, synced_version = NULL, updated_at = now()
+          SET external_key = EXCLUDED.external_key, external_ids = EXCLUDED.external_ids, synced_stock = NULL, synced_version = NULL, channel_changed_at = NULL, updated_at = now()
         WHERE m.source = 'sync'
-       RETURNING sku, external_key, external_ids, source, synced_stock`,
+       RETURNING sku, external_key, external_ids, source, synced_stock, channel_stock, channel_changed_at`,
       [step.tenantId, step.provider, step.account, JSON.stringify(input)],
     );
     this.o.stats?.changed('integration_mappings', rows.length);
