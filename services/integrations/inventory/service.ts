@@ -146,8 +146,13 @@ function checkTime(at: unknown, field: string): string {
 
 /** Webhook topics that carry stock. */
 export const STOCK_TOPICS = new Set(['inventory_levels/update', 'items']);
-/** Webhook applies running at once. */
-const APPLY_CONCURRENCY = 16;
+/**
+ * Webhook applies running at once. Two: each apply is about ten statements, and more at once
+ * crowd the accepts off the cores they share (bench/webhooks.ts with every level mapped: at 16,
+ * accept p99 11-39 ms at 200/s and the accepts fell to 505-899/s at 1,000/s offered; at 2,
+ * 8-12 ms, and 998/s answered at 1,000/s with the applies still keeping up).
+ */
+const APPLY_CONCURRENCY = 2;
 /** How often stock webhooks accepted but not applied (a crash, a failure) are looked for. */
 const APPLY_SWEEP_MS = 10_000;
 
