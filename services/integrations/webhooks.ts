@@ -179,6 +179,8 @@ const HANDOFF_YIELD_MAX_MS = 25;
 const HANDOFF_LINGER_MS = 20;
 /** Hand-offs waiting in memory at most; past it a row stays `accepted` for the sweep. */
 const HANDOFF_QUEUE_MAX = 10_000;
+/** The periodic sweep's rows are at least this old (younger ones are in this process's hand-off queue). */
+const SWEEP_MIN_AGE_MS = 30_000;
 
 interface HandOff {
   tenant: string;
@@ -373,8 +375,8 @@ export class WebhookIntake {
   start(): void {
     const every = this.o.sweepMs ?? 10_000;
     if (every <= 0 || this.#sweep) return;
-    void this.sweep();
-    this.#sweep = setInterval(() => void this.sweep(), every);
+    void this.sweep(); // at start nothing is queued here: every row left `accepted` is an orphan
+    this.#sweep = setInterval(() => void this.sweep(500, SWEEP_MIN_AGE_MS), every);
     this.#sweep.unref();
   }
 
@@ -389,14 +391,19 @@ export class WebhookIntake {
     while (this.#draining) await this.#draining;
   }
 
-  /** Hands every row still `accepted` to its connection's actor (the inbox dedupes a repeat); answers how many it tried. */
-  async sweep(limit = 500): Promise<number> {
+  /**
+   * Hands every row still `accepted` to its connection's actor (the inbox dedupes a repeat);
+   * answers how many it tried. The periodic sweep leaves rows younger than `SWEEP_MIN_AGE_MS`
+   * alone: those are in this process's hand-off queue (accepts outrun the hand-off while they
+   * come fast), and sweeping them too handed every recent webhook twice.
+   */
+  async sweep(limit = 500, minAgeMs = 0): Promise<number> {
     if (!this.o.host.registry.has(INTEGRATION_ACTOR_TYPE)) return 0;
     try {
       const { rows } = await this.o.pool.query<{ id: string; tenant_id: string; service: WebhookProvider; connection_id: string; topic: string; received_at: Date }>(
         `SELECT id::text AS id, tenant_id, service, connection_id, topic, received_at FROM integration_webhooks
-          WHERE status = 'accepted' ORDER BY received_at, id LIMIT $1`,
-        [limit],
+          WHERE status = 'accepted' AND received_at <= now() - make_interval(secs => $2::int / 1000.0) ORDER BY received_at, id LIMIT $1`,
+        [limit, Math.max(0, Math.round(minAgeMs))],
       );
       for (const r of rows) this.#handOff({ tenant: r.tenant_id, service: r.service, connectionId: r.connection_id, id: r.id, topic: r.topic, receivedAt: r.received_at });
       await this.idle();

@@ -333,6 +333,9 @@ describe('the hand-off to the connection actor', () => {
     await expect(intake.accept('mercadolibre', Buffer.from('{}'), {})).rejects.toMatchObject({ code: 'UNAVAILABLE', details: { missing: ['ML_CLIENT_ID'] } });
     await expect(intake.accept('ebay', Buffer.from('{}'), {})).rejects.toMatchObject({ code: 'NOT_FOUND' });
 
+    // the periodic sweep leaves young rows to the hand-off queue that holds them (no double hand-off)
+    expect(await services.webhooks.sweep(500, 600_000)).toBe(0);
+    expect((await rows('id = $1', [outcome.id]))[0]?.status).toBe('accepted');
     // the process with the actor type sweeps it over, once
     expect(await services.webhooks.sweep()).toBeGreaterThanOrEqual(1);
     expect((await rows('id = $1', [outcome.id]))[0]?.status).toBe('handed');
