@@ -153,6 +153,8 @@ export const STOCK_TOPICS = new Set(['inventory_levels/update', 'items']);
  * 8-12 ms, and 998/s answered at 1,000/s with the applies still keeping up).
  */
 const APPLY_CONCURRENCY = 2;
+/** Applies waiting at most; past it an accepted webhook is left to the sweep (memory stays bounded under a flood). */
+const APPLY_QUEUE_MAX = 20_000;
 /** How often stock webhooks accepted but not applied (a crash, a failure) are looked for. */
 const APPLY_SWEEP_MS = 10_000;
 
@@ -201,7 +203,7 @@ export class InventoryService {
    * misses (a crash, a failure) the sweep finds: a stock webhook with no log row yet.
    */
   webhookAccepted(h: StockWebhook): void {
-    if (!STOCK_TOPICS.has(h.topic) || this.#applying.has(h.id)) return;
+    if (!STOCK_TOPICS.has(h.topic) || this.#applying.has(h.id) || this.#applyQueue.length >= APPLY_QUEUE_MAX) return;
     this.#applying.add(h.id);
     this.#applyQueue.push(h);
     this.#pump();
