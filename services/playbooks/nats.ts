@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { AckPolicy, DeliverPolicy, JetStreamApiError, jetstream, jetstreamManager, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { backoffDelay } from '../../machines/lib/backoff.js';
@@ -34,7 +35,8 @@ const permanent = (err: unknown): boolean => err instanceof DomainError || isCon
  * the execution is committed (a crash before that redelivers it). A message starts one execution
  * per matching playbook, whose id is derived from the playbook and the message id
  * (`Nats-Msg-Id`), so a redelivered or republished message starts nothing twice; a message
- * without that header is ignored (it could not be deduplicated). A pattern JetStream refuses (it
+ * without that header takes its place in the stream as its id (a redelivery starts nothing twice;
+ * a producer's blind retry is a second message). A pattern JetStream refuses (it
  * overlaps another stream's subjects) falls back to a core NATS queue subscription (not durable),
  * with a warning. Embedded (no NATS), the in-process bus. The JSON body is the inputs. Subjects
  * are reloaded whenever a playbook changes here, and every 30 s (changes made by other processes).
@@ -212,7 +214,9 @@ export class PlaybookNatsIntake {
 
   async #one(m: JsMsg): Promise<void> {
     try {
-      const read = this.#read(m.subject, m.headers?.get('Nats-Msg-Id'), m.data);
+      // without a Nats-Msg-Id, the message's place in the stream (its sequence and the time the
+      // stream stored it): the same on every redelivery, and never reused, even by a recreated stream
+      const read = this.#read(m.subject, m.headers?.get('Nats-Msg-Id') || `stream:${m.info.streamSequence}@${m.info.timestampNanos}`, m.data);
       if (!read) {
         m.ack();
         return;
@@ -232,12 +236,8 @@ export class PlaybookNatsIntake {
     }
   }
 
-  /** A trigger message's id and JSON body; null (logged) for one without `Nats-Msg-Id` (it could not be deduplicated) or not JSON. */
-  #read(subject: string, id: string | undefined, body: Uint8Array): { id: string; data: unknown } | null {
-    if (!id) {
-      this.log.warn({ subject }, 'playbook nats trigger: a message without a Nats-Msg-Id header is ignored (it could not be deduplicated)');
-      return null;
-    }
+  /** A trigger message's id and JSON body; null (logged) for one that is not JSON. */
+  #read(subject: string, id: string, body: Uint8Array): { id: string; data: unknown } | null {
     try {
       return { id, data: body.length ? JSON.parse(decoder.decode(body)) : {} };
     } catch {
@@ -263,7 +263,8 @@ export class PlaybookNatsIntake {
       queue: 'concord-playbooks',
       callback: (err, m) => {
         if (err) return;
-        const read = this.#read(m.subject, m.headers?.get('Nats-Msg-Id'), m.data);
+        // core NATS delivers a message once to the queue group: without a Nats-Msg-Id it needs no dedupe, only an id
+        const read = this.#read(m.subject, m.headers?.get('Nats-Msg-Id') || `core:${randomUUID()}`, m.data);
         if (!read) return;
         void this.#deliver(pattern, m.subject, read.id, read.data).catch((e: unknown) => this.log.warn({ err: e, subject: m.subject }, 'playbook nats trigger failed'));
       },

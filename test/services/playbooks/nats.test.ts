@@ -34,7 +34,7 @@ afterAll(async () => {
 });
 
 describe('the nats trigger over JetStream', () => {
-  it('is durable: a message published while Concord is down starts the playbook once when it is back; a message id starts one execution', async () => {
+  it('is durable: a message published while Concord is down starts the playbook once when it is back; a message id starts one execution, and one without an id starts one too', async () => {
     if (!sys || !nc) {
       expect(process.env.NATS_URL, 'NATS_URL is set but the suite did not connect').toBeUndefined();
       return;
@@ -74,20 +74,22 @@ describe('the nats trigger over JetStream', () => {
     publish('signup-2', 'grace');
     publish('signup-2', 'grace'); // a producer's retry
     await js.publish(`${subject}.us`, JSON.stringify({ who: 'linus' }), { msgID: 'signup-3' });
-    publish(null, 'nobody'); // no message id: cannot be deduplicated, ignored
+    publish(null, 'nobody'); // no message id: its place in the stream is its id
     await nc.flush();
     expect((await jsm.consumers.info(triggerStreamName(prefix), TRIGGER_CONSUMER)).num_pending).toBeGreaterThanOrEqual(3);
 
     // back: each waiting message starts its execution once, and the stream is drained
     sys = await start();
-    const list = await settled(3);
+    const list = await settled(4);
     await new Promise((r) => setTimeout(r, 500)); // nothing more comes
     const after = await executions();
-    expect(after).toHaveLength(3);
-    expect(after.map((e) => (e.triggerInfo as { messageId: string }).messageId).sort()).toEqual(['signup-1', 'signup-2', 'signup-3']);
+    expect(after).toHaveLength(4);
+    const ids = after.map((e) => (e.triggerInfo as { messageId: string }).messageId).sort();
+    expect(ids.slice(0, 3)).toEqual(['signup-1', 'signup-2', 'signup-3']);
+    expect(ids[3]).toMatch(/^stream:\d+@\d+$/);
     expect(list.every((e) => e.status === 'succeeded')).toBe(true);
     const outputs = await Promise.all(after.map(async (e) => (await sys!.services.playbooks.getExecution(operator, e.id)).steps[0]!.output));
-    expect(outputs.sort()).toEqual(['ada', 'grace', 'linus']);
+    expect(outputs.sort()).toEqual(['ada', 'grace', 'linus', 'nobody']);
     await waitFor('the stream drained', async () => {
       const c = await jsm.consumers.info(triggerStreamName(prefix), TRIGGER_CONSUMER);
       return c.num_pending === 0 && c.num_ack_pending === 0 ? c : null;
