@@ -61,6 +61,33 @@ export type StepOutcome =
   | { skipped: true; reason: string; logs?: LogLine[] }
   | { ok: false; error: { code: string; message: string; retryable: boolean }; logs?: LogLine[] };
 
+/** What expressions see: the execution's inputs and its steps' outputs and statuses. */
+export interface ExpressionScope {
+  inputs: Record<string, unknown>;
+  steps: Record<string, { output: unknown; status: string }>;
+}
+
+/** One attempt of a step, as {@link InstantSteps} sees it. */
+export interface InstantCall {
+  type: string;
+  spec: unknown;
+  if: string | null;
+  forEach: string | null;
+  attempt: number;
+  scope: ExpressionScope;
+}
+
+/**
+ * Step work done inside the execution's own transition (injected by the services: CEL lives
+ * there): an `evaluate` step, or the `if` of any step. `run` answers what a step runner would
+ * have answered for the attempt, or null when the work is not instant (the step runners do it,
+ * through the `playbook` connector). It must be pure: a function of its arguments only (no clock,
+ * no randomness, no I/O), bounded, and synchronous; log lines carry `at` (the event's time).
+ */
+export interface InstantSteps {
+  run(call: InstantCall, at: string): StepOutcome | null;
+}
+
 export interface PlaybookStep extends CompiledStep, StepRun {
   /** The code of the last failure. */
   errorCode: string | null;
