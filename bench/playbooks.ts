@@ -35,6 +35,8 @@ const CHAINS = Number(process.env.BENCH_CHAINS ?? 50);
 const PLAYBOOKS = Number(process.env.BENCH_PLAYBOOKS ?? 1_000);
 /** Chain executions running at once. */
 const AT_ONCE = Number(process.env.BENCH_AT_ONCE ?? 4);
+/** `0`: instant work (evaluate, if) goes through the connector too (`playbooks.inline: false`). */
+const INLINE = process.env.BENCH_INLINE !== '0';
 /** `engine` runs only the per-step figure. */
 const ONLY = process.env.BENCH_ONLY;
 const op: Principal = { sub: 'bench', role: 'operator', tenantId: null };
@@ -55,7 +57,7 @@ async function main(): Promise<void> {
   const connectors = new Map<string, ConnectorInvoker>();
   const config = loadConfig({ DATABASE_URL: db.url, LOG_LEVEL: 'warn', CREDENTIALS_KEYS: `k1:${Buffer.alloc(32, 3).toString('base64')}`, DB_POOL_SIZE: '16' });
   const runtime = await createRuntime({ config, registry: new Registry([executionType, scheduleType]), log: benchLog, clock, connectors });
-  const services = createServices({ runtime, log: benchLog, clock, connectors, run: { events: false, sagaIntake: false, housekeeping: false }, playbooks: { runners: { evaluate: instant, webhook: instant } } });
+  const services = createServices({ runtime, log: benchLog, clock, connectors, run: { events: false, sagaIntake: false, housekeeping: false }, playbooks: { runners: { evaluate: instant, webhook: instant }, inline: INLINE } });
   await runtime.start();
   await services.start();
   const app = createApp({ services, log: benchLog, jwtSecret: SECRET });

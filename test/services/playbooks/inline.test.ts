@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../../runtime/db.js';
+import { DomainCode } from '../../../services/common/errors.js';
 import type { Execution } from '../../../services/playbooks/service.js';
 import { evaluateRunner } from '../../../services/playbooks/steps/evaluate.js';
 import { freshDatabase, waitFor } from '../../helpers/db.js';
@@ -194,5 +195,22 @@ describe('instant steps', () => {
     expect(server.count('/ok/inline-mixed')).toBe(2);
     // create (pre ran inline, call went out), the call's answer (post ran inline): two commits
     expect(e.version).toBe(2);
+  });
+
+  it('execute reads the current version every time (an update or a delete counts at once); an idempotency key still dedupes', async () => {
+    const pbs = inline.services.playbooks;
+    const v1 = ['name: inline-versions', 'steps:', '  - id: v', '    evaluate: "1"'].join('\n');
+    const pb = await pbs.create({ principal: operator }, v1, 'yaml');
+    expect((await pbs.execute({ principal: operator }, pb.id, {})).steps[0]!.output).toBe(1);
+    await pbs.update({ principal: operator }, pb.id, v1.replace('"1"', '"2"'), 'yaml');
+    const e2 = await pbs.execute({ principal: operator }, pb.id, {});
+    expect(e2).toMatchObject({ playbookVersion: 2, status: 'succeeded' });
+    expect(e2.steps[0]!.output).toBe(2);
+    const k1 = await pbs.execute({ principal: operator }, pb.id, {}, 'key-1');
+    const k2 = await pbs.execute({ principal: operator }, pb.id, {}, 'key-1');
+    expect(k2.id).toBe(k1.id);
+    expect(k2.version).toBe(1);
+    await pbs.delete({ principal: operator }, pb.id);
+    await expect(pbs.execute({ principal: operator }, pb.id, {})).rejects.toMatchObject({ code: DomainCode.NotFound });
   });
 });
