@@ -32,6 +32,11 @@ import type { ExecutionContext, ExecutionEvent, InstantSteps, LogLine, PlaybookS
 export const STEP_CONNECTOR = 'playbook';
 /** A step's durable timeout fires this long after the runner's own (which answers with a better error). */
 export const TIMEOUT_GRACE_MS = 1_000;
+/**
+ * The instant work one transition may do ({@link InstantSteps} units: for CEL, scope values
+ * converted, about 50 ns each, so some 50 ms); past it, the next attempts are calls.
+ */
+export const INSTANT_BUDGET = 1_000_000;
 /** Log lines kept per step (the newest). */
 export const MAX_LOG_LINES = 50;
 
@@ -43,6 +48,8 @@ export interface Draft {
   cancel: string[];
   /** Step work done inline (none: every attempt is a call). */
   instant: InstantSteps | null;
+  /** What is left of this transition's {@link INSTANT_BUDGET}. */
+  instantLeft: number;
 }
 
 export function draftFor(context: ExecutionContext, event: ExecutionEvent | null, instant: InstantSteps | null = null): Draft {
@@ -50,7 +57,7 @@ export function draftFor(context: ExecutionContext, event: ExecutionEvent | null
   const fromEvent = event && 'at' in event && typeof event.at === 'string' ? event.at : null;
   const at = fromEvent ?? ctx.lastEventAt ?? ctx.createdAt ?? new Date(0).toISOString();
   ctx.lastEventAt = at;
-  return { ctx, at, effects: [], raise: [], cancel: [], instant };
+  return { ctx, at, effects: [], raise: [], cancel: [], instant, instantLeft: INSTANT_BUDGET };
 }
 
 const byId = (c: ExecutionContext, id: string | undefined) => c.steps.find((s) => s.id === id);
@@ -120,8 +127,11 @@ function begin(o: Draft, s: PlaybookStep): boolean {
   beginStep(s, o.at);
   const c = o.ctx;
   const scope = { inputs: c.inputs, steps: scopeSteps(c) };
-  const out = o.instant?.run({ type: s.type, spec: s.spec, if: s.if, forEach: s.forEach, attempt: s.attempt, scope }, o.at) ?? null;
-  if (out) return settleAttempt(o, s, out, false);
+  if (o.instant && o.instantLeft > 0) {
+    const a = o.instant.run({ type: s.type, spec: s.spec, if: s.if, forEach: s.forEach, attempt: s.attempt, scope, budget: o.instantLeft }, o.at);
+    o.instantLeft -= a.spent;
+    if (a.outcome) return settleAttempt(o, s, a.outcome, false);
+  }
   o.effects.push({
     type: 'concord.call',
     connector: STEP_CONNECTOR,

@@ -75,6 +75,14 @@ export interface InstantCall {
   forEach: string | null;
   attempt: number;
   scope: ExpressionScope;
+  /** Work this transition may still spend on instant steps, in the implementation's units. */
+  budget: number;
+}
+
+/** The outcome of the attempt (null: not instant, or over the budget: a call does it) and the work spent. */
+export interface InstantAnswer {
+  outcome: StepOutcome | null;
+  spent: number;
 }
 
 /**
@@ -83,9 +91,12 @@ export interface InstantCall {
  * have answered for the attempt, or null when the work is not instant (the step runners do it,
  * through the `playbook` connector). It must be pure: a function of its arguments only (no clock,
  * no randomness, no I/O), bounded, and synchronous; log lines carry `at` (the event's time).
+ * It tells the work it spent, a count (never a time: transitions are deterministic); once a
+ * transition's budget is spent, its remaining attempts are calls, so a long chain over a large
+ * scope does not hold the actor (and the event loop) in one transition.
  */
 export interface InstantSteps {
-  run(call: InstantCall, at: string): StepOutcome | null;
+  run(call: InstantCall, at: string): InstantAnswer;
 }
 
 export interface PlaybookStep extends CompiledStep, StepRun {

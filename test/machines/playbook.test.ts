@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { EventObject } from 'xstate';
+import { INSTANT_BUDGET } from '../../machines/playbook/engine.js';
 import { createExecutionMachine, executionMachine, type CompiledStep, type ExecutionContext, type InstantSteps } from '../../machines/playbook/index.js';
 import type { PersistedSnapshot } from '../../runtime/registry.js';
 import { step, type TimerRow } from '../../runtime/step.js';
@@ -118,11 +119,31 @@ describe('the playbook-execution machine', () => {
       expect(d.value()).toBe('failed');
     });
 
+    it('a transition spends a bounded budget on instant work: past it, the next attempts are calls', () => {
+      const d = driver(inline);
+      // every expression converts the whole scope: 150,001 values and more
+      const inputs = { big: Array.from({ length: 150_000 }, (_, i) => i) };
+      const chain = Array.from({ length: 10 }, (_, i) => s(`s${i}`, i + 1, i ? [i] : []));
+      d.send({ ...create(chain, 1), inputs });
+      const inlineDone = d.ctx().steps.filter((x) => x.status === 'COMPLETED').length;
+      expect(inlineDone).toBe(Math.ceil(INSTANT_BUDGET / 150_003));
+      expect(calls(d.effects).map((c) => c.stepId)).toEqual([`s${inlineDone}`]);
+      d.send({ type: `pbstep.s${inlineDone}.1.done`, output: { ok: true, output: true } });
+      expect(d.value()).toBe('succeeded');
+      // a forEach whose items times its scope would pass the budget is a call before any item runs
+      const e = driver(inline);
+      e.send({ ...create([s('each', 1, [], { forEach: 'inputs.big.filter(x, x < 1000)', spec: 'item' })]), inputs });
+      expect(calls(e.effects).map((c) => c.stepId)).toEqual(['each']);
+    });
+
     it('an inline failure that may be retried holds its slot until its retry timer, as a runner failure does', () => {
       // CEL errors are never retryable: a stand-in for one that would be
       let failures = 1;
       const flaky: InstantSteps = {
-        run: (call, at) => (call.type !== 'flaky' ? null : failures-- > 0 ? { ok: false, error: { code: 'X', message: 'x', retryable: true }, logs: [{ at, attempt: call.attempt, message: 'x' }] } : { ok: true, output: 'ok' }),
+        run: (call, at) => ({
+          spent: 1,
+          outcome: call.type !== 'flaky' ? null : failures-- > 0 ? { ok: false, error: { code: 'X', message: 'x', retryable: true }, logs: [{ at, attempt: call.attempt, message: 'x' }] } : { ok: true, output: 'ok' },
+        }),
       };
       const d = driver(createExecutionMachine(flaky));
       d.send(create([s('f', 1, [], { type: 'flaky' }), s('w', 2, [], { type: 'webhook', spec: {} })], 1));

@@ -209,15 +209,24 @@ export function evaluateCel(expression: string, scope: StepScope): unknown {
  * the same answer on every node and on replay. Nothing unbounded is lost: the static limits
  * (source length, AST nodes and depth, comprehension nesting, scope size, the estimated cost)
  * are all checked before anything runs, and they are what bounds the work; `timeMs` is only a
- * backstop for a misestimate.
+ * backstop for a misestimate. `spent.values` grows by the scope values converted for CEL (the
+ * bulk of an evaluation's work over a large scope, and a count, so deterministic too).
  */
-export function evaluateCelStatic(expression: string, scope: StepScope): unknown {
-  return evaluate(expression, scope, false);
+export function evaluateCelStatic(expression: string, scope: StepScope, spent?: { values: number }): unknown {
+  return evaluate(expression, scope, false, spent);
 }
 
-function evaluate(expression: string, scope: StepScope, timed: boolean): unknown {
+function evaluate(expression: string, scope: StepScope, timed: boolean, spent?: { values: number }): unknown {
   const { compiled, shape } = compile(expression);
   const stats: Converted = { values: 0, longest: 1 };
+  try {
+    return run(compiled, shape, scope, stats, timed);
+  } finally {
+    if (spent) spent.values += stats.values;
+  }
+}
+
+function run(compiled: Compiled, shape: Shape, scope: StepScope, stats: Converted, timed: boolean): unknown {
   const context = {
     inputs: toCel(scope.inputs ?? {}, stats),
     steps: toCel(scope.steps ?? {}, stats),
