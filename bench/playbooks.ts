@@ -37,6 +37,8 @@ const PLAYBOOKS = Number(process.env.BENCH_PLAYBOOKS ?? 1_000);
 const AT_ONCE = Number(process.env.BENCH_AT_ONCE ?? 4);
 /** `0`: instant work (evaluate, if) goes through the connector too (`playbooks.inline: false`). */
 const INLINE = process.env.BENCH_INLINE !== '0';
+/** Executions of the warm-up chain (through the connector), not counted. */
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 5 * AT_ONCE);
 /** `engine` runs only the per-step figure. */
 const ONLY = process.env.BENCH_ONLY;
 const op: Principal = { sub: 'bench', role: 'operator', tenantId: null };
@@ -101,7 +103,7 @@ async function main(): Promise<void> {
     return { id: chainPb.id, row: [name, gaps.length, fmt(percentile(gaps, 50)), fmt(percentile(gaps, 99)), fmt(gaps[gaps.length - 1] ?? 0), fmt(percentile(e2e, 50)), fmt(percentile(e2e, 99)), fmt(percentile(e2e, 50) / CHAIN), fmt(percentile(e2e, 99) / CHAIN), fmt(wall / 1000)] };
   };
   // warm-up, not counted: the call path (outbox, relay, runner, answer) warm whichever chain runs first
-  await runChains('warm-up', 'webhook: { url: x }', 2 * AT_ONCE);
+  await runChains('warm-up', 'webhook: { url: x }', WARMUP);
   const evaluateChains = await runChains('evaluate', 'evaluate: "true"');
   const webhookChains = await runChains('webhook', 'webhook: { url: x }');
   const engineRows = [evaluateChains.row, webhookChains.row];
