@@ -104,8 +104,9 @@ async function main(): Promise<void> {
   };
   // warm-up, not counted: the call path (outbox, relay, runner, answer) warm whichever chain runs first
   await runChains('warm-up', 'webhook: { url: x }', WARMUP);
-  const evaluateChains = await runChains('evaluate', 'evaluate: "true"');
+  // the webhook chain first: what runs before it is then the same whether evaluate is inline or not
   const webhookChains = await runChains('webhook', 'webhook: { url: x }');
+  const evaluateChains = await runChains('evaluate', 'evaluate: "true"');
   const engineRows = [evaluateChains.row, webhookChains.row];
   const engineHead = ['chain', 'steps', 'gap p50', 'gap p99', 'gap max', 'exec p50', 'exec p99', '/step p50', '/step p99', 'wall s'];
 
