@@ -473,7 +473,8 @@ export class PlaybookService {
   async execute(cx: Caller, id: string, inputs: unknown, idempotencyKey?: string): Promise<Execution> {
     const r = await this.#runnable(cx.principal, id);
     if (!hasTrigger(r.definition, 'manual')) throw new ConcordError(ErrorCode.EventRejected, `playbook ${id} has no manual trigger`, { action: 'execute' });
-    const resolved = resolveInputs(r.definition, inputs);
+    // the defaults come from the cached definition: the execution gets its own copy
+    const resolved = structuredClone(resolveInputs(r.definition, inputs));
     const executionId = idempotencyKey ? hashId(`manual\n${id}\n${cx.principal.sub}\n${idempotencyKey}`) : randomUUID();
     return this.#start(cx, r, { kind: 'manual' }, resolved, { executionId, steps: r.steps });
   }
