@@ -6,7 +6,12 @@
  *    through the app (`app.request`, no socket), 8 at a time; p50/p95/p99 (target p95 < 20 ms).
  * 2. Engine overhead per step: executions of a chain of steps whose work is instant; per step,
  *    the time from its dependency's completion to its own (begin commit, the call through the
- *    outbox, the answer's commit): p50/p99 (target p99 < 5 ms).
+ *    outbox, the answer's commit): p50/p99 (target p99 < 5 ms). Two chains: `evaluate` steps
+ *    (CEL: run inside the execution's own transition where the engine does that, so their gaps
+ *    are 0) and `webhook` steps (an instant fake runner: always a call through the connector).
+ *    Per execution also the time from the execute call to its `finishedAt` (or to the call's
+ *    answer, when later: an execution that ended inside the call), and that over the
+ *    chain's length: what a step costs end to end, the request included.
  * 3. Cron fan-out: PLAYBOOKS playbooks due on the same minute; the time from the tick to the
  *    last of their executions starting (target: all within 5 s).
  */
@@ -30,6 +35,10 @@ const CHAINS = Number(process.env.BENCH_CHAINS ?? 50);
 const PLAYBOOKS = Number(process.env.BENCH_PLAYBOOKS ?? 1_000);
 /** Chain executions running at once. */
 const AT_ONCE = Number(process.env.BENCH_AT_ONCE ?? 4);
+/** `0`: instant work (evaluate, if) goes through the connector too (`playbooks.inline: false`). */
+const INLINE = process.env.BENCH_INLINE !== '0';
+/** Executions of the warm-up chain (through the connector), not counted. */
+const WARMUP = Number(process.env.BENCH_WARMUP ?? 5 * AT_ONCE);
 /** `engine` runs only the per-step figure. */
 const ONLY = process.env.BENCH_ONLY;
 const op: Principal = { sub: 'bench', role: 'operator', tenantId: null };
@@ -50,7 +59,7 @@ async function main(): Promise<void> {
   const connectors = new Map<string, ConnectorInvoker>();
   const config = loadConfig({ DATABASE_URL: db.url, LOG_LEVEL: 'warn', CREDENTIALS_KEYS: `k1:${Buffer.alloc(32, 3).toString('base64')}`, DB_POOL_SIZE: '16' });
   const runtime = await createRuntime({ config, registry: new Registry([executionType, scheduleType]), log: benchLog, clock, connectors });
-  const services = createServices({ runtime, log: benchLog, clock, connectors, run: { events: false, sagaIntake: false, housekeeping: false }, playbooks: { runners: { evaluate: instant, webhook: instant } } });
+  const services = createServices({ runtime, log: benchLog, clock, connectors, run: { events: false, sagaIntake: false, housekeeping: false }, playbooks: { runners: { evaluate: instant, webhook: instant }, inline: INLINE } });
   await runtime.start();
   await services.start();
   const app = createApp({ services, log: benchLog, jwtSecret: SECRET });
@@ -58,30 +67,51 @@ async function main(): Promise<void> {
   const pb = services.playbooks;
 
   // --- 2. engine overhead per step ---------------------------------------------------------
-  const chain = ['name: chain', 'parallelism: 1', 'steps:', ...Array.from({ length: CHAIN }, (_, i) => [`  - id: s${i}`, ...(i ? [`    dependsOn: [s${i - 1}]`] : []), '    evaluate: "true"']).flat()].join('\n');
-  const chainPb = await pb.create({ principal: op }, chain, 'yaml');
-  const gaps: number[] = [];
-  const started = Date.now();
-  for (let batch = 0; batch < CHAINS; batch += AT_ONCE) {
-    const ids = await Promise.all(Array.from({ length: Math.min(AT_ONCE, CHAINS - batch) }, async () => (await pb.execute({ principal: op }, chainPb.id, {})).id));
-    for (const id of ids) {
-      for (;;) {
-        const e = await pb.getExecution(op, id);
-        if (e.status === 'succeeded') {
-          const done = e.steps.map((s) => Date.parse(s.completedAt!));
-          for (let i = 1; i < done.length; i++) gaps.push(done[i]! - done[i - 1]!);
-          break;
+  const chainOf = (name: string, work: string) =>
+    [`name: ${name}`, 'parallelism: 1', 'steps:', ...Array.from({ length: CHAIN }, (_, i) => [`  - id: s${i}`, ...(i ? [`    dependsOn: [s${i - 1}]`] : []), `    ${work}`]).flat()].join('\n');
+  const runChains = async (name: string, work: string, count = CHAINS): Promise<{ id: string; row: Array<string | number> }> => {
+    const chainPb = await pb.create({ principal: op }, chainOf(name, work), 'yaml');
+    const gaps: number[] = [];
+    const e2e: number[] = [];
+    const started = Date.now();
+    for (let batch = 0; batch < count; batch += AT_ONCE) {
+      const runs = await Promise.all(
+        Array.from({ length: Math.min(AT_ONCE, count - batch) }, async () => {
+          const t0 = clock.now();
+          const id = (await pb.execute({ principal: op }, chainPb.id, {})).id;
+          return { id, t0, answered: clock.now() };
+        }),
+      );
+      for (const { id, t0, answered } of runs) {
+        for (;;) {
+          const e = await pb.getExecution(op, id);
+          if (e.status === 'succeeded') {
+            const done = e.steps.map((s) => Date.parse(s.completedAt!));
+            for (let i = 1; i < done.length; i++) gaps.push(done[i]! - done[i - 1]!);
+            // an execution that ended inside its execute call ends when the call answers
+            e2e.push(Math.max(Date.parse(e.finishedAt!), answered) - t0);
+            break;
+          }
+          if (e.status === 'failed') throw new Error(`chain execution failed: ${e.error}`);
+          await new Promise((r) => setTimeout(r, 20));
         }
-        if (e.status === 'failed') throw new Error(`chain execution failed: ${e.error}`);
-        await new Promise((r) => setTimeout(r, 20));
       }
     }
-  }
-  const chainWall = Date.now() - started;
-  gaps.sort((a, b) => a - b);
+    const wall = Date.now() - started;
+    gaps.sort((a, b) => a - b);
+    e2e.sort((a, b) => a - b);
+    return { id: chainPb.id, row: [name, gaps.length, fmt(percentile(gaps, 50)), fmt(percentile(gaps, 99)), fmt(gaps[gaps.length - 1] ?? 0), fmt(percentile(e2e, 50)), fmt(percentile(e2e, 99)), fmt(percentile(e2e, 50) / CHAIN), fmt(percentile(e2e, 99) / CHAIN), fmt(wall / 1000)] };
+  };
+  // warm-up, not counted: the call path (outbox, relay, runner, answer) warm whichever chain runs first
+  await runChains('warm-up', 'webhook: { url: x }', WARMUP);
+  // the webhook chain first: what runs before it is then the same whether evaluate is inline or not
+  const webhookChains = await runChains('webhook', 'webhook: { url: x }');
+  const evaluateChains = await runChains('evaluate', 'evaluate: "true"');
+  const engineRows = [evaluateChains.row, webhookChains.row];
+  const engineHead = ['chain', 'steps', 'gap p50', 'gap p99', 'gap max', 'exec p50', 'exec p99', '/step p50', '/step p99', 'wall s'];
 
   if (ONLY === 'engine') {
-    console.log(table(['steps', 'p50', 'p95', 'p99', 'max', 'wall s'], [[gaps.length, fmt(percentile(gaps, 50)), fmt(percentile(gaps, 95)), fmt(percentile(gaps, 99)), fmt(gaps[gaps.length - 1] ?? 0), fmt(chainWall / 1000)]]));
+    console.log(table(engineHead, engineRows));
     await services.stop();
     await runtime.stop();
     await db.stop();
@@ -95,7 +125,7 @@ async function main(): Promise<void> {
   const routes: Array<[string, () => Response | Promise<Response>]> = [
     ['GET /playbooks/{id}', () => app.request(`/api/partnerships/playbooks/${simple.id}`, { headers })],
     ['GET /executions/{id}', () => app.request(`/api/partnerships/executions/${anExecution}`, { headers })],
-    ['GET /executions?playbookId', () => app.request(`/api/partnerships/executions?playbookId=${chainPb.id}&limit=20`, { headers })],
+    ['GET /executions?playbookId', () => app.request(`/api/partnerships/executions?playbookId=${evaluateChains.id}&limit=20`, { headers })],
     ['POST /playbooks/{id}/execute', () => app.request(`/api/partnerships/playbooks/${simple.id}/execute`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json', 'content-length': '2' }, body: '{}' })],
   ];
   const apiRows: Array<Array<string | number>> = [];
@@ -151,7 +181,8 @@ async function main(): Promise<void> {
   console.log('API (in-process app.request, 8 concurrent), ms');
   console.log(table(['route', 'requests', 'p50', 'p95', 'p99'], apiRows));
   console.log(`\nengine overhead per step (instant work, chains of ${CHAIN}, ${CHAINS} executions, ${AT_ONCE} at a time), ms`);
-  console.log(table(['steps', 'p50', 'p95', 'p99', 'max', 'wall s'], [[gaps.length, fmt(percentile(gaps, 50)), fmt(percentile(gaps, 95)), fmt(percentile(gaps, 99)), fmt(gaps[gaps.length - 1] ?? 0), fmt(chainWall / 1000)]]));
+  console.log('gap: a step\'s completion after its dependency\'s; exec: execute call to finishedAt (or its answer); /step: exec over the chain\'s length');
+  console.log(table(engineHead, engineRows));
   console.log(`\ncron fan-out: ${PLAYBOOKS} playbooks due on one minute (created in ${fmt(createSeconds)} s)`);
   console.log(table(['started', 'last start after the tick (s)'], [[`${last.n}/${PLAYBOOKS}`, last.lastMs === null ? '-' : fmt(last.lastMs / 1000)]]));
 

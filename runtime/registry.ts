@@ -37,6 +37,21 @@ export class Registry {
     return this;
   }
 
+  /**
+   * Puts `def` in place of the registered definition of its type: the same type and version (so
+   * the same stored snapshots), a machine built with what a service injects (the playbook
+   * execution's instant steps). Before the runtime starts: actors already loaded keep the
+   * machine they were loaded with.
+   */
+  replace(def: ActorTypeDefinition): this {
+    const current = this.get(def.type);
+    if (current.version !== def.version) {
+      throw new ConcordError(ErrorCode.UnknownMachineVersion, `actor type '${def.type}': a replacement must keep version ${current.version} (got ${def.version})`);
+    }
+    this.#types.set(def.type, def);
+    return this;
+  }
+
   get(type: string): ActorTypeDefinition {
     const def = this.#types.get(type);
     if (!def) {

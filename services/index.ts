@@ -24,6 +24,7 @@ import { InventoryIntake } from './integrations/inventory/intake.js';
 import { InventoryService } from './integrations/inventory/service.js';
 import type { OutboundCalls } from './integrations/outbound/types.js';
 import { syncType } from '../machines/integration/sync.js';
+import { EXECUTION_TYPE, executionTypeWith } from '../machines/playbook/index.js';
 import { CredentialVault, KeyRing } from './integrations/vault.js';
 import { connectionControl, OutboundService } from './integrations/outbound/index.js';
 import { OutboundStore } from './integrations/outbound/store.js';
@@ -44,6 +45,7 @@ import { SagaService } from './saga/service.js';
 import { WorkflowService } from './workflows/service.js';
 import { TenantQuotaService } from './common/quotas.js';
 import { PlaybookNatsIntake } from './playbooks/nats.js';
+import { createInstantSteps } from './playbooks/instant.js';
 import { PlaybookService } from './playbooks/service.js';
 import { createExpressions, createStepRunners } from './playbooks/steps/index.js';
 import type { Expressions, StepRunner, StepType } from './playbooks/steps/types.js';
@@ -128,7 +130,12 @@ export interface ServicesOptions {
   /** Background work to run; all by default. */
   run?: { events?: boolean; sagaIntake?: boolean; housekeeping?: boolean; outbound?: boolean; inventoryIntake?: boolean; playbookIntake?: boolean };
   /** Playbook step runners by type key and the expression engine (CEL, Liquid). */
-  playbooks?: { runners?: Partial<Record<string, StepRunner>>; expressions?: Expressions };
+  playbooks?: {
+    runners?: Partial<Record<string, StepRunner>>;
+    expressions?: Expressions;
+    /** false: every step attempt is a call to the runners, `evaluate` and `if` included (default: they run inside the execution's transition). */
+    inline?: boolean;
+  };
   /**
    * The vault's keys (app/main.ts resolves them with `resolveCredentialKeys`); by default
    * `config.credentialsKeys`, else an empty ring that stores nothing and fails the start-up
@@ -214,6 +221,9 @@ export function createServices(o: ServicesOptions): Services {
     publicBaseUrl: runtime.config.providers.publicBaseUrl,
   });
   o.connectors?.set('playbook', playbooks.invoker());
+  // the execution actor runs instant step work (CEL: `evaluate`, `if`) inside its own transition:
+  // its machine gets it injected here, as machines/ do not reach into services/
+  if (o.playbooks?.inline !== false && runtime.host.registry.has(EXECUTION_TYPE)) runtime.host.registry.replace(executionTypeWith(createInstantSteps()));
   const playbookIntake = new PlaybookNatsIntake(runtime, playbooks, log);
   const consoleQueries = new ConsoleQueries(pool);
   let prune: NodeJS.Timeout | undefined;

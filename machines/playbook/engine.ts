@@ -16,19 +16,27 @@ import {
   timeoutTimer,
   type RetryPolicy,
 } from '../steps/index.js';
-import type { ExecutionContext, ExecutionEvent, LogLine, PlaybookStep, PlaybookStepStatus, StepOutcome } from './types.js';
+import type { ExecutionContext, ExecutionEvent, InstantSteps, LogLine, PlaybookStep, PlaybookStepStatus, StepOutcome } from './types.js';
 
 /**
  * The execution's named actions as pure functions on a draft, over the shared step engine
  * (`machines/steps/`: DAG readiness, statuses, retry). A step's work is a `concord.call` to the
  * `playbook` connector that the services register (the step runners); its answer comes back as
- * `pbstep.<stepId>.<attempt>.done`, bounded by a durable timeout.
+ * `pbstep.<stepId>.<attempt>.done`, bounded by a durable timeout; unless the services injected
+ * {@link InstantSteps} and they answer the attempt at once (an `evaluate` step, a false `if`):
+ * then it ends inside the same transition, with no call and no timer, and its dependents start
+ * in that transition too.
  */
 
 /** The connector the step runners answer to (services/playbooks registers it). */
 export const STEP_CONNECTOR = 'playbook';
 /** A step's durable timeout fires this long after the runner's own (which answers with a better error). */
 export const TIMEOUT_GRACE_MS = 1_000;
+/**
+ * The instant work one transition may do ({@link InstantSteps} units: for CEL, scope values
+ * converted, about 50 ns each, so some 50 ms); past it, the next attempts are calls.
+ */
+export const INSTANT_BUDGET = 1_000_000;
 /** Log lines kept per step (the newest). */
 export const MAX_LOG_LINES = 50;
 
@@ -38,14 +46,18 @@ export interface Draft {
   effects: ConcordEffect[];
   raise: Array<{ event: ExecutionEvent; delay: number; id: string }>;
   cancel: string[];
+  /** Step work done inline (none: every attempt is a call). */
+  instant: InstantSteps | null;
+  /** What is left of this transition's {@link INSTANT_BUDGET}. */
+  instantLeft: number;
 }
 
-export function draftFor(context: ExecutionContext, event: ExecutionEvent | null): Draft {
+export function draftFor(context: ExecutionContext, event: ExecutionEvent | null, instant: InstantSteps | null = null): Draft {
   const ctx = JSON.parse(JSON.stringify(context)) as ExecutionContext;
   const fromEvent = event && 'at' in event && typeof event.at === 'string' ? event.at : null;
   const at = fromEvent ?? ctx.lastEventAt ?? ctx.createdAt ?? new Date(0).toISOString();
   ctx.lastEventAt = at;
-  return { ctx, at, effects: [], raise: [], cancel: [] };
+  return { ctx, at, effects: [], raise: [], cancel: [], instant, instantLeft: INSTANT_BUDGET };
 }
 
 const byId = (c: ExecutionContext, id: string | undefined) => c.steps.find((s) => s.id === id);
@@ -105,10 +117,21 @@ const retryPolicy = (s: PlaybookStep): RetryPolicy => ({
   backoff: { initialMs: s.retry.initialMs, multiplier: s.retry.factor, maxMs: s.retry.maxMs },
 });
 
-/** A new attempt: IN_PROGRESS, the runner's call and a durable timeout. */
-function begin(o: Draft, s: PlaybookStep): void {
+/**
+ * A new attempt: IN_PROGRESS, then either its outcome at once (instant work) or the runner's
+ * call and a durable timeout. True when it ended at once and the execution moves on; false
+ * while it holds its slot (the call is out, or a retry of an inline failure waits: as after a
+ * runner's failed answer, nothing else starts for it until the next event).
+ */
+function begin(o: Draft, s: PlaybookStep): boolean {
   beginStep(s, o.at);
   const c = o.ctx;
+  const scope = { inputs: c.inputs, steps: scopeSteps(c) };
+  if (o.instant && o.instantLeft > 0) {
+    const a = o.instant.run({ type: s.type, spec: s.spec, if: s.if, forEach: s.forEach, attempt: s.attempt, scope, budget: o.instantLeft }, o.at);
+    o.instantLeft -= a.spent;
+    if (a.outcome) return settleAttempt(o, s, a.outcome, false);
+  }
   o.effects.push({
     type: 'concord.call',
     connector: STEP_CONNECTOR,
@@ -124,12 +147,13 @@ function begin(o: Draft, s: PlaybookStep): void {
       attempt: s.attempt,
       timeoutMs: s.timeoutMs,
       idempotencyKey: stepKey(c, s),
-      scope: { inputs: c.inputs, steps: scopeSteps(c) },
+      scope,
     },
     replyTo: `pbstep.${s.id}.${s.attempt}`,
   });
   const delay = s.timeoutMs + TIMEOUT_GRACE_MS;
   o.raise.push({ event: { type: 'execution.step.timeout', stepId: s.id, attempt: s.attempt, at: plusMs(o.at, delay) }, delay, id: timeoutTimer(s.id) });
+  return false;
 }
 
 /** The steps of the phase the execution is in. */
@@ -139,24 +163,34 @@ const phaseSteps = (c: ExecutionContext): PlaybookStep[] => c.steps.filter((s) =
 const continued = (s: PlaybookStep) => s.status === 'FAILED' && s.retryAt === null && s.onError === 'continue';
 
 /**
+ * Makes due steps READY and starts READY ones up to the parallelism cap. True when one of them
+ * ended at once (instant work): the caller looks again, as that may release its dependents,
+ * decide the outcome or end the phase.
+ */
+function startReady(o: Draft, steps: PlaybookStep[]): boolean {
+  releaseDueSteps(steps, o.at, { skip: () => false, finished: continued });
+  let running = steps.filter((s) => s.status === 'IN_PROGRESS').length;
+  for (const s of steps) {
+    if (running >= o.ctx.parallelism) break;
+    if (s.status !== 'READY') continue;
+    if (begin(o, s)) return true;
+    running += 1;
+  }
+  return false;
+}
+
+/**
  * Moves the execution on: makes due steps READY, starts READY ones up to the parallelism cap,
  * and when a phase has nothing left to run, decides its outcome and goes on to the next
- * (main, then finally, then done).
+ * (main, then finally, then done). Iterative: an attempt that ends inline (instant work) is
+ * settled without a nested `advance`, then the loop looks again; each turn takes a READY step
+ * out of READY, so it ends.
  */
 export function advance(o: Draft): void {
   const c = o.ctx;
   while (c.phase !== 'done') {
     const steps = phaseSteps(c);
-    if (c.outcome === null || c.phase === 'finally') {
-      releaseDueSteps(steps, o.at, { skip: () => false, finished: continued });
-      let running = steps.filter((s) => s.status === 'IN_PROGRESS').length;
-      for (const s of steps) {
-        if (running >= c.parallelism) break;
-        if (s.status !== 'READY') continue;
-        begin(o, s);
-        running += 1;
-      }
-    }
+    if ((c.outcome === null || c.phase === 'finally') && startReady(o, steps)) continue;
     const busy = steps.some((s) => s.status === 'IN_PROGRESS' || s.status === 'READY' || (s.status === 'FAILED' && s.retryAt !== null));
     if (busy) return;
     // nothing runs and nothing can start: whatever has not started will not
@@ -237,12 +271,14 @@ function outcomeOf(e: ExecutionEvent): StepOutcome {
   return { ok: false, error: { code: err.code ?? 'STEP_FAILED', message: err.message ?? 'step failed', retryable: err.retryable !== false } };
 }
 
-/** A runner answered the current attempt: done, skipped (its `if`), or a failure. */
-export function answer(o: Draft, e: ExecutionEvent): void {
-  const s = stepOf(o.ctx, e)!;
-  const out = outcomeOf(e);
+/**
+ * An attempt's outcome: done, skipped (its `if`), or a failure; `timed` when the attempt was a
+ * call with a durable timeout to cancel. Does not move the execution on: true when the caller
+ * should (not when a retry was scheduled).
+ */
+function settleAttempt(o: Draft, s: PlaybookStep, out: StepOutcome, timed: boolean): boolean {
   keepLogs(s, out.logs);
-  o.cancel.push(timeoutTimer(s.id));
+  if (timed) o.cancel.push(timeoutTimer(s.id));
   if ('skipped' in out) {
     completeStep(s, o.at, null);
     s.status = 'SKIPPED';
@@ -251,10 +287,14 @@ export function answer(o: Draft, e: ExecutionEvent): void {
     completeStep(s, o.at, out.output);
     s.errorCode = null;
   } else {
-    fail(o, s, out.error);
-    return;
+    return recordFailure(o, s, out.error, timed);
   }
-  advance(o);
+  return true;
+}
+
+/** A runner answered the current attempt: done, skipped (its `if`), or a failure. */
+export function answer(o: Draft, e: ExecutionEvent): void {
+  if (settleAttempt(o, stepOf(o.ctx, e)!, outcomeOf(e), true)) advance(o);
 }
 
 /** The durable timeout of an attempt fired before its answer. */
@@ -263,9 +303,18 @@ export function timeout(o: Draft, e: ExecutionEvent): void {
   fail(o, s, { code: 'TIMEOUT', message: `no answer within ${s.timeoutMs} ms (attempt ${s.attempt})`, retryable: true });
 }
 
-/** A failed attempt: another after the backoff while attempts are left and the error may pass; else the step's `onError`. */
+/** A failed attempt, then the execution moves on. */
 function fail(o: Draft, s: PlaybookStep, error: { code: string; message: string; retryable: boolean }): void {
-  o.cancel.push(timeoutTimer(s.id));
+  if (recordFailure(o, s, error, true)) advance(o);
+}
+
+/**
+ * A failed attempt: another after the backoff while attempts are left and the error may pass;
+ * else the step's `onError`. Does not move the execution on: true when the caller should (not
+ * when a retry was scheduled).
+ */
+function recordFailure(o: Draft, s: PlaybookStep, error: { code: string; message: string; retryable: boolean }, timed: boolean): boolean {
+  if (timed) o.cancel.push(timeoutTimer(s.id));
   failStep(s, error.message);
   s.errorCode = error.code;
   const worthIt = error.retryable && (s.retry.on === null || s.retry.on.includes(error.code));
@@ -273,7 +322,7 @@ function fail(o: Draft, s: PlaybookStep, error: { code: string; message: string;
   if (worthIt && hasRetriesLeft(s, p) && o.ctx.outcome === null) {
     const delay = scheduleRetry(s, o.at, p);
     o.raise.push({ event: { type: 'execution.step.retryDue', stepId: s.id, attempt: s.attempt, at: s.retryAt! }, delay, id: retryTimer(s.id) });
-    return;
+    return false;
   }
   giveUpStep(s);
   const c = o.ctx;
@@ -305,7 +354,7 @@ function fail(o: Draft, s: PlaybookStep, error: { code: string; message: string;
         }
       }
   }
-  advance(o);
+  return true;
 }
 
 /** The backoff is over: the step runs again (when a slot is free). */

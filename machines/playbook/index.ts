@@ -1,10 +1,10 @@
 import type { ActorTypeDefinition, PersistedSnapshot } from '../kit/actor-type.js';
-import { executionMachine } from './execution.js';
+import { createExecutionMachine, executionMachine } from './execution.js';
 import { scheduleMachine, type ScheduleContext } from './schedule.js';
-import type { ExecutionContext } from './types.js';
+import type { ExecutionContext, InstantSteps } from './types.js';
 
 /** Playbooks (issue 19): executions and cron schedules as actors; the engine is `machines/steps/`. */
-export { executionMachine } from './execution.js';
+export { createExecutionMachine, executionMachine } from './execution.js';
 export { parseStepReply, scopeSteps, STEP_CONNECTOR, stepKey, stepStatusWord, TIMEOUT_GRACE_MS } from './engine.js';
 export { scheduleMachine, TICK_TIMER, type CronSpec, type ScheduleContext, type ScheduleEvent, type TickAnswer } from './schedule.js';
 export * from './types.js';
@@ -29,6 +29,15 @@ export const executionType: ActorTypeDefinition<typeof executionMachine> = {
   migrations: {},
   project: projectExecution,
 };
+
+/**
+ * The execution type with instant step work done inside its transitions (the services inject
+ * CEL). Same type, version and snapshots as {@link executionType}: an attempt already out as a
+ * call is answered as before; only attempts begun from now on may end inline.
+ */
+export function executionTypeWith(instant: InstantSteps): ActorTypeDefinition<typeof executionMachine> {
+  return { ...executionType, machine: createExecutionMachine(instant) };
+}
 
 export const scheduleType: ActorTypeDefinition<typeof scheduleMachine> = {
   type: SCHEDULE_TYPE,

@@ -61,6 +61,44 @@ export type StepOutcome =
   | { skipped: true; reason: string; logs?: LogLine[] }
   | { ok: false; error: { code: string; message: string; retryable: boolean }; logs?: LogLine[] };
 
+/** What expressions see: the execution's inputs and its steps' outputs and statuses. */
+export interface ExpressionScope {
+  inputs: Record<string, unknown>;
+  steps: Record<string, { output: unknown; status: string }>;
+}
+
+/** One attempt of a step, as {@link InstantSteps} sees it. */
+export interface InstantCall {
+  type: string;
+  spec: unknown;
+  if: string | null;
+  forEach: string | null;
+  attempt: number;
+  scope: ExpressionScope;
+  /** Work this transition may still spend on instant steps, in the implementation's units. */
+  budget: number;
+}
+
+/** The outcome of the attempt (null: not instant, or over the budget: a call does it) and the work spent. */
+export interface InstantAnswer {
+  outcome: StepOutcome | null;
+  spent: number;
+}
+
+/**
+ * Step work done inside the execution's own transition (injected by the services: CEL lives
+ * there): an `evaluate` step, or the `if` of any step. `run` answers what a step runner would
+ * have answered for the attempt, or null when the work is not instant (the step runners do it,
+ * through the `playbook` connector). It must be pure: a function of its arguments only (no clock,
+ * no randomness, no I/O), bounded, and synchronous; log lines carry `at` (the event's time).
+ * It tells the work it spent, a count (never a time: transitions are deterministic); once a
+ * transition's budget is spent, its remaining attempts are calls, so a long chain over a large
+ * scope does not hold the actor (and the event loop) in one transition.
+ */
+export interface InstantSteps {
+  run(call: InstantCall, at: string): InstantAnswer;
+}
+
 export interface PlaybookStep extends CompiledStep, StepRun {
   /** The code of the last failure. */
   errorCode: string | null;

@@ -29,12 +29,13 @@ export interface StepCall {
 
 /** Largest output kept with the execution (it lives in the actor's snapshot). */
 export const MAX_OUTPUT_BYTES = 256 * 1024;
-const MAX_ITEMS = 1_000;
-const MAX_LOG_LINES = 100;
-const MAX_LOG_CHARS = 2_000;
+/** Items of a `forEach`, log lines and characters per line of an attempt (also `./instant.ts`). */
+export const MAX_ITEMS = 1_000;
+export const MAX_LOG_LINES = 100;
+export const MAX_LOG_CHARS = 2_000;
 
 /** Outputs are stored as JSON: CEL's BigInt integers become numbers (strings beyond 2^53). */
-function jsonSafe(_key: string, value: unknown): unknown {
+export function jsonSafe(_key: string, value: unknown): unknown {
   if (typeof value === 'bigint') return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString();
   return value;
 }

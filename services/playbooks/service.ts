@@ -7,6 +7,7 @@ import {
   executionType,
   scheduleType,
   stepStatusWord,
+  type CompiledStep,
   type CronSpec,
   type ExecutionContext,
   type ExecutionEvent,
@@ -141,6 +142,8 @@ interface Row {
 }
 
 const TYPE = 'playbook';
+/** Playbook versions kept compiled for `execute` (per process). */
+const VERSIONS_CACHED = 256;
 const EXECUTION = executionType.type;
 export const WEBHOOK_SERVICE = 'playbook-webhook';
 /** Webhook-ids are remembered this long (a timestamp older than 5 minutes is refused anyway). */
@@ -235,6 +238,8 @@ export class PlaybookService {
   readonly #schedules: ActorHandle<typeof scheduleType>;
   readonly work: StepWork;
   readonly #listeners = new Set<() => void>();
+  /** Playbook versions (immutable) as executions use them, by `<id>@<version>`, least recently used first. */
+  readonly #versions = new Map<string, { definition: PlaybookDef; steps: CompiledStep[] }>();
 
   constructor(private readonly o: PlaybookServiceOptions) {
     this.#executions = o.host.actor(executionType);
@@ -283,6 +288,39 @@ export class PlaybookService {
       [id],
     );
     return rows[0];
+  }
+
+  /**
+   * What an execution needs of a playbook: its current version (read every time: an update, a
+   * delete from any process counts at once), and that version's definition and compiled steps,
+   * cached by id and version (a version never changes once written).
+   */
+  async #runnable(p: Principal, id: string): Promise<Pick<Row, 'id' | 'tenant' | 'name' | 'version' | 'definition'> & { steps: CompiledStep[] }> {
+    if (!UUID.test(id)) throw notFound('playbook', id);
+    const { rows } = await this.o.pool.query<Pick<Row, 'tenant' | 'name' | 'version'>>({
+      name: 'concord_playbook_current',
+      text: `SELECT tenant, name, version FROM playbooks WHERE id = $1 AND deleted_at IS NULL`,
+      values: [id],
+    });
+    const r = rows[0];
+    if (!r || !canSee(p, r.tenant)) throw notFound('playbook', id);
+    const key = `${id}@${r.version}`;
+    let hit = this.#versions.get(key);
+    if (hit) {
+      this.#versions.delete(key); // most recently used last
+    } else {
+      const { rows: v } = await this.o.pool.query<{ definition: PlaybookDef }>({
+        name: 'concord_playbook_version',
+        text: `SELECT definition FROM playbook_versions WHERE playbook_id = $1 AND version = $2`,
+        values: [id, r.version],
+      });
+      if (!v[0]) throw notFound('playbook', id);
+      hit = { definition: v[0].definition, steps: compileSteps(v[0].definition) };
+      if (this.#versions.size >= VERSIONS_CACHED) this.#versions.delete(this.#versions.keys().next().value!);
+    }
+    this.#versions.set(key, hit);
+    // the event carries its own copy of the steps (the cached ones stay as compiled)
+    return { id, tenant: r.tenant, name: r.name, version: r.version, definition: hit.definition, steps: structuredClone(hit.steps) };
   }
 
   async #visible(p: Principal, id: string, db?: pg.PoolClient, lock = false): Promise<Row> {
@@ -433,11 +471,12 @@ export class PlaybookService {
 
   /** `POST /playbooks/{id}/execute`: inputs checked against the declared ones; answers the new execution. */
   async execute(cx: Caller, id: string, inputs: unknown, idempotencyKey?: string): Promise<Execution> {
-    const r = await this.#visible(cx.principal, id);
+    const r = await this.#runnable(cx.principal, id);
     if (!hasTrigger(r.definition, 'manual')) throw new ConcordError(ErrorCode.EventRejected, `playbook ${id} has no manual trigger`, { action: 'execute' });
-    const resolved = resolveInputs(r.definition, inputs);
+    // the defaults come from the cached definition: the execution gets its own copy
+    const resolved = structuredClone(resolveInputs(r.definition, inputs));
     const executionId = idempotencyKey ? hashId(`manual\n${id}\n${cx.principal.sub}\n${idempotencyKey}`) : randomUUID();
-    return this.#start(cx, r, { kind: 'manual' }, resolved, { executionId });
+    return this.#start(cx, r, { kind: 'manual' }, resolved, { executionId, steps: r.steps });
   }
 
   async #start(
@@ -467,6 +506,9 @@ export class PlaybookService {
     let after: Execution | undefined;
     const res = await this.#executions.send(o.executionId, event, {
       messageId: `create:${o.executionId}`,
+      // its id is new (random, or new per idempotency key, tick, message): the create is not preceded
+      // by a read of the actor; a repeat is refused by the commit and answered from the inbox
+      expectNew: true,
       extras: (t) => {
         after = renderExecution(t.version, t.context);
         return auditExtras(toAuditRow({ ...this.#audit(cx, 'playbook.execute', EXECUTION, o.executionId, null, { id: o.executionId, playbookId: r.id, playbookVersion: r.version, trigger: trigger.kind, status: after.status }), dedupeKey: `${EXECUTION}/${o.executionId}@${t.version}` }));

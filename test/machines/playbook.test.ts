@@ -1,17 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import type { EventObject } from 'xstate';
-import { executionMachine, type CompiledStep, type ExecutionContext } from '../../machines/playbook/index.js';
+import { INSTANT_BUDGET } from '../../machines/playbook/engine.js';
+import { createExecutionMachine, executionMachine, type CompiledStep, type ExecutionContext, type InstantSteps } from '../../machines/playbook/index.js';
 import type { PersistedSnapshot } from '../../runtime/registry.js';
 import { step, type TimerRow } from '../../runtime/step.js';
+import { createInstantSteps } from '../../services/playbooks/instant.js';
 
 /** The execution machine as the runtime drives it: one transition at a time, snapshot through JSON. */
-function driver() {
+function driver(machine = executionMachine) {
   let snapshot: PersistedSnapshot | null = null;
   let timers: TimerRow[] = [];
   const now = Date.parse('2026-03-01T00:00:00Z');
   const effects: EventObject[] = [];
   const send = (event: EventObject & Record<string, unknown>) => {
-    const out = step({ machine: executionMachine, snapshot, input: { id: 'x1', tenant: 't' }, timers, deliver: { kind: 'event', event }, now });
+    const out = step({ machine, snapshot, input: { id: 'x1', tenant: 't' }, timers, deliver: { kind: 'event', event }, now });
     if ('rejected' in out) throw new Error(`rejected ${JSON.stringify(out.accepts)}`);
     snapshot = JSON.parse(JSON.stringify(out.snapshot)) as PersistedSnapshot;
     timers = out.timers;
@@ -74,5 +76,83 @@ describe('the playbook-execution machine', () => {
     e.send({ type: 'execution.cancel', at: '2026-03-01T00:01:00.000Z', by: 'u' });
     expect(e.value()).toBe('cancelled');
     expect(e.effects.some((x) => x.type === 'concord.send')).toBe(true);
+  });
+
+  describe('with instant steps (CEL inside the transition)', () => {
+    const inline = createExecutionMachine(createInstantSteps());
+
+    it('a long chain and its finally steps end in the create transition, with no call and no timer', () => {
+      const d = driver(inline);
+      const chain = Array.from({ length: 200 }, (_, i) => s(`s${i}`, i + 1, i ? [i] : [], { spec: i ? `steps.s${i - 1}.output + 1` : '0' }));
+      const fin = Array.from({ length: 50 }, (_, i) => s(`f${i}`, 201 + i, [], { phase: 'finally', spec: 'steps.s199.output' }));
+      d.send(create([...chain, ...fin], 1));
+      expect(d.value()).toBe('succeeded');
+      expect(d.ctx().steps.find((x) => x.id === 's199')!.output).toBe(199);
+      expect(d.ctx().steps.filter((x) => x.phase === 'finally').every((x) => x.output === 199)).toBe(true);
+      expect(d.effects).toEqual([]);
+      expect(d.timers).toEqual([]);
+    });
+
+    it('keeps the parallelism cap: an instant step waits while a call holds the only slot', () => {
+      const d = driver(inline);
+      d.send(create([s('w', 1, [], { type: 'webhook', spec: {} }), s('e', 2, [])], 1));
+      expect(calls(d.effects).map((c) => c.stepId)).toEqual(['w']);
+      expect(d.ctx().steps[1]!.status).toBe('READY');
+      d.send({ type: 'pbstep.w.1.done', output: { ok: true, output: 1 }, at: '2026-03-01T00:00:01.000Z' });
+      expect(d.value()).toBe('succeeded');
+      expect(d.ctx().steps[1]).toMatchObject({ status: 'COMPLETED', output: true, startedAt: '2026-03-01T00:00:01.000Z' });
+    });
+
+    it('a false if skips a step of any type without its call; a true one makes the call', () => {
+      const d = driver(inline);
+      d.send(create([s('no', 1, [], { type: 'webhook', spec: {}, if: 'false' }), s('yes', 2, [1], { type: 'webhook', spec: {}, if: 'steps.no.status == "skipped"' })]));
+      expect(d.ctx().steps[0]).toMatchObject({ status: 'SKIPPED', skipReason: 'condition' });
+      expect(calls(d.effects).map((c) => c.stepId)).toEqual(['yes']);
+    });
+
+    it('a CEL error is not retried: onError decides at once (abort stops the running call)', () => {
+      const d = driver(inline);
+      d.send(create([s('w', 1, [], { type: 'webhook', spec: {} }), s('bad', 2, [], { spec: 'inputs.nope', onError: 'abort' })], 2));
+      expect(d.ctx().steps[1]).toMatchObject({ status: 'FAILED', errorCode: 'EXPRESSION_FAILED', attempt: 1, retryAt: null });
+      expect(d.ctx().steps[0]!.status).toBe('CANCELLED');
+      expect(d.effects.some((e) => (e as unknown as { operation?: string }).operation === 'abort')).toBe(true);
+      expect(d.value()).toBe('failed');
+    });
+
+    it('a transition spends a bounded budget on instant work: past it, the next attempts are calls', () => {
+      const d = driver(inline);
+      // every expression converts the whole scope: 150,001 values and more
+      const inputs = { big: Array.from({ length: 150_000 }, (_, i) => i) };
+      const chain = Array.from({ length: 10 }, (_, i) => s(`s${i}`, i + 1, i ? [i] : []));
+      d.send({ ...create(chain, 1), inputs });
+      const inlineDone = d.ctx().steps.filter((x) => x.status === 'COMPLETED').length;
+      expect(inlineDone).toBe(Math.ceil(INSTANT_BUDGET / 150_003));
+      expect(calls(d.effects).map((c) => c.stepId)).toEqual([`s${inlineDone}`]);
+      d.send({ type: `pbstep.s${inlineDone}.1.done`, output: { ok: true, output: true } });
+      expect(d.value()).toBe('succeeded');
+      // a forEach whose items times its scope would pass the budget is a call before any item runs
+      const e = driver(inline);
+      e.send({ ...create([s('each', 1, [], { forEach: 'inputs.big.filter(x, x < 1000)', spec: 'item' })]), inputs });
+      expect(calls(e.effects).map((c) => c.stepId)).toEqual(['each']);
+    });
+
+    it('an inline failure that may be retried holds its slot until its retry timer, as a runner failure does', () => {
+      // CEL errors are never retryable: a stand-in for one that would be
+      let failures = 1;
+      const flaky: InstantSteps = {
+        run: (call, at) => ({
+          spent: 1,
+          outcome: call.type !== 'flaky' ? null : failures-- > 0 ? { ok: false, error: { code: 'X', message: 'x', retryable: true }, logs: [{ at, attempt: call.attempt, message: 'x' }] } : { ok: true, output: 'ok' },
+        }),
+      };
+      const d = driver(createExecutionMachine(flaky));
+      d.send(create([s('f', 1, [], { type: 'flaky' }), s('w', 2, [], { type: 'webhook', spec: {} })], 1));
+      expect(d.ctx().steps[0]).toMatchObject({ status: 'FAILED', retryCount: 1 });
+      expect(calls(d.effects)).toEqual([]);
+      expect(d.timers.map((t) => t.event.type)).toEqual(['execution.step.retryDue']);
+      d.send({ type: 'execution.step.retryDue', stepId: 'f', attempt: 1, at: '2026-03-01T00:00:00.100Z' });
+      expect(d.ctx().steps[0]).toMatchObject({ status: 'COMPLETED', output: 'ok', attempt: 2 });
+      expect(calls(d.effects).map((c) => c.stepId)).toEqual(['w']);
+    });
   });
 });

@@ -91,4 +91,12 @@ describe('machine versions', () => {
     expect(() => new Registry([orderV2]).get('invoice')).toThrow(/unknown actor type 'invoice'/);
     expect(() => new Registry([orderV2, orderV2])).toThrow(/registered twice/);
   });
+
+  it('replace swaps the machine of a registered type of the same version only', () => {
+    const r = new Registry([orderV1]);
+    const injected: ActorTypeDefinition = { ...orderV1, machine: v1.provide({}) };
+    expect(r.replace(injected).get('order')).toBe(injected);
+    expect(() => r.replace(orderV2)).toThrow(/must keep version 1/);
+    expect(() => r.replace({ ...orderV1, type: 'invoice' })).toThrow(/unknown actor type 'invoice'/);
+  });
 });

@@ -200,8 +200,33 @@ export function toJson(value: unknown): unknown {
 
 /** Evaluates an expression over a step scope; the result is JSON. */
 export function evaluateCel(expression: string, scope: StepScope): unknown {
+  return evaluate(expression, scope, true);
+}
+
+/**
+ * {@link evaluateCel} without the wall-clock check, for the execution actor's own transition
+ * (`../instant.ts`), which must be deterministic: the same expression over the same scope gives
+ * the same answer on every node and on replay. Nothing unbounded is lost: the static limits
+ * (source length, AST nodes and depth, comprehension nesting, scope size, the estimated cost)
+ * are all checked before anything runs, and they are what bounds the work; `timeMs` is only a
+ * backstop for a misestimate. `spent.values` grows by the scope values converted for CEL (the
+ * bulk of an evaluation's work over a large scope, and a count, so deterministic too).
+ */
+export function evaluateCelStatic(expression: string, scope: StepScope, spent?: { values: number }): unknown {
+  return evaluate(expression, scope, false, spent);
+}
+
+function evaluate(expression: string, scope: StepScope, timed: boolean, spent?: { values: number }): unknown {
   const { compiled, shape } = compile(expression);
   const stats: Converted = { values: 0, longest: 1 };
+  try {
+    return run(compiled, shape, scope, stats, timed);
+  } finally {
+    if (spent) spent.values += stats.values;
+  }
+}
+
+function run(compiled: Compiled, shape: Shape, scope: StepScope, stats: Converted, timed: boolean): unknown {
   const context = {
     inputs: toCel(scope.inputs ?? {}, stats),
     steps: toCel(scope.steps ?? {}, stats),
@@ -217,7 +242,7 @@ export function evaluateCel(expression: string, scope: StepScope): unknown {
       false,
     );
   }
-  const started = performance.now();
+  const started = timed ? performance.now() : 0;
   let result: unknown;
   try {
     result = compiled(context);
@@ -226,7 +251,7 @@ export function evaluateCel(expression: string, scope: StepScope): unknown {
     throw new StepError(CelCode.Failed, `the expression failed: ${describe(err)}`, false);
   }
   if (result instanceof Promise) throw new StepError(CelCode.Failed, 'the expression did not evaluate synchronously', false);
-  const took = performance.now() - started;
+  const took = timed ? performance.now() - started : 0;
   if (took > CEL_LIMITS.timeMs) {
     throw new StepError(CelCode.Timeout, `the expression took ${Math.round(took)} ms; the limit is ${CEL_LIMITS.timeMs} ms`, false);
   }

@@ -33,5 +33,8 @@ describe("the issue's example with the real step runners", () => {
     expect(JSON.stringify(by.message!.output)).toContain('0 integrations need attention in #partners');
     expect(by.notify).toMatchObject({ status: 'skipped', skipReason: 'condition' });
     expect(by.audit).toMatchObject({ status: 'succeeded', output: true, phase: 'finally' });
+    // three transitions: the create (the query's call), the query's answer (`any` inline, the
+    // template's call), the template's answer (notify's if, then audit, inline)
+    expect(e.version).toBe(3);
   });
 });

@@ -132,7 +132,7 @@ export interface PlaybookSystem {
 }
 
 /** A runtime with the playbook actor types and the services over it, started. */
-export async function playbookSystem(database: Database, o: { baseUrl: string; clock?: Clock; runTimers?: boolean; env?: Record<string, string>; realRunners?: boolean }): Promise<PlaybookSystem> {
+export async function playbookSystem(database: Database, o: { baseUrl: string; clock?: Clock; runTimers?: boolean; env?: Record<string, string>; realRunners?: boolean; runners?: Record<string, StepRunner>; inline?: boolean }): Promise<PlaybookSystem> {
   const connectors = new Map<string, ConnectorInvoker>();
   const runtime = await testRuntime(database, {
     types: [executionType, scheduleType],
@@ -141,7 +141,7 @@ export async function playbookSystem(database: Database, o: { baseUrl: string; c
     run: { timers: o.runTimers ?? true, relay: true },
     env: { ...KEY_ENV, ...o.env },
   });
-  const services = createServices({ runtime, log: testLog, connectors, ...(o.clock ? { clock: o.clock } : {}), run: { events: false, sagaIntake: false, housekeeping: false }, playbooks: o.realRunners ? {} : { runners: testRunners(o.baseUrl) } });
+  const services = createServices({ runtime, log: testLog, connectors, ...(o.clock ? { clock: o.clock } : {}), run: { events: false, sagaIntake: false, housekeeping: false }, playbooks: { ...(o.realRunners ? {} : { runners: { ...testRunners(o.baseUrl), ...o.runners } }), ...(o.inline === false ? { inline: false } : {}) } });
   await runtime.start();
   await services.start();
   return {
