@@ -15,6 +15,7 @@
  * 3. Cron fan-out: PLAYBOOKS playbooks due on the same minute; the time from the tick to the
  *    last of their executions starting (target: all within 5 s).
  */
+import pg from 'pg';
 import { createApp } from '../http/app.js';
 import { signToken } from '../http/auth/jwt.js';
 import type { ConnectorInvoker } from '../connectors/kit/contract.js';
@@ -108,10 +109,13 @@ async function main(): Promise<void> {
   const webhookChains = await runChains('webhook', 'webhook: { url: x }');
   const evaluateChains = await runChains('evaluate', 'evaluate: "true"');
   const engineRows = [evaluateChains.row, webhookChains.row];
+  const floor = await commitFloor(db.url);
   const engineHead = ['chain', 'steps', 'gap p50', 'gap p99', 'gap max', 'exec p50', 'exec p99', '/step p50', '/step p99', 'wall s'];
 
+  const floorLine = `floor, same run: one durable commit alone (a one-row INSERT, autocommit), ${AT_ONCE} clients at once: p50 ${fmt(floor.p50)} / p99 ${fmt(floor.p99)} ms; a step that calls needs that commit (its answer) and a relay read`;
   if (ONLY === 'engine') {
     console.log(table(engineHead, engineRows));
+    console.log(floorLine);
     await services.stop();
     await runtime.stop();
     await db.stop();
@@ -183,12 +187,36 @@ async function main(): Promise<void> {
   console.log(`\nengine overhead per step (instant work, chains of ${CHAIN}, ${CHAINS} executions, ${AT_ONCE} at a time), ms`);
   console.log('gap: a step\'s completion after its dependency\'s; exec: execute call to finishedAt (or its answer); /step: exec over the chain\'s length');
   console.log(table(engineHead, engineRows));
+  console.log(floorLine);
   console.log(`\ncron fan-out: ${PLAYBOOKS} playbooks due on one minute (created in ${fmt(createSeconds)} s)`);
   console.log(table(['started', 'last start after the tick (s)'], [[`${last.n}/${PLAYBOOKS}`, last.lastMs === null ? '-' : fmt(last.lastMs / 1000)]]));
 
   await services.stop();
   await runtime.stop();
   await db.stop();
+}
+
+/** The floor under a step that calls: one durable commit, AT_ONCE clients writing at once (as many as executions run at once). */
+async function commitFloor(url: string): Promise<{ p50: number; p99: number }> {
+  const pool = new pg.Pool({ connectionString: url, max: AT_ONCE });
+  try {
+    await pool.query('CREATE TABLE IF NOT EXISTS bench_commit_floor (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())');
+    const times: number[] = [];
+    const perClient = Math.max(50, Math.round((CHAINS * CHAIN) / AT_ONCE));
+    await Promise.all(
+      Array.from({ length: AT_ONCE }, async () => {
+        for (let i = 0; i < perClient; i++) {
+          const t = performance.now();
+          await pool.query({ name: 'bench_commit_floor', text: 'INSERT INTO bench_commit_floor DEFAULT VALUES' });
+          if (i >= 10) times.push(performance.now() - t);
+        }
+      }),
+    );
+    times.sort((a, b) => a - b);
+    return { p50: percentile(times, 50), p99: percentile(times, 99) };
+  } finally {
+    await pool.end();
+  }
 }
 
 main().catch((err: unknown) => {

@@ -227,7 +227,10 @@ export class InventoryService {
   }
 
   /** Looks for stock webhooks of the last day accepted over 10 s ago and never applied; answers how many it queued. */
-  async sweepWebhooks(limit = 500): Promise<number> {
+  async sweepWebhooks(limit = 5_000): Promise<number> {
+    // no more than the apply queue has room for (after a flood, what it left out comes back at this pace)
+    limit = Math.min(limit, APPLY_QUEUE_MAX - this.#applyQueue.length);
+    if (limit <= 0) return 0;
     const { rows } = await this.o.pool.query<{ tenant_id: string; service: string; connection_id: string; id: string; topic: string }>(
       `SELECT w.tenant_id, w.service, w.connection_id, w.id::text AS id, w.topic FROM integration_webhooks w
         WHERE w.topic = ANY($1::text[]) AND w.status IN ('accepted', 'handed')
