@@ -155,6 +155,8 @@ export const STOCK_TOPICS = new Set(['inventory_levels/update', 'items']);
 const APPLY_CONCURRENCY = 2;
 /** Applies waiting at most; past it an accepted webhook is left to the sweep (memory stays bounded under a flood). */
 const APPLY_QUEUE_MAX = 20_000;
+/** How long an applied webhook's mark waits for others to share its statement. */
+const APPLIED_FLUSH_MS = 100;
 /** How often stock webhooks accepted but not applied (a crash, a failure) are looked for. */
 const APPLY_SWEEP_MS = 10_000;
 
@@ -170,6 +172,9 @@ export class InventoryService {
   #engine: InventoryEngine | undefined;
   readonly #applyQueue: StockWebhook[] = [];
   readonly #applying = new Set<string>();
+  /** Applied webhooks whose `applied_at` is not written yet. */
+  readonly #applied: string[] = [];
+  #appliedFlush: NodeJS.Timeout | undefined;
   #sweep: NodeJS.Timeout | undefined;
   #idle: Array<() => void> = [];
 
@@ -195,6 +200,29 @@ export class InventoryService {
     this.o.stats?.nudge();
     const out = await this.#engine.applyWebhook({ ...w, provider: w.provider as SyncProvider });
     await this.publishUpdates({ tenantId: w.tenantId, provider: w.provider, account: w.account }, out.updates ?? []);
+    this.#markApplied(w.webhookId);
+  }
+
+  /**
+   * `applied_at` on the webhook's row, which takes it out of the sweep's index: after the publish,
+   * marked in batches (one statement per APPLIED_FLUSH_MS). A crash loses at most the last batch's
+   * marks; the sweep applies those again, which finds their log rows and publishes the same ids.
+   */
+  #markApplied(id: string): void {
+    this.#applied.push(id);
+    if (this.#appliedFlush) return;
+    this.#appliedFlush = setTimeout(() => void this.#flushApplied(), APPLIED_FLUSH_MS);
+    this.#appliedFlush.unref();
+  }
+
+  async #flushApplied(): Promise<void> {
+    clearTimeout(this.#appliedFlush);
+    this.#appliedFlush = undefined;
+    const ids = this.#applied.splice(0);
+    if (ids.length === 0) return;
+    await this.o.pool
+      .query({ name: 'concord_webhooks_applied', text: 'UPDATE integration_webhooks SET applied_at = now() WHERE id = ANY($1::bigint[]) AND applied_at IS NULL', values: [ids] })
+      .catch((err: unknown) => this.o.log.warn({ err, webhooks: ids.length }, 'marking stock webhooks applied failed; the sweep applies them again'));
   }
 
   /**
@@ -226,18 +254,21 @@ export class InventoryService {
     }
   }
 
-  /** Looks for stock webhooks of the last day accepted over 10 s ago and never applied; answers how many it queued. */
+  /**
+   * Looks for stock webhooks of the last day accepted over 10 s ago and never applied; answers how
+   * many it queued. It walks the partial index `integration_webhooks_unapplied` (migration 0020),
+   * whose predicate names the stock topics as written here.
+   */
   async sweepWebhooks(limit = 5_000): Promise<number> {
     // no more than the apply queue has room for (after a flood, what it left out comes back at this pace)
     limit = Math.min(limit, APPLY_QUEUE_MAX - this.#applyQueue.length);
     if (limit <= 0) return 0;
     const { rows } = await this.o.pool.query<{ tenant_id: string; service: string; connection_id: string; id: string; topic: string }>(
       `SELECT w.tenant_id, w.service, w.connection_id, w.id::text AS id, w.topic FROM integration_webhooks w
-        WHERE w.topic = ANY($1::text[]) AND w.status IN ('accepted', 'handed')
+        WHERE w.applied_at IS NULL AND w.topic IN ('inventory_levels/update', 'items') AND w.status IN ('accepted', 'handed')
           AND w.received_at > now() - interval '1 day' AND w.received_at < now() - interval '10 seconds'
-          AND NOT EXISTS (SELECT 1 FROM integration_sync_logs l WHERE l.op_key = 'webhook:' || w.id)
-        ORDER BY w.id LIMIT $2`,
-      [[...STOCK_TOPICS], limit],
+        ORDER BY w.id LIMIT $1`,
+      [limit],
     );
     for (const r of rows) this.webhookAccepted({ tenant: r.tenant_id, service: r.service, connectionId: r.connection_id, id: r.id, topic: r.topic });
     return rows.length;
@@ -249,13 +280,14 @@ export class InventoryService {
     this.#sweep.unref();
   }
 
-  /** Stops the sweep and waits for the applies in flight. */
+  /** Stops the sweep and waits for the applies in flight (and their marks). */
   async stop(): Promise<void> {
     clearInterval(this.#sweep);
     this.#sweep = undefined;
     this.o.stats?.stop();
     this.#applyQueue.length = 0;
     if (this.#running > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
+    await this.#flushApplied();
   }
 
   /** `<events>.InventoryUpdated`, one message per change; the message id makes a repeat a duplicate. */
