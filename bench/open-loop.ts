@@ -23,6 +23,16 @@ export interface OpenLoopOptions {
   rate: number;
   seconds: number;
   next: () => OpenLoopRequest;
+  /**
+   * Keep-alive connections to use (and leave open) instead of a fresh pool: a warm-up's, so the
+   * measured run does not start by opening them (which a server that has been up a while never sees).
+   */
+  agent?: http.Agent;
+}
+
+/** A keep-alive pool for `openLoop`'s `agent` (the caller destroys it). */
+export function keepAlivePool(connections: number): http.Agent {
+  return new http.Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections });
 }
 
 export interface OpenLoopResult {
@@ -39,7 +49,7 @@ export interface OpenLoopResult {
 }
 
 export async function openLoop(opts: OpenLoopOptions): Promise<OpenLoopResult> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: opts.connections, maxFreeSockets: opts.connections });
+  const agent = opts.agent ?? keepAlivePool(opts.connections);
   const total = Math.round(opts.rate * opts.seconds);
   const interval = 1_000 / opts.rate;
   const latencies: number[] = [];
@@ -85,7 +95,7 @@ export async function openLoop(opts: OpenLoopOptions): Promise<OpenLoopResult> {
   });
   while (done < sent) await new Promise((r) => setTimeout(r, 5));
   const elapsed = (performance.now() - start) / 1_000;
-  agent.destroy();
+  if (!opts.agent) agent.destroy();
   latencies.sort((a, b) => a - b);
   return { rate: opts.rate, sent, achieved: done / elapsed, non2xx, errors, latencies, maxSendLagMs };
 }
