@@ -1,8 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Database } from '../../../../runtime/db.js';
-import { startMarketplaceFakes, type MarketplaceFakes } from '../../../../simulator/fakes/index.js';
-import { freshDatabase, waitFor } from '../../../helpers/db.js';
-import { connectShopify, startNode, token, type Node } from './support.js';
+import { describe, expect, it } from 'vitest';
+import { waitFor } from '../../../helpers/db.js';
+import { connectShopify, runSync, token, useInventoryNode } from './support.js';
 
 /**
  * A full sync reads a channel page, and before it compares it, a sale on the channel arrives by
@@ -16,16 +14,12 @@ const SHOP = 'stale.myshopify.com';
 const SKUS = ['SP-1', 'SP-2', 'SP-3'];
 const SOLD = 'SP-2';
 
-let fakes: MarketplaceFakes;
-let database: Database;
-let node: Node;
 /** Set by a test: runs once between a page's read and its comparison. */
 let between: (() => Promise<void>) | null = null;
 
-beforeAll(async () => {
-  fakes = await startMarketplaceFakes({ shopify: { webhooksOnApiChanges: false } });
-  database = await freshDatabase();
-  node = await startNode(database, fakes, {
+const h = useInventoryNode({
+  fakes: { shopify: { webhooksOnApiChanges: false } },
+  node: {
     hooks: {
       pageRead: async () => {
         const run = between;
@@ -33,29 +27,17 @@ beforeAll(async () => {
         await run?.();
       },
     },
-  });
-}, 60_000);
-
-afterAll(async () => {
-  await node?.close();
-  await database?.close();
-  await fakes?.close();
+  },
 });
 
 const vendor = token('vendor', TENANT);
-const ours = async (sku: string) => (await node.call('GET', `/api/integrations/inventory/${sku}`, { token: vendor })).body as { stock: number };
+const ours = async (sku: string) => (await h.node.call('GET', `/api/integrations/inventory/${sku}`, { token: vendor })).body as { stock: number };
 
-async function sync(direction: 'inbound' | 'both'): Promise<Record<string, unknown>> {
-  const r = await node.call('POST', '/api/integrations/shopify/sync', { token: vendor, body: { mode: 'full', direction } });
-  expect(r.status).toBe(202);
-  return waitFor('the sync', async () => {
-    const b = (await node.call('GET', `/api/integrations/shopify/syncs/${r.body.syncId}`, { token: vendor })).body;
-    return b.status !== 'running' ? b : null;
-  });
-}
+const sync = (direction: 'inbound' | 'both') => runSync(h.node, TENANT, 'shopify', { mode: 'full', direction });
 
 describe('a sale applied by webhook between a sync page read and its comparison', () => {
   it.each(['inbound', 'both'] as const)('%s: the page does not write its old stock back over the sale', async (direction) => {
+    const { fakes, node } = h;
     if (direction === 'inbound') {
       await connectShopify(node.services, TENANT, SHOP);
       fakes.shopify.control.seed(SHOP, SKUS.map((sku, i) => ({ sku, quantity: 10 + i })));

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll } from 'vitest';
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
 import { signToken, type TokenClaims } from '../../../../http/auth/jwt.js';
@@ -10,7 +11,8 @@ import type { Database } from '../../../../runtime/db.js';
 import type { Runtime } from '../../../../runtime/runtime.js';
 import { createServices, type Services } from '../../../../services/index.js';
 import type { EngineHooks } from '../../../../services/integrations/inventory/engine.js';
-import type { MarketplaceFakes } from '../../../../simulator/fakes/index.js';
+import { startMarketplaceFakes, type MarketplaceFakes } from '../../../../simulator/fakes/index.js';
+import { freshDatabase, waitFor } from '../../../helpers/db.js';
 import { testLog, testRuntime } from '../../../helpers/runtime.js';
 
 export const SECRET = 'test-secret-0123456789-0123456789-abcdef';
@@ -96,4 +98,38 @@ export async function connectShopify(s: Services, tenant: string, shop: string):
 export async function connectMercadoLibre(s: Services, tenant: string): Promise<void> {
   const a = await s.integrations.authorize(vendor(tenant), 'mercadolibre', {});
   await s.integrations.callback('mercadolibre', await consent(a.authorizationUrl));
+}
+
+/**
+ * The usual file setup: fakes, a fresh database and one node, started before the file's tests and
+ * closed after them. Read the fields inside tests (they are set by `beforeAll`).
+ */
+export function useInventoryNode(o: { fakes?: Parameters<typeof startMarketplaceFakes>[0]; node?: Parameters<typeof startNode>[2] } = {}): { fakes: MarketplaceFakes; database: Database; node: Node } {
+  const h = {} as { fakes: MarketplaceFakes; database: Database; node: Node };
+  beforeAll(async () => {
+    h.fakes = await startMarketplaceFakes(o.fakes);
+    h.database = await freshDatabase();
+    h.node = await startNode(h.database, h.fakes, o.node);
+  }, 60_000);
+  afterAll(async () => {
+    await h.node?.close();
+    await h.database?.close();
+    await h.fakes?.close();
+  });
+  return h;
+}
+
+/** Starts a sync over HTTP as the tenant's vendor and answers its progress once it is no longer running. */
+export async function runSync(node: Node, tenant: string, service: string, body: { mode: 'full' | 'delta'; direction: 'inbound' | 'outbound' | 'both' }, timeoutMs?: number): Promise<Record<string, unknown>> {
+  const vendorToken = token('vendor', tenant);
+  const r = await node.call('POST', `/api/integrations/${service}/sync`, { token: vendorToken, body });
+  if (r.status !== 202) throw new Error(`sync not started: ${r.status} ${JSON.stringify(r.body)}`);
+  return waitFor(
+    'the sync',
+    async () => {
+      const b = (await node.call('GET', `/api/integrations/${service}/syncs/${r.body.syncId}`, { token: vendorToken })).body as Record<string, unknown>;
+      return b.status !== 'running' ? b : null;
+    },
+    timeoutMs,
+  );
 }

@@ -1,8 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Database } from '../../../../runtime/db.js';
-import { startMarketplaceFakes, type MarketplaceFakes } from '../../../../simulator/fakes/index.js';
-import { freshDatabase, waitFor } from '../../../helpers/db.js';
-import { connectShopify, startNode, token, type Node } from './support.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../../../helpers/db.js';
+import { connectShopify, runSync, token, useInventoryNode } from './support.js';
 
 /**
  * The stock webhook sweep: what the apply at acceptance missed (a crash, a failure) is found by
@@ -13,33 +11,19 @@ import { connectShopify, startNode, token, type Node } from './support.js';
 
 const TENANT = 't-sweep';
 const SHOP = 'sweep.myshopify.com';
-let fakes: MarketplaceFakes;
-let database: Database;
-let node: Node;
 const published: Array<Record<string, unknown>> = [];
-
-beforeAll(async () => {
-  fakes = await startMarketplaceFakes({ shopify: { webhooksOnApiChanges: false } });
-  database = await freshDatabase();
-  node = await startNode(database, fakes);
-  node.runtime.bus.subscribe('concord.events.InventoryUpdated', (m) => void published.push(m.data as Record<string, unknown>));
-}, 60_000);
-
-afterAll(async () => {
-  await node?.close();
-  await database?.close();
-  await fakes?.close();
-});
+const h = useInventoryNode({ fakes: { shopify: { webhooksOnApiChanges: false } } });
+beforeAll(() => void h.node.runtime.bus.subscribe('concord.events.InventoryUpdated', (m) => void published.push(m.data as Record<string, unknown>)));
 
 const vendor = token('vendor', TENANT);
 
 describe('the stock webhook sweep', () => {
   it('applies a stock webhook the apply at acceptance missed, once, marks it, and marks one that changes nothing', async () => {
+    const { fakes, node } = h;
     await connectShopify(node.services, TENANT, SHOP);
     fakes.shopify.control.seed(SHOP, [{ sku: 'SW-1', quantity: 5 }]);
     await node.services.inventory.setStock(TENANT, 'SW-1', 5, { source: 'api', changedAt: '2026-01-01T00:00:00Z' });
-    const r = await node.call('POST', '/api/integrations/shopify/sync', { token: vendor, body: { mode: 'full', direction: 'both' } });
-    await waitFor('the sync', async () => ((await node.call('GET', `/api/integrations/shopify/syncs/${r.body.syncId}`, { token: vendor })).body.status === 'completed' ? true : null));
+    expect(await runSync(node, TENANT, 'shopify', { mode: 'full', direction: 'both' })).toMatchObject({ status: 'completed' });
     const pool = node.runtime.database.pool;
     const { rows: map } = await pool.query<{ ids: { inventoryItemId: string; locationId: string } }>(`SELECT external_ids AS ids FROM integration_mappings WHERE tenant_id = $1 AND sku = 'SW-1'`, [TENANT]);
     const num = (gid: string) => Number(gid.split('/').pop());
@@ -75,4 +59,29 @@ describe('the stock webhook sweep', () => {
       client.release();
     }
   }, 60_000);
+
+  it('publishes the change of an apply that wrote our stock and its log row but crashed before the publish', async () => {
+    const { node } = h;
+    const pool = node.runtime.database.pool;
+    // as a process killed between the apply's commit and its publish left it: the row, our stock
+    // and the log row written, no InventoryUpdated, no mark
+    const { rows } = await pool.query<{ id: string }>(
+      `INSERT INTO integration_webhooks (tenant_id, service, connection_id, topic, delivery_id, status, payload, received_at)
+       VALUES ($1, 'shopify', $2, 'inventory_levels/update', 'crashed-1', 'handed', '{}', now() - interval '20 seconds') RETURNING id::text`,
+      [TENANT, SHOP],
+    );
+    const id = rows[0]!.id;
+    await pool.query(`UPDATE inventory_items SET stock = 9, version = version + 1 WHERE tenant_id = $1 AND sku = 'SW-1'`, [TENANT]);
+    await pool.query(
+      `INSERT INTO integration_sync_logs (tenant_id, service, connection_id, op_key, sku, direction, outcome, our_stock, channel_stock, resolved_stock, action, reason, changed_at)
+       VALUES ($1, 'shopify', $2, $3, 'SW-1', 'both', 'synced', 3, 9, 9, 'write_ours', 'the channel changed', now())`,
+      [TENANT, SHOP, `webhook:${id}`],
+    );
+    const before = published.filter((p) => p.sku === 'SW-1' && p.stock === 9).length;
+    // the old sweep looked for stock webhooks without a log row: this one has one, and was never taken again
+    expect(await node.services.inventory.sweepWebhooks()).toBe(1);
+    await waitFor('the change published', () => (published.filter((p) => p.sku === 'SW-1' && p.stock === 9 && p.via === 'webhook').length > before ? true : null));
+    await waitFor('marked applied', async () => ((await pool.query('SELECT 1 FROM integration_webhooks WHERE id = $1 AND applied_at IS NOT NULL', [id])).rowCount === 1 ? true : null));
+    expect(await node.services.inventory.sweepWebhooks()).toBe(0);
+  }, 30_000);
 });
