@@ -149,12 +149,10 @@ export class OutboundDoor implements OutboundCalls {
         throw new ConnectorError(ConnectorCode.Validation, `${connection.provider} has no operation '${call.operation}'`);
       }
       let admitted: { probe: boolean; callId: string | null };
-      let endShare: (() => Promise<void>) | null = null;
+      let endShare: (() => Promise<void>) | null;
       try {
-        endShare = await this.#admitShare(connection, key, limit, call.cost ?? 1, call.requests ?? 1, signal);
-        admitted = await this.#admit(key, limit, call.cost ?? 1, call.requests ?? 1, signal);
+        ({ admitted, endShare } = await this.#enter(connection, key, limit, call.cost ?? 1, call.requests ?? 1, signal));
       } catch (err) {
-        await endShare?.();
         // the breaker opened: nothing more reaches the provider; a call that never got through is the caller's to retry
         if (reached && last && isConnectorError(err, CIRCUIT_OPEN)) await this.#park(connection, call, last, attempt);
         throw err;
@@ -215,15 +213,7 @@ export class OutboundDoor implements OutboundCalls {
   async budgeted<T>(connection: ConnectionRef, work: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
     const key = this.keyOf(connection);
     const limit = this.limitOf(connection.provider);
-    let endShare: (() => Promise<void>) | null = null;
-    let admitted: { probe: boolean; callId: string | null };
-    try {
-      endShare = await this.#admitShare(connection, key, limit, 1, 1, signal);
-      admitted = await this.#admit(key, limit, 1, 1, signal);
-    } catch (err) {
-      await endShare?.();
-      throw err;
-    }
+    const { admitted, endShare } = await this.#enter(connection, key, limit, 1, 1, signal);
     const started = performance.now();
     let failure: ConnectorError | null = null;
     try {
@@ -235,6 +225,17 @@ export class OutboundDoor implements OutboundCalls {
     } finally {
       await endShare?.();
       await this.#settle(key, limit, connection.provider, admitted, failure, performance.now() - started, undefined);
+    }
+  }
+
+  /** The connection's share (when its tier sets one), then the provider's bucket; a failure ends the share's lease it took. */
+  async #enter(connection: ConnectionRef, key: BudgetKey, limit: RateLimit | null, cost: number, requests: number, signal: AbortSignal | undefined) {
+    const endShare = await this.#admitShare(connection, key, limit, cost, requests, signal);
+    try {
+      return { admitted: await this.#admit(key, limit, cost, requests, signal), endShare };
+    } catch (err) {
+      await endShare?.();
+      throw err;
     }
   }
 
