@@ -246,7 +246,7 @@ export async function createRuntime(o: RuntimeOptions): Promise<Runtime> {
         if (h.outbox.oldestAgeMs > 30_000 || h.timers.overdue > 0) h.status = 'degraded';
         if (nats) {
           h.nats = await nats.health(leases.owned());
-          if (h.nats.status !== 'connected') h.status = 'degraded';
+          if (h.nats.status !== 'connected' || h.nats.missing.length > 0) h.status = 'degraded';
         }
       } catch (err) {
         h.database = { status: 'down', error: (err as Error).message };

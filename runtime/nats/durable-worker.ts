@@ -60,6 +60,11 @@ const MAX_BACKOFF_MS = 30_000;
  *   consumer's delivery sequence skips, it drains its in-flight work and recreates the
  *   consumer from the ack floor. Messages already applied come again and the actor's inbox
  *   drops them; nothing is applied out of order.
+ * - a consumer can vanish under the worker: a delete of ours that timed out while a node was
+ *   away lands after the consumer was recreated, or the cluster loses an assignment. The
+ *   client would then wait forever for it to come back (and nothing would flow on its
+ *   subjects), so `consume` aborts on a missing consumer and the worker recreates it from the
+ *   floor it knows: the consumer's last ack floor it read, raised by its own acks since.
  */
 export class DurableWorker {
   #stopped = false;
@@ -71,7 +76,15 @@ export class DurableWorker {
   #heartbeat: NodeJS.Timeout | undefined;
   readonly #sleepers = new Set<() => void>();
   #lastDelivery = 0;
+  /** The highest stream sequence below which this worker knows every message acked (0: none known). */
+  #floor = 0;
+  /** Stream sequences delivered by the current consumer, in delivery order, not yet under the floor. */
+  #order: number[] = [];
+  #head = 0;
+  readonly #settled = new Set<number>();
   resyncs = 0;
+  /** Times the consumer was found missing and recreated. */
+  recreated = 0;
   handled = 0;
   /** Deliveries that were redeliveries (ack wait expired, or a resync). */
   redeliveries = 0;
@@ -130,15 +143,22 @@ export class DurableWorker {
       info = await jsm.consumers.info(stream, consumer);
     } catch (err) {
       if (!(err instanceof JetStreamApiError) || err.status !== 404) throw err;
+      // a first start takes the whole stream; a consumer that vanished starts after what we acked
+      const from = this.#floor > 0 ? this.#floor + 1 : undefined;
       try {
-        await jsm.consumers.add(stream, this.#config());
+        await jsm.consumers.add(stream, this.#config(from));
       } catch (addErr) {
         await jsm.consumers.info(stream, consumer).catch(() => {
           throw addErr;
         });
       }
+      if (from !== undefined) {
+        this.recreated++;
+        this.o.log.warn({ stream, consumer, from }, 'consumer was missing: recreated after the last acked message');
+      }
       return;
     }
+    this.#floor = Math.max(this.#floor, info.ack_floor.stream_seq);
     if (forceResync || info.num_ack_pending > 0) {
       const floor = info.ack_floor.stream_seq;
       await jsm.consumers.delete(stream, consumer).catch((err) => {
@@ -167,7 +187,10 @@ export class DurableWorker {
         resync = false;
         this.#lastDelivery = 0;
         const consumer = await this.o.js.consumers.get(this.o.stream, this.o.consumer);
-        const messages = await consumer.consume({ max_messages: Math.min(256, this.o.maxAckPending), expires: 5_000 });
+        this.#order = [];
+        this.#head = 0;
+        this.#settled.clear();
+        const messages = await consumer.consume({ max_messages: Math.min(256, this.o.maxAckPending), expires: 5_000, abort_on_missing_resource: true });
         this.#messages = messages;
         if (this.#stopped || this.#resync) await messages.close();
         for await (const m of messages) {
@@ -210,6 +233,7 @@ export class DurableWorker {
     }
     const f: InFlight = { msg: m, seq: m.seq };
     this.#inflight.set(m.seq, f);
+    this.#order.push(m.seq);
     let key: string;
     try {
       key = this.o.keyOf(m);
@@ -242,6 +266,7 @@ export class DurableWorker {
       if (v.status === 'done') {
         this.o.beforeAck?.(f.msg);
         f.msg.ack();
+        this.#settle(f.seq);
         this.handled++;
         return;
       }
@@ -262,6 +287,7 @@ export class DurableWorker {
       try {
         await this.o.bury(f.msg, d);
         f.msg.term(`${d.reason}: ${d.error}`.slice(0, 200));
+        this.#settle(f.seq);
         this.handled++;
         this.o.log.warn({ consumer: this.o.consumer, seq: f.seq, ...d }, 'message dead-lettered');
         return;
@@ -273,6 +299,20 @@ export class DurableWorker {
         this.o.log.warn({ err, seq: f.seq }, 'recording a dead letter failed; retrying');
         await this.#sleep(backoffDelay({ initialMs: 100, maxMs: 5_000 }, n + 1));
       }
+    }
+  }
+
+  /** `seq` was acked or termed: raise the floor over every settled message at the front. */
+  #settle(seq: number): void {
+    this.#settled.add(seq);
+    while (this.#head < this.#order.length && this.#settled.has(this.#order[this.#head]!)) {
+      const s = this.#order[this.#head++]!;
+      this.#settled.delete(s);
+      this.#floor = Math.max(this.#floor, s);
+    }
+    if (this.#head > 1_024 && this.#head * 2 > this.#order.length) {
+      this.#order = this.#order.slice(this.#head);
+      this.#head = 0;
     }
   }
 

@@ -1,4 +1,4 @@
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
+import { JetStreamApiError, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type pg from 'pg';
 import type { ActorHost } from '../actor-host.js';
 import type { NatsConfig } from '../config.js';
@@ -20,14 +20,18 @@ import { natsNames, parsePartitionedSubject, type NatsNames } from './subjects.j
 export interface NatsHealth {
   status: NatsStatus | 'down';
   reconnects: number;
-  /** Messages not yet applied on this process's partition consumers (pending + unacked). */
+  /** Messages not yet applied on this process's consumers (pending + unacked): its partitions, and the ingress and router when it runs them. */
   lag: number;
   consumers: Array<{ name: string; pending: number; ackPending: number; redelivered: number }>;
+  /** Consumers this process works that NATS does not have (it recreates them; until then nothing flows on their subjects). */
+  missing: string[];
   published: number;
   handled: number;
   /** Redeliveries seen by this process's consumers (ack wait expired, or a resync). */
   redeliveries: number;
   resyncs: number;
+  /** Consumers found missing and recreated by this process. */
+  recreated: number;
   error?: string;
 }
 
@@ -236,20 +240,32 @@ export class NatsTransport implements LeaseListener, Delivery {
 
   async health(owned: number[]): Promise<NatsHealth> {
     const link = this.#link;
-    const workers = [...this.#workers.values()];
+    const s = this.#singletons;
+    const workers = [...this.#workers.values(), ...(s ? [s.ingress, s.router] : [])];
     const h: NatsHealth = {
       status: link?.status ?? 'down',
       reconnects: link?.reconnects ?? 0,
       lag: 0,
       consumers: [],
+      missing: [],
       published: this.#delivery?.published ?? 0,
       handled: workers.reduce((n, w) => n + w.handled, 0),
       redeliveries: workers.reduce((n, w) => n + w.redeliveries, 0),
       resyncs: workers.reduce((n, w) => n + w.resyncs, 0),
+      recreated: workers.reduce((n, w) => n + w.recreated, 0),
     };
     if (!this.#jsm || h.status !== 'connected') return h;
     try {
-      const infos = await Promise.all(owned.map((p) => this.#jsm!.consumers.info(this.names.actorStream, this.names.partitionConsumer(p)).catch(() => null)));
+      const watched = owned.map((p) => [this.names.actorStream, this.names.partitionConsumer(p)] as const);
+      if (s) watched.push([this.names.ingressStream, this.names.ingressConsumer], [this.names.serviceStream, this.names.routerConsumer]);
+      const infos = await Promise.all(
+        watched.map(([stream, name]) =>
+          this.#jsm!.consumers.info(stream, name).catch((err: unknown) => {
+            if (err instanceof JetStreamApiError && err.status === 404) h.missing.push(name);
+            return null;
+          }),
+        ),
+      );
       for (const info of infos) {
         if (!info) continue;
         h.consumers.push({ name: info.name, pending: info.num_pending, ackPending: info.num_ack_pending, redelivered: info.num_redelivered });

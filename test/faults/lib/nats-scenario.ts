@@ -11,6 +11,7 @@ import { createServices } from '../../../services/index.js';
 import { NatsServiceLink } from '../../../simulator/links.js';
 import { ServiceSimulator } from '../../../simulator/services.js';
 import { tallyType } from '../../runtime/nats/fixtures.js';
+import { diagnoseLoss } from './diagnose.js';
 import { checkHistory, type Verdict } from './history.js';
 import { NatsCluster } from './nats-cluster.js';
 import { FINAL_SAGA, sagaEffects, sagaProblems, startSagas, TallyTraffic, tallyEntries, type ScenarioRow } from './workload.js';
@@ -150,18 +151,29 @@ export async function natsClusterScenario(o: NatsClusterScenario): Promise<{ row
     const drainMs = Date.now() - faultsEnded;
     // the consumers' lag settles a moment after the last commit (acks in flight)
     let lag = 0;
+    let missing: string[] = [];
+    let consumers = '';
     for (let i = 0; i < 20; i++) {
-      lag = (await runtime.nats!.health(runtime.leases.owned())).lag;
-      if (lag === 0) break;
+      const h = await runtime.nats!.health(runtime.leases.owned());
+      ({ lag, missing } = h);
+      consumers = `resyncs ${h.resyncs}, consumers recreated ${h.recreated}`;
+      if (lag === 0 && missing.length === 0) break;
       await new Promise((r) => setTimeout(r, 250));
     }
     const outboxLeft = (await o.database.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM outbox')).rows[0]!.n;
     const unfinished = [
       ...(await sagaProblems(o.database.pool, started)),
       ...(outboxLeft > 0 ? [`${outboxLeft} outbox rows not relayed`] : []),
-      ...(lag > 0 ? [`${lag} messages pending on the partition consumers`] : []),
+      ...(lag > 0 ? [`${lag} messages pending on the consumers`] : []),
+      ...missing.map((name) => `consumer ${name} missing`),
     ];
-    const verdict = checkHistory({ operations: traffic.operations, applied: await tallyEntries(o.database.pool), unfinished, effects: sagaEffects(sim) });
+    const appliedNow = await tallyEntries(o.database.pool);
+    const verdict = checkHistory({ operations: traffic.operations, applied: appliedNow, unfinished, effects: sagaEffects(sim) });
+    if (verdict.lost > 0) {
+      const applied = new Set([...appliedNow.values()].flat());
+      const lost = traffic.operations.filter((op) => op.acked && !applied.has(op.id));
+      o.progress?.(`[nats cluster] where the lost went:\n${await diagnoseLoss(simConn, prefix, lost).catch((err: Error) => `diagnosis failed: ${err.message}`)}`);
+    }
     const row: ScenarioRow = {
       scenario: 'NATS cluster (3 nodes, R3)',
       operations: traffic.operations.length + started.length,
@@ -170,7 +182,7 @@ export async function natsClusterScenario(o: NatsClusterScenario): Promise<{ row
       duplicated: verdict.duplicated,
       reordered: verdict.reordered,
       stuck: verdict.stuck,
-      notes: `${traffic.operations.length} tally messages (${verdict.acked} acknowledged), ${started.length} sagas; ${traffic.publishFailures} publish attempts failed and were retried; ${drained ? `drained ${drainMs} ms after the last fault` : `NOT drained after ${drainMs} ms`}; reconnects ${runtime.nats!.link?.reconnects ?? 0}`,
+      notes: `${traffic.operations.length} tally messages (${verdict.acked} acknowledged), ${started.length} sagas; ${traffic.publishFailures} publish attempts failed and were retried; ${drained ? `drained ${drainMs} ms after the last fault` : `NOT drained after ${drainMs} ms`}; reconnects ${runtime.nats!.link?.reconnects ?? 0}; ${consumers}`,
     };
     return { row, verdict };
   } finally {
