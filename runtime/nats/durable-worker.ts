@@ -143,7 +143,12 @@ export class DurableWorker {
       info = await jsm.consumers.info(stream, consumer);
     } catch (err) {
       if (!(err instanceof JetStreamApiError) || err.status !== 404) throw err;
-      // a first start takes the whole stream; a consumer that vanished starts after what we acked
+      // a first start takes the whole stream; a consumer that vanished starts after what we acked,
+      // unless the stream itself was made anew (its sequence is behind our floor): then all of it
+      if (this.#floor > 0) {
+        const last = (await jsm.streams.info(stream)).state.last_seq;
+        if (last < this.#floor) this.#floor = 0;
+      }
       const from = this.#floor > 0 ? this.#floor + 1 : undefined;
       try {
         await jsm.consumers.add(stream, this.#config(from));
