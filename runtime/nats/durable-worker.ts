@@ -1,6 +1,7 @@
 import { AckPolicy, DeliverPolicy, JetStreamApiError, type ConsumerConfig, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
 import type { Logger } from '../logger.js';
 import { backoffDelay } from '../../machines/lib/backoff.js';
+import { AckFloor } from './ack-floor.js';
 
 /** What a handler made of one message. */
 export type Verdict =
@@ -76,12 +77,8 @@ export class DurableWorker {
   #heartbeat: NodeJS.Timeout | undefined;
   readonly #sleepers = new Set<() => void>();
   #lastDelivery = 0;
-  /** The highest stream sequence below which this worker knows every message acked (0: none known). */
-  #floor = 0;
-  /** Stream sequences delivered by the current consumer, in delivery order, not yet under the floor. */
-  #order: number[] = [];
-  #head = 0;
-  readonly #settled = new Set<number>();
+  /** Where a vanished consumer is recreated from. */
+  readonly #floor = new AckFloor();
   resyncs = 0;
   /** Times the consumer was found missing and recreated. */
   recreated = 0;
@@ -145,11 +142,8 @@ export class DurableWorker {
       if (!(err instanceof JetStreamApiError) || err.status !== 404) throw err;
       // a first start takes the whole stream; a consumer that vanished starts after what we acked,
       // unless the stream itself was made anew (its sequence is behind our floor): then all of it
-      if (this.#floor > 0) {
-        const last = (await jsm.streams.info(stream)).state.last_seq;
-        if (last < this.#floor) this.#floor = 0;
-      }
-      const from = this.#floor > 0 ? this.#floor + 1 : undefined;
+      if (this.#floor.value > 0 && (await jsm.streams.info(stream)).state.last_seq < this.#floor.value) this.#floor.forget();
+      const from = this.#floor.value > 0 ? this.#floor.value + 1 : undefined;
       try {
         await jsm.consumers.add(stream, this.#config(from));
       } catch (addErr) {
@@ -163,7 +157,7 @@ export class DurableWorker {
       }
       return;
     }
-    this.#floor = Math.max(this.#floor, info.ack_floor.stream_seq);
+    this.#floor.raise(info.ack_floor.stream_seq);
     if (forceResync || info.num_ack_pending > 0) {
       const floor = info.ack_floor.stream_seq;
       await jsm.consumers.delete(stream, consumer).catch((err) => {
@@ -192,9 +186,7 @@ export class DurableWorker {
         resync = false;
         this.#lastDelivery = 0;
         const consumer = await this.o.js.consumers.get(this.o.stream, this.o.consumer);
-        this.#order = [];
-        this.#head = 0;
-        this.#settled.clear();
+        this.#floor.restart();
         const messages = await consumer.consume({ max_messages: Math.min(256, this.o.maxAckPending), expires: 5_000, abort_on_missing_resource: true });
         this.#messages = messages;
         if (this.#stopped || this.#resync) await messages.close();
@@ -238,7 +230,7 @@ export class DurableWorker {
     }
     const f: InFlight = { msg: m, seq: m.seq };
     this.#inflight.set(m.seq, f);
-    this.#order.push(m.seq);
+    this.#floor.delivered(m.seq);
     let key: string;
     try {
       key = this.o.keyOf(m);
@@ -271,7 +263,7 @@ export class DurableWorker {
       if (v.status === 'done') {
         this.o.beforeAck?.(f.msg);
         f.msg.ack();
-        this.#settle(f.seq);
+        this.#floor.settled(f.seq);
         this.handled++;
         return;
       }
@@ -292,7 +284,7 @@ export class DurableWorker {
       try {
         await this.o.bury(f.msg, d);
         f.msg.term(`${d.reason}: ${d.error}`.slice(0, 200));
-        this.#settle(f.seq);
+        this.#floor.settled(f.seq);
         this.handled++;
         this.o.log.warn({ consumer: this.o.consumer, seq: f.seq, ...d }, 'message dead-lettered');
         return;
@@ -304,20 +296,6 @@ export class DurableWorker {
         this.o.log.warn({ err, seq: f.seq }, 'recording a dead letter failed; retrying');
         await this.#sleep(backoffDelay({ initialMs: 100, maxMs: 5_000 }, n + 1));
       }
-    }
-  }
-
-  /** `seq` was acked or termed: raise the floor over every settled message at the front. */
-  #settle(seq: number): void {
-    this.#settled.add(seq);
-    while (this.#head < this.#order.length && this.#settled.has(this.#order[this.#head]!)) {
-      const s = this.#order[this.#head++]!;
-      this.#settled.delete(s);
-      this.#floor = Math.max(this.#floor, s);
-    }
-    if (this.#head > 1_024 && this.#head * 2 > this.#order.length) {
-      this.#order = this.#order.slice(this.#head);
-      this.#head = 0;
     }
   }
 

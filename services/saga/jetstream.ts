@@ -11,6 +11,8 @@ export class IdempotentConsumer {
   #messages: ConsumerMessages | undefined;
   #loop: Promise<void> = Promise.resolve();
   #stopped = false;
+  /** The server's ack floor as last read: where a vanished durable is recreated from. */
+  #floor = 0;
   readonly #running = new Set<Promise<void>>();
 
   constructor(
@@ -28,10 +30,22 @@ export class IdempotentConsumer {
   ) {}
 
   async start(): Promise<void> {
+    await this.#ensure();
+    this.#stopped = false;
+    this.#loop = this.#run();
+  }
+
+  /**
+   * Creates the durable if it does not exist. A durable that vanished while we ran (a cluster
+   * losing it, a delete landing late) is recreated after the server's last ack floor we read:
+   * other processes may share it, so our own acks say nothing of theirs.
+   */
+  async #ensure(): Promise<void> {
     const { jsm, stream, durable, filter } = this.o;
-    const config = { durable_name: durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, filter_subject: filter, ack_wait: (this.o.ackWaitMs ?? 30_000) * 1_000_000, max_ack_pending: 1_000 };
+    const from = this.#floor > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.#floor + 1 } : { deliver_policy: DeliverPolicy.All };
+    const config = { durable_name: durable, ack_policy: AckPolicy.Explicit, ...from, filter_subject: filter, ack_wait: (this.o.ackWaitMs ?? 30_000) * 1_000_000, max_ack_pending: 1_000 };
     try {
-      await jsm.consumers.info(stream, durable);
+      this.#floor = Math.max(this.#floor, (await jsm.consumers.info(stream, durable)).ack_floor.stream_seq);
     } catch (err) {
       if (!(err instanceof JetStreamApiError) || err.status !== 404) throw err;
       await jsm.consumers.add(stream, config).catch(async (addErr) => {
@@ -39,18 +53,20 @@ export class IdempotentConsumer {
           throw addErr; // not a race with another process: a real failure
         });
       });
+      if (this.#floor > 0) this.o.log.warn({ stream, consumer: durable, from: this.#floor + 1 }, 'consumer was missing: recreated after its last ack floor');
     }
-    this.#stopped = false;
-    this.#loop = this.#run();
   }
 
   async #run(): Promise<void> {
     const limit = this.o.concurrency ?? 32;
-    while (!this.#stopped) {
+    for (let first = true; !this.#stopped; first = false) {
       try {
+        if (!first) await this.#ensure();
         const consumer = await this.o.js.consumers.get(this.o.stream, this.o.durable);
-        const messages = await consumer.consume({ max_messages: limit * 2, expires: 5_000 });
+        // a missing consumer ends the loop (the client would otherwise wait for it forever)
+        const messages = await consumer.consume({ max_messages: limit * 2, expires: 5_000, abort_on_missing_resource: true });
         this.#messages = messages;
+        if (this.#stopped) await messages.close();
         for await (const m of messages) {
           const p = this.#one(m);
           this.#running.add(p);

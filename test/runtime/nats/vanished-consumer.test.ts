@@ -1,11 +1,12 @@
 import { connect } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../../runtime/db.js';
 import { natsNames, partitionedActorSubject } from '../../../runtime/nats/subjects.js';
 import { freshDatabase, waitFor } from '../../helpers/db.js';
 import { dropPrefix, natsEnv, natsForTests, testPrefix } from '../../helpers/nats.js';
-import { testRuntime } from '../../helpers/runtime.js';
+import { testLog, testRuntime } from '../../helpers/runtime.js';
+import { IdempotentConsumer } from '../../../services/saga/jetstream.js';
 import { tallyType } from './fixtures.js';
 import { allEntries, audit, countEntries, publishAll } from './support.js';
 
@@ -82,4 +83,27 @@ describe.skipIf(!nats)('NATS: a consumer deleted under its worker', () => {
       await runtime.stop();
     }
   }, 90_000);
+
+  it('an idempotent consumer (services, intake) recreates its durable and handles what follows', async () => {
+    const nc = await connect({ servers: nats!.url });
+    const stream = `${prefix.toUpperCase()}_IDEMPOTENT`;
+    const subject = `${prefix}.idem.>`;
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.add({ name: stream, subjects: [subject] });
+    const js = jetstream(nc);
+    const handled = new Set<string>();
+    const consumer = new IdempotentConsumer({ js, jsm, stream, durable: 'idem', filter: subject, log: testLog, handle: async (m) => void handled.add(m.string()) });
+    try {
+      await consumer.start();
+      for (let i = 0; i < 20; i++) await js.publish(`${prefix}.idem.x`, `m${i}`);
+      await waitFor('the first 20 handled', () => Promise.resolve(handled.size === 20), 10_000, 20);
+      await jsm.consumers.delete(stream, 'idem');
+      for (let i = 20; i < 40; i++) await js.publish(`${prefix}.idem.x`, `m${i}`);
+      await waitFor('all 40 handled', () => Promise.resolve(handled.size === 40), 30_000, 50);
+      expect((await jsm.consumers.info(stream, 'idem')).name).toBe('idem');
+    } finally {
+      await consumer.stop();
+      await nc.close();
+    }
+  }, 60_000);
 });
