@@ -29,7 +29,7 @@ async function readStream(nc: NatsConnection, stream: string): Promise<Seen[]> {
 }
 
 /**
- * Where the lost operations of a fault run went: whether each is in the ingress stream (the
+ * Where the lost operations of a fault run went (and, lost or stuck, the streams' and consumers' states): whether each is in the ingress stream (the
  * publisher's own id), and whether its forward reached the actor stream; with both streams' and
  * the consumers' states. Printed when a run loses something, so a red CI run says at which hop.
  */
@@ -37,7 +37,7 @@ export async function diagnoseLoss(nc: NatsConnection, prefix: string, lost: Ope
   const names = natsNames(prefix);
   const jsm = await jetstreamManager(nc, { timeout: 5_000 });
   const lines: string[] = [];
-  for (const s of [names.ingressStream, names.actorStream]) {
+  for (const s of [names.ingressStream, names.actorStream, names.serviceStream]) {
     const info = await jsm.streams.info(s).catch((err: Error) => err);
     if (info instanceof Error) lines.push(`${s}: ${info.message}`);
     else lines.push(`${s}: seq ${info.state.first_seq}..${info.state.last_seq}, ${info.state.messages} messages, leader ${info.cluster?.leader}, replicas ${JSON.stringify(info.cluster?.replicas?.map((r) => ({ name: r.name, current: r.current, lag: r.lag })))}`);

@@ -169,10 +169,10 @@ export async function natsClusterScenario(o: NatsClusterScenario): Promise<{ row
     ];
     const appliedNow = await tallyEntries(o.database.pool);
     const verdict = checkHistory({ operations: traffic.operations, applied: appliedNow, unfinished, effects: sagaEffects(sim) });
-    if (verdict.lost > 0) {
+    if (verdict.lost > 0 || verdict.stuck > 0) {
       const applied = new Set([...appliedNow.values()].flat());
       const lost = traffic.operations.filter((op) => op.acked && !applied.has(op.id));
-      o.progress?.(`[nats cluster] where the lost went:\n${await diagnoseLoss(simConn, prefix, lost).catch((err: Error) => `diagnosis failed: ${err.message}`)}`);
+      o.progress?.(`[nats cluster] where the lost went, and what was left:\n${await diagnoseLoss(simConn, prefix, lost).catch((err: Error) => `diagnosis failed: ${err.message}`)}`);
     }
     const row: ScenarioRow = {
       scenario: 'NATS cluster (3 nodes, R3)',
