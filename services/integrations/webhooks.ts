@@ -147,9 +147,20 @@ SELECT 0 AS i, (SELECT tenant_id FROM conn) AS tenant_id, ins.id::text AS id, in
 const ACCEPT_BATCH = 64;
 /** Accept statements in flight at once; a batch forms only while they are all busy. */
 export const ACCEPT_CONCURRENCY = 2;
+/**
+ * Load shedding: while the oldest delivery waiting for an accept statement has waited longer
+ * than this, new deliveries are refused at once with a 503 (Retry-After: 1), before their
+ * signature is checked. The provider retries them (Shopify for 48 hours, MercadoLibre for
+ * hours), and every delivery already waiting keeps its place, so the answer time stays near
+ * this bound instead of growing with the backlog past the providers' own timeouts (Shopify
+ * 5 s; MercadoLibre 500 ms, after which it retries anyway).
+ */
+export const ACCEPT_WAIT_MAX_MS = 1_000;
 
 interface PendingAccept {
   d: Delivery;
+  /** When it began to wait (`performance.now()`). */
+  since: number;
   /** What the delivery must not share with another in its batch or in flight: its ids and resource. */
   keys: string[];
   resolve: (row: Row) => void;
@@ -220,6 +231,8 @@ export class WebhookIntake {
   /** Keys (ids, resources) of the deliveries in statements in flight. */
   readonly #busy = new Set<string>();
   #accepting = 0;
+  /** Deliveries refused because the accepts were overloaded (see ACCEPT_WAIT_MAX_MS). */
+  shed = 0;
   /**
    * What everything waiting for the accepts to go quiet shares: one promise and one timer for all
    * of them (not one timer per accepted webhook), released when the accepts go quiet or
@@ -233,7 +246,7 @@ export class WebhookIntake {
   constructor(private readonly o: WebhookIntakeOptions) {}
 
   /**
-   * `concord_webhooks_total{service,outcome}` (accepted, duplicate, stale, refused) and
+   * `concord_webhooks_total{service,outcome}` (accepted, duplicate, stale, refused, shed) and
    * `concord_webhook_processing_seconds{service}`: received -> handed to the connection's actor
    * (also stored per row as `processing_ms`).
    */
@@ -252,11 +265,18 @@ export class WebhookIntake {
 
   /**
    * Checks and stores one delivery. Throws a 404 problem for an unknown provider, 503 when the
-   * provider's webhook settings are missing, 401 for a bad signature or an unknown shop, seller
-   * or application (nothing stored), 400 for a signed delivery that is not a webhook.
+   * provider's webhook settings are missing or the accepts are overloaded (ACCEPT_WAIT_MAX_MS),
+   * 401 for a bad signature or an unknown shop, seller or application (nothing stored), 400 for
+   * a signed delivery that is not a webhook.
    */
   async accept(provider: string, rawBody: Uint8Array, headers: Readonly<Record<string, string | undefined>>, query: Readonly<Record<string, string | undefined>> = {}): Promise<WebhookOutcome> {
     if (provider !== 'shopify' && provider !== 'mercadolibre') throw new DomainError(DomainCode.NotFound, `no webhooks for service '${provider}'`, { service: provider });
+    const head = this.#pending[0];
+    if (head && performance.now() - head.since > ACCEPT_WAIT_MAX_MS) {
+      this.#metrics?.outcomes.inc({ service: provider, outcome: 'shed' });
+      this.shed++;
+      throw new ConcordError(ErrorCode.Unavailable, 'webhook intake is overloaded: deliver again shortly', { retryAfter: 1 });
+    }
     let d: Delivery;
     try {
       d = provider === 'shopify' ? this.#shopify(rawBody, headers) : this.#mercadolibre(rawBody, headers, query);
@@ -294,7 +314,7 @@ export class WebhookIntake {
     if (d.eventId !== null) keys.push(`${scope}e\u0000${d.eventId}`);
     if (d.resource !== null) keys.push(`${scope}r\u0000${d.resource}`);
     return new Promise((resolve, reject) => {
-      this.#pending.push({ d, keys, resolve, reject });
+      this.#pending.push({ d, since: performance.now(), keys, resolve, reject });
       this.#pump();
     });
   }

@@ -276,6 +276,41 @@ describe('Shopify', () => {
   });
 });
 
+describe('overload', () => {
+  it('sheds new deliveries with a 503 problem and Retry-After once the oldest waiting one has waited over a second; every waiting one is still accepted', async () => {
+    // the accepts stall (a lock on the table), deliveries pile up behind them
+    const blocker = await database.pool.connect();
+    let released = false;
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE integration_webhooks IN ACCESS EXCLUSIVE MODE');
+      const waiting = [0, 1, 2, 3, 4, 5].map((i) => shopify.control.sendWebhook(SHOPS[0]!, 'products/update', { id: 7000 + i }, { to: hook('shopify') }));
+      await new Promise((r) => setTimeout(r, 1_200));
+      const t0 = performance.now();
+      const [shed] = await shopify.control.sendWebhook(SHOPS[1]!, 'products/update', { id: 7100 }, { to: hook('shopify') });
+      expect(shed!.status).toBe(503);
+      expect(performance.now() - t0).toBeLessThan(500); // refused at once, not queued
+      const raw = await fetch(hook('shopify'), { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      expect(raw.status).toBe(503);
+      expect(raw.headers.get('content-type')).toBe('application/problem+json');
+      expect(raw.headers.get('retry-after')).toBe('1');
+      expect(await raw.json()).toMatchObject({ status: 503, code: 'UNAVAILABLE', retryAfter: 1 });
+      await blocker.query('COMMIT');
+      released = true;
+      expect((await Promise.all(waiting)).map(([d]) => d!.status)).toEqual([200, 200, 200, 200, 200, 200]);
+      expect(await rows("payload->>'id' IN ('7000', '7001', '7002', '7003', '7004', '7005')")).toHaveLength(6);
+      expect(await rows("payload->>'id' = '7100'")).toHaveLength(0);
+      // the provider's retry of the shed one is accepted once the queue has drained
+      const again = await shopify.control.redeliver(shed!);
+      expect(again.status).toBe(200);
+      expect(await rows("payload->>'id' = '7100'")).toHaveLength(1);
+    } finally {
+      if (!released) await blocker.query('ROLLBACK').catch(() => undefined);
+      blocker.release();
+    }
+  });
+});
+
 describe('MercadoLibre', () => {
   it('accepts a connected seller’s notification within 500 ms, keeps only its ids, and dedupes a retry on _id', async () => {
     const d = await ml.control.notify('items', '/items/MLA123', SELLER);
