@@ -82,11 +82,12 @@ async function main(): Promise<void> {
 
   // --- over HTTP: the `npm start` server, black-box, in its own process
   const db = await benchDatabase(`concord_bench_ratios_http`);
+  if (process.env.BENCH_PROBE_SQL) { const c = new pg.Client({ connectionString: db.url }); await c.connect(); await c.query(process.env.BENCH_PROBE_SQL); await c.end(); }
   const prefix = `ratios${process.pid}`;
   const secret = randomBytes(32).toString('hex');
   const port = await freePort();
   const root = path.resolve(process.env.BENCH_SERVER_ROOT ?? fileURLToPath(new URL('..', import.meta.url)));
-  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
+  const prof = [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), ...(process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
   const child = spawn(process.execPath, [...prof, '--import', 'tsx', path.join(root, 'app/main.ts')], {
     cwd: root,
     env: { ...process.env, DATABASE_URL: db.url, JWT_SECRET: secret, CREDENTIALS_KEYS: `bench:${randomBytes(32).toString('base64')}`, NATS_URL, NATS_PREFIX: prefix, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
@@ -128,6 +129,16 @@ async function main(): Promise<void> {
     requests: [{ method: 'POST', setupRequest: (req: Record<string, unknown>) => ({ ...req, path: transitionPath(ids, k++) }) }],
   });
   await closed(1); // warm-up
+  // BENCH_PG_STATS: transactions and rows per POST (no pg_stat_statements here), by table
+  const pgStats = async () => {
+    await check.query('SELECT pg_stat_clear_snapshot()');
+    const d = (await check.query('SELECT xact_commit, xact_rollback, tup_returned, tup_fetched, tup_inserted, tup_updated, tup_deleted FROM pg_stat_database WHERE datname = current_database()')).rows[0] as Record<string, string>;
+    const t = (await check.query<{ relname: string; ins: string; upd: string; hot: string; del: string; seq: string; idx: string }>('SELECT relname, n_tup_ins AS ins, n_tup_upd AS upd, n_tup_hot_upd AS hot, n_tup_del AS del, seq_scan AS seq, coalesce(idx_scan, 0) AS idx FROM pg_stat_user_tables')).rows;
+    return { d, t };
+  };
+  const statsBefore = process.env.BENCH_PG_STATS ? await pgStats() : undefined;
+  const countQueries = () => process.env.BENCH_PG_STATS && process.env.BENCH_SERVER_NODE_ARGS && child.kill('SIGUSR2'); // a preload of BENCH_SERVER_NODE_ARGS may count queries on SIGUSR2
+  countQueries();
   let postRate = 0;
   let bad = 0;
   const closedCpu = await perRequest(async () => {
@@ -137,6 +148,18 @@ async function main(): Promise<void> {
     bad += r.non2xx + r.errors + r.timeouts;
     return r.requests.total;
   });
+  if (statsBefore) {
+    await new Promise((r) => setTimeout(r, 1_500)); // backends flush their counters about once a second
+    const after = await pgStats();
+    const n = CLOSED_ROUNDS * RELATIONSHIPS;
+    countQueries();
+    console.log(`per POST: ${Object.keys(after.d).map((c) => `${c} ${fmt((Number(after.d[c]) - Number(statsBefore.d[c])) / n)}`).join(', ')}`);
+    for (const r of after.t) {
+      const b = statsBefore.t.find((x) => x.relname === r.relname);
+      const per = (['ins', 'upd', 'hot', 'del', 'seq', 'idx'] as const).map((c) => (Number(r[c]) - Number(b?.[c] ?? 0)) / n);
+      if (per.some((v) => v > 0.001)) console.log(`  ${r.relname}: ${['ins', 'upd', 'hot', 'del', 'seq_scan', 'idx_scan'].map((c, i) => `${c} ${fmt(per[i]!)}`).join(' ')}`);
+    }
+  }
   let post500 = undefined as never as Awaited<ReturnType<typeof openLoop>>;
   const openCpu = await perRequest(async () => {
     post500 = await openLoop({ port, headers, connections: 50, rate: 500, seconds: HTTP_SECONDS, next: () => ({ method: 'POST', path: transitionPath(ids, k++) }) });
