@@ -90,19 +90,23 @@ async function main(): Promise<void> {
   const prof = [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), ...(process.env.BENCH_SERVER_NODE_ARGS?.split(' ').filter(Boolean) ?? [])];
   const child = spawn(process.execPath, [...prof, '--import', 'tsx', path.join(root, 'app/main.ts')], {
     cwd: root,
-    env: { ...process.env, DATABASE_URL: db.url, JWT_SECRET: secret, CREDENTIALS_KEYS: `bench:${randomBytes(32).toString('base64')}`, NATS_URL, NATS_PREFIX: prefix, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
+    env: { ...process.env, DATABASE_URL: db.url, JWT_SECRET: secret, CREDENTIALS_KEYS: `bench:${randomBytes(32).toString('base64')}`, NATS_URL, NATS_PREFIX: prefix, SAGA_SERVICE_PREFIX: `${prefix}svc`, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const exited = new Promise((r) => child.once('exit', r));
+  // the streams this run made go whatever happens (a stream left behind holds its subjects)
+  process.once('exit', () => child.kill('SIGTERM'));
+  const failed = (err: unknown) => dropNatsStreams(NATS_URL, prefix).finally(() => { console.error(err); process.exit(1); });
   const base = `http://127.0.0.1:${port}/api/v1/vendor-partner-coordination`;
-  for (let i = 0; ; i++) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}`);
+  for (;;) {
+    if (child.exitCode !== null) return failed(new Error(`server exited with ${child.exitCode}`));
     if (await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false)) break;
     await new Promise((r) => setTimeout(r, 100));
   }
   const token = signToken({ sub: 'bench', role: 'operator', exp: Math.floor(Date.now() / 1000) + 3600 }, secret);
   const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
-  const ids = await createRelationships(base, headers, RELATIONSHIPS);
+  const ids = await createRelationships(base, headers, RELATIONSHIPS).catch(failed);
+  if (!ids) return;
 
   const check = new pg.Client({ connectionString: db.url });
   await check.connect();
