@@ -77,7 +77,12 @@ async function main(): Promise<void> {
   await rt.database.close();
   const state = await plainState(setup);
   const statement8 = await plainDrive(rtDb.url, state, 8, commitWrite(), () => seq++);
+  // what PostgreSQL and the driver's process spend per ceiling statement: the floor of a POST's share
+  const pgMaster = procStat(Number((await setup.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid))!.ppid;
+  const [pg0, me0] = [postgresCpu(pgMaster), process.cpuUsage()];
   const ceiling50 = await plainDrive(rtDb.url, state, 50, ceilingWrite, () => seq++);
+  const ceilingN = ceiling50.rate * Number(process.env.BENCH_SECONDS ?? 4);
+  const ceilingCpu = { postgres: (postgresCpu(pgMaster) - pg0) / ceilingN, client: ((u) => u.user + u.system)(process.cpuUsage(me0)) / ceilingN };
   await setup.end();
 
   // --- over HTTP: the `npm start` server, black-box, in its own process
@@ -193,7 +198,11 @@ async function main(): Promise<void> {
   console.log(`\nalso: runtime 8 senders ${fmt(runtime8.rate, 0)}/s p50 ${fmt(runtime8.p50)} ms; commit statement 8 clients ${fmt(statement8.rate, 0)}/s p50 ${fmt(statement8.p50)} ms; ceiling 50 clients p99 ${fmt(ceiling50.p99)} ms; POST 500/s achieved ${fmt(post500.achieved, 0)}/s p50 ${fmt(percentile(post500.latencies, 50))} ms; GET 3,000/s achieved ${fmt(get3000.achieved, 0)}/s p50 ${fmt(percentile(get3000.latencies, 50))} ms; failed requests ${bad}`);
   const row = (name: string, c: ReturnType<typeof cpu>) => [name, fmt(c.server, 0), fmt(c.postgres, 0), fmt(c.nats, 0), fmt(c.generator, 0), fmt(c.server + c.postgres + c.nats + c.generator, 0)];
   console.log(`\nCPU µs per POST by process (/proc utime+stime; PostgreSQL: all of its processes):\n`);
-  console.log(table(['phase', 'server node', 'PostgreSQL', 'nats-server', 'load generator', 'total'], [row(`closed loop, 50 connections (${CLOSED_ROUNDS * RELATIONSHIPS} POSTs)`, closedCpu), row('open loop, 500 POST/s', openCpu)]));
+  console.log(table(['phase', 'server node', 'PostgreSQL', 'nats-server', 'load generator', 'total'], [
+    row(`closed loop, 50 connections (${CLOSED_ROUNDS * RELATIONSHIPS} POSTs)`, closedCpu),
+    row('open loop, 500 POST/s', openCpu),
+    ['reference: one-statement ceiling, 50 clients (per statement)', '-', fmt(ceilingCpu.postgres, 0), '-', `${fmt(ceilingCpu.client, 0)} (pg client)`, fmt(ceilingCpu.postgres + ceilingCpu.client, 0)],
+  ]));
 }
 
 await main();
