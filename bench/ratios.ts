@@ -80,9 +80,11 @@ async function main(): Promise<void> {
   // what PostgreSQL and the driver's process spend per ceiling statement: the floor of a POST's share
   const pgMaster = procStat(Number((await setup.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid))!.ppid;
   const [pg0, me0] = [postgresCpu(pgMaster), process.cpuUsage()];
-  const ceiling50 = await plainDrive(rtDb.url, state, 50, ceilingWrite, () => seq++);
+  let pg1 = 0;
+  let me1 = 0;
+  const ceiling50 = await plainDrive(rtDb.url, state, 50, ceilingWrite, () => seq++, () => { pg1 = postgresCpu(pgMaster); me1 = ((u) => u.user + u.system)(process.cpuUsage(me0)); });
   const ceilingN = ceiling50.rate * Number(process.env.BENCH_SECONDS ?? 4);
-  const ceilingCpu = { postgres: (postgresCpu(pgMaster) - pg0) / ceilingN, client: ((u) => u.user + u.system)(process.cpuUsage(me0)) / ceilingN };
+  const ceilingCpu = { postgres: (pg1 - pg0) / ceilingN, client: me1 / ceilingN };
   await setup.end();
 
   // --- over HTTP: the `npm start` server, black-box, in its own process

@@ -138,7 +138,7 @@ export async function plainState(pool: pg.Pool): Promise<PlainState> {
 }
 
 /** `c` clients from plain `pg`, each `write` committing one transition (true when it did). */
-export async function plainDrive(url: string, state: PlainState, c: number, write: PlainWrite, seq: () => number) {
+export async function plainDrive(url: string, state: PlainState, c: number, write: PlainWrite, seq: () => number, beforeEnd?: () => void) {
   const pool = new pg.Pool({ connectionString: url, max: c });
   const r = await drive(c, async (s, i) => {
     const id = actorFor(s, c, i);
@@ -149,6 +149,7 @@ export async function plainDrive(url: string, state: PlainState, c: number, writ
     st.version++;
     st.snapshot = next;
   });
+  beforeEnd?.(); // while the pool's backends are still alive (their CPU is read from /proc)
   await pool.end();
   return r;
 }
