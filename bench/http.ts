@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { serve } from '@hono/node-server';
 import pg from 'pg';
 import { pino } from 'pino';
@@ -124,6 +124,30 @@ async function bareFloor(headers: Record<string, string>): Promise<CannonResult>
   return r;
 }
 
+/** `n` relationships created through the API, 50 at a time; answers their ids. */
+export async function createRelationships(base: string, headers: Record<string, string>, n: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i += 50) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(50, n - i) }, async (_, j) => {
+        const res = await fetch(`${base}/relationships`, {
+          method: 'POST',
+          headers,
+          body: JSON.stringify({ vendorId: `vendor-${(i + j) % 100}`, partnerId: `partner-${i + j}`, relationshipType: 'INTEGRATION', agreementDetails: { commissionRate: 0.15 } }),
+        });
+        if (res.status !== 201) throw new Error(`create failed: ${res.status} ${await res.text()}`);
+        return ((await res.json()) as { id: string }).id;
+      }),
+    );
+    ids.push(...batch);
+  }
+  return ids;
+}
+
+/** POST path `n` of a sequence of legal transitions over `ids`: activate all, suspend all, activate all... */
+export const transitionPath = (ids: string[], n: number) =>
+  `/api/v1/vendor-partner-coordination/relationships/${ids[n % ids.length]}/${Math.floor(n / ids.length) % 2 === 0 ? 'activate' : 'suspend'}`;
+
 async function main(): Promise<void> {
   const db = await benchDatabase(`concord_bench_http_${process.pid}`);
   const secret = randomBytes(32).toString('hex');
@@ -157,21 +181,7 @@ async function main(): Promise<void> {
   const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
 
   // relationships to work on, created through the API
-  const ids: string[] = [];
-  for (let i = 0; i < RELATIONSHIPS; i += 50) {
-    const batch = await Promise.all(
-      Array.from({ length: Math.min(50, RELATIONSHIPS - i) }, async (_, j) => {
-        const res = await fetch(`${base}/relationships`, {
-          method: 'POST',
-          headers,
-          body: JSON.stringify({ vendorId: `vendor-${(i + j) % 100}`, partnerId: `partner-${i + j}`, relationshipType: 'INTEGRATION', agreementDetails: { commissionRate: 0.15 } }),
-        });
-        if (res.status !== 201) throw new Error(`create failed: ${res.status} ${await res.text()}`);
-        return ((await res.json()) as { id: string }).id;
-      }),
-    );
-    ids.push(...batch);
-  }
+  const ids = await createRelationships(base, headers, RELATIONSHIPS);
 
   // warm-up, then GET relationship round-robin over all of them
   let g = 0;
@@ -272,7 +282,8 @@ async function main(): Promise<void> {
   await db.stop();
 }
 
-(process.argv.includes('--serve') ? serveMode() : process.argv.includes('--bare') ? bareMode() : main()).catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href)
+  (process.argv.includes('--serve') ? serveMode() : process.argv.includes('--bare') ? bareMode() : main()).catch((err) => {
+    console.error(err);
+    process.exit(1);
+  });

@@ -21,6 +21,7 @@ const scripts = [
   'traces.ts',
   'quotas.ts',
   'fairness.ts',
+  'ratios.ts',
 ].filter(
   (s) => existsSync(fileURLToPath(new URL(`./${s}`, import.meta.url))) && (only.length === 0 || only.some((o) => s.startsWith(o))),
 );

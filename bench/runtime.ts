@@ -6,7 +6,7 @@
  * (which also writes the journal) from pg with no runtime around it.
  */
 import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { loadConfig } from '../runtime/config.js';
 import { createPool, type Database } from '../runtime/db.js';
@@ -18,7 +18,7 @@ import { benchDatabase, benchLog, fmt, percentile, table } from './lib.js';
 import { benchType } from './machines.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
-const ACTORS = 10_000;
+export const ACTORS = 10_000;
 const CONCURRENCY = [1, 8, 32, 50];
 
 interface Result {
@@ -29,7 +29,7 @@ interface Result {
   p99: number;
 }
 
-async function drive(c: number, op: (sender: number, i: number) => Promise<void>): Promise<{ rate: number; p50: number; p99: number }> {
+export async function drive(c: number, op: (sender: number, i: number) => Promise<void>): Promise<{ rate: number; p50: number; p99: number }> {
   const lat: number[] = [];
   const end = performance.now() + SECONDS * 1000;
   let done = 0;
@@ -48,9 +48,9 @@ async function drive(c: number, op: (sender: number, i: number) => Promise<void>
 }
 
 /** Sender `s` of `c` walks its own slice of the actors, so senders never queue on one actor. */
-const actorFor = (s: number, c: number, i: number) => `a${(s + c * i) % ACTORS}`;
+export const actorFor = (s: number, c: number, i: number) => `a${(s + c * i) % ACTORS}`;
 
-async function runtimeOver(url: string, cacheSize: number): Promise<Runtime> {
+export async function runtimeOver(url: string, cacheSize: number): Promise<Runtime> {
   const config = loadConfig({
     DATABASE_URL: url,
     LOG_LEVEL: 'warn',
@@ -98,43 +98,15 @@ async function main() {
   await cold.database.close();
 
   // the ceiling: version-checked jsonb update + outbox insert + inbox insert as ONE statement
-  const { rows } = await setupPool.query<{ id: string; version: number; snapshot: unknown }>(`SELECT id, version, snapshot FROM actors WHERE type = 'bench'`);
-  const state = new Map(rows.map((r) => [r.id, { version: r.version, snapshot: r.snapshot as { context: { n: number } } }]));
-  /** Rows at every concurrency from plain `pg`: `write` commits one transition, true when it did. */
-  const plainRows = async (label: string, write: (pool: pg.Pool, id: string, version: number, next: unknown, n: number) => Promise<boolean>) => {
-    for (const c of CONCURRENCY) {
-      const pool = new pg.Pool({ connectionString: url, max: c });
-      const r = await drive(c, async (s, i) => {
-        const id = actorFor(s, c, i);
-        const st = state.get(id)!;
-        const n = seq++;
-        const next = { ...st.snapshot, context: { ...st.snapshot.context, n: st.snapshot.context.n + 1, last: n } };
-        if (!(await write(pool, id, st.version, next, n))) throw new Error(`${label}: version conflict`);
-        st.version++;
-        st.snapshot = next;
-      });
-      results.push({ label, c, ...r });
-      await pool.end();
-    }
+  const state = await plainState(setupPool);
+  const plainRows = async (label: string, write: PlainWrite) => {
+    for (const c of CONCURRENCY) results.push({ label, c, ...(await plainDrive(url, state, c, write, () => seq++)) });
   };
-  await plainRows('ceiling: one plain SQL statement', async (pool, id, version, next, n) => {
-    const res = await pool.query<{ n: number }>({
-      name: 'ceiling',
-      text: `WITH u AS (UPDATE actors SET snapshot = $3, version = version + 1, updated_at = now()
-               WHERE type = 'bench' AND id = $1 AND version = $2 RETURNING 1),
-             i AS (INSERT INTO inbox (actor_type, actor_id, message_id, version, result) SELECT 'bench', $1, $4, $2 + 1, '{}' FROM u),
-             o AS (INSERT INTO outbox (partition, source_type, source_id, kind, subject, message_id, payload)
-               SELECT 0, 'bench', $1, 'publish', 'bench.ticks', $4, $5 FROM u)
-             SELECT count(*)::int AS n FROM u`,
-      values: [id, version, JSON.stringify(next), `ceil-${n}`, JSON.stringify({ i: n })],
-    });
-    return res.rows[0]!.n === 1;
-  });
+  await plainRows('ceiling: one plain SQL statement', ceilingWrite);
   // the runtime's own commit statement driven from pg, one transition per statement, no runtime
   // around it: what the required writes (snapshot, inbox, journal, outbox) cost Postgres and the
   // driver alone, the floor under the runtime rows above
-  const statement = new CommitStatement();
-  await plainRows('commit statement alone (no runtime)', async (pool, id, version, next, n) => (await statement.run(pool, [commitRecord(id, version, next, n)])).get(`bench/${id}`) === 'committed');
+  await plainRows('commit statement alone (no runtime)', commitWrite());
   await setupPool.end();
 
   // memory: 100,000 actors touched with a 10,000-actor cache, in a clean child process
@@ -156,8 +128,55 @@ async function main() {
   console.log(memory);
 }
 
+export type PlainWrite = (pool: pg.Pool, id: string, version: number, next: unknown, n: number) => Promise<boolean>;
+export type PlainState = Map<string, { version: number; snapshot: { context: { n: number } } }>;
+
+/** The bench actors' rows as `plainDrive` tracks them. */
+export async function plainState(pool: pg.Pool): Promise<PlainState> {
+  const { rows } = await pool.query<{ id: string; version: number; snapshot: unknown }>(`SELECT id, version, snapshot FROM actors WHERE type = 'bench'`);
+  return new Map(rows.map((r) => [r.id, { version: r.version, snapshot: r.snapshot as { context: { n: number } } }]));
+}
+
+/** `c` clients from plain `pg`, each `write` committing one transition (true when it did). */
+export async function plainDrive(url: string, state: PlainState, c: number, write: PlainWrite, seq: () => number, beforeEnd?: () => void) {
+  const pool = new pg.Pool({ connectionString: url, max: c });
+  const r = await drive(c, async (s, i) => {
+    const id = actorFor(s, c, i);
+    const st = state.get(id)!;
+    const n = seq();
+    const next = { ...st.snapshot, context: { ...st.snapshot.context, n: st.snapshot.context.n + 1, last: n } };
+    if (!(await write(pool, id, st.version, next, n))) throw new Error('version conflict');
+    st.version++;
+    st.snapshot = next;
+  });
+  beforeEnd?.(); // while the pool's backends are still alive (their CPU is read from /proc)
+  await pool.end();
+  return r;
+}
+
+/** The ceiling: version-checked jsonb update + outbox insert + inbox insert as ONE plain statement; true when it committed. */
+export const ceilingWrite: PlainWrite = async (pool, id, version, next, n) => {
+  const res = await pool.query<{ n: number }>({
+    name: 'ceiling',
+    text: `WITH u AS (UPDATE actors SET snapshot = $3, version = version + 1, updated_at = now()
+             WHERE type = 'bench' AND id = $1 AND version = $2 RETURNING 1),
+           i AS (INSERT INTO inbox (actor_type, actor_id, message_id, version, result) SELECT 'bench', $1, $4, $2 + 1, '{}' FROM u),
+           o AS (INSERT INTO outbox (partition, source_type, source_id, kind, subject, message_id, payload)
+             SELECT 0, 'bench', $1, 'publish', 'bench.ticks', $4, $5 FROM u)
+           SELECT count(*)::int AS n FROM u`,
+    values: [id, version, JSON.stringify(next), `ceil-${n}`, JSON.stringify({ i: n })],
+  });
+  return res.rows[0]!.n === 1;
+};
+
+/** The runtime's own commit statement for one transition, from plain pg; true when it committed. */
+export function commitWrite(): PlainWrite {
+  const statement = new CommitStatement();
+  return async (pool, id, version, next, n) => (await statement.run(pool, [commitRecord(id, version, next, n)])).get(`bench/${id}`) === 'committed';
+}
+
 /** One bench transition as the runtime would commit it: snapshot, inbox, journal and one outbox message. */
-function commitRecord(id: string, version: number, snapshot: unknown, n: number): CommitRecord {
+export function commitRecord(id: string, version: number, snapshot: unknown, n: number): CommitRecord {
   const value = 'running';
   return {
     type: 'bench', id, tenant: null, expected: version, machineVersion: 1, value, status: 'RUNNING', attrs: {},
@@ -171,7 +190,7 @@ function commitRecord(id: string, version: number, snapshot: unknown, n: number)
   };
 }
 
-async function drive32Create(rt: Runtime) {
+export async function drive32Create(rt: Runtime) {
   let next = 0;
   await Promise.all(
     Array.from({ length: 32 }, async () => {
@@ -183,4 +202,4 @@ async function drive32Create(rt: Runtime) {
   );
 }
 
-await main();
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await main();

@@ -26,7 +26,11 @@ export function parseActorSubject(subject: string): { type: string; id: string }
  */
 export const OUTBOX_RETIRE: CommitExtension = {
   name: 'outbox_retire',
-  sql: (rows) => `DELETE FROM outbox o USING g CROSS JOIN LATERAL jsonb_to_recordset(${rows}) AS r(id bigint) WHERE o.id = r.id`,
+  // gated by a one-time filter: as a join, Postgres planned a hash join that started a
+  // sequential scan of the outbox in every commit, retiring or not (reading every dead row at
+  // its head before it found the ids set empty); a commit that retires nothing now reads no outbox
+  sql: (rows) => `DELETE FROM outbox o WHERE EXISTS (SELECT 1 FROM g WHERE ${rows} IS NOT NULL)
+    AND o.id = ANY (ARRAY(SELECT r.id FROM g CROSS JOIN LATERAL jsonb_to_recordset(${rows}) AS r(id bigint)))`,
 };
 
 /**

@@ -108,7 +108,9 @@ export const idempotencyExtension: CommitExtension = {
   FROM g CROSS JOIN LATERAL jsonb_to_recordset(${rows}) AS r(scope text, key text, fingerprint text, status int, body jsonb)
   ON CONFLICT DO NOTHING`,
   refuse: (rows) =>
-    `EXISTS (SELECT 1 FROM jsonb_to_recordset(${rows}) AS r(scope text, key text) JOIN idempotency_keys k ON k.scope = r.scope AND k.key = r.key)`,
+    // a LATERAL probe (one primary-key lookup per key), not a join: Postgres planned a hash join
+    // that scanned the whole idempotency_keys table on every commit
+    `EXISTS (SELECT 1 FROM jsonb_to_recordset(${rows}) AS r(scope text, key text) CROSS JOIN LATERAL (SELECT 1 FROM idempotency_keys k WHERE k.scope = r.scope AND k.key = r.key LIMIT 1) k)`,
 };
 
 /**
