@@ -8,10 +8,24 @@
  * tenant's work is first come, first served.
  *
  * A tenant's own work keeps its order (first come, first served within the tenant).
+ *
+ * Work-conserving: the limit is there to share the database between tenants, and it costs the
+ * batching of the group commit (at most `limit` transitions in flight, about five per commit
+ * statement at 16). While one tenant alone has asked for places within `soloWindowMs`, it may
+ * take up to `soloLimit`; as soon as another asks, the fair `limit` holds again (the newcomer
+ * waits for the running work to fall below it: a commit or two), and keeps holding until the
+ * other has been quiet for the window, so a tenant at a modest steady rate is not met by a full
+ * solo load at each of its requests.
  */
 export interface FairAdmissionOptions {
-  /** Pieces of work running at once, all tenants together. */
+  /** Pieces of work running at once, all tenants together, while more than one tenant is active. */
   limit: number;
+  /** Pieces of work running at once while one tenant alone is active (default: `limit`). */
+  soloLimit?: number;
+  /** How long a tenant counts as active after it last asked for a place (default 1,000 ms). */
+  soloWindowMs?: number;
+  /** Monotonic milliseconds (default `performance.now`). */
+  now?: () => number;
   /** Places a tenant takes per turn (default 1); a tier can set it higher. */
   weightOf?: (tenant: string) => number;
 }
@@ -26,14 +40,34 @@ export class FairAdmission {
   #taken = 0;
   #running = 0;
   #waiting = 0;
+  /** The tenant that asked last and when, and until when more than one tenant counts as active. */
+  #last: string | undefined;
+  #lastAt = -Infinity;
+  #sharedUntil = -Infinity;
+  readonly #soloLimit: number;
+  readonly #window: number;
+  readonly #now: () => number;
 
   constructor(private readonly o: FairAdmissionOptions) {
     if (!(o.limit >= 1)) throw new RangeError(`admission limit must be at least 1, got ${o.limit}`);
+    this.#soloLimit = Math.max(o.limit, o.soloLimit ?? o.limit);
+    this.#window = o.soloWindowMs ?? 1_000;
+    this.#now = o.now ?? (() => performance.now());
   }
 
-  /** Resolves with the release once the work may run (at once while fewer than `limit` run). */
+  /** The places of the moment: `soloLimit` while one tenant alone is active, else `limit`. */
+  get limit(): number {
+    return this.#now() < this.#sharedUntil ? this.o.limit : this.#soloLimit;
+  }
+
+  /** Resolves with the release once the work may run (at once while fewer than the limit run). */
   admit(tenant: string): Promise<Release> {
-    if (this.#running < this.o.limit && this.#waiting === 0) {
+    const now = this.#now();
+    // another tenant asked within the window, or has work waiting: fair sharing until it is quiet
+    if ((tenant !== this.#last && now - this.#lastAt < this.#window) || (now < this.#sharedUntil && this.#waitingOthers(tenant))) this.#sharedUntil = now + this.#window;
+    this.#last = tenant;
+    this.#lastAt = now;
+    if (this.#running < this.limit && this.#waiting === 0) {
       this.#running++;
       return Promise.resolve(this.#release());
     }
@@ -74,9 +108,16 @@ export class FairAdmission {
     };
   }
 
+  /** Whether a tenant other than `tenant` has work waiting. */
+  #waitingOthers(tenant: string): boolean {
+    for (const t of this.#queues.keys()) if (t !== tenant) return true;
+    return false;
+  }
+
   /** Hands free places to the waiting tenants in turn. */
   #next(): void {
-    while (this.#running < this.o.limit && this.#waiting > 0) {
+    const limit = this.limit;
+    while (this.#running < limit && this.#waiting > 0) {
       const [tenant, q] = this.#queues.entries().next().value!;
       const go = q.shift()!;
       this.#waiting--;

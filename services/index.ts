@@ -252,7 +252,8 @@ export function createServices(o: ServicesOptions): Services {
     vault,
     integrations,
     quotas: new TenantQuotaService(runtime.config.tenantQuotas),
-    admission: runtime.config.admissionLimit > 0 ? new FairAdmission({ limit: runtime.config.admissionLimit }) : undefined,
+    // one tenant alone may use four times the places (the group commit batches them); a second brings the limit back
+    admission: runtime.config.admissionLimit > 0 ? new FairAdmission({ limit: runtime.config.admissionLimit, soloLimit: runtime.config.admissionLimit * 4 }) : undefined,
     webhooks: new WebhookIntake({
       pool,
       acceptPool: webhookAcceptPool,

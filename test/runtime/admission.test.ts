@@ -76,4 +76,44 @@ describe('fair admission by tenant', () => {
     await expect(gate.run('a', async () => 7)).resolves.toBe(7);
     expect(() => new FairAdmission({ limit: 0 })).toThrow(RangeError);
   });
+
+  it('work-conserving: one tenant alone takes up to soloLimit; a second tenant brings the fair limit back until it has been quiet for the window', async () => {
+    let now = 0;
+    const gate = new FairAdmission({ limit: 2, soloLimit: 6, soloWindowMs: 1_000, now: () => now });
+    const r = recorder(gate);
+    for (let i = 0; i < 10; i++) r.ask(`a:${i}`);
+    await settle();
+    expect(r.order).toHaveLength(6); // alone: six at once
+    expect(gate.limit).toBe(6);
+    r.ask('b:0');
+    await settle();
+    expect(gate.limit).toBe(2);
+    // b waits for the running work to fall below the fair limit, and gets the next place in turn
+    for (let k = 0; k < 4; k++) await r.release(`a:${k}`);
+    expect(r.order).toHaveLength(6);
+    await r.release('a:4');
+    expect(r.order.slice(6)).toEqual(['a:6']);
+    await r.release('a:5');
+    expect(r.order.slice(7)).toEqual(['b:0']);
+    // b quiet for less than the window: still fair
+    now = 900;
+    await r.release('a:6');
+    expect(gate.running).toBe(2);
+    // quiet for the window: a alone again, up to six
+    now = 2_000;
+    await r.release('b:0');
+    for (let i = 10; i < 14; i++) r.ask(`a:${i}`);
+    await settle();
+    expect(gate.running).toBe(6);
+    expect(gate.limit).toBe(6);
+    expect(r.order.filter((n) => n.startsWith('a:'))).toEqual(Array.from({ length: 13 }, (_, i) => `a:${i}`)); // a:7-a:12 running, in order
+  });
+
+  it('soloLimit defaults to the limit (no solo burst unless asked)', async () => {
+    const gate = new FairAdmission({ limit: 2 });
+    const r = recorder(gate);
+    for (let i = 0; i < 5; i++) r.ask(`a:${i}`);
+    await settle();
+    expect(r.order).toHaveLength(2);
+  });
 });
