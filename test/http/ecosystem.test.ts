@@ -234,7 +234,11 @@ describe('health monitoring on durable actor timers', () => {
     await waitFor('three scheduled checks', async () => (await health()).availability.last24h.checks >= 3, 10_000);
     expect(await health()).toMatchObject({ status: 'healthy', consecutiveFailures: 0, checkIntervalMs: 150, sla: { target: 99.9, met24h: true } });
     await flappy.control.down();
-    const down = await waitFor('unhealthy', async () => ((await health()).status === 'unhealthy' ? health() : null), 10_000);
+    // the status and the availability figures are recorded apart (the monitor's record, the usage meter): wait for both
+    const down = await waitFor('unhealthy, and the SLA missed', async () => {
+      const h = await health();
+      return h.status === 'unhealthy' && h.sla.met24h === false ? h : null;
+    }, 10_000);
     expect(down.consecutiveFailures).toBeGreaterThanOrEqual(2);
     expect(down.lastError).toMatchObject({ code: 'NETWORK' });
     expect(down.sla.met24h).toBe(false);

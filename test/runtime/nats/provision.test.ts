@@ -1,10 +1,13 @@
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../../runtime/db.js';
 import { isConcordError } from '../../../runtime/errors.js';
-import { subjectsOverlap } from '../../../runtime/nats/provision.js';
+import { provisionStreams, subjectsOverlap } from '../../../runtime/nats/provision.js';
+import { natsNames } from '../../../runtime/nats/subjects.js';
 import { freshDatabase } from '../../helpers/db.js';
 import { dropPrefix, natsEnv, natsForTests, testPrefix } from '../../helpers/nats.js';
-import { testRuntime } from '../../helpers/runtime.js';
+import { testConfig, testLog, testRuntime } from '../../helpers/runtime.js';
 import { tallyType } from './fixtures.js';
 
 const nats = await natsForTests();
@@ -38,9 +41,13 @@ describe.skipIf(!nats)('NATS: a stream whose subjects another deployment holds',
 
   it('fails the start with INVALID_CONFIG naming the other stream', async () => {
     const shared = `${prefixes[0]}svc`;
-    const first = await testRuntime(database, { types: [tallyType], env: natsEnv(nats!.url, prefixes[0]!) });
-    await first.start();
-    await first.stop();
+    // the first deployment's streams, as its start makes them
+    const nc = await connect({ servers: nats!.url });
+    try {
+      await provisionStreams(await jetstreamManager(nc), natsNames(prefixes[0]!), testConfig(natsEnv(nats!.url, prefixes[0]!)).nats, testLog);
+    } finally {
+      await nc.close();
+    }
     const env = { ...natsEnv(nats!.url, prefixes[1]!), NATS_SERVICE_SUBJECTS: `${shared}.>`, NATS_SERVICE_EVENTS: `${shared}.events.>`, NATS_SERVICE_ROUTER_SKIP: `${shared}.events.OrderCreatedEvent`, SAGA_SERVICE_PREFIX: shared };
     const second = await testRuntime(database, { types: [tallyType], env });
     const err = await second.start().then(
