@@ -58,6 +58,8 @@ describe.skipIf(!nats)('cross-integration lanes under kill -9', () => {
     child = spawnTs(LANE_WORKER, { ...env, DATABASE_URL: database.url, LANE_WORKER_ACK_DELAY_MS: '25', LANE_WORKER_BATCH: '16' });
     await child.waitLine('ready');
     await waitFor('a quarter delivered by the child', async () => (await count(`status = 'delivered'`)) >= total / 4, 30_000, 5);
+    // and claims out at this moment (a loaded machine can catch the child between batches)
+    await waitFor('claims out', async () => (await count(`status IN ('pending', 'failed') AND lease_until IS NOT NULL`)) > 0, 30_000, 1);
     await child.kill('SIGKILL');
     const deliveredByChild = await count(`status = 'delivered'`);
     // the kill landed with claims out: rows leased (published or being published) and not recorded
