@@ -57,7 +57,11 @@ export class FairAdmission {
 
   /** The places of the moment: `soloLimit` while one tenant alone is active, else `limit`. */
   get limit(): number {
-    return this.#now() < this.#sharedUntil ? this.o.limit : this.#soloLimit;
+    return this.#limitAt(this.#now());
+  }
+
+  #limitAt(now: number): number {
+    return now < this.#sharedUntil ? this.o.limit : this.#soloLimit;
   }
 
   /** Resolves with the release once the work may run (at once while fewer than the limit run). */
@@ -67,7 +71,7 @@ export class FairAdmission {
     if ((tenant !== this.#last && now - this.#lastAt < this.#window) || (now < this.#sharedUntil && this.#waitingOthers(tenant))) this.#sharedUntil = now + this.#window;
     this.#last = tenant;
     this.#lastAt = now;
-    if (this.#running < this.limit && this.#waiting === 0) {
+    if (this.#running < this.#limitAt(now) && this.#waiting === 0) {
       this.#running++;
       return Promise.resolve(this.#release());
     }

@@ -231,8 +231,6 @@ export class WebhookIntake {
   /** Keys (ids, resources) of the deliveries in statements in flight. */
   readonly #busy = new Set<string>();
   #accepting = 0;
-  /** Deliveries refused because the accepts were overloaded (see ACCEPT_WAIT_MAX_MS). */
-  shed = 0;
   /**
    * What everything waiting for the accepts to go quiet shares: one promise and one timer for all
    * of them (not one timer per accepted webhook), released when the accepts go quiet or
@@ -274,7 +272,6 @@ export class WebhookIntake {
     const head = this.#pending[0];
     if (head && performance.now() - head.since > ACCEPT_WAIT_MAX_MS) {
       this.#metrics?.outcomes.inc({ service: provider, outcome: 'shed' });
-      this.shed++;
       throw new ConcordError(ErrorCode.Unavailable, 'webhook intake is overloaded: deliver again shortly', { retryAfter: 1 });
     }
     let d: Delivery;
