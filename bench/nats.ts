@@ -57,6 +57,7 @@ function env(url: string, prefix: string) {
     NATS_URL,
     NATS_PREFIX: prefix,
     NATS_SERVICE_SUBJECTS: `${prefix}svc.>`,
+    SAGA_SERVICE_PREFIX: `${prefix}svc`,
     NATS_SERVICE_EVENTS: `${prefix}svc.events.>`,
     PARTITIONS: String(PARTITIONS),
     LOG_LEVEL: 'warn',
