@@ -1,24 +1,28 @@
 /**
  * `npx tsx bench/delivery-http.ts`: cross-integration delivery to HTTP endpoints only (no
  * messaging channel), 4 sources x 4 targets = 16 lanes, each target's endpoint a local receiver
- * (in this process, answering 200 at once), DATABASE_URL (or an embedded PostgreSQL). A lane
+ * (a small HTTP server in its own process, answering 200 at once), DATABASE_URL (or an embedded PostgreSQL). A lane
  * keeps one signed POST in flight. In one run:
  *   1. the ceiling: the same POSTs to the receiver, 16 at a time, one after another per "lane",
  *      without the database;
- *   2. throughput: a backlog of BENCH_DELIVERIES (default 10,000) deliveries drained by one worker;
- * and, per lane, that the receiver saw its events in order.
+ *   2. throughput: a backlog of BENCH_DELIVERIES (default 10,000) deliveries drained by one worker,
+ *      one claim per POST (the old way), then with lane batches (BENCH_ENDPOINT_LANE_BATCH, default
+ *      ENDPOINT_LANE_BATCH: one claim for a lane's next rows, POSTed one at a time, recorded many
+ *      per statement);
+ * and, per lane, that the receiver saw its events in order (each drain).
  */
+import { spawn } from 'node:child_process';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { systemClock } from '../runtime/clock.js';
 import { loadConfig } from '../runtime/config.js';
 import { createPool } from '../runtime/db.js';
 import { migrate } from '../runtime/migrate.js';
 import { EventService } from '../services/events/service.js';
-import { EventDeliveryWorker } from '../services/events/worker.js';
+import { ENDPOINT_LANE_BATCH, EventDeliveryWorker } from '../services/events/worker.js';
 import { benchDatabase, benchLog, fmt, table } from './lib.js';
 
 const DELIVERIES = Number(process.env.BENCH_DELIVERIES ?? 10_000);
+const BATCH = Number(process.env.BENCH_ENDPOINT_LANE_BATCH ?? ENDPOINT_LANE_BATCH);
 const SOURCES = ['src-1', 'src-2', 'src-3', 'src-4'];
 const TARGETS = ['tgt-a', 'tgt-b', 'tgt-c', 'tgt-d'];
 const operator = { sub: 'bench', role: 'operator' as const, tenantId: null };
@@ -31,20 +35,21 @@ const pool = createPool(db.url, 16, 'concord-bench');
 await migrate(pool, benchLog);
 const events = new EventService(pool, systemClock, config.events);
 
-// the receiver: per (source, target) lane, the event ids in the order they arrived (repeats dropped by webhook-id)
-const seen = new Set<string>();
-const arrived = new Map<string, string[]>();
-let posts = 0;
-const receiver = http.createServer((req, res) => {
-  const chunks: Buffer[] = [];
-  req.on('data', (c: Buffer) => chunks.push(c));
+// the receiver, in its own process as a local endpoint would be: per (source, target) lane, the
+// event ids in the order they arrived (repeats dropped by webhook-id), reported over IPC
+const RECEIVER = `
+const http = require('node:http');
+let seen = new Set(), arrived = new Map(), posts = 0;
+const server = http.createServer((req, res) => {
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
   req.on('end', () => {
     posts++;
     const id = String(req.headers['webhook-id']);
     if (!seen.has(id) && !id.startsWith('ceiling-')) {
       seen.add(id);
-      const { data } = JSON.parse(Buffer.concat(chunks).toString()) as { data: { id: string; sourceIntegrationId: string; targetIntegrationId: string } };
-      const lane = `${data.sourceIntegrationId}>${data.targetIntegrationId}`;
+      const { data } = JSON.parse(Buffer.concat(chunks).toString());
+      const lane = data.sourceIntegrationId + '>' + data.targetIntegrationId;
       let list = arrived.get(lane);
       if (!list) arrived.set(lane, (list = []));
       list.push(data.id);
@@ -52,8 +57,25 @@ const receiver = http.createServer((req, res) => {
     res.writeHead(200).end();
   });
 });
-await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
-const port = (receiver.address() as AddressInfo).port;
+server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }));
+process.on('message', (m) => {
+  if (m === 'report') process.send({ arrived: [...arrived], seen: seen.size, posts });
+  if (m === 'reset') { seen = new Set(); arrived = new Map(); posts = 0; process.send({ reset: true }); }
+});
+process.on('disconnect', () => process.exit(0));
+`;
+const child = spawn(process.execPath, ['-e', RECEIVER], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+const ask = <T>(m: string, want: (r: Record<string, unknown>) => boolean): Promise<T> =>
+  new Promise((resolve) => {
+    const on = (r: Record<string, unknown>) => {
+      if (!want(r)) return;
+      child.off('message', on);
+      resolve(r as T);
+    };
+    child.on('message', on);
+    if (m) child.send(m);
+  });
+const { port } = await ask<{ port: number }>('', (r) => 'port' in r);
 for (const t of TARGETS) await events.putEndpoint(operator, t, { url: `http://127.0.0.1:${port}/${t}` });
 
 async function ceiling(n: number): Promise<number> {
@@ -91,11 +113,12 @@ async function backlog(n: number): Promise<void> {
 
 const open = async () => Number((await pool.query<{ n: string }>(`SELECT count(*) AS n FROM event_deliveries WHERE status IN ('pending', 'failed')`)).rows[0]!.n);
 
-try {
-  const ceil = await ceiling(DELIVERIES);
+async function drain(endpointLaneBatch: number): Promise<{ total: number; perSecond: number; inOrder: boolean }> {
+  await pool.query('TRUNCATE event_deliveries, cross_integration_events');
+  await ask('reset', (r) => 'reset' in r);
   await backlog(DELIVERIES);
   const total = await open();
-  const worker = new EventDeliveryWorker({ pool, config: config.events, clock: systemClock, log: benchLog });
+  const worker = new EventDeliveryWorker({ pool, config: config.events, clock: systemClock, log: benchLog, endpointLaneBatch });
   const t0 = performance.now();
   worker.start();
   while ((await open()) > 0) await new Promise((r) => setTimeout(r, 20));
@@ -105,21 +128,29 @@ try {
   const { rows: order } = await pool.query<{ lane: string; ids: string[] }>(
     `SELECT source_integration_id || '>' || target_integration_id AS lane, array_agg(event_id ORDER BY id) AS ids FROM event_deliveries GROUP BY 1`,
   );
-  const inOrder = order.every((o) => JSON.stringify(o.ids) === JSON.stringify(arrived.get(o.lane)));
-  console.log(`\nCross-integration delivery to HTTP endpoints only (${SOURCES.length} sources x ${TARGETS.length} targets = ${SOURCES.length * TARGETS.length} lanes, one POST in flight per lane; ${total} deliveries backlog)\n`);
+  const arrived = new Map((await ask<{ arrived: Array<[string, string[]]> }>('report', (r) => 'arrived' in r)).arrived);
+  const inOrder = arrived.size === order.length && order.every((o) => JSON.stringify(o.ids) === JSON.stringify(arrived.get(o.lane)));
+  return { total, perSecond: total / seconds, inOrder };
+}
+
+try {
+  const ceil = await ceiling(DELIVERIES);
+  const before = await drain(1);
+  const after = await drain(BATCH);
+  console.log(`\nCross-integration delivery to HTTP endpoints only (${SOURCES.length} sources x ${TARGETS.length} targets = ${SOURCES.length * TARGETS.length} lanes, one POST in flight per lane; ${after.total} deliveries backlog)\n`);
   console.log(
     table(
       ['measure', 'value'],
       [
         [`the same POSTs without the database, ${SOURCES.length * TARGETS.length} at a time (ceiling), POST/s`, fmt(ceil, 0)],
-        ['signed webhook deliveries drained, deliveries/s', fmt(total / seconds, 0)],
-        ['  lanes / deliveries seen / POSTs', `${arrived.size} / ${seen.size} / ${posts - DELIVERIES}`],
-        ['  every lane in order', inOrder ? 'yes' : 'NO'],
+        ['one claim per POST (before), deliveries/s', fmt(before.perSecond, 0)],
+        [`lane batches of up to ${BATCH} (now), deliveries/s`, fmt(after.perSecond, 0)],
+        ['  every lane in order (before / now)', `${before.inOrder ? 'yes' : 'NO'} / ${after.inOrder ? 'yes' : 'NO'}`],
       ],
     ),
   );
 } finally {
-  receiver.close();
+  child.disconnect();
   await pool.end();
   await db.stop();
 }

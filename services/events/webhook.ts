@@ -141,8 +141,13 @@ function once(target: URL, headers: Record<string, string>, body: string, timeou
   const mod = target.protocol === 'https:' ? https : http;
   // our own timer, not AbortSignal.timeout(): a timeout signal that only AbortSignal.any refers to
   // can be garbage collected before it fires (Node 20), and the POST then waits for the receiver
+  // and one controller for both: the caller's signal aborts it through a listener removed after the
+  // attempt (AbortSignal.any per POST cost a signal and its bookkeeping on the hot path)
   const timeout = new AbortController();
   const timer = setTimeout(() => timeout.abort(), timeoutMs);
+  const onAbort = () => timeout.abort();
+  if (signal?.aborted) timeout.abort();
+  else signal?.addEventListener('abort', onAbort, { once: true });
   return new Promise<{ status: number; headers: http.IncomingHttpHeaders }>((resolve, reject) => {
     const req = mod.request(
       target,
@@ -150,7 +155,7 @@ function once(target: URL, headers: Record<string, string>, body: string, timeou
         method: 'POST',
         agent: target.protocol === 'https:' ? agents.https : agents.http,
         headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'user-agent': 'concord-webhooks/1', ...headers },
-        signal: signal ? AbortSignal.any([timeout.signal, signal]) : timeout.signal,
+        signal: timeout.signal,
         ...(refused ? { lookup: guardedLookup(refused) as never } : {}),
       },
       (res) => {
@@ -163,5 +168,8 @@ function once(target: URL, headers: Record<string, string>, body: string, timeou
     );
     req.on('error', reject);
     req.end(body);
-  }).finally(() => clearTimeout(timer));
+  }).finally(() => {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+  });
 }

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type pg from 'pg';
 import { decideRetry, type RetryPolicy } from '../../connectors/kit/retry.js';
 import type { Clock } from '../../runtime/clock.js';
@@ -23,6 +24,8 @@ export interface EventDeliveryWorkerOptions {
   statusSweepMs?: number;
   /** Rows of a messaging-only lane claimed together (default LANE_BATCH; 1: one at a time, the old way, for benchmarks). */
   laneBatch?: number;
+  /** Rows of a lane with an HTTP endpoint claimed together (default ENDPOINT_LANE_BATCH; 1: one claim per POST, the old way). */
+  endpointLaneBatch?: number;
 }
 
 const CLAIM_GAP_MS = 4;
@@ -33,6 +36,25 @@ const CLAIM_GAP_MS = 4;
  * lane with an HTTP endpoint keeps one request in flight (a receiver may not reorder).
  */
 export const LANE_BATCH = 128;
+
+/**
+ * Rows of a lane with an HTTP endpoint claimed together. They are still POSTed one at a time, in
+ * order (a receiver may not reorder), but one claim serves them all and their outcomes are
+ * recorded many per statement, overlapped with the next POSTs: the round trips per delivery go
+ * from three (claim, POST, record) to about one (the POST).
+ */
+export const ENDPOINT_LANE_BATCH = 32;
+
+/**
+ * How long an endpoint lane task keeps its lane: after a batch all delivered, it claims the lane's
+ * next rows itself (one indexed statement over that lane alone) instead of waiting for the claim
+ * of all lanes, until this much time has passed; then the lane goes back to that claim, where
+ * lanes are ranked by priority again.
+ */
+const LANE_TURN_MS = 250;
+
+/** An endpoint lane starts no POST that could still be running when its lease lapses (a timeout plus this). */
+const LEASE_MARGIN_MS = 1_000;
 
 /** A receiver's Retry-After is honoured up to an hour. */
 const MAX_RETRY_AFTER_MS = 3_600_000;
@@ -86,7 +108,8 @@ export class EventDeliveryWorker {
   #loop: Promise<void> | undefined;
   #kick: (() => void) | undefined;
   #dirty = false;
-  readonly stats = { delivered: 0, retried: 0, dead: 0, released: 0, claims: 0, lanes: 0 };
+  /** `rounds`: a lane's next rows claimed by the task that held it (no claim of all lanes). */
+  readonly stats = { delivered: 0, retried: 0, dead: 0, released: 0, claims: 0, lanes: 0, rounds: 0 };
 
   constructor(private readonly o: EventDeliveryWorkerOptions) {}
 
@@ -99,6 +122,8 @@ export class EventDeliveryWorker {
     if (this.#running) return;
     this.#running = true;
     this.#abort = new AbortController();
+    // every lane's POST in flight listens to it (one listener each, removed after the POST)
+    setMaxListeners(0, this.#abort.signal);
     this.#loop = this.#run();
   }
 
@@ -169,7 +194,7 @@ export class EventDeliveryWorker {
 
   #track(lane: Claimed[]): void {
     this.stats.lanes++;
-    const p = (lane.length === 1 ? this.#deliver(lane[0]!) : this.#deliverLane(lane))
+    const p = (lane[0]!.url ? this.#endpointTurn(lane) : lane.length === 1 ? this.#deliver(lane[0]!) : this.#deliverLane(lane))
       .catch((err) => this.o.log.error({ err, delivery: lane[0]!.id, rows: lane.length }, 'event delivery: recording the outcome failed; the lease will lapse and it is retried'))
       .finally(() => {
         this.#inflight.delete(p);
@@ -179,15 +204,16 @@ export class EventDeliveryWorker {
   }
 
   /**
-   * Claims up to `lanes` lanes' heads (highest priority first), and for a lane whose target has no
-   * HTTP endpoint also the rows after its head, up to LANE_BATCH, as long as each is due and
-   * unleased (a consecutive prefix of the lane: a row waiting for its retry stops its lane there).
+   * Claims up to `lanes` lanes' heads (highest priority first), and also the rows after each head,
+   * up to LANE_BATCH (ENDPOINT_LANE_BATCH for a lane whose target has an HTTP endpoint), as long as
+   * each is due and unleased (a consecutive prefix of the lane: a row waiting for its retry stops its lane there).
    * Rows come back in lane order.
    */
   async #claim(lanes: number): Promise<Claimed[]> {
     const now = new Date(this.o.clock.now());
     const leaseUntil = new Date(now.getTime() + this.o.config.leaseMs);
     const perLane = this.o.publish ? (this.o.laneBatch ?? LANE_BATCH) : 1;
+    const perEndpointLane = this.o.endpointLaneBatch ?? ENDPOINT_LANE_BATCH;
     const { rows } = await this.o.pool.query<Claimed>(
       `WITH open AS (
          SELECT d.id, d.source_integration_id, d.target_integration_id,
@@ -195,7 +221,7 @@ export class EventDeliveryWorker {
                 bool_and(d.next_attempt_at <= $1 AND (d.lease_until IS NULL OR d.lease_until < $1)) OVER w AS ready,
                 max(d.priority_rank) OVER (PARTITION BY d.source_integration_id, d.target_integration_id) AS lane_rank,
                 min(d.id) OVER (PARTITION BY d.source_integration_id, d.target_integration_id) AS lane_head,
-                CASE WHEN ep.url IS NULL THEN $4::int ELSE 1 END AS cap
+                CASE WHEN ep.url IS NULL THEN $4::int ELSE $5::int END AS cap
          FROM event_deliveries d
          LEFT JOIN integration_endpoints ep ON ep.integration_id = d.target_integration_id
          WHERE d.status IN ('pending', 'failed')
@@ -223,12 +249,18 @@ export class EventDeliveryWorker {
        FROM claimed c JOIN picked p ON p.id = c.id JOIN cross_integration_events e ON e.id = c.event_id
        LEFT JOIN integration_endpoints ep ON ep.integration_id = c.target_integration_id
        ORDER BY p.lane_rank DESC, p.lane_head, p.rn`,
-      [now, lanes, leaseUntil, perLane],
+      [now, lanes, leaseUntil, perLane, perEndpointLane],
     );
+    return this.#cut(rows);
+  }
+
+  /**
+   * A lane's rows must be its head and the rows right after it: a row another worker was claiming
+   * at the same moment (skipped as locked) cuts the lane there, and what came after the cut goes
+   * back untried, so no row is published ahead of an earlier one. `rows` come in lane order.
+   */
+  async #cut(rows: Claimed[]): Promise<Claimed[]> {
     this.stats.claims += rows.length;
-    // a lane's rows must be its head and the rows right after it: a row another worker was
-    // claiming at the same moment (skipped as locked) cuts the lane there, and what came after
-    // the cut goes back untried, so no row is published ahead of an earlier one
     const out: Claimed[] = [];
     const cut: Claimed[] = [];
     let lane = '';
@@ -249,6 +281,44 @@ export class EventDeliveryWorker {
     }
     if (cut.length > 0) await this.#release(cut);
     return out;
+  }
+
+  /**
+   * The next rows of one lane, for the task that just finished its batch of it: the lane's head
+   * (its oldest open row) and the rows right after it, up to `cap`, as long as each is due and
+   * unleased, claimed in one statement that walks only that lane's open rows (index
+   * `event_deliveries_open`). Same rules as the claim of all lanes, cut included.
+   */
+  async #claimLane(source: string, target: string, cap: number): Promise<Claimed[]> {
+    const now = new Date(this.o.clock.now());
+    const leaseUntil = new Date(now.getTime() + this.o.config.leaseMs);
+    const { rows } = await this.o.pool.query<Claimed>(
+      `WITH lane AS (
+         SELECT d.id, row_number() OVER w AS rn,
+                bool_and(d.next_attempt_at <= $1 AND (d.lease_until IS NULL OR d.lease_until < $1)) OVER w AS ready
+         FROM event_deliveries d
+         WHERE d.source_integration_id = $2 AND d.target_integration_id = $3 AND d.status IN ('pending', 'failed')
+         WINDOW w AS (ORDER BY d.id ROWS UNBOUNDED PRECEDING)
+         ORDER BY d.id LIMIT $4
+       ), locked AS (
+         SELECT d.id FROM event_deliveries d JOIN lane l ON l.id = d.id
+         WHERE l.ready AND d.status IN ('pending', 'failed') AND (d.lease_until IS NULL OR d.lease_until < $1)
+         FOR UPDATE OF d SKIP LOCKED
+       ), claimed AS (
+         UPDATE event_deliveries d SET lease_until = $5, attempts = d.attempts + 1, last_attempt_at = $1, updated_at = $1
+         WHERE d.id = ANY(ARRAY(SELECT id FROM locked))
+         RETURNING d.id, d.event_id, d.target_integration_id, d.attempts, d.generation, d.lease_until
+       )
+       SELECT c.id::int AS id, c.event_id, c.target_integration_id, c.attempts, c.generation, c.lease_until, l.rn::int AS rn,
+              e.event_name, e.source_integration_id, e.event_category, e.priority, e.payload, e.metadata, e.created_at,
+              ep.url, ep.secret, ep.event_names, ep.event_categories
+       FROM claimed c JOIN lane l ON l.id = c.id JOIN cross_integration_events e ON e.id = c.event_id
+       LEFT JOIN integration_endpoints ep ON ep.integration_id = c.target_integration_id
+       ORDER BY l.rn`,
+      [now, source, target, cap, leaseUntil],
+    );
+    this.stats.rounds++;
+    return this.#cut(rows);
   }
 
   /** Hands claims back untried: the attempt is not counted, the lease goes, the rows are due again. */
@@ -319,6 +389,111 @@ export class EventDeliveryWorker {
   async #deliver(row: Claimed): Promise<void> {
     // claimed while the worker was being stopped: hand it back untried
     if (this.#abort.signal.aborted) return this.#record(row, { kind: 'aborted', statusCode: null, retryAfterMs: null, error: null }, []);
+    const { outcome, channels } = await this.#attempt(row);
+    await this.o.beforeRecord?.(row.id);
+    await this.#record(row, outcome, channels);
+  }
+
+  /**
+   * An endpoint lane's turn: its claimed rows, then, while every row is delivered and the turn
+   * lasts, the lane's next rows claimed by this task and delivered the same way. Rows that come back
+   * without an endpoint (it was removed meanwhile) go back untried, for the claim of all lanes.
+   */
+  async #endpointTurn(first: Claimed[]): Promise<void> {
+    const started = performance.now();
+    const cap = this.o.endpointLaneBatch ?? ENDPOINT_LANE_BATCH;
+    let rows = first;
+    for (;;) {
+      const whole = await this.#deliverEndpointLane(rows);
+      if (!whole || !this.#running || performance.now() - started >= LANE_TURN_MS) return;
+      rows = await this.#claimLane(rows[0]!.source_integration_id, rows[0]!.target_integration_id, cap);
+      if (rows.length === 0) return;
+      if (!rows[0]!.url) return this.#release(rows);
+    }
+  }
+
+  /**
+   * A lane whose target has an HTTP endpoint: its rows POSTed one at a time, in order, each only
+   * after the one before it was answered 2xx. Delivered rows are recorded many per statement while
+   * the next POSTs go (at most one record statement in flight), so a crash leaves at most the rows
+   * since the last record to be delivered again (at least once; receivers dedupe on webhook-id).
+   * At the first row not delivered, the rows before it are recorded, it takes its retry (or dead
+   * letter), and the rows after it go back untried, so nothing overtakes it. No POST starts that
+   * could outlive the lease: the rest go back for the next claim.
+   */
+  async #deliverEndpointLane(rows: Claimed[]): Promise<boolean> {
+    const done: Array<{ row: Claimed; statusCode: number | null; channels: string[] }> = [];
+    let recording: Promise<void> | undefined;
+    let recordFailed: unknown;
+    // one record statement at a time: the rows delivered while it runs go in the next one
+    const pump = (): void => {
+      if (recording || done.length === 0 || recordFailed !== undefined) return;
+      recording = this.#recordDelivered(done.splice(0))
+        .catch((err: unknown) => {
+          recordFailed = err ?? new Error('recording delivered rows failed');
+        })
+        .finally(() => {
+          recording = undefined;
+          pump();
+        });
+    };
+    const settleRecords = async (): Promise<void> => {
+      pump();
+      while (recording) await recording;
+      // a failed record leaves its rows leased: they are delivered again when the lease lapses
+      if (recordFailed !== undefined) throw recordFailed;
+    };
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i]!;
+      // the first row goes as a lone claim always did; a later one only if its POST ends within the lease
+      if (this.#abort.signal.aborted || (i > 0 && this.o.clock.now() + this.o.config.webhookTimeoutMs + LEASE_MARGIN_MS > row.lease_until.getTime())) {
+        await settleRecords();
+        await this.#release(rows.slice(i));
+        return false;
+      }
+      const { outcome, channels } = await this.#attempt(row);
+      await this.o.beforeRecord?.(row.id);
+      if (outcome.kind === 'delivered') {
+        done.push({ row, statusCode: outcome.statusCode, channels });
+        pump();
+        // the database is failing: POST no more of what could not be recorded
+        if (recordFailed !== undefined) {
+          await settleRecords();
+          return false;
+        }
+        continue;
+      }
+      await settleRecords();
+      if (outcome.kind === 'aborted') {
+        await this.#release(rows.slice(i));
+        return false;
+      }
+      await this.#record(row, outcome, channels);
+      if (i + 1 < rows.length) await this.#release(rows.slice(i + 1));
+      return false;
+    }
+    await settleRecords();
+    return true;
+  }
+
+  /** Rows delivered (each with its status code and channels), recorded in one statement. */
+  async #recordDelivered(batch: Array<{ row: Claimed; statusCode: number | null; channels: string[] }>): Promise<void> {
+    const now = this.o.clock.now();
+    const at = new Date(now);
+    await this.o.pool.query(
+      `UPDATE event_deliveries d SET status = 'delivered', lease_until = NULL, delivered_at = $4, updated_at = $4, last_status_code = x.code, last_error = NULL,
+              channels = string_to_array(x.channels, ',')
+         FROM unnest($1::bigint[], $2::int[], $3::text[]) AS x(id, code, channels)
+        WHERE d.id = x.id`,
+      [batch.map((b) => b.row.id), batch.map((b) => b.statusCode), batch.map((b) => b.channels.join(',')), at],
+    );
+    this.stats.delivered += batch.length;
+    this.#onDelivered?.(batch.map((b) => b.row.target_integration_id), now);
+    for (const b of batch) this.#touched.add(b.row.event_id);
+  }
+
+  /** One attempt of one row: published to the messaging channel if there is one, then POSTed to the target's endpoint if it wants it. */
+  async #attempt(row: Claimed): Promise<{ outcome: PostOutcome; channels: string[] }> {
     const { webhookId, body } = this.#message(row);
     const channels: string[] = [];
     let outcome: PostOutcome = { kind: 'delivered', statusCode: null, retryAfterMs: null, error: null };
@@ -342,8 +517,7 @@ export class EventDeliveryWorker {
       });
       if (outcome.kind === 'delivered') channels.push('webhook');
     }
-    await this.o.beforeRecord?.(row.id);
-    await this.#record(row, outcome, channels);
+    return { outcome, channels };
   }
 
   async #record(row: Claimed, outcome: PostOutcome, channels: string[]): Promise<void> {
