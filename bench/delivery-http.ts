@@ -135,7 +135,8 @@ async function drain(endpointLaneBatch: number): Promise<{ total: number; perSec
 
 try {
   const ceil = await ceiling(DELIVERIES);
-  const before = await drain(1);
+  // BENCH_BEFORE=0 skips the old way (profiling the lane batches alone)
+  const before = process.env.BENCH_BEFORE === '0' ? { total: 0, perSecond: Number.NaN, inOrder: true } : await drain(1);
   const after = await drain(BATCH);
   console.log(`\nCross-integration delivery to HTTP endpoints only (${SOURCES.length} sources x ${TARGETS.length} targets = ${SOURCES.length * TARGETS.length} lanes, one POST in flight per lane; ${after.total} deliveries backlog)\n`);
   console.log(
