@@ -46,7 +46,7 @@ export const LANE_BATCH = 128;
 export const ENDPOINT_LANE_BATCH = 32;
 
 /**
- * How long an endpoint lane task keeps its lane: after a batch all delivered, it claims the lane's
+ * How long a lane task keeps its lane: after a batch all delivered, it claims the lane's
  * next rows itself (one indexed statement over that lane alone) instead of waiting for the claim
  * of all lanes, until this much time has passed; then the lane goes back to that claim, where
  * lanes are ranked by priority again.
@@ -194,7 +194,7 @@ export class EventDeliveryWorker {
 
   #track(lane: Claimed[]): void {
     this.stats.lanes++;
-    const p = (lane[0]!.url ? this.#endpointTurn(lane) : lane.length === 1 ? this.#deliver(lane[0]!) : this.#deliverLane(lane))
+    const p = this.#turn(lane)
       .catch((err) => this.o.log.error({ err, delivery: lane[0]!.id, rows: lane.length }, 'event delivery: recording the outcome failed; the lease will lapse and it is retried'))
       .finally(() => {
         this.#inflight.delete(p);
@@ -283,23 +283,40 @@ export class EventDeliveryWorker {
     return out;
   }
 
+  /** How many rows of a lane one claim takes. */
+  #laneCap(row: Claimed): number {
+    return row.url ? (this.o.endpointLaneBatch ?? ENDPOINT_LANE_BATCH) : this.o.publish ? (this.o.laneBatch ?? LANE_BATCH) : 1;
+  }
+
   /**
-   * The next rows of one lane, for the task that just finished its batch of it: the lane's head
-   * (its oldest open row) and the rows right after it, up to `cap`, as long as each is due and
-   * unleased, claimed in one statement that walks only that lane's open rows (index
-   * `event_deliveries_open`). Same rules as the claim of all lanes, cut included.
+   * The next rows of one lane, for the task that just delivered its batch of it (the lane's head
+   * up to `after`): the rows after it, up to the lane's batch size, as long as each is due and
+   * unleased, claimed in one statement that walks only that lane's open rows from `after` on
+   * (index `event_deliveries_open`; starting there skips the index entries of the rows just
+   * delivered, dead until a vacuum). Every row before `after` is finished, so the first row
+   * after it is the lane's head. Same rules as the claim of all lanes, cut included.
    */
-  async #claimLane(source: string, target: string, cap: number): Promise<Claimed[]> {
+  async #claimLane(source: string, target: string, after: number, delivered?: Claimed[]): Promise<Claimed[]> {
     const now = new Date(this.o.clock.now());
     const leaseUntil = new Date(now.getTime() + this.o.config.leaseMs);
+    const params: unknown[] = [now, source, target, this.o.publish ? (this.o.laneBatch ?? LANE_BATCH) : 1, leaseUntil, this.o.endpointLaneBatch ?? ENDPOINT_LANE_BATCH, after];
+    // a messaging batch's record rides in the same statement (its rows are all at or before `after`)
+    if (delivered) params.push(delivered.map((r) => r.id), ['messaging']);
+    const record = delivered
+      ? `rec AS (
+           UPDATE event_deliveries SET status = 'delivered', lease_until = NULL, delivered_at = $1, updated_at = $1, last_status_code = NULL, last_error = NULL, channels = $9
+            WHERE id = ANY($8::bigint[])
+         ), `
+      : '';
     const { rows } = await this.o.pool.query<Claimed>(
-      `WITH lane AS (
+      `WITH ${record}lane AS (
          SELECT d.id, row_number() OVER w AS rn,
                 bool_and(d.next_attempt_at <= $1 AND (d.lease_until IS NULL OR d.lease_until < $1)) OVER w AS ready
          FROM event_deliveries d
-         WHERE d.source_integration_id = $2 AND d.target_integration_id = $3 AND d.status IN ('pending', 'failed')
+         WHERE d.source_integration_id = $2 AND d.target_integration_id = $3 AND d.status IN ('pending', 'failed') AND d.id > $7
          WINDOW w AS (ORDER BY d.id ROWS UNBOUNDED PRECEDING)
-         ORDER BY d.id LIMIT $4
+         ORDER BY d.id
+         LIMIT (SELECT CASE WHEN EXISTS (SELECT 1 FROM integration_endpoints WHERE integration_id = $3) THEN $6::int ELSE $4::int END)
        ), locked AS (
          SELECT d.id FROM event_deliveries d JOIN lane l ON l.id = d.id
          WHERE l.ready AND d.status IN ('pending', 'failed') AND (d.lease_until IS NULL OR d.lease_until < $1)
@@ -315,9 +332,10 @@ export class EventDeliveryWorker {
        FROM claimed c JOIN lane l ON l.id = c.id JOIN cross_integration_events e ON e.id = c.event_id
        LEFT JOIN integration_endpoints ep ON ep.integration_id = c.target_integration_id
        ORDER BY l.rn`,
-      [now, source, target, cap, leaseUntil],
+      params,
     );
     this.stats.rounds++;
+    if (delivered) this.#delivered(delivered, now.getTime());
     return this.#cut(rows);
   }
 
@@ -337,8 +355,11 @@ export class EventDeliveryWorker {
    * first failure that row takes its retry and the rows after it go back untried, so the lane
    * waits for it; a receiver that already got a later row dedupes its repeat on webhook-id.
    */
-  async #deliverLane(rows: Claimed[]): Promise<void> {
-    if (this.#abort.signal.aborted) return this.#release(rows);
+  async #deliverLane(rows: Claimed[], next = false): Promise<{ whole: boolean; next?: Claimed[] }> {
+    if (this.#abort.signal.aborted) {
+      await this.#release(rows);
+      return { whole: false };
+    }
     const publish = this.o.publish!;
     const sent = rows.map((row) => {
       const { webhookId, body } = this.#message(row);
@@ -348,6 +369,10 @@ export class EventDeliveryWorker {
     const failed = results.findIndex((r) => r.status === 'rejected');
     const done = failed < 0 ? rows : rows.slice(0, failed);
     for (const r of done) await this.o.beforeRecord?.(r.id);
+    if (failed < 0 && next) {
+      const last = rows[rows.length - 1]!;
+      return { whole: true, next: await this.#claimLane(last.source_integration_id, last.target_integration_id, last.id, rows) };
+    }
     if (done.length > 0) {
       const at = new Date(this.o.clock.now());
       await this.o.pool.query(
@@ -355,15 +380,22 @@ export class EventDeliveryWorker {
           WHERE id = ANY($1::bigint[])`,
         [done.map((r) => r.id), at, ['messaging']],
       );
-      this.stats.delivered += done.length;
-      this.#onDelivered?.(done.map((r) => r.target_integration_id), at.getTime());
-      for (const r of done) this.#touched.add(r.event_id);
+      this.#delivered(done, at.getTime());
     }
     if (failed >= 0) {
       const reason = (results[failed] as PromiseRejectedResult).reason as Error;
       await this.#record(rows[failed]!, { kind: 'retry', statusCode: null, retryAfterMs: null, error: `publish: ${reason?.message ?? String(reason)}` }, []);
       if (failed + 1 < rows.length) await this.#release(rows.slice(failed + 1));
+      return { whole: false };
     }
+    return { whole: true };
+  }
+
+  /** Rows recorded delivered to the messaging channel (after the commit): counted, heard of, their events settled next. */
+  #delivered(rows: Claimed[], at: number): void {
+    this.stats.delivered += rows.length;
+    this.#onDelivered?.(rows.map((r) => r.target_integration_id), at);
+    for (const r of rows) this.#touched.add(r.event_id);
   }
 
   /** The delivery's webhook-id and body (Standard Webhooks' envelope), the same on every channel. */
@@ -395,20 +427,33 @@ export class EventDeliveryWorker {
   }
 
   /**
-   * An endpoint lane's turn: its claimed rows, then, while every row is delivered and the turn
-   * lasts, the lane's next rows claimed by this task and delivered the same way. Rows that come back
-   * without an endpoint (it was removed meanwhile) go back untried, for the claim of all lanes.
+   * A lane's turn: its claimed rows, then, while every row is delivered and the turn lasts, the
+   * lane's next rows claimed by this task itself and delivered the same way (no wait for the claim
+   * of all lanes, which walks every open row). A lane with an HTTP endpoint POSTs one row at a time;
+   * one without publishes its rows pipelined; a lane with neither (no messaging channel, no
+   * endpoint) records one row at a time and ends its turn there.
    */
-  async #endpointTurn(first: Claimed[]): Promise<void> {
+  async #turn(first: Claimed[]): Promise<void> {
     const started = performance.now();
-    const cap = this.o.endpointLaneBatch ?? ENDPOINT_LANE_BATCH;
     let rows = first;
     for (;;) {
-      const whole = await this.#deliverEndpointLane(rows);
-      if (!whole || !this.#running || performance.now() - started >= LANE_TURN_MS) return;
-      rows = await this.#claimLane(rows[0]!.source_integration_id, rows[0]!.target_integration_id, cap);
+      // a batch short of the lane's size means the lane has caught up: new rows come with the wakes
+      // of the loop, batched across lanes, instead of a claim per lane per round
+      const more = (n: number) => this.#running && n >= this.#laneCap(rows[0]!) && performance.now() - started < LANE_TURN_MS;
+      const { source_integration_id: source, target_integration_id: target } = rows[0]!;
+      if (rows[0]!.url) {
+        if (!(await this.#deliverEndpointLane(rows)) || !more(rows.length)) return;
+        rows = await this.#claimLane(source, target, rows[rows.length - 1]!.id);
+      } else if (this.o.publish) {
+        // the batch's record and the claim of the lane's next rows are one statement
+        const r = await this.#deliverLane(rows, more(rows.length));
+        if (!r.next) return;
+        rows = r.next;
+      } else {
+        await this.#deliver(rows[0]!);
+        return;
+      }
       if (rows.length === 0) return;
-      if (!rows[0]!.url) return this.#release(rows);
     }
   }
 
