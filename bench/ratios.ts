@@ -43,6 +43,14 @@ function procStat(pid: number): { us: number; childUs: number; ppid: number } | 
     return undefined;
   }
 }
+/** write-family system calls (write, writev, pwrite: sockets, pipes and files alike) `pid` has made so far. */
+function writeCalls(pid: number): number {
+  try {
+    return Number(/^syscw: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1] ?? NaN);
+  } catch {
+    return NaN;
+  }
+}
 const pids = () => readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
 /** The PostgreSQL server's CPU so far: the postmaster (with the backends it reaped) and its live children. */
 const postgresCpu = (postmaster: number) => {
@@ -122,7 +130,7 @@ async function main(): Promise<void> {
   const cpu = () => {
     const s = procStat(child.pid!)!;
     const g = process.cpuUsage();
-    return { server: s.us + s.childUs, postgres: postgresCpu(postmaster), nats: nats ? procStat(nats)!.us : NaN, generator: g.user + g.system };
+    return { server: s.us + s.childUs, postgres: postgresCpu(postmaster), nats: nats ? procStat(nats)!.us : NaN, generator: g.user + g.system, serverWrites: writeCalls(child.pid!) };
   };
   /** CPU µs per request of every process around `run` (which answers how many requests it made), the relay's outbox drained before the second reading. */
   const perRequest = async (run: () => Promise<number>) => {
@@ -205,6 +213,7 @@ async function main(): Promise<void> {
     row('open loop, 500 POST/s', openCpu),
     ['reference: one-statement ceiling, 50 clients (per statement)', '-', fmt(ceilingCpu.postgres, 0), '-', `${fmt(ceilingCpu.client, 0)} (pg client)`, fmt(ceilingCpu.postgres + ceilingCpu.client, 0)],
   ]));
+  console.log(`\nserver write system calls per POST (/proc/<pid>/io syscw: its socket writes, and its log's): closed loop ${fmt(closedCpu.serverWrites, 2)}, open loop 500/s ${fmt(openCpu.serverWrites, 2)}`);
 }
 
 await main();

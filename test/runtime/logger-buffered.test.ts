@@ -1,15 +1,23 @@
 import { spawn } from 'node:child_process';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 
 const WORKER = fileURLToPath(new URL('../fixtures/log-worker.ts', import.meta.url));
 
 interface Line { i?: number; msg: string; password?: string; config?: { jwtSecret?: string }; req?: { headers?: { authorization?: string } }; level: number }
 
+const running = new Set<ReturnType<typeof spawn>>();
+afterEach(() => {
+  // a failed test leaves no worker behind (the drain case would otherwise live on if its timer held it)
+  for (const p of running) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  running.clear();
+});
+
 /** Runs the log worker; each stdout line with the time it arrived, and the worker's stderr markers. */
 function worker(mode: string, env: Record<string, string> = {}) {
   const proc = spawn(process.execPath, ['--import', 'tsx', WORKER], { env: { ...process.env, LOG_WORKER_MODE: mode, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(proc);
   const lines: Array<{ at: number; line: Line }> = [];
   readline.createInterface({ input: proc.stdout }).on('line', (l) => lines.push({ at: Date.now(), line: JSON.parse(l) as Line }));
   let stderr = '';
