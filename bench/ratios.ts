@@ -179,15 +179,17 @@ async function main(): Promise<void> {
       if (per.some((v) => v > 0.001)) console.log(`  ${r.relname}: ${['ins', 'upd', 'hot', 'del', 'seq_scan', 'idx_scan'].map((c, i) => `${c} ${fmt(per[i]!)}`).join(' ')}`);
     }
   }
-  let post500 = undefined as never as Awaited<ReturnType<typeof openLoop>>;
+  // BENCH_HTTP_SECONDS=0: no open loops (a BENCH_CPU_PROF profile of the closed loop's POSTs alone)
+  const none = { rate: 0, sent: 0, achieved: NaN, non2xx: 0, errors: 0, latencies: [], maxSendLagMs: NaN };
+  let post500: Awaited<ReturnType<typeof openLoop>> = none;
   const openCpu = await perRequest(async () => {
-    post500 = await openLoop({ port, headers, connections: 50, rate: 500, seconds: HTTP_SECONDS, next: () => ({ method: 'POST', path: transitionPath(ids, k++) }) });
+    if (HTTP_SECONDS > 0) post500 = await openLoop({ port, headers, connections: 50, rate: 500, seconds: HTTP_SECONDS, next: () => ({ method: 'POST', path: transitionPath(ids, k++) }) });
     return post500.sent;
   });
   let g = 0;
   const getPath = () => `/api/v1/vendor-partner-coordination/relationships/${ids[g++ % ids.length]}`;
-  await openLoop({ port, headers, connections: 50, rate: 3_000, seconds: 2, next: () => ({ method: 'GET', path: getPath() }) }); // warm-up
-  const get3000 = await openLoop({ port, headers, connections: 50, rate: 3_000, seconds: HTTP_SECONDS, next: () => ({ method: 'GET', path: getPath() }) });
+  if (HTTP_SECONDS > 0) await openLoop({ port, headers, connections: 50, rate: 3_000, seconds: 2, next: () => ({ method: 'GET', path: getPath() }) }); // warm-up
+  const get3000 = HTTP_SECONDS > 0 ? await openLoop({ port, headers, connections: 50, rate: 3_000, seconds: HTTP_SECONDS, next: () => ({ method: 'GET', path: getPath() }) }) : none;
   bad += post500.non2xx + post500.errors + get3000.non2xx + get3000.errors;
   await check.end();
   child.kill('SIGTERM');
