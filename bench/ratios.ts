@@ -51,6 +51,15 @@ function writeCalls(pid: number): number {
     return NaN;
   }
 }
+/** Minor page faults of `pid` so far (/proc/<pid>/stat field 10). */
+function minorFaults(pid: number): number {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[7]);
+  } catch {
+    return NaN;
+  }
+}
 const pids = () => readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
 /** The PostgreSQL server's CPU so far: the postmaster (with the backends it reaped) and its live children. */
 const postgresCpu = (postmaster: number) => {
@@ -130,7 +139,7 @@ async function main(): Promise<void> {
   const cpu = () => {
     const s = procStat(child.pid!)!;
     const g = process.cpuUsage();
-    return { server: s.us + s.childUs, postgres: postgresCpu(postmaster), nats: nats ? procStat(nats)!.us : NaN, generator: g.user + g.system, serverWrites: writeCalls(child.pid!) };
+    return { server: s.us + s.childUs, postgres: postgresCpu(postmaster), nats: nats ? procStat(nats)!.us : NaN, generator: g.user + g.system, serverWrites: writeCalls(child.pid!), serverFaults: minorFaults(child.pid!) };
   };
   /** CPU µs per request of every process around `run` (which answers how many requests it made), the relay's outbox drained before the second reading. */
   const perRequest = async (run: () => Promise<number>) => {
@@ -215,7 +224,7 @@ async function main(): Promise<void> {
     row('open loop, 500 POST/s', openCpu),
     ['reference: one-statement ceiling, 50 clients (per statement)', '-', fmt(ceilingCpu.postgres, 0), '-', `${fmt(ceilingCpu.client, 0)} (pg client)`, fmt(ceilingCpu.postgres + ceilingCpu.client, 0)],
   ]));
-  console.log(`\nserver write system calls per POST (/proc/<pid>/io syscw: its socket writes, and its log's): closed loop ${fmt(closedCpu.serverWrites, 2)}, open loop 500/s ${fmt(openCpu.serverWrites, 2)}`);
+  console.log(`\nserver write system calls per POST (/proc/<pid>/io syscw: its socket writes, and its log's): closed loop ${fmt(closedCpu.serverWrites, 2)}, open loop 500/s ${fmt(openCpu.serverWrites, 2)}; minor page faults per POST: closed loop ${fmt(closedCpu.serverFaults, 2)}, open loop 500/s ${fmt(openCpu.serverFaults, 2)}`);
 }
 
 await main();
