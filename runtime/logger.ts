@@ -80,7 +80,7 @@ const flushAllSync = () => {
 /**
  * The process's logger: structured JSON lines, secrets redacted (REDACT_PATHS), written to
  * `destination` (stdout by default) as each line is logged - or, with `buffered`, through a
- * buffer (BufferedLog).
+ * buffer (BufferedLog) to `buffered.dest` (`destination` is then not used).
  *
  * The buffer's trade-off: a line reaches the destination up to `flushMs` after it was logged,
  * and a process that dies without running its exit handlers (kill -9, the OOM killer, a crash of
