@@ -43,6 +43,23 @@ function procStat(pid: number): { us: number; childUs: number; ppid: number } | 
     return undefined;
   }
 }
+/** write-family system calls (write, writev, pwrite: sockets, pipes and files alike) `pid` has made so far. */
+function writeCalls(pid: number): number {
+  try {
+    return Number(/^syscw: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1] ?? NaN);
+  } catch {
+    return NaN;
+  }
+}
+/** Minor page faults of `pid` so far (/proc/<pid>/stat field 10). */
+function minorFaults(pid: number): number {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[7]);
+  } catch {
+    return NaN;
+  }
+}
 const pids = () => readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
 /** The PostgreSQL server's CPU so far: the postmaster (with the backends it reaped) and its live children. */
 const postgresCpu = (postmaster: number) => {
@@ -122,7 +139,7 @@ async function main(): Promise<void> {
   const cpu = () => {
     const s = procStat(child.pid!)!;
     const g = process.cpuUsage();
-    return { server: s.us + s.childUs, postgres: postgresCpu(postmaster), nats: nats ? procStat(nats)!.us : NaN, generator: g.user + g.system };
+    return { server: s.us + s.childUs, postgres: postgresCpu(postmaster), nats: nats ? procStat(nats)!.us : NaN, generator: g.user + g.system, serverWrites: writeCalls(child.pid!), serverFaults: minorFaults(child.pid!) };
   };
   /** CPU µs per request of every process around `run` (which answers how many requests it made), the relay's outbox drained before the second reading. */
   const perRequest = async (run: () => Promise<number>) => {
@@ -171,15 +188,17 @@ async function main(): Promise<void> {
       if (per.some((v) => v > 0.001)) console.log(`  ${r.relname}: ${['ins', 'upd', 'hot', 'del', 'seq_scan', 'idx_scan'].map((c, i) => `${c} ${fmt(per[i]!)}`).join(' ')}`);
     }
   }
-  let post500 = undefined as never as Awaited<ReturnType<typeof openLoop>>;
+  // BENCH_HTTP_SECONDS=0: no open loops (a BENCH_CPU_PROF profile of the closed loop's POSTs alone)
+  const none = { rate: 0, sent: 0, achieved: NaN, non2xx: 0, errors: 0, latencies: [], maxSendLagMs: NaN };
+  let post500: Awaited<ReturnType<typeof openLoop>> = none;
   const openCpu = await perRequest(async () => {
-    post500 = await openLoop({ port, headers, connections: 50, rate: 500, seconds: HTTP_SECONDS, next: () => ({ method: 'POST', path: transitionPath(ids, k++) }) });
+    if (HTTP_SECONDS > 0) post500 = await openLoop({ port, headers, connections: 50, rate: 500, seconds: HTTP_SECONDS, next: () => ({ method: 'POST', path: transitionPath(ids, k++) }) });
     return post500.sent;
   });
   let g = 0;
   const getPath = () => `/api/v1/vendor-partner-coordination/relationships/${ids[g++ % ids.length]}`;
-  await openLoop({ port, headers, connections: 50, rate: 3_000, seconds: 2, next: () => ({ method: 'GET', path: getPath() }) }); // warm-up
-  const get3000 = await openLoop({ port, headers, connections: 50, rate: 3_000, seconds: HTTP_SECONDS, next: () => ({ method: 'GET', path: getPath() }) });
+  if (HTTP_SECONDS > 0) await openLoop({ port, headers, connections: 50, rate: 3_000, seconds: 2, next: () => ({ method: 'GET', path: getPath() }) }); // warm-up
+  const get3000 = HTTP_SECONDS > 0 ? await openLoop({ port, headers, connections: 50, rate: 3_000, seconds: HTTP_SECONDS, next: () => ({ method: 'GET', path: getPath() }) }) : none;
   bad += post500.non2xx + post500.errors + get3000.non2xx + get3000.errors;
   await check.end();
   child.kill('SIGTERM');
@@ -205,6 +224,7 @@ async function main(): Promise<void> {
     row('open loop, 500 POST/s', openCpu),
     ['reference: one-statement ceiling, 50 clients (per statement)', '-', fmt(ceilingCpu.postgres, 0), '-', `${fmt(ceilingCpu.client, 0)} (pg client)`, fmt(ceilingCpu.postgres + ceilingCpu.client, 0)],
   ]));
+  console.log(`\nserver write system calls per POST (/proc/<pid>/io syscw: its socket writes, and its log's): closed loop ${fmt(closedCpu.serverWrites, 2)}, open loop 500/s ${fmt(openCpu.serverWrites, 2)}; minor page faults per POST: closed loop ${fmt(closedCpu.serverFaults, 2)}, open loop 500/s ${fmt(openCpu.serverFaults, 2)}`);
 }
 
 await main();
