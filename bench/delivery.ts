@@ -5,6 +5,7 @@
  *   1. the ceiling: raw JetStream publishes of the same messages, pipelined, with Nats-Msg-Id;
  *   2. throughput: a backlog of BENCH_DELIVERIES (default 20,000) deliveries drained by one
  *      worker, one row per lane at a time (the old way) and in lane batches (now);
+ *      with the CPU each message cost our process, PostgreSQL and nats-server (from /proc);
  *   3. latency: events offered at a fixed rate (500 events/s = 1,000 deliveries/s), from the
  *      event's commit to its message seen by a subscriber of the deliver subjects, p50/p99.
  */
@@ -19,6 +20,7 @@ import { deliverSubject, natsDeliverPublisher } from '../services/events/channel
 import { EventService } from '../services/events/service.js';
 import { EventDeliveryWorker } from '../services/events/worker.js';
 import { benchDatabase, benchLog, dropNatsStreams, fmt, percentile, table } from './lib.js';
+import { cpuNow, natsPid, postmasterOf } from './proc.js';
 
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const DELIVERIES = Number(process.env.BENCH_DELIVERIES ?? 20_000);
@@ -54,20 +56,35 @@ async function backlog(n: number): Promise<void> {
 
 const open = async () => Number((await pool.query<{ n: string }>(`SELECT count(*) AS n FROM event_deliveries WHERE status IN ('pending', 'failed')`)).rows[0]!.n);
 
-async function drain(laneBatch: number): Promise<{ perSecond: number; seconds: number }> {
+const postmaster = await postmasterOf(pool);
+const nats = natsPid(NATS_URL);
+type Cpu = { node: number; postgres: number; nats: number };
+/** CPU µs per message by process since `c0` (the open-rows poll of a drain is in it: one count per 20 ms). */
+const perMessage = (c0: Cpu, n: number): Cpu => {
+  const c1 = cpuNow(postmaster, nats);
+  return { node: (c1.node - c0.node) / n, postgres: (c1.postgres - c0.postgres) / n, nats: (c1.nats - c0.nats) / n };
+};
+const cpuCell = (c: Cpu) => `${fmt(c.node, 0)} / ${fmt(c.postgres, 0)} / ${fmt(c.nats, 0)} = ${fmt(c.node + c.postgres + c.nats, 0)}`;
+
+async function drain(laneBatch: number): Promise<{ perSecond: number; seconds: number; cpu: Cpu }> {
   await backlog(DELIVERIES);
   const total = await open();
   const worker = new EventDeliveryWorker({ pool, config: config.events, clock: systemClock, log: benchLog, publish, laneBatch });
+  const c0 = cpuNow(postmaster, nats);
   const t0 = performance.now();
   worker.start();
-  while ((await open()) > 0) await new Promise((r) => setTimeout(r, 20));
+  // done when the worker has recorded them all (a count of the open rows every 20 ms would cost
+  // PostgreSQL more than the delivery: with no vacuum it visits every row of the backlog each time)
+  while (worker.stats.delivered < total) await new Promise((r) => setTimeout(r, 20));
   const seconds = (performance.now() - t0) / 1000;
+  const cpu = perMessage(c0, total);
   await worker.stop();
-  return { perSecond: total / seconds, seconds };
+  return { perSecond: total / seconds, seconds, cpu };
 }
 
-async function ceiling(n: number): Promise<number> {
+async function ceiling(n: number): Promise<{ perSecond: number; cpu: Cpu }> {
   const js = jetstream(nc);
+  const c0 = cpuNow(postmaster, nats);
   const t0 = performance.now();
   const window: Array<Promise<unknown>> = [];
   for (let i = 0; i < n; i++) {
@@ -77,7 +94,7 @@ async function ceiling(n: number): Promise<number> {
     if (window.length >= 256) await Promise.all(window.splice(0));
   }
   await Promise.all(window);
-  return n / ((performance.now() - t0) / 1000);
+  return { perSecond: n / ((performance.now() - t0) / 1000), cpu: perMessage(c0, n) };
 }
 
 async function latency(): Promise<{ p50: number; p99: number; max: number; seen: number; offered: number }> {
@@ -128,9 +145,12 @@ try {
     table(
       ['measure', 'value'],
       [
-        ['raw JetStream publish, pipelined (ceiling), msg/s', fmt(ceil, 0)],
+        ['raw JetStream publish, pipelined (ceiling), msg/s', fmt(ceil.perSecond, 0)],
         ['one row per lane at a time (before), deliveries/s', fmt(before.perSecond, 0)],
         [`lane batches of up to ${process.env.BENCH_LANE_BATCH ?? 128} (now), deliveries/s`, fmt(after.perSecond, 0)],
+        ['CPU µs per message, node / PostgreSQL / nats-server: raw publish', cpuCell(ceil.cpu)],
+        ['  one row per lane at a time', cpuCell(before.cpu)],
+        ['  lane batches', cpuCell(after.cpu)],
         [`at ${RATE * TARGETS.length} deliveries/s offered: commit -> seen, p50 / p99 / max ms`, `${fmt(l.p50, 1)} / ${fmt(l.p99, 1)} / ${fmt(l.max, 1)}`],
         ['  deliveries seen / offered', `${l.seen} / ${l.offered}`],
       ],

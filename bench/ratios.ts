@@ -13,7 +13,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +22,7 @@ import { signToken } from '../http/auth/jwt.js';
 import { migrate } from '../runtime/migrate.js';
 import { createRelationships, transitionPath } from './http.js';
 import { benchDatabase, dropNatsStreams, fmt, percentile, table } from './lib.js';
+import { minorFaults, natsPid, postgresCpu, procStat, writeCalls } from './proc.js';
 import { openLoop } from './open-loop.js';
 import { ceilingWrite, commitWrite, drive, drive32Create, actorFor, plainDrive, plainState, runtimeOver } from './runtime.js';
 
@@ -31,47 +31,6 @@ const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const HTTP_SECONDS = Number(process.env.BENCH_HTTP_SECONDS ?? 10);
 const RELATIONSHIPS = 2_000;
 const CLOSED_ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6);
-const HZ = 100; // USER_HZ: /proc/<pid>/stat counts clock ticks of 10 ms
-
-/** utime+stime (+ cutime+cstime: children it reaped) of `pid` in µs, and its parent. */
-function procStat(pid: number): { us: number; childUs: number; ppid: number } | undefined {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return { us: ((Number(f[11]) + Number(f[12])) * 1e6) / HZ, childUs: ((Number(f[13]) + Number(f[14])) * 1e6) / HZ, ppid: Number(f[1]) };
-  } catch {
-    return undefined;
-  }
-}
-/** write-family system calls (write, writev, pwrite: sockets, pipes and files alike) `pid` has made so far. */
-function writeCalls(pid: number): number {
-  try {
-    return Number(/^syscw: (\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))?.[1] ?? NaN);
-  } catch {
-    return NaN;
-  }
-}
-/** Minor page faults of `pid` so far (/proc/<pid>/stat field 10). */
-function minorFaults(pid: number): number {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[7]);
-  } catch {
-    return NaN;
-  }
-}
-const pids = () => readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
-/** The PostgreSQL server's CPU so far: the postmaster (with the backends it reaped) and its live children. */
-const postgresCpu = (postmaster: number) => {
-  const pm = procStat(postmaster)!;
-  return pm.us + pm.childUs + pids().reduce((sum, p) => { const s = procStat(p); return s?.ppid === postmaster ? sum + s.us : sum; }, 0);
-};
-function natsPid(): number | undefined {
-  const candidates = pids().filter((p) => { try { return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'nats-server'; } catch { return false; } });
-  const port = new URL(NATS_URL).port || '4222';
-  return candidates.find((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').some((a) => a === port || a.endsWith(`:${port}`))) ?? (candidates.length === 1 ? candidates[0] : undefined);
-}
-
 async function freePort(): Promise<number> {
   const s = createServer();
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
@@ -135,7 +94,7 @@ async function main(): Promise<void> {
   const check = new pg.Client({ connectionString: db.url });
   await check.connect();
   const postmaster = procStat(Number((await check.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid))!.ppid;
-  const nats = natsPid();
+  const nats = natsPid(NATS_URL);
   const cpu = () => {
     const s = procStat(child.pid!)!;
     const g = process.cpuUsage();
