@@ -64,6 +64,18 @@ export function deliveryRetryPolicy(c: EventsConfig): RetryPolicy {
   return { maxAttempts: c.maxAttempts, initialMs: c.retryBackoffMs, factor: 2, maxMs: c.retryMaxMs, jitter: 0, maxRetryAfterMs: MAX_RETRY_AFTER_MS };
 }
 
+/**
+ * The last part of a claim: the rows just leased (CTE `claimed`) with their place in the lane (from
+ * the CTE `cte`, aliased `alias`, with `id` and `rn`), their event and their target's endpoint.
+ */
+const claimedRows = (cte: string, alias: string, order: string): string =>
+  `SELECT c.id::int AS id, c.event_id, c.target_integration_id, c.attempts, c.generation, c.lease_until, ${alias}.rn::int AS rn,
+          e.event_name, e.source_integration_id, e.event_category, e.priority, e.payload, e.metadata, e.created_at,
+          ep.url, ep.secret, ep.event_names, ep.event_categories
+   FROM claimed c JOIN ${cte} ${alias} ON ${alias}.id = c.id JOIN cross_integration_events e ON e.id = c.event_id
+   LEFT JOIN integration_endpoints ep ON ep.integration_id = c.target_integration_id
+   ORDER BY ${order}`;
+
 interface Claimed {
   id: number;
   /** Its place in its lane at the claim (1: the head). */
@@ -243,12 +255,7 @@ export class EventDeliveryWorker {
          FROM locked WHERE d.id = locked.id
          RETURNING d.id, d.event_id, d.target_integration_id, d.attempts, d.generation, d.lease_until
        )
-       SELECT c.id::int AS id, c.event_id, c.target_integration_id, c.attempts, c.generation, c.lease_until, p.rn::int AS rn,
-              e.event_name, e.source_integration_id, e.event_category, e.priority, e.payload, e.metadata, e.created_at,
-              ep.url, ep.secret, ep.event_names, ep.event_categories
-       FROM claimed c JOIN picked p ON p.id = c.id JOIN cross_integration_events e ON e.id = c.event_id
-       LEFT JOIN integration_endpoints ep ON ep.integration_id = c.target_integration_id
-       ORDER BY p.lane_rank DESC, p.lane_head, p.rn`,
+       ${claimedRows('picked', 'p', 'p.lane_rank DESC, p.lane_head, p.rn')}`,
       [now, lanes, leaseUntil, perLane, perEndpointLane],
     );
     return this.#cut(rows);
@@ -326,12 +333,7 @@ export class EventDeliveryWorker {
          WHERE d.id = ANY(ARRAY(SELECT id FROM locked))
          RETURNING d.id, d.event_id, d.target_integration_id, d.attempts, d.generation, d.lease_until
        )
-       SELECT c.id::int AS id, c.event_id, c.target_integration_id, c.attempts, c.generation, c.lease_until, l.rn::int AS rn,
-              e.event_name, e.source_integration_id, e.event_category, e.priority, e.payload, e.metadata, e.created_at,
-              ep.url, ep.secret, ep.event_names, ep.event_categories
-       FROM claimed c JOIN lane l ON l.id = c.id JOIN cross_integration_events e ON e.id = c.event_id
-       LEFT JOIN integration_endpoints ep ON ep.integration_id = c.target_integration_id
-       ORDER BY l.rn`,
+       ${claimedRows('lane', 'l', 'l.rn')}`,
       params,
     );
     this.stats.rounds++;
