@@ -10,10 +10,12 @@ const scripts = [
   'http.ts',
   'events.ts',
   'delivery.ts',
+  'delivery-http.ts',
   'saga.ts',
   'webhooks.ts',
   'outbound.ts',
   'sync.ts',
+  'sync-speed.ts',
   'registry.ts',
   'playbooks.ts',
   'playbook-steps.ts',
@@ -22,6 +24,7 @@ const scripts = [
   'quotas.ts',
   'fairness.ts',
   'ratios.ts',
+  'log-line.ts',
 ].filter(
   (s) => existsSync(fileURLToPath(new URL(`./${s}`, import.meta.url))) && (only.length === 0 || only.some((o) => s.startsWith(o))),
 );
