@@ -224,8 +224,7 @@ export class EventDeliveryWorker {
   async #claim(lanes: number): Promise<Claimed[]> {
     const now = new Date(this.o.clock.now());
     const leaseUntil = new Date(now.getTime() + this.o.config.leaseMs);
-    const perLane = this.o.publish ? (this.o.laneBatch ?? LANE_BATCH) : 1;
-    const perEndpointLane = this.o.endpointLaneBatch ?? ENDPOINT_LANE_BATCH;
+    const caps = this.#caps();
     const { rows } = await this.o.pool.query<Claimed>(
       `WITH open AS (
          SELECT d.id, d.source_integration_id, d.target_integration_id,
@@ -256,7 +255,7 @@ export class EventDeliveryWorker {
          RETURNING d.id, d.event_id, d.target_integration_id, d.attempts, d.generation, d.lease_until
        )
        ${claimedRows('picked', 'p', 'p.lane_rank DESC, p.lane_head, p.rn')}`,
-      [now, lanes, leaseUntil, perLane, perEndpointLane],
+      [now, lanes, leaseUntil, caps.other, caps.endpoint],
     );
     return this.#cut(rows);
   }
@@ -290,9 +289,14 @@ export class EventDeliveryWorker {
     return out;
   }
 
-  /** How many rows of a lane one claim takes. */
+  /** How many rows of a lane one claim takes: a lane with an HTTP endpoint, and one without (messaging, or neither channel). */
+  #caps(): { endpoint: number; other: number } {
+    return { endpoint: this.o.endpointLaneBatch ?? ENDPOINT_LANE_BATCH, other: this.o.publish ? (this.o.laneBatch ?? LANE_BATCH) : 1 };
+  }
+
   #laneCap(row: Claimed): number {
-    return row.url ? (this.o.endpointLaneBatch ?? ENDPOINT_LANE_BATCH) : this.o.publish ? (this.o.laneBatch ?? LANE_BATCH) : 1;
+    const caps = this.#caps();
+    return row.url ? caps.endpoint : caps.other;
   }
 
   /**
@@ -306,7 +310,8 @@ export class EventDeliveryWorker {
   async #claimLane(source: string, target: string, after: number, delivered?: Claimed[]): Promise<Claimed[]> {
     const now = new Date(this.o.clock.now());
     const leaseUntil = new Date(now.getTime() + this.o.config.leaseMs);
-    const params: unknown[] = [now, source, target, this.o.publish ? (this.o.laneBatch ?? LANE_BATCH) : 1, leaseUntil, this.o.endpointLaneBatch ?? ENDPOINT_LANE_BATCH, after];
+    const caps = this.#caps();
+    const params: unknown[] = [now, source, target, caps.other, leaseUntil, caps.endpoint, after];
     // a messaging batch's record rides in the same statement (its rows are all at or before `after`)
     if (delivered) params.push(delivered.map((r) => r.id), ['messaging']);
     const record = delivered
@@ -393,7 +398,7 @@ export class EventDeliveryWorker {
     return { whole: true };
   }
 
-  /** Rows recorded delivered to the messaging channel (after the commit): counted, heard of, their events settled next. */
+  /** Rows recorded delivered (after the commit): counted, heard of, their events settled next. */
   #delivered(rows: Claimed[], at: number): void {
     this.stats.delivered += rows.length;
     this.#onDelivered?.(rows.map((r) => r.target_integration_id), at);
@@ -534,9 +539,7 @@ export class EventDeliveryWorker {
         WHERE d.id = x.id`,
       [batch.map((b) => b.row.id), batch.map((b) => b.statusCode), batch.map((b) => b.channels.join(',')), at],
     );
-    this.stats.delivered += batch.length;
-    this.#onDelivered?.(batch.map((b) => b.row.target_integration_id), now);
-    for (const b of batch) this.#touched.add(b.row.event_id);
+    this.#delivered(batch.map((b) => b.row), now);
   }
 
   /** One attempt of one row: published to the messaging channel if there is one, then POSTed to the target's endpoint if it wants it. */

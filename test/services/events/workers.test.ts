@@ -137,6 +137,35 @@ describe('delivery workers', () => {
     expect(rx.accepted.filter((a) => a.body.data.id === ev.id)).toHaveLength(1);
   });
 
+  it('an endpoint lane starts no POST that could outlive its lease: the rest of a batch goes back for the next claim, in order', async () => {
+    const svc = await setup(['gl-a', 'gl-b']);
+    rx.state.behaviour = () => ({ status: 200, record: true });
+    for (let n = 0; n < 8; n++) {
+      for (const target of ['gl-a', 'gl-b']) {
+        await svc.publish(database.pool, operator, { eventName: 'tick', sourceIntegrationId: 'gl-s', targetIntegrationIds: [target], payload: { n }, eventCategory: 'ops' });
+      }
+    }
+    // gl-a's lanes under a lease shorter than a POST's timeout plus the margin: one POST per claim;
+    // then gl-b's under the default lease: the whole batch on one claim, nothing handed back
+    const run = async (target: string, env: Record<string, string>) => {
+      const worker = new EventDeliveryWorker({ pool: database.pool, config: config(env), clock: systemClock, log: testLog, endpointLaneBatch: 16 });
+      worker.start();
+      try {
+        await waitFor(`${target}: 8 delivered`, () => rx.accepted.filter((a) => a.target === target).length === 8, 20_000);
+      } finally {
+        await worker.stop();
+      }
+      expect(rx.accepted.filter((a) => a.target === target).map((a) => a.body.data.payload.n)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+      return worker.stats;
+    };
+    await database.pool.query(`UPDATE event_deliveries SET next_attempt_at = now() + interval '1 hour' WHERE target_integration_id = 'gl-b'`);
+    const short = await run('gl-a', { EVENT_DELIVERY_LEASE_MS: '2000', WEBHOOK_TIMEOUT_MS: '1500' });
+    await database.pool.query(`UPDATE event_deliveries SET next_attempt_at = now() WHERE target_integration_id = 'gl-b'`);
+    const long = await run('gl-b', {});
+    expect(short.released).toBe(7 + 6 + 5 + 4 + 3 + 2 + 1); // each claim POSTed its head and handed the rest back
+    expect(long.released).toBe(0);
+  });
+
   it('a receiver that times out still uses up an attempt (only our own shutdown does not)', async () => {
     const svc = await setup(['to-a']);
     rx.state.behaviour = ({ target }) => (target === 'to-a' ? { status: 200, delayMs: 5_000, record: false } : { status: 200, record: true });
